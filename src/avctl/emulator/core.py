@@ -268,7 +268,7 @@ class EmulatorServer:
     def __init__(self) -> None:
         self.app = web.Application(client_max_size=1024**3, handler_args={"max_field_size": 65536})
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self.devices: list[EmulatedDevice] = []
         self._started = False
@@ -294,7 +294,7 @@ class EmulatorServer:
         if listener.sock is None:
             listener.sock = _bind(device.host, device.port)
         ctx = server_context(device.cert_pem, device.key_pem) if device.scheme == "https" else None
-        site = web.SockSite(self.runner, listener.sock, ssl_context=ctx, shutdown_timeout=0.1)
+        site = web.SockSite(self.runner, listener.sock, ssl_context=ctx)
         await site.start()
         listener.site = site
 

@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 
 
 class VideoOSHandlers:
+    """Mixed into `EmulatedVideoOS` (which provides `reboot()` and the rest of `EmulatedDevice`)."""
+
     state: VideoOSState
 
-    def reboot(self, seconds: float | None = None) -> None:  # provided by EmulatedDevice
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        def reboot(self, seconds: float | None = None) -> None: ...
 
     # -- audio --
 
