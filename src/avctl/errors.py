@@ -43,8 +43,9 @@ class SpecError(AvctlError):
 
     kind = "spec"
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, hint: str | None = None
+    ) -> None:
         where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
         super().__init__(f"{where}{message}", hint=hint)
         self.file = file
@@ -56,8 +57,9 @@ class ValidationError(AvctlError):
 
     kind = "validation"
 
-    def __init__(self, message: str, *, action: str | None = None, param: str | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, action: str | None = None, param: str | None = None, hint: str | None = None
+    ) -> None:
         where = ""
         if action and param:
             where = f"{action}: parameter {param!r}: "
@@ -121,8 +123,10 @@ class CertificateChanged(TLSError):
     def __init__(self, endpoint: str, pinned: str, presented: str, known_hosts: str) -> None:
         super().__init__(
             f"certificate of {endpoint} changed: pinned {pinned}, presented {presented}",
-            hint=(f"if the device was reset or re-keyed, accept the new certificate with "
-                  f"'avctl trust {endpoint} --replace' (pins are kept in {known_hosts})"),
+            hint=(
+                f"if the device was reset or re-keyed, accept the new certificate with "
+                f"'avctl trust {endpoint} --replace' (pins are kept in {known_hosts})"
+            ),
         )
         self.endpoint = endpoint
         self.pinned = pinned
@@ -156,8 +160,17 @@ class DeviceError(AvctlError):
 
     kind = "device"
 
-    def __init__(self, message: str, *, status: int, body: Any = None, code: str | None = None,
-                 meaning: str | None = None, hint: str | None = None, transient: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        code: str | None = None,
+        meaning: str | None = None,
+        hint: str | None = None,
+        transient: bool = False,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.body = body
@@ -171,10 +184,19 @@ class DeviceBusy(DeviceError):
 
     kind = "busy"
 
-    def __init__(self, message: str, *, status: int, body: Any = None, code: str | None = None,
-                 meaning: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message, status=status, body=body, code=code, meaning=meaning, hint=hint,
-                         transient=True)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        code: str | None = None,
+        meaning: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, status=status, body=body, code=code, meaning=meaning, hint=hint, transient=True
+        )
 
 
 class ApiDisabled(DeviceError):

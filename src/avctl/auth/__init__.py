@@ -1,0 +1,70 @@
+"""Auth flows, kept apart from the transport (the idea comes from httpx's `Auth.auth_flow`).
+
+An auth flow is an async generator: it receives the request the caller wants sent, yields every
+request that must go on the wire (a login first, the call, a retried call), and receives each
+response. The device drives it; the flow never touches the network itself, so one transport serves
+every login scheme and a flow can be tested with canned responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from avctl.errors import UsageError
+from avctl.request import Request, Response
+
+if TYPE_CHECKING:
+    from avctl.spec.model import Spec
+
+Flow = AsyncGenerator[Request, Response]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password. The password never shows in repr, logs or tracebacks."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(user={self.user!r}, password={'***' if self.password else None})"
+
+
+class Auth:
+    """Base auth flow: sends the request unchanged."""
+
+    async def flow(self, request: Request) -> Flow:
+        yield request
+
+    def logout_request(self) -> Request | None:
+        """A request that ends the session on close, if the scheme has sessions."""
+        return None
+
+    @property
+    def logged_in(self) -> bool:
+        return False
+
+
+AuthFactory = Callable[["Spec", Credentials], Auth]
+_AUTHS: dict[str, AuthFactory] = {"none": lambda spec, creds: Auth()}
+
+
+def register_auth(name: str) -> Callable[[AuthFactory], AuthFactory]:
+    def deco(factory: AuthFactory) -> AuthFactory:
+        _AUTHS[name] = factory
+        return factory
+
+    return deco
+
+
+def make_auth(name: str, spec: Spec, credentials: Credentials) -> Auth:
+    try:
+        factory = _AUTHS[name]
+    except KeyError:
+        raise UsageError(
+            f"auth type {name!r} of spec {spec.id} is not supported",
+            hint=f"supported: {', '.join(sorted(_AUTHS))}",
+        ) from None
+    return factory(spec, credentials)

@@ -1,0 +1,147 @@
+"""Pieces every command shares: credential sources, TLS options, key=value parsing, output, errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from avctl.auth import Credentials
+from avctl.errors import AvctlError, ConfirmationRequired, UsageError
+from avctl.spec import Action, coerce_text
+from avctl.transport.tls import KnownHosts, TLSPolicy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tls_options(fn: F) -> F:
+    """--known-hosts / --ca-bundle / --insecure: pinning is the default, insecure only by name."""
+    fn = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Skip certificate checks entirely (not recommended; pinning is the default).",
+    )(fn)
+    fn = click.option(
+        "--ca-bundle",
+        type=click.Path(dir_okay=False),
+        help="Verify certificates against this CA bundle (PEM) instead of pinning.",
+    )(fn)
+    fn = click.option(
+        "--known-hosts",
+        type=click.Path(dir_okay=False),
+        envvar="AVCTL_KNOWN_HOSTS",
+        help="Pinned certificate fingerprints file [default: $AVCTL_HOME/known_devices].",
+    )(fn)
+    return fn
+
+
+def tls_policy(known_hosts: str | None, ca_bundle: str | None, insecure: bool) -> TLSPolicy:
+    if insecure and ca_bundle:
+        raise UsageError("--insecure and --ca-bundle contradict each other", hint="choose one")
+    if insecure:
+        return TLSPolicy.insecure()
+    if ca_bundle:
+        return TLSPolicy.ca_bundle(ca_bundle)
+    return TLSPolicy.pinned(KnownHosts(Path(known_hosts)) if known_hosts else None)
+
+
+def credential_options(fn: F) -> F:
+    fn = click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help="Read the password from this file (first line).",
+    )(fn)
+    fn = click.option(
+        "--password-env",
+        metavar="VAR",
+        help="Read the password from this environment variable [default: AVCTL_PASSWORD].",
+    )(fn)
+    fn = click.option("--user", "-u", help="User name [default: the family's default user].")(fn)
+    return fn
+
+
+def read_credentials(
+    user: str | None, password_env: str | None, password_file: str | None, *, needed: bool = True
+) -> Credentials:
+    """Password from a named variable, a file, $AVCTL_PASSWORD, or a hidden prompt; never an argument."""
+    password: str | None = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise UsageError(
+                f"environment variable {password_env} is not set",
+                hint=f"export {password_env}=... or use --password-file",
+            )
+    elif password_file:
+        try:
+            password = (
+                Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot read password file {password_file}: {exc.strerror}") from None
+    elif "AVCTL_PASSWORD" in os.environ:
+        password = os.environ["AVCTL_PASSWORD"]
+    elif needed and sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, default="", show_default=False, err=True)
+    return Credentials(user, password)
+
+
+def parse_assignments(action: Action, pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`key=value` words -> typed parameter values (validation proper happens in the client)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(
+                f"{action.id}: expected key=value, got {pair!r}",
+                hint=f"parameters: {action.signature() or '(none)'}",
+            )
+        values[key.replace("-", "_")] = coerce_text(action, key.replace("-", "_"), text)
+    return values
+
+
+def confirm_disruptive(what: str, yes: bool) -> None:
+    """Ask before a disruptive action; without a terminal, only --yes may go ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(
+            f"{what} is disruptive and needs confirmation", hint="run again with --yes to confirm"
+        )
+    if not click.confirm(f"{what}. Continue?", default=False, err=True):
+        raise ConfirmationRequired("not confirmed; nothing was sent")
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def handle_errors(fn: F) -> F:
+    """One clear line for user-facing errors; a traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except AvctlError as exc:
+            if debug:
+                raise
+            click.echo(f"avctl: error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"avctl: hint: {exc.hint}", err=True)
+            from avctl.errors import ValidationError
+
+            ctx.exit(2 if isinstance(exc, (UsageError, ValidationError)) else 1)
+        except KeyboardInterrupt:
+            click.echo("avctl: interrupted", err=True)
+            ctx.exit(130)
+
+    return wrapper  # type: ignore[return-value]

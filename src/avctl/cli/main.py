@@ -1,0 +1,373 @@
+"""The `avctl` command line. Family-agnostic: everything it knows about a device comes from its spec."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from avctl import __version__
+from avctl.cli.common import (
+    confirm_disruptive,
+    credential_options,
+    emit_json,
+    handle_errors,
+    parse_assignments,
+    read_credentials,
+    tls_options,
+    tls_policy,
+)
+from avctl.device import Device, parse_address
+from avctl.errors import UsageError
+from avctl.families import available
+from avctl.spec import builtin_spec, read_spec
+from avctl.transport.tls import fetch_certificate, fingerprint
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="avctl")
+def cli(debug: bool) -> None:
+    """Control and manage meeting-room devices (Poly VideoOS, Poly UC, Mersive Solstice) over REST."""
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+@cli.command("actions")
+@click.argument("family", required=False)
+@click.option("--search", "-s", help="Only actions whose id, label or path contains TEXT.", metavar="TEXT")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
+    """List the actions of one family (or all) with their parameters."""
+    families = [family] if family else available()
+    rows = []
+    for fam in families:
+        spec = builtin_spec(fam)
+        for action in spec.actions.values():
+            text = f"{action.id} {action.label} {action.path}".lower()
+            if search and search.lower() not in text:
+                continue
+            rows.append((fam, action))
+    if as_json:
+        emit_json(
+            [
+                {
+                    "family": fam,
+                    "id": a.id,
+                    "label": a.label,
+                    "kind": a.kind,
+                    "method": a.method,
+                    "path": a.path,
+                    "disruptive": a.disruptive,
+                    "params": [
+                        {
+                            "name": p.name,
+                            "type": p.type_label(),
+                            "in": p.location,
+                            "required": p.required,
+                            "description": p.description,
+                        }
+                        for p in a.settable_params
+                    ],
+                }
+                for fam, a in rows
+            ]
+        )
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("family", "action", "kind", "method path", "parameters"):
+        table.add_column(col, overflow="fold")
+    for fam, a in rows:
+        kind = a.kind + (" !" if a.disruptive else "")
+        table.add_row(fam, f"{a.id}\n[dim]{a.label}[/dim]", kind, f"{a.method} {a.path}", a.signature())
+    Console(width=max(Console().width, 120)).print(table)
+    click.echo(f"{len(rows)} action(s); '!' marks disruptive actions (they ask for confirmation)", err=True)
+
+
+# --- call -----------------------------------------------------------------------------------
+
+
+@cli.command("call", context_settings={"ignore_unknown_options": False})
+@click.argument("host")
+@click.argument("action")
+@click.argument("params", nargs=-1)
+@click.option("--family", "-f", required=True, help="Device family: videoos, polyuc, solstice.")
+@credential_options
+@tls_options
+@click.option("--scheme", type=click.Choice(["https", "http"]), help="Override the spec's scheme.")
+@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--output", "-o", type=click.Path(), help="Where downloads go (file or folder) [default: .].")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@handle_errors
+def call_cmd(
+    host: str,
+    action: str,
+    params: tuple[str, ...],
+    family: str,
+    user: str | None,
+    password_env: str | None,
+    password_file: str | None,
+    known_hosts: str | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    scheme: str | None,
+    timeout: float,
+    output: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Run ACTION on the device at HOST[:PORT] with key=value PARAMS.
+
+    \b
+    Example: avctl call -f videoos 10.0.0.5 audio_volume_set volume=40
+    """
+    spec = builtin_spec(family)
+    act = spec.action(action)
+    values = parse_assignments(act, params)
+    tls = tls_policy(known_hosts, ca_bundle, insecure)
+    creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
+
+    async def run() -> Any:
+        async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme) as dev:
+            dev.prepare(action, values)  # validate before asking for confirmation
+            if act.disruptive:
+                note = f" ({act.safety_note})" if act.safety_note else ""
+                confirm_disruptive(f"{act.id} on {dev.name}{note}", yes)
+            try:
+                result = await dev.call(action, download_to=output, **values)
+            except Exception as exc:
+                _audit(dev.name, family, act.id, values, act.kind, exc)
+                raise
+            _audit(dev.name, family, act.id, values, act.kind, None)
+            return result
+
+    result = asyncio.run(run())
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    if result.file is not None:
+        click.echo(f"saved {result.file}")
+    elif result.data is not None:
+        click.echo(json.dumps(result.data, indent=2) if not isinstance(result.data, str) else result.data)
+    click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
+
+
+def _audit(
+    device: str, family: str, action: str, values: dict[str, Any], kind: str, error: BaseException | None
+) -> None:
+    """State-changing calls go to the audit log (provided by the fleet package when installed)."""
+    if kind != "action":
+        return
+    try:
+        audit = importlib.import_module("avctl.fleet.audit")
+    except ModuleNotFoundError:
+        return
+    record = getattr(audit, "record_call", None)
+    if record is not None:
+        record(device=device, family=family, action=action, params=values, error=error)
+
+
+# --- trust ----------------------------------------------------------------------------------
+
+
+@cli.command("trust")
+@click.argument("address")
+@click.option("--replace", is_flag=True, help="Replace an existing pin (after a reset or re-key).")
+@click.option("--remove", is_flag=True, help="Forget the pin.")
+@click.option("--port", type=int, default=443, show_default=True, help="Port when ADDRESS has none.")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), envvar="AVCTL_KNOWN_HOSTS")
+@handle_errors
+def trust_cmd(address: str, replace: bool, remove: bool, port: int, known_hosts: str | None) -> None:
+    """Show, pin or re-pin the certificate of the device at ADDRESS[:PORT]."""
+    tls = tls_policy(known_hosts, None, False)
+    host, p = parse_address(address)
+    endpoint = f"{host}:{p or port}"
+    if remove:
+        found = tls.known_hosts.remove(endpoint)
+        click.echo(f"{endpoint}: pin {'removed' if found else 'was not present'}")
+        return
+    fp = fingerprint(asyncio.run(fetch_certificate(host, p or port)))
+    old = tls.known_hosts.get(endpoint)
+    if old == fp:
+        click.echo(f"{endpoint}: already pinned {fp}")
+    elif old and not replace:
+        raise UsageError(
+            f"{endpoint}: pinned {old} but the device presents {fp}",
+            hint="add --replace to accept the new certificate",
+        )
+    else:
+        tls.known_hosts.set(endpoint, fp, replace=True)
+        click.echo(f"{endpoint}: pinned {fp}" + (f" (was {old})" if old else ""))
+
+
+# --- spec -----------------------------------------------------------------------------------
+
+
+@cli.group("spec")
+def spec_group() -> None:
+    """Work with device spec files."""
+
+
+@spec_group.command("lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--quiet", "-q", is_flag=True, help="Only the summary line and errors.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def lint_cmd(files: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    """Check spec FILES; report every problem with file:line; exit 1 if any has errors."""
+    paths: list[Path] = []
+    for f in files:
+        p = Path(f)
+        paths.extend(sorted(p.rglob("*.md")) if p.is_dir() else [p])
+    report = []
+    errors = warnings = 0
+    for path in paths:
+        result = read_spec(path)
+        errors += len(result.errors)
+        warnings += len(result.warnings)
+        report.append(
+            {
+                "file": str(path),
+                "actions": len(result.spec.actions) if result.spec else 0,
+                "issues": [
+                    {"severity": i.severity, "line": i.line, "message": i.message} for i in result.issues
+                ],
+            }
+        )
+        if not as_json:
+            for issue in result.issues:
+                if not quiet or issue.severity == "error":
+                    click.echo(str(issue))
+    summary = {"files": len(paths), "errors": errors, "warnings": warnings}
+    if as_json:
+        emit_json({"summary": summary, "files": report})
+    else:
+        click.echo(f"{len(paths)} file(s): {errors} error(s), {warnings} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+# --- emulate --------------------------------------------------------------------------------
+
+
+@cli.group("emulate")
+def emulate_group() -> None:
+    """Run emulated devices on loopback (for demos, tests and your own control code)."""
+
+
+def _emulate_command(family: str) -> click.Command:
+    @click.command(family, help=f"Serve N emulated {family} devices until Ctrl-C.")
+    @click.option("--count", "-n", type=int, default=1, show_default=True)
+    @click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Loopback address to listen on (see --distinct-addresses).",
+    )
+    @click.option(
+        "--port", type=int, default=0, help="First port (consecutive ports follow) [default: any free]."
+    )
+    @click.option(
+        "--distinct-addresses",
+        is_flag=True,
+        help="Give each device its own loopback address from --host upward, on --port "
+        "(the family's real port if not given).",
+    )
+    @click.option("--password", default=None, help="Admin password of every device [default: generated].")
+    @click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
+    @handle_errors
+    def command(
+        count: int,
+        host: str,
+        port: int,
+        distinct_addresses: bool,
+        password: str | None,
+        latency: float,
+        as_json: bool,
+    ) -> None:
+        asyncio.run(_serve(family, count, host, port, distinct_addresses, password, latency, as_json))
+
+    return command
+
+
+async def _serve(
+    family: str,
+    count: int,
+    host: str,
+    port: int,
+    distinct: bool,
+    password: str | None,
+    latency: float,
+    as_json: bool,
+) -> None:
+    import ipaddress
+    import secrets
+
+    from avctl.emulator.core import EmulatorServer, emulator_class
+
+    cls = emulator_class(family)
+    spec = builtin_spec(family)
+    if distinct and not port:
+        port = spec.transport.port_for(spec.transport.default_scheme)
+    server = EmulatorServer()
+    await server.start()
+    infos = []
+    for i in range(count):
+        addr = str(ipaddress.ip_address(host) + i) if distinct else host
+        dev_port = port if distinct else (port + i if port else 0)
+        dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9))
+        dev.faults.latency = latency / 1000
+        await server.add(dev)
+        infos.append(dev.info())
+    if as_json:
+        emit_json(infos)
+    else:
+        for info in infos:
+            click.echo(
+                f"{info['name']:<14} {info['family']:<9} {info['scheme']}://{info['address']:<22} "
+                f"user={info['user']} password={info['password']}"
+            )
+        click.echo(f"{count} emulated {family} device(s) running; Ctrl-C to stop", err=True)
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+for _family in ("videoos", "polyuc", "solstice"):
+    emulate_group.add_command(_emulate_command(_family))
+
+
+def _register_plugins() -> None:
+    """Command groups that live in other packages (the fleet) plug in here."""
+    with contextlib.suppress(ModuleNotFoundError):
+        fleet = importlib.import_module("avctl.cli.fleet")
+        fleet.register(cli)
+
+
+_register_plugins()
+
+
+def main() -> None:
+    cli(prog_name="avctl")
+
+
+if __name__ == "__main__":
+    main()

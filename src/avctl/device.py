@@ -1,0 +1,223 @@
+"""`Device`: one device = a spec + an address + credentials + a transport.
+
+    async with Device("videoos", "10.0.0.5", credentials=Credentials("admin", pw)) as dev:
+        result = await dev.call("audio_volume_set", volume=50)
+
+The call path is the brief's data flow: the spec's action validates the parameters (nothing is
+sent on error), the request is built and wrapped by the family, the auth flow drives the
+transport (login, XSRF, re-login), and the family turns the response into a `Result` or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from avctl.auth import Auth, Credentials, make_auth
+from avctl.errors import DeviceBusy, UsageError
+from avctl.families import Family, get_family
+from avctl.request import Request, Response, build_request
+from avctl.spec import Action, Spec, builtin_spec, validate
+from avctl.transport.http import Endpoint, HttpTransport, Transport
+from avctl.transport.tls import TLSPolicy
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one action returned. `data` is parsed JSON (envelope removed) or text; `file` a download."""
+
+    device: str
+    action: str
+    status: int
+    data: Any = None
+    file: Path | None = None
+    elapsed: float = 0.0
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "action": self.action,
+            "status": self.status,
+            "data": self.data,
+            "file": str(self.file) if self.file else None,
+            "elapsed": round(self.elapsed, 4),
+            **({"info": dict(self.info)} if self.info else {}),
+        }
+
+
+def parse_address(address: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]:port` -> (host, port)."""
+    address = address.strip()
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        if not port.isdigit():
+            raise UsageError(f"bad port in address {address!r}", hint="use HOST or HOST:PORT")
+        return host, int(port)
+    return address, None
+
+
+class Device:
+    """A device reached through its family's spec. Use as an async context manager, or call close()."""
+
+    def __init__(
+        self,
+        spec: Spec | str,
+        host: str,
+        *,
+        port: int | None = None,
+        scheme: str | None = None,
+        credentials: Credentials | None = None,
+        transport: Transport | None = None,
+        tls: TLSPolicy | None = None,
+        timeout: float = 15.0,
+        name: str | None = None,
+    ) -> None:
+        self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
+        self.family: Family = get_family(self.spec.family)
+        h, p = parse_address(host)
+        scheme = scheme or self.spec.transport.default_scheme
+        self.endpoint = Endpoint(scheme, h, port or p or self.spec.transport.port_for(scheme))
+        self.name = name or str(self.endpoint)
+        creds = credentials or Credentials()
+        if creds.user is None and self.spec.transport.default_user:
+            creds = Credentials(self.spec.transport.default_user, creds.password)
+        self.credentials = creds
+        self._own_transport = transport is None
+        self.transport: Transport = transport or HttpTransport(tls)
+        self.timeout = timeout
+        self._auths: dict[str, Auth] = {}
+        # devices that handle one request at a time (Poly UC) get their calls queued here
+        self._serial = asyncio.Lock() if self.spec.transport.serial_requests else None
+        #: every request put on the wire, for diagnostics and the fleet's login accounting
+        self.sent: int = 0
+
+    # -- public API --
+
+    def action(self, action_id: str) -> Action:
+        return self.spec.action(action_id)
+
+    def prepare(self, action_id: str, params: Mapping[str, Any]) -> tuple[Action, Request]:
+        """Validate and build without sending (raises ValidationError; nothing leaves)."""
+        action = self.spec.action(action_id)
+        if not action.method:
+            raise UsageError(
+                f"{action_id} is a text-protocol command, not an HTTP action",
+                hint="avctl calls HTTP actions only",
+            )
+        values = validate(action, params)
+        request = build_request(action, values, max_body_bytes=self.spec.transport.max_body_bytes)
+        return action, self.family.wrap(action, request)
+
+    async def call(
+        self, action_id: str, /, *, download_to: str | Path | None = None, **params: Any
+    ) -> Result:
+        """Run one action. `download_to` (a file or folder) receives `response: file` bodies."""
+        action, request = self.prepare(action_id, params)
+        if action.response == "file":
+            target = Path(download_to) if download_to else Path.cwd()
+            request = replace(request, stream_to=target)
+        attempt = 0
+        while True:
+            try:
+                response = await self._send_serialised(action, request)
+                data = self.family.unwrap(action, response)
+                break
+            except DeviceBusy:
+                attempt += 1
+                if attempt > self.family.busy_retries:
+                    raise
+                await asyncio.sleep(self.family.busy_backoff * 2 ** (attempt - 1))
+        return Result(
+            self.name,
+            action.id,
+            response.status,
+            data,
+            response.file,
+            response.elapsed,
+            self.family.result_info(action, data),
+        )
+
+    async def close(self) -> None:
+        """Log out of every session (best effort) and release the transport if we own it."""
+        for auth in self._auths.values():
+            logout = auth.logout_request()
+            if logout is not None and auth.logged_in:
+                # closing must not fail because the device is gone
+                with contextlib.suppress(Exception):
+                    await self.transport.send(self.endpoint, logout, timeout=min(self.timeout, 5.0))
+        if self._own_transport:
+            await self.transport.close()
+
+    async def __aenter__(self) -> Device:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- internals --
+
+    def auth_for(self, action: Action) -> Auth:
+        name = action.auth or self.spec.transport.auth_type
+        auth = self._auths.get(name)
+        if auth is None:
+            auth = self._auths[name] = make_auth(name, self.spec, self.credentials)
+        return auth
+
+    async def _send_serialised(self, action: Action, request: Request) -> Response:
+        if self._serial is None:
+            return await self._send(action, request)
+        async with self._serial:
+            return await self._send(action, request)
+
+    async def _send(self, action: Action, request: Request) -> Response:
+        flow = self.auth_for(action).flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                self.sent += 1
+                response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+        finally:
+            await flow.aclose()
+
+
+class SyncDevice:
+    """Blocking wrapper for scripts: `SyncDevice("videoos", host, credentials=...).call(...)`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._device: Device = self._runner.run(_make(args, kwargs))
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    def call(self, action_id: str, /, **params: Any) -> Result:
+        return self._runner.run(self._device.call(action_id, **params))
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._device.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Device:
+    return Device(*args, **kwargs)

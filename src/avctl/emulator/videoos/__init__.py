@@ -1,0 +1,158 @@
+"""Emulated Poly VideoOS system: login, sessions, XSRF, lockout, the 10 MB limit; state and handlers.
+
+The login rules follow the real device (seed 000, apiref/videoos.md section 2):
+- `POST /rest/session` (or `/rest/current/session`) with `{"user","password"}`, with or without a
+  Content-Type header; success sets `session_id` (HttpOnly) and, on firmware 4.6.2+, `XSRF-TOKEN`.
+- Every other `/rest/...` call needs the session cookie; on 4.6.2+ also `X-XSRF-TOKEN` equal to the
+  session's token, else 403. An unknown or expired session answers 401 (one form seen in the field).
+- Wrong password: 400 `{"success":false,"reason":"SessionRequestInvalid"}`; after `lockout_after`
+  failures in a row the account is locked for `lockout_seconds`: `SessionPortLockout`.
+- `/rest/current/...` is accepted for any `/rest/...` path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from avctl.emulator.core import EmulatedDevice, register_emulator, reply
+from avctl.emulator.videoos.handlers import VideoOSHandlers
+from avctl.emulator.videoos.state import VideoOSState
+from avctl.spec.model import Action
+
+MAX_BODY = 10 * 1024 * 1024
+LOGIN_PATHS = ("/rest/session", "/rest/current/session")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+@register_emulator
+class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
+    family: ClassVar[str] = "videoos"
+    server_header: ClassVar[str] = "Poly VideoOS"
+
+    def __init__(
+        self,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        firmware: str = "4.6.2",
+        lockout_after: int = 5,
+        lockout_seconds: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, host, port, **kwargs)
+        self.firmware = firmware
+        self.lockout_after = lockout_after
+        self.lockout_seconds = lockout_seconds
+        self.failed_logins = 0
+        self.locked_until = 0.0
+        self.login_attempts = 0
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.state = VideoOSState(name=name, firmware=firmware, rng=self.random)
+
+    @property
+    def xsrf_required(self) -> bool:
+        return _version(self.firmware) >= (4, 6, 2)
+
+    def normalize_path(self, path: str) -> str:
+        if path.startswith("/rest/current/") and path != "/rest/current/session":
+            rest = path[len("/rest/current") :]
+            # keep paths the spec itself names under /rest/current (devicemanagement, sessions, mode)
+            if self.router.resolve("GET", path) == 404 and self.router.resolve("POST", path) == 404:
+                return "/rest" + rest
+        return path
+
+    def expire_sessions(self) -> None:
+        self.sessions.clear()
+
+    # -- auth --
+
+    async def authenticate(
+        self, request: web.Request, action: Action | None, body: bytes
+    ) -> web.StreamResponse | None:
+        if len(body) > MAX_BODY:
+            return reply({"success": False, "reason": "payload larger than 10 MB"}, 413)
+        if request.path in LOGIN_PATHS:
+            if request.method == "POST":
+                return self._login(request, body)
+            if request.method == "DELETE":
+                return self._logout(request)
+        session_id = request.cookies.get("session_id")
+        session = self.sessions.get(session_id or "")
+        if session is None:
+            return reply({"success": False, "reason": "SessionNoActiveSession"}, 401)
+        if self.xsrf_required and request.headers.get("X-XSRF-TOKEN") != session["xsrf"]:
+            return reply({"success": False, "reason": "XSRF token missing or wrong"}, 403)
+        session["last"] = time.time()
+        return None
+
+    def _login(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        self.login_attempts += 1
+        now = time.monotonic()
+        peer = request.remote or "127.0.0.1"
+        try:
+            data = json.loads(body or b"null")  # real devices accept a body without Content-Type
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "user" not in data or "password" not in data:
+            return reply({"success": False, "reason": "SessionRequestInvalid"}, 400)
+        if now < self.locked_until:
+            return reply({"success": False, "reason": "SessionPortLockout"}, 400)
+        if data["user"] != self.user or data["password"] != self.password:
+            self.failed_logins += 1
+            if self.failed_logins >= self.lockout_after:
+                self.locked_until = now + self.lockout_seconds
+                self.failed_logins = 0
+                return reply({"success": False, "reason": "SessionPortLockout"}, 400)
+            return reply({"success": False, "reason": "SessionRequestInvalid"}, 400)
+        failed, self.failed_logins = self.failed_logins, 0
+        session_id = secrets.token_urlsafe(36)
+        xsrf = str(uuid.uuid4())
+        self.sessions[session_id] = {
+            "xsrf": xsrf,
+            "created": time.time(),
+            "last": time.time(),
+            "location": peer,
+        }
+        answer = {
+            "success": True,
+            "loginStatus": {
+                "loginResult": "NOLOCKOUT",
+                "lastLoginClient": peer,
+                "lastLoginTime": int(time.time() * 1000),
+                "failedLogins": failed,
+                "isPasswordAgeLimitReached": False,
+            },
+            "session": {
+                "clientType": "WEB",
+                "location": peer,
+                "sessionId": session_id,
+                "userId": self.user,
+                "creationTime": int(time.monotonic()),
+                "isAuthenticated": True,
+                "role": "ADMIN",
+                "isStale": False,
+                "isNew": True,
+                "isConnected": False,
+            },
+        }
+        response = reply(answer)
+        response.set_cookie("session_id", session_id, path="/", secure=True, httponly=True)
+        if self.xsrf_required:
+            response.set_cookie("XSRF-TOKEN", xsrf, path="/", secure=True)
+        return response
+
+    def _logout(self, request: web.Request) -> web.StreamResponse:
+        session_id = request.cookies.get("session_id", "")
+        if self.sessions.pop(session_id, None) is None:
+            return reply({"success": False, "reason": "SessionNoActiveSession"}, 400)
+        return reply({"success": True})

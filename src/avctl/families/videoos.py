@@ -1,0 +1,195 @@
+"""Poly VideoOS (G7500, Studio X, G62): session login with cookies and the XSRF token.
+
+Login is `POST /rest/session` with `{"user","password"}`; the device sets `session_id` and, from
+firmware 4.6.2, `XSRF-TOKEN`, which every later call echoes as `X-XSRF-TOKEN`. Older firmware sets
+no token (or sends it as an `X-XSRF-Token` header) and works with the cookie alone.
+
+One session per device serves every call. A 401 or 403 on a call means the session expired: log
+in again once, under a lock so concurrent calls share one re-login, and retry the call once. A
+rejected login is final for the life of the device object: retrying would lock the account out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError
+from avctl.families import Family, register_family
+from avctl.request import Request, Response
+from avctl.spec.model import Action, Spec
+
+LOGIN_PATHS = ("/rest/session", "/rest/current/session")
+EXPIRED = (401, 403)
+
+#: reasons seen in `{"success":false,"reason":...}` login answers, and what they mean to a user
+LOGIN_REASONS = {
+    "SessionRequestInvalid": "user name or password rejected",
+    "SessionPortLockout": "account locked out after too many failed logins",
+    "SessionAlreadyActive": "a session is already active for this client",
+    "SessionNoActiveSession": "no active session",
+}
+
+
+def _is_login(request: Request) -> bool:
+    return request.method == "POST" and request.path in LOGIN_PATHS
+
+
+def _is_logout(request: Request) -> bool:
+    return request.method == "DELETE" and request.path in LOGIN_PATHS
+
+
+class VideoOSSession(Auth):
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.cookies: dict[str, str] = {}
+        self.xsrf: str | None = None
+        self.generation = 0  # bumped on every successful login
+        self.failed: AuthenticationError | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def logged_in(self) -> bool:
+        return "session_id" in self.cookies
+
+    # -- the flow --
+
+    async def flow(self, request: Request) -> Flow:
+        if _is_login(request):
+            # an explicit session_login action: send as asked, keep what it sets
+            response = yield request
+            self._absorb(response)
+            return
+        if self.failed is not None:
+            raise self.failed
+        if not self.logged_in:
+            async with self._lock:
+                if self.failed is not None:
+                    raise self.failed
+                if not self.logged_in:
+                    self._check_login((yield self._login_request()))
+        generation = self.generation
+        response = yield self._apply(request)
+        self._absorb(response)
+        if response.status in EXPIRED:
+            async with self._lock:
+                if self.failed is not None:
+                    raise self.failed
+                if self.generation == generation:  # nobody re-logged in meanwhile
+                    self.cookies.clear()
+                    self.xsrf = None
+                    self._check_login((yield self._login_request()))
+            response = yield self._apply(request)
+            self._absorb(response)
+        if _is_logout(request) and response.status < 300:
+            self.cookies.clear()
+            self.xsrf = None
+
+    def logout_request(self) -> Request | None:
+        return self._apply(Request("DELETE", "/rest/session")) if self.logged_in else None
+
+    # -- pieces --
+
+    def _login_request(self) -> Request:
+        if self.credentials.password is None:
+            raise UsageError(
+                "no password for the VideoOS login",
+                hint="give --password-env VAR, --password-file FILE, or answer the prompt",
+            )
+        body = json.dumps({"user": self.credentials.user or "admin", "password": self.credentials.password})
+        return Request(
+            "POST", "/rest/session", headers=(("Content-Type", "application/json"),), body=body.encode()
+        )
+
+    def _apply(self, request: Request) -> Request:
+        headers: dict[str, str] = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if self.xsrf:
+            headers["X-XSRF-TOKEN"] = self.xsrf
+        return request.with_headers(**headers) if headers else request
+
+    def _absorb(self, response: Response) -> None:
+        """Keep cookies and refresh the XSRF token from any response that sets them."""
+        for raw in response.header_all("Set-Cookie"):
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(raw)
+            except CookieError:
+                continue
+            for name, morsel in jar.items():
+                if morsel.value == "" or morsel["max-age"] == "0":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        token = self.cookies.get("XSRF-TOKEN") or response.header("X-XSRF-Token")
+        if token:
+            self.xsrf = token
+
+    def _check_login(self, response: Response) -> None:
+        body = response.try_json()
+        if response.status == 200 and isinstance(body, dict) and body.get("success", True):
+            self._absorb(response)
+            if "session_id" not in self.cookies:
+                session: dict[str, Any] = body["session"] if isinstance(body.get("session"), dict) else {}
+                if session.get("sessionId"):  # some firmware only returns it in the body
+                    self.cookies["session_id"] = str(session["sessionId"])
+            self.generation += 1
+            return
+        if response.status not in (400, 401, 403):
+            # not a verdict on the credentials (a 5xx or a wrong device): report, do not mark failed
+            raise DeviceError(
+                f"VideoOS login answered HTTP {response.status}",
+                status=response.status,
+                body=body,
+                hint="is this a Poly VideoOS device on the right port?",
+            )
+        reason = body.get("reason") if isinstance(body, dict) else None
+        meaning = LOGIN_REASONS.get(str(reason), "login rejected")
+        message = f"VideoOS login as {self.credentials.user!r} failed: {meaning} (HTTP {response.status}"
+        message += f", {reason})" if reason else ")"
+        error_cls = AccountLockedError if reason == "SessionPortLockout" else AuthenticationError
+        hint = (
+            "wait for the lockout to expire before trying again"
+            if error_cls is AccountLockedError
+            else "check the password; avctl does not retry a rejected login (devices lock accounts out)"
+        )
+        self.failed = error_cls(message, reason=reason, hint=hint)
+        raise self.failed
+
+
+@register_auth("videoos_session")
+def _videoos_auth(spec: Spec, credentials: Credentials) -> Auth:
+    return VideoOSSession(credentials)
+
+
+@register_family
+class VideoOS(Family):
+    name = "videoos"
+
+    def error(self, action: Action, response: Response) -> DeviceError:
+        err = super().error(action, response)
+        meaning = STATUS_MEANINGS.get(response.status)
+        if meaning:
+            err.meaning = meaning
+            err.message += f" ({meaning})"
+        return err
+
+    def unwrap(self, action: Action, response: Response) -> Any:
+        return super().unwrap(action, response)
+
+
+#: the reference's error table (seed 003, Diagnostics -> Error Codes)
+STATUS_MEANINGS = {
+    400: "request not recognised or cannot be executed",
+    403: "authentication denied or PIN invalid (or blocked in partner/Teams provider mode)",
+    404: "operation or source unavailable",
+    405: "action not supported",
+    415: "payload invalid or a required field missing",
+    500: "unexpected device error",
+    501: "no support for this action",
+    507: "storage full",
+}

@@ -1,0 +1,172 @@
+"""Wire-level request and response, independent of the HTTP library.
+
+`build_request` turns a validated action call into bytes and headers; the family code may rewrap
+the body (Poly UC's `{"data": ...}` envelope) and the auth flow adds headers. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from avctl.errors import ValidationError
+from avctl.spec.model import Action
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    #: the action this request carries out ("" for protocol requests such as a login)
+    action_id: str = ""
+    #: stream the response body to this file instead of memory
+    stream_to: Path | None = None
+    #: per-request overrides (Solstice v1 and v2 live on different ports and schemes)
+    scheme: str | None = None
+    port: int | None = None
+
+    def with_headers(self, **headers: str) -> Request:
+        names = {k.lower().replace("_", "-") for k in headers}
+        kept = tuple((k, v) for k, v in self.headers if k.lower() not in names)
+        added = tuple((k.replace("_", "-"), v) for k, v in headers.items())
+        return replace(self, headers=kept + added)
+
+    def with_query(self, **params: str) -> Request:
+        return replace(self, query=self.query + tuple(params.items()))
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    @property
+    def target(self) -> str:
+        return self.path + ("?" + urlencode(self.query) if self.query else "")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    #: set when the body was streamed to disk
+    file: Path | None = None
+    elapsed: float = 0.0
+    request: Request | None = field(default=None, compare=False)
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body.strip() else None
+
+    def try_json(self) -> Any:
+        try:
+            return self.json()
+        except ValueError:
+            return self.body.decode("utf-8", "replace") if self.body else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _read_binary(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return Path(value).read_bytes()
+
+
+def build_request(action: Action, values: dict[str, Any], *, max_body_bytes: int | None = None) -> Request:
+    """Validated values -> a Request. `values` must come from `avctl.spec.params.validate`."""
+    path = action.path
+    query: list[tuple[str, str]] = []
+    headers: list[tuple[str, str]] = []
+    body_values: dict[str, Any] = {}
+    for p in action.params:
+        if p.name not in values:
+            continue
+        value = values[p.name]
+        if p.location == "path":
+            path = path.replace("{" + p.wire_name + "}", quote(_text(value), safe=""))
+        elif p.location == "query":
+            items = value if isinstance(value, list) else [value]
+            query.extend((p.wire_name, _text(v)) for v in items)
+        elif p.location == "header":
+            headers.append((p.wire_name, _text(value)))
+        else:
+            body_values[p.wire_name] = value
+    body: bytes | None = None
+    if action.body == "json":
+        body = json.dumps(body_values).encode()
+        headers.append(("Content-Type", "application/json"))
+    elif action.body == "value":
+        body = json.dumps(next(iter(body_values.values()))).encode() if body_values else b""
+        headers.append(("Content-Type", "application/json"))
+    elif action.body == "form":
+        body = urlencode({k: _text(v) for k, v in body_values.items()}).encode()
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    elif action.body == "binary":
+        param = next(p for p in action.params if p.location == "body")
+        body = _read_binary(body_values[param.wire_name]) if body_values else b""
+        headers.append(("Content-Type", param.content_type or "application/octet-stream"))
+    elif action.body == "multipart":
+        body, content_type = _multipart(action, body_values)
+        headers.append(("Content-Type", content_type))
+    else:
+        body = b"" if action.method in ("POST", "PUT", "PATCH") else None
+    if max_body_bytes is not None and body is not None and len(body) > max_body_bytes:
+        raise ValidationError(
+            f"request body is {len(body)} bytes; the device refuses more than {max_body_bytes}",
+            action=action.id,
+        )
+    return Request(
+        method=action.method,
+        path=path,
+        query=tuple(query),
+        headers=tuple(headers),
+        body=body,
+        action_id=action.id,
+        scheme=action.scheme,
+        port=action.port,
+    )
+
+
+def _multipart(action: Action, values: dict[str, Any]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for p in action.params:
+        if p.location != "body" or p.wire_name not in values:
+            continue
+        value = values[p.wire_name]
+        if ("binary" in p.types and not isinstance(value, str | bool | int | float)) or (
+            "binary" in p.types and isinstance(value, str) and Path(value).is_file()
+        ):
+            name = Path(value).name if isinstance(value, (str, Path)) else p.wire_name
+            data = _read_binary(value)
+            head = (
+                f'Content-Disposition: form-data; name="{p.wire_name}"; filename="{name}"\r\n'
+                f"Content-Type: {p.content_type or 'application/octet-stream'}\r\n\r\n"
+            )
+        else:
+            data = _text(value).encode()
+            head = f'Content-Disposition: form-data; name="{p.wire_name}"\r\n\r\n'
+        parts.append(f"--{boundary}\r\n".encode() + head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

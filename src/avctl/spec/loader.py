@@ -1,0 +1,641 @@
+"""Read a spec file (front matter + Markdown sections holding YAML blocks) into the typed model.
+
+Two readers share one path: avctl's own specs must be precise (an error is an error), while the
+public AI4AV catalog is loose and is loaded best effort: every problem becomes an `Issue` with the
+file and line, and only a file that cannot be read at all has no spec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from avctl.errors import SpecError
+from avctl.spec.model import (
+    PARAM_TYPES,
+    Action,
+    AltRoute,
+    Feedback,
+    Macro,
+    MacroStep,
+    Param,
+    Spec,
+    Transport,
+)
+
+Severity = Literal["error", "warning"]
+
+HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
+BODY_KINDS = {"json", "value", "form", "binary", "multipart", "none"}
+RESPONSE_KINDS = {"json", "file", "text", "none"}
+LOCATIONS = {"path", "query", "body", "header"}
+KNOWN_SECTIONS = (
+    "Summary",
+    "Transport",
+    "Traits",
+    "Actions",
+    "Feedbacks",
+    "Variables",
+    "Events",
+    "Macros",
+    "Safety",
+    "Notes",
+    "Provenance",
+    "Verification Summary",
+    "Known Gaps",
+)
+_YAML_SECTIONS = ("Transport", "Traits", "Actions", "Feedbacks", "Variables", "Events", "Macros", "Safety")
+TYPE_ALIASES = {"float": "number", "long": "integer", "int": "integer", "bool": "boolean", "str": "string"}
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLACEHOLDER_RE = re.compile(r"\{([^}/]+)\}")
+
+
+@dataclass(frozen=True)
+class Issue:
+    severity: Severity
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.severity}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    spec: Spec | None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+
+class _LineDict(dict[str, Any]):
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line each mapping starts on (for lint messages)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)
+    result = _LineDict(loader.construct_pairs(node, deep=True))
+    result.line = node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass
+class _Block:
+    value: Any
+    line: int  # file line of the block's first YAML line
+
+
+class _Reader:
+    def __init__(self, path: Path, strict: bool) -> None:
+        self.path = path
+        self.file = str(path)
+        self.strict = strict
+        self.issues: list[Issue] = []
+        self.text_commands = 0
+
+    # -- reporting --
+    def problem(self, line: int, message: str, *, precise: bool = True) -> None:
+        """A defect: an error in a precise spec, a warning in a loose catalog spec."""
+        severity: Severity = "error" if (self.strict or not precise) else "warning"
+        self.issues.append(Issue(severity, self.file, line, message))
+
+    def error(self, line: int, message: str) -> None:
+        self.issues.append(Issue("error", self.file, line, message))
+
+    def warn(self, line: int, message: str) -> None:
+        self.issues.append(Issue("warning", self.file, line, message))
+
+    # -- text structure --
+    def split(self, text: str) -> tuple[dict[str, Any], dict[str, _Block]]:
+        lines = text.splitlines()
+        meta: dict[str, Any] = {}
+        start = 0
+        if lines and lines[0].strip() == "---":
+            try:
+                end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+            except StopIteration:
+                self.error(1, "front matter opened with '---' is never closed")
+                end = 0
+            if end:
+                meta = self.parse_yaml("\n".join(lines[1:end]), 2, "front matter") or {}
+                if not isinstance(meta, dict):
+                    self.error(2, "front matter is not a mapping")
+                    meta = {}
+                start = end + 1
+        else:
+            self.warn(1, "no YAML front matter ('---' block) at the top of the file")
+        sections = self._sections(lines, start)
+        return meta, sections
+
+    def _sections(self, lines: list[str], start: int) -> dict[str, _Block]:
+        headings = [
+            (i, line[3:].strip()) for i, line in enumerate(lines) if i >= start and line.startswith("## ")
+        ]
+        loose = False
+        if not headings:
+            # Flattened exports (seed 001) lose the Markdown: section names stand alone on a line.
+            headings = [
+                (i, line.strip())
+                for i, line in enumerate(lines)
+                if i >= start and line.strip() in KNOWN_SECTIONS
+            ]
+            loose = bool(headings)
+            if loose:
+                self.warn(headings[0][0] + 1, "no '## ' headings: sections found by name (flattened export)")
+        sections: dict[str, _Block] = {}
+        for n, (i, name) in enumerate(headings):
+            stop = headings[n + 1][0] if n + 1 < len(headings) else len(lines)
+            body = lines[i + 1 : stop]
+            if loose and name not in _YAML_SECTIONS:
+                continue
+            block = self._yaml_block(body, i + 2, loose)
+            if block is not None:
+                sections[name] = block
+        return sections
+
+    def _yaml_block(self, body: list[str], first_line: int, loose: bool) -> _Block | None:
+        fence_start = next((k for k, t in enumerate(body) if t.strip().startswith("```yaml")), None)
+        if fence_start is None:
+            if not loose:
+                return None
+            text, offset = "\n".join(body), first_line
+        else:
+            fence_end = next(
+                (k for k in range(fence_start + 1, len(body)) if body[k].strip().startswith("```")), len(body)
+            )
+            text = "\n".join(body[fence_start + 1 : fence_end])
+            offset = first_line + fence_start + 1
+        value = self.parse_yaml(text, offset, "section", quiet=True)
+        if value is _BROKEN:
+            value = self._parse_items(text, offset)
+        return _Block(value, offset)
+
+    def _parse_items(self, text: str, offset: int) -> Any:
+        """A block that does not parse as a whole: keep every top-level list item that does."""
+        lines = text.splitlines()
+        starts = [i for i, t in enumerate(lines) if t.startswith("- ")]
+        if not starts:
+            return self.parse_yaml(text, offset, "section")
+        items: list[Any] = []
+        for n, i in enumerate(starts):
+            stop = starts[n + 1] if n + 1 < len(starts) else len(lines)
+            value = self.parse_yaml("\n".join(lines[i:stop]), offset + i, "list item")
+            if isinstance(value, list):
+                items.extend(value)
+        return items
+
+    def parse_yaml(self, text: str, offset: int, what: str, *, quiet: bool = False) -> Any:
+        try:
+            value = yaml.load(text, Loader=_LineLoader)
+        except yaml.YAMLError as exc:
+            if quiet:
+                return _BROKEN
+            mark = getattr(exc, "problem_mark", None)
+            line = offset + (mark.line if mark else 0)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.error(line, f"{what}: YAML does not parse: {problem}")
+            return None
+        _shift_lines(value, offset - 1)
+        return value
+
+
+_BROKEN = object()
+
+
+def _shift_lines(value: Any, by: int) -> None:
+    if isinstance(value, _LineDict):
+        value.line += by
+        for v in value.values():
+            _shift_lines(v, by)
+    elif isinstance(value, list):
+        for v in value:
+            _shift_lines(v, by)
+
+
+def _line(obj: Any, default: int) -> int:
+    return obj.line if isinstance(obj, _LineDict) and obj.line else default
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def _transport(r: _Reader, block: _Block | None) -> Transport:
+    if block is None or not isinstance(block.value, dict):
+        r.problem(block.line if block else 1, "no Transport section with a YAML mapping")
+        return Transport()
+    t = block.value
+    protocols = t.get("protocols") or ["https"]
+    if isinstance(protocols, str):
+        protocols = [protocols]
+    protocols = [str(p).lower() for p in protocols]
+    ports: dict[str, int] = {"https": 443, "http": 80}
+    addressing: dict[str, Any] = t["addressing"] if isinstance(t.get("addressing"), dict) else {}
+    port = t.get("port", addressing.get("port"))
+    if isinstance(port, int):
+        ports[protocols[0]] = port
+    if isinstance(t.get("ports"), dict):
+        ports.update({str(k): int(v) for k, v in t["ports"].items()})
+    auth = t.get("auth")
+    auth_type = "none"
+    default_user = None
+    if isinstance(auth, dict):
+        auth_type = str(auth.get("type", "none"))
+        default_user = auth.get("default_user")
+    elif isinstance(auth, str):
+        auth_type = auth
+    max_body = t.get("max_body_bytes")
+    return Transport(
+        protocols=tuple(protocols),
+        ports=ports,
+        auth_type=auth_type,
+        default_user=str(default_user) if default_user else None,
+        base_url=str(addressing.get("base_url", "")),
+        max_body_bytes=int(max_body) if isinstance(max_body, int) else None,
+        serial_requests=bool(t.get("serial_requests", False)),
+    )
+
+
+def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> Param | None:
+    if not isinstance(raw, dict) or "name" not in raw:
+        r.problem(line, f"action {action_id}: a parameter must be a mapping with a 'name'")
+        return None
+    pline = _line(raw, line)
+    name = str(raw["name"])
+    wire = str(raw.get("wire", ""))
+    if not ID_RE.match(name):
+        # catalog names like 'context-id' become identifiers; the original stays the wire name
+        fixed = re.sub(r"\W", "_", name)
+        r.problem(
+            pline,
+            f"action {action_id}: parameter name {name!r} is not an identifier; "
+            f"use name: {fixed} with wire: {name}",
+        )
+        wire, name = wire or name, fixed
+    raw_type = raw.get("type", "string")
+    types = tuple(raw_type) if isinstance(raw_type, list) else (raw_type,)
+    norm: list[str] = []
+    for t in types:
+        t = TYPE_ALIASES.get(str(t), str(t))
+        if t not in PARAM_TYPES:
+            r.problem(
+                pline,
+                f"action {action_id}: parameter {name}: unknown type {t!r} (one of {', '.join(PARAM_TYPES)})",
+            )
+            t = "string"
+        norm.append(t)
+    values = tuple(raw.get("values") or ())
+    if "enum" in norm and not values:
+        r.problem(pline, f"action {action_id}: parameter {name}: enum without 'values'")
+        norm = ["string"]
+    location = str(raw.get("in", "body"))
+    if location not in LOCATIONS:
+        r.problem(pline, f"action {action_id}: parameter {name}: 'in' must be one of {sorted(LOCATIONS)}")
+        location = "body"
+    minimum, maximum = raw.get("minimum", raw.get("min")), raw.get("maximum", raw.get("max"))
+    rng = raw.get("range")
+    if isinstance(rng, str) and re.fullmatch(r"-?\d+(\.\d+)?\s*-\s*-?\d+(\.\d+)?", rng.strip()):
+        lo, hi = re.split(r"(?<=\d)\s*-\s*", rng.strip(), maxsplit=1)
+        minimum, maximum = float(lo), float(hi)
+    elif isinstance(rng, list) and len(rng) == 2:
+        minimum, maximum = rng
+    schema = raw.get("schema")
+    if "schema_ref" in raw:
+        ref = spec_dir / str(raw["schema_ref"])
+        try:
+            schema = json.loads(ref.read_text())
+        except (OSError, ValueError) as exc:
+            r.error(pline, f"action {action_id}: parameter {name}: schema_ref {ref}: {exc}")
+    return Param(
+        name=name,
+        wire=wire,
+        location=location,  # type: ignore[arg-type]
+        types=tuple(norm),
+        required=bool(raw.get("required", location == "path")),
+        values=values,
+        minimum=_number(minimum),
+        maximum=_number(maximum),
+        pattern=raw.get("pattern"),
+        items=raw.get("items"),
+        schema=schema,
+        default=raw.get("default"),
+        has_default="default" in raw,
+        const=raw.get("const"),
+        has_const="const" in raw,
+        description=str(raw.get("description", "")),
+        content_type=raw.get("content_type"),
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _loose_params(r: _Reader, raw: dict[str, Any], action_id: str, line: int) -> list[dict[str, Any]]:
+    """Catalog actions describe parameters as path_params / query_schema / body_schema."""
+    out: list[dict[str, Any]] = []
+    for p in raw.get("path_params") or []:
+        if isinstance(p, dict):
+            out.append({**p, "in": "path", "required": True})
+    for key, where in (("query_schema", "query"), ("body_schema", "body")):
+        schema = raw.get(key)
+        if not isinstance(schema, dict):
+            continue
+        for pname, ptype in schema.items():
+            if where == "body" and pname in {"boolean", "integer", "number", "string"}:
+                out.append({"name": "value", "in": "body", "type": pname, "required": True})
+                raw.setdefault("body", "value")
+                continue
+            if isinstance(ptype, dict):
+                out.append({"name": pname, "in": where, "type": "object"})
+            elif isinstance(ptype, str) and TYPE_ALIASES.get(ptype, ptype) in PARAM_TYPES:
+                out.append({"name": pname, "in": where, "type": TYPE_ALIASES.get(ptype, ptype)})
+            else:
+                out.append(
+                    {"name": pname, "in": where, "const": ptype}
+                    if where == "body"
+                    else {"name": pname, "in": where, "type": "string"}
+                )
+        r.warn(line, f"action {action_id}: '{key}' is the loose catalog form; converted to params")
+    return out
+
+
+def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action | None:
+    line = _line(raw, default_line)
+    if not isinstance(raw, dict):
+        r.problem(line, "an action must be a mapping")
+        return None
+    action_id = str(raw.get("id", ""))
+    if not action_id:
+        r.problem(line, "action without an 'id'", precise=False)
+        return None
+    if not ID_RE.match(action_id):
+        r.problem(line, f"action id {action_id!r} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    method = str(raw.get("method", "")).upper()
+    path = str(raw.get("path", ""))
+    if not method or not path:
+        if "command" in raw or "query_command" in raw:
+            r.text_commands += 1
+        else:
+            r.problem(line, f"action {action_id}: needs 'method' and 'path'")
+        method, path = method or "", path or ""
+    elif method not in HTTP_METHODS:
+        r.problem(line, f"action {action_id}: method {method!r} is not one of {sorted(HTTP_METHODS)}")
+    kind = str(raw.get("kind", "action"))
+    if kind not in ("query", "action"):
+        r.problem(line, f"action {action_id}: kind must be 'query' or 'action', not {kind!r}")
+        kind = "action"
+    raw_params = raw.get("params")
+    if raw_params is None:
+        raw_params = _loose_params(r, raw, action_id, line)
+    elif not isinstance(raw_params, list):
+        r.problem(line, f"action {action_id}: 'params' must be a list")
+        raw_params = []
+    if (
+        raw_params
+        and any(k in raw for k in ("path_params", "query_schema", "body_schema"))
+        and "params" in raw
+    ):
+        r.warn(line, f"action {action_id}: both 'params' and loose *_schema keys; the schemas are ignored")
+    params = [p for p in (_param(r, p, action_id, line, spec_dir) for p in raw_params) if p is not None]
+    names = [p.name for p in params]
+    for dup in {n for n in names if names.count(n) > 1}:
+        r.problem(line, f"action {action_id}: parameter {dup!r} is declared twice")
+    placeholders = PLACEHOLDER_RE.findall(path)
+    for ph in placeholders:
+        if not any(p.wire_name == ph and p.location == "path" for p in params):
+            if any(p.wire_name == ph for p in params):
+                r.problem(
+                    line, f"action {action_id}: {{{ph}}} in the path but the parameter is not 'in: path'"
+                )
+            else:
+                r.problem(line, f"action {action_id}: path placeholder {{{ph}}} has no parameter")
+                params.append(
+                    Param(
+                        name=re.sub(r"\W", "_", ph),
+                        wire=ph,
+                        location="path",
+                        types=("string",),
+                        required=True,
+                    )
+                )
+    for p in params:
+        if p.location == "path" and p.wire_name not in placeholders and method:
+            r.problem(line, f"action {action_id}: path parameter {p.name} does not appear in {path}")
+    body_params = [p for p in params if p.location == "body"]
+    body = str(raw.get("body", "json" if body_params else "none"))
+    if body not in BODY_KINDS:
+        r.problem(line, f"action {action_id}: body must be one of {sorted(BODY_KINDS)}")
+        body = "json"
+    if body == "value" and len(body_params) != 1:
+        r.problem(
+            line,
+            f"action {action_id}: 'body: value' needs exactly one body parameter, found {len(body_params)}",
+        )
+    if body == "none" and body_params:
+        r.problem(line, f"action {action_id}: body parameters given but 'body: none'")
+    response = str(raw.get("response", "json"))
+    if response not in RESPONSE_KINDS:
+        r.problem(line, f"action {action_id}: response must be one of {sorted(RESPONSE_KINDS)}")
+        response = "json"
+    success_raw = raw.get("success", [200])
+    if isinstance(success_raw, int):
+        success_raw = [success_raw]
+    success = frozenset(int(s) for s in success_raw if str(s).isdigit())
+    if not success:
+        r.problem(line, f"action {action_id}: 'success' must list HTTP statuses")
+        success = frozenset({200})
+    safety = raw.get("safety")
+    if safety not in (None, "disruptive", "safe"):
+        r.problem(line, f"action {action_id}: safety must be 'disruptive' or absent, not {safety!r}")
+        safety = None
+    alts = []
+    for alt in raw.get("also_accepts") or []:
+        if isinstance(alt, dict) and alt.get("path"):
+            alts.append(AltRoute(str(alt.get("method", method)).upper(), str(alt["path"])))
+        else:
+            r.problem(_line(alt, line), f"action {action_id}: also_accepts entries need method and path")
+    if "label" not in raw:
+        r.problem(line, f"action {action_id}: no 'label'", precise=True)
+    port = raw.get("port")
+    return Action(
+        id=action_id,
+        label=str(raw.get("label", action_id)),
+        description=str(raw.get("description", "")),
+        kind=kind,  # type: ignore[arg-type]
+        method=method,
+        path=path,
+        params=tuple(params),
+        body=body,  # type: ignore[arg-type]
+        response=response,  # type: ignore[arg-type]
+        success=success,
+        safety=safety if safety == "disruptive" else None,
+        safety_note=str(raw.get("safety_note", "")),
+        also_accepts=tuple(alts),
+        auth=raw.get("auth"),
+        scheme=raw.get("scheme"),
+        port=int(port) if isinstance(port, int) else None,
+        line=line,
+    )
+
+
+def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> tuple[Feedback, ...]:
+    if block is None or not isinstance(block.value, list):
+        return ()
+    out = []
+    for raw in block.value:
+        line = _line(raw, block.line)
+        if not isinstance(raw, dict) or "id" not in raw:
+            r.problem(line, "a feedback must be a mapping with an 'id'", precise=False)
+            continue
+        src: dict[str, Any] = raw["from"] if isinstance(raw.get("from"), dict) else {}
+        action = src.get("action")
+        if action and action not in actions:
+            r.problem(line, f"feedback {raw['id']}: unknown action {action!r}")
+        out.append(
+            Feedback(
+                id=str(raw["id"]),
+                type=str(raw.get("type", "string")),
+                action=action,
+                pointer=str(src.get("pointer", "")),
+                transform=raw.get("transform"),
+            )
+        )
+    return tuple(out)
+
+
+def _macros(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> dict[str, Macro]:
+    if block is None or not isinstance(block.value, list):
+        return {}
+    out = {}
+    for raw in block.value:
+        line = _line(raw, block.line)
+        if not isinstance(raw, dict) or "id" not in raw:
+            continue  # catalog macros are prose-like; nothing to run
+        steps = []
+        for step in raw.get("steps") or []:
+            if isinstance(step, dict) and "action" in step:
+                if step["action"] not in actions:
+                    r.problem(line, f"macro {raw['id']}: unknown action {step['action']!r}")
+                steps.append(MacroStep(str(step["action"]), dict(step.get("params") or {})))
+        if steps:
+            out[str(raw["id"])] = Macro(str(raw["id"]), str(raw.get("label", "")), tuple(steps))
+    return out
+
+
+def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
+    """Load a spec, collecting every problem. `strict` defaults to: the spec names a `family`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return LoadResult(None, [Issue("error", str(path), 0, f"cannot read: {exc}")])
+    probe = _Reader(path, strict=False)
+    meta, sections = probe.split(text)
+    is_strict = bool(meta.get("family")) if strict is None else strict
+    r = _Reader(path, strict=is_strict)
+    r.issues = list(probe.issues)
+    transport = _transport(r, sections.get("Transport"))
+    actions: dict[str, Action] = {}
+    block = sections.get("Actions")
+    if block is None or not isinstance(block.value, list):
+        r.problem(block.line if block else 1, "no Actions section with a YAML list", precise=False)
+    else:
+        for raw in block.value:
+            action = _action(r, raw, block.line, path.parent)
+            if action is None:
+                continue
+            if action.id in actions:
+                r.problem(
+                    action.line,
+                    f"action id {action.id!r} is used twice (first at line {actions[action.id].line})",
+                )
+                continue
+            actions[action.id] = action
+    if r.text_commands:
+        r.warn(
+            block.line if block else 1,
+            f"{r.text_commands} action(s) are text-protocol commands, not "
+            "HTTP actions: listed, not callable by avctl's HTTP client",
+        )
+    safety = sections.get("Safety")
+    if safety is not None and isinstance(safety.value, dict):
+        for action_id in safety.value.get("confirmation_required_for") or []:
+            if isinstance(action_id, str) and action_id in actions:
+                a = actions[action_id]
+                if not a.disruptive:
+                    actions[action_id] = _replace_safety(a)
+            elif isinstance(action_id, str):
+                r.problem(
+                    safety.line, f"Safety: confirmation_required_for names unknown action {action_id!r}"
+                )
+    traits_block = sections.get("Traits")
+    traits = (
+        tuple(str(t) for t in traits_block.value)
+        if traits_block and isinstance(traits_block.value, list)
+        else ()
+    )
+    if is_strict:
+        for required in ("spec_id", "schema_version", "title", "license"):
+            if required not in meta:
+                r.error(1, f"front matter lacks {required!r}")
+    spec = Spec(
+        id=str(meta.get("spec_id") or path.stem),
+        title=str(meta.get("title") or path.stem),
+        family=meta.get("family"),
+        transport=transport,
+        actions=actions,
+        feedbacks=_feedbacks(r, sections.get("Feedbacks"), actions),
+        macros=_macros(r, sections.get("Macros"), actions),
+        traits=traits,
+        meta=meta,
+        source=str(path),
+    )
+    return LoadResult(spec, r.issues)
+
+
+def _replace_safety(a: Action) -> Action:
+    from dataclasses import replace
+
+    return replace(a, safety="disruptive")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load a spec or raise SpecError naming the first error (file:line)."""
+    result = read_spec(path)
+    if result.spec is None or result.errors:
+        first = result.errors[0] if result.errors else Issue("error", str(path), 0, "unreadable")
+        more = len(result.errors) - 1
+        raise SpecError(
+            first.message,
+            file=first.file,
+            line=first.line,
+            hint=f"{more} more error(s); run 'avctl spec lint {path}'" if more > 0 else None,
+        )
+    return result.spec

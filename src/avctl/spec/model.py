@@ -1,0 +1,189 @@
+"""The typed, immutable model of a device spec.
+
+Everything downstream (validation, request building, the emulator's routes, the CLI's action list)
+reads these objects, never the raw YAML, so a spec is checked once when it is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from avctl.errors import UnknownActionError
+
+ParamLocation = Literal["path", "query", "body", "header"]
+BodyKind = Literal["json", "value", "form", "binary", "multipart", "none"]
+ResponseKind = Literal["json", "file", "text", "none"]
+ActionKind = Literal["query", "action"]
+
+SCALAR_TYPES = ("string", "integer", "number", "boolean")
+PARAM_TYPES = (*SCALAR_TYPES, "enum", "array", "object", "binary")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    location: ParamLocation
+    types: tuple[str, ...]
+    required: bool = False
+    wire: str = ""
+    values: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    items: Mapping[str, Any] | None = None
+    schema: Mapping[str, Any] | None = None
+    default: Any = None
+    has_default: bool = False
+    const: Any = None
+    has_const: bool = False
+    description: str = ""
+    content_type: str | None = None
+
+    @property
+    def wire_name(self) -> str:
+        return self.wire or self.name
+
+    @property
+    def settable(self) -> bool:
+        """Constants are part of the action, not something a caller chooses."""
+        return not self.has_const
+
+    def type_label(self) -> str:
+        if "enum" in self.types:
+            return "|".join(str(v) for v in self.values)
+        label = "|".join(self.types)
+        if self.minimum is not None or self.maximum is not None:
+            lo = "" if self.minimum is None else _num(self.minimum)
+            hi = "" if self.maximum is None else _num(self.maximum)
+            label += f" {lo}..{hi}"
+        return label
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class AltRoute:
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    label: str
+    kind: ActionKind
+    method: str
+    path: str
+    params: tuple[Param, ...] = ()
+    body: BodyKind = "none"
+    response: ResponseKind = "json"
+    success: frozenset[int] = frozenset({200})
+    safety: str | None = None
+    safety_note: str = ""
+    description: str = ""
+    also_accepts: tuple[AltRoute, ...] = ()
+    #: per-action overrides of the transport (Solstice v1 and v2 differ in auth, scheme and port)
+    auth: str | None = None
+    scheme: str | None = None
+    port: int | None = None
+    line: int = 0
+
+    @property
+    def disruptive(self) -> bool:
+        return self.safety == "disruptive"
+
+    def param(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    @property
+    def settable_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.settable)
+
+    def signature(self) -> str:
+        """One line for help output: `volume=<integer 0..100> [speaker=...]`."""
+        parts = []
+        for p in self.settable_params:
+            text = f"{p.name}=<{p.type_label()}>"
+            parts.append(text if p.required else f"[{text}]")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Transport:
+    protocols: tuple[str, ...] = ("https",)
+    ports: Mapping[str, int] = field(default_factory=lambda: {"https": 443, "http": 80})
+    auth_type: str = "none"
+    default_user: str | None = None
+    base_url: str = ""
+    max_body_bytes: int | None = None
+    serial_requests: bool = False
+
+    @property
+    def default_scheme(self) -> str:
+        return self.protocols[0] if self.protocols else "https"
+
+    def port_for(self, scheme: str) -> int:
+        return self.ports.get(scheme, 443 if scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: str
+    type: str
+    action: str | None = None
+    pointer: str = ""
+    transform: str | None = None
+
+
+@dataclass(frozen=True)
+class MacroStep:
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Macro:
+    id: str
+    label: str = ""
+    steps: tuple[MacroStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loaded device spec: metadata plus everything a client and an emulator need."""
+
+    id: str
+    title: str
+    family: str | None
+    transport: Transport
+    actions: Mapping[str, Action]
+    feedbacks: tuple[Feedback, ...] = ()
+    macros: Mapping[str, Macro] = field(default_factory=dict)
+    traits: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def action(self, action_id: str) -> Action:
+        try:
+            return self.actions[action_id]
+        except KeyError:
+            close = difflib.get_close_matches(action_id, list(self.actions), n=3)
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"run 'avctl actions {self.family or self.id}' to list them"
+            )
+            raise UnknownActionError(
+                f"unknown action {action_id!r} for {self.family or self.id}", hint=hint
+            ) from None
+
+    def has_action(self, action_id: str) -> bool:
+        return action_id in self.actions

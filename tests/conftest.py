@@ -1,0 +1,36 @@
+"""Shared fixtures: emulators on loopback in a background thread, an isolated AVCTL_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avctl.emulator.core import EmulatorThread
+from avctl.transport.tls import KnownHosts, TLSPolicy
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def avctl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own AVCTL_HOME: no test reads or writes the user's real state."""
+    home = tmp_path / "avctl-home"
+    monkeypatch.setenv("AVCTL_HOME", str(home))
+    monkeypatch.delenv("AVCTL_PASSWORD", raising=False)
+    return home
+
+
+@pytest.fixture
+def emulators() -> Iterator[EmulatorThread]:
+    """An emulator server running in its own thread; add devices with `.add()` / `.spawn()`."""
+    with EmulatorThread() as thread:
+        yield thread
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TLSPolicy:
+    """Pinning TLS policy with a fresh known-devices file."""
+    return TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices"))
