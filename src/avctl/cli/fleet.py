@@ -1,0 +1,581 @@
+"""Fleet commands: ``inventory``, ``secrets``, ``fleet``, ``jobs``, ``audit`` and ``emulate fleet``.
+
+``register(cli)`` adds them to the main command line. Nothing here knows a family: verbs come from
+the specs' Macros (plus ``status`` from their Feedbacks), actions from their Actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, tls_options, tls_policy
+from avctl.errors import UsageError
+from avctl.fleet.audit import AuditLog, parse_when
+from avctl.fleet.credentials import (
+    CredentialResolver,
+    RedactingFilter,
+    SecretsStore,
+    generate_key,
+    redact,
+)
+from avctl.fleet.inventory import (
+    Inventory,
+    Selection,
+    import_ip_list,
+    import_ip_pass,
+    load_inventory,
+    merge_into_inventory,
+)
+from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
+from avctl.fleet.output import ProgressBar, render_table, summary_line, to_csv, to_json
+from avctl.fleet.runner import FleetRunner, RunOptions
+from avctl.fleet.store import SqliteJobStore
+from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_INVENTORY = "inventory.yaml"
+
+
+def wide_console() -> Console:
+    """Tables keep one line per row when piped (rich would wrap at 80 columns)."""
+    c = Console()
+    return c if c.is_terminal else Console(width=200)
+
+
+def _install_log_redaction() -> None:
+    """Every handler gets the redacting filter: no secret reaches a log line."""
+    root = logging.getLogger()
+    for handler in [*root.handlers, logging.lastResort]:
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
+# --- shared options --------------------------------------------------------------------------
+
+
+def inventory_option(fn: F) -> F:
+    return click.option("--inventory", "-i", "inventory_path", envvar="AVCTL_INVENTORY",
+                        default=DEFAULT_INVENTORY, show_default=True, type=click.Path(dir_okay=False),
+                        help="Inventory file [env: AVCTL_INVENTORY].")(fn)
+
+
+def selection_options(fn: F) -> F:
+    """--select EXPR plus one option per key; different keys AND, the same key ORs."""
+    for key, help_text in reversed([
+        ("name", "Device name glob (repeatable)."),
+        ("family", "Family: videoos, polyuc, solstice (repeatable)."),
+        ("site", "Site glob (repeatable)."),
+        ("room", "Room glob (repeatable)."),
+        ("tag", "Tag glob (repeatable)."),
+    ]):
+        fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text)(fn)
+    fn = click.option("--select", "-s", "select", multiple=True, metavar="EXPR",
+                      help="Selection such as 'site=hq,tag=lobby', 'family=videoos|polyuc', 'hq-*', "
+                           "'tag!=broken'. Repeatable.")(fn)
+    return fn
+
+
+def _selection(kwargs: dict[str, Any]) -> Selection:
+    return Selection.from_options(
+        kwargs.pop("select", ()),
+        **{k: kwargs.pop(f"sel_{k}", ()) for k in ("name", "family", "site", "room", "tag")})
+
+
+def _load(path: str) -> Inventory:
+    inv = load_inventory(path)
+    for w in inv.warnings:
+        click.echo(f"avctl: warning: {w}", err=True)
+    return inv
+
+
+def run_options(fn: F) -> F:
+    opts = [
+        click.option("--concurrency", "-c", type=click.IntRange(1, 10000), default=100, show_default=True,
+                     help="Devices worked on at once."),
+        click.option("--per-site", type=click.IntRange(0, 10000), default=0,
+                     help="Devices at once per site (0: no limit)."),
+        click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request."),
+        click.option("--device-timeout", type=float, default=None,
+                     help="Overall deadline per device in seconds (default: none)."),
+        click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
+                     help="Retries per call for transient failures (never for rejected logins)."),
+        click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
+                     help="Use this spec file for FAMILY instead of the built-in one."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions."),
+        click.option("--json", "as_json", is_flag=True, help="Print results as JSON."),
+        click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table (exit code only)."),
+        click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
+                     help="Job database [default: $AVCTL_HOME/avctl.db]."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return tls_options(fn)
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        fam, sep, path = pair.partition("=")
+        if not sep or not fam or not path:
+            raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
+        out[fam] = path
+    return out
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {pair!r}")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+# --- running a job ------------------------------------------------------------------------------
+
+
+def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool) -> None:
+    counts = runner.plan(task, devices)
+    hit = {fam: c["run"] for fam, c in counts.items() if c["disruptive"] and c["run"]}
+    if hit:
+        total = sum(hit.values())
+        per = ", ".join(f"{fam}: {n}" for fam, n in sorted(hit.items()))
+        confirm_disruptive(f"{task.name} on {total} device(s) ({per})", yes)
+
+
+def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(to_json(report.outcomes, report.counts, job=report.job_id, task=report.task))
+    elif as_csv:
+        click.echo(to_csv(report.outcomes), nl=False)
+    elif not quiet:
+        render_table(report.outcomes, report.counts, title=f"job {report.job_id}: {report.task}")
+    else:
+        click.echo(summary_line(report.counts), err=True)
+
+
+def _exit_for(report: JobReport) -> None:
+    ctx = click.get_current_context()
+    ctx.exit(1 if report.failed else 0)
+
+
+def _run_task(task: Task, kwargs: dict[str, Any], *, wait: bool = False, wait_timeout: float = 300.0) -> None:
+    _install_log_redaction()
+    selection = _selection(kwargs)
+    inv = _load(kwargs["inventory_path"])
+    devices = inv.select(selection)
+    if not devices:
+        raise UsageError(f"the selection {selection} matches no device in {inv.path}",
+                         hint="see 'avctl inventory list'")
+    overrides = _overrides(kwargs["spec_overrides"])
+    options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
+                         timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
+                         retries=kwargs["retries"], wait=wait, wait_timeout=wait_timeout)
+    tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
+    resolver = CredentialResolver(base_dir=inv.base_dir)
+    specs = spec_provider(overrides)
+    with SqliteJobStore(kwargs["store_path"]) as store, AuditLog(kwargs["store_path"]) as audit:
+        bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
+        runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
+                             progress=bar.update)
+        _confirm(runner, task, devices, kwargs["yes"])
+        job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
+                         options=options, spec_overrides=overrides)
+        click.echo(f"job {job.id}: {task.name} on {len(devices)} device(s)", err=True)
+        try:
+            with bar:
+                report = asyncio.run(execute(store, job, runner, task, devices))
+        except KeyboardInterrupt:
+            done = sum(store.counts(job.id).values())
+            click.echo(f"avctl: interrupted; {done} outcome(s) kept; continue with 'avctl jobs resume {job.id}'",
+                       err=True)
+            sys.exit(130)
+    _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=kwargs["quiet"])
+    _exit_for(report)
+
+
+class FleetGroup(click.Group):
+    """`avctl fleet VERB`: any verb a spec defines under Macros works, not only the listed ones."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(_builtin_verbs())
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        if not cmd_name.replace("_", "").isalnum():
+            return None
+        return _verb_command(cmd_name)
+
+
+def _builtin_verbs() -> set[str]:
+    from avctl.families import available
+    from avctl.spec import builtin_spec
+
+    verbs: set[str] = set()
+    for fam in available():
+        with contextlib.suppress(Exception):
+            verbs.update(builtin_spec(fam).macros)
+    return verbs
+
+
+def _verb_command(verb: str) -> click.Command:
+    @click.command(verb, help=f"Run the '{verb}' verb (each family's Macro of that name) on the selection.")
+    @click.argument("params", nargs=-1)
+    @inventory_option
+    @selection_options
+    @run_options
+    @click.option("--wait", is_flag=True, help="Wait until each device answers again (after a reboot).")
+    @click.option("--wait-timeout", type=float, default=300.0, show_default=True,
+                  help="Deadline in seconds for --wait.")
+    @handle_errors
+    def command(params: tuple[str, ...], wait: bool, wait_timeout: float, **kwargs: Any) -> None:
+        _run_task(MacroTask(verb, _params(params)), kwargs, wait=wait, wait_timeout=wait_timeout)
+
+    return command
+
+
+@click.group("fleet", cls=FleetGroup)
+def fleet_group() -> None:
+    """Run actions and verbs on many devices at once (see 'avctl inventory list' for the selection)."""
+
+
+@fleet_group.command("run")
+@click.argument("action")
+@click.argument("params", nargs=-1)
+@inventory_option
+@selection_options
+@run_options
+@click.option("--wait", is_flag=True, help="Afterwards, wait until each device answers again.")
+@click.option("--wait-timeout", type=float, default=300.0, show_default=True)
+@handle_errors
+def fleet_run(action: str, params: tuple[str, ...], wait: bool, wait_timeout: float, **kwargs: Any) -> None:
+    """Run spec ACTION with key=value PARAMS on every selected device whose family has it.
+
+    \b
+    Example: avctl fleet run audio_volume_set volume=40 --site hq --tag lobby
+    """
+    _run_task(ActionTask(action, _params(params)), kwargs, wait=wait, wait_timeout=wait_timeout)
+
+
+@fleet_group.command("status")
+@inventory_option
+@selection_options
+@run_options
+@handle_errors
+def fleet_status(**kwargs: Any) -> None:
+    """Reachable, model, firmware, uptime, in a call, mic mute, volume: whatever each family reports."""
+    _run_task(StatusTask(), kwargs)
+
+
+# --- inventory ------------------------------------------------------------------------------------
+
+
+@click.group("inventory")
+def inventory_group() -> None:
+    """Show, check and import device inventories."""
+
+
+@inventory_group.command("list")
+@inventory_option
+@selection_options
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
+    """Show the devices a selection matches (after site/group/default inheritance)."""
+    selection = _selection(kwargs)
+    inv = _load(inventory_path)
+    devices = inv.select(selection)
+    if as_json:
+        emit_json([d.summary() for d in devices])
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("name", "family", "address", "site", "room", "tags", "credentials"):
+        table.add_column(col, overflow="fold")
+    for d in devices:
+        s = d.summary()
+        name = d.name + (" [dim](disabled)[/]" if d.disabled else "")
+        table.add_row(name, d.family, (f"{d.scheme}://" if d.scheme else "") + s["address"], d.site or "",
+                      d.room or "", ",".join(s["tags"]), s["password"] or "")
+    wide_console().print(table)
+    click.echo(f"{len(devices)} of {len(inv)} device(s) match '{selection}'", err=True)
+
+
+@inventory_group.command("import")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["ip-pass", "ip-list"]))
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", "inventory_path", required=True, type=click.Path(dir_okay=False),
+              help="Inventory file to create or add to.")
+@click.option("--family", help="Family of the devices [ip-pass: videoos, ip-list: polyuc].")
+@click.option("--site", help="Site of every imported device.")
+@click.option("--room", help="Room of every imported device.")
+@click.option("--tag", "tags", multiple=True, help="Tag for every imported device (repeatable).")
+@click.option("--user", help="User name, if not the family's default.")
+@click.option("--password", "password_ref", metavar="REF",
+              help="ip-list: shared credential reference (env:VAR, file:PATH, keyring:S/U, secret:NAME).")
+@click.option("--prefix", help="Device name prefix [default: FAMILY-].")
+@handle_errors
+def inventory_import(fmt: str, source: str, inventory_path: str, family: str | None, site: str | None,
+                     room: str | None, tags: tuple[str, ...], user: str | None, password_ref: str | None,
+                     prefix: str | None) -> None:
+    """Import the seeds' script formats: ip-pass (IP,Password lines) or ip-list (one IP per line).
+
+    ip-pass passwords go to the encrypted secrets store (secret:DEVICE); the inventory holds only
+    references.
+    """
+    if fmt == "ip-pass":
+        if password_ref:
+            raise UsageError("--password is for ip-list; ip-pass files carry their own passwords")
+        res = import_ip_pass(source, family=family or "videoos", site=site, room=room, tags=tags,
+                             name_prefix=prefix, user=user)
+    else:
+        res = import_ip_list(source, family=family or "polyuc", password=password_ref, site=site, room=room,
+                             tags=tags, name_prefix=prefix, user=user)
+    if res.secrets:
+        SecretsStore().set_many(res.secrets)
+    n = merge_into_inventory(inventory_path, res.devices)
+    click.echo(f"imported {n} device(s) into {inventory_path}"
+               + (f"; {len(res.secrets)} password(s) stored in the secrets file" if res.secrets else ""))
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """The encrypted secrets file (key: AVCTL_SECRETS_KEY or the OS keyring)."""
+
+
+@secrets_group.command("set")
+@click.argument("name")
+@click.option("--from-env", metavar="VAR", help="Take the value from this environment variable.")
+@click.option("--from-file", type=click.Path(exists=True, dir_okay=False), help="Take the first line of a file.")
+@handle_errors
+def secrets_set(name: str, from_env: str | None, from_file: str | None) -> None:
+    """Store a secret NAME (asks for it, or reads one line from stdin; never an argument)."""
+    if from_env:
+        value = os.environ.get(from_env)
+        if value is None:
+            raise UsageError(f"environment variable {from_env} is not set")
+    elif from_file:
+        lines = Path(from_file).read_text(encoding="utf-8").splitlines()
+        value = lines[0] if lines else ""
+    elif sys.stdin.isatty():
+        value = click.prompt(f"Value for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError("refusing to store an empty secret")
+    SecretsStore().set(name, value)
+    click.echo(f"stored secret {name!r}; reference it as secret:{name}", err=True)
+
+
+@secrets_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def secrets_list(as_json: bool) -> None:
+    """Names and update times (values are never shown)."""
+    names = SecretsStore().names()
+    if as_json:
+        emit_json(names)
+        return
+    for n in names:
+        click.echo(f"{n['name']}\t{n['updated']}")
+
+
+@secrets_group.command("rm")
+@click.argument("name")
+@handle_errors
+def secrets_rm(name: str) -> None:
+    """Remove a secret."""
+    if not SecretsStore().remove(name):
+        raise UsageError(f"no secret named {name!r}")
+    click.echo(f"removed {name!r}", err=True)
+
+
+@secrets_group.command("keygen")
+def secrets_keygen() -> None:
+    """Print a new key for AVCTL_SECRETS_KEY (keep it somewhere safe; without it the file is unreadable)."""
+    click.echo(generate_key())
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+def store_option(fn: F) -> F:
+    return click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
+                        help="Job database [default: $AVCTL_HOME/avctl.db].")(fn)
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Fleet jobs recorded in the job store: list, show, resume."""
+
+
+def _when(ts: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+@jobs_group.command("list")
+@store_option
+@click.option("--limit", "-n", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
+    """Recent jobs, newest first."""
+    with SqliteJobStore(store_path) as store:
+        jobs = store.list_jobs(limit)
+        rows = []
+        for j in jobs:
+            c = store.counts(j.id)
+            rows.append({"id": j.id, "created": _when(j.created), "user": j.user, "task": j.action,
+                         "selection": j.selection, "state": j.effective_state, "devices": len(j.devices),
+                         **c, "pending": len(j.devices) - sum(c.values())})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("id", "created", "user", "task", "selection", "state", "devices", "ok", "failed", "unreachable",
+                "skipped", "pending"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("id", "created", "user", "task", "selection", "state", "devices",
+                                              "ok", "failed", "unreachable", "skipped", "pending")))
+    wide_console().print(table)
+
+
+@jobs_group.command("show")
+@click.argument("job_id", type=int)
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@handle_errors
+def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) -> None:
+    """One job: parameters (redacted) and every device's outcome so far."""
+    with SqliteJobStore(store_path) as store:
+        job = store.get_job(job_id)
+        outcomes = store.outcomes(job_id)
+        counts = store.counts(job_id)
+        pending = store.pending_devices(job_id)
+    counts = {**counts, "total": sum(counts.values())}
+    if as_json:
+        click.echo(to_json(outcomes, counts, job=job.id, task=job.action, state=job.effective_state,
+                           user=job.user, created=_when(job.created), selection=job.selection,
+                           params=redact(job.params), pending=pending))
+        return
+    if as_csv:
+        click.echo(to_csv(outcomes), nl=False)
+        return
+    click.echo(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
+               f"by {job.user} at {_when(job.created)}; {job.effective_state}")
+    render_table(outcomes, counts, title=f"job {job.id}")
+    if pending:
+        click.echo(f"{len(pending)} device(s) without an outcome: resume with 'avctl jobs resume {job.id}'")
+
+
+@jobs_group.command("resume")
+@click.argument("job_id", type=int)
+@click.argument("params", nargs=-1)
+@store_option
+@click.option("--inventory", "-i", "inventory_path", type=click.Path(dir_okay=False),
+              help="Inventory file [default: the one the job used].")
+@tls_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+@handle_errors
+def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, inventory_path: str | None,
+                known_hosts: str | None, ca_bundle: str | None, insecure: bool, yes: bool, as_json: bool,
+                as_csv: bool, quiet: bool) -> None:
+    """Finish an interrupted job: only devices without a final outcome are touched."""
+    _install_log_redaction()
+    with SqliteJobStore(store_path) as store, AuditLog(store_path) as audit:
+        plan = plan_resume(store, job_id, params=_params(params), inventory_path=inventory_path)
+        bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
+        runner = FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
+                             tls=tls_policy(known_hosts, ca_bundle, insecure),
+                             resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=plan.options,
+                             progress=bar.update)
+        if plan.devices:
+            _confirm(runner, plan.task, plan.devices, yes)
+        click.echo(f"job {job_id}: resuming {plan.task.name} on {len(plan.devices)} device(s) without an outcome",
+                   err=True)
+        try:
+            with bar:
+                report = asyncio.run(run_resume(store, plan, runner))
+        except KeyboardInterrupt:
+            click.echo(f"avctl: interrupted; continue with 'avctl jobs resume {job_id}'", err=True)
+            sys.exit(130)
+    _report(report, as_json=as_json, as_csv=as_csv, quiet=quiet)
+    _exit_for(report)
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+@click.command("audit")
+@store_option
+@click.option("--device", help="Device name glob.")
+@click.option("--action", help="Action glob.")
+@click.option("--user", help="OS user.")
+@click.option("--outcome", type=click.Choice(["ok", "failed", "unreachable"]))
+@click.option("--job", "job_id", type=int, help="Only calls of this job.")
+@click.option("--since", help="Start: ISO time or a duration ago (30m, 2h, 7d).")
+@click.option("--until", help="End: ISO time or a duration ago.")
+@click.option("--limit", "-n", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def audit_cmd(store_path: str | None, device: str | None, action: str | None, user: str | None,
+              outcome: str | None, job_id: int | None, since: str | None, until: str | None, limit: int,
+              as_json: bool) -> None:
+    """Show the audit log of state-changing calls (newest first), filtered."""
+    with AuditLog(store_path) as audit:
+        entries = audit.query(device=device, action=action, user=user, outcome=outcome, job_id=job_id,
+                              since=parse_when(since) if since else None,
+                              until=parse_when(until) if until else None, limit=limit)
+    if as_json:
+        emit_json([e.as_dict() for e in entries])
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("time", "user", "device", "action", "params", "outcome", "job", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        d = e.as_dict()
+        detail = f"[{e.error_kind}] {e.message}" if e.error_kind else (e.message or "")
+        table.add_row(d["time"], e.user, e.device, e.action, json.dumps(e.params, separators=(",", ":")),
+                      e.outcome, str(e.job_id or ""), detail)
+    wide_console().print(table)
+
+
+# --- registration ----------------------------------------------------------------------------------
+
+
+def register(cli: click.Group) -> None:
+    """Add the fleet command groups to the main CLI (called by avctl.cli.main)."""
+    for cmd in (inventory_group, secrets_group, fleet_group, jobs_group, audit_cmd):
+        cli.add_command(cmd)
+    emulate = cli.commands.get("emulate")
+    if isinstance(emulate, click.Group):
+        from avctl.emulator.fleet import emulate_fleet_command
+
+        emulate.add_command(emulate_fleet_command)

@@ -1,0 +1,266 @@
+"""Emulated fleets: many emulated devices of every family in worker processes, plus their inventory.
+
+``avctl emulate fleet --videoos 300 --polyuc 300 --solstice 300 --latency 50`` starts worker
+processes (each an ``EmulatorServer`` hosting a share of the devices on 127.0.0.1), then writes
+
+- an inventory file (sites and rooms so selections have something to bite on; each room holds one
+  device of each family),
+- a password file beside it (0600) that the inventory references as ``file:...``: no plaintext
+  password in the inventory,
+- the devices' certificate pins into the known-devices file, so the first sweep does not need a
+  trust-on-first-use handshake per device,
+
+and serves until Ctrl-C. :class:`EmulatedFleet` is the same thing as a library (tests, benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import click
+
+from avctl.errors import UsageError
+
+FAMILIES = ("videoos", "polyuc", "solstice")
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    name: str
+    family: str
+    host: str
+    port: int
+    scheme: str
+    fingerprint: str
+    site: str
+    room: str
+
+
+def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, str]]:
+    """(family, name, site, room) for every device; device i of each family shares room i."""
+    out = []
+    for family in FAMILIES + tuple(f for f in counts if f not in FAMILIES):
+        for i in range(counts.get(family, 0)):
+            room = f"room-{i + 1:05d}"
+            site = f"site-{i % max(sites, 1) + 1}"
+            out.append((family, f"{family}-{i + 1:05d}", site, room))
+    return out
+
+
+def _worker(conn: Connection, devices: list[tuple[str, str]], password: str, latency: float,
+            spec_paths: dict[str, str], host: str) -> None:
+    """Process entry point: host `devices` [(family, name)], report their ports, serve until told."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    asyncio.run(_serve(conn, devices, password, latency, spec_paths, host))
+
+
+async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str, latency: float,
+                 spec_paths: dict[str, str], host: str) -> None:
+    from avctl.emulator.core import EmulatorServer, emulator_class
+    from avctl.spec import load_spec
+    from avctl.transport.tls import fingerprint
+
+    specs = {fam: load_spec(Path(p)) for fam, p in spec_paths.items()}
+    server = EmulatorServer()
+    await server.start()
+    report = []
+    try:
+        for family, name in devices:
+            cls = emulator_class(family)
+            kwargs: dict[str, Any] = {"password": password}
+            if family in specs:
+                kwargs["spec"] = specs[family]
+            dev = cls(name, host, 0, **kwargs)
+            dev.faults.latency = latency
+            await server.add(dev)
+            der = ssl.PEM_cert_to_DER_cert(dev.cert_pem.decode())
+            report.append((name, family, dev.host, dev.port, dev.scheme, fingerprint(der)))
+    except Exception as exc:  # tell the parent, do not hang it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        await server.close()
+        return
+    conn.send(("ok", report))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # the parent closing its end of the pipe also means stop (it died or finished)
+    loop.add_reader(conn.fileno(), stop.set)
+    await stop.wait()
+    await server.close()
+
+
+class EmulatedFleet:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
+
+    def __init__(self, counts: Mapping[str, int], *, latency_ms: float = 0.0, workers: int = 0,
+                 password: str | None = None, sites: int = 4, spec_paths: Mapping[str, str] | None = None,
+                 host: str = "127.0.0.1") -> None:
+        unknown = sorted(set(counts) - set(FAMILIES) - set(spec_paths or {}))
+        if unknown:
+            raise UsageError(f"unknown families: {', '.join(unknown)}")
+        self.counts = {k: v for k, v in counts.items() if v}
+        if not self.counts:
+            raise UsageError("an emulated fleet needs at least one device", hint="e.g. --videoos 10")
+        total = sum(self.counts.values())
+        self.workers = workers or max(1, min(os.cpu_count() or 1, (total + 499) // 500))
+        self.latency = latency_ms / 1000.0
+        self.password = password or secrets.token_urlsafe(12)
+        self.sites = sites
+        self.spec_paths = {k: str(Path(v).resolve()) for k, v in (spec_paths or {}).items()}
+        self.host = host
+        self.devices: list[FleetDevice] = []
+        self._procs: list[tuple[Any, Connection]] = []
+
+    def start(self, timeout: float = 120.0) -> list[FleetDevice]:
+        plan = _plan(self.counts, self.sites)
+        where = {name: (site, room) for _fam, name, site, room in plan}
+        shares: list[list[tuple[str, str]]] = [[] for _ in range(self.workers)]
+        for i, (family, name, _site, _room) in enumerate(plan):
+            shares[i % self.workers].append((family, name))
+        ctx = mp.get_context("spawn")  # a clean interpreter: no inherited loops, threads or sockets
+        for share in shares:
+            if not share:
+                continue
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, share, self.password, self.latency,
+                                                     self.spec_paths, self.host), daemon=True)
+            proc.start()
+            child.close()
+            self._procs.append((proc, parent))
+        deadline = time.monotonic() + timeout
+        try:
+            for _proc, conn in self._procs:
+                if not conn.poll(max(0.0, deadline - time.monotonic())):
+                    raise UsageError("emulator workers did not start in time")
+                status, payload = conn.recv()
+                if status != "ok":
+                    raise UsageError(f"emulator worker failed: {payload}")
+                for name, family, host, port, scheme, fp in payload:
+                    site, room = where[name]
+                    self.devices.append(FleetDevice(name, family, host, port, scheme, fp, site, room))
+        except BaseException:
+            self.stop()
+            raise
+        order = {name: i for i, (_f, name, _s, _r) in enumerate(plan)}
+        self.devices.sort(key=lambda d: order[d.name])
+        return self.devices
+
+    def stop(self) -> None:
+        for proc, conn in self._procs:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if proc.is_alive():
+                proc.terminate()
+        for proc, _conn in self._procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+        self._procs = []
+
+    def __enter__(self) -> EmulatedFleet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p, _c in self._procs if p.pid is not None]
+
+    def write_inventory(self, path: str | os.PathLike[str], *, known_hosts: Path | None = None) -> Path:
+        """Write the inventory and the password file beside it; pin every device's certificate."""
+        from avctl.fleet.inventory import write_inventory
+        from avctl.transport.tls import KnownHosts
+
+        inv = Path(path)
+        inv.parent.mkdir(parents=True, exist_ok=True)
+        pw_file = inv.with_name(inv.stem + ".password")
+        fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.password + "\n")
+        doc: dict[str, Any] = {
+            "defaults": {"password": f"file:{pw_file.name}"},
+            "sites": {f"site-{i + 1}": {"tags": [f"region-{i % 2 + 1}"]} for i in range(max(self.sites, 1))},
+            "devices": {
+                d.name: {"family": d.family, "address": f"{d.host}:{d.port}", "site": d.site, "room": d.room,
+                         **({"scheme": d.scheme} if d.scheme != "https" else {}),
+                         "tags": ["emulated"]}
+                for d in self.devices
+            },
+        }
+        write_inventory(inv, doc)
+        kh = KnownHosts(known_hosts)
+        for d in self.devices:
+            if d.scheme == "https":
+                kh.set(f"{d.host}:{d.port}", d.fingerprint, replace=True)
+        return inv
+
+
+@click.command("fleet")
+@click.option("--videoos", type=click.IntRange(0, 100000), default=0, help="Number of Poly VideoOS systems.")
+@click.option("--polyuc", type=click.IntRange(0, 100000), default=0, help="Number of Poly UC phones.")
+@click.option("--solstice", type=click.IntRange(0, 100000), default=0, help="Number of Solstice pods.")
+@click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes [default: auto].")
+@click.option("--sites", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="Spread the devices over this many sites.")
+@click.option("--output", "-o", "inventory", type=click.Path(dir_okay=False), default="emulated-fleet.yaml",
+              show_default=True, help="Inventory file to write (a .password file is written beside it).")
+@click.option("--known-hosts", type=click.Path(dir_okay=False), envvar="AVCTL_KNOWN_HOSTS",
+              help="Pin the devices' certificates here [default: $AVCTL_HOME/known_devices].")
+@click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
+              help="Serve FAMILY from this spec file instead of the built-in one.")
+def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, workers: int, sites: int,
+                          inventory: str, known_hosts: str | None, spec_overrides: Sequence[str]) -> None:
+    """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
+    from avctl.cli.common import handle_errors
+
+    @handle_errors
+    def run() -> None:
+        overrides = {}
+        for pair in spec_overrides:
+            fam, sep, path = pair.partition("=")
+            if not sep:
+                raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
+            overrides[fam] = path
+        fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
+                              latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides)
+        t0 = time.monotonic()
+        fleet.start()
+        try:
+            inv_path = fleet.write_inventory(inventory, known_hosts=Path(known_hosts) if known_hosts else None)
+            per = ", ".join(f"{n} {f}" for f, n in fleet.counts.items())
+            click.echo(f"{len(fleet.devices)} emulated devices ({per}) in {len(fleet.pids)} process(es), "
+                       f"started in {time.monotonic() - t0:.1f} s")
+            pw_path = inv_path.with_name(inv_path.stem + ".password")
+            click.echo(f"inventory: {inv_path}  (password in {pw_path})")
+            click.echo(f"try: avctl fleet status -i {inv_path}", err=True)
+            click.echo("Ctrl-C to stop", err=True)
+            sys.stdout.flush()
+            stop = {"now": False}
+
+            def on_signal(*_: object) -> None:
+                stop["now"] = True
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            while not stop["now"] and all(p.is_alive() for p, _c in fleet._procs):
+                time.sleep(0.2)
+        finally:
+            fleet.stop()
+
+    run()

@@ -1,0 +1,128 @@
+"""Jobs: a fleet run recorded in the store, so it can be shown, audited and resumed.
+
+``start_job`` records the job (selection, parameters redacted, options, every selected device) and
+runs it; ``resume_job`` reloads the inventory named in the job and runs the same task on the devices
+that have no final outcome yet, and only on those. A device whose outcome was written is never
+touched again (the store's primary key makes a second outcome impossible).
+
+A parameter that was redacted when the job was recorded (a password parameter) cannot be replayed
+from the store; resume asks for it again (``avctl jobs resume ID name=value``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from avctl.errors import UsageError
+from avctl.fleet.credentials import MASK
+from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
+from avctl.fleet.paths import os_user
+from avctl.fleet.runner import FleetRunner, RunOptions, summarize
+from avctl.fleet.store import Job, JobStore, Outcome
+from avctl.fleet.verbs import Task, make_task
+from avctl.spec import Spec, builtin_spec, load_spec
+
+
+@dataclass
+class JobReport:
+    job_id: int
+    task: str
+    outcomes: list[Outcome]
+    counts: dict[str, int]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.counts["failed"] or self.counts["unreachable"])
+
+
+def spec_provider(overrides: Mapping[str, str] | None = None) -> Any:
+    """Builtin specs, with ``family -> spec file`` overrides (a site's own or a newer spec)."""
+    paths = {k: Path(v) for k, v in (overrides or {}).items()}
+
+    @cache
+    def get(family: str) -> Spec:
+        if family in paths:
+            return load_spec(paths[family])
+        return builtin_spec(family)
+
+    return get
+
+
+def options_from(stored: Mapping[str, Any]) -> RunOptions:
+    known = RunOptions.__dataclass_fields__
+    return RunOptions(**{k: v for k, v in stored.items() if k in known})
+
+
+def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence[DeviceEntry],
+               inventory: Inventory, options: RunOptions, spec_overrides: Mapping[str, str] | None = None) -> Job:
+    return store.create_job(
+        action=task.name, selection=selection, params=dict(task.params),
+        devices=[d.name for d in devices], user=os_user(),
+        inventory=str(inventory.path.resolve()) if inventory.path else None,
+        options={"mode": task.mode, "run": options.as_dict(),
+                 "specs": {k: str(Path(v).resolve()) for k, v in (spec_overrides or {}).items()}})
+
+
+async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
+                  devices: Sequence[DeviceEntry]) -> JobReport:
+    """Run and close the job: finished when every device has an outcome, interrupted otherwise."""
+    try:
+        await runner.run(task, devices, job_id=job.id)
+    except BaseException:
+        store.set_state(job.id, "interrupted")
+        raise
+    store.set_state(job.id, "finished" if not store.pending_devices(job.id) else "interrupted")
+    outcomes = store.outcomes(job.id)
+    return JobReport(job.id, task.name, outcomes, summarize(outcomes))
+
+
+@dataclass
+class ResumePlan:
+    job: Job
+    task: Task
+    devices: list[DeviceEntry]
+    inventory: Inventory
+    options: RunOptions
+    spec_overrides: dict[str, str]
+    #: pending devices no longer in the inventory: they get a 'failed' outcome on resume
+    missing: list[str]
+
+
+def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | None = None,
+                inventory_path: str | None = None) -> ResumePlan:
+    job = store.get_job(job_id)
+    if job.effective_state == "running":
+        raise UsageError(f"job {job_id} is still running (pid {job.pid} on {job.host})")
+    if job.effective_state == "finished" and not store.pending_devices(job_id):
+        raise UsageError(f"job {job_id} is finished: every device has an outcome")
+    merged = dict(job.params)
+    merged.update(params or {})
+    redacted = sorted(k for k, v in merged.items() if v == MASK)
+    if redacted:
+        raise UsageError(f"job {job_id} had secret parameters that were not stored: {', '.join(redacted)}",
+                         hint=f"give them again: avctl jobs resume {job_id} {redacted[0]}=...")
+    path = inventory_path or job.inventory
+    if not path:
+        raise UsageError(f"job {job_id} has no inventory file recorded", hint="give --inventory")
+    inventory = load_inventory(path)
+    pending = store.pending_devices(job_id)
+    by_name = {d.name: d for d in inventory.devices}
+    mode = str(job.options.get("mode", "action"))
+    return ResumePlan(
+        job=job, task=make_task(job.action, merged, mode=mode),
+        devices=[by_name[n] for n in pending if n in by_name], inventory=inventory,
+        options=options_from(job.options.get("run", {})),
+        spec_overrides=dict(job.options.get("specs", {})), missing=[n for n in pending if n not in by_name])
+
+
+async def run_resume(store: JobStore, plan: ResumePlan, runner: FleetRunner) -> JobReport:
+    store.claim(plan.job.id)
+    runner.job_id = plan.job.id
+    for name in plan.missing:
+        runner._finish(Outcome(name, "failed", reason="inventory", message="no longer in the inventory"))
+    return await execute(store, plan.job, runner, plan.task, plan.devices)
+

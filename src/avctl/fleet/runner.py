@@ -1,0 +1,328 @@
+"""The fleet runner: inventory -> selection -> one task on every device -> one outcome per device.
+
+Shaped like nornir (inventory, filter, run, per-host result) on asyncio:
+
+- a global concurrency limit and an optional per-site limit (a site's WAN link or its DHCP-starved
+  VLAN should not see 200 logins at once); the per-site slot is taken first so a busy site never
+  holds global slots while it waits;
+- one shared ``HttpTransport`` (one connection pool, one TLS policy) for every device;
+- each device gets one ``Device`` object for the whole job, so its login state, and a rejected
+  login, are remembered: a rejected login is never retried and ends that device (at most one
+  failed login per device per job);
+- per call, transient failures (timeouts, resets, 5xx, busy; ``avctl.errors.is_transient``) are
+  retried with exponential backoff and jitter. A *disruptive* call is retried only when it surely
+  did not reach the device (connection refused, busy answer): a reset after a reboot request may
+  mean the reboot happened, and rebooting twice is worse than reporting it;
+- a per-request timeout and a per-device deadline;
+- every device ends with exactly one outcome (ok, failed, unreachable, skipped), committed to the
+  job store the moment it is known; state-changing calls go to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from avctl.auth import Credentials
+from avctl.device import Device
+from avctl.errors import (
+    AuthenticationError,
+    AvctlError,
+    ConnectError,
+    ConnectionDropped,
+    DeviceBusy,
+    DeviceTimeout,
+    TLSError,
+    TransportError,
+    UsageError,
+    is_transient,
+)
+from avctl.fleet.audit import AuditLog
+from avctl.fleet.credentials import CredentialResolver
+from avctl.fleet.inventory import DeviceEntry
+from avctl.fleet.store import JobStore, Outcome, OutcomeExists
+from avctl.fleet.verbs import Task, probe_action
+from avctl.spec import Spec, builtin_spec
+from avctl.transport.http import HttpTransport, Transport
+from avctl.transport.tls import TLSPolicy
+
+SpecProvider = Callable[[str], Spec]
+ProgressFn = Callable[[Outcome], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    concurrency: int = 100
+    per_site: int = 0  # 0: no per-site limit
+    timeout: float = 15.0  # seconds per request
+    device_timeout: float | None = None  # overall deadline per device (None: no deadline)
+    retries: int = 2  # extra attempts per call for transient failures
+    backoff: float = 0.5  # first backoff; doubles per attempt, with jitter
+    backoff_max: float = 8.0
+    wait: bool = False  # after the task, wait until the device answers again (reboot --wait)
+    wait_timeout: float = 300.0  # deadline for that
+    wait_grace: float = 10.0  # how long a device may take to go down before we take "up" at face value
+    poll_interval: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class _DeviceRun:
+    entry: DeviceEntry
+    spec: Spec
+    #: 1 + retries made on this device (across its calls)
+    attempts: int = 1
+    audit_ids: list[int] = field(default_factory=list)
+
+
+def classify(error: BaseException) -> tuple[str, str]:
+    """(outcome status, reason kind) for an error that ended a device."""
+    if isinstance(error, (ConnectError, DeviceTimeout, ConnectionDropped)):
+        return "unreachable", error.kind
+    if isinstance(error, TransportError) and not isinstance(error, TLSError):
+        return "unreachable", error.kind
+    if isinstance(error, AvctlError):
+        return "failed", error.kind
+    if isinstance(error, TimeoutError):
+        return "unreachable", "timeout"
+    return "failed", type(error).__name__
+
+
+class FleetRunner:
+    """Runs a task on many devices. One runner per job; create and use inside a running loop."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore | None = None,
+        audit: AuditLog | None = None,
+        specs: SpecProvider | None = None,
+        tls: TLSPolicy | None = None,
+        transport: Transport | None = None,
+        resolver: CredentialResolver | None = None,
+        options: RunOptions | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.specs: SpecProvider = specs or builtin_spec
+        self.options = options or RunOptions()
+        self._tls = tls
+        self._transport = transport
+        self._own_transport = transport is None
+        self.resolver = resolver or CredentialResolver()
+        self.progress = progress
+        self.job_id: int | None = None
+        self.outcomes: dict[str, Outcome] = {}
+        self._global = asyncio.Semaphore(max(1, self.options.concurrency))
+        self._sites: dict[str, asyncio.Semaphore] = {}
+        self._rng = random.Random()
+
+    # -- planning (before any I/O) ------------------------------------------------------------
+
+    def plan(self, task: Task, devices: Sequence[DeviceEntry]) -> dict[str, dict[str, int]]:
+        """Validate the task for every family in the selection and count what it will hit.
+
+        Returns {family: {"run": n, "skip": n, "disruptive": 0|1}}. Raises ValidationError/UsageError
+        before anything is sent; raises UsageError when no selected family has the action at all.
+        """
+        counts: dict[str, dict[str, int]] = {}
+        for entry in devices:
+            c = counts.setdefault(entry.family, {"run": 0, "skip": 0, "disruptive": 0})
+            if entry.disabled:
+                c["skip"] += 1
+                continue
+            try:
+                spec = self.specs(entry.family)
+            except AvctlError:
+                c["skip"] += 1  # reported per device as failed
+                continue
+            if task.skip_reason(spec):
+                c["skip"] += 1
+                continue
+            if c["run"] == 0:
+                task.validate(spec)
+                c["disruptive"] = int(task.disruptive(spec))
+            c["run"] += 1
+        if devices and not any(c["run"] for c in counts.values()):
+            raise UsageError(f"no selected device can run {task.name!r}",
+                             hint="check the action or verb name; 'avctl actions FAMILY' lists actions")
+        return counts
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def run(self, task: Task, devices: Sequence[DeviceEntry], *,
+                  job_id: int | None = None) -> list[Outcome]:
+        """Run on all devices; returns outcomes in device order. Cancellation keeps what finished."""
+        self.job_id = job_id
+        if self._transport is None:
+            self._transport = HttpTransport(self._tls)
+        try:
+            tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for t in tasks:
+                    t.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        finally:
+            if self._own_transport and self._transport is not None:
+                await self._transport.close()
+                self._transport = None
+        return [self.outcomes[d.name] for d in devices if d.name in self.outcomes]
+
+    def _site_sem(self, site: str | None) -> contextlib.AbstractAsyncContextManager[Any]:
+        if not self.options.per_site:
+            return contextlib.nullcontext()
+        key = site or ""
+        sem = self._sites.get(key)
+        if sem is None:
+            sem = self._sites[key] = asyncio.Semaphore(self.options.per_site)
+        return sem
+
+    def _finish(self, outcome: Outcome) -> None:
+        if outcome.device in self.outcomes:
+            return  # exactly one outcome per device, whatever happens
+        self.outcomes[outcome.device] = outcome
+        if self.store is not None and self.job_id is not None:
+            with contextlib.suppress(OutcomeExists):
+                self.store.record_outcome(self.job_id, outcome)
+        if self.progress is not None:
+            self.progress(outcome)
+
+    async def _device(self, task: Task, entry: DeviceEntry) -> None:
+        started = time.time()
+
+        def done(status: str, *, reason: str | None = None, message: str | None = None, data: Any = None,
+                 attempts: int = 0) -> None:
+            self._finish(Outcome(entry.name, status, family=entry.family, reason=reason,  # type: ignore[arg-type]
+                                 message=message, data=data, attempts=attempts, started=started))
+
+        if entry.disabled:
+            return done("skipped", reason="excluded", message="disabled in the inventory")
+        try:
+            spec = self.specs(entry.family)
+        except AvctlError as exc:
+            return done("failed", reason=exc.kind, message=str(exc))
+        skip = task.skip_reason(spec)
+        if skip:
+            return done("skipped", reason="no_such_action", message=skip)
+        try:
+            creds = self._credentials(entry)
+        except AvctlError as exc:
+            return done("failed", reason="credentials", message=str(exc))
+        run = _DeviceRun(entry, spec)
+        async with self._site_sem(entry.site), self._global:
+            assert self._transport is not None
+            dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
+                         transport=self._transport, timeout=self.options.timeout, name=entry.name)
+            try:
+                async with asyncio.timeout(self.options.device_timeout):
+                    data = await task.run(spec, lambda a, p: self._call(run, dev, a, p))
+                    if self.options.wait:
+                        back = await self._wait_until_back(run, dev)
+                        data = {"result": data, "back_after": round(back, 1)}
+                done("ok", data=data, attempts=run.attempts)
+            except TimeoutError:
+                done("unreachable", reason="timeout",
+                     message=f"no outcome within the device deadline of {self.options.device_timeout:g} s",
+                     attempts=run.attempts)
+            except Exception as exc:  # every device must end with an outcome
+                status, reason = classify(exc)
+                done(status, reason=reason, message=str(exc) or type(exc).__name__, attempts=run.attempts)
+            finally:
+                # log out (VideoOS sessions left open degrade the device); never let it fail the outcome
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(dev.close(), self.options.timeout)
+
+    def _credentials(self, entry: DeviceEntry) -> Credentials:
+        if entry.password is None:
+            return Credentials(entry.user, None)
+        secret = self.resolver.resolve(entry.password)
+        return Credentials(entry.user, secret.reveal())
+
+    async def _call(self, run: _DeviceRun, dev: Device, action_id: str, params: Mapping[str, Any]) -> Any:
+        """One action with the retry policy; state-changing calls are audited (final result only)."""
+        action = run.spec.action(action_id)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await dev.call(action_id, **params)
+            except AuthenticationError as exc:
+                self._audit(run, action_id, action.kind, params, exc)
+                raise  # never retried: devices lock accounts out
+            except Exception as exc:
+                if attempt <= self.options.retries and self._retryable(exc, action.disruptive):
+                    run.attempts += 1
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+                self._audit(run, action_id, action.kind, params, exc)
+                raise
+            self._audit(run, action_id, action.kind, params, None)
+            return result.data
+
+    @staticmethod
+    def _retryable(exc: BaseException, disruptive: bool) -> bool:
+        if not is_transient(exc):
+            return False
+        if disruptive:
+            # only failures that prove the request was not acted on
+            return isinstance(exc, (ConnectError, DeviceBusy))
+        return True
+
+    def _backoff(self, attempt: int) -> float:
+        base: float = min(self.options.backoff * 2.0 ** (attempt - 1), self.options.backoff_max)
+        return base * (0.5 + self._rng.random() / 2)  # jitter: a rebooted site does not come back in lockstep
+
+    def _audit(self, run: _DeviceRun, action_id: str, kind: str, params: Mapping[str, Any],
+               error: BaseException | None) -> None:
+        if self.audit is None or kind != "action":
+            return
+        outcome = "ok" if error is None else classify(error)[0]
+        run.audit_ids.append(self.audit.record(
+            device=run.entry.name, action=action_id, params=params, outcome=outcome, error=error,
+            address=str(run.entry.address), family=run.entry.family, job_id=self.job_id))
+
+    async def _wait_until_back(self, run: _DeviceRun, dev: Device) -> float:
+        """After a reboot: see the device go away (or give it ``wait_grace``), then answer again."""
+        probe = probe_action(run.spec)
+        if probe is None:
+            raise UsageError(f"family {run.spec.family} has no query to probe with; cannot --wait")
+        opts = self.options
+        t0 = time.monotonic()
+        deadline = t0 + opts.wait_timeout
+        probe_timeout = min(opts.timeout, 5.0)
+        went_down = False
+        while time.monotonic() < deadline:
+            await asyncio.sleep(opts.poll_interval)
+            try:
+                await asyncio.wait_for(dev.call(probe), probe_timeout)
+            except AuthenticationError:
+                raise
+            except (TransportError, TimeoutError):
+                went_down = True
+                continue
+            except AvctlError:
+                went_down = True  # answering with errors while booting
+                continue
+            if went_down or time.monotonic() - t0 >= opts.wait_grace:
+                return time.monotonic() - t0
+        raise DeviceTimeout(f"{run.entry.name} did not answer again within {opts.wait_timeout:g} s")
+
+
+def summarize(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    counts = {"ok": 0, "failed": 0, "unreachable": 0, "skipped": 0}
+    for o in outcomes:
+        counts[o.status] += 1
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,251 @@
+"""What the fleet runner does on one device: a spec action, a verb from the spec's Macros, or status.
+
+Nothing here names a family. ``status`` reads each spec's Feedbacks (which action, which JSON
+pointer, which transform); every other verb (``reboot``, ...) is a Macro of the spec; a family whose
+spec lacks the action or macro is *skipped* for it. Parameters arrive as command-line text and are
+converted per family (``coerce_text``) and validated before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
+from avctl.spec import Spec, coerce_text, validate
+from avctl.spec.model import Action, Feedback
+
+#: the runner's call: (action id, typed params) -> result data, with retries and audit
+CallFn = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
+
+STATUS_FIELDS = ("reachable", "model", "firmware", "uptime", "in_call", "mic_muted", "volume")
+
+
+class Task(Protocol):
+    """One unit of fleet work, planned per family spec and run per device."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> str: ...  # "action" | "verb"
+    @property
+    def params(self) -> Mapping[str, str]: ...
+
+    def skip_reason(self, spec: Spec) -> str | None: ...
+    def validate(self, spec: Spec) -> None: ...
+    def disruptive(self, spec: Spec) -> bool: ...
+    async def run(self, spec: Spec, call: CallFn) -> Any: ...
+
+
+def _typed(action: Action, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """CLI text -> typed values for one action; unknown names pass through for validate() to report."""
+    return {k: coerce_text(action, k, v) if isinstance(v, str) and action.param(k) is not None else v
+            for k, v in raw.items()}
+
+
+@dataclass
+class ActionTask:
+    """Run one spec action on every device whose family has it."""
+
+    action_id: str
+    params: Mapping[str, str]
+    mode: str = "action"
+
+    @property
+    def name(self) -> str:
+        return self.action_id
+
+    def skip_reason(self, spec: Spec) -> str | None:
+        if not spec.has_action(self.action_id):
+            return f"family {spec.family} has no action {self.action_id}"
+        return None
+
+    def _values(self, spec: Spec) -> dict[str, Any]:
+        return _typed(spec.action(self.action_id), self.params)
+
+    def validate(self, spec: Spec) -> None:
+        validate(spec.action(self.action_id), self._values(spec))
+
+    def disruptive(self, spec: Spec) -> bool:
+        return spec.action(self.action_id).disruptive
+
+    async def run(self, spec: Spec, call: CallFn) -> Any:
+        return await call(self.action_id, self._values(spec))
+
+
+@dataclass
+class MacroTask:
+    """A verb that spans families: the spec's Macro of that id, its steps in order.
+
+    User parameters go to every step whose action declares a parameter of that name; a parameter no
+    step of a family accepts is an error for that family (caught before anything is sent).
+    """
+
+    verb: str
+    params: Mapping[str, str]
+    mode: str = "verb"
+
+    @property
+    def name(self) -> str:
+        return self.verb
+
+    def skip_reason(self, spec: Spec) -> str | None:
+        if self.verb not in spec.macros:
+            return f"family {spec.family} has no '{self.verb}' verb"
+        return None
+
+    def _steps(self, spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+        macro = spec.macros[self.verb]
+        used: set[str] = set()
+        steps = []
+        for step in macro.steps:
+            action = spec.action(step.action)
+            values = dict(step.params)
+            for key, text in self.params.items():
+                if action.param(key) is not None:
+                    values[key] = coerce_text(action, key, text) if isinstance(text, str) else text
+                    used.add(key)
+            steps.append((step.action, values))
+        unknown = sorted(set(self.params) - used)
+        if unknown:
+            raise ValidationError(f"verb {self.verb} of family {spec.family} takes no parameter "
+                                  f"{', '.join(unknown)}")
+        return steps
+
+    def validate(self, spec: Spec) -> None:
+        for action_id, values in self._steps(spec):
+            validate(spec.action(action_id), values)
+
+    def disruptive(self, spec: Spec) -> bool:
+        return any(spec.action(s.action).disruptive for s in spec.macros[self.verb].steps)
+
+    async def run(self, spec: Spec, call: CallFn) -> Any:
+        results = []
+        for action_id, values in self._steps(spec):
+            results.append(await call(action_id, values))
+        return results[0] if len(results) == 1 else results
+
+
+@dataclass
+class StatusTask:
+    """Normalised state from each spec's Feedbacks: one call per distinct action, then pointers."""
+
+    name: str = "status"
+    mode: str = "verb"
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def skip_reason(self, spec: Spec) -> str | None:
+        if not _plan(spec):
+            return f"family {spec.family} spec has no Feedbacks"
+        return None
+
+    def validate(self, spec: Spec) -> None:
+        for action_id in _plan(spec):
+            validate(spec.action(action_id), {})
+
+    def disruptive(self, spec: Spec) -> bool:
+        return False
+
+    async def run(self, spec: Spec, call: CallFn) -> Any:
+        out: dict[str, Any] = {"reachable": False}
+        errors: dict[str, str] = {}
+        for action_id, feedbacks in _plan(spec).items():
+            try:
+                data = await call(action_id, {})
+            except AuthenticationError:
+                raise
+            except DeviceError as exc:
+                # the device answered: it is reachable, this one reading is not available
+                out["reachable"] = True
+                if exc.transient:
+                    raise
+                for fb in feedbacks:
+                    out.setdefault(fb.id, None)
+                    errors[fb.id] = exc.kind
+                continue
+            out["reachable"] = True
+            for fb in feedbacks:
+                out[fb.id] = transform(resolve_pointer(data, fb.pointer), fb.transform)
+        if errors:
+            out["unavailable"] = errors
+        return out
+
+
+def _plan(spec: Spec) -> dict[str, list[Feedback]]:
+    """Feedbacks grouped by the query action that supplies them (each action is called once)."""
+    plan: dict[str, list[Feedback]] = {}
+    for fb in spec.feedbacks:
+        if fb.action is None or fb.id == "reachable" or not spec.has_action(fb.action):
+            continue
+        action = spec.action(fb.action)
+        if not action.method or any(p.required and not p.has_default and p.settable for p in action.params):
+            continue  # a status sweep cannot invent parameters
+        plan.setdefault(fb.action, []).append(fb)
+    return plan
+
+
+_MISSING = object()
+
+
+def resolve_pointer(doc: Any, pointer: str) -> Any:
+    """RFC 6901 JSON Pointer; a missing member gives None (devices differ in what they report)."""
+    if pointer == "":
+        return doc
+    if not pointer.startswith("/"):
+        raise UsageError(f"bad JSON pointer {pointer!r}")
+    cur: Any = doc
+    for raw in pointer[1:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(cur, Mapping):
+            cur = cur.get(token, _MISSING)
+        elif isinstance(cur, list) and token.isdigit() and int(token) < len(cur):
+            cur = cur[int(token)]
+        else:
+            return None
+        if cur is _MISSING:
+            return None
+    return cur
+
+
+def transform(value: Any, how: str | None) -> Any:
+    if value is None or how is None:
+        return value
+    if how == "nonempty":
+        return bool(value)
+    if how == "bool":
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes", "on")
+        return bool(value)
+    if how == "int":
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return None
+    if how == "seconds":
+        try:
+            return round(float(value), 3)
+        except (TypeError, ValueError):
+            return None
+    return value
+
+
+def make_task(name: str, params: Mapping[str, str], *, mode: str) -> Task:
+    """The task for a stored job (resume) or a CLI command."""
+    if mode == "action":
+        return ActionTask(name, dict(params))
+    if name == "status":
+        return StatusTask()
+    return MacroTask(name, dict(params))
+
+
+def probe_action(spec: Spec) -> str | None:
+    """A harmless query used to see whether a device answers (reboot --wait): a status action first."""
+    plan = _plan(spec)
+    if plan:
+        return next(iter(plan))
+    for action in spec.actions.values():
+        if action.kind == "query" and action.method == "GET" and not any(
+                p.required and p.settable and not p.has_default for p in action.params):
+            return action.id
+    return None
