@@ -1,0 +1,99 @@
+"""Resume after kill -9: a real `avctl fleet` subprocess is SIGKILLed part-way through a job.
+
+The resumed job must finish exactly the devices that had no outcome: no finished outcome is lost,
+changed or repeated, and devices that had finished receive no further request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from avctl.emulator.core import EmulatorThread
+from avctl.fleet.store import SqliteJobStore
+
+from .test_fleet_runner import PASSWORD, SPEC_PATH, spawn
+
+AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
+
+
+def finished_outcomes(db: Path) -> dict[str, tuple[str, float]]:
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT device, status, finished FROM outcomes")}
+    except sqlite3.OperationalError:  # schema not there yet
+        return {}
+    finally:
+        conn.close()
+
+
+def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread, tmp_path: Path,
+                                                       avctl_home: Path) -> None:
+    devs = spawn(emulators, 12)
+    for d in devs:
+        d.faults.latency = 0.12  # about half a second per device
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
+                   + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
+    db = avctl_home / "avctl.db"
+    proc = subprocess.Popen([*AVCTL, "fleet", "run", "audio_volume_set", "volume=77", "-i", str(inv),
+                             f"--spec=videoos={SPEC_PATH}", "--concurrency", "2", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(finished_outcomes(db)) < 4:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the job made no progress"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # let requests already on the wire land before taking the snapshot
+    before = finished_outcomes(db)
+    assert 4 <= len(before) < len(devs)
+    requests_before = {d.name: len(d.requests) for d in devs}
+
+    with SqliteJobStore(db) as store:
+        (job,) = store.list_jobs()
+        assert job.state == "running" and job.effective_state == "interrupted"  # the pid is dead
+        pending = store.pending_devices(job.id)
+    assert sorted(pending) == sorted(set(requests_before) - set(before))
+
+    shown = json.loads(subprocess.run([*AVCTL, "jobs", "show", str(job.id), "--json"], env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+    assert shown["state"] == "interrupted" and sorted(shown["pending"]) == sorted(pending)
+
+    resumed = subprocess.run([*AVCTL, "jobs", "resume", str(job.id), "--json"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["summary"]["total"] == len(devs) and report["summary"]["ok"] == len(devs)
+
+    after = finished_outcomes(db)
+    assert sorted(after) == sorted(d.name for d in devs)  # every device exactly one outcome (primary key)
+    for name, (status, finished) in before.items():
+        assert after[name] == (status, finished)  # nothing finished was lost or rewritten
+    for d in devs:
+        if d.name in before:
+            assert len(d.requests) == requests_before[d.name], f"{d.name} was touched again"
+        else:
+            assert len(d.requests) > requests_before[d.name], f"{d.name} was not resumed"
+        assert d.state.volume == 77
+    with SqliteJobStore(db) as store:
+        assert store.get_job(job.id).state == "finished"
+        assert store.pending_devices(job.id) == []
+    # the resumed calls are audited under the same job; the killed process may have sent a call
+    # whose audit row never got written, so each device has one or two rows but at least one ok
+    audit = json.loads(subprocess.run([*AVCTL, "audit", "--job", str(job.id), "--json", "-n", "100"], env=env,
+                                      check=True, capture_output=True, text=True).stdout)
+    assert {e["device"] for e in audit if e["outcome"] == "ok"} == {d.name for d in devs}
+    again = subprocess.run([*AVCTL, "jobs", "resume", str(job.id)], env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "finished" in again.stderr
