@@ -145,7 +145,12 @@ class EmulatedFleet:
             for _proc, conn in self._procs:
                 if not conn.poll(max(0.0, deadline - time.monotonic())):
                     raise UsageError("emulator workers did not start in time")
-                status, payload = conn.recv()
+                try:
+                    status, payload = conn.recv()
+                except EOFError:
+                    raise UsageError("an emulator worker process exited while starting",
+                                     hint="scripts using EmulatedFleet need an `if __name__ == '__main__':` guard "
+                                          "(worker processes are spawned)") from None
                 if status != "ok":
                     raise UsageError(f"emulator worker failed: {payload}")
                 for name, family, host, port, scheme, fp in payload:

@@ -74,6 +74,8 @@ GROUP_KEYS = ("site", *INHERITABLE)
 SITE_KEYS = INHERITABLE
 TOP_KEYS = ("defaults", "sites", "groups", "devices")
 SCHEMES = ("https", "http")
+#: libyaml when available: 10,000-device inventories load in a fraction of the pure-Python time
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class InventoryError(UsageError):
@@ -369,7 +371,7 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
                     path: Path | None = None) -> Inventory:
     ctx = _Ctx(file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None

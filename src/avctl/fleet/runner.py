@@ -43,12 +43,13 @@ from avctl.errors import (
     is_transient,
 )
 from avctl.fleet.audit import AuditLog
+from avctl.fleet.connections import FleetTransport
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.store import JobStore, Outcome, OutcomeExists
 from avctl.fleet.verbs import Task, probe_action
 from avctl.spec import Spec, builtin_spec
-from avctl.transport.http import HttpTransport, Transport
+from avctl.transport.http import Transport
 from avctl.transport.tls import TLSPolicy
 
 SpecProvider = Callable[[str], Spec]
@@ -163,7 +164,7 @@ class FleetRunner:
         """Run on all devices; returns outcomes in device order. Cancellation keeps what finished."""
         self.job_id = job_id
         if self._transport is None:
-            self._transport = HttpTransport(self._tls)
+            self._transport = FleetTransport(self._tls)
         try:
             tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
             try:
@@ -240,9 +241,15 @@ class FleetRunner:
                 status, reason = classify(exc)
                 done(status, reason=reason, message=str(exc) or type(exc).__name__, attempts=run.attempts)
             finally:
-                # log out (VideoOS sessions left open degrade the device); never let it fail the outcome
+                # log out (VideoOS sessions left open degrade the device); never let it fail the outcome.
+                # The logout is the device's last request: its connection need not stay in the pool.
+                fleet_transport = self._transport if isinstance(self._transport, FleetTransport) else None
+                if fleet_transport is not None:
+                    fleet_transport.closing(dev.endpoint)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(dev.close(), self.options.timeout)
+                if fleet_transport is not None:
+                    fleet_transport.closed(dev.endpoint)
 
     def _credentials(self, entry: DeviceEntry) -> Credentials:
         if entry.password is None:
