@@ -97,3 +97,37 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
     assert {e["device"] for e in audit if e["outcome"] == "ok"} == {d.name for d in devs}
     again = subprocess.run([*AVCTL, "jobs", "resume", str(job.id)], env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "finished" in again.stderr
+
+
+def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: EmulatorThread, tmp_path: Path,
+                                                             avctl_home: Path) -> None:
+    devs = spawn(emulators, 8)
+    for d in devs:
+        d.faults.latency = 0.12
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
+                   + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
+    db = avctl_home / "avctl.db"
+    proc = subprocess.Popen([*AVCTL, "fleet", "status", "-i", str(inv), f"--spec=videoos={SPEC_PATH}",
+                             "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while len(finished_outcomes(db)) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "avctl jobs resume 1" in err
+    kept = finished_outcomes(db)
+    assert 2 <= len(kept) < len(devs)
+    with SqliteJobStore(db) as store:
+        assert store.get_job(1).state == "interrupted"  # recorded, not only inferred from a dead pid
+    resumed = subprocess.run([*AVCTL, "jobs", "resume", "1", "--csv"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = resumed.stdout.strip().splitlines()[1:]
+    assert len(rows) == len(devs) and all(",ok," in r for r in rows)
+    after = finished_outcomes(db)
+    assert all(after[k] == v for k, v in kept.items())

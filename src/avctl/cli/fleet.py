@@ -173,7 +173,16 @@ def _exit_for(report: JobReport) -> None:
     ctx.exit(1 if report.failed else 0)
 
 
-def _run_task(task: Task, kwargs: dict[str, Any], *, wait: bool = False, wait_timeout: float = 300.0) -> None:
+def wait_options(fn: F) -> F:
+    fn = click.option("--wait-grace", type=float, default=10.0, show_default=True,
+                      help="Seconds a device may take to go down before an answer counts as 'back'.")(fn)
+    fn = click.option("--wait-timeout", type=float, default=300.0, show_default=True,
+                      help="Deadline in seconds for --wait.")(fn)
+    return click.option("--wait", is_flag=True,
+                        help="Afterwards, wait until each device answers again (after a reboot).")(fn)
+
+
+def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     _install_log_redaction()
     selection = _selection(kwargs)
     inv = _load(kwargs["inventory_path"])
@@ -184,7 +193,8 @@ def _run_task(task: Task, kwargs: dict[str, Any], *, wait: bool = False, wait_ti
     overrides = _overrides(kwargs["spec_overrides"])
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
-                         retries=kwargs["retries"], wait=wait, wait_timeout=wait_timeout)
+                         retries=kwargs["retries"], wait=kwargs.get("wait", False),
+                         wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0))
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
@@ -242,12 +252,10 @@ def _verb_command(verb: str) -> click.Command:
     @inventory_option
     @selection_options
     @run_options
-    @click.option("--wait", is_flag=True, help="Wait until each device answers again (after a reboot).")
-    @click.option("--wait-timeout", type=float, default=300.0, show_default=True,
-                  help="Deadline in seconds for --wait.")
+    @wait_options
     @handle_errors
-    def command(params: tuple[str, ...], wait: bool, wait_timeout: float, **kwargs: Any) -> None:
-        _run_task(MacroTask(verb, _params(params)), kwargs, wait=wait, wait_timeout=wait_timeout)
+    def command(params: tuple[str, ...], **kwargs: Any) -> None:
+        _run_task(MacroTask(verb, _params(params)), kwargs)
 
     return command
 
@@ -263,16 +271,15 @@ def fleet_group() -> None:
 @inventory_option
 @selection_options
 @run_options
-@click.option("--wait", is_flag=True, help="Afterwards, wait until each device answers again.")
-@click.option("--wait-timeout", type=float, default=300.0, show_default=True)
+@wait_options
 @handle_errors
-def fleet_run(action: str, params: tuple[str, ...], wait: bool, wait_timeout: float, **kwargs: Any) -> None:
+def fleet_run(action: str, params: tuple[str, ...], **kwargs: Any) -> None:
     """Run spec ACTION with key=value PARAMS on every selected device whose family has it.
 
     \b
     Example: avctl fleet run audio_volume_set volume=40 --site hq --tag lobby
     """
-    _run_task(ActionTask(action, _params(params)), kwargs, wait=wait, wait_timeout=wait_timeout)
+    _run_task(ActionTask(action, _params(params)), kwargs)
 
 
 @fleet_group.command("status")
