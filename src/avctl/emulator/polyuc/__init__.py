@@ -67,6 +67,7 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         self.auth_failures = 0  # wrong password (a scheme that is not accepted does not count)
         self.busy_refusals = 0
         self.length_refusals = 0
+        self.stuck_busy = False  # test switch: every request meets a phone busy with something else
         self._processing = False
         self._forced: list[str] = []
 
@@ -178,7 +179,7 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         return True
 
     async def dispatch(self, ctx: Ctx) -> web.StreamResponse:
-        if self._processing:
+        if self._processing or self.stuck_busy:
             # the Poly doc: parallel processing is not allowed; a second request gets HTTP 403
             self.busy_refusals += 1
             return web.Response(status=403, text="403 Forbidden", content_type="text/html")

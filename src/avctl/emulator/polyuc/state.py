@@ -192,6 +192,8 @@ class UcPhone:
     def __post_init__(self) -> None:
         if not self.mac:
             self.mac = "64167f" + "".join(self.rng.choice("0123456789abcdef") for _ in range(6))
+        # a phone on a desk has been up a while (0.5 to 3 days)
+        self.booted_at -= self.rng.uniform(43200, 259200)
         if not self.lines:
             self.lines = [Line(1, "1001", True, "1001"), Line(2, "1002", False, "1002")]
         # an emulated phone has its REST API switched on (set from the web UI), as a usable phone must
