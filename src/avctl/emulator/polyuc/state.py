@@ -188,6 +188,7 @@ class UcPhone:
     provisioning_checks: int = 0
     captures_uploaded: list[str] = field(default_factory=list)
     pending_restart: str | None = None  # "restart"/"reboot" waiting for calls to end
+    next_handles: list[int] = field(default_factory=list)  # test hook: handles the next calls get
 
     def __post_init__(self) -> None:
         if not self.mac:
@@ -233,6 +234,8 @@ class UcPhone:
         return sorted(self.calls.values(), key=lambda c: (c.line, c.sequence))
 
     def _new_handle(self) -> int:
+        if self.next_handles:
+            return self.next_handles.pop(0)
         while True:
             handle = self.rng.randrange(0x1000000, 0xFFFFFFFF)
             if handle not in self.calls:
