@@ -164,19 +164,18 @@ def call_cmd(
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
 
 
-def _audit(
-    device: str, family: str, action: str, values: dict[str, Any], kind: str, error: BaseException | None
-) -> None:
-    """State-changing calls go to the audit log (provided by the fleet package when installed)."""
+def _audit(device: str, family: str, action: str, values: dict[str, Any], kind: str,
+           error: BaseException | None) -> None:
+    """Every state-changing call goes to the audit log (queries do not change anything)."""
     if kind != "action":
         return
-    try:
-        audit = importlib.import_module("avctl.fleet.audit")
-    except ModuleNotFoundError:
-        return
-    record = getattr(audit, "record_call", None)
-    if record is not None:
-        record(device=device, family=family, action=action, params=values, error=error)
+    from avctl.errors import ConnectError
+    from avctl.fleet.audit import AuditLog
+
+    outcome = "ok" if error is None else ("unreachable" if isinstance(error, ConnectError) else "failed")
+    with AuditLog() as audit:
+        audit.record(device=device, address=device, family=family, action=action, params=values,
+                     outcome=outcome, error=error)
 
 
 # --- trust ----------------------------------------------------------------------------------
