@@ -42,6 +42,7 @@ class Faults:
     error_rate: float = 0.0  # share of requests answered with HTTP 500
     drop_rate: float = 0.0  # share of requests whose connection is closed without an answer
     reboot_seconds: float = 2.0  # how long a reboot keeps the device unreachable
+    session_ttl: float | None = None  # sessions/tokens older than this many seconds expire
 
 
 @dataclass
@@ -150,6 +151,18 @@ class Router:
         return 405 if seen_path else 404
 
 
+_ROUTERS: dict[tuple[int, bool], tuple[Spec, Router]] = {}
+
+
+def _router(spec: Spec, ignore_case: bool) -> Router:
+    """Routers are shared by every device of a spec (a fleet of 10,000 compiles them once)."""
+    key = (id(spec), ignore_case)
+    cached = _ROUTERS.get(key)
+    if cached is None or cached[0] is not spec:
+        cached = _ROUTERS[key] = (spec, Router(spec, ignore_case))
+    return cached[1]
+
+
 class EmulatedDevice:
     """Base of every emulated device. Subclasses set `family`, implement `authenticate` and handlers."""
 
@@ -183,7 +196,7 @@ class EmulatedDevice:
         self.down_until = 0.0
         self.random = random.Random(seed or hash(name))
         self.started = time.time()
-        self.router = Router(self.spec, self.ignore_case)
+        self.router = _router(self.spec, self.ignore_case)
         self.cert_pem, self.key_pem = make_certificate(host, name)
         self.server: EmulatorServer | None = None
 
