@@ -200,3 +200,12 @@ async def test_changed_certificate_fails_with_both_fingerprints(emulators: Emula
     assert len(dev.requests) == seen  # the password never went to the impostor
     async with client(dev, TLSPolicy.insecure()) as d:  # only when asked for by name
         assert (await d.call("system_get")).status == 200
+
+
+async def test_one_connection_serves_many_calls(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    dev = videoos(emulators)
+    async with client(dev, tls) as d:
+        for _ in range(5):
+            await d.call("audio_get")
+    peers = {r.peer for r in dev.requests}
+    assert len(peers) == 1 and "" not in peers  # keep-alive: one TLS handshake for the session

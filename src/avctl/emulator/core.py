@@ -53,6 +53,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: str = ""  # client address:port, so tests can see connection reuse
 
 
 @dataclass
@@ -366,7 +367,8 @@ class EmulatorServer:
         body = await request.read()
         device.requests.append(
             Recorded(
-                request.method, request.path, request.query_string, dict(request.headers), body, time.time()
+                request.method, request.path, request.query_string, dict(request.headers), body, time.time(),
+                _peer(request),
             )
         )
         if device.is_down:
@@ -401,6 +403,11 @@ class EmulatorServer:
             return reply(exc.body, exc.status, {**headers, **exc.headers})
         response.headers.setdefault("Server", device.server_header)
         return response
+
+
+def _peer(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
 
 
 def _drop(request: web.Request) -> None:
