@@ -133,3 +133,22 @@ async def test_session_ttl_fault_forces_one_relogin(emulators: EmulatorThread, t
         await asyncio.sleep(0.3)
         await d.call("system_get")
     assert sum(1 for r in dev.requests if r.path == "/rest/session" and r.method == "POST") == 2
+
+
+class _LogsStudio(EmulatedVideoOS):
+    payload = bytes(range(256)) * 4096  # 1 MiB, streamed in chunks
+
+    async def on_system_logs_get(self, ctx: object) -> object:
+        from avctl.emulator.core import reply_bytes
+
+        return reply_bytes(self.payload, "application/octet-stream", filename="logs-studio.tar")
+
+
+async def test_file_download_streams_to_disk(emulators: EmulatorThread, tls: TLSPolicy, tmp_path: Path) -> None:
+    dev = emulators.add(_LogsStudio("logs", spec=SPEC, password="pw"))
+    async with Device(SPEC, f"127.0.0.1:{dev.port}", credentials=Credentials(password="pw"), tls=tls) as d:
+        into_folder = await d.call("system_logs_get", download_to=tmp_path)
+        named = await d.call("system_logs_get", download_to=tmp_path / "mine.tar")
+    assert into_folder.file == tmp_path / "logs-studio.tar" and named.file == tmp_path / "mine.tar"
+    assert into_folder.file.read_bytes() == _LogsStudio.payload == named.file.read_bytes()
+    assert not list(tmp_path.glob(".*part*"))  # nothing half-written left behind
