@@ -118,7 +118,9 @@ class HttpTransport:
         except aiohttp.ClientSSLError as exc:
             raise TLSError(f"{ep}: TLS failed: {exc}") from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"{ep}: cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+            errno = exc.os_error.errno
+            reason = os.strerror(errno) if errno else str(exc.os_error)
+            raise ConnectError(f"{ep}: cannot connect: {reason}") from None
         except (
             aiohttp.ServerDisconnectedError,
             aiohttp.ClientPayloadError,
