@@ -155,6 +155,10 @@ class Device:
                     await self.transport.send(self.endpoint, logout, timeout=min(self.timeout, 5.0))
         if self._own_transport:
             await self.transport.close()
+        else:
+            release = getattr(self.transport, "release", None)
+            if release is not None:
+                release(self.endpoint)
 
     async def __aenter__(self) -> Device:
         return self
