@@ -371,3 +371,14 @@ async def test_all_families_in_one_emulator_process(emulators: EmulatorThread, t
         async with client(dev, tls) as d:
             assert (await d.call("device_info")).data["MACAddress"] == dev.phone.mac
     assert len({p.phone.mac for p in phones}) == 2
+
+
+async def test_one_phone_on_https_and_http(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    dev = add_phone(emulators, http_port=0)
+    http_port = dev.extra_ports["http"]
+    assert dev.info()["http_address"] == f"127.0.0.1:{http_port}"
+    async with client(dev, tls) as secure:
+        await secure.call("callctrl_mute", state="1")
+    async with Device(SPEC, f"127.0.0.1:{http_port}", scheme="http", credentials=Credentials(None, PASSWORD),
+                      tls=tls) as plain:
+        assert (await plain.call("communication_info")).data["PhoneMuteState"] == "True"  # one phone, one state

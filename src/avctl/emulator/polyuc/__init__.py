@@ -8,6 +8,8 @@ The wire rules follow apiref/polyuc.md and seed 002:
 - with `apps.restapi.enabled` at "0" every `/api` path answers 404, the REST handler being absent.
 - one request at a time: a request arriving while another is processed gets HTTP 403.
 - paths match case-insensitively; the Server header is that of a real phone.
+- HTTPS, HTTP (`scheme="http"`), or both (`http_port=0` beside HTTPS; `avctl emulate polyuc --set
+  http_port=0`).
 - answers are `{"data": ..., "Status": "2000"}`; `status_as_number` sends `2000` instead of
   `"2000"` (both forms occur). `fail_next(code)` makes the next request answer that Status.
 """
@@ -55,14 +57,20 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         processing_seconds: float = 0.0,
         nonce_seconds: float = 300.0,
         status_as_number: bool = False,
+        http_port: int | None = None,
+        connect_after: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host, port, **kwargs)
+        if http_port is not None and self.scheme == "https":
+            # a real phone serves HTTP (80) beside HTTPS (443); 0 = any free port
+            self.extra_ports["http"] = http_port
         self.auth_modes = auth_modes
         self.processing_seconds = processing_seconds
         self.nonce_seconds = nonce_seconds
         self.status_as_number = status_as_number
-        self.phone = UcPhone(name=name, rng=self.random, model=model, firmware=firmware, ip=host)
+        self.phone = UcPhone(name=name, rng=self.random, model=model, firmware=firmware, ip=host,
+                             connect_after=connect_after)
         self.nonces: dict[str, dict[str, Any]] = {}
         self.auth_failures = 0  # wrong password (a scheme that is not accepted does not count)
         self.busy_refusals = 0
@@ -97,7 +105,10 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         self.password = FACTORY_PASSWORD
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "model": self.phone.model, "auth": "+".join(self.auth_modes)}
+        info = {**super().info(), "model": self.phone.model, "auth": "+".join(self.auth_modes)}
+        if "http" in self.extra_ports:
+            info["http_address"] = f"{self.host}:{self.extra_ports['http']}"
+        return info
 
     # -- the wire rules --
 
