@@ -351,3 +351,50 @@ def test_spec_lints_clean() -> None:
 
     result = read_spec(Path(SPEC.source))
     assert result.issues == []
+
+
+def _pointer(data: Any, pointer: str) -> Any:
+    for part in [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def _transform(value: Any, transform: str | None) -> Any:
+    """The feedback transforms as docs/spec-format.md describes them (UC's UpTime is an object)."""
+    if transform == "nonempty":
+        return bool(value)
+    if transform == "bool":
+        return str(value).lower() in ("true", "1")
+    if transform == "seconds" and isinstance(value, dict):
+        return ((int(value["Days"]) * 24 + int(value["Hours"])) * 60 + int(value["Minutes"])) * 60 + int(
+            value["Seconds"])
+    return value
+
+
+async def test_feedbacks_resolve_against_the_phone(phone: Phone, tls: TLSPolicy) -> None:
+    dial(phone)
+    phone.phone.muted = True
+    values = {}
+    async with client(phone, tls) as dev:
+        for fb in SPEC.feedbacks:
+            assert fb.action is not None
+            data = (await dev.call(fb.action)).data
+            values[fb.id] = _transform(_pointer(data, fb.pointer), fb.transform)
+    days, hours, minutes, seconds = phone.phone.uptime_parts()
+    assert values == {
+        "model": phone.phone.model,
+        "firmware": phone.phone.firmware,
+        "uptime": pytest.approx(((days * 24 + hours) * 60 + minutes) * 60 + seconds, abs=2),
+        "mac": phone.phone.mac,
+        "in_call": True,
+        "mic_muted": True,
+    }
+
+
+async def test_macros_run_the_safe_actions(phone: Phone, tls: TLSPolicy) -> None:
+    assert {m: [s.action for s in SPEC.macros[m].steps] for m in SPEC.macros} == {
+        "reboot": ["safe_reboot"], "restart": ["safe_restart"]}
+    async with client(phone, tls) as dev:
+        for step in SPEC.macros["restart"].steps:
+            await dev.call(step.action, **step.params)
+    assert phone.phone.restarts == 1 and phone.phone.reboots == 0
