@@ -382,3 +382,10 @@ async def test_one_phone_on_https_and_http(emulators: EmulatorThread, tls: TLSPo
     async with Device(SPEC, f"127.0.0.1:{http_port}", scheme="http", credentials=Credentials(None, PASSWORD),
                       tls=tls) as plain:
         assert (await plain.call("communication_info")).data["PhoneMuteState"] == "True"  # one phone, one state
+
+
+async def test_numeric_status_on_success_is_unwrapped(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    dev = add_phone(emulators, status_as_number=True)
+    async with client(dev, tls) as d:
+        assert (await d.call("transfer_type_get")).data == {"Type": "Consultative"}
+        assert (await d.call("callctrl_mute", state=0)).data is None

@@ -151,7 +151,7 @@ KEY_NAMES = frozenset(
        "Redial", "VolUp", "VolDown", "Headset", "Handsfree", "Hold", "Transfer", "Conference",
        "Messages", "Directories", "Applications", "DoNotDisturb"]
 )
-DTMF_RE_CHARS = set("0123456789*#ABCDabcd")
+DTMF_CHARS = set("0123456789*#ABCDabcd")
 
 
 @dataclass
@@ -347,7 +347,7 @@ class UcPhone:
         self.end(call)
 
     def send_dtmf(self, digits: str) -> Call:
-        if not digits or any(ch not in DTMF_RE_CHARS for ch in digits):
+        if not digits or any(ch not in DTMF_CHARS for ch in digits):
             raise UcStatus("4000")
         for call in self.active_calls():
             if call.state == "Connected":
