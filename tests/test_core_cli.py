@@ -107,3 +107,13 @@ def test_state_changing_call_is_audited_without_secrets(studio: EmulatedVideoOS,
     for f in avctl_home.rglob("*"):
         if f.is_file():
             assert b"pw-123" not in f.read_bytes(), f
+
+
+def test_actions_and_describe_come_from_the_spec() -> None:
+    code, out, _ = run("actions", "videoos", "--search", "volume", "--json")
+    listed = json.loads(out)
+    assert code == 0 and {a["id"] for a in listed} >= {"audio_volume_get", "audio_volume_set"}
+    vol = next(a for a in listed if a["id"] == "audio_volume_set")
+    assert vol["params"][0]["name"] == "volume" and vol["params"][0]["type"] == "integer 0..100"
+    code, out, _ = run("describe", "videoos", "system_reboot")
+    assert code == 0 and "disruptive" in out and "restart_all" in out

@@ -152,3 +152,46 @@ async def test_file_download_streams_to_disk(emulators: EmulatorThread, tls: TLS
     assert into_folder.file == tmp_path / "logs-studio.tar" and named.file == tmp_path / "mine.tar"
     assert into_folder.file.read_bytes() == _LogsStudio.payload == named.file.read_bytes()
     assert not list(tmp_path.glob(".*part*"))  # nothing half-written left behind
+
+
+async def test_device_with_two_sockets_and_port_override(emulators: EmulatorThread, tls: TLSPolicy,
+                                                         tmp_path: Path) -> None:
+    text = (DATA / "videoos_min.md").read_text().replace("```\n\n## Feedbacks", """- id: plain_status
+  label: Status over plain HTTP
+  kind: query
+  method: GET
+  path: /plain/status
+  scheme: http
+  port: 80
+  auth: none
+```
+
+## Feedbacks""", 1)
+    spec_file = tmp_path / "two.md"
+    spec_file.write_text(text)
+    spec = load_spec(spec_file)
+
+    class TwoSockets(EmulatedVideoOS):
+        async def authenticate(self, request, action, body):  # type: ignore[no-untyped-def]
+            if request.path == "/plain/status":
+                return None if not request.secure else self_refuse()
+            return await super().authenticate(request, action, body)
+
+        async def on_plain_status(self, ctx: object) -> object:
+            from avctl.emulator.core import reply
+
+            return reply({"plain": True})
+
+    def self_refuse() -> object:
+        from avctl.emulator.core import reply
+
+        return reply({"error": "plain only"}, 400)
+
+    dev = TwoSockets("two", spec=spec, password="pw")
+    dev.extra_ports = {"http": 0}
+    emulators.add(dev)
+    assert dev.extra_ports["http"] not in (0, dev.port)
+    async with Device(spec, f"127.0.0.1:{dev.port}", credentials=Credentials(password="pw"), tls=tls,
+                      ports={"http": dev.extra_ports["http"]}) as d:
+        assert (await d.call("plain_status")).data == {"plain": True}
+        assert (await d.call("audio_volume_get")).status == 200

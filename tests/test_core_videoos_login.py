@@ -153,7 +153,7 @@ async def test_reboot_makes_device_unreachable_then_back(emulators: EmulatorThre
         ("audio_volume_set", {}, "parameter 'volume': is required"),
         ("audio_volume_set", {"volume": "loud"}, "parameter 'volume'"),
         ("audio_volume_set", {"volume": 101}, "101 is greater than the maximum of 100"),
-        ("audio_muted_set", {"muted": "yes"}, "'yes' is not valid"),
+        ("audio_muted_set", {"muted": "yes"}, "'yes' is not of type 'boolean'"),
         ("system_reboot", {"action": "halt"}, "is fixed to 'reboot'"),
         ("config_get", {"names": "system.name"}, "parameter 'names'"),
     ],

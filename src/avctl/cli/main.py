@@ -98,6 +98,38 @@ def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
     click.echo(f"{len(rows)} action(s); '!' marks disruptive actions (they ask for confirmation)", err=True)
 
 
+@cli.command("describe")
+@click.argument("family")
+@click.argument("action")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def describe_cmd(family: str, action: str, as_json: bool) -> None:
+    """Show one action in full: what it does, its parameters and an example call."""
+    act = builtin_spec(family).action(action)
+    params = [{"name": p.name, "wire": p.wire_name, "in": p.location, "type": p.type_label(),
+               "required": p.required, "default": p.default if p.has_default else None,
+               "description": p.description} for p in act.settable_params]
+    if as_json:
+        emit_json({"family": family, "id": act.id, "label": act.label, "description": act.description,
+                   "kind": act.kind, "method": act.method, "path": act.path, "disruptive": act.disruptive,
+                   "safety_note": act.safety_note, "response": act.response, "params": params})
+        return
+    click.echo(f"{act.id}: {act.label}")
+    if act.description:
+        click.echo(f"  {act.description}")
+    click.echo(f"  {act.method} {act.path}  ({act.kind}; response: {act.response})")
+    if act.disruptive:
+        click.echo(f"  disruptive: asks for confirmation{': ' + act.safety_note if act.safety_note else ''}")
+    for p in params:
+        flags = "required" if p["required"] else "optional"
+        if p["default"] is not None:
+            flags += f", default {p['default']!r}"
+        click.echo(f"  {p['name']:<18} {p['type']:<28} {p['in']:<5} {flags}"
+                   + (f"  {p['description']}" if p["description"] else ""))
+    example = " ".join(f"{p.name}=..." for p in act.settable_params if p.required)
+    click.echo(f"example: avctl call -f {family} HOST {act.id} {example}".rstrip())
+
+
 # --- call -----------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
@@ -200,6 +200,8 @@ class EmulatedDevice:
         self.router = _router(self.spec, self.ignore_case)
         self.cert_pem, self.key_pem = make_certificate(host, name)
         self.server: EmulatorServer | None = None
+        #: more sockets of the same device: scheme -> port (0 = any free); filled in by the server
+        self.extra_ports: dict[str, int] = {}
 
     # -- hooks for families --
 
@@ -271,9 +273,10 @@ def emulator_class(family: str) -> type[EmulatedDevice]:
 @dataclass
 class _Listener:
     device: EmulatedDevice
+    scheme: str
+    port: int
     sock: socket.socket | None = None
     site: web.BaseSite | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class EmulatorServer:
@@ -284,6 +287,7 @@ class EmulatorServer:
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         self._listeners: dict[tuple[str, int], _Listener] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.devices: list[EmulatedDevice] = []
         self._started = False
 
@@ -293,21 +297,29 @@ class EmulatorServer:
             self._started = True
 
     async def add(self, device: EmulatedDevice) -> EmulatedDevice:
+        """Start serving `device` on its main socket and on any `extra_ports` (scheme -> port)."""
         await self.start()
-        sock = _bind(device.host, device.port)
-        device.port = sock.getsockname()[1]
         device.server = self
-        listener = _Listener(device, sock)
-        self._listeners[(device.host, device.port)] = listener
         self.devices.append(device)
-        await self._open(listener)
+        for scheme, port in [(device.scheme, device.port), *device.extra_ports.items()]:
+            sock = _bind(device.host, port)
+            listener = _Listener(device, scheme, sock.getsockname()[1], sock)
+            if (scheme, port) == (device.scheme, device.port):
+                device.port = listener.port
+            else:
+                device.extra_ports[scheme] = listener.port
+            self._listeners[(device.host, listener.port)] = listener
+            await self._open(listener)
         return device
+
+    def _of(self, device: EmulatedDevice) -> list[_Listener]:
+        return [item for item in self._listeners.values() if item.device is device]
 
     async def _open(self, listener: _Listener) -> None:
         device = listener.device
         if listener.sock is None:
-            listener.sock = _bind(device.host, device.port)
-        ctx = server_context(device.cert_pem, device.key_pem) if device.scheme == "https" else None
+            listener.sock = _bind(device.host, listener.port)
+        ctx = server_context(device.cert_pem, device.key_pem) if listener.scheme == "https" else None
         site = web.SockSite(self.runner, listener.sock, ssl_context=ctx)
         await site.start()
         listener.site = site
@@ -321,29 +333,30 @@ class EmulatorServer:
             listener.sock = None
 
     def schedule_down(self, device: EmulatedDevice, seconds: float) -> None:
-        listener = self._listeners[(device.host, device.port)]
+        """Close every socket of `device` shortly, and reopen them after `seconds` (a reboot)."""
         device.down_until = time.monotonic() + seconds + 0.1
 
         async def cycle() -> None:
             await asyncio.sleep(0.1)  # let the answer to the reboot request leave first
-            await self._close(listener)
+            for listener in self._of(device):
+                await self._close(listener)
             await asyncio.sleep(seconds)
-            await self._open(listener)
+            for listener in self._of(device):
+                await self._open(listener)
 
         task = asyncio.get_running_loop().create_task(cycle())
-        listener.tasks.add(task)
-        task.add_done_callback(listener.tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def restart_listener(self, device: EmulatedDevice) -> None:
-        """Re-open a device's socket (e.g. with a new certificate after a reset)."""
-        listener = self._listeners[(device.host, device.port)]
-        await self._close(listener)
-        await self._open(listener)
+        """Re-open a device's sockets (e.g. with a new certificate after a reset)."""
+        for listener in self._of(device):
+            await self._close(listener)
+            await self._open(listener)
 
     async def close(self) -> None:
-        for listener in self._listeners.values():
-            for task in list(listener.tasks):
-                task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.runner.cleanup()
         for listener in self._listeners.values():
             if listener.sock is not None:
