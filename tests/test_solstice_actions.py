@@ -324,10 +324,10 @@ def pod(emulators: EmulatorThread) -> EmulatedSolstice:
 async def test_action(action_id: str, pod: EmulatedSolstice, tls: TLSPolicy, tmp_path: Path) -> None:
     case = CASES[action_id]
     case.setup(pod)
-    spec = with_v1_endpoint(SPEC, "http", pod.v1_http_port)
     params = case.params(pod, tmp_path)
     download = {"download_to": tmp_path / "download.bin"} if case.download else {}
-    async with Device(spec, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls) as dev:
+    async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
+                      ports={"http": pod.v1_http_port}) as dev:
         result = await dev.call(action_id, **download, **params)
     assert result.status in SPEC.action(action_id).success
     assert pod.v1_ignored == 0  # every v1 call carried the right password
@@ -339,8 +339,9 @@ async def test_v1_over_https(action_id: str, pod: EmulatedSolstice, tls: TLSPoli
     """Pods with an admin password serve v1 on HTTPS too: same actions, other scheme and port."""
     case = CASES[action_id]
     case.setup(pod)
-    spec = with_v1_endpoint(SPEC, "https", pod.v1_https_port)
-    async with Device(spec, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls) as dev:
+    spec = with_v1_endpoint(SPEC, "https")
+    async with Device(spec, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
+                      ports={"https": pod.v1_https_port}) as dev:
         result = await dev.call(action_id, **case.params(pod, tmp_path))
     case.check(pod, result, tmp_path)
     assert pod.v1_ignored == 0

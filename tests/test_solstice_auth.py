@@ -37,8 +37,8 @@ def pod(emulators: EmulatorThread) -> EmulatedSolstice:
 
 
 def device(pod: EmulatedSolstice, tls: TLSPolicy, password: str = PASSWORD) -> Device:
-    spec = with_v1_endpoint(SPEC, "http", pod.v1_http_port)
-    return Device(spec, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", password), tls=tls)
+    return Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", password), tls=tls,
+                  ports={"http": pod.v1_http_port})
 
 
 def token_requests(pod: EmulatedSolstice) -> list[Any]:

@@ -215,10 +215,11 @@ def _v1(spec: Spec, credentials: Credentials) -> Auth:
 
 
 def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None) -> Spec:
-    """A copy of `spec` whose v1 actions go to `scheme` on `port` (default 443 for https, 80 for http).
+    """A copy of `spec` whose v1 actions use `scheme` on `port` (default 443 for https, 80 for http).
 
-    Pods serve v1 on HTTP 80 and, once an admin password is set, on HTTPS 443; emulators and
-    port-forwarded pods use other ports. v2 actions keep the device's own address and port.
+    Pods serve v1 on HTTP 80 and, once an admin password is set, on HTTPS 443. For another port of
+    the same scheme (an emulator, a port forward) `Device(..., ports={"http": 8080})` is enough; this
+    switches the scheme. v2 actions keep the device's own address and port.
     """
     if scheme not in ("http", "https"):
         raise UsageError(f"scheme must be http or https, not {scheme!r}")

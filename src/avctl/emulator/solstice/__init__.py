@@ -24,11 +24,11 @@ Fault switches beyond the core ones (`faults.latency/error_rate/drop_rate/reboot
 
 from __future__ import annotations
 
-import asyncio
 import email.parser
 import email.policy
 import json
 import secrets
+import socket
 import time
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote
@@ -36,13 +36,10 @@ from urllib.parse import parse_qs, unquote
 import jwt
 from aiohttp import web
 
-from avctl.emulator.certs import server_context
 from avctl.emulator.core import (
     Ctx,
     EmulatedDevice,
-    EmulatorServer,
     HTTPError,
-    _Listener,
     register_emulator,
     reply,
     reply_bytes,
@@ -86,6 +83,22 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
     return fields
 
 
+def _v1_port(host: str, wanted: int | str | None, default: int) -> int:
+    """The port for a v1 socket: as asked, else `default` if this process may bind it, else any."""
+    if wanted is not None:
+        return int(wanted)
+    if not default:
+        return 0
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, default))
+        except OSError:
+            return 0  # ports below 1024 need privileges: take a free one (see info())
+    return default
+
+
 @register_emulator
 class EmulatedSolstice(EmulatedDevice):
     family: ClassVar[str] = "solstice"
@@ -97,67 +110,29 @@ class EmulatedSolstice(EmulatedDevice):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        v1_http_port: int | None = None,
-        v1_https_port: int | None = None,
-        token_lifetime: float = 3600.0,
+        v1_http_port: int | str | None = None,
+        v1_https_port: int | str | None = None,
+        token_lifetime: float | str = 3600.0,
         firmware: str = "5.5.3.14",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("scheme", "https")
         super().__init__(name, host, port, **kwargs)
-        self.token_lifetime = token_lifetime
+        # `avctl emulate solstice --set token_lifetime=60` hands values over as text
+        self.token_lifetime = float(token_lifetime)
         self.refuse_tokens = False
         self.jwt_key = secrets.token_bytes(32)
         self.tokens_issued = 0
         self.v1_ignored = 0
-        real_ports = port == V2_PORT
-        self.v1_http_port = v1_http_port if v1_http_port is not None else (80 if real_ports else 0)
-        self.v1_https_port = v1_https_port if v1_https_port is not None else (443 if real_ports else 0)
+        # a pod at the real v2 port gets the real v1 ports too, when this process may bind them
+        real_ports = int(port) == V2_PORT
+        self.extra_ports = {
+            "http": _v1_port(host, v1_http_port, 80 if real_ports else 0),
+            "https": _v1_port(host, v1_https_port, 443 if real_ports else 0),
+        }
         self.mac = "00:1a:" + ":".join(f"{self.random.randrange(256):02x}" for _ in range(4))
         self.state = SolsticeState(name=name, host=host, rng=self.random, firmware=firmware)
         self.state.set_admin_password(self.password)
-        self._server: EmulatorServer | None = None
-        self._v1_schemes: dict[int, str] = {}
-
-    # -- the extra v1 sockets --------------------------------------------------------------------
-    # The core opens one socket per device (its v2 address). The server sets `device.server`
-    # inside `EmulatorServer.add`, before it starts that socket: the v1 sockets are bound right
-    # there (so their ports are known when `add` returns) and started on the server's loop.
-
-    @property
-    def server(self) -> EmulatorServer | None:
-        return self._server
-
-    @server.setter
-    def server(self, value: EmulatorServer | None) -> None:
-        self._server = value
-        if value is not None and not self._v1_schemes:
-            self._open_v1(value)
-
-    def _open_v1(self, server: EmulatorServer) -> None:
-        from avctl.emulator import core
-
-        for scheme, wanted in (("http", self.v1_http_port), ("https", self.v1_https_port)):
-            try:
-                sock = core._bind(self.host, wanted)
-            except Exception:
-                if not wanted:
-                    raise
-                sock = core._bind(self.host, 0)  # port 80/443 needs privileges: take a free one
-            port = sock.getsockname()[1]
-            if scheme == "http":
-                self.v1_http_port = port
-            else:
-                self.v1_https_port = port
-            self._v1_schemes[port] = scheme
-            listener = _Listener(self, sock)
-            server._listeners[(self.host, port)] = listener
-            ctx = server_context(self.cert_pem, self.key_pem) if scheme == "https" else None
-            site = web.SockSite(server.runner, sock, ssl_context=ctx)
-            listener.site = site
-            task = asyncio.get_running_loop().create_task(site.start())
-            listener.tasks.add(task)
-            task.add_done_callback(listener.tasks.discard)
 
     def info(self) -> dict[str, Any]:
         out = super().info()
@@ -168,10 +143,17 @@ class EmulatedSolstice(EmulatedDevice):
     def expire_sessions(self) -> None:
         self.jwt_key = secrets.token_bytes(32)  # every token issued so far stops verifying
 
-    def _listener_scheme(self, request: web.Request) -> str:
+    @property
+    def v1_http_port(self) -> int:
+        return self.extra_ports["http"]
+
+    @property
+    def v1_https_port(self) -> int:
+        return self.extra_ports["https"]
+
+    def _on_v1_socket(self, request: web.Request) -> bool:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        port = sockname[1] if sockname else self.port
-        return self._v1_schemes.get(port, "v2")
+        return sockname is not None and sockname[1] != self.port
 
     # -- auth --------------------------------------------------------------------------------------
 
@@ -184,7 +166,7 @@ class EmulatedSolstice(EmulatedDevice):
     async def authenticate(
         self, request: web.Request, action: Action | None, body: bytes
     ) -> web.StreamResponse | None:
-        on_v1_socket = self._listener_scheme(request) != "v2"
+        on_v1_socket = self._on_v1_socket(request)
         if request.path.startswith("/api/"):
             if not on_v1_socket:
                 return reply({"errors": [{"error": "not_found", "description": "no such route"}]}, 404)
