@@ -8,6 +8,8 @@ v2 goes over HTTPS to the pod's main socket, v1 over plain HTTP to its v1 socket
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from avctl.emulator.core import EmulatorThread
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.families.solstice import with_v1_endpoint
 from avctl.spec import builtin_spec
-from avctl.transport.tls import TLSPolicy
+from avctl.transport.tls import KnownHosts, TLSPolicy
 
 DATA = Path(__file__).parent / "data"
 SPEC = builtin_spec("solstice")
@@ -347,3 +349,108 @@ async def test_v1_over_https(action_id: str, pod: EmulatedSolstice, tls: TLSPoli
     assert pod.v1_ignored == 0
     # the certificate of the v1 HTTPS socket was pinned like the v2 one
     assert tls.pinned_fingerprint("127.0.0.1", pod.v1_https_port) is not None
+
+
+# --- the CLI lists and calls Solstice actions like any other family -----------------------------
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    from click.testing import CliRunner
+
+    from avctl.cli.main import cli as main
+
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_lists_every_solstice_action() -> None:
+    code, out, _ = cli("actions", "solstice", "--json")
+    listed = {a["id"]: a for a in json.loads(out)}
+    assert code == 0 and sorted(listed) == sorted(SPEC.actions)
+    assert listed["v1_control_reboot"]["disruptive"] is True
+    code, out, _ = cli("describe", "solstice", "splash_image_upload")
+    assert code == 0 and "image" in out and "16x9" in out
+
+
+@pytest.fixture
+def real_port_pod(emulators: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> EmulatedSolstice:
+    """A pod on its own loopback address at the real v2 port, so the CLI needs no port."""
+    monkeypatch.setenv("POD_PW", PASSWORD)
+    rng = random.Random()
+    host = f"127.{rng.randrange(16, 250)}.{rng.randrange(1, 250)}.{rng.randrange(2, 250)}"
+    dev = emulators.add(EmulatedSolstice("pod-cli", host, 5443, password=PASSWORD))
+    assert isinstance(dev, EmulatedSolstice)
+    return dev
+
+
+def test_cli_calls_v2_actions(real_port_pod: EmulatedSolstice) -> None:
+    host, pw = real_port_pod.host, ("--password-env", "POD_PW")
+    code, out, err = cli("call", "-f", "solstice", host, "metadata_get", "--json", *pw)
+    assert code == 0, err
+    assert json.loads(out)["data"] == {"device_id": real_port_pod.state.device_id}
+    code, out, err = cli("call", "-f", "solstice", host, "config_update", "--json", *pw,
+                         'config={"display": {"digital_signage": {"enabled": true, "start_after": 5}}}')
+    assert code == 0, err
+    assert json.loads(out)["info"] == {"reboot_required": False, "restart_required": False,
+                                       "device_id": real_port_pod.state.device_id}
+    assert real_port_pod.state.config["display"]["digital_signage"]["start_after"] == 5
+    code, _, err = cli("call", "-f", "solstice", host, "config_update", *pw, 'config={"display": {"nam": "x"}}')
+    assert code == 2 and "nam" in err and "Traceback" not in err
+    real_port_pod.state.meetings["m1"] = meeting()
+    code, _, err = cli("call", "-f", "solstice", host, "calendar_clear", *pw)
+    assert code == 1 and "needs confirmation" in err and real_port_pod.state.meetings
+    code, _, err = cli("call", "-f", "solstice", host, "calendar_clear", "--yes", *pw)
+    assert code == 0, err
+    assert real_port_pod.state.meetings == {}
+    assert PASSWORD not in out + err
+    assert real_port_pod.tokens_issued == 3  # one per CLI run that reached the pod
+
+
+def test_cli_calls_v1_actions_on_port_80(real_port_pod: EmulatedSolstice) -> None:
+    if real_port_pod.v1_http_port != 80:
+        pytest.skip("this process may not listen on port 80 (v1's real port); the CLI has no --port for v1")
+    real_port_pod.state.connected_users = 2
+    code, out, err = cli("call", "-f", "solstice", real_port_pod.host, "v1_stats_get", "--json",
+                         "--password-env", "POD_PW")
+    assert code == 0, err
+    assert json.loads(out)["data"]["m_statistics"]["m_connectedUsers"] == 2
+    assert real_port_pod.v1_ignored == 0
+
+
+def test_avctl_emulate_solstice_serves_pods(tmp_path: Path) -> None:
+    """`avctl emulate solstice --count 2` in a subprocess; a client reaches both pods."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    rng = random.Random()
+    first = f"127.{rng.randrange(16, 250)}.{rng.randrange(1, 250)}.{rng.randrange(2, 200)}"
+    avctl = Path(sys.executable).parent / "avctl"
+    proc = subprocess.Popen(
+        [str(avctl), "emulate", "solstice", "--count", "2", "--distinct-addresses", "--host", first,
+         "--password", PASSWORD, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not lines or lines[-1].rstrip() != "]":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else "emulator exited"
+            lines.append(line)
+        pods = json.loads("".join(lines))
+        assert [p["address"].rsplit(":", 1)[1] for p in pods] == ["5443", "5443"]
+        assert pods[0]["address"].split(":")[0] == first
+
+        async def metadata(address: str) -> Any:
+            tls = TLSPolicy.pinned(KnownHosts(tmp_path / "kh"))
+            async with Device("solstice", address, credentials=Credentials("admin", PASSWORD), tls=tls) as dev:
+                return (await dev.call("metadata_get")).data
+
+        ids = {asyncio.run(metadata(p["address"]))["device_id"] for p in pods}
+        assert len(ids) == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)

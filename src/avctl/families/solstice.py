@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 
@@ -139,8 +140,6 @@ class SolsticeToken(Auth):
                 "no password for the Solstice token request",
                 hint="give the pod's admin password (an empty one when the pod has none)",
             )
-        from urllib.parse import urlencode
-
         body = urlencode(
             {"grant_type": "password", "username": self.credentials.user or "admin",
              "password": self.credentials.password}
@@ -318,7 +317,7 @@ class Solstice(Family):
             info["apply_with"] = "v1_control_reboot"
         elif info.get("restart_required"):
             info["apply_with"] = "v1_control_restart"
-        if "device_id" in data and action.id in NETWORK_GUARDS.keys() | {"network_config_update"}:
+        if "device_id" in data and action.id in ("config_update", "network_config_update"):
             info["device_id"] = data["device_id"]
         return info
 
