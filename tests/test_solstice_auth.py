@@ -355,3 +355,29 @@ def test_pod_rejects_unknown_keys_and_bad_json_from_curl(pod: EmulatedSolstice) 
     status, _ = _curl(pod, "GET", f"{base}/config", headers=["Authorization: Bearer nope"])
     assert status == 401
     assert pod.state.config["sharing"]["airplay"]["enabled"] is True
+
+
+def test_v1_with_curl_multipart_password_field_and_discovery_alias(pod: EmulatedSolstice, tmp_path: Path) -> None:
+    """v1 as scripts send it: the password as a multipart field; `/api/discovery` as some docs spell it."""
+    image = tmp_path / "splash.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0 splash")
+    base = f"http://127.0.0.1:{pod.v1_http_port}/api"
+
+    def curl(*args: str) -> tuple[int, str]:
+        out = subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *args],
+                             capture_output=True, text=True, check=True, timeout=20).stdout
+        text, _, status = out.rpartition("\n")
+        return int(status), text
+
+    assert curl("-F", "file=@" + str(image), "-F", "password=wrong", f"{base}/config/splashbackground/2") == (200, "")
+    assert pod.state.v1_splash == {} and pod.v1_ignored == 1
+    assert curl("-F", "file=@" + str(image), "-F", f"password={PASSWORD}",
+                f"{base}/config/splashbackground/2")[0] == 200
+    assert pod.state.v1_splash == {2: image.read_bytes()}
+    assert curl("-F", "file=reset default", "-F", f"password={PASSWORD}",
+                f"{base}/config/splashbackground/2")[0] == 200
+    assert pod.state.v1_splash == {2: None}
+    status, text = curl(f"{base}/discovery?password={PASSWORD}")
+    assert status == 200 and json.loads(text)["id"] == pod.state.device_id
+    status, text = curl(f"{base}/stats")  # no password: ignored, nothing in the answer
+    assert (status, text) == (200, "") and pod.v1_ignored == 2
