@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ async def test_revoked_token_is_fetched_again_once(pod: EmulatedSolstice, tls: T
     assert result.data == pod.state.config["sharing"]
     assert len(token_requests(pod)) == 2
     assert len(calls(pod, "/v2/config/sharing")) == 2
+
+
+async def test_concurrent_calls_refused_together_share_one_new_token(pod: EmulatedSolstice, tls: TLSPolicy) -> None:
+    async with device(pod, tls) as dev:
+        await dev.call("metadata_get")
+        pod.expire_sessions()
+        results = await asyncio.gather(*(dev.call("metadata_get") for _ in range(6)))
+    assert all(r.data == {"device_id": pod.state.device_id} for r in results)
+    assert len(token_requests(pod)) == 2  # the first token, then one for all six refused calls
+    assert len(calls(pod, "/v2/metadata")) == 1 + 6 + 6
 
 
 async def test_a_token_refused_again_is_reported_not_looped(pod: EmulatedSolstice, tls: TLSPolicy) -> None:
@@ -321,9 +332,10 @@ async def test_pod_merges_seed_patch_example_and_hides_secrets(pod: EmulatedSols
 
 def _curl(pod: EmulatedSolstice, method: str, url: str, body: str | None = None, *,
           content_type: str | None = None, headers: list[str] | None = None) -> tuple[int, str]:
-    cert = Path(f"/tmp/avctl-solstice-{pod.port}.pem")
-    cert.write_bytes(pod.cert_pem)
-    try:
+    """Real curl, trusting the pod's own certificate (no -k)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cert = Path(tmp) / "pod.pem"
+        cert.write_bytes(pod.cert_pem)
         cmd = ["curl", "-sS", "--max-time", "10", "--cacert", str(cert), "-X", method,
                "-w", "\n%{http_code}", url]
         if content_type:
@@ -333,8 +345,6 @@ def _curl(pod: EmulatedSolstice, method: str, url: str, body: str | None = None,
         if body is not None:
             cmd += ["--data-binary", body]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=20).stdout
-    finally:
-        cert.unlink(missing_ok=True)
     text, _, status = out.rpartition("\n")
     return int(status), text
 
