@@ -391,3 +391,17 @@ def test_v1_with_curl_multipart_password_field_and_discovery_alias(pod: Emulated
     assert status == 200 and json.loads(text)["id"] == pod.state.device_id
     status, text = curl(f"{base}/stats")  # no password: ignored, nothing in the answer
     assert (status, text) == (200, "") and pod.v1_ignored == 2
+
+
+def test_v1_socket_falls_back_to_a_free_port_when_the_real_one_is_taken() -> None:
+    """Without privileges (or with 80 busy) a pod at 5443 still serves v1, on another port."""
+    import socket
+
+    from avctl.emulator.solstice import _v1_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert _v1_port("127.0.0.1", None, taken) == 0
+    assert _v1_port("127.0.0.1", "8080", 80) == 8080  # `avctl emulate --set v1_http_port=8080`
