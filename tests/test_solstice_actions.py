@@ -408,7 +408,7 @@ def test_cli_calls_v2_actions(real_port_pod: EmulatedSolstice) -> None:
 
 def test_cli_calls_v1_actions_on_port_80(real_port_pod: EmulatedSolstice) -> None:
     if real_port_pod.v1_http_port != 80:
-        pytest.skip("this process may not listen on port 80 (v1's real port); the CLI has no --port for v1")
+        pytest.skip("this process may not listen on port 80 (v1's real port); see the --port test below")
     real_port_pod.state.connected_users = 2
     code, out, err = cli("call", "-f", "solstice", real_port_pod.host, "v1_stats_get", "--json",
                          "--password-env", "POD_PW")
@@ -517,3 +517,21 @@ def test_spec_lints_clean() -> None:
     from avctl.spec import read_spec
 
     assert read_spec(Path(SPEC.source)).issues == []
+
+
+def test_cli_reaches_v1_on_any_port_and_over_https(pod: EmulatedSolstice, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--port http=N` and `--scheme-map http=https`: v1 is reachable wherever the pod serves it."""
+    monkeypatch.setenv("POD_PW", PASSWORD)
+    pod.state.connected_users = 3
+    host = f"127.0.0.1:{pod.port}"
+    code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
+                         "--port", f"http={pod.v1_http_port}")
+    assert code == 0, err
+    assert json.loads(out)["data"]["m_statistics"]["m_connectedUsers"] == 3
+    code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
+                         "--scheme-map", "http=https", "--port", f"https={pod.v1_https_port}")
+    assert code == 0, err
+    assert pod.requests[-1].path == "/api/stats" and pod.v1_ignored == 0
+    code, _, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--port", "http=eighty", "--password-env",
+                       "POD_PW")
+    assert code == 2 and "--port 'http=eighty'" in err
