@@ -90,3 +90,51 @@ def test_changed_certificate_then_trust_replace(studio: EmulatedVideoOS, emulato
 def test_unknown_family_and_action_are_clear(studio: EmulatedVideoOS) -> None:
     code, _, err = run("call", "-f", "videoos", "127.0.0.1:1", "sytem_get", "--password-env", "ROOM_PW")
     assert code == 2 and "unknown action 'sytem_get'" in err and "did you mean system_get" in err
+
+
+def test_state_changing_call_is_audited_without_secrets(studio: EmulatedVideoOS, avctl_home: Path) -> None:
+    from avctl.fleet.audit import AuditLog
+
+    addr = f"127.0.0.1:{studio.port}"
+    assert run("call", "-f", "videoos", addr, "audio_volume_set", "volume=7", "--password-env", "ROOM_PW")[0] == 0
+    assert run("call", "-f", "videoos", addr, "audio_volume_get", "--password-env", "ROOM_PW")[0] == 0  # a query
+    with AuditLog() as audit:
+        rows = [r.as_dict() for r in audit.query()]
+    assert len(rows) == 1
+    assert rows[0]["action"] == "audio_volume_set" and rows[0]["outcome"] == "ok"
+    assert json.loads(rows[0]["params"]) == {"volume": 7} if isinstance(rows[0]["params"], str) \
+        else rows[0]["params"] == {"volume": 7}
+    for f in avctl_home.rglob("*"):
+        if f.is_file():
+            assert b"pw-123" not in f.read_bytes(), f
+
+
+def test_actions_and_describe_come_from_the_spec() -> None:
+    code, out, _ = run("actions", "videoos", "--search", "volume", "--json")
+    listed = json.loads(out)
+    assert code == 0 and {a["id"] for a in listed} >= {"audio_volume_get", "audio_volume_set"}
+    vol = next(a for a in listed if a["id"] == "audio_volume_set")
+    assert vol["params"][0]["name"] == "volume" and vol["params"][0]["type"] == "integer 0..100"
+    code, out, _ = run("describe", "videoos", "system_reboot")
+    assert code == 0 and "disruptive" in out and "restart_all" in out
+
+
+def test_secret_parameters_never_reach_the_audit_log(emulators: EmulatorThread, avctl_home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from avctl.emulator.polyuc import EmulatedPolyUC
+    from avctl.fleet.audit import AuditLog
+
+    phone = emulators.add(EmulatedPolyUC("desk", password="789"))
+    monkeypatch.setenv("PHONE_PW", "789")
+    code, _, err = run("call", "-f", "polyuc", f"127.0.0.1:{phone.port}", "skype_sign_in",
+                         "Address=a@b.c", "User=a@b.c", "Password=Sfb-Pass-9", "LockCode=4711",
+                         "--password-env", "PHONE_PW")
+    assert code == 0, err
+    with AuditLog() as audit:
+        (row,) = [r.as_dict() for r in audit.query()]
+    params = json.loads(row["params"]) if isinstance(row["params"], str) else row["params"]
+    assert set(params["Password"]) == set(params["LockCode"]) == {"*"} and params["Address"] == "a@b.c"
+    for f in avctl_home.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"Sfb-Pass-9" not in data and b"4711" not in data, f

@@ -153,7 +153,7 @@ async def test_reboot_makes_device_unreachable_then_back(emulators: EmulatorThre
         ("audio_volume_set", {}, "parameter 'volume': is required"),
         ("audio_volume_set", {"volume": "loud"}, "parameter 'volume'"),
         ("audio_volume_set", {"volume": 101}, "101 is greater than the maximum of 100"),
-        ("audio_muted_set", {"muted": "yes"}, "'yes' is not valid"),
+        ("audio_muted_set", {"muted": "yes"}, "'yes' is not of type 'boolean'"),
         ("system_reboot", {"action": "halt"}, "is fixed to 'reboot'"),
         ("config_get", {"names": "system.name"}, "parameter 'names'"),
     ],
@@ -200,3 +200,12 @@ async def test_changed_certificate_fails_with_both_fingerprints(emulators: Emula
     assert len(dev.requests) == seen  # the password never went to the impostor
     async with client(dev, TLSPolicy.insecure()) as d:  # only when asked for by name
         assert (await d.call("system_get")).status == 200
+
+
+async def test_one_connection_serves_many_calls(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    dev = videoos(emulators)
+    async with client(dev, tls) as d:
+        for _ in range(5):
+            await d.call("audio_get")
+    peers = {r.peer for r in dev.requests}
+    assert len(peers) == 1 and "" not in peers  # keep-alive: one TLS handshake for the session
