@@ -204,7 +204,7 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
                              progress=bar.update)
         _confirm(runner, task, devices, kwargs["yes"])
         job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
-                         options=options, spec_overrides=overrides)
+                         options=options, spec_overrides=overrides, secret_params=runner.secret_params)
         click.echo(f"job {job.id}: {task.name} on {len(devices)} device(s)", err=True)
         try:
             with bar:

@@ -47,6 +47,8 @@ class FleetDevice:
     fingerprint: str
     site: str
     room: str
+    #: other sockets of the device by scheme (Solstice's v1 API on http)
+    ports: tuple[tuple[str, int], ...] = ()
 
 
 def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, str]]:
@@ -87,7 +89,8 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
             dev.faults.latency = latency
             await server.add(dev)
             der = ssl.PEM_cert_to_DER_cert(dev.cert_pem.decode())
-            report.append((name, family, dev.host, dev.port, dev.scheme, fingerprint(der)))
+            extra = tuple(sorted((getattr(dev, "extra_ports", None) or {}).items()))
+            report.append((name, family, dev.host, dev.port, dev.scheme, fingerprint(der), extra))
     except Exception as exc:  # tell the parent, do not hang it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         await server.close()
@@ -153,9 +156,10 @@ class EmulatedFleet:
                                           "(worker processes are spawned)") from None
                 if status != "ok":
                     raise UsageError(f"emulator worker failed: {payload}")
-                for name, family, host, port, scheme, fp in payload:
+                for name, family, host, port, scheme, fp, extra in payload:
                     site, room = where[name]
-                    self.devices.append(FleetDevice(name, family, host, port, scheme, fp, site, room))
+                    self.devices.append(FleetDevice(name, family, host, port, scheme, fp, site, room,
+                                                    tuple(extra)))
         except BaseException:
             self.stop()
             raise
@@ -203,6 +207,7 @@ class EmulatedFleet:
             "devices": {
                 d.name: {"family": d.family, "address": f"{d.host}:{d.port}", "site": d.site, "room": d.room,
                          **({"scheme": d.scheme} if d.scheme != "https" else {}),
+                         **({"ports": dict(d.ports)} if d.ports else {}),
                          "tags": ["emulated"]}
                 for d in self.devices
             },
@@ -212,6 +217,9 @@ class EmulatedFleet:
         for d in self.devices:
             if d.scheme == "https":
                 kh.set(f"{d.host}:{d.port}", d.fingerprint, replace=True)
+            for scheme, port in d.ports:
+                if scheme == "https" and port:  # the device's other TLS sockets serve the same certificate
+                    kh.set(f"{d.host}:{port}", d.fingerprint, replace=True)
         return inv
 
 

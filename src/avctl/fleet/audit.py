@@ -155,23 +155,6 @@ class AuditLog:
                 for r in rows]
 
 
-def record_call(*, device: str, family: str | None, action: str, params: Mapping[str, Any],
-                error: BaseException | None, address: str | None = None) -> None:
-    """Audit one state-changing call of ``avctl call`` in the default database (never raises:
-    a full disk must not turn a successful device call into an error)."""
-    from avctl.fleet.runner import classify
-
-    outcome = "ok" if error is None else classify(error)[0]
-    try:
-        with AuditLog() as audit:
-            audit.record(device=device, family=family, action=action, params=params, outcome=outcome,
-                         error=error, address=address)
-    except Exception as exc:  # report, do not fail the call
-        import sys
-
-        print(f"avctl: warning: could not write the audit log: {exc}", file=sys.stderr)
-
-
 def parse_when(text: str, *, now: float | None = None) -> float:
     """``--since`` values: an ISO date/time (UTC if no zone) or a duration ago: 30s, 15m, 2h, 7d."""
     from datetime import UTC, datetime

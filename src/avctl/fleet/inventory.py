@@ -68,7 +68,7 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
                           r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 #: keys a device, group, site or defaults block may set (device-only keys are below)
-INHERITABLE = ("family", "port", "scheme", "user", "password", "tags", "data", "disabled", "room")
+INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room")
 DEVICE_KEYS = ("address", "site", "groups", *INHERITABLE)
 GROUP_KEYS = ("site", *INHERITABLE)
 SITE_KEYS = INHERITABLE
@@ -187,6 +187,8 @@ class DeviceEntry:
     scheme: str | None = None
     disabled: bool = False
     data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: per-scheme ports for actions on another scheme than the address's (e.g. {"http": 8080})
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     #: where the device is defined, "file:line", for messages
     source: str = ""
 
@@ -210,6 +212,7 @@ class DeviceEntry:
             "scheme": self.scheme, "site": self.site, "room": self.room, "tags": sorted(self.tags),
             "groups": list(self.groups), "user": self.user,
             "password": ref.describe() if ref else None, "disabled": self.disabled,
+            **({"ports": dict(self.ports)} if self.ports else {}),
         }
 
 
@@ -338,6 +341,20 @@ def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) 
                 if not _NAME_RE.match(item):
                     raise ctx.err(v, f"{here}: {item!r} is not a valid name")
             out[key] = items
+        elif key == "ports":
+            # per-scheme ports for actions the spec sends over another scheme (Solstice v1 on http)
+            ports: dict[str, int] = {}
+            for sch, pknode, pv in ctx.mapping(v, here):
+                if sch not in SCHEMES:
+                    raise ctx.err(pknode, f"{here}: {sch!r} is not http or https")
+                raw = ctx.value(pv)
+                try:
+                    if isinstance(raw, bool) or not isinstance(raw, int | str):
+                        raise ValueError(f"port {raw!r} is not a number")
+                    ports[sch] = _check_port(raw)
+                except ValueError as e:
+                    raise ctx.err(pv, f"{here}.{sch}: {e}") from None
+            out[key] = ports
         elif key == "data":
             data = ctx.value(v)
             if not isinstance(data, dict):
@@ -434,9 +451,11 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
                           hint=f"known: {', '.join(sorted(families))}")
         tags: set[str] = set()
         data: dict[str, Any] = {}
+        ports: dict[str, int] = {}
         for lv in reversed(levels):
             tags.update(lv.get("tags", []))
             data.update(lv.get("data", {}))
+            ports.update(lv.get("ports", {}))
         addr: Address = own["address"]
         port = addr.port or pick("port")
         scheme = addr.scheme or pick("scheme")
@@ -451,7 +470,7 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
             name=name, family=family, address=Address(addr.host, port, scheme), site=site,
             room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
             password=password, scheme=scheme, disabled=bool(pick("disabled")),
-            data=MappingProxyType(data), source=ctx.where(knode)))
+            data=MappingProxyType(data), ports=MappingProxyType(ports), source=ctx.where(knode)))
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
 
 

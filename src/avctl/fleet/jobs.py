@@ -11,7 +11,7 @@ from the store; resume asks for it again (``avctl jobs resume ID name=value``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,9 +58,13 @@ def options_from(stored: Mapping[str, Any]) -> RunOptions:
 
 
 def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence[DeviceEntry],
-               inventory: Inventory, options: RunOptions, spec_overrides: Mapping[str, str] | None = None) -> Job:
+               inventory: Inventory, options: RunOptions, spec_overrides: Mapping[str, str] | None = None,
+               secret_params: Iterable[str] = ()) -> Job:
+    """Record a job. ``secret_params`` (spec-marked secrets, see FleetRunner.plan) are stored masked."""
+    hidden = set(secret_params)
+    params = {k: (MASK if k in hidden and v not in (None, "") else v) for k, v in task.params.items()}
     return store.create_job(
-        action=task.name, selection=selection, params=dict(task.params),
+        action=task.name, selection=selection, params=params,
         devices=[d.name for d in devices], user=os_user(),
         inventory=str(inventory.path.resolve()) if inventory.path else None,
         options={"mode": task.mode, "run": options.as_dict(),

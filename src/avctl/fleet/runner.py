@@ -43,13 +43,12 @@ from avctl.errors import (
     is_transient,
 )
 from avctl.fleet.audit import AuditLog
-from avctl.fleet.connections import FleetTransport
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.store import JobStore, Outcome, OutcomeExists
 from avctl.fleet.verbs import Task, probe_action
 from avctl.spec import Spec, builtin_spec
-from avctl.transport.http import Transport
+from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 
 SpecProvider = Callable[[str], Spec]
@@ -125,6 +124,8 @@ class FleetRunner:
         self._global = asyncio.Semaphore(max(1, self.options.concurrency))
         self._sites: dict[str, asyncio.Semaphore] = {}
         self._rng = random.Random()
+        #: parameters the specs mark secret (set by plan()): never stored in the job
+        self.secret_params: set[str] = set()
 
     # -- planning (before any I/O) ------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class FleetRunner:
         before anything is sent; raises UsageError when no selected family has the action at all.
         """
         counts: dict[str, dict[str, int]] = {}
+        self.secret_params = set()
         for entry in devices:
             c = counts.setdefault(entry.family, {"run": 0, "skip": 0, "disruptive": 0})
             if entry.disabled:
@@ -151,6 +153,7 @@ class FleetRunner:
             if c["run"] == 0:
                 task.validate(spec)
                 c["disruptive"] = int(task.disruptive(spec))
+                self.secret_params |= task.secret_names(spec)
             c["run"] += 1
         if devices and not any(c["run"] for c in counts.values()):
             raise UsageError(f"no selected device can run {task.name!r}",
@@ -164,7 +167,7 @@ class FleetRunner:
         """Run on all devices; returns outcomes in device order. Cancellation keeps what finished."""
         self.job_id = job_id
         if self._transport is None:
-            self._transport = FleetTransport(self._tls)
+            self._transport = HttpTransport(self._tls)
         try:
             tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
             try:
@@ -225,7 +228,8 @@ class FleetRunner:
         async with self._site_sem(entry.site), self._global:
             assert self._transport is not None
             dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
-                         transport=self._transport, timeout=self.options.timeout, name=entry.name)
+                         transport=self._transport, timeout=self.options.timeout, name=entry.name,
+                         ports=dict(entry.ports))
             try:
                 async with asyncio.timeout(self.options.device_timeout):
                     data = await task.run(spec, lambda a, p: self._call(run, dev, a, p))
@@ -241,15 +245,11 @@ class FleetRunner:
                 status, reason = classify(exc)
                 done(status, reason=reason, message=str(exc) or type(exc).__name__, attempts=run.attempts)
             finally:
-                # log out (VideoOS sessions left open degrade the device); never let it fail the outcome.
-                # The logout is the device's last request: its connection need not stay in the pool.
-                fleet_transport = self._transport if isinstance(self._transport, FleetTransport) else None
-                if fleet_transport is not None:
-                    fleet_transport.closing(dev.endpoint)
+                # log out (VideoOS sessions left open degrade the device) and release the device's
+                # pooled connections (memory follows the concurrency, not the fleet size); never let
+                # either change the outcome
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(dev.close(), self.options.timeout)
-                if fleet_transport is not None:
-                    fleet_transport.closed(dev.endpoint)
 
     def _credentials(self, entry: DeviceEntry) -> Credentials:
         if entry.password is None:
@@ -296,8 +296,9 @@ class FleetRunner:
         if self.audit is None or kind != "action":
             return
         outcome = "ok" if error is None else classify(error)[0]
+        public = run.spec.action(action_id).public_values(params)  # spec-marked secrets masked
         run.audit_ids.append(self.audit.record(
-            device=run.entry.name, action=action_id, params=params, outcome=outcome, error=error,
+            device=run.entry.name, action=action_id, params=public, outcome=outcome, error=error,
             address=str(run.entry.address), family=run.entry.family, job_id=self.job_id))
 
     async def _wait_until_back(self, run: _DeviceRun, dev: Device) -> float:

@@ -33,6 +33,7 @@ class Task(Protocol):
     def params(self) -> Mapping[str, str]: ...
 
     def skip_reason(self, spec: Spec) -> str | None: ...
+    def secret_names(self, spec: Spec) -> set[str]: ...
     def validate(self, spec: Spec) -> None: ...
     def disruptive(self, spec: Spec) -> bool: ...
     async def run(self, spec: Spec, call: CallFn) -> Any: ...
@@ -63,6 +64,9 @@ class ActionTask:
 
     def _values(self, spec: Spec) -> dict[str, Any]:
         return _typed(spec.action(self.action_id), self.params)
+
+    def secret_names(self, spec: Spec) -> set[str]:
+        return {p.name for p in spec.action(self.action_id).params if p.secret}
 
     def validate(self, spec: Spec) -> None:
         validate(spec.action(self.action_id), self._values(spec))
@@ -101,9 +105,21 @@ class MacroTask:
         steps = []
         for step in macro.steps:
             action = spec.action(step.action)
-            values = dict(step.params)
+            values: dict[str, Any] = {}
+            for key, value in step.params.items():
+                if isinstance(value, str) and value.startswith("$"):
+                    # `{volume: $volume}`: the caller supplies it (`avctl fleet volume volume=30`)
+                    wanted = value[1:]
+                    if wanted not in self.params:
+                        raise ValidationError(f"verb {self.verb} needs {wanted}=...", action=step.action)
+                    raw = self.params[wanted]
+                    values[key] = coerce_text(action, key, raw) if isinstance(raw, str) else raw
+                    used.add(wanted)
+                else:
+                    values[key] = value
             for key, text in self.params.items():
-                if action.param(key) is not None:
+                # a parameter the step does not fix itself goes to every step that declares it
+                if key not in values and action.param(key) is not None and key not in step.params:
                     values[key] = coerce_text(action, key, text) if isinstance(text, str) else text
                     used.add(key)
             steps.append((step.action, values))
@@ -112,6 +128,18 @@ class MacroTask:
             raise ValidationError(f"verb {self.verb} of family {spec.family} takes no parameter "
                                   f"{', '.join(unknown)}")
         return steps
+
+    def secret_names(self, spec: Spec) -> set[str]:
+        names: set[str] = set()
+        for step in spec.macros[self.verb].steps:
+            action = spec.action(step.action)
+            for p in action.params:
+                if p.secret:
+                    names.add(p.name)
+                    ref = step.params.get(p.name)
+                    if isinstance(ref, str) and ref.startswith("$"):
+                        names.add(ref[1:])
+        return names
 
     def validate(self, spec: Spec) -> None:
         for action_id, values in self._steps(spec):
@@ -139,6 +167,9 @@ class StatusTask:
         if not _plan(spec):
             return f"family {spec.family} spec has no Feedbacks"
         return None
+
+    def secret_names(self, spec: Spec) -> set[str]:
+        return set()
 
     def validate(self, spec: Spec) -> None:
         for action_id in _plan(spec):
@@ -223,11 +254,27 @@ def transform(value: Any, how: str | None) -> Any:
         except (TypeError, ValueError):
             return None
     if how == "seconds":
-        try:
-            return round(float(value), 3)
-        except (TypeError, ValueError):
-            return None
+        return _seconds(value)
     return value
+
+
+_UNITS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration as seconds: a number, "HH:MM:SS", or {"Days","Hours","Minutes","Seconds"} (Poly UC)."""
+    try:
+        if isinstance(value, Mapping):
+            total = sum(float(value[k]) * _UNITS[k.lower()] for k in value if k.lower() in _UNITS)
+            return round(total, 3)
+        if isinstance(value, str) and ":" in value:
+            total = 0.0
+            for part in value.split(":"):
+                total = total * 60 + float(part)
+            return round(total, 3)
+        return round(float(value), 3)
+    except (TypeError, ValueError):
+        return None
 
 
 def make_task(name: str, params: Mapping[str, str], *, mode: str) -> Task:
