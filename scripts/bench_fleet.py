@@ -46,7 +46,10 @@ def _devices(inventory: str, limit: int | None) -> list[Any]:
     from avctl.fleet.inventory import load_inventory
 
     devs = list(load_inventory(inventory))
-    return devs[:limit] if limit else devs
+    if not limit or limit >= len(devs):
+        return devs
+    step = len(devs) / limit  # an even sample: every family in its share
+    return [devs[int(i * step)] for i in range(limit)]
 
 
 def _spec_for(family: str, overrides: dict[str, str]) -> Any:
@@ -55,11 +58,16 @@ def _spec_for(family: str, overrides: dict[str, str]) -> Any:
     return spec_provider(overrides)(family)
 
 
-def _status_requests(spec: Any) -> list[tuple[str, str]]:
-    """(method, path) of the spec's status actions: what every client reads per device."""
+def _status_requests(spec: Any) -> list[dict[str, Any]]:
+    """What every client reads per device: the spec's status actions, with their auth and scheme."""
     from avctl.fleet.verbs import _plan
 
-    return [(spec.action(a).method, spec.action(a).path) for a in _plan(spec)]
+    out = []
+    for action_id in _plan(spec):
+        a = spec.action(action_id)
+        out.append({"method": a.method, "path": a.path, "auth": a.auth or spec.transport.auth_type,
+                    "scheme": a.scheme})
+    return out
 
 
 _KNOWN: Any = None
@@ -77,30 +85,63 @@ def _pin(host: str, port: int) -> Any:
     return aiohttp.Fingerprint(_digest(fp)) if fp else False
 
 
-async def _videoos_raw(session: Any, dev: Any, password: str, reads: list[tuple[str, str]]) -> bool:
-    """The whole VideoOS exchange by hand: login, XSRF echo, reads, logout."""
-    base = f"https://{dev.host}:{dev.port}"
-    ssl_arg = _pin(dev.host, dev.port)
-    async with session.post(f"{base}/rest/session", json={"user": "admin", "password": password},
-                            ssl=ssl_arg) as r:
-        if r.status != 200:
-            return False
-        await r.read()
-        cookies = {k: v.value for k, v in r.cookies.items()}
-    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
-    if "XSRF-TOKEN" in cookies:
-        headers["X-XSRF-TOKEN"] = cookies["XSRF-TOKEN"]
+async def _raw_device(session: Any, dev: Any, password: str, reads: list[dict[str, Any]]) -> bool:
+    """One device by hand: each family's login written out, then the same reads avctl makes."""
+    import base64
+
+    scheme = dev.scheme or "https"
+    user = dev.user
+    headers: dict[str, str] = {}
     ok = True
-    for method, path in reads:
-        async with session.request(method, base + path, headers=headers, ssl=ssl_arg) as r:
+    session_cookie = False
+    pins: dict[int, Any] = {}
+
+    def where(read: dict[str, Any]) -> tuple[str, Any]:
+        sch = read["scheme"] or scheme
+        port = dev.ports.get(sch, dev.port) if read["scheme"] and read["scheme"] != scheme else dev.port
+        if port not in pins:
+            pins[port] = _pin(dev.host, port) if sch == "https" else False
+        return f"{sch}://{dev.host}:{port}", pins[port]
+
+    for read in reads:
+        base, ssl_arg = where(read)
+        auth = read["auth"]
+        params: dict[str, str] = {}
+        h = dict(headers)
+        if auth == "videoos_session" and not session_cookie:
+            async with session.post(f"{base}/rest/session", json={"user": user or "admin", "password": password},
+                                    ssl=ssl_arg) as r:
+                await r.read()
+                if r.status != 200:
+                    return False
+                cookies = {k: v.value for k, v in r.cookies.items()}
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            if "XSRF-TOKEN" in cookies:
+                headers["X-XSRF-TOKEN"] = cookies["XSRF-TOKEN"]
+            session_cookie = True
+            h = dict(headers)
+        elif auth == "http_basic_digest":
+            h["Authorization"] = "Basic " + base64.b64encode(f"{user or 'Polycom'}:{password}".encode()).decode()
+        elif auth == "solstice_oauth2":
+            if "Authorization" not in headers:
+                form = {"grant_type": "password", "username": user or "admin", "password": password}
+                async with session.post(f"{base}/v2/token", data=form, ssl=ssl_arg) as r:
+                    body = await r.json(content_type=None)
+                    if r.status != 200:
+                        return False
+                headers["Authorization"] = f"Bearer {body['access_token']}"
+            h = dict(headers)
+        elif auth == "solstice_v1_password":
+            params["password"] = password
+        async with session.request(read["method"], base + read["path"], headers=h, params=params,
+                                   ssl=ssl_arg) as r:
             await r.read()
             ok = ok and r.status == 200
-    async with session.delete(f"{base}/rest/session", headers=headers, ssl=ssl_arg) as r:
-        await r.read()
+    if session_cookie:  # VideoOS: log out, as avctl does
+        base, ssl_arg = where({"scheme": None})
+        async with session.delete(f"{base}/rest/session", headers=headers, ssl=ssl_arg) as r:
+            await r.read()
     return ok
-
-
-RAW_CLIENTS = {"videoos": _videoos_raw}
 
 
 async def client_raw(inventory: str, concurrency: int, limit: int | None, overrides: dict[str, str],
@@ -110,16 +151,13 @@ async def client_raw(inventory: str, concurrency: int, limit: int | None, overri
     devs = _devices(inventory, limit)
     password = (Path(inventory).with_name(Path(inventory).stem + ".password")).read_text().strip()
     reads = {fam: _status_requests(_spec_for(fam, overrides)) for fam in {d.family for d in devs}}
-    missing = sorted(set(reads) - set(RAW_CLIENTS))
-    if missing:
-        raise SystemExit(f"no hand-written baseline for {', '.join(missing)}")
     ok = 0
     t0, c0 = time.perf_counter(), time.process_time()
     if sequential:
         # like a script: a fresh client per device, one request after another
         for d in devs:
             async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as s:
-                ok += await RAW_CLIENTS[d.family](s, d, password, reads[d.family])
+                ok += await _raw_device(s, d, password, reads[d.family])
     else:
         sem = asyncio.Semaphore(concurrency)
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
@@ -127,7 +165,7 @@ async def client_raw(inventory: str, concurrency: int, limit: int | None, overri
             async def one(d: Any) -> bool:
                 async with sem:
                     try:
-                        return await RAW_CLIENTS[d.family](s, d, password, reads[d.family])
+                        return await _raw_device(s, d, password, reads[d.family])
                     except Exception:
                         return False
 
@@ -195,7 +233,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=50.0, help="emulated latency per request, ms")
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=0, help="emulator processes [default: auto]")
-    ap.add_argument("--families", default="videoos", help="comma list, devices split evenly")
+    ap.add_argument("--families", default="videoos,polyuc,solstice", help="comma list, devices split evenly")
     ap.add_argument("--spec", action="append", default=[], metavar="FAMILY=FILE",
                     help=f"spec override [default: videoos={DEFAULT_SPEC.relative_to(ROOT)} if no built-in]")
     ap.add_argument("--sequential-sample", type=int, default=0,
@@ -215,8 +253,9 @@ def main() -> None:
 
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     spec = list(args.spec)
-    if "videoos" in families and "videoos" not in available() and not any(s.startswith("videoos=") for s in spec):
-        spec.append(f"videoos={DEFAULT_SPEC}")
+    for fam in families:
+        if fam not in available() and fam == "videoos" and not any(s.startswith("videoos=") for s in spec):
+            spec.append(f"videoos={DEFAULT_SPEC}")  # before the full VideoOS spec ships
     counts = {f: args.devices // len(families) + (1 if i < args.devices % len(families) else 0)
               for i, f in enumerate(families)}
     home = Path(tempfile.mkdtemp(prefix="avctl-bench-"))

@@ -61,11 +61,18 @@ def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: 
             console = Console(width=200)  # one line per device when piped
     table = Table(title=title, box=None, pad_edge=False, header_style="bold")
     status_mode = _is_status(outcomes)
-    extra = _status_columns(outcomes) if status_mode else []
+    # the table keeps to the common fields; --json and --csv carry everything each family reports
+    extra = [c for c in _status_columns(outcomes) if c in STATUS_FIELDS] if status_mode else []
     for col in ("device", "family", "outcome", *extra, "detail"):
         table.add_column(col, overflow="fold")
     for o in outcomes:
-        detail = o.message or "" if o.status != "ok" else ("" if status_mode else _cell(o.data))
+        if o.status != "ok":
+            detail = o.message or ""
+        elif status_mode:
+            missing = (o.data or {}).get("unavailable") if isinstance(o.data, dict) else None
+            detail = f"not available: {', '.join(sorted(missing))}" if missing else ""
+        else:
+            detail = _cell(o.data)
         if o.reason and o.status != "ok":
             detail = f"[{o.reason}] {detail}"
         cells = [_cell((o.data or {}).get(c)) if isinstance(o.data, dict) else "" for c in extra]

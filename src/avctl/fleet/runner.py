@@ -235,7 +235,8 @@ class FleetRunner:
                     data = await task.run(spec, lambda a, p: self._call(run, dev, a, p))
                     if self.options.wait:
                         back = await self._wait_until_back(run, dev)
-                        data = {"result": data, "back_after": round(back, 1)}
+                        data = {"back_after": round(back, 1)} if data is None else {
+                            "result": data, "back_after": round(back, 1)}
                 done("ok", data=data, attempts=run.attempts)
             except TimeoutError:
                 done("unreachable", reason="timeout",

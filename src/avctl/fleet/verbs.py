@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
+from avctl.errors import DeviceError, UsageError, ValidationError
 from avctl.spec import Spec, coerce_text, validate
 from avctl.spec.model import Action, Feedback
 
@@ -181,23 +181,23 @@ class StatusTask:
     async def run(self, spec: Spec, call: CallFn) -> Any:
         out: dict[str, Any] = {"reachable": False}
         errors: dict[str, str] = {}
+        first_error: DeviceError | None = None
         for action_id, feedbacks in _plan(spec).items():
             try:
                 data = await call(action_id, {})
-            except AuthenticationError:
-                raise
             except DeviceError as exc:
-                # the device answered: it is reachable, this one reading is not available
-                out["reachable"] = True
-                if exc.transient:
-                    raise
+                # the device answered (after any retries): it is reachable, this reading is not
+                # available on it (older firmware, a feature switched off); the others still count
+                first_error = first_error or exc
                 for fb in feedbacks:
                     out.setdefault(fb.id, None)
-                    errors[fb.id] = exc.kind
+                    errors[fb.id] = f"{action_id}: {exc.kind} (HTTP {exc.status})"
                 continue
             out["reachable"] = True
             for fb in feedbacks:
                 out[fb.id] = transform(resolve_pointer(data, fb.pointer), fb.transform)
+        if first_error is not None and not out["reachable"]:
+            raise first_error  # nothing could be read at all: that is a failure, not a status
         if errors:
             out["unavailable"] = errors
         return out
