@@ -36,6 +36,7 @@ from avctl.errors import (
     ConnectError,
     ConnectionDropped,
     DeviceBusy,
+    DeviceError,
     DeviceTimeout,
     TLSError,
     TransportError,
@@ -46,7 +47,7 @@ from avctl.fleet.audit import AuditLog
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.store import JobStore, Outcome, OutcomeExists
-from avctl.fleet.verbs import Task, probe_action
+from avctl.fleet.verbs import NOT_IMPLEMENTED, Task, probe_action
 from avctl.spec import Spec, builtin_spec
 from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
@@ -283,6 +284,8 @@ class FleetRunner:
     def _retryable(exc: BaseException, disruptive: bool) -> bool:
         if not is_transient(exc):
             return False
+        if isinstance(exc, DeviceError) and exc.status == NOT_IMPLEMENTED:
+            return False  # 501 will not change on a retry
         if disruptive:
             # only failures that prove the request was not acted on
             return isinstance(exc, (ConnectError, DeviceBusy))

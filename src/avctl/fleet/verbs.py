@@ -19,6 +19,7 @@ from avctl.spec.model import Action, Feedback
 #: the runner's call: (action id, typed params) -> result data, with retries and audit
 CallFn = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
 
+NOT_IMPLEMENTED = 501
 STATUS_FIELDS = ("reachable", "model", "firmware", "uptime", "in_call", "mic_muted", "volume")
 
 
@@ -186,8 +187,10 @@ class StatusTask:
             try:
                 data = await call(action_id, {})
             except DeviceError as exc:
-                # the device answered (after any retries): it is reachable, this reading is not
-                # available on it (older firmware, a feature switched off); the others still count
+                if exc.transient and exc.status != NOT_IMPLEMENTED:
+                    raise  # 5xx or busy even after retries: the device is in trouble, not just lacking
+                # the device answered: it is reachable, this reading is not available on it (older
+                # firmware, a feature switched off, not implemented); the other readings still count
                 first_error = first_error or exc
                 for fb in feedbacks:
                     out.setdefault(fb.id, None)
