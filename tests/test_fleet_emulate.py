@@ -69,3 +69,28 @@ def test_emulate_fleet_command_serves_until_sigterm(tmp_path: Path, avctl_home: 
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
     assert proc.returncode == 0
+
+
+def test_all_three_families_status_reboot_and_verbs(tmp_path: Path, avctl_home: Path) -> None:
+    with EmulatedFleet({"videoos": 2, "polyuc": 2, "solstice": 2}, workers=2, sites=2) as fleet:
+        inv_path = fleet.write_inventory(tmp_path / "fleet.yaml")
+        inv = load_inventory(inv_path)
+        pod = next(d for d in inv if d.family == "solstice")
+        assert set(pod.ports) == {"http", "https"}  # v1 sockets written into the inventory
+        runner = CliRunner()
+        result = runner.invoke(cli, ["fleet", "status", "-i", str(inv_path), "--json"])
+        doc = json.loads(result.output[result.output.index("{"):])
+        assert doc["summary"]["ok"] == 6, result.output
+        by = {d["device"]: d for d in doc["devices"]}
+        assert by["polyuc-00001"]["data"]["model"] and by["solstice-00001"]["data"]["firmware"]
+        assert by["videoos-00001"]["data"]["model"]
+        result = runner.invoke(cli, ["fleet", "volume", "volume=25", "-i", str(inv_path), "--csv"])
+        rows = [r.split(",") for r in result.output.strip().splitlines()[1:] if "-0000" in r]
+        assert sorted((r[1], r[2]) for r in rows) == sorted(
+            [("videoos", "ok")] * 2 + [("polyuc", "skipped")] * 2 + [("solstice", "skipped")] * 2)
+        result = runner.invoke(cli, ["fleet", "reboot", "-i", str(inv_path), "--json", "--yes"])
+        doc = json.loads(result.output[result.output.index("{"):])
+        assert doc["summary"]["ok"] == 6, result.output
+        audit = json.loads(runner.invoke(cli, ["audit", "--json", "--action", "*reboot*"]).output)
+        assert sorted({(e["family"], e["action"]) for e in audit}) == [
+            ("polyuc", "safe_reboot"), ("solstice", "v1_control_reboot"), ("videoos", "system_reboot")]

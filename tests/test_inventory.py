@@ -296,3 +296,17 @@ def test_merge_refuses_clashes_and_keeps_existing(tmp_path: Path) -> None:
     assert len(loaded) == 5 and loaded.get("hq-101-codec").password == "env:HQ_PASS"
     with pytest.raises(UsageError, match="already present: hq-101-10-0-0-9"):
         merge_into_inventory(inv, res.devices)
+
+
+def test_ports_per_scheme_inherit_and_validate(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, """\
+        defaults: {family: solstice, ports: {http: 8080}}
+        sites: {hq: {ports: {https: 8443}}}
+        devices:
+          pod: {address: 10.0.0.9, site: hq, ports: {http: 8081}}
+        """))
+    assert dict(inv.get("pod").ports) == {"http": 8081, "https": 8443}
+    assert inv.get("pod").summary()["ports"] == {"http": 8081, "https": 8443}
+    p = write(tmp_path, "devices:\n  pod: {family: solstice, address: 10.0.0.9, ports: {ftp: 21}}\n")
+    with pytest.raises(InventoryError, match=r":2: devices.pod.ports: 'ftp' is not http or https"):
+        load_inventory(p)

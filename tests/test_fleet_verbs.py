@@ -1,0 +1,97 @@
+"""Verbs from the specs: Macros with $placeholders, Feedbacks with pointers and transforms, skips."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from avctl.errors import DeviceError, ValidationError
+from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, probe_action, resolve_pointer, transform
+from avctl.spec import builtin_spec
+
+
+def test_every_builtin_family_has_status_and_reboot() -> None:
+    for family in ("videoos", "polyuc", "solstice"):
+        spec = builtin_spec(family)
+        assert StatusTask().skip_reason(spec) is None
+        assert MacroTask("reboot", {}).skip_reason(spec) is None
+        assert MacroTask("reboot", {}).disruptive(spec)
+        assert probe_action(spec) is not None
+    assert MacroTask("volume", {}).skip_reason(builtin_spec("polyuc")) == "family polyuc has no 'volume' verb"
+
+
+def test_macro_placeholder_takes_the_callers_value_typed_per_family() -> None:
+    spec = builtin_spec("videoos")
+    task = MacroTask("volume", {"volume": "30"})
+    task.validate(spec)
+    assert task._steps(spec) == [("audio_volume_set", {"volume": 30})]
+    with pytest.raises(ValidationError, match="needs volume"):
+        MacroTask("volume", {}).validate(spec)
+    with pytest.raises(ValidationError):
+        MacroTask("volume", {"volume": "300"}).validate(spec)      # the spec's maximum still applies
+    with pytest.raises(ValidationError, match="takes no parameter muted"):
+        MacroTask("mute", {"muted": "false"}).validate(spec)       # a step's own constant is not overridable
+    assert MacroTask("mute", {})._steps(spec) == [("audio_muted_set", {"muted": True})]
+
+
+def test_action_task_types_and_validates_per_spec() -> None:
+    spec = builtin_spec("videoos")
+    ActionTask("audio_volume_set", {"volume": "12"}).validate(spec)
+    with pytest.raises(ValidationError):
+        ActionTask("audio_volume_set", {"volume": "loud"}).validate(spec)
+    assert ActionTask("audio_volume_set", {}).skip_reason(builtin_spec("polyuc")) is not None
+
+
+@pytest.mark.parametrize(("doc", "pointer", "expected"), [
+    ({"a": {"b": [1, {"c": 5}]}}, "/a/b/1/c", 5),
+    ({"a/b": 1, "m~n": 2}, "/a~1b", 1),
+    ({"a/b": 1, "m~n": 2}, "/m~0n", 2),
+    ({"a": 1}, "/missing", None),
+    ([1, 2], "/5", None),
+    (42, "", 42),
+])
+def test_json_pointer(doc: Any, pointer: str, expected: Any) -> None:
+    assert resolve_pointer(doc, pointer) == expected
+
+
+@pytest.mark.parametrize(("value", "how", "expected"), [
+    ([], "nonempty", False), ([{"id": 1}], "nonempty", True), (0, "nonempty", False), (3, "nonempty", True),
+    ("True", "bool", True), ("False", "bool", False), ("7.9", "int", 7), ("x", "int", None),
+    ({"Days": "1", "Hours": "2", "Minutes": "3", "Seconds": "4"}, "seconds", 93784.0),
+    ("01:00:30", "seconds", 3630.0), (17250.284, "seconds", 17250.284), (None, "bool", None),
+])
+def test_transforms(value: Any, how: str, expected: Any) -> None:
+    assert transform(value, how) == expected
+
+
+async def test_status_keeps_what_it_read_and_fails_only_when_nothing_answers() -> None:
+    spec = builtin_spec("videoos")
+    calls: list[str] = []
+
+    async def call(action_id: str, params: Mapping[str, Any]) -> Any:
+        calls.append(action_id)
+        if action_id == "system_get":
+            return {"model": "G7500", "softwareVersion": "4.6.2", "uptime": 12.5}
+        if action_id == "audio_muted_get":
+            return True
+        raise DeviceError(f"{action_id}: 404", status=404)
+
+    out = await StatusTask().run(spec, call)
+    assert out["reachable"] is True and out["model"] == "G7500" and out["firmware"] == "4.6.2"
+    assert out["mic_muted"] is True and out["volume"] is None
+    assert "volume" in out["unavailable"] and "in_call" in out["unavailable"]
+    assert calls.count("system_get") == 1  # several feedbacks, one call
+
+    async def broken(action_id: str, params: Mapping[str, Any]) -> Any:
+        raise DeviceError("nope", status=403)
+
+    with pytest.raises(DeviceError):
+        await StatusTask().run(spec, broken)
+
+    async def overloaded(action_id: str, params: Mapping[str, Any]) -> Any:
+        raise DeviceError("busy", status=503)
+
+    with pytest.raises(DeviceError):  # 5xx after the runner's retries: the device is in trouble
+        await StatusTask().run(spec, overloaded)
