@@ -205,8 +205,15 @@ class FleetRunner:
             self.progress(outcome)
 
     async def _device(self, task: Task, entry: DeviceEntry) -> None:
+        """Never raises (except cancellation): an unexpected error is that device's outcome."""
         started = time.time()
+        try:
+            await self._device_work(task, entry, started)
+        except Exception as exc:
+            self._finish(Outcome(entry.name, "failed", family=entry.family, reason=classify(exc)[1],
+                                 message=f"internal error: {type(exc).__name__}: {exc}", started=started))
 
+    async def _device_work(self, task: Task, entry: DeviceEntry, started: float) -> None:
         def done(status: str, *, reason: str | None = None, message: str | None = None, data: Any = None,
                  attempts: int = 0) -> None:
             self._finish(Outcome(entry.name, status, family=entry.family, reason=reason,  # type: ignore[arg-type]
@@ -228,9 +235,12 @@ class FleetRunner:
         run = _DeviceRun(entry, spec)
         async with self._site_sem(entry.site), self._global:
             assert self._transport is not None
-            dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
-                         transport=self._transport, timeout=self.options.timeout, name=entry.name,
-                         ports=dict(entry.ports))
+            try:
+                dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
+                             transport=self._transport, timeout=self.options.timeout, name=entry.name,
+                             ports=dict(entry.ports))
+            except AvctlError as exc:
+                return done("failed", reason=exc.kind, message=str(exc))
             try:
                 async with asyncio.timeout(self.options.device_timeout):
                     data = await task.run(spec, lambda a, p: self._call(run, dev, a, p))
