@@ -79,6 +79,7 @@ class Device:
         tls: TLSPolicy | None = None,
         timeout: float = 15.0,
         name: str | None = None,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -86,6 +87,8 @@ class Device:
         scheme = scheme or self.spec.transport.default_scheme
         self.endpoint = Endpoint(scheme, h, port or p or self.spec.transport.port_for(scheme))
         self.name = name or str(self.endpoint)
+        #: per-scheme port overrides for actions that name their own scheme (Solstice v1 on http)
+        self.ports = dict(ports or {})
         creds = credentials or Credentials()
         if creds.user is None and self.spec.transport.default_user:
             creds = Credentials(self.spec.transport.default_user, creds.password)
@@ -114,6 +117,8 @@ class Device:
             )
         values = validate(action, params)
         request = build_request(action, values, max_body_bytes=self.spec.transport.max_body_bytes)
+        if request.scheme and request.scheme in self.ports:
+            request = replace(request, port=self.ports[request.scheme])
         return action, self.family.wrap(action, request)
 
     async def call(
@@ -155,6 +160,10 @@ class Device:
                     await self.transport.send(self.endpoint, logout, timeout=min(self.timeout, 5.0))
         if self._own_transport:
             await self.transport.close()
+        else:
+            release = getattr(self.transport, "release", None)
+            if release is not None:
+                release(self.endpoint)
 
     async def __aenter__(self) -> Device:
         return self

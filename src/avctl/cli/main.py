@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import json
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +29,7 @@ from avctl.cli.common import (
     tls_policy,
 )
 from avctl.device import Device, parse_address
+from avctl.emulator.core import Faults
 from avctl.errors import UsageError
 from avctl.families import available
 from avctl.spec import builtin_spec, read_spec
@@ -93,6 +96,38 @@ def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
         table.add_row(fam, f"{a.id}\n[dim]{a.label}[/dim]", kind, f"{a.method} {a.path}", a.signature())
     Console(width=max(Console().width, 120)).print(table)
     click.echo(f"{len(rows)} action(s); '!' marks disruptive actions (they ask for confirmation)", err=True)
+
+
+@cli.command("describe")
+@click.argument("family")
+@click.argument("action")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def describe_cmd(family: str, action: str, as_json: bool) -> None:
+    """Show one action in full: what it does, its parameters and an example call."""
+    act = builtin_spec(family).action(action)
+    params = [{"name": p.name, "wire": p.wire_name, "in": p.location, "type": p.type_label(),
+               "required": p.required, "default": p.default if p.has_default else None,
+               "description": p.description} for p in act.settable_params]
+    if as_json:
+        emit_json({"family": family, "id": act.id, "label": act.label, "description": act.description,
+                   "kind": act.kind, "method": act.method, "path": act.path, "disruptive": act.disruptive,
+                   "safety_note": act.safety_note, "response": act.response, "params": params})
+        return
+    click.echo(f"{act.id}: {act.label}")
+    if act.description:
+        click.echo(f"  {act.description}")
+    click.echo(f"  {act.method} {act.path}  ({act.kind}; response: {act.response})")
+    if act.disruptive:
+        click.echo(f"  disruptive: asks for confirmation{': ' + act.safety_note if act.safety_note else ''}")
+    for p in params:
+        flags = "required" if p["required"] else "optional"
+        if p["default"] is not None:
+            flags += f", default {p['default']!r}"
+        click.echo(f"  {p['name']:<18} {p['type']:<28} {p['in']:<5} {flags}"
+                   + (f"  {p['description']}" if p["description"] else ""))
+    example = " ".join(f"{p.name}=..." for p in act.settable_params if p.required)
+    click.echo(f"example: avctl call -f {family} HOST {act.id} {example}".rstrip())
 
 
 # --- call -----------------------------------------------------------------------------------
@@ -164,19 +199,18 @@ def call_cmd(
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
 
 
-def _audit(
-    device: str, family: str, action: str, values: dict[str, Any], kind: str, error: BaseException | None
-) -> None:
-    """State-changing calls go to the audit log (provided by the fleet package when installed)."""
+def _audit(device: str, family: str, action: str, values: dict[str, Any], kind: str,
+           error: BaseException | None) -> None:
+    """Every state-changing call goes to the audit log (queries do not change anything)."""
     if kind != "action":
         return
-    try:
-        audit = importlib.import_module("avctl.fleet.audit")
-    except ModuleNotFoundError:
-        return
-    record = getattr(audit, "record_call", None)
-    if record is not None:
-        record(device=device, family=family, action=action, params=values, error=error)
+    from avctl.errors import ConnectError
+    from avctl.fleet.audit import AuditLog
+
+    outcome = "ok" if error is None else ("unreachable" if isinstance(error, ConnectError) else "failed")
+    with AuditLog() as audit:
+        audit.record(device=device, address=device, family=family, action=action, params=values,
+                     outcome=outcome, error=error)
 
 
 # --- trust ----------------------------------------------------------------------------------
@@ -287,32 +321,33 @@ def _emulate_command(family: str) -> click.Command:
     )
     @click.option("--password", default=None, help="Admin password of every device [default: generated].")
     @click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
+    @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of answers that are HTTP 500.")
+    @click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
+                  help="Share of requests whose connection is dropped unanswered.")
+    @click.option("--session-ttl", type=float, help="Expire sessions/tokens after this many seconds.")
+    @click.option("--reboot-seconds", type=float, default=2.0, show_default=True,
+                  help="How long a reboot keeps a device unreachable.")
+    @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                  help="Family-specific emulator setting, e.g. --set firmware=4.5.0 (VideoOS).")
     @click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
     @handle_errors
-    def command(
-        count: int,
-        host: str,
-        port: int,
-        distinct_addresses: bool,
-        password: str | None,
-        latency: float,
-        as_json: bool,
-    ) -> None:
-        asyncio.run(_serve(family, count, host, port, distinct_addresses, password, latency, as_json))
+    def command(count: int, host: str, port: int, distinct_addresses: bool, password: str | None,
+                latency: float, error_rate: float, drop_rate: float, session_ttl: float | None,
+                reboot_seconds: float, settings: tuple[str, ...], as_json: bool) -> None:
+        faults = Faults(latency=latency / 1000, error_rate=error_rate, drop_rate=drop_rate,
+                        reboot_seconds=reboot_seconds, session_ttl=session_ttl)
+        bad = [s for s in settings if "=" not in s]
+        if bad:
+            raise UsageError(f"--set {bad[0]!r}: expected KEY=VALUE")
+        # values typed the YAML way: 5 -> int, true -> bool, anything else stays text
+        extra: dict[str, Any] = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in settings)}
+        asyncio.run(_serve(family, count, host, port, distinct_addresses, password, faults, extra, as_json))
 
     return command
 
 
-async def _serve(
-    family: str,
-    count: int,
-    host: str,
-    port: int,
-    distinct: bool,
-    password: str | None,
-    latency: float,
-    as_json: bool,
-) -> None:
+async def _serve(family: str, count: int, host: str, port: int, distinct: bool, password: str | None,
+                 faults: Faults, settings: dict[str, Any], as_json: bool) -> None:
     import ipaddress
     import secrets
 
@@ -328,8 +363,12 @@ async def _serve(
     for i in range(count):
         addr = str(ipaddress.ip_address(host) + i) if distinct else host
         dev_port = port if distinct else (port + i if port else 0)
-        dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9))
-        dev.faults.latency = latency / 1000
+        try:
+            dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9),
+                      **settings)
+        except TypeError as exc:
+            raise UsageError(f"--set: {exc}", hint="see the family's emulator settings in docs") from None
+        dev.faults = dataclasses.replace(faults)
         await server.add(dev)
         infos.append(dev.info())
     if as_json:

@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
@@ -42,6 +42,7 @@ class Faults:
     error_rate: float = 0.0  # share of requests answered with HTTP 500
     drop_rate: float = 0.0  # share of requests whose connection is closed without an answer
     reboot_seconds: float = 2.0  # how long a reboot keeps the device unreachable
+    session_ttl: float | None = None  # sessions/tokens older than this many seconds expire
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: str = ""  # client address:port, so tests can see connection reuse
 
 
 @dataclass
@@ -150,6 +152,18 @@ class Router:
         return 405 if seen_path else 404
 
 
+_ROUTERS: dict[tuple[int, bool], tuple[Spec, Router]] = {}
+
+
+def _router(spec: Spec, ignore_case: bool) -> Router:
+    """Routers are shared by every device of a spec (a fleet of 10,000 compiles them once)."""
+    key = (id(spec), ignore_case)
+    cached = _ROUTERS.get(key)
+    if cached is None or cached[0] is not spec:
+        cached = _ROUTERS[key] = (spec, Router(spec, ignore_case))
+    return cached[1]
+
+
 class EmulatedDevice:
     """Base of every emulated device. Subclasses set `family`, implement `authenticate` and handlers."""
 
@@ -183,9 +197,11 @@ class EmulatedDevice:
         self.down_until = 0.0
         self.random = random.Random(seed or hash(name))
         self.started = time.time()
-        self.router = Router(self.spec, self.ignore_case)
+        self.router = _router(self.spec, self.ignore_case)
         self.cert_pem, self.key_pem = make_certificate(host, name)
         self.server: EmulatorServer | None = None
+        #: more sockets of the same device: scheme -> port (0 = any free); filled in by the server
+        self.extra_ports: dict[str, int] = {}
 
     # -- hooks for families --
 
@@ -257,9 +273,10 @@ def emulator_class(family: str) -> type[EmulatedDevice]:
 @dataclass
 class _Listener:
     device: EmulatedDevice
+    scheme: str
+    port: int
     sock: socket.socket | None = None
     site: web.BaseSite | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class EmulatorServer:
@@ -268,8 +285,9 @@ class EmulatorServer:
     def __init__(self) -> None:
         self.app = web.Application(client_max_size=1024**3, handler_args={"max_field_size": 65536})
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         self._listeners: dict[tuple[str, int], _Listener] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.devices: list[EmulatedDevice] = []
         self._started = False
 
@@ -279,22 +297,30 @@ class EmulatorServer:
             self._started = True
 
     async def add(self, device: EmulatedDevice) -> EmulatedDevice:
+        """Start serving `device` on its main socket and on any `extra_ports` (scheme -> port)."""
         await self.start()
-        sock = _bind(device.host, device.port)
-        device.port = sock.getsockname()[1]
         device.server = self
-        listener = _Listener(device, sock)
-        self._listeners[(device.host, device.port)] = listener
         self.devices.append(device)
-        await self._open(listener)
+        for scheme, port in [(device.scheme, device.port), *device.extra_ports.items()]:
+            sock = _bind(device.host, port)
+            listener = _Listener(device, scheme, sock.getsockname()[1], sock)
+            if (scheme, port) == (device.scheme, device.port):
+                device.port = listener.port
+            else:
+                device.extra_ports[scheme] = listener.port
+            self._listeners[(device.host, listener.port)] = listener
+            await self._open(listener)
         return device
+
+    def _of(self, device: EmulatedDevice) -> list[_Listener]:
+        return [item for item in self._listeners.values() if item.device is device]
 
     async def _open(self, listener: _Listener) -> None:
         device = listener.device
         if listener.sock is None:
-            listener.sock = _bind(device.host, device.port)
-        ctx = server_context(device.cert_pem, device.key_pem) if device.scheme == "https" else None
-        site = web.SockSite(self.runner, listener.sock, ssl_context=ctx, shutdown_timeout=0.1)
+            listener.sock = _bind(device.host, listener.port)
+        ctx = server_context(device.cert_pem, device.key_pem) if listener.scheme == "https" else None
+        site = web.SockSite(self.runner, listener.sock, ssl_context=ctx)
         await site.start()
         listener.site = site
 
@@ -307,29 +333,30 @@ class EmulatorServer:
             listener.sock = None
 
     def schedule_down(self, device: EmulatedDevice, seconds: float) -> None:
-        listener = self._listeners[(device.host, device.port)]
+        """Close every socket of `device` shortly, and reopen them after `seconds` (a reboot)."""
         device.down_until = time.monotonic() + seconds + 0.1
 
         async def cycle() -> None:
             await asyncio.sleep(0.1)  # let the answer to the reboot request leave first
-            await self._close(listener)
+            for listener in self._of(device):
+                await self._close(listener)
             await asyncio.sleep(seconds)
-            await self._open(listener)
+            for listener in self._of(device):
+                await self._open(listener)
 
         task = asyncio.get_running_loop().create_task(cycle())
-        listener.tasks.add(task)
-        task.add_done_callback(listener.tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def restart_listener(self, device: EmulatedDevice) -> None:
-        """Re-open a device's socket (e.g. with a new certificate after a reset)."""
-        listener = self._listeners[(device.host, device.port)]
-        await self._close(listener)
-        await self._open(listener)
+        """Re-open a device's sockets (e.g. with a new certificate after a reset)."""
+        for listener in self._of(device):
+            await self._close(listener)
+            await self._open(listener)
 
     async def close(self) -> None:
-        for listener in self._listeners.values():
-            for task in list(listener.tasks):
-                task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.runner.cleanup()
         for listener in self._listeners.values():
             if listener.sock is not None:
@@ -353,7 +380,8 @@ class EmulatorServer:
         body = await request.read()
         device.requests.append(
             Recorded(
-                request.method, request.path, request.query_string, dict(request.headers), body, time.time()
+                request.method, request.path, request.query_string, dict(request.headers), body, time.time(),
+                _peer(request),
             )
         )
         if device.is_down:
@@ -388,6 +416,11 @@ class EmulatorServer:
             return reply(exc.body, exc.status, {**headers, **exc.headers})
         response.headers.setdefault("Server", device.server_header)
         return response
+
+
+def _peer(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
 
 
 def _drop(request: web.Request) -> None:

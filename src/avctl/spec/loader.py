@@ -50,6 +50,15 @@ KNOWN_SECTIONS = (
     "Verification Summary",
     "Known Gaps",
 )
+#: required by the public format (ai4av-sample/spec-format-v1.md); `source_urls` is optional there
+PUBLIC_FIELDS = (
+    "schema_version", "device_id", "entity_id", "spec_id", "revision", "author", "title", "status",
+    "manufacturer", "manufacturer_key", "model_family", "aliases", "compatible_with", "source_domains",
+    "retrieved_at", "last_checked_at", "generator", "generated_at", "firmware_coverage", "protocol_coverage",
+    "known_gaps", "declared_confidence", "verification", "license", "created_at",
+)
+REQUIRED_SECTIONS = ("Summary", "Transport", "Traits", "Actions", "Safety", "Notes", "Provenance",
+                     "Verification Summary", "Known Gaps")
 _YAML_SECTIONS = ("Transport", "Traits", "Actions", "Feedbacks", "Variables", "Events", "Macros", "Safety")
 TYPE_ALIASES = {"float": "number", "long": "integer", "int": "integer", "bool": "boolean", "str": "string"}
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,6 +121,8 @@ class _Reader:
         self.strict = strict
         self.issues: list[Issue] = []
         self.text_commands = 0
+        self.section_names: list[str] = []
+        self.loose_actions: set[str] = set()
 
     # -- reporting --
     def problem(self, line: int, message: str, *, precise: bool = True) -> None:
@@ -163,6 +174,7 @@ class _Reader:
             if loose:
                 self.warn(headings[0][0] + 1, "no '## ' headings: sections found by name (flattened export)")
         sections: dict[str, _Block] = {}
+        self.section_names = [name for _, name in headings]
         for n, (i, name) in enumerate(headings):
             stop = headings[n + 1][0] if n + 1 < len(headings) else len(lines)
             body = lines[i + 1 : stop]
@@ -382,7 +394,7 @@ def _loose_params(r: _Reader, raw: dict[str, Any], action_id: str, line: int) ->
                     if where == "body"
                     else {"name": pname, "in": where, "type": "string"}
                 )
-        r.warn(line, f"action {action_id}: '{key}' is the loose catalog form; converted to params")
+        r.loose_actions.add(action_id)
     return out
 
 
@@ -578,6 +590,9 @@ def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
                 )
                 continue
             actions[action.id] = action
+    if r.loose_actions:
+        r.warn(block.line if block else 1, f"{len(r.loose_actions)} action(s) describe parameters in the loose "
+               "catalog form (path_params/query_schema/body_schema): converted to typed params, best effort")
     if r.text_commands:
         r.warn(
             block.line if block else 1,
@@ -605,6 +620,12 @@ def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
         for required in ("spec_id", "schema_version", "title", "license"):
             if required not in meta:
                 r.error(1, f"front matter lacks {required!r}")
+    missing = [k for k in PUBLIC_FIELDS if k not in meta]
+    if meta and missing:
+        r.warn(1, f"front matter lacks public-format fields: {', '.join(missing)}")
+    absent = [name for name in REQUIRED_SECTIONS if name not in probe.section_names]
+    if absent:
+        r.warn(1, f"missing required sections: {', '.join(absent)}")
     spec = Spec(
         id=str(meta.get("spec_id") or path.stem),
         title=str(meta.get("title") or path.stem),

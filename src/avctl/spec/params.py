@@ -72,16 +72,8 @@ def _check_value(action: Action, p: Param, value: Any) -> None:
     if error is None:
         return
     where = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in error.absolute_path)
-    shown = json.dumps(value) if not isinstance(value, str) else repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    message = error.message if where else f"{shown} is not valid: {error.message}"
-    raise ValidationError(
-        f"{p.name}{where}: {message}" if where else message,
-        action=action.id,
-        param=p.name,
-        hint=f"expected {p.type_label()}",
-    )
+    message = f"{p.name}{where}: {error.message}" if where else error.message
+    raise ValidationError(message, action=action.id, param=p.name, hint=f"expected {p.type_label()}")
 
 
 def validate(action: Action, values: Mapping[str, Any]) -> dict[str, Any]:

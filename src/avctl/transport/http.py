@@ -118,7 +118,9 @@ class HttpTransport:
         except aiohttp.ClientSSLError as exc:
             raise TLSError(f"{ep}: TLS failed: {exc}") from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"{ep}: cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+            errno = exc.os_error.errno
+            reason = os.strerror(errno) if errno else str(exc.os_error)
+            raise ConnectError(f"{ep}: cannot connect: {reason}") from None
         except (
             aiohttp.ServerDisconnectedError,
             aiohttp.ClientPayloadError,
@@ -128,6 +130,22 @@ class HttpTransport:
             raise ConnectionDropped(f"{ep}: connection dropped: {exc or type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{ep}: {type(exc).__name__}: {exc}") from None
+
+    def release(self, endpoint: Endpoint) -> None:
+        """Close the idle pooled connections to one endpoint (a device that is done).
+
+        In a fleet sweep a finished device's keep-alive connection would otherwise hold its TLS
+        buffers until the keep-alive timeout: a thousand of them add up to hundreds of MB.
+        aiohttp has no public call for this, so it degrades to a no-op if the pool changes shape.
+        """
+        connector = self._session.connector if self._session is not None else None
+        pool = getattr(connector, "_conns", None)
+        if not isinstance(pool, dict):
+            return
+        for key in [k for k in pool if getattr(k, "host", None) == endpoint.host
+                    and getattr(k, "port", None) == endpoint.port]:
+            for proto, _ in pool.pop(key, ()):
+                proto.close()
 
     async def close(self) -> None:
         if self._session is not None:

@@ -135,6 +135,7 @@ class TLSPolicy:
     cafile: str | None = None
     _context: ssl.SSLContext | None = None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _fingerprints: dict[str, aiohttp.Fingerprint] = field(default_factory=dict)
     _warned: bool = False
 
     @classmethod
@@ -165,6 +166,9 @@ class TLSPolicy:
                 self._context = ssl.create_default_context(cafile=self.cafile)
             return self._context
         endpoint = f"{host}:{port}"
+        cached = self._fingerprints.get(endpoint)
+        if cached is not None:
+            return cached
         fp = self.known_hosts.get(endpoint)
         if fp is None:
             lock = self._locks.setdefault(endpoint, asyncio.Lock())
@@ -173,7 +177,10 @@ class TLSPolicy:
                 if fp is None:
                     fp = fingerprint(await fetch_certificate(host, port))
                     self.known_hosts.set(endpoint, fp)
-        return aiohttp.Fingerprint(_digest(fp))
+        # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
+        # Fingerprint per request would mean a new TLS handshake per request
+        self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
+        return self._fingerprints[endpoint]
 
     def pinned_fingerprint(self, host: str, port: int) -> str | None:
         return self.known_hosts.get(f"{host}:{port}")

@@ -50,14 +50,14 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host, port, **kwargs)
-        self.firmware = firmware
+        self.firmware = str(firmware)
         self.lockout_after = lockout_after
         self.lockout_seconds = lockout_seconds
         self.failed_logins = 0
         self.locked_until = 0.0
         self.login_attempts = 0
         self.sessions: dict[str, dict[str, Any]] = {}
-        self.state = VideoOSState(name=name, firmware=firmware, rng=self.random)
+        self.state = VideoOSState(name=name, firmware=self.firmware, rng=self.random)
 
     @property
     def xsrf_required(self) -> bool:
@@ -88,6 +88,10 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
                 return self._logout(request)
         session_id = request.cookies.get("session_id")
         session = self.sessions.get(session_id or "")
+        ttl = self.faults.session_ttl
+        if session is not None and ttl is not None and time.time() - session["created"] > ttl:
+            del self.sessions[session_id or ""]
+            session = None
         if session is None:
             return reply({"success": False, "reason": "SessionNoActiveSession"}, 401)
         if self.xsrf_required and request.headers.get("X-XSRF-TOKEN") != session["xsrf"]:

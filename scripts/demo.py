@@ -1,0 +1,86 @@
+"""The README's main job: emulated VideoOS systems on loopback, driven with the real `avctl` CLI.
+
+Everything runs as a user would run it: `avctl emulate` in its own process, `avctl call` per step,
+TLS pinning on (fresh AVCTL_HOME under demo-out/), passwords passed through the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AVCTL = str(ROOT / ".venv" / "bin" / "avctl")
+OUT = ROOT / "demo-out"
+
+
+def avctl(*args: str, password: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AVCTL_HOME": str(OUT / "home")}
+    if password is not None:
+        env["DEMO_PASSWORD"] = password
+    print(f"$ avctl {' '.join(args)}", flush=True)
+    done = subprocess.run([AVCTL, *args], capture_output=True, text=True, env=env, timeout=120)
+    if done.stdout.strip():
+        print(done.stdout.rstrip())
+    if done.stderr.strip():
+        print(done.stderr.rstrip(), file=sys.stderr)
+    if check and done.returncode != 0:
+        raise SystemExit(f"demo: step failed with exit code {done.returncode}")
+    return done
+
+
+def main() -> None:
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    emulator = subprocess.Popen([AVCTL, "emulate", "videoos", "--count", "3", "--json"], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "AVCTL_HOME": str(OUT / "home")})
+    try:
+        assert emulator.stdout is not None
+        text = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = emulator.stdout.readline()
+            if not line:
+                raise SystemExit("demo: the emulator stopped before listing its devices")
+            text += line
+            if line.startswith("]"):
+                break
+        devices = json.loads(text)
+        print(f"started {len(devices)} emulated Poly VideoOS systems:")
+        for d in devices:
+            print(f"  {d['name']:<10} {d['scheme']}://{d['address']}")
+        first = devices[0]
+        pw = ["--password-env", "DEMO_PASSWORD"]
+        avctl("actions", "videoos", "--search", "volume")
+        for d in devices:
+            avctl("call", "-f", "videoos", d["address"], "system_get", *pw, password=d["password"])
+        avctl("call", "-f", "videoos", first["address"], "audio_volume_set", "volume=35", *pw,
+              password=first["password"])
+        avctl("call", "-f", "videoos", first["address"], "audio_volume_get", "--json", *pw,
+              password=first["password"])
+        print("\n# a validation error is caught before anything is sent:")
+        avctl("call", "-f", "videoos", first["address"], "audio_volume_set", "volume=150", *pw,
+              password=first["password"], check=False)
+        print("\n# a wrong password is tried once and reported (never retried):")
+        avctl("call", "-f", "videoos", first["address"], "system_get", *pw, password="wrong", check=False)
+        print("\n# certificates were pinned on first use:")
+        print((OUT / "home" / "known_devices").read_text().rstrip())
+        print("\n# disruptive actions need confirmation (--yes here):")
+        avctl("call", "-f", "videoos", first["address"], "system_reboot", "--yes", *pw,
+              password=first["password"])
+        time.sleep(0.5)
+        avctl("call", "-f", "videoos", first["address"], "system_get", "--timeout", "3", *pw,
+              password=first["password"], check=False)
+        print("\ndemo finished: every step above ran against emulated devices over HTTPS on loopback")
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+
+
+if __name__ == "__main__":
+    main()

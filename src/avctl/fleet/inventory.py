@@ -1,0 +1,706 @@
+"""The device inventory: a YAML file of devices, with site/group/default inheritance, and selection.
+
+Format (see docs/fleet.md)::
+
+    defaults:                 # every device inherits these
+      user: admin
+      password: secret:rooms-admin
+    sites:
+      hq:
+        password: env:HQ_PASS
+        tags: [emea]
+    groups:
+      lobby:
+        tags: [public]
+    devices:
+      hq-101-codec:
+        family: videoos
+        address: 10.0.0.5          # host, host:port, [v6]:port, or https://host:port
+        site: hq
+        room: "101"
+        groups: [lobby]
+        tags: [teams]
+
+Precedence, as in nornir: the device's own value, then its groups in the order listed, then its
+site, then ``defaults``. ``tags`` are the union of every level; ``data`` mappings are merged with the
+same precedence. Every error names ``file:line`` (from PyYAML node marks) and what is wrong.
+
+Selection (:class:`Selection`) is a list of ``key=pattern`` terms (shell globs, ``|`` for
+alternatives, ``!=`` to exclude). Terms on different keys AND; terms on the same key OR; a bare
+word is a name glob: ``site=hq,tag=lobby``, ``family=videoos|polyuc``, ``hq-*``, ``tag!=broken``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from avctl.errors import UsageError
+from avctl.fleet.credentials import CredentialRef
+
+__all__ = [
+    "Address",
+    "DeviceEntry",
+    "ImportResult",
+    "Inventory",
+    "InventoryError",
+    "Selection",
+    "import_ip_list",
+    "import_ip_pass",
+    "load_inventory",
+    "merge_into_inventory",
+    "parse_address",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+#: keys a device, group, site or defaults block may set (device-only keys are below)
+INHERITABLE = ("family", "port", "scheme", "user", "password", "tags", "data", "disabled", "room")
+DEVICE_KEYS = ("address", "site", "groups", *INHERITABLE)
+GROUP_KEYS = ("site", *INHERITABLE)
+SITE_KEYS = INHERITABLE
+TOP_KEYS = ("defaults", "sites", "groups", "devices")
+SCHEMES = ("https", "http")
+
+
+class InventoryError(UsageError):
+    """An inventory or import file is malformed. The message starts with ``file:line:``."""
+
+    kind = "inventory"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 hint: str | None = None) -> None:
+        where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+        super().__init__(f"{where}{message}", hint=hint)
+        self.file = file
+        self.line = line
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int | None = None
+    scheme: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else host
+
+
+def _check_host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    # an all-numeric last label (10.0.0.300) is a mistyped IPv4 address, not a host name
+    if not _HOSTNAME_RE.match(host) or host.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{host!r} is not an IP address or host name")
+    return host
+
+
+def _check_port(text: str | int) -> int:
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"port {text!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 1-65535")
+    return port
+
+
+def parse_address(text: str) -> Address:
+    """Parse ``host``, ``host:port``, ``[v6]``, ``[v6]:port``, bare ``v6`` or ``scheme://host[:port][/]``.
+
+    Raises ValueError with what is wrong.
+    """
+    s = text.strip()
+    if not s:
+        raise ValueError("address is empty")
+    scheme = None
+    if "://" in s:
+        scheme, _, s = s.partition("://")
+        scheme = scheme.lower()
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme {scheme!r} is not http or https")
+        s = s.rstrip("/")
+        if "/" in s:
+            raise ValueError("an address has no path; give only scheme://host:port")
+    port: int | None = None
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0:
+            raise ValueError(f"{text!r}: '[' without ']'")
+        host, rest = s[1:end], s[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected ':port' after ']'")
+            port = _check_port(rest[1:])
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+        return Address(host, port, scheme)
+    if s.count(":") == 1:
+        host, _, p = s.partition(":")
+        port = _check_port(p)
+    elif s.count(":") > 1:
+        host = s  # bare IPv6: no port possible without brackets
+    else:
+        host = s
+    return Address(_check_host(host), port, scheme)
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    """One device after inheritance. ``password`` is a reference (see avctl.fleet.credentials)."""
+
+    name: str
+    family: str
+    address: Address
+    site: str | None = None
+    room: str | None = None
+    tags: frozenset[str] = frozenset()
+    groups: tuple[str, ...] = ()
+    user: str | None = None
+    password: str | None = None
+    scheme: str | None = None
+    disabled: bool = False
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: where the device is defined, "file:line", for messages
+    source: str = ""
+
+    @property
+    def host(self) -> str:
+        return self.address.host
+
+    @property
+    def port(self) -> int | None:
+        return self.address.port
+
+    @property
+    def password_ref(self) -> CredentialRef | None:
+        return CredentialRef.parse(self.password) if self.password is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        """Printable, secret-free view (for `inventory list` and JSON output)."""
+        ref = self.password_ref
+        return {
+            "name": self.name, "family": self.family, "address": str(self.address),
+            "scheme": self.scheme, "site": self.site, "room": self.room, "tags": sorted(self.tags),
+            "groups": list(self.groups), "user": self.user,
+            "password": ref.describe() if ref else None, "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True)
+class Inventory:
+    devices: tuple[DeviceEntry, ...]
+    path: Path | None = None
+    #: non-fatal findings (plaintext passwords), each "file:line: message"
+    warnings: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[DeviceEntry]:
+        return iter(self.devices)
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    def get(self, name: str) -> DeviceEntry:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise UsageError(f"no device named {name!r} in the inventory")
+
+    def select(self, selection: Selection | None) -> list[DeviceEntry]:
+        if selection is None:
+            return list(self.devices)
+        return [d for d in self.devices if selection.matches(d)]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    """Loader state: the file name for messages and a constructor for scalar values."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._loader = yaml.SafeLoader("")
+
+    def err(self, node: yaml.Node | None, message: str, hint: str | None = None) -> InventoryError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return InventoryError(message, file=self.file, line=line, hint=hint)
+
+    def where(self, node: yaml.Node) -> str:
+        return f"{self.file}:{node.start_mark.line + 1}"
+
+    def value(self, node: yaml.Node) -> Any:
+        return self._loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return []
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, f"{what} must be a mapping (key: value lines)")
+        seen: dict[str, yaml.Node] = {}
+        out: list[tuple[str, yaml.Node, yaml.Node]] = []
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                raise self.err(k, f"{what}: keys must be plain names")
+            key = str(k.value)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise self.err(k, f"{what}: duplicate key {key!r} (first at line {first})")
+            seen[key] = k
+            out.append((key, k, v))
+        return out
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag in ("tag:yaml.org,2002:null",):
+            raise self.err(node, f"{what} must be a string")
+        if node.tag == "tag:yaml.org,2002:bool":
+            # `room: yes` is almost certainly not meant as a boolean; make the author quote it
+            raise self.err(node, f"{what} must be a string, got a boolean", hint="quote the value")
+        return str(node.value)
+
+    def str_list(self, node: yaml.Node, what: str) -> list[str]:
+        if isinstance(node, yaml.ScalarNode):
+            return [self.string(node, what)]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, f"{what} must be a list of strings")
+        return [self.string(n, f"{what} item") for n in node.value]
+
+
+def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) -> dict[str, Any]:
+    """Parse one block (device, group, site, defaults) into checked values."""
+    out: dict[str, Any] = {}
+    for key, knode, v in ctx.mapping(node, what):
+        here = f"{what}.{key}"
+        if key not in allowed:
+            raise ctx.err(knode, f"{what}: unknown key {key!r}",
+                          hint=f"expected one of: {', '.join(allowed)}")
+        if key == "family":
+            fam = ctx.string(v, here)
+            if not _FAMILY_RE.match(fam):
+                raise ctx.err(v, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)")
+            out[key] = fam
+        elif key == "port":
+            raw = ctx.value(v)
+            if isinstance(raw, bool) or not isinstance(raw, int | str):
+                raise ctx.err(v, f"{here}: must be a port number")
+            try:
+                out[key] = _check_port(raw)
+            except ValueError as e:
+                raise ctx.err(v, f"{here}: {e}") from None
+        elif key == "scheme":
+            sch = ctx.string(v, here).lower()
+            if sch not in SCHEMES:
+                raise ctx.err(v, f"{here}: must be https or http, got {sch!r}")
+            out[key] = sch
+        elif key in ("user", "site", "room"):
+            out[key] = ctx.string(v, here)
+        elif key == "password":
+            text = ctx.string(v, here)
+            try:
+                ref = CredentialRef.parse(text)
+            except UsageError as e:
+                raise ctx.err(v, f"{here}: {e.message}", hint=e.hint) from None
+            out[key] = text
+            out["_password_where"] = (ctx.where(v), ref.is_plaintext)
+        elif key in ("tags", "groups"):
+            items = ctx.str_list(v, here)
+            for item in items:
+                if not _NAME_RE.match(item):
+                    raise ctx.err(v, f"{here}: {item!r} is not a valid name")
+            out[key] = items
+        elif key == "data":
+            data = ctx.value(v)
+            if not isinstance(data, dict):
+                raise ctx.err(v, f"{here}: must be a mapping")
+            out[key] = data
+        elif key == "disabled":
+            flag = ctx.value(v)
+            if not isinstance(flag, bool):
+                raise ctx.err(v, f"{here}: must be true or false")
+            out[key] = flag
+        elif key == "address":
+            text = ctx.string(v, here)
+            try:
+                out[key] = parse_address(text)
+            except ValueError as e:
+                raise ctx.err(v, f"{here}: {e}") from None
+    return out
+
+
+def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
+    """Load and check an inventory file. ``families``: known family names, to reject typos early."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InventoryError(f"cannot read inventory: {e.strerror}", file=str(p)) from None
+    return parse_inventory(text, file=str(p), families=families, path=p)
+
+
+def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
+                    path: Path | None = None) -> Inventory:
+    ctx = _Ctx(file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise InventoryError(f"not valid YAML: {e.problem or e.context}", file=file, line=line) from None
+    if root is None:
+        raise InventoryError("inventory is empty", file=file, hint="add a 'devices:' mapping")
+    top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, knode, v in ctx.mapping(root, "inventory"):
+        if key not in TOP_KEYS:
+            raise ctx.err(knode, f"unknown top-level key {key!r}",
+                          hint=f"expected one of: {', '.join(TOP_KEYS)}")
+        top[key] = (knode, v)
+    if "devices" not in top:
+        raise InventoryError("inventory has no 'devices:' mapping", file=file)
+
+    defaults = _parse_level(ctx, top["defaults"][1], "defaults", INHERITABLE) if "defaults" in top else {}
+    sites: dict[str, dict[str, Any]] = {}
+    if "sites" in top:
+        for name, _knode, v in ctx.mapping(top["sites"][1], "sites"):
+            sites[name] = _parse_level(ctx, v, f"sites.{name}", SITE_KEYS)
+    groups: dict[str, dict[str, Any]] = {}
+    if "groups" in top:
+        for name, knode, v in ctx.mapping(top["groups"][1], "groups"):
+            if not _NAME_RE.match(name):
+                raise ctx.err(knode, f"group name {name!r} is not valid")
+            groups[name] = _parse_level(ctx, v, f"groups.{name}", GROUP_KEYS)
+
+    devnode = top["devices"][1]
+    if isinstance(devnode, yaml.SequenceNode):
+        raise ctx.err(devnode, "devices must be a mapping of name: {address: ..., ...}, not a list")
+    devices: list[DeviceEntry] = []
+    warnings: list[str] = []
+    plaintext_seen: set[str] = set()
+    for name, knode, v in ctx.mapping(devnode, "devices"):
+        if not _NAME_RE.match(name):
+            raise ctx.err(knode, f"device name {name!r} is not valid",
+                          hint="letters, digits, '.', '_' and '-'; starting with a letter or digit")
+        what = f"devices.{name}"
+        own = _parse_level(ctx, v, what, DEVICE_KEYS)
+        if "address" not in own:
+            raise ctx.err(knode, f"{what}: no address")
+        dev_groups: list[str] = own.get("groups", [])
+        for g in dev_groups:
+            if g not in groups:
+                raise ctx.err(knode, f"{what}: group {g!r} is not defined under 'groups:'")
+        site = own.get("site") or next((groups[g]["site"] for g in dev_groups if "site" in groups[g]), None)
+        if site is not None and "sites" in top and site not in sites:
+            raise ctx.err(knode, f"{what}: site {site!r} is not defined under 'sites:'")
+        # precedence: device > groups (in order) > site > defaults
+        levels = [own, *(groups[g] for g in dev_groups), sites.get(site or "", {}), defaults]
+
+        def pick(key: str, levels: list[dict[str, Any]] = levels) -> Any:
+            return next((lv[key] for lv in levels if key in lv), None)
+
+        family = pick("family")
+        if family is None:
+            raise ctx.err(knode, f"{what}: no family (set it on the device, a group, the site or defaults)")
+        if families is not None and family not in families:
+            raise ctx.err(knode, f"{what}: unknown family {family!r}",
+                          hint=f"known: {', '.join(sorted(families))}")
+        tags: set[str] = set()
+        data: dict[str, Any] = {}
+        for lv in reversed(levels):
+            tags.update(lv.get("tags", []))
+            data.update(lv.get("data", {}))
+        addr: Address = own["address"]
+        port = addr.port or pick("port")
+        scheme = addr.scheme or pick("scheme")
+        password = pick("password")
+        if password is not None:
+            pw_where = next(lv["_password_where"] for lv in levels if "password" in lv)
+            if pw_where[1] and pw_where[0] not in plaintext_seen:
+                plaintext_seen.add(pw_where[0])
+                warnings.append(f"{pw_where[0]}: plaintext password in the inventory; "
+                                "store it with 'avctl secrets set NAME' and write secret:NAME")
+        devices.append(DeviceEntry(
+            name=name, family=family, address=Address(addr.host, port, scheme), site=site,
+            room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
+            password=password, scheme=scheme, disabled=bool(pick("disabled")),
+            data=MappingProxyType(data), source=ctx.where(knode)))
+    return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+SELECT_KEYS = ("name", "family", "site", "room", "tag", "group", "host")
+
+
+@dataclass(frozen=True)
+class Term:
+    key: str
+    patterns: tuple[str, ...]
+    negate: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.key}{'!=' if self.negate else '='}{'|'.join(self.patterns)}"
+
+
+def _glob(value: str | None, pattern: str) -> bool:
+    # case-insensitive: device names and sites are typed by people
+    return value is not None and fnmatchcase(value.lower(), pattern.lower())
+
+
+def _term_hits(dev: DeviceEntry, term: Term) -> bool:
+    if term.key in ("tag", "group"):
+        values: Iterable[str | None] = dev.tags if term.key == "tag" else dev.groups
+    else:
+        values = [{"name": dev.name, "family": dev.family, "site": dev.site, "room": dev.room,
+                   "host": dev.host}[term.key]]
+    return any(_glob(v, p) for v in values for p in term.patterns)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which devices a command applies to. Different keys AND, the same key ORs, ``!=`` excludes."""
+
+    terms: tuple[Term, ...] = ()
+
+    @classmethod
+    def parse(cls, exprs: Iterable[str] | str | None) -> Selection:
+        if exprs is None:
+            return cls()
+        if isinstance(exprs, str):
+            exprs = [exprs]
+        terms: list[Term] = []
+        for expr in exprs:
+            for raw in expr.split(","):
+                part = raw.strip()
+                if not part:
+                    continue
+                negate = False
+                if "!=" in part:
+                    key, _, pat = part.partition("!=")
+                    negate = True
+                elif "=" in part:
+                    key, _, pat = part.partition("=")
+                else:
+                    key, pat = "name", part
+                key = key.strip().lower()
+                if key == "tags":
+                    key = "tag"
+                if key not in SELECT_KEYS:
+                    raise UsageError(f"cannot select on {key!r}",
+                                     hint=f"use one of: {', '.join(SELECT_KEYS)}")
+                pats = tuple(p.strip() for p in pat.split("|") if p.strip())
+                if not pats:
+                    raise UsageError(f"selection term {part!r} has no value")
+                terms.append(Term(key, pats, negate))
+        return cls(tuple(terms))
+
+    @classmethod
+    def from_options(cls, select: Iterable[str] = (), **by_key: Iterable[str]) -> Selection:
+        """Combine ``--select`` expressions with per-key options (``--site hq --tag lobby``)."""
+        exprs = list(select)
+        for key, values in by_key.items():
+            exprs.extend(f"{key}={v}" for v in values)
+        return cls.parse(exprs)
+
+    def matches(self, dev: DeviceEntry) -> bool:
+        positive: dict[str, list[Term]] = {}
+        for t in self.terms:
+            if t.negate:
+                if _term_hits(dev, t):
+                    return False
+            else:
+                positive.setdefault(t.key, []).append(t)
+        return all(any(_term_hits(dev, t) for t in ts) for ts in positive.values())
+
+    def __str__(self) -> str:
+        return ",".join(str(t) for t in self.terms) or "all"
+
+    def __bool__(self) -> bool:
+        return bool(self.terms)
+
+
+# --- imports from the seeds' script formats ------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    """Devices ready to add to an inventory (name -> YAML mapping) and passwords for the secrets store."""
+
+    devices: dict[str, dict[str, Any]]
+    #: secret name -> password; the caller writes these with SecretsStore.set_many
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+def _device_name(prefix: str, addr: Address) -> str:
+    base = re.sub(r"[^A-Za-z0-9]+", "-", addr.host).strip("-")
+    if addr.port:
+        base += f"-{addr.port}"
+    return f"{prefix}{base}"
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: Notepad writes a BOM
+    except OSError as e:
+        raise InventoryError(f"cannot read: {e.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise InventoryError("not a UTF-8 text file", file=str(path)) from None
+
+
+def _entry(addr: Address, family: str, site: str | None, room: str | None,
+           tags: Sequence[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"family": family, "address": str(addr)}
+    if site:
+        entry["site"] = site
+    if room:
+        entry["room"] = room
+    if tags:
+        entry["tags"] = list(tags)
+    return entry
+
+
+def import_ip_pass(path: str | os.PathLike[str], *, family: str = "videoos", site: str | None = None,
+                   room: str | None = None, tags: Sequence[str] = (), name_prefix: str | None = None,
+                   user: str | None = None) -> ImportResult:
+    """Import an ``IP,Password`` file (seed 000's IP_Pass.txt). Passwords go to the secrets store.
+
+    Blank lines and ``#`` comments are skipped. The password is everything after the *first* comma
+    (passwords may contain commas); surrounding spaces are trimmed as the seed's PowerShell does.
+    """
+    p = Path(path)
+    prefix = f"{family}-" if name_prefix is None else name_prefix
+    result = ImportResult({})
+    first_line: dict[str, int] = {}
+    for n, line in enumerate(_read_lines(p), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if "," not in text:
+            raise InventoryError("expected 'IP,Password', found no comma", file=str(p), line=n)
+        host_text, _, password = text.partition(",")
+        host_text, password = host_text.strip(), password.strip()
+        if not host_text:
+            raise InventoryError("expected 'IP,Password', the IP is empty", file=str(p), line=n)
+        if not password:
+            raise InventoryError("expected 'IP,Password', the password is empty", file=str(p), line=n)
+        try:
+            addr = parse_address(host_text)
+        except ValueError as e:
+            raise InventoryError(f"bad address: {e}", file=str(p), line=n) from None
+        name = _device_name(prefix, addr)
+        if name in first_line:
+            raise InventoryError(f"{host_text} is listed twice (first at line {first_line[name]})",
+                                 file=str(p), line=n)
+        first_line[name] = n
+        entry = _entry(addr, family, site, room, tags)
+        if user:
+            entry["user"] = user
+        entry["password"] = f"secret:{name}"
+        result.devices[name] = entry
+        result.secrets[name] = password
+    if not result.devices:
+        raise InventoryError("no devices in file", file=str(p))
+    return result
+
+
+def import_ip_list(path: str | os.PathLike[str], *, family: str = "polyuc", password: str | None = None,
+                   site: str | None = None, room: str | None = None, tags: Sequence[str] = (),
+                   name_prefix: str | None = None, user: str | None = None) -> ImportResult:
+    """Import a one-address-per-line file (seed 002's ip.txt); all devices share ``password``,
+    a credential reference."""
+    p = Path(path)
+    prefix = f"{family}-" if name_prefix is None else name_prefix
+    if password is not None:
+        CredentialRef.parse(password)  # reject a typo'd scheme before writing anything
+    result = ImportResult({})
+    first_line: dict[str, int] = {}
+    for n, line in enumerate(_read_lines(p), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.split()
+        if len(fields) != 1:
+            raise InventoryError(f"expected one address per line, found {len(fields)} fields",
+                                 file=str(p), line=n)
+        if "," in text:
+            raise InventoryError("expected one address per line, found a comma "
+                                 "(for IP,Password files use the ip-pass format)", file=str(p), line=n)
+        try:
+            addr = parse_address(text)
+        except ValueError as e:
+            raise InventoryError(f"bad address: {e}", file=str(p), line=n) from None
+        name = _device_name(prefix, addr)
+        if name in first_line:
+            raise InventoryError(f"{text} is listed twice (first at line {first_line[name]})",
+                                 file=str(p), line=n)
+        first_line[name] = n
+        entry = _entry(addr, family, site, room, tags)
+        if user:
+            entry["user"] = user
+        if password is not None:
+            entry["password"] = password
+        result.devices[name] = entry
+    if not result.devices:
+        raise InventoryError("no devices in file", file=str(p))
+    return result
+
+
+def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Mapping[str, Any]]) -> int:
+    """Add devices to an inventory file (created if missing). Name clashes are an error; nothing is
+    overwritten. Written atomically (temp file + rename). Returns the number of devices added.
+
+    The file is re-dumped, so YAML comments in an existing file are not kept.
+    """
+    p = Path(path)
+    doc: dict[str, Any] = {}
+    if p.exists():
+        load_inventory(p)  # refuse to merge into a broken file; errors carry file:line
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = loaded if isinstance(loaded, dict) else {}
+    existing = doc.get("devices") or {}
+    clash = sorted(set(existing) & set(devices))
+    if clash:
+        raise UsageError(f"{p}: devices already present: {', '.join(clash[:10])}"
+                         + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""))
+    existing.update({k: dict(v) for k, v in devices.items()})
+    doc["devices"] = existing
+    write_inventory(p, doc)
+    return len(devices)
+
+
+def write_inventory(path: Path, doc: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(dict(doc), fh, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

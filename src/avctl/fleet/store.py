@@ -1,0 +1,293 @@
+"""The job store: every fleet run is a job; every device outcome is committed as it completes.
+
+:class:`JobStore` is the interface (a Protocol) so a server database can follow; :class:`SqliteJobStore`
+is the embedded default (``$AVCTL_HOME/avctl.db``, shared with the audit log).
+
+Durability: WAL journal, one transaction per device outcome. ``synchronous=NORMAL`` in WAL mode
+means a committed outcome survives the process dying (Ctrl-C, crash, ``kill -9``) because the WAL
+page is already in the OS; only an OS crash or power loss can drop the newest commits. That is
+the trade that keeps 1,000 outcomes a second possible on ordinary disks.
+
+A device's outcome is final once written: the (job, device) primary key makes a second write an
+error, so a resumed job can never repeat or overwrite a finished device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from avctl.fleet.credentials import redact
+from avctl.fleet.paths import avctl_home
+
+Status = Literal["ok", "failed", "unreachable", "skipped"]
+STATUSES: tuple[Status, ...] = ("ok", "failed", "unreachable", "skipped")
+JobState = Literal["running", "finished", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The one final result of one device in one job."""
+
+    device: str
+    status: Status
+    family: str | None = None
+    #: error kind (avctl.errors ... .kind) for failed/unreachable, reason for skipped
+    reason: str | None = None
+    message: str | None = None
+    data: Any = None
+    attempts: int = 1
+    started: float | None = None
+    finished: float = field(default_factory=time.time)
+
+    @property
+    def elapsed(self) -> float | None:
+        return None if self.started is None else self.finished - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "family": self.family, "status": self.status, "reason": self.reason,
+                "message": self.message, "data": self.data, "attempts": self.attempts,
+                "elapsed": None if self.elapsed is None else round(self.elapsed, 3)}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    created: float
+    user: str
+    action: str
+    selection: str
+    params: dict[str, Any]
+    inventory: str | None
+    devices: tuple[str, ...]
+    state: str
+    pid: int | None = None
+    host: str | None = None
+    finished: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_state(self) -> str:
+        """'running' only if the process that runs it is still alive on this host; else 'interrupted'."""
+        if self.state != "running":
+            return self.state
+        if self.host == socket.gethostname() and self.pid and not _pid_alive(self.pid):
+            return "interrupted"
+        return self.state
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutcomeExists(Exception):
+    """A device already has a final outcome in this job (a resumed job must never repeat a device)."""
+
+
+class JobStore(Protocol):
+    def create_job(self, *, action: str, selection: str, params: dict[str, Any], devices: Sequence[str],
+                   user: str, inventory: str | None = None, options: dict[str, Any] | None = None) -> Job: ...
+    def record_outcome(self, job_id: int, outcome: Outcome) -> None: ...
+    def set_state(self, job_id: int, state: JobState) -> None: ...
+    def claim(self, job_id: int) -> None: ...
+    def get_job(self, job_id: int) -> Job: ...
+    def list_jobs(self, limit: int = 20) -> list[Job]: ...
+    def outcomes(self, job_id: int) -> list[Outcome]: ...
+    def pending_devices(self, job_id: int) -> list[str]: ...
+    def counts(self, job_id: int) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+def default_db_path() -> Path:
+    return avctl_home() / "avctl.db"
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    selection TEXT NOT NULL,
+    params TEXT NOT NULL,
+    inventory TEXT,
+    options TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    pid INTEGER,
+    host TEXT,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS job_devices (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    position INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    PRIMARY KEY (job_id, device)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    device TEXT NOT NULL,
+    family TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'unreachable', 'skipped')),
+    reason TEXT,
+    message TEXT,
+    data TEXT,
+    attempts INTEGER NOT NULL,
+    started REAL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (job_id, device)
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the avctl database with the durability settings described in the module docstring."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    with contextlib.suppress(OSError):  # not our file: leave its mode alone
+        os.chmod(path, 0o600)
+    return conn
+
+
+class SqliteJobStore:
+    """Embedded job store. Thread-safe (one lock) so a worker thread may write outcomes."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self._conn = connect(self.path)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteJobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_job(self, *, action: str, selection: str, params: dict[str, Any], devices: Sequence[str],
+                   user: str, inventory: str | None = None, options: dict[str, Any] | None = None) -> Job:
+        now = time.time()
+        clean_params = redact(params)
+        clean_options = redact(options or {})
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute(
+                    "INSERT INTO jobs (created, user, action, selection, params, inventory, options, state,"
+                    " pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                    (now, user, action, selection, json.dumps(clean_params), inventory,
+                     json.dumps(clean_options), os.getpid(), socket.gethostname()))
+                job_id = int(cur.lastrowid or 0)
+                cur.executemany("INSERT INTO job_devices (job_id, position, device) VALUES (?, ?, ?)",
+                                [(job_id, i, d) for i, d in enumerate(devices)])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return self.get_job(job_id)
+
+    def record_outcome(self, job_id: int, outcome: Outcome) -> None:
+        """Commit one device's final outcome (its own transaction: nothing finished is ever lost)."""
+        row = (job_id, outcome.device, outcome.family, outcome.status, outcome.reason,
+               None if outcome.message is None else redact(outcome.message),
+               None if outcome.data is None else json.dumps(redact(outcome.data), default=str),
+               outcome.attempts, outcome.started, outcome.finished)
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO outcomes (job_id, device, family, status, reason, message, data, attempts,"
+                    " started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            except sqlite3.IntegrityError as e:
+                if "UNIQUE" in str(e) or "PRIMARY KEY" in str(e):
+                    raise OutcomeExists(f"job {job_id}: {outcome.device} already has an outcome") from None
+                raise
+
+    def set_state(self, job_id: int, state: JobState) -> None:
+        finished = time.time() if state != "running" else None
+        with self._lock:
+            self._conn.execute("UPDATE jobs SET state = ?, finished = ? WHERE id = ?",
+                               (state, finished, job_id))
+
+    def claim(self, job_id: int) -> None:
+        """Mark the job as run by this process again (resume)."""
+        with self._lock:
+            self._conn.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, finished = NULL"
+                               " WHERE id = ?", (os.getpid(), socket.gethostname(), job_id))
+
+    def _job(self, row: sqlite3.Row | tuple[Any, ...]) -> Job:
+        (jid, created, user, action, selection, params, inventory, options, state, pid, host, finished) = row
+        with self._lock:
+            devs = [r[0] for r in self._conn.execute(
+                "SELECT device FROM job_devices WHERE job_id = ? ORDER BY position", (jid,))]
+        return Job(id=jid, created=created, user=user, action=action, selection=selection,
+                   params=json.loads(params), inventory=inventory, devices=tuple(devs), state=state, pid=pid,
+                   host=host, finished=finished, options=json.loads(options))
+
+    _COLS = "id, created, user, action, selection, params, inventory, options, state, pid, host, finished"
+
+    def get_job(self, job_id: int) -> Job:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {self._COLS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            from avctl.errors import UsageError
+
+            raise UsageError(f"no job {job_id} in {self.path}", hint="see 'avctl jobs list'")
+        return self._job(row)
+
+    def list_jobs(self, limit: int = 20) -> list[Job]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {self._COLS} FROM jobs ORDER BY id DESC LIMIT ?",
+                                      (limit,)).fetchall()
+        return [self._job(r) for r in rows]
+
+    def outcomes(self, job_id: int) -> list[Outcome]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT o.device, o.status, o.family, o.reason, o.message, o.data, o.attempts, o.started,"
+                " o.finished FROM outcomes o"
+                " LEFT JOIN job_devices d ON d.job_id = o.job_id AND d.device = o.device"
+                " WHERE o.job_id = ? ORDER BY d.position", (job_id,)).fetchall()
+        return [Outcome(device=r[0], status=r[1], family=r[2], reason=r[3], message=r[4],
+                        data=None if r[5] is None else json.loads(r[5]), attempts=r[6], started=r[7],
+                        finished=r[8]) for r in rows]
+
+    def counts(self, job_id: int) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT status, COUNT(*) FROM outcomes WHERE job_id = ? GROUP BY status",
+                (job_id,)).fetchall()
+        out: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def pending_devices(self, job_id: int) -> list[str]:
+        """Devices of the job that have no final outcome yet, in job order."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute(
+                "SELECT d.device FROM job_devices d LEFT JOIN outcomes o"
+                " ON o.job_id = d.job_id AND o.device = d.device"
+                " WHERE d.job_id = ? AND o.device IS NULL ORDER BY d.position", (job_id,))]
+
