@@ -8,12 +8,15 @@ emulator's state must look like afterwards. Each case gets a fresh emulated syst
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import inspect
 import io
 import json
+import shutil
 import ssl
 import struct
+import subprocess
 import tarfile
 import time
 import zipfile
@@ -1045,3 +1048,61 @@ async def test_position_relative_false_is_an_offset(emu: Emu, tls: TLSPolicy) ->
             relative=False,
         )
     assert (camera.pan, camera.tilt, camera.zoom) == (1500, 500, 1000)
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, check=True)
+
+
+def spki_pin(cert_pem: bytes) -> str:
+    """curl's --pinnedpubkey form of the device certificate's public key (pinning instead of trust-all)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_faq_log_download_with_curl(emu: Emu, tmp_path: Path) -> None:
+    """Seed 000's log download: login, then POST /rest/current/devicemanagement/logs -O -J."""
+    jar = tmp_path / "cookies.txt"
+    base = f"https://127.0.0.1:{emu.port}"
+    tls = ["-k", "--pinnedpubkey", spki_pin(emu.cert_pem)]
+    curl(
+        *tls,
+        "-b",
+        str(jar),
+        "-c",
+        str(jar),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps({"user": "admin", "password": PASSWORD}),
+        f"{base}/rest/session",
+    )
+    token = next(line.split()[6] for line in jar.read_text().splitlines() if "XSRF-TOKEN" in line)
+    curl(
+        *tls,
+        "-b",
+        str(jar),
+        "-c",
+        str(jar),
+        "-X",
+        "POST",
+        "-H",
+        "accept: application/octet-stream",
+        "-H",
+        f"X-XSRF-TOKEN: {token}",
+        "-H",
+        "X-Requested-With: XMLHttpRequest",
+        f"{base}/rest/current/devicemanagement/logs",
+        "-O",
+        "-J",
+        "--output-dir",
+        str(tmp_path),
+    )
+    archive = tmp_path / f"logs_{emu.state.serial}.tar"
+    assert archive.is_file()
+    assert b"system started" in tar_names(archive.read_bytes())["logs/system.log"]
