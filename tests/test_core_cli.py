@@ -117,3 +117,24 @@ def test_actions_and_describe_come_from_the_spec() -> None:
     assert vol["params"][0]["name"] == "volume" and vol["params"][0]["type"] == "integer 0..100"
     code, out, _ = run("describe", "videoos", "system_reboot")
     assert code == 0 and "disruptive" in out and "restart_all" in out
+
+
+def test_secret_parameters_never_reach_the_audit_log(emulators: EmulatorThread, avctl_home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from avctl.emulator.polyuc import EmulatedPolyUC
+    from avctl.fleet.audit import AuditLog
+
+    phone = emulators.add(EmulatedPolyUC("desk", password="789"))
+    monkeypatch.setenv("PHONE_PW", "789")
+    code, _, err = run("call", "-f", "polyuc", f"127.0.0.1:{phone.port}", "skype_sign_in",
+                         "Address=a@b.c", "User=a@b.c", "Password=Sfb-Pass-9", "LockCode=4711",
+                         "--password-env", "PHONE_PW")
+    assert code == 0, err
+    with AuditLog() as audit:
+        (row,) = [r.as_dict() for r in audit.query()]
+    params = json.loads(row["params"]) if isinstance(row["params"], str) else row["params"]
+    assert set(params["Password"]) == set(params["LockCode"]) == {"*"} and params["Address"] == "a@b.c"
+    for f in avctl_home.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"Sfb-Pass-9" not in data and b"4711" not in data, f

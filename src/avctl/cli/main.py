@@ -183,9 +183,9 @@ def call_cmd(
             try:
                 result = await dev.call(action, download_to=output, **values)
             except Exception as exc:
-                _audit(dev.name, family, act.id, values, act.kind, exc)
+                _audit(dev.name, family, act.id, act.public_values(values), act.kind, exc)
                 raise
-            _audit(dev.name, family, act.id, values, act.kind, None)
+            _audit(dev.name, family, act.id, act.public_values(values), act.kind, None)
             return result
 
     result = asyncio.run(run())

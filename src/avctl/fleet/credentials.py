@@ -53,7 +53,8 @@ _SCHEME_RE = re.compile(r"^([a-z][a-z0-9_-]{1,15}):(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/+-]{0,127}$")
 #: parameter / field names whose values are secrets whatever they contain
 SENSITIVE_KEY_RE = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|credential|api[_-]?key|private[_-]?key|pin$", re.IGNORECASE)
+    r"pass(word|wd|phrase)?|secret|token|credential|api[_-]?key|private[_-]?key|pin$|lock[_-]?code",
+    re.IGNORECASE)
 
 
 class Secret:

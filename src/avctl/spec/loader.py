@@ -355,6 +355,7 @@ def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> P
         has_const="const" in raw,
         description=str(raw.get("description", "")),
         content_type=raw.get("content_type"),
+        secret=bool(raw.get("secret", False)),
     )
 
 

@@ -41,6 +41,8 @@ class Param:
     has_const: bool = False
     description: str = ""
     content_type: str | None = None
+    #: a password, PIN or lock code: masked in audit logs, journals and output
+    secret: bool = False
 
     @property
     def wire_name(self) -> str:
@@ -106,6 +108,11 @@ class Action:
     @property
     def settable_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.settable)
+
+    def public_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` with every secret parameter masked (for audit logs, journals and output)."""
+        secret = {p.name for p in self.params if p.secret}
+        return {k: ("***" if k in secret and v not in (None, "") else v) for k, v in values.items()}
 
     def signature(self) -> str:
         """One line for help output: `volume=<integer 0..100> [speaker=...]`."""

@@ -1,0 +1,415 @@
+"""State of an emulated Poly UC phone: lines, calls, mute, config parameters, input events, logs.
+
+Plain data and the rules that change it; the HTTP side (`handlers.py`) maps requests onto these
+methods and turns `UcStatus` into `{"Status": code}` answers. Field names and value forms follow
+the captures in apiref/polyuc.md (strings everywhere, "True"/"False", "0x..." handles in v1).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UcStatus(Exception):
+    """A non-2000 answer: `code` and optional `data` (e.g. the unknown parameter names)."""
+
+    def __init__(self, code: str, data: Any = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.data = data
+
+
+# --- configuration parameters ---------------------------------------------------------------------
+
+
+@dataclass
+class ConfigParam:
+    """One parameter: typed (bool "0"/"1", int with a range, or free string) with its source."""
+
+    default: str
+    kind: str = "string"  # bool | int | string
+    minimum: int | None = None
+    maximum: int | None = None
+    value: str | None = None
+    source: str = "default"
+
+    @property
+    def current(self) -> str:
+        return self.default if self.value is None else self.value
+
+    def check(self, value: str) -> bool:
+        if self.kind == "bool":
+            return value in ("0", "1")
+        if self.kind == "int":
+            try:
+                number = int(value)
+            except ValueError:
+                return False
+            return (self.minimum is None or number >= self.minimum) and (
+                self.maximum is None or number <= self.maximum
+            )
+        return True
+
+
+def default_config() -> dict[str, ConfigParam]:
+    return {
+        "apps.restapi.enabled": ConfigParam("0", "bool"),
+        "device.set": ConfigParam("0", "bool"),
+        "device.prov.serverName": ConfigParam(""),
+        "device.prov.serverName.set": ConfigParam("0", "bool"),
+        "device.prov.serverType": ConfigParam("2", "int", 0, 9),
+        "device.prov.serverType.set": ConfigParam("0", "bool"),
+        "call.transfer.blindPreferred": ConfigParam("0", "bool"),
+        "diags.pcap.enabled": ConfigParam("0", "bool"),
+        "lcl.ml.lang": ConfigParam("English_United_States"),
+        "reg.1.address": ConfigParam(""),
+        "reg.1.label": ConfigParam(""),
+        "reg.1.displayName": ConfigParam(""),
+        "tone.dtmf.level": ConfigParam("-15", "int", -33, 3),
+        "up.backlight.idleIntensity": ConfigParam("1", "int", 0, 3),
+        "voice.volume.persist.handset": ConfigParam("0", "bool"),
+        "feature.callRecording.enabled": ConfigParam("0", "bool"),
+        "sec.tls.protocol.restApi": ConfigParam("TLSv1_2"),
+    }
+
+
+# --- lines and calls ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    number: int
+    user: str
+    registered: bool = True
+    label: str = ""
+    server: str = "sip.example.invalid"
+
+    @property
+    def sip_address(self) -> str:
+        return f"{self.user}@{self.server}"
+
+
+@dataclass
+class Call:
+    handle: int
+    line: int
+    sequence: int
+    direction: str  # Incoming | Outgoing
+    protocol: str  # Sip | Tel | H323
+    remote_number: str
+    remote_name: str
+    state: str  # Offering | RingBack | Connected | Hold
+    created: float = field(default_factory=time.monotonic)
+    connect_at: float | None = None  # outgoing: RingBack until then
+    connected_at: float | None = None
+    ringing: bool = False
+    ignored: bool = False
+    dtmf: list[str] = field(default_factory=list)
+
+    @property
+    def hex(self) -> str:
+        return f"{self.handle:x}"
+
+    def refresh(self, now: float) -> None:
+        """Outgoing calls are answered by the far end `connect_after` seconds after dialling."""
+        if self.state == "RingBack" and self.connect_at is not None and now >= self.connect_at:
+            self.state = "Connected"
+            self.connected_at = self.connect_at
+
+    def duration(self, now: float) -> int:
+        return int(now - self.connected_at) if self.connected_at is not None else 0
+
+
+@dataclass
+class LogEntry:
+    line: int
+    number: str
+    name: str
+    start: float  # wall-clock
+    seconds: int
+
+    def to_json(self) -> dict[str, str]:
+        minutes, secs = divmod(self.seconds, 60)
+        return {
+            "LineNumber": str(self.line),
+            "Duration": f"{minutes} mins {secs} secs",
+            "StartTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.start)),
+            "RemotePartyName": self.name,
+            "RemotePartyNumber": self.number,
+        }
+
+
+KEY_NAMES = frozenset(
+    [f"Dialpad{d}" for d in range(10)]
+    + ["DialpadStar", "DialpadPound"]
+    + [f"SoftKey{n}" for n in range(1, 5)]
+    + [f"Line{n}" for n in range(1, 7)]
+    + ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Select", "Delete", "Home", "Back", "MicMute",
+       "Redial", "VolUp", "VolDown", "Headset", "Handsfree", "Hold", "Transfer", "Conference",
+       "Messages", "Directories", "Applications", "DoNotDisturb"]
+)
+DTMF_CHARS = set("0123456789*#ABCDabcd")
+
+
+@dataclass
+class UcPhone:
+    """Everything the phone remembers. `clock` is monotonic time (handlers may pass their own)."""
+
+    name: str
+    rng: random.Random
+    model: str = "VVX 450"
+    firmware: str = "6.4.3.5156"
+    mac: str = ""
+    ip: str = "127.0.0.1"
+    screen: tuple[int, int] = (480, 272)
+    connect_after: float = 0.0  # seconds an outgoing call rings before the far end answers
+    booted_at: float = field(default_factory=time.monotonic)
+    lines: list[Line] = field(default_factory=list)
+    calls: dict[int, Call] = field(default_factory=dict)
+    muted: bool = False
+    volume: int = 8
+    config: dict[str, ConfigParam] = field(default_factory=default_config)
+    key_events: list[dict[str, str]] = field(default_factory=list)
+    touch_events: list[dict[str, Any]] = field(default_factory=list)
+    text_inputs: list[dict[str, str]] = field(default_factory=list)
+    logs: dict[str, list[LogEntry]] = field(
+        default_factory=lambda: {"Placed": [], "Received": [], "Missed": []}
+    )
+    transfers: list[tuple[str, str]] = field(default_factory=list)
+    skype_user: str | None = None
+    skype_address: str | None = None
+    restarts: int = 0
+    reboots: int = 0
+    factory_resets: int = 0
+    config_resets: list[str] = field(default_factory=list)
+    provisioning_checks: int = 0
+    captures_uploaded: list[str] = field(default_factory=list)
+    pending_restart: str | None = None  # "restart"/"reboot" waiting for calls to end
+    next_handles: list[int] = field(default_factory=list)  # test hook: handles the next calls get
+
+    def __post_init__(self) -> None:
+        if not self.mac:
+            self.mac = "64167f" + "".join(self.rng.choice("0123456789abcdef") for _ in range(6))
+        # a phone on a desk has been up a while (0.5 to 3 days)
+        self.booted_at -= self.rng.uniform(43200, 259200)
+        if not self.lines:
+            self.lines = [Line(1, "1001", True, "1001"), Line(2, "1002", False, "1002")]
+        # an emulated phone has its REST API switched on (set from the web UI), as a usable phone must
+        self.config["apps.restapi.enabled"].value = "1"
+        self.config["apps.restapi.enabled"].source = "web"
+
+    # -- time --
+
+    def uptime(self, now: float | None = None) -> float:
+        return max(0.0, (time.monotonic() if now is None else now) - self.booted_at)
+
+    def uptime_parts(self) -> tuple[int, int, int, int]:
+        total = int(self.uptime())
+        days, rest = divmod(total, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return days, hours, minutes, seconds
+
+    @property
+    def rest_enabled(self) -> bool:
+        return self.config["apps.restapi.enabled"].current == "1"
+
+    # -- lines --
+
+    def line(self, number: int) -> Line:
+        for line in self.lines:
+            if line.number == number:
+                return line
+        raise UcStatus("4005")
+
+    # -- calls --
+
+    def active_calls(self) -> list[Call]:
+        now = time.monotonic()
+        for call in self.calls.values():
+            call.refresh(now)
+        return sorted(self.calls.values(), key=lambda c: (c.line, c.sequence))
+
+    def _new_handle(self) -> int:
+        if self.next_handles:
+            return self.next_handles.pop(0)
+        while True:
+            handle = self.rng.randrange(0x1000000, 0xFFFFFFFF)
+            if handle not in self.calls:
+                return handle
+
+    def _next_sequence(self, line: int) -> int:
+        used = {c.sequence for c in self.calls.values() if c.line == line}
+        return next(n for n in range(1, 100) if n not in used)
+
+    def dial(self, dest: str, line_number: int, call_type: str) -> Call:
+        line = self.line(line_number)
+        if not line.registered:
+            raise UcStatus("4002")
+        protocol = {"SIP": "Sip", "TEL": "Sip", "H323": "H323"}[call_type]
+        now = time.monotonic()
+        call = Call(
+            handle=self._new_handle(),
+            line=line_number,
+            sequence=self._next_sequence(line_number),
+            direction="Outgoing",
+            protocol=protocol,
+            remote_number=dest,
+            remote_name=dest,
+            state="RingBack",
+            connect_at=now + self.connect_after,
+        )
+        call.refresh(now)
+        self.calls[call.handle] = call
+        return call
+
+    def incoming(self, number: str, name: str = "", line_number: int = 1) -> Call:
+        """Test hook: a call arrives and rings (answer, ignore or reject it)."""
+        line = self.line(line_number)
+        if not line.registered:
+            raise UcStatus("4002")
+        call = Call(
+            handle=self._new_handle(),
+            line=line_number,
+            sequence=self._next_sequence(line_number),
+            direction="Incoming",
+            protocol="Sip",
+            remote_number=number,
+            remote_name=name or number,
+            state="Offering",
+            ringing=True,
+        )
+        self.calls[call.handle] = call
+        return call
+
+    def find(self, handle_digits: str | None) -> Call:
+        if handle_digits is None:
+            raise UcStatus("4000")
+        try:
+            handle = int(handle_digits, 16)
+        except ValueError:
+            raise UcStatus("4000") from None
+        call = self.calls.get(handle)
+        if call is None:
+            raise UcStatus("4007")
+        call.refresh(time.monotonic())
+        return call
+
+    def ringing_call(self) -> Call:
+        for call in self.active_calls():
+            if call.state == "Offering":
+                return call
+        raise UcStatus("4007")
+
+    def answer(self, call: Call) -> None:
+        if call.state != "Offering":
+            raise UcStatus("4003")
+        call.state, call.ringing, call.connected_at = "Connected", False, time.monotonic()
+
+    def ignore(self, call: Call) -> None:
+        if call.state != "Offering":
+            raise UcStatus("4003")
+        call.ringing, call.ignored = False, True
+
+    def reject(self, call: Call) -> None:
+        if call.state != "Offering":
+            raise UcStatus("4003")
+        self._log("Missed", call, 0)
+        del self.calls[call.handle]
+
+    def hold(self, call: Call) -> None:
+        if call.state != "Connected":
+            raise UcStatus("4003")
+        call.state = "Hold"
+
+    def resume(self, call: Call) -> None:
+        if call.state != "Hold":
+            raise UcStatus("4003")
+        call.state = "Connected"
+
+    def end(self, call: Call) -> None:
+        now = time.monotonic()
+        if call.direction == "Outgoing":
+            self._log("Placed", call, call.duration(now))
+        elif call.connected_at is not None:
+            self._log("Received", call, call.duration(now))
+        else:
+            self._log("Missed", call, 0)
+        del self.calls[call.handle]
+
+    def transfer(self, call: Call, dest: str) -> None:
+        if call.state not in ("Connected", "Hold"):
+            raise UcStatus("4003")
+        self.transfers.append((call.remote_number, dest))
+        self.end(call)
+
+    def send_dtmf(self, digits: str) -> Call:
+        if not digits or any(ch not in DTMF_CHARS for ch in digits):
+            raise UcStatus("4000")
+        for call in self.active_calls():
+            if call.state == "Connected":
+                call.dtmf.append(digits)
+                return call
+        raise UcStatus("4007")
+
+    def _log(self, kind: str, call: Call, seconds: int) -> None:
+        start = time.time() - (time.monotonic() - call.created)
+        self.logs[kind].insert(0, LogEntry(call.line, call.remote_number, call.remote_name, start, seconds))
+
+    # -- configuration --
+
+    def config_get(self, names: list[str]) -> dict[str, dict[str, str]]:
+        unknown = [n for n in names if n not in self.config]
+        if unknown:
+            raise UcStatus("4000", {"UnknownParameters": unknown})
+        return {n: {"Value": self.config[n].current, "Source": self.config[n].source} for n in names}
+
+    def config_set(self, values: dict[str, str]) -> None:
+        unknown = [n for n in values if n not in self.config]
+        if unknown:
+            raise UcStatus("4000", {"UnknownParameters": unknown})
+        bad = [n for n, v in values.items() if not self.config[n].check(v)]
+        if bad:
+            raise UcStatus("4000", {"InvalidValues": bad})
+        for name, value in values.items():
+            if self._needs_device_set(name) and not self._device_set_allowed(name, values):
+                continue  # device.* parameters only apply with device.set and <name>.set at "1"
+            param = self.config[name]
+            param.value, param.source = value, "web"
+
+    @staticmethod
+    def _needs_device_set(name: str) -> bool:
+        return name.startswith("device.") and name != "device.set" and not name.endswith(".set")
+
+    def _device_set_allowed(self, name: str, values: dict[str, str]) -> bool:
+        def flag(key: str) -> str:
+            return values.get(key) or (self.config[key].current if key in self.config else "0")
+
+        return flag("device.set") == "1" and flag(f"{name}.set") == "1"
+
+    def config_reset(self, source: str | None) -> None:
+        for param in self.config.values():
+            if source is None or param.source == source:
+                param.value, param.source = None, "default"
+        self.config_resets.append(source or "all")
+
+    def factory_reset(self) -> None:
+        self.config = default_config()  # the REST API is off by default: a reset phone refuses /api
+        self.calls.clear()
+        self.logs = {"Placed": [], "Received": [], "Missed": []}
+        self.skype_user = self.skype_address = None
+        self.muted = False
+        self.factory_resets += 1
+
+    def restarted(self, reboot: bool, downtime: float) -> None:
+        """Everything volatile is lost; uptime counts from the end of the downtime."""
+        self.calls.clear()
+        self.pending_restart = None
+        self.booted_at = time.monotonic() + downtime
+        if reboot:
+            self.reboots += 1
+        else:
+            self.restarts += 1

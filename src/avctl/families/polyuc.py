@@ -1,0 +1,375 @@
+"""Poly UC phones (VVX, Trio, CCX): HTTP Basic/Digest, `{"data": ...}` envelopes, `Status` codes.
+
+What the spec cannot say lives here:
+- auth: no session; Basic is sent up front with every request. A phone whose 401 offers only
+  Digest gets Digest (MD5, qop=auth) from then on. A 401 that still offers the scheme just used is
+  a verdict on the password: reported, remembered, never retried (phones lock accounts out).
+- envelope: parameters go inside `{"data": ...}`; scalars are strings on the wire; call handles
+  are normalised; answers `{"Status": "2000", "data": ...}` are unwrapped and every other Status
+  becomes a `DeviceError` with the code and its meaning (Status may be a string or a number).
+- the phone answers one request at a time: a 403 without a Status (or Status 4001) is `DeviceBusy`,
+  retried by `Device.call` a bounded number of times with backoff.
+- a disabled REST API (`apps.restapi.enabled`) shows as 404 for every `/api` path: `ApiDisabled`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from base64 import b64encode
+from dataclasses import dataclass, replace
+from typing import Any
+
+from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.errors import ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
+from avctl.families import Family, register_family
+from avctl.request import Request, Response
+from avctl.spec.model import Action, Spec
+
+SUCCESS = "2000"
+BUSY = "4001"
+
+#: Status codes (apiref/polyuc.md section 2: POSH, EVZ, ITEST)
+STATUS_MEANINGS = {
+    "2000": "success",
+    "4000": "invalid input parameters",
+    "4001": "device busy",
+    "4002": "line not registered",
+    "4003": "operation not allowed",
+    "4004": "operation not supported",
+    "4005": "line does not exist",
+    "4006": "URLs not configured",
+    "4007": "call does not exist",
+    "4008": "configuration export failed",
+    "4009": "input size limit exceeded",
+    "4010": "default password not allowed",
+    "4011": "contact not found",
+    "4400": "bad request",
+    "4403": "forbidden",
+    "5000": "failed to process request",
+    "5500": "internal server error",
+}
+
+STATUS_HINTS = {
+    "4000": "check the parameter names and values against 'avctl actions polyuc'",
+    "4002": "the line must be registered to its call server (see line_info)",
+    "4005": "the phone has no such line (see line_info)",
+    "4006": "set the provisioning server first (device.prov.serverName)",
+    "4007": "read the active calls and their handles with call_status",
+    "4009": "send fewer parameters per request (about 20 for config_set)",
+    "4010": "change the phone's default admin password first",
+}
+
+ENABLE_HINT = (
+    "enable it in the phone's web UI (Settings > Applications > REST API) or with the configuration "
+    'parameter apps.restapi.enabled="1"'
+)
+
+HANDLE_RE = re.compile(r"^(?:0[xX])?([0-9a-fA-F]{1,16})$")
+
+
+# --- call handles ------------------------------------------------------------------------------
+
+
+def handle_digits(ref: str | int) -> str:
+    """The hex digits of a call handle given as "0x2341880", "2341880" or 2341880 (seed 002).
+
+    An integer is the handle's hex digits read as a number, as the FAQ's `{"Ref": 2341880}` shows,
+    not the handle's numeric value.
+    """
+    m = HANDLE_RE.match(str(ref).strip())
+    if m is None or isinstance(ref, bool):
+        raise ValueError(f"not a call handle: {ref!r}")
+    return m.group(1).lower()
+
+
+def normalize_handle(ref: str | int) -> str:
+    """The form v1 callStatus reports and most clients send back: "0x" + lower-case hex digits."""
+    return "0x" + handle_digits(ref)
+
+
+# --- the envelope ------------------------------------------------------------------------------
+
+
+def _wire_scalar(value: Any) -> Any:
+    """Scalars inside `data` are strings on the phone (`"Line": "1"`, `"X": "70"`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return [_wire_scalar(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _wire_scalar(v) for k, v in value.items()}
+    return value
+
+
+def status_of(body: Any) -> str | None:
+    """The `Status` of an answer as a string ("2000"), whether sent as a string or a number."""
+    if not isinstance(body, dict) or "Status" not in body:
+        return None
+    raw = body["Status"]
+    if isinstance(raw, bool):
+        return str(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw).strip()
+
+
+# --- auth ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # lower case: "basic", "digest"
+    params: dict[str, str]
+
+    @property
+    def stale(self) -> bool:
+        return self.params.get("stale", "").lower() == "true"
+
+
+_TOKEN_RE = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*(=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*,?')
+
+
+def parse_challenges(values: list[str]) -> dict[str, Challenge]:
+    """`WWW-Authenticate` values -> {scheme: Challenge}; handles several challenges in one header."""
+    out: dict[str, Challenge] = {}
+    for value in values:
+        current: Challenge | None = None
+        pos = 0
+        while pos < len(value):
+            m = _TOKEN_RE.match(value, pos)
+            if m is None or m.end() == pos:
+                break
+            pos = m.end()
+            name, assigned, raw = m.group(1), m.group(2), m.group(3)
+            if assigned is None:  # a bare token starts a new challenge
+                current = Challenge(name.lower(), {})
+                out.setdefault(current.scheme, current)
+                current = out[current.scheme]
+                continue
+            if current is None:
+                continue
+            if raw.startswith('"'):
+                raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+            current.params[name.lower()] = raw
+    return out
+
+
+_HASHES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+
+
+def _h(algorithm: str, text: str) -> str:
+    return hashlib.new(_HASHES.get(algorithm, "md5"), text.encode()).hexdigest()
+
+
+def digest_response(
+    *,
+    user: str,
+    password: str,
+    realm: str,
+    method: str,
+    uri: str,
+    nonce: str,
+    nc: str,
+    cnonce: str,
+    qop: str | None,
+    algorithm: str = "MD5",
+) -> str:
+    """The `response` value of RFC 7616 Digest (shared by the client and the emulator)."""
+    base = algorithm.upper().removesuffix("-SESS")
+    ha1 = _h(base, f"{user}:{realm}:{password}")
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = _h(base, f"{ha1}:{nonce}:{cnonce}")
+    ha2 = _h(base, f"{method}:{uri}")
+    if qop:
+        return _h(base, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return _h(base, f"{ha1}:{nonce}:{ha2}")
+
+
+class UcAuth(Auth):
+    """Basic up front; Digest when the phone asks for it; a rejected password is final."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.scheme = "basic"
+        self.challenge: Challenge | None = None
+        self.nc = 0
+        self.failed: AuthenticationError | None = None
+
+    async def flow(self, request: Request) -> Flow:
+        if self.failed is not None:
+            raise self.failed
+        if self.credentials.password is None:
+            raise UsageError(
+                "no password for the Poly UC phone",
+                hint="give --password-env VAR, --password-file FILE, or answer the prompt",
+            )
+        used = self.scheme
+        response = yield self._authorize(request)
+        if response.status != 401:
+            return
+        offered = parse_challenges(response.header_all("WWW-Authenticate"))
+        digest = offered.get("digest")
+        if used == "basic" and "basic" not in offered and digest is not None:
+            # the phone wants Digest: Basic was never judged, so this is not a retry of a password
+            self.scheme, self.challenge, self.nc = "digest", digest, 0
+            response = yield self._authorize(request)
+        elif used == "digest" and digest is not None and digest.stale:
+            # the nonce expired (or the phone restarted): same password, fresh nonce
+            self.challenge, self.nc = digest, 0
+            response = yield self._authorize(request)
+        if response.status == 401:
+            self._fail(response)
+
+    def _fail(self, response: Response) -> None:
+        scheme = "Digest" if self.scheme == "digest" else "Basic"
+        self.failed = AuthenticationError(
+            f"phone rejected user {self.credentials.user!r} (HTTP 401, {scheme} auth)",
+            reason="401",
+            hint=(
+                "check the admin password; avctl does not retry a rejected login (phones lock accounts "
+                f"out). If the password is right, the REST API may be disabled: {ENABLE_HINT}"
+            ),
+        )
+        raise self.failed
+
+    def _authorize(self, request: Request) -> Request:
+        user = self.credentials.user or "Polycom"
+        password = self.credentials.password or ""
+        if self.scheme == "basic" or self.challenge is None:
+            token = b64encode(f"{user}:{password}".encode()).decode()
+            return request.with_headers(Authorization=f"Basic {token}")
+        c = self.challenge.params
+        algorithm = c.get("algorithm", "MD5")
+        qops = [q.strip() for q in c.get("qop", "").split(",") if q.strip()]
+        qop = "auth" if "auth" in qops else None
+        self.nc += 1
+        nc = f"{self.nc:08x}"
+        cnonce = os.urandom(8).hex()
+        uri = request.target
+        answer = digest_response(
+            user=user,
+            password=password,
+            realm=c.get("realm", ""),
+            method=request.method,
+            uri=uri,
+            nonce=c.get("nonce", ""),
+            nc=nc,
+            cnonce=cnonce,
+            qop=qop,
+            algorithm=algorithm,
+        )
+        fields = [
+            f'username="{user}"',
+            f'realm="{c.get("realm", "")}"',
+            f'nonce="{c.get("nonce", "")}"',
+            f'uri="{uri}"',
+            f"algorithm={algorithm}",
+            f'response="{answer}"',
+        ]
+        if qop:
+            fields += [f"qop={qop}", f"nc={nc}", f'cnonce="{cnonce}"']
+        if "opaque" in c:
+            fields.append(f'opaque="{c["opaque"]}"')
+        return request.with_headers(Authorization="Digest " + ", ".join(fields))
+
+
+@register_auth("http_basic_digest")
+def _uc_auth(spec: Spec, credentials: Credentials) -> Auth:
+    return UcAuth(credentials)
+
+
+# --- the family -----------------------------------------------------------------------------------
+
+
+@register_family
+class PolyUC(Family):
+    name = "polyuc"
+    busy_retries = 4
+    busy_backoff = 0.25
+
+    def wrap(self, action: Action, request: Request) -> Request:
+        query = tuple(
+            (k, handle_digits(v)) if k == "handle" and HANDLE_RE.match(v) else (k, v) for k, v in request.query
+        )
+        if query != request.query:
+            request = replace(request, query=query)  # v2 callStatus takes the handle without 0x
+        if action.body not in ("json", "value") or not request.body:
+            return request
+        inner = json.loads(request.body)
+        if action.body == "json" and isinstance(inner, dict):
+            inner = {
+                k: normalize_handle(v) if k == "Ref" else _wire_scalar(v) for k, v in inner.items()
+            }
+        return replace(request, body=json.dumps({"data": inner}).encode())
+
+    def unwrap(self, action: Action, response: Response) -> Any:
+        body = response.try_json()
+        code = status_of(body)
+        if code is not None and code != SUCCESS:
+            raise self.status_error(action, response, code, body)
+        if code is None:
+            if response.status == 404:
+                raise ApiDisabled(
+                    f"{action.id}: the phone's REST API appears to be disabled "
+                    f"(HTTP 404 for {action.method} {action.path})",
+                    status=404,
+                    body=body,
+                    hint=ENABLE_HINT + "; firmware older than UC Software 5.8 has no REST API",
+                )
+            if response.status == 403:
+                raise DeviceBusy(
+                    f"{action.id}: the phone is busy with another request (HTTP 403)",
+                    status=403,
+                    body=body,
+                    hint="phones process one request at a time; if this persists, the REST API may be "
+                    f"disabled: {ENABLE_HINT}",
+                )
+            if response.status == 411:
+                raise DeviceError(
+                    f"{action.id}: the phone wants a Content-Length (HTTP 411 Length Required)",
+                    status=411,
+                    body=body,
+                    hint='send an empty body with Content-Length: 0 (curl: -d "")',
+                )
+        if response.status not in action.success:
+            raise self.error(action, response)
+        if isinstance(body, dict) and code is not None:
+            return body.get("data")
+        return body
+
+    def status_error(self, action: Action, response: Response, code: str, body: Any) -> DeviceError:
+        meaning = STATUS_MEANINGS.get(code, "unknown status")
+        message = f"{action.id}: phone answered Status {code} ({meaning})"
+        detail = body.get("data") if isinstance(body, dict) else None
+        if detail:
+            shown = json.dumps(detail)
+            message += f": {shown[:120] + '...' if len(shown) > 120 else shown}"
+        hint = STATUS_HINTS.get(code)
+        if code == BUSY:
+            return DeviceBusy(message, status=response.status, body=body, code=code, meaning=meaning)
+        return DeviceError(
+            message,
+            status=response.status,
+            body=body,
+            code=code,
+            meaning=meaning,
+            hint=hint,
+        )
+
+
+__all__ = [
+    "STATUS_MEANINGS",
+    "Challenge",
+    "PolyUC",
+    "UcAuth",
+    "digest_response",
+    "handle_digits",
+    "normalize_handle",
+    "parse_challenges",
+    "status_of",
+]
