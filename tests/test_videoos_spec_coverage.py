@@ -267,3 +267,10 @@ def test_feedbacks_and_macros_point_at_real_actions() -> None:
         for step in macro.steps:
             params = {k: (40 if v == "$volume" else v) for k, v in step.params.items()}
             validate(SPEC.action(step.action), params)
+
+
+def test_passwords_and_pins_are_secret() -> None:
+    """Every password or PIN parameter is masked in logs, journals and output."""
+    sensitive = {(a.id, p.name) for a in SPEC.actions.values() for p in a.params if p.name in ("password", "pin")}
+    secret = {(a.id, p.name) for a in SPEC.actions.values() for p in a.params if p.secret}
+    assert sensitive and secret == sensitive
