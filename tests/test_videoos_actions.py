@@ -14,6 +14,7 @@ import inspect
 import io
 import json
 import shutil
+import socket
 import ssl
 import struct
 import subprocess
@@ -234,10 +235,17 @@ def hung_up_call(e: Emu) -> dict[str, Any]:
 
 
 async def wait_back(e: Emu, device: Device) -> None:
+    """Until the rebooted device is up and its socket accepts connections again."""
     deadline = time.monotonic() + 10
-    while e.is_down and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if not e.is_down:
+            try:
+                socket.create_connection((e.host, e.port), timeout=0.5).close()
+                return
+            except OSError:
+                pass
         await asyncio.sleep(0.05)
-    assert not e.is_down
+    raise AssertionError("the device did not come back within 10 s")
 
 
 def check_reboot(e: Emu, r: Result, device: Device) -> Awaitable[None]:
