@@ -2,6 +2,13 @@
 
 Handlers (`handlers*.py`) parse requests and call into this state; tests read it to check that an
 action did what it says. Shapes follow the reference (seed 003) and live captures (apiref/videoos.md).
+
+A fresh system has: volume 50, microphones unmuted; near cameras 1 (EagleEye Cube USB, selected
+people camera, PTZ), 2 (Aux content input) and 3 (built-in camera); no presets; no call (a far
+camera exists only during a call); local directory entries 1 (Alice Meyer, favorite) and 2
+(Helpdesk), a read-only global server with g-1, g-2 and the group g-all; three calendar meetings
+(in 1 h, 3 h and 30 h); an active collaboration session with two pages and a random 4-digit room
+PIN (`state.room_pin`); the Poly provider app; configuration variables seen in seed 000.
 """
 
 from __future__ import annotations
