@@ -914,7 +914,7 @@ async def test_reboot_accepts_the_faq_string_flag(emu: Emu) -> None:
 
 
 def client(e: Emu, tls: TLSPolicy, timeout: float = 15.0) -> Device:
-    return Device(SPEC, f"127.0.0.1:{e.port}", credentials=Credentials("admin", PASSWORD), tls=tls, timeout=timeout)
+    return Device(SPEC, f"{e.host}:{e.port}", credentials=Credentials("admin", PASSWORD), tls=tls, timeout=timeout)
 
 
 async def test_unknown_ids_are_device_errors_with_the_reference_meaning(emu: Emu, tls: TLSPolicy) -> None:
@@ -1114,3 +1114,21 @@ def test_faq_log_download_with_curl(emu: Emu, tmp_path: Path) -> None:
     archive = tmp_path / f"logs_{emu.state.serial}.tar"
     assert archive.is_file()
     assert b"system started" in tar_names(archive.read_bytes())["logs/system.log"]
+
+
+async def test_several_systems_keep_their_own_state(server: EmulatorThread, tls: TLSPolicy) -> None:
+    """Three systems on their own loopback addresses, driven at once: no state leaks between them."""
+    rooms = [EmulatedVideoOS(f"room-{n}", host=f"127.0.0.{n + 10}", password=PASSWORD) for n in range(3)]
+    for room in rooms:
+        server.add(room)
+
+    async def drive(n: int, room: Emu) -> None:
+        async with client(room, tls) as device:
+            await device.call("audio_volume_set", volume=10 + n)
+            await device.call("conferences_dial", address=f"far-{n}@example.com")
+            assert (await device.call("system_get")).data["systemName"] == f"room-{n}"
+
+    await asyncio.gather(*(drive(n, room) for n, room in enumerate(rooms)))
+    assert [r.state.volume for r in rooms] == [10, 11, 12]
+    assert [[c.address for c in connections(r)] for r in rooms] == [[f"far-{n}@example.com"] for n in range(3)]
+    assert len({r.cert_pem for r in rooms}) == 3  # each system has its own certificate
