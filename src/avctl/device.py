@@ -80,6 +80,7 @@ class Device:
         timeout: float = 15.0,
         name: str | None = None,
         ports: Mapping[str, int] | None = None,
+        schemes: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -89,6 +90,8 @@ class Device:
         self.name = name or str(self.endpoint)
         #: per-scheme port overrides for actions that name their own scheme (Solstice v1 on http)
         self.ports = dict(ports or {})
+        #: per-scheme scheme overrides, e.g. {"http": "https"} for a legacy API moved behind TLS
+        self.schemes = dict(schemes or {})
         creds = credentials or Credentials()
         if creds.user is None and self.spec.transport.default_user:
             creds = Credentials(self.spec.transport.default_user, creds.password)
@@ -117,8 +120,12 @@ class Device:
             )
         values = validate(action, params)
         request = build_request(action, values, max_body_bytes=self.spec.transport.max_body_bytes)
+        if request.scheme and request.scheme in self.schemes:
+            request = replace(request, scheme=self.schemes[request.scheme], port=None)
         if request.scheme and request.scheme in self.ports:
             request = replace(request, port=self.ports[request.scheme])
+        elif request.scheme and request.port is None and request.scheme != self.endpoint.scheme:
+            request = replace(request, port=self.spec.transport.port_for(request.scheme))
         return action, self.family.wrap(action, request)
 
     async def call(

@@ -1,0 +1,325 @@
+"""Mersive Solstice pods: OAuth2 bearer tokens for the v2 API, the admin password for legacy v1.
+
+v2 (`/v2/*`, HTTPS 5443): `POST /v2/token` with the form `grant_type=password&username=admin&
+password=...` answers `{"access_token": <JWT>, "token_type": "jwt"}`; every other call carries
+`Authorization: Bearer <JWT>`. One token per pod serves every call until it expires: its `exp` claim
+is read without verifying the signature (the HS256 key is the pod's, and avctl only needs the
+time). A token past its `exp`, or a call answered 401 `invalid_token`, makes avctl fetch one new
+token, once, under a lock so concurrent calls share it. A refused token request is final for the
+life of the device object: pods, like every device here, may lock accounts out.
+
+v1 (`/api/*`, HTTP 80 or HTTPS 443): no session. The admin password rides along as `?password=` on
+GET and as a `"password"` field of a JSON POST body; nothing is added when no password is set. A
+wrong v1 password is not an error on the pod: it ignores the command and answers with nothing.
+
+Errors come as `{"errors": [{"error": code, "description": text}]}` (token errors as `{"error":
+text}`); both become `DeviceError`s carrying the code and the description.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+
+from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
+from avctl.families import Family, register_family
+from avctl.request import Request, Response
+from avctl.spec.model import Action, Spec
+
+TOKEN_PATH = "/v2/token"
+#: a token this close to its `exp` is replaced before use (clock skew, time on the wire)
+EXPIRY_MARGIN = 5.0
+V1_AUTH = "solstice_v1_password"
+V2_AUTH = "solstice_oauth2"
+
+#: config patches that may take the pod off the network: the key and the action that allows it
+NETWORK_GUARDS = {
+    "config_update": ("connection", "network_config_update"),
+    "v1_config_update": ("m_networkCuration", "v1_network_config_update"),
+}
+
+#: what each v2 error code means to a user (seed 004, Errors schema)
+ERROR_MEANINGS = {
+    "invalid_request": "the pod refused the request as malformed or not allowed",
+    "not_found": "no such object on the pod",
+    "resource_conflict": "conflicts with the pod's current state",
+    "path_failed": "the configuration path could not be read or written",
+    "internal": "the pod reported an internal error",
+    "not_licensed": "the pod's licence does not include this feature",
+    "invalid_token": "the bearer token was refused",
+}
+
+CALENDAR_SINGLE_WRITES = {"calendar_add", "calendar_meeting_update", "calendar_meeting_delete",
+                          "v1_calendar_add", "v1_calendar_delete"}
+
+
+def token_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT, unverified (only the time is needed), or None if it has none."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+
+
+def _error_entries(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return [e for e in body["errors"] if isinstance(e, dict)]
+    return []
+
+
+class SolsticeToken(Auth):
+    """OAuth2 password grant with one cached token per pod (per device object)."""
+
+    def __init__(self, credentials: Credentials, *, clock: Callable[[], float] = time.time) -> None:
+        self.credentials = credentials
+        self.clock = clock
+        self.token: str | None = None
+        self.expires_at: float | None = None
+        self.failed: AuthenticationError | None = None
+        #: how many token requests went out (diagnostics and tests)
+        self.fetched = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def logged_in(self) -> bool:
+        return self.token is not None
+
+    def _usable(self) -> bool:
+        if self.token is None:
+            return False
+        return self.expires_at is None or self.clock() < self.expires_at - EXPIRY_MARGIN
+
+    async def flow(self, request: Request) -> Flow:
+        if request.method == "POST" and request.path == TOKEN_PATH:
+            yield request  # an explicit token request: sent as asked
+            return
+        if self.failed is not None:
+            raise self.failed
+        if not self._usable():
+            async with self._lock:
+                if self.failed is not None:
+                    raise self.failed
+                if not self._usable():
+                    self._absorb((yield self._token_request()))
+        used = self.token
+        response = yield self._apply(request)
+        if response.status == 401 and self._token_refused(response):
+            async with self._lock:
+                if self.failed is not None:
+                    raise self.failed
+                if self.token == used:  # nobody fetched a new one meanwhile
+                    self.token = None
+                    self._absorb((yield self._token_request()))
+            response = yield self._apply(request)
+            # a second 401 is reported as it is (family.error): no loop of token requests
+
+    # -- pieces --
+
+    def _apply(self, request: Request) -> Request:
+        return request.with_headers(Authorization=f"Bearer {self.token}")
+
+    @staticmethod
+    def _token_refused(response: Response) -> bool:
+        entries = _error_entries(response.try_json())
+        # a 401 without the documented body is treated as a refused token too
+        return not entries or any(e.get("error") == "invalid_token" for e in entries)
+
+    def _token_request(self) -> Request:
+        if self.credentials.password is None:
+            raise UsageError(
+                "no password for the Solstice token request",
+                hint="give the pod's admin password (an empty one when the pod has none)",
+            )
+        body = urlencode(
+            {"grant_type": "password", "username": self.credentials.user or "admin",
+             "password": self.credentials.password}
+        ).encode()
+        self.fetched += 1
+        return Request(
+            "POST",
+            TOKEN_PATH,
+            headers=(("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")),
+            body=body,
+        )
+
+    def _absorb(self, response: Response) -> None:
+        body = response.try_json()
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if response.status == 200 and isinstance(token, str) and token:
+            self.token = token
+            self.expires_at = token_expiry(token)
+            return
+        if response.status in (400, 401) and isinstance(body, dict) and "error" in body:
+            reason = str(body["error"])
+            self.failed = AuthenticationError(
+                f"Solstice token request as {self.credentials.user or 'admin'!r} refused: {reason} "
+                f"(HTTP {response.status})",
+                reason=reason,
+                hint="check the pod's admin password; avctl does not retry a refused login",
+            )
+            raise self.failed
+        # not a verdict on the password (5xx, a proxy, a wrong port): report, do not mark failed
+        raise DeviceError(
+            f"Solstice token request answered HTTP {response.status}",
+            status=response.status,
+            body=body,
+            hint="is this a Solstice pod with the OpenControl v2 API on this port (5443)?",
+        )
+
+
+class SolsticeV1Password(Auth):
+    """Legacy v1: the admin password as a query parameter (GET) or JSON body field (POST)."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    async def flow(self, request: Request) -> Flow:
+        yield self.apply(request)
+
+    def apply(self, request: Request) -> Request:
+        password = self.credentials.password
+        if not password:
+            return request  # a pod without an admin password takes no password parameter
+        content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if request.method != "GET" and content_type == "application/json" and request.body:
+            try:
+                data = json.loads(request.body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                data["password"] = password
+                return replace(request, body=json.dumps(data).encode())
+        # GET, body-less commands and multipart uploads: the query string
+        return request.with_query(password=password)
+
+
+@register_auth(V2_AUTH)
+def _oauth2(spec: Spec, credentials: Credentials) -> Auth:
+    return SolsticeToken(credentials)
+
+
+@register_auth(V1_AUTH)
+def _v1(spec: Spec, credentials: Credentials) -> Auth:
+    return SolsticeV1Password(credentials)
+
+
+def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None) -> Spec:
+    """A copy of `spec` whose v1 actions use `scheme` on `port` (default 443 for https, 80 for http).
+
+    Pods serve v1 on HTTP 80 and, once an admin password is set, on HTTPS 443. For another port of
+    the same scheme (an emulator, a port forward) `Device(..., ports={"http": 8080})` is enough; this
+    switches the scheme. v2 actions keep the device's own address and port.
+    """
+    if scheme not in ("http", "https"):
+        raise UsageError(f"scheme must be http or https, not {scheme!r}")
+    port = port or (443 if scheme == "https" else 80)
+    actions = {
+        a.id: replace(a, scheme=scheme, port=port) if a.auth == V1_AUTH else a for a in spec.actions.values()
+    }
+    return replace(spec, actions=actions)
+
+
+@register_family
+class Solstice(Family):
+    name = "solstice"
+
+    def wrap(self, action: Action, request: Request) -> Request:
+        guard = NETWORK_GUARDS.get(action.id)
+        if guard is not None and request.body:
+            key, alternative = guard
+            data = json.loads(request.body)
+            if isinstance(data, dict) and key in data:
+                raise ValidationError(
+                    f"the patch changes {key}, which can take the pod off the network",
+                    action=action.id,
+                    param="config",
+                    hint=f"use {alternative} (asks for confirmation; v2 also takes rollback_timeout_seconds)",
+                )
+        if action.id == "config_section_get":
+            # the key may name a deeper branch (display/digital_signage): slashes are separators
+            request = replace(request, path=request.path.replace("%2F", "/"))
+        return request
+
+    def unwrap(self, action: Action, response: Response) -> Any:
+        if action.id == "screen_key_verify" and response.status in (200, 404):
+            return {"valid": response.status == 200}
+        if (
+            action.auth == V1_AUTH
+            and action.response == "json"
+            and response.status == 200
+            and not response.body.strip()
+        ):
+            raise AuthenticationError(
+                f"{action.id}: the pod answered with nothing: it ignores v1 commands with a wrong "
+                "admin password",
+                reason="ignored",
+                hint="check the pod's admin password (v1 commands sent with it were ignored too)",
+            )
+        return super().unwrap(action, response)
+
+    def error(self, action: Action, response: Response) -> DeviceError:
+        body = response.try_json()
+        entries = _error_entries(body)
+        if entries:
+            first = entries[0]
+            code = str(first.get("error", "")) or None
+            description = str(first.get("description", "")) or None
+            text = f"{action.id}: pod answered HTTP {response.status}"
+            if code:
+                text += f": {code}"
+            if description:
+                text += f": {description}"
+            hint = None
+            if action.id in CALENDAR_SINGLE_WRITES and code == "invalid_request":
+                hint = ("a '3rd Party Only' calendar accepts only the set-all write: use "
+                        + ("v1_calendar_set" if action.id.startswith("v1_") else "calendar_set"))
+            elif code == "invalid_token":
+                hint = "the pod refused a freshly fetched token; check the pod's clock and licence"
+            return DeviceError(
+                text,
+                status=response.status,
+                body=body,
+                code=code,
+                meaning=description or ERROR_MEANINGS.get(code or ""),
+                hint=hint,
+            )
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            return DeviceError(
+                f"{action.id}: pod answered HTTP {response.status}: {body['error']}",
+                status=response.status,
+                body=body,
+                code=body["error"],
+            )
+        err = super().error(action, response)
+        if response.status == 404 and action.id.startswith("camera"):
+            err.meaning = "no such camera attached"
+        return err
+
+    def result_info(self, action: Action, data: Any) -> dict[str, Any]:
+        """reboot_required / restart_required from Success and PatchSuccess answers."""
+        if not isinstance(data, dict):
+            return {}
+        info: dict[str, Any] = {}
+        for flag in ("reboot_required", "restart_required"):
+            if flag in data:
+                info[flag] = bool(data[flag])
+        if info.get("reboot_required"):
+            info["apply_with"] = "v1_control_reboot"
+        elif info.get("restart_required"):
+            info["apply_with"] = "v1_control_restart"
+        if "device_id" in data and action.id in ("config_update", "network_config_update"):
+            info["device_id"] = data["device_id"]
+        return info
+
+
+__all__ = ["Solstice", "SolsticeToken", "SolsticeV1Password", "token_expiry", "with_v1_endpoint"]
