@@ -967,12 +967,6 @@ async def test_reset_without_keeping_certificates_changes_the_certificate(emu: E
             await device.call("system_get")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a reboot closes the listening socket but keeps established keep-alive connections, "
-    "so a client that stays connected keeps talking to the old certificate (needs EmulatorServer.schedule_down "
-    "to abort the device's open connections)",
-)
 async def test_reset_drops_open_connections_too(emu: Emu, tls: TLSPolicy) -> None:
     async with client(emu, tls) as device:
         await device.call("system_get")  # a pooled keep-alive connection exists
