@@ -102,3 +102,16 @@ def test_lint_reports_file_and_line(tmp_path: Path) -> None:
     assert lines[-1] == "1 file(s): 2 error(s), 0 warning(s)"
     line_no = int(next(ln for ln in lines if "FETCH" in ln).split(":")[1])
     assert "audio_volume_get" in bad.read_text().splitlines()[line_no - 1]
+
+
+def test_flattened_seed_001_loads_all_98_actions() -> None:
+    """Seed 001 is the AI4AV VideoOS spec with its Markdown and indentation flattened away."""
+    result = read_spec(SHARED / "seeds" / "001_05481c0a5c4dd576.txt")
+    assert result.spec is not None and result.errors == []
+    spec = result.spec
+    assert len(spec.actions) == 98
+    assert spec.transport.base_url == "/rest" and spec.transport.auth_type == "basic"
+    assert [p.name for p in spec.action("calendar_meetings_get_one").params] == ["meetingId"]
+    entry = spec.action("directory_local_entries_add")
+    assert {"type", "displayName", "favorite"} <= {p.name for p in entry.params}
+    assert spec.action("audio_volume_set").body == "value"

@@ -400,6 +400,8 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
             click.echo(
                 f"{info['name']:<14} {info['family']:<9} {info['scheme']}://{info['address']:<22} "
                 f"user={info['user']} password={info['password']}"
+                + "".join(f" {k}={v}" for k, v in info.items()
+                          if k not in ("name", "family", "scheme", "address", "user", "password") and v != "")
             )
         click.echo(f"{count} emulated {family} device(s) running; Ctrl-C to stop", err=True)
     sys.stdout.flush()

@@ -22,6 +22,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -288,6 +289,8 @@ class EmulatorServer:
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: open client connections per device (weak: closed ones disappear by themselves)
+        self._connections: dict[int, weakref.WeakSet[asyncio.Transport]] = {}
         self.devices: list[EmulatedDevice] = []
         self._started = False
 
@@ -334,15 +337,17 @@ class EmulatorServer:
 
     def schedule_down(self, device: EmulatedDevice, seconds: float) -> None:
         """Close every socket of `device` shortly, and reopen them after `seconds` (a reboot)."""
-        device.down_until = time.monotonic() + seconds + 0.1
+        device.down_until = float("inf")  # until the sockets are back: requests meanwhile are dropped
 
         async def cycle() -> None:
             await asyncio.sleep(0.1)  # let the answer to the reboot request leave first
             for listener in self._of(device):
                 await self._close(listener)
+            self._abort_connections(device)
             await asyncio.sleep(seconds)
             for listener in self._of(device):
                 await self._open(listener)
+            device.down_until = 0.0
 
         task = asyncio.get_running_loop().create_task(cycle())
         self._tasks.add(task)
@@ -352,7 +357,14 @@ class EmulatorServer:
         """Re-open a device's sockets (e.g. with a new certificate after a reset)."""
         for listener in self._of(device):
             await self._close(listener)
+        self._abort_connections(device)
+        for listener in self._of(device):
             await self._open(listener)
+
+    def _abort_connections(self, device: EmulatedDevice) -> None:
+        """A device going down (or re-keying) drops its open keep-alive connections too."""
+        for transport in list(self._connections.get(id(device), ())):
+            transport.abort()
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -377,6 +389,8 @@ class EmulatorServer:
         if listener is None:
             return web.Response(status=421, text="no emulated device on this address")
         device = listener.device
+        if request.transport is not None:
+            self._connections.setdefault(id(device), weakref.WeakSet()).add(request.transport)
         body = await request.read()
         device.requests.append(
             Recorded(

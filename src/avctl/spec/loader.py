@@ -190,7 +190,7 @@ class _Reader:
         if fence_start is None:
             if not loose:
                 return None
-            text, offset = "\n".join(body), first_line
+            text, offset = "\n".join(_reindent_flattened(body)), first_line
         else:
             fence_end = next(
                 (k for k in range(fence_start + 1, len(body)) if body[k].strip().startswith("```")), len(body)
@@ -232,6 +232,50 @@ class _Reader:
 
 
 _BROKEN = object()
+_ACTION_KEYS = {"id", "label", "kind", "method", "path", "params", "path_params", "query_schema", "body_schema",
+                "body", "response", "success", "safety", "description", "command", "query_command", "notes"}
+_ACTION_KEYS |= {"type", "fields", "values", "from", "transform", "steps", "settable_via"}  # feedbacks, macros
+_STRUCT_KEYS = {"id", "label", "kind", "method", "path", "params", "path_params", "query_schema", "body_schema",
+                "body", "response", "success", "safety", "command", "query_command"}
+_TOP_KEYS = {"protocols", "addressing", "auth", "port", "ports", "max_body_bytes", "serial_requests",
+             "confirmation_required_for", "interlocks"}
+_KEY_RE = re.compile(r"^([A-Za-z_][\w.-]*):(\s|$)")
+
+
+def _reindent_flattened(lines: list[str]) -> list[str]:
+    """Rebuild the indentation a flattened export lost (seed 001): best effort, one level of nesting.
+
+    `- id:` starts an item; known action keys sit at item level; other `key: value` lines belong to
+    the last key that had no value (body_schema, query_schema); `- name:` lines open path_params
+    entries whose `type:`/`description:` follow. Lines that already have indentation are kept.
+    """
+    if any(line.startswith((" ", "\t")) for line in lines if line.strip()):
+        return lines
+    first = next((line.strip() for line in lines if line.strip() and not line.startswith("#")), "")
+    if first and not first.startswith("- "):
+        # a mapping section (Transport, Safety): known top keys at the left, the rest one level in
+        return [line.strip() if ((m := _KEY_RE.match(line.strip())) and m.group(1) in _TOP_KEYS)
+                or not line.strip() or line.startswith("#") else "  " + line.strip() for line in lines]
+    out: list[str] = []
+    nested_list = False  # inside path_params / params entries
+    nested_map = False  # inside body_schema / query_schema
+    for line in lines:
+        stripped = line.strip()
+        m = _KEY_RE.match(stripped)
+        key = m.group(1) if m else None
+        if stripped.startswith("- id:") or not stripped or stripped.startswith("#"):
+            nested_list = nested_map = False
+            out.append(stripped)
+        elif stripped.startswith("- "):
+            nested_list, nested_map = True, False
+            out.append("    " + stripped)
+        elif key in _STRUCT_KEYS or (key in _ACTION_KEYS and not nested_list and not nested_map):
+            nested_list = False
+            nested_map = stripped.rstrip().endswith(":") and key not in ("path_params", "params")
+            out.append("  " + stripped)
+        else:
+            out.append(("      " if nested_list else "    ") + stripped)
+    return out
 
 
 def _shift_lines(value: Any, by: int) -> None:

@@ -74,6 +74,10 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
     def expire_sessions(self) -> None:
         self.sessions.clear()
 
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "model": self.state.model, "firmware": self.firmware,
+                "room_pin": self.state.room_pin}
+
     # -- auth --
 
     async def authenticate(
