@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, tls_options, tls_policy
@@ -318,9 +319,10 @@ def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
         table.add_column(col, overflow="fold")
     for d in devices:
         s = d.summary()
-        name = d.name + (" [dim](disabled)[/]" if d.disabled else "")
-        table.add_row(name, d.family, (f"{d.scheme}://" if d.scheme else "") + s["address"], d.site or "",
-                      d.room or "", ",".join(s["tags"]), s["password"] or "")
+        name = escape(d.name) + (" [dim](disabled)[/]" if d.disabled else "")
+        table.add_row(name, escape(d.family), escape((f"{d.scheme}://" if d.scheme else "") + s["address"]),
+                      escape(d.site or ""), escape(d.room or ""), escape(",".join(s["tags"])),
+                      escape(s["password"] or ""))
     wide_console().print(table)
     click.echo(f"{len(devices)} of {len(inv)} device(s) match '{selection}'", err=True)
 
@@ -465,7 +467,7 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
                 "skipped", "pending"):
         table.add_column(col)
     for r in rows:
-        table.add_row(*(str(r[k]) for k in ("id", "created", "user", "task", "selection", "state", "devices",
+        table.add_row(*(escape(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
                                               "ok", "failed", "unreachable", "skipped", "pending")))
     wide_console().print(table)
 
@@ -569,8 +571,9 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
     for e in entries:
         d = e.as_dict()
         detail = f"[{e.error_kind}] {e.message}" if e.error_kind else (e.message or "")
-        table.add_row(d["time"], e.user, e.device, e.action, json.dumps(e.params, separators=(",", ":")),
-                      e.outcome, str(e.job_id or ""), detail)
+        table.add_row(*(escape(x) for x in (d["time"], e.user, e.device, e.action,
+                                             json.dumps(e.params, separators=(",", ":")), e.outcome,
+                                             str(e.job_id or ""), detail)))
     wide_console().print(table)
 
 

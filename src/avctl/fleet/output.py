@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -76,8 +77,9 @@ def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: 
         if o.reason and o.status != "ok":
             detail = f"[{o.reason}] {detail}"
         cells = [_cell((o.data or {}).get(c)) if isinstance(o.data, dict) else "" for c in extra]
-        table.add_row(o.device, o.family or "", f"[{STATUS_STYLE[o.status]}]{o.status}[/]", *cells,
-                      redact(detail))
+        # device text is data, not markup: "[auth] ..." must print as written
+        table.add_row(escape(o.device), escape(o.family or ""), f"[{STATUS_STYLE[o.status]}]{o.status}[/]",
+                      *(escape(c) for c in cells), escape(redact(detail)))
     console.print(table)
     console.print(summary_line(counts))
 
