@@ -241,3 +241,17 @@ async def test_global_and_per_site_limits(emulators: EmulatorThread, tmp_path: P
     assert await timed(concurrency=2) >= 1.15         # three waves of two
     # hq has 4 devices, one at a time: 4 waves; branch runs beside it
     assert await timed(per_site=1) >= 1.55
+
+
+async def test_downloads_go_to_one_folder_per_device(emulators: EmulatorThread, tmp_path: Path, env: None) -> None:
+    # the built-in VideoOS spec this time (the minimal one has no downloads)
+    devs = [emulators.add(EmulatedVideoOS(f"cam-{i}", password=PASSWORD)) for i in range(2)]
+    inv = inventory_for(devs)
+    r = FleetRunner(tls=TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")),
+                    resolver=CredentialResolver(base_dir=tmp_path),
+                    options=RunOptions(output_dir=str(tmp_path / "out")))
+    outcomes = await r.run(ActionTask("cameras_snapshot_get", {"snapshot_id": "near_image_1.jpg"}), list(inv))
+    for o in outcomes:
+        assert o.status == "ok", o
+        path = Path(o.data["file"])
+        assert path.parent == tmp_path / "out" / o.device and path.stat().st_size > 0

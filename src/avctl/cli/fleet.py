@@ -195,7 +195,8 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
                          retries=kwargs["retries"], wait=kwargs.get("wait", False),
-                         wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0))
+                         wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0),
+                         output_dir=kwargs.get("output_dir", "."))
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
@@ -273,6 +274,8 @@ def fleet_group() -> None:
 @selection_options
 @run_options
 @wait_options
+@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False), default=".",
+              help="Downloads go to OUTPUT/<device>/ [default: .].")
 @handle_errors
 def fleet_run(action: str, params: tuple[str, ...], **kwargs: Any) -> None:
     """Run spec ACTION with key=value PARAMS on every selected device whose family has it.

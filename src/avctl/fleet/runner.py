@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
@@ -69,6 +70,7 @@ class RunOptions:
     wait_timeout: float = 300.0  # deadline for that
     wait_grace: float = 10.0  # how long a device may take to go down before we take "up" at face value
     poll_interval: float = 1.0
+    output_dir: str = "."  # downloads (response: file) go to OUTPUT_DIR/<device name>/
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -276,7 +278,13 @@ class FleetRunner:
         while True:
             attempt += 1
             try:
-                result = await dev.call(action_id, **params)
+                if action.response == "file":
+                    # one folder per device: every device names its log file the same way
+                    target = Path(self.options.output_dir) / run.entry.name
+                    target.mkdir(parents=True, exist_ok=True)
+                    result = await dev.call(action_id, download_to=target, **params)
+                else:
+                    result = await dev.call(action_id, **params)
             except AuthenticationError as exc:
                 self._audit(run, action_id, action.kind, params, exc)
                 raise  # never retried: devices lock accounts out
@@ -288,7 +296,7 @@ class FleetRunner:
                 self._audit(run, action_id, action.kind, params, exc)
                 raise
             self._audit(run, action_id, action.kind, params, None)
-            return result.data
+            return {"file": str(result.file)} if result.file is not None else result.data
 
     @staticmethod
     def _retryable(exc: BaseException, disruptive: bool) -> bool:
