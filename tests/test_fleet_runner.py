@@ -255,3 +255,42 @@ async def test_downloads_go_to_one_folder_per_device(emulators: EmulatorThread, 
         assert o.status == "ok", o
         path = Path(o.data["file"])
         assert path.parent == tmp_path / "out" / o.device and path.stat().st_size > 0
+
+
+async def test_device_deadline_gives_a_definite_outcome(emulators: EmulatorThread, tmp_path: Path,
+                                                        env: None) -> None:
+    devs = spawn(emulators, 3)
+    devs[0].faults.latency = 2.0  # answers, but far too slowly for the deadline
+    inv = inventory_for(devs)
+    t0 = time.monotonic()
+    outcomes = await runner(tmp_path, device_timeout=0.8, timeout=5).run(StatusTask(), list(inv))
+    by = {o.device: o for o in outcomes}
+    assert time.monotonic() - t0 < 2.0
+    assert by[devs[0].name].status == "unreachable" and by[devs[0].name].reason == "timeout"
+    assert "deadline of 0.8 s" in (by[devs[0].name].message or "")
+    assert [by[d.name].status for d in devs[1:]] == ["ok", "ok"]
+
+
+def test_resume_asks_again_for_a_secret_parameter(tmp_path: Path) -> None:
+    from avctl.errors import UsageError
+    from avctl.fleet.jobs import plan_resume
+
+    inv_path = tmp_path / "inv.yaml"
+    inv_path.write_text("devices:\n  a: {family: polyuc, address: 10.0.0.1}\n"
+                        "  b: {family: polyuc, address: 10.0.0.2}\n")
+    inv = parse_inventory(inv_path.read_text(), file=str(inv_path), path=inv_path)
+    store = SqliteJobStore(tmp_path / "db")
+    task = ActionTask("skype_sign_in", {"Address": "a@example.com", "Password": "sfb-9", "LockCode": "4711"})
+    r = FleetRunner()
+    r.plan(task, list(inv))  # validates against the built-in Poly UC spec and learns its secret params
+    assert r.secret_params == {"Password", "LockCode"}
+    job = create_job(store, task, selection="all", devices=list(inv), inventory=inv, options=RunOptions(),
+                     secret_params=r.secret_params)
+    assert store.get_job(job.id).params == {"Address": "a@example.com", "Password": "********",
+                                            "LockCode": "********"}
+    store.record_outcome(job.id, Outcome("a", "ok"))
+    store.set_state(job.id, "interrupted")
+    with pytest.raises(UsageError, match="secret parameters that were not stored: LockCode, Password"):
+        plan_resume(store, job.id)
+    plan = plan_resume(store, job.id, params={"LockCode": "4711", "Password": "sfb-9"})
+    assert [d.name for d in plan.devices] == ["b"] and plan.task.params["LockCode"] == "4711"
