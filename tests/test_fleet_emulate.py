@@ -94,3 +94,13 @@ def test_all_three_families_status_reboot_and_verbs(tmp_path: Path, avctl_home: 
         audit = json.loads(runner.invoke(cli, ["audit", "--json", "--action", "*reboot*"]).output)
         assert sorted({(e["family"], e["action"]) for e in audit}) == [
             ("polyuc", "safe_reboot"), ("solstice", "v1_control_reboot"), ("videoos", "system_reboot")]
+
+
+def test_emulated_fleet_faults_reach_every_device(tmp_path: Path, avctl_home: Path) -> None:
+    with EmulatedFleet({"videoos": 1, "polyuc": 2}, workers=1, faults={"error_rate": 1.0}) as fleet:
+        inv_path = fleet.write_inventory(tmp_path / "fleet.yaml")
+        result = CliRunner().invoke(cli, ["fleet", "status", "-i", str(inv_path), "--retries", "0", "--json"])
+        assert result.exit_code == 1  # something failed: the exit code says so
+        doc = json.loads(result.output[result.output.index("{"):])
+        assert doc["summary"] == {"ok": 0, "failed": 3, "unreachable": 0, "skipped": 0, "total": 3}
+        assert all(d["attempts"] == 1 for d in doc["devices"])  # --retries 0

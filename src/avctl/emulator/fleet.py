@@ -62,16 +62,16 @@ def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, st
     return out
 
 
-def _worker(conn: Connection, devices: list[tuple[str, str]], password: str, latency: float,
+def _worker(conn: Connection, devices: list[tuple[str, str]], password: str, faults: dict[str, Any],
             spec_paths: dict[str, str], host: str) -> None:
     """Process entry point: host `devices` [(family, name)], report their ports, serve until told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    asyncio.run(_serve(conn, devices, password, latency, spec_paths, host))
+    asyncio.run(_serve(conn, devices, password, faults, spec_paths, host))
 
 
-async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str, latency: float,
+async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str, faults: dict[str, Any],
                  spec_paths: dict[str, str], host: str) -> None:
-    from avctl.emulator.core import EmulatorServer, emulator_class
+    from avctl.emulator.core import EmulatorServer, Faults, emulator_class
     from avctl.spec import load_spec
     from avctl.transport.tls import fingerprint
 
@@ -86,7 +86,7 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
             if family in specs:
                 kwargs["spec"] = specs[family]
             dev = cls(name, host, 0, **kwargs)
-            dev.faults.latency = latency
+            dev.faults = Faults(**faults)
             await server.add(dev)
             der = ssl.PEM_cert_to_DER_cert(dev.cert_pem.decode())
             extra = tuple(sorted((getattr(dev, "extra_ports", None) or {}).items()))
@@ -110,7 +110,8 @@ class EmulatedFleet:
 
     def __init__(self, counts: Mapping[str, int], *, latency_ms: float = 0.0, workers: int = 0,
                  password: str | None = None, sites: int = 4, spec_paths: Mapping[str, str] | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", faults: Mapping[str, Any] | None = None) -> None:
+        """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...)."""
         unknown = sorted(set(counts) - set(FAMILIES) - set(spec_paths or {}))
         if unknown:
             raise UsageError(f"unknown families: {', '.join(unknown)}")
@@ -119,7 +120,7 @@ class EmulatedFleet:
             raise UsageError("an emulated fleet needs at least one device", hint="e.g. --videoos 10")
         total = sum(self.counts.values())
         self.workers = workers or max(1, min(os.cpu_count() or 1, (total + 499) // 500))
-        self.latency = latency_ms / 1000.0
+        self.faults: dict[str, Any] = {**(faults or {}), "latency": latency_ms / 1000.0}
         self.password = password or secrets.token_urlsafe(12)
         self.sites = sites
         self.spec_paths = {k: str(Path(v).resolve()) for k, v in (spec_paths or {}).items()}
@@ -138,7 +139,7 @@ class EmulatedFleet:
             if not share:
                 continue
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, share, self.password, self.latency,
+            proc = ctx.Process(target=_worker, args=(child, share, self.password, self.faults,
                                                      self.spec_paths, self.host), daemon=True)
             proc.start()
             child.close()
@@ -228,6 +229,11 @@ class EmulatedFleet:
 @click.option("--polyuc", type=click.IntRange(0, 100000), default=0, help="Number of Poly UC phones.")
 @click.option("--solstice", type=click.IntRange(0, 100000), default=0, help="Number of Solstice pods.")
 @click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of answers that are HTTP 500.")
+@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of requests whose connection is dropped unanswered.")
+@click.option("--reboot-seconds", type=float, default=2.0, show_default=True,
+              help="How long a reboot keeps a device unreachable.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes [default: auto].")
 @click.option("--sites", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="Spread the devices over this many sites.")
@@ -237,8 +243,9 @@ class EmulatedFleet:
               help="Pin the devices' certificates here [default: $AVCTL_HOME/known_devices].")
 @click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
               help="Serve FAMILY from this spec file instead of the built-in one.")
-def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, workers: int, sites: int,
-                          inventory: str, known_hosts: str | None, spec_overrides: Sequence[str]) -> None:
+def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, error_rate: float,
+                          drop_rate: float, reboot_seconds: float, workers: int, sites: int, inventory: str,
+                          known_hosts: str | None, spec_overrides: Sequence[str]) -> None:
     """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
     from avctl.cli.common import handle_errors
 
@@ -251,7 +258,9 @@ def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: flo
                 raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
             overrides[fam] = path
         fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
-                              latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides)
+                              latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
+                              faults={"error_rate": error_rate, "drop_rate": drop_rate,
+                                      "reboot_seconds": reboot_seconds})
         t0 = time.monotonic()
         fleet.start()
         try:
