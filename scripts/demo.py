@@ -82,5 +82,33 @@ def main() -> None:
         emulator.wait(10)
 
 
+def fleet_demo() -> None:
+    """The fleet part of the main job: all three families at once, driven with `avctl fleet`."""
+    inv = str(OUT / "fleet.yaml")
+    env = {**os.environ, "AVCTL_HOME": str(OUT / "home")}
+    emulator = subprocess.Popen([AVCTL, "emulate", "fleet", "--videoos", "6", "--polyuc", "6", "--solstice", "6",
+                                 "--latency", "20", "--sites", "2", "-o", inv], stdout=subprocess.PIPE, text=True,
+                                env=env)
+    try:
+        assert emulator.stdout is not None
+        for _ in range(2):
+            print(emulator.stdout.readline().rstrip())
+        deadline = time.monotonic() + 60
+        while not Path(inv).exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print("\n# an emulated fleet of all three families; every verb maps to each family's spec:")
+        avctl("inventory", "list", "-i", inv, "--site", "site-1")
+        avctl("fleet", "status", "-i", inv, check=False)
+        avctl("fleet", "volume", "volume=35", "-i", inv, check=False)
+        avctl("fleet", "mute", "-i", inv, "--site", "site-2", check=False)
+        avctl("fleet", "reboot", "-i", inv, "--family", "polyuc", "--yes", "--wait", "--wait-grace", "3", check=False)
+        avctl("jobs", "list")
+        avctl("audit", "-n", "8")
+    finally:
+        emulator.terminate()
+        emulator.wait(20)
+
+
 if __name__ == "__main__":
     main()
+    fleet_demo()
