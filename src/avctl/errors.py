@@ -176,7 +176,8 @@ class DeviceError(AvctlError):
         self.body = body
         self.code = code
         self.meaning = meaning
-        self.transient = transient or status >= 500
+        # 501 Not Implemented is a permanent answer; other 5xx may pass
+        self.transient = transient or (status >= 500 and status != 501)
 
 
 class DeviceBusy(DeviceError):
@@ -184,19 +185,8 @@ class DeviceBusy(DeviceError):
 
     kind = "busy"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int,
-        body: Any = None,
-        code: str | None = None,
-        meaning: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(
-            message, status=status, body=body, code=code, meaning=meaning, hint=hint, transient=True
-        )
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message, **{**fields, "transient": True})
 
 
 class ApiDisabled(DeviceError):

@@ -630,24 +630,31 @@ def import_ip_pass(path: str | os.PathLike[str], *, family: str = "videoos", sit
             raise InventoryError("expected 'IP,Password', the IP is empty", file=str(p), line=n)
         if not password:
             raise InventoryError("expected 'IP,Password', the password is empty", file=str(p), line=n)
-        try:
-            addr = parse_address(host_text)
-        except ValueError as e:
-            raise InventoryError(f"bad address: {e}", file=str(p), line=n) from None
-        name = _device_name(prefix, addr)
-        if name in first_line:
-            raise InventoryError(f"{host_text} is listed twice (first at line {first_line[name]})",
-                                 file=str(p), line=n)
-        first_line[name] = n
-        entry = _entry(addr, family, site, room, tags)
-        if user:
-            entry["user"] = user
+        name, entry = _imported_entry(host_text, p, n, first_line, prefix, family, site, room, tags, user)
         entry["password"] = f"secret:{name}"
         result.devices[name] = entry
         result.secrets[name] = password
     if not result.devices:
         raise InventoryError("no devices in file", file=str(p))
     return result
+
+
+def _imported_entry(text: str, path: Path, n: int, first_line: dict[str, int], prefix: str, family: str,
+                    site: str | None, room: str | None, tags: Sequence[str],
+                    user: str | None) -> tuple[str, dict[str, Any]]:
+    """One address line of an import -> (device name, inventory entry); duplicates fail with file:line."""
+    try:
+        addr = parse_address(text)
+    except ValueError as e:
+        raise InventoryError(f"bad address: {e}", file=str(path), line=n) from None
+    name = _device_name(prefix, addr)
+    if name in first_line:
+        raise InventoryError(f"{text} is listed twice (first at line {first_line[name]})", file=str(path), line=n)
+    first_line[name] = n
+    entry = _entry(addr, family, site, room, tags)
+    if user:
+        entry["user"] = user
+    return name, entry
 
 
 def import_ip_list(path: str | os.PathLike[str], *, family: str = "polyuc", password: str | None = None,
@@ -672,18 +679,7 @@ def import_ip_list(path: str | os.PathLike[str], *, family: str = "polyuc", pass
         if "," in text:
             raise InventoryError("expected one address per line, found a comma "
                                  "(for IP,Password files use the ip-pass format)", file=str(p), line=n)
-        try:
-            addr = parse_address(text)
-        except ValueError as e:
-            raise InventoryError(f"bad address: {e}", file=str(p), line=n) from None
-        name = _device_name(prefix, addr)
-        if name in first_line:
-            raise InventoryError(f"{text} is listed twice (first at line {first_line[name]})",
-                                 file=str(p), line=n)
-        first_line[name] = n
-        entry = _entry(addr, family, site, room, tags)
-        if user:
-            entry["user"] = user
+        name, entry = _imported_entry(text, p, n, first_line, prefix, family, site, room, tags, user)
         if password is not None:
             entry["password"] = password
         result.devices[name] = entry
