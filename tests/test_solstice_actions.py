@@ -329,7 +329,7 @@ async def test_action(action_id: str, pod: EmulatedSolstice, tls: TLSPolicy, tmp
     params = case.params(pod, tmp_path)
     download = {"download_to": tmp_path / "download.bin"} if case.download else {}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         result = await dev.call(action_id, **download, **params)
     assert result.status in SPEC.action(action_id).success
     assert pod.v1_ignored == 0  # every v1 call carried the right password
@@ -478,7 +478,7 @@ async def test_feedbacks_resolve_against_the_pod(pod: EmulatedSolstice, tls: TLS
     pod.state.connected_users = 2
     values = {}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         for fb in SPEC.feedbacks:
             assert fb.action is not None
             values[fb.id] = _transform(_pointer((await dev.call(fb.action)).data, fb.pointer), fb.transform)
@@ -494,7 +494,7 @@ async def test_macros_reboot_and_restart_the_pod(pod: EmulatedSolstice, tls: TLS
     assert {m: [s.action for s in SPEC.macros[m].steps] for m in SPEC.macros} == {
         "reboot": ["v1_control_reboot"], "restart": ["v1_control_restart"]}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         for step in SPEC.macros["restart"].steps:
             await dev.call(step.action, **step.params)
         assert pod.state.restarts == 1 and not pod.is_down

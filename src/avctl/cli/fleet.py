@@ -21,7 +21,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, tls_options, tls_policy
+from avctl.cli.common import (
+    confirm_disruptive,
+    emit_json,
+    endpoint_maps,
+    endpoint_options,
+    handle_errors,
+    tls_options,
+    tls_policy,
+)
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
@@ -123,7 +131,7 @@ def run_options(fn: F) -> F:
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return tls_options(fn)
+    return endpoint_options(tls_options(fn))
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -192,11 +200,13 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
         raise UsageError(f"the selection {selection} matches no device in {inv.path}",
                          hint="see 'avctl inventory list'")
     overrides = _overrides(kwargs["spec_overrides"])
+    ports, schemes = endpoint_maps(kwargs["port_map"], kwargs["scheme_map"])
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
                          retries=kwargs["retries"], wait=kwargs.get("wait", False),
                          wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0),
-                         output_dir=kwargs.get("output_dir", "."))
+                         output_dir=kwargs.get("output_dir", "."), ports=ports, schemes=schemes,
+                         allow_cleartext=kwargs["allow_cleartext"])
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
