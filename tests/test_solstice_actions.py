@@ -520,16 +520,21 @@ def test_spec_lints_clean() -> None:
 
 
 def test_cli_reaches_v1_on_any_port_and_over_https(pod: EmulatedSolstice, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--port http=N` and `--scheme-map http=https`: v1 is reachable wherever the pod serves it."""
+    """`--port https=N`; plain HTTP with `--scheme-map https=http` only with `--allow-cleartext`."""
     monkeypatch.setenv("POD_PW", PASSWORD)
     pod.state.connected_users = 3
     host = f"127.0.0.1:{pod.port}"
     code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
-                         "--port", f"http={pod.v1_http_port}")
+                         "--port", f"https={pod.v1_https_port}")
     assert code == 0, err
     assert json.loads(out)["data"]["m_statistics"]["m_connectedUsers"] == 3
+    plain = ("--scheme-map", "https=http", "--port", f"http={pod.v1_http_port}")
+    before = len(pod.requests)
+    code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--password-env", "POD_PW", *plain)
+    assert code == 2 and "refusing to send the admin password" in err and "--allow-cleartext" in err, err
+    assert len(pod.requests) == before and PASSWORD not in err
     code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
-                         "--scheme-map", "http=https", "--port", f"https={pod.v1_https_port}")
+                         *plain, "--allow-cleartext")
     assert code == 0, err
     assert pod.requests[-1].path == "/api/stats" and pod.v1_ignored == 0
     code, _, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--port", "http=eighty", "--password-env",
