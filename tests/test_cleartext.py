@@ -124,6 +124,16 @@ def test_cli_call_refuses_and_says_how_to_opt_in(pod: EmulatedSolstice) -> None:
     assert code == 2 and "'ftp' is not a scheme" in err
 
 
+def test_cli_port_http_alone_is_reported_unused(pod: EmulatedSolstice) -> None:
+    """The old way (`--port http=N` moved v1) now moves nothing: said so, with the new way."""
+    code, _, err = cli("call", "-f", "solstice", f"127.0.0.1:{pod.port}", "v1_stats_get", "--password-env",
+                       "PODPW", "--port", f"http={pod.v1_http_port}", "--port", f"https={pod.v1_https_port}",
+                       env={"PODPW": PW})
+    assert code == 0, err
+    assert f"avctl: warning: --port http={pod.v1_http_port} is not used" in err and "--port https=N" in err
+    assert [r.path for r in pod.requests] == ["/api/stats"]
+
+
 # --- 2. Poly UC on plain HTTP: the phone's challenge first, then remembered -------------------------
 
 

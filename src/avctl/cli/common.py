@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ import click
 
 from avctl.auth import Credentials
 from avctl.errors import AvctlError, ConfirmationRequired, UsageError
-from avctl.spec import Action, coerce_text
+from avctl.spec import Action, Spec, coerce_text
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,6 +80,17 @@ def endpoint_maps(port_map: tuple[str, ...], scheme_map: tuple[str, ...]) -> tup
         if word not in ("http", "https"):
             raise UsageError(f"{word!r} is not a scheme", hint="--port and --scheme-map take http or https")
     return ports, schemes
+
+
+def warn_unused_ports(specs: Iterable[Spec], ports: Mapping[str, int], schemes: Mapping[str, str]) -> None:
+    """Say so when `--port SCHEME=N` moves nothing (`http=N` did, before Solstice v1 moved to HTTPS)."""
+    used = {schemes.get(a.scheme, a.scheme) for spec in specs for a in spec.actions.values() if a.scheme}
+    for scheme, port in ports.items():
+        if scheme not in used:
+            click.echo(f"avctl: warning: --port {scheme}={port} is not used: no action goes over {scheme}",
+                       err=True)
+            click.echo("avctl: hint: Solstice v1 goes over https now: --port https=N; for plain HTTP add "
+                       "--scheme-map https=http (and --allow-cleartext if a password is sent)", err=True)
 
 
 def _pairs(option: str, items: tuple[str, ...], *, digits: bool = False) -> dict[str, str]:

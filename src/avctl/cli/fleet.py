@@ -29,8 +29,9 @@ from avctl.cli.common import (
     handle_errors,
     tls_options,
     tls_policy,
+    warn_unused_ports,
 )
-from avctl.errors import UsageError
+from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
     CredentialResolver,
@@ -40,6 +41,7 @@ from avctl.fleet.credentials import (
     redact,
 )
 from avctl.fleet.inventory import (
+    DeviceEntry,
     Inventory,
     Selection,
     import_ip_list,
@@ -52,6 +54,7 @@ from avctl.fleet.output import ProgressBar, render_table, summary_line, to_csv, 
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
+from avctl.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory.yaml"
@@ -210,6 +213,8 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
+    if ports:
+        warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     with SqliteJobStore(kwargs["store_path"]) as store, AuditLog(kwargs["store_path"]) as audit:
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
         runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
@@ -228,6 +233,14 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
             sys.exit(130)
     _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=kwargs["quiet"])
     _exit_for(report)
+
+
+def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:
+    found = []
+    for family in sorted({d.family for d in devices}):
+        with contextlib.suppress(AvctlError):  # reported per device when the job runs
+            found.append(specs(family))
+    return found
 
 
 class FleetGroup(click.Group):

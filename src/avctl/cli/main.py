@@ -29,6 +29,7 @@ from avctl.cli.common import (
     read_credentials,
     tls_options,
     tls_policy,
+    warn_unused_ports,
 )
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults
@@ -179,6 +180,7 @@ def call_cmd(
     values = parse_assignments(act, params)
     tls = tls_policy(known_hosts, ca_bundle, insecure)
     ports, schemes = endpoint_maps(port_map, scheme_map)
+    warn_unused_ports([spec], ports, schemes)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
 
     async def run() -> Any:
