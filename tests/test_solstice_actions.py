@@ -329,7 +329,7 @@ async def test_action(action_id: str, pod: EmulatedSolstice, tls: TLSPolicy, tmp
     params = case.params(pod, tmp_path)
     download = {"download_to": tmp_path / "download.bin"} if case.download else {}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         result = await dev.call(action_id, **download, **params)
     assert result.status in SPEC.action(action_id).success
     assert pod.v1_ignored == 0  # every v1 call carried the right password
@@ -478,7 +478,7 @@ async def test_feedbacks_resolve_against_the_pod(pod: EmulatedSolstice, tls: TLS
     pod.state.connected_users = 2
     values = {}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         for fb in SPEC.feedbacks:
             assert fb.action is not None
             values[fb.id] = _transform(_pointer((await dev.call(fb.action)).data, fb.pointer), fb.transform)
@@ -494,7 +494,7 @@ async def test_macros_reboot_and_restart_the_pod(pod: EmulatedSolstice, tls: TLS
     assert {m: [s.action for s in SPEC.macros[m].steps] for m in SPEC.macros} == {
         "reboot": ["v1_control_reboot"], "restart": ["v1_control_restart"]}
     async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"http": pod.v1_http_port}) as dev:
+                      ports={"https": pod.v1_https_port}) as dev:
         for step in SPEC.macros["restart"].steps:
             await dev.call(step.action, **step.params)
         assert pod.state.restarts == 1 and not pod.is_down
@@ -520,16 +520,21 @@ def test_spec_lints_clean() -> None:
 
 
 def test_cli_reaches_v1_on_any_port_and_over_https(pod: EmulatedSolstice, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--port http=N` and `--scheme-map http=https`: v1 is reachable wherever the pod serves it."""
+    """`--port https=N`; plain HTTP with `--scheme-map https=http` only with `--allow-cleartext`."""
     monkeypatch.setenv("POD_PW", PASSWORD)
     pod.state.connected_users = 3
     host = f"127.0.0.1:{pod.port}"
     code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
-                         "--port", f"http={pod.v1_http_port}")
+                         "--port", f"https={pod.v1_https_port}")
     assert code == 0, err
     assert json.loads(out)["data"]["m_statistics"]["m_connectedUsers"] == 3
+    plain = ("--scheme-map", "https=http", "--port", f"http={pod.v1_http_port}")
+    before = len(pod.requests)
+    code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--password-env", "POD_PW", *plain)
+    assert code == 2 and "refusing to send the admin password" in err and "--allow-cleartext" in err, err
+    assert len(pod.requests) == before and PASSWORD not in err
     code, out, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--json", "--password-env", "POD_PW",
-                         "--scheme-map", "http=https", "--port", f"https={pod.v1_https_port}")
+                         *plain, "--allow-cleartext")
     assert code == 0, err
     assert pod.requests[-1].path == "/api/stats" and pod.v1_ignored == 0
     code, _, err = cli("call", "-f", "solstice", host, "v1_stats_get", "--port", "http=eighty", "--password-env",

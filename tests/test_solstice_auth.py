@@ -39,7 +39,7 @@ def pod(emulators: EmulatorThread) -> EmulatedSolstice:
 
 def device(pod: EmulatedSolstice, tls: TLSPolicy, password: str = PASSWORD) -> Device:
     return Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", password), tls=tls,
-                  ports={"http": pod.v1_http_port})
+                  ports={"https": pod.v1_https_port})
 
 
 def token_requests(pod: EmulatedSolstice) -> list[Any]:
@@ -207,12 +207,14 @@ async def test_v1_sends_no_password_when_the_pod_has_none(emulators: EmulatorThr
 
 async def test_v1_wrong_password_is_ignored_by_the_pod(pod: EmulatedSolstice, tls: TLSPolicy) -> None:
     async with device(pod, tls, password="wrong") as dev:
-        await dev.call("v1_control_suspend")  # the pod answers, but does nothing
         with pytest.raises(AuthenticationError) as err:
-            await dev.call("v1_stats_get")
+            await dev.call("v1_control_suspend")  # proved first: the command itself is never sent
+        with pytest.raises(AuthenticationError):
+            await dev.call("v1_stats_get")  # the rejected password is not sent again
     assert err.value.reason == "ignored"
     assert pod.state.display_suspended is False
-    assert pod.v1_ignored == 2
+    assert pod.v1_ignored == 1
+    assert [r.path for r in pod.requests] == ["/api/config"]
 
 
 async def test_v1_is_not_served_on_the_v2_port(pod: EmulatedSolstice, tls: TLSPolicy) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
-from avctl.errors import DeviceBusy, UsageError
+from avctl.errors import CleartextRefused, DeviceBusy, UsageError
 from avctl.families import Family, get_family
 from avctl.request import Request, Response, build_request
 from avctl.spec import Action, Spec, builtin_spec, validate
@@ -81,6 +81,7 @@ class Device:
         name: str | None = None,
         ports: Mapping[str, int] | None = None,
         schemes: Mapping[str, str] | None = None,
+        allow_cleartext: bool = False,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -92,6 +93,8 @@ class Device:
         self.ports = dict(ports or {})
         #: per-scheme scheme overrides, e.g. {"http": "https"} for a legacy API moved behind TLS
         self.schemes = dict(schemes or {})
+        #: the user's opt-in, by name, to secrets (passwords, tokens, cookies) over plain HTTP
+        self.allow_cleartext = allow_cleartext
         creds = credentials or Credentials()
         if creds.user is None and self.spec.transport.default_user:
             creds = Credentials(self.spec.transport.default_user, creds.password)
@@ -185,6 +188,7 @@ class Device:
         auth = self._auths.get(name)
         if auth is None:
             auth = self._auths[name] = make_auth(name, self.spec, self.credentials)
+            auth.endpoint_scheme = self.endpoint.scheme
         return auth
 
     async def _send_serialised(self, action: Action, request: Request) -> Response:
@@ -198,6 +202,7 @@ class Device:
         try:
             outgoing = await flow.__anext__()
             while True:
+                self._refuse_cleartext(outgoing)
                 self.sent += 1
                 response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
                 try:
@@ -206,6 +211,20 @@ class Device:
                     return response
         finally:
             await flow.aclose()
+
+    def _refuse_cleartext(self, request: Request) -> None:
+        """The one place that keeps secrets off plain HTTP: checked for every request, before it leaves."""
+        scheme = request.scheme or self.endpoint.scheme
+        if not request.carries_secret or scheme != "http" or self.allow_cleartext:
+            return
+        port = request.port or self.endpoint.port
+        raise CleartextRefused(
+            f"{self.name}: refusing to send {request.carries_secret} over plain HTTP "
+            f"(http://{self.endpoint.host}:{port}); it was not sent",
+            hint="use HTTPS, or opt in for this device: --allow-cleartext (avctl call, fleet commands), "
+            "'allow_cleartext: true' in the inventory (defaults, site, group or device), "
+            "or Device(..., allow_cleartext=True)",
+        )
 
 
 class SyncDevice:

@@ -38,6 +38,15 @@ class UsageError(AvctlError):
     kind = "usage"
 
 
+class CleartextRefused(UsageError):
+    """A request carrying a secret would go over plain HTTP without the user's opt-in.
+
+    Raised before that request is sent; never transient: the answer will not change on a retry.
+    """
+
+    kind = "cleartext"
+
+
 class SpecError(AvctlError):
     """A spec file is malformed. Carries the file and line of the problem."""
 

@@ -31,6 +31,13 @@ class Request:
     #: per-request overrides (Solstice v1 and v2 live on different ports and schemes)
     scheme: str | None = None
     port: int | None = None
+    #: what secret this request carries ("" for none), e.g. "an HTTP Basic header": such a request
+    #: goes over plain HTTP only with the user's opt-in (`Device(allow_cleartext=True)`)
+    carries_secret: str = ""
+
+    def with_secret(self, what: str) -> Request:
+        """This request with `what` (a secret it now carries) recorded, for the cleartext check."""
+        return replace(self, carries_secret=self.carries_secret or what)
 
     def with_headers(self, **headers: str) -> Request:
         names = {k.lower().replace("_", "-") for k in headers}
@@ -136,6 +143,7 @@ def build_request(action: Action, values: dict[str, Any], *, max_body_bytes: int
             f"request body is {len(body)} bytes; the device refuses more than {max_body_bytes}",
             action=action.id,
         )
+    secrets = [p.name for p in action.params if p.secret and p.name in values]
     return Request(
         method=action.method,
         path=path,
@@ -145,6 +153,7 @@ def build_request(action: Action, values: dict[str, Any], *, max_body_bytes: int
         action_id=action.id,
         scheme=action.scheme,
         port=action.port,
+        carries_secret=f"the secret parameter {secrets[0]!r}" if secrets else "",
     )
 
 

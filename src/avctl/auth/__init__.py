@@ -33,7 +33,19 @@ class Credentials:
 
 
 class Auth:
-    """Base auth flow: sends the request unchanged."""
+    """Base auth flow: sends the request unchanged.
+
+    A flow that adds a secret (a password, a token, a session cookie, a Basic header) records it
+    with `Request.with_secret(what)`; `Device` refuses such a request on plain HTTP without the
+    user's opt-in, so flows need not check the scheme themselves.
+    """
+
+    #: the scheme of requests that name none (the device's own); set by `Device`
+    endpoint_scheme: str = "https"
+
+    def over_http(self, request: Request) -> bool:
+        """Whether `request` goes over plain HTTP."""
+        return (request.scheme or self.endpoint_scheme) == "http"
 
     async def flow(self, request: Request) -> Flow:
         yield request

@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ import click
 
 from avctl.auth import Credentials
 from avctl.errors import AvctlError, ConfirmationRequired, UsageError
-from avctl.spec import Action, coerce_text
+from avctl.spec import Action, Spec, coerce_text
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +49,58 @@ def tls_policy(known_hosts: str | None, ca_bundle: str | None, insecure: bool) -
     if ca_bundle:
         return TLSPolicy.ca_bundle(ca_bundle)
     return TLSPolicy.pinned(KnownHosts(Path(known_hosts)) if known_hosts else None)
+
+
+def endpoint_options(fn: F) -> F:
+    """--port SCHEME=PORT, --scheme-map FROM=TO, --allow-cleartext (avctl call and fleet commands)."""
+    fn = click.option(
+        "--allow-cleartext",
+        is_flag=True,
+        help="Allow passwords, tokens and cookies over plain HTTP (refused by default).",
+    )(fn)
+    fn = click.option(
+        "--scheme-map", multiple=True, metavar="FROM=TO",
+        help="Send actions the spec puts on FROM over TO instead (e.g. https=http for Solstice v1 on port 80).",
+    )(fn)
+    fn = click.option(
+        "--port", "port_map", multiple=True, metavar="SCHEME=PORT",
+        help="Port for actions the spec sends over SCHEME (e.g. https=8443 for Solstice v1).",
+    )(fn)
+    return fn
+
+
+def endpoint_maps(port_map: tuple[str, ...], scheme_map: tuple[str, ...]) -> tuple[dict[str, int], dict[str, str]]:
+    """`--port` and `--scheme-map` words -> (ports, schemes), checked."""
+    ports = {k: int(v) for k, v in _pairs("--port", port_map, digits=True).items()}
+    schemes = _pairs("--scheme-map", scheme_map)
+    for key, port in ports.items():
+        if not 0 < port < 65536:
+            raise UsageError(f"--port {key}={port}: a port is 1..65535")
+    for word in (*ports, *schemes, *schemes.values()):
+        if word not in ("http", "https"):
+            raise UsageError(f"{word!r} is not a scheme", hint="--port and --scheme-map take http or https")
+    return ports, schemes
+
+
+def warn_unused_ports(specs: Iterable[Spec], ports: Mapping[str, int], schemes: Mapping[str, str]) -> None:
+    """Say so when `--port SCHEME=N` moves nothing (`http=N` did, before Solstice v1 moved to HTTPS)."""
+    used = {schemes.get(a.scheme, a.scheme) for spec in specs for a in spec.actions.values() if a.scheme}
+    for scheme, port in ports.items():
+        if scheme not in used:
+            click.echo(f"avctl: warning: --port {scheme}={port} is not used: no action goes over {scheme}",
+                       err=True)
+            click.echo("avctl: hint: Solstice v1 goes over https now: --port https=N; for plain HTTP add "
+                       "--scheme-map https=http (and --allow-cleartext if a password is sent)", err=True)
+
+
+def _pairs(option: str, items: tuple[str, ...], *, digits: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value or (digits and not value.isdigit()):
+            raise UsageError(f"{option} {item!r}: expected KEY={'PORT' if digits else 'VALUE'}")
+        out[key] = value
+    return out
 
 
 def credential_options(fn: F) -> F:

@@ -21,8 +21,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, tls_options, tls_policy
-from avctl.errors import UsageError
+from avctl.cli.common import (
+    confirm_disruptive,
+    emit_json,
+    endpoint_maps,
+    endpoint_options,
+    handle_errors,
+    tls_options,
+    tls_policy,
+    warn_unused_ports,
+)
+from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
     CredentialResolver,
@@ -32,6 +41,7 @@ from avctl.fleet.credentials import (
     redact,
 )
 from avctl.fleet.inventory import (
+    DeviceEntry,
     Inventory,
     Selection,
     import_ip_list,
@@ -44,6 +54,7 @@ from avctl.fleet.output import ProgressBar, render_table, summary_line, to_csv, 
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
+from avctl.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory.yaml"
@@ -123,7 +134,7 @@ def run_options(fn: F) -> F:
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return tls_options(fn)
+    return endpoint_options(tls_options(fn))
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -192,14 +203,18 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
         raise UsageError(f"the selection {selection} matches no device in {inv.path}",
                          hint="see 'avctl inventory list'")
     overrides = _overrides(kwargs["spec_overrides"])
+    ports, schemes = endpoint_maps(kwargs["port_map"], kwargs["scheme_map"])
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
                          retries=kwargs["retries"], wait=kwargs.get("wait", False),
                          wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0),
-                         output_dir=kwargs.get("output_dir", "."))
+                         output_dir=kwargs.get("output_dir", "."), ports=ports, schemes=schemes,
+                         allow_cleartext=kwargs["allow_cleartext"])
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
+    if ports:
+        warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     with SqliteJobStore(kwargs["store_path"]) as store, AuditLog(kwargs["store_path"]) as audit:
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
         runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
@@ -218,6 +233,14 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
             sys.exit(130)
     _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=kwargs["quiet"])
     _exit_for(report)
+
+
+def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:
+    found = []
+    for family in sorted({d.family for d in devices}):
+        with contextlib.suppress(AvctlError):  # reported per device when the job runs
+            found.append(specs(family))
+    return found
 
 
 class FleetGroup(click.Group):

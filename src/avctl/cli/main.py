@@ -22,11 +22,14 @@ from avctl.cli.common import (
     confirm_disruptive,
     credential_options,
     emit_json,
+    endpoint_maps,
+    endpoint_options,
     handle_errors,
     parse_assignments,
     read_credentials,
     tls_options,
     tls_policy,
+    warn_unused_ports,
 )
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults
@@ -141,10 +144,7 @@ def describe_cmd(family: str, action: str, as_json: bool) -> None:
 @credential_options
 @tls_options
 @click.option("--scheme", type=click.Choice(["https", "http"]), help="Override the spec's scheme.")
-@click.option("--port", "port_map", multiple=True, metavar="SCHEME=PORT",
-              help="Port for actions the spec sends over SCHEME (e.g. http=8080 for Solstice v1).")
-@click.option("--scheme-map", multiple=True, metavar="FROM=TO",
-              help="Send actions the spec puts on FROM over TO instead (e.g. http=https).")
+@endpoint_options
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request.")
 @click.option("--output", "-o", type=click.Path(), help="Where downloads go (file or folder) [default: .].")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
@@ -164,6 +164,7 @@ def call_cmd(
     scheme: str | None,
     port_map: tuple[str, ...],
     scheme_map: tuple[str, ...],
+    allow_cleartext: bool,
     timeout: float,
     output: str | None,
     yes: bool,
@@ -178,13 +179,13 @@ def call_cmd(
     act = spec.action(action)
     values = parse_assignments(act, params)
     tls = tls_policy(known_hosts, ca_bundle, insecure)
-    ports = {k: int(v) for k, v in _pairs("--port", port_map, digits=True).items()}
-    schemes = _pairs("--scheme-map", scheme_map)
+    ports, schemes = endpoint_maps(port_map, scheme_map)
+    warn_unused_ports([spec], ports, schemes)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
-                          ports=ports, schemes=schemes) as dev:
+                          ports=ports, schemes=schemes, allow_cleartext=allow_cleartext) as dev:
             dev.prepare(action, values)  # validate before asking for confirmation
             if act.disruptive:
                 note = f" ({act.safety_note})" if act.safety_note else ""
@@ -209,16 +210,6 @@ def call_cmd(
     elif result.data is not None:
         click.echo(json.dumps(result.data, indent=2) if not isinstance(result.data, str) else result.data)
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
-
-
-def _pairs(option: str, items: tuple[str, ...], *, digits: bool = False) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value or (digits and not value.isdigit()):
-            raise UsageError(f"{option} {item!r}: expected KEY={'PORT' if digits else 'VALUE'}")
-        out[key] = value
-    return out
 
 
 def _audit(device: str, family: str, action: str, values: dict[str, Any], kind: str,

@@ -1,9 +1,15 @@
 """Poly UC phones (VVX, Trio, CCX): HTTP Basic/Digest, `{"data": ...}` envelopes, `Status` codes.
 
 What the spec cannot say lives here:
-- auth: no session; Basic is sent up front with every request. A phone whose 401 offers only
-  Digest gets Digest (MD5, qop=auth) from then on. A 401 that still offers the scheme just used is
-  a verdict on the password: reported, remembered, never retried (phones lock accounts out).
+- auth: no session. Over HTTPS, Basic is sent up front with every request; a phone whose 401
+  offers only Digest gets Digest (MD5, qop=auth) from then on. Over plain HTTP nothing is sent
+  before the phone asks: the first request goes without credentials, the phone's 401 challenge is
+  remembered per device, and every later request answers it directly (no new 401 round trip).
+  Digest is preferred when offered and is allowed on HTTP without opt-in: it carries a hash bound
+  to a nonce, not the password (a decision: an eavesdropper can still try to guess a weak password
+  offline from it). Basic on HTTP carries the password itself and goes only with the user's opt-in
+  (`allow_cleartext`; `Device` refuses it otherwise). A 401 that still offers the scheme just used
+  is a verdict on the password: reported, remembered, never retried (phones lock accounts out).
 - envelope: parameters go inside `{"data": ...}`; scalars are strings on the wire; call handles
   are normalised; answers `{"Status": "2000", "data": ...}` are unwrapped and every other Status
   becomes a `DeviceError` with the code and its meaning (Status may be a string or a number).
@@ -191,7 +197,7 @@ def digest_response(
 
 
 class UcAuth(Auth):
-    """Basic up front; Digest when the phone asks for it; a rejected password is final."""
+    """Basic up front on HTTPS; on HTTP the phone's challenge first; a rejected password is final."""
 
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
@@ -199,6 +205,8 @@ class UcAuth(Auth):
         self.challenge: Challenge | None = None
         self.nc = 0
         self.failed: AuthenticationError | None = None
+        #: the phone has said which scheme it wants (its 401 challenge, remembered for this device)
+        self.asked = False
 
     async def flow(self, request: Request) -> Flow:
         if self.failed is not None:
@@ -208,6 +216,12 @@ class UcAuth(Auth):
                 "no password for the Poly UC phone",
                 hint="give --password-env VAR, --password-file FILE, or answer the prompt",
             )
+        if not self.asked and self.over_http(request):
+            # plain HTTP: no credentials before the phone asks for them
+            response = yield request
+            if response.status != 401:
+                return
+            self._remember(response)
         used = self.scheme
         response = yield self._authorize(request)
         if response.status != 401:
@@ -224,6 +238,19 @@ class UcAuth(Auth):
             response = yield self._authorize(request)
         if response.status == 401:
             self._fail(response)
+
+    def _remember(self, response: Response) -> None:
+        """Keep the phone's challenge: Digest when offered (no password on the wire), else Basic."""
+        offered = parse_challenges(response.header_all("WWW-Authenticate"))
+        if "digest" in offered:
+            self.scheme, self.challenge, self.nc = "digest", offered["digest"], 0
+        elif "basic" not in offered:
+            raise DeviceError(
+                "the phone answered 401 without a Basic or Digest challenge",
+                status=401,
+                hint="is this a Poly UC phone with its REST API enabled?",
+            )
+        self.asked = True
 
     def _fail(self, response: Response) -> None:
         scheme = "Digest" if self.scheme == "digest" else "Basic"
@@ -242,7 +269,7 @@ class UcAuth(Auth):
         password = self.credentials.password or ""
         if self.scheme == "basic" or self.challenge is None:
             token = b64encode(f"{user}:{password}".encode()).decode()
-            return request.with_headers(Authorization=f"Basic {token}")
+            return request.with_headers(Authorization=f"Basic {token}").with_secret("the password (HTTP Basic)")
         c = self.challenge.params
         algorithm = c.get("algorithm", "MD5")
         qops = [q.strip() for q in c.get("qop", "").split(",") if q.strip()]

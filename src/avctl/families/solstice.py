@@ -8,9 +8,13 @@ time). A token past its `exp`, or a call answered 401 `invalid_token`, makes avc
 token, once, under a lock so concurrent calls share it. A refused token request is final for the
 life of the device object: pods, like every device here, may lock accounts out.
 
-v1 (`/api/*`, HTTP 80 or HTTPS 443): no session. The admin password rides along as `?password=` on
-GET and as a `"password"` field of a JSON POST body; nothing is added when no password is set. A
-wrong v1 password is not an error on the pod: it ignores the command and answers with nothing.
+v1 (`/api/*`): no session. The admin password rides along as `?password=` on GET and as a
+`"password"` field of a JSON POST body; nothing is added when no password is set. The spec sends v1
+over HTTPS 443 (pods serve it there once an admin password is set); plain HTTP (port 80) is a
+mapping the user asks for (`schemes={"https": "http"}`), and `Device` refuses to put a password on
+it without `allow_cleartext`. A wrong v1 password is not an error on the pod: it ignores the command
+and answers with nothing, so the password is proved by a v1 read before the first command
+(`SolsticeV1Password`).
 
 Errors come as `{"errors": [{"error": code, "description": text}]}` (token errors as `{"error":
 text}`); both become `DeviceError`s carrying the code and the description.
@@ -39,6 +43,8 @@ TOKEN_PATH = "/v2/token"
 EXPIRY_MARGIN = 5.0
 V1_AUTH = "solstice_v1_password"
 V2_AUTH = "solstice_oauth2"
+#: the v1 read that proves the admin password (a pod answers nothing to a wrong one)
+V1_VERIFY_PATH = "/api/config"
 
 #: config patches that may take the pod off the network: the key and the action that allows it
 NETWORK_GUARDS = {
@@ -101,7 +107,7 @@ class SolsticeToken(Auth):
 
     async def flow(self, request: Request) -> Flow:
         if request.method == "POST" and request.path == TOKEN_PATH:
-            yield request  # an explicit token request: sent as asked
+            yield request.with_secret("the admin password (token request)")  # sent as asked
             return
         if self.failed is not None:
             raise self.failed
@@ -126,7 +132,7 @@ class SolsticeToken(Auth):
     # -- pieces --
 
     def _apply(self, request: Request) -> Request:
-        return request.with_headers(Authorization=f"Bearer {self.token}")
+        return request.with_headers(Authorization=f"Bearer {self.token}").with_secret("a bearer token")
 
     @staticmethod
     def _token_refused(response: Response) -> bool:
@@ -150,6 +156,7 @@ class SolsticeToken(Auth):
             TOKEN_PATH,
             headers=(("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")),
             body=body,
+            carries_secret="the admin password (token request)",
         )
 
     def _absorb(self, response: Response) -> None:
@@ -178,18 +185,60 @@ class SolsticeToken(Auth):
 
 
 class SolsticeV1Password(Auth):
-    """Legacy v1: the admin password as a query parameter (GET) or JSON body field (POST)."""
+    """Legacy v1: the admin password as a query parameter (GET) or JSON body field (POST).
 
-    def __init__(self, credentials: Credentials) -> None:
+    A pod ignores a v1 command sent with a wrong password and answers an empty 200, which reads
+    like success. So the password is proved before the first state-changing command of a device
+    object: one v1 read of `/api/config` (a pod that accepts the password answers its config
+    record; one that does not answers nothing). Any v1 read answered with nothing is the same
+    verdict. A rejected password is remembered and never sent again by this object.
+    """
+
+    def __init__(self, spec: Spec, credentials: Credentials) -> None:
+        self.spec = spec
         self.credentials = credentials
+        self.verified = False
+        self.failed: AuthenticationError | None = None
 
     async def flow(self, request: Request) -> Flow:
-        yield self.apply(request)
+        if self.failed is not None:
+            raise self.failed
+        action = self.spec.actions.get(request.action_id)
+        if not self.verified and action is not None and action.kind == "action":
+            probe = Request("GET", V1_VERIFY_PATH, scheme=request.scheme, port=request.port)
+            self._check_probe((yield self.apply(probe)))
+        response = yield self.apply(request)
+        if action is not None and action.kind == "query" and action.response == "json" and response.status == 200:
+            self._verdict(bool(response.body.strip()), action.id)
+
+    def _check_probe(self, response: Response) -> None:
+        what = f"the v1 password check (GET {V1_VERIFY_PATH})"
+        if response.status != 200:
+            # no verdict on the password, but the command must not go out unverified
+            raise DeviceError(
+                f"{what} answered HTTP {response.status}; the command was not sent",
+                status=response.status,
+                hint="is the Solstice v1 API enabled and reachable on this scheme and port?",
+            )
+        self._verdict(bool(response.body.strip()), what)
+
+    def _verdict(self, answered: bool, what: str) -> None:
+        """A 200 v1 read with a record proves the password; an empty one rejects it, for good."""
+        if answered:
+            self.verified = True
+            return
+        self.failed = AuthenticationError(
+            f"{what}: the pod answered with nothing: it ignores v1 commands with a wrong admin password",
+            reason="ignored",
+            hint="check the pod's admin password; avctl does not send a rejected password again",
+        )
+        raise self.failed
 
     def apply(self, request: Request) -> Request:
         password = self.credentials.password
         if not password:
             return request  # a pod without an admin password takes no password parameter
+        request = request.with_secret("the admin password (v1 'password' field)")
         content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
         if request.method != "GET" and content_type == "application/json" and request.body:
             try:
@@ -210,15 +259,15 @@ def _oauth2(spec: Spec, credentials: Credentials) -> Auth:
 
 @register_auth(V1_AUTH)
 def _v1(spec: Spec, credentials: Credentials) -> Auth:
-    return SolsticeV1Password(credentials)
+    return SolsticeV1Password(spec, credentials)
 
 
 def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None) -> Spec:
     """A copy of `spec` whose v1 actions use `scheme` on `port` (default 443 for https, 80 for http).
 
-    Pods serve v1 on HTTP 80 and, once an admin password is set, on HTTPS 443. For another port of
-    the same scheme (an emulator, a port forward) `Device(..., ports={"http": 8080})` is enough; this
-    switches the scheme. v2 actions keep the device's own address and port.
+    The built-in spec already sends v1 over HTTPS 443; `Device(..., ports=..., schemes=...)` does
+    the same per device without a new spec. A password on http is refused without `allow_cleartext`.
+    v2 actions keep the device's own address and port.
     """
     if scheme not in ("http", "https"):
         raise UsageError(f"scheme must be http or https, not {scheme!r}")
@@ -253,18 +302,6 @@ class Solstice(Family):
     def unwrap(self, action: Action, response: Response) -> Any:
         if action.id == "screen_key_verify" and response.status in (200, 404):
             return {"valid": response.status == 200}
-        if (
-            action.auth == V1_AUTH
-            and action.response == "json"
-            and response.status == 200
-            and not response.body.strip()
-        ):
-            raise AuthenticationError(
-                f"{action.id}: the pod answered with nothing: it ignores v1 commands with a wrong "
-                "admin password",
-                reason="ignored",
-                hint="check the pod's admin password (v1 commands sent with it were ignored too)",
-            )
         return super().unwrap(action, response)
 
     def error(self, action: Action, response: Response) -> DeviceError:

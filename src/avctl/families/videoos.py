@@ -60,7 +60,7 @@ class VideoOSSession(Auth):
     async def flow(self, request: Request) -> Flow:
         if _is_login(request):
             # an explicit session_login action: send as asked, keep what it sets
-            response = yield request
+            response = yield request.with_secret("the login password")
             self._absorb(response)
             return
         if self.failed is not None:
@@ -101,7 +101,8 @@ class VideoOSSession(Auth):
             )
         body = json.dumps({"user": self.credentials.user or "admin", "password": self.credentials.password})
         return Request(
-            "POST", "/rest/session", headers=(("Content-Type", "application/json"),), body=body.encode()
+            "POST", "/rest/session", headers=(("Content-Type", "application/json"),), body=body.encode(),
+            carries_secret="the login password",
         )
 
     def _apply(self, request: Request) -> Request:
@@ -110,7 +111,7 @@ class VideoOSSession(Auth):
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.xsrf:
             headers["X-XSRF-TOKEN"] = self.xsrf
-        return request.with_headers(**headers) if headers else request
+        return request.with_headers(**headers).with_secret("the session cookie") if headers else request
 
     def _absorb(self, response: Response) -> None:
         """Keep cookies and refresh the XSRF token from any response that sets them."""

@@ -68,7 +68,8 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0
                           r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 #: keys a device, group, site or defaults block may set (device-only keys are below)
-INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room")
+INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room",
+               "schemes", "allow_cleartext")
 DEVICE_KEYS = ("address", "site", "groups", *INHERITABLE)
 GROUP_KEYS = ("site", *INHERITABLE)
 SITE_KEYS = INHERITABLE
@@ -189,6 +190,10 @@ class DeviceEntry:
     data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: per-scheme ports for actions on another scheme than the address's (e.g. {"http": 8080})
     ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    #: per-scheme scheme overrides (e.g. {"https": "http"}: Solstice v1 on plain HTTP)
+    schemes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: the user's opt-in to secrets over plain HTTP for this device
+    allow_cleartext: bool = False
     #: where the device is defined, "file:line", for messages
     source: str = ""
 
@@ -213,6 +218,8 @@ class DeviceEntry:
             "groups": list(self.groups), "user": self.user,
             "password": ref.describe() if ref else None, "disabled": self.disabled,
             **({"ports": dict(self.ports)} if self.ports else {}),
+            **({"schemes": dict(self.schemes)} if self.schemes else {}),
+            **({"allow_cleartext": True} if self.allow_cleartext else {}),
         }
 
 
@@ -360,7 +367,9 @@ def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) 
             if not isinstance(data, dict):
                 raise ctx.err(v, f"{here}: must be a mapping")
             out[key] = data
-        elif key == "disabled":
+        elif key == "schemes":
+            out[key] = _parse_schemes(ctx, v, here)
+        elif key in ("disabled", "allow_cleartext"):
             flag = ctx.value(v)
             if not isinstance(flag, bool):
                 raise ctx.err(v, f"{here}: must be true or false")
@@ -372,6 +381,19 @@ def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) 
             except ValueError as e:
                 raise ctx.err(v, f"{here}: {e}") from None
     return out
+
+
+def _parse_schemes(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, str]:
+    """`schemes: {FROM: TO}`: send actions the spec puts on FROM over TO (like `--scheme-map`)."""
+    schemes: dict[str, str] = {}
+    for sch, sknode, sv in ctx.mapping(node, here):
+        if sch not in SCHEMES:
+            raise ctx.err(sknode, f"{here}: {sch!r} is not http or https")
+        to = ctx.string(sv, f"{here}.{sch}").lower()
+        if to not in SCHEMES:
+            raise ctx.err(sv, f"{here}.{sch}: {to!r} is not http or https")
+        schemes[sch] = to
+    return schemes
 
 
 def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
@@ -452,10 +474,12 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
         tags: set[str] = set()
         data: dict[str, Any] = {}
         ports: dict[str, int] = {}
+        schemes: dict[str, str] = {}
         for lv in reversed(levels):
             tags.update(lv.get("tags", []))
             data.update(lv.get("data", {}))
             ports.update(lv.get("ports", {}))
+            schemes.update(lv.get("schemes", {}))
         addr: Address = own["address"]
         port = addr.port or pick("port")
         scheme = addr.scheme or pick("scheme")
@@ -470,7 +494,8 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
             name=name, family=family, address=Address(addr.host, port, scheme), site=site,
             room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
             password=password, scheme=scheme, disabled=bool(pick("disabled")),
-            data=MappingProxyType(data), ports=MappingProxyType(ports), source=ctx.where(knode)))
+            data=MappingProxyType(data), ports=MappingProxyType(ports), schemes=MappingProxyType(schemes),
+            allow_cleartext=bool(pick("allow_cleartext")), source=ctx.where(knode)))
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
 
 

@@ -71,6 +71,10 @@ class RunOptions:
     wait_grace: float = 10.0  # how long a device may take to go down before we take "up" at face value
     poll_interval: float = 1.0
     output_dir: str = "."  # downloads (response: file) go to OUTPUT_DIR/<device name>/
+    # for the whole run, over the inventory's per-device values (--port, --scheme-map, --allow-cleartext)
+    ports: Mapping[str, int] = field(default_factory=dict)
+    schemes: Mapping[str, str] = field(default_factory=dict)
+    allow_cleartext: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -240,7 +244,9 @@ class FleetRunner:
             try:
                 dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
                              transport=self._transport, timeout=self.options.timeout, name=entry.name,
-                             ports=dict(entry.ports))
+                             ports={**entry.ports, **self.options.ports},
+                             schemes={**entry.schemes, **self.options.schemes},
+                             allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext)
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:

@@ -6,6 +6,7 @@ One pod answers on three sockets, as a real one does:
 - v1 over plain HTTP (port 80 on a real pod) and over HTTPS (443). When the pod listens on 5443
   the v1 sockets try 80 and 443 on the same address and fall back to free ports when the process
   may not bind them; `v1_http_port` / `v1_https_port` say where they ended up.
+  `v1_http_port="off"` closes plain HTTP (a firewalled port 80).
 
 Auth rules (seed 004, apiref/solstice.md):
 - `POST /v2/token`, form `grant_type=password&username=admin&password=...` (also accepted in the
@@ -85,6 +86,8 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
 
 def _v1_port(host: str, wanted: int | str | None, default: int) -> int:
     """The port for a v1 socket: as asked, else `default` if this process may bind it, else any."""
+    if wanted == "off":
+        return 0
     if wanted is not None:
         return int(wanted)
     if not default:
@@ -130,13 +133,15 @@ class EmulatedSolstice(EmulatedDevice):
             "http": _v1_port(host, v1_http_port, 80 if real_ports else 0),
             "https": _v1_port(host, v1_https_port, 443 if real_ports else 0),
         }
+        if v1_http_port == "off":  # a pod whose port 80 is closed (firewalled): v1 over HTTPS only
+            del self.extra_ports["http"]
         self.mac = "00:1a:" + ":".join(f"{self.random.randrange(256):02x}" for _ in range(4))
         self.state = SolsticeState(name=name, host=host, rng=self.random, firmware=firmware)
         self.state.set_admin_password(self.password)
 
     def info(self) -> dict[str, Any]:
         out = super().info()
-        out["v1_http"] = f"{self.host}:{self.v1_http_port}"
+        out["v1_http"] = f"{self.host}:{self.v1_http_port}" if self.v1_http_port else "off"
         out["v1_https"] = f"{self.host}:{self.v1_https_port}"
         return out
 
@@ -145,7 +150,8 @@ class EmulatedSolstice(EmulatedDevice):
 
     @property
     def v1_http_port(self) -> int:
-        return self.extra_ports["http"]
+        """0 when the pod serves no plain HTTP (`v1_http_port="off"`)."""
+        return self.extra_ports.get("http", 0)
 
     @property
     def v1_https_port(self) -> int:
