@@ -32,7 +32,6 @@ word is a name glob: ``site=hq,tag=lobby``, ``family=videoos|polyuc``, ``hq-*``,
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tempfile
@@ -47,6 +46,8 @@ import yaml
 
 from avctl.errors import UsageError
 from avctl.fleet.credentials import CredentialRef
+from avctl.transport.address import Address, parse_address
+from avctl.transport.address import check_port as _check_port
 
 __all__ = [
     "Address",
@@ -64,8 +65,6 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 #: keys a device, group, site or defaults block may set (device-only keys are below)
 INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room")
@@ -89,83 +88,6 @@ class InventoryError(UsageError):
         super().__init__(f"{where}{message}", hint=hint)
         self.file = file
         self.line = line
-
-
-# --- addresses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int | None = None
-    scheme: str | None = None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}" if self.port else host
-
-
-def _check_host(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    # an all-numeric last label (10.0.0.300) is a mistyped IPv4 address, not a host name
-    if not _HOSTNAME_RE.match(host) or host.rstrip(".").rsplit(".", 1)[-1].isdigit():
-        raise ValueError(f"{host!r} is not an IP address or host name")
-    return host
-
-
-def _check_port(text: str | int) -> int:
-    try:
-        port = int(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"port {text!r} is not a number") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    return port
-
-
-def parse_address(text: str) -> Address:
-    """Parse ``host``, ``host:port``, ``[v6]``, ``[v6]:port``, bare ``v6`` or ``scheme://host[:port][/]``.
-
-    Raises ValueError with what is wrong.
-    """
-    s = text.strip()
-    if not s:
-        raise ValueError("address is empty")
-    scheme = None
-    if "://" in s:
-        scheme, _, s = s.partition("://")
-        scheme = scheme.lower()
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme {scheme!r} is not http or https")
-        s = s.rstrip("/")
-        if "/" in s:
-            raise ValueError("an address has no path; give only scheme://host:port")
-    port: int | None = None
-    if s.startswith("["):
-        end = s.find("]")
-        if end < 0:
-            raise ValueError(f"{text!r}: '[' without ']'")
-        host, rest = s[1:end], s[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r}: expected ':port' after ']'")
-            port = _check_port(rest[1:])
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
-        return Address(host, port, scheme)
-    if s.count(":") == 1:
-        host, _, p = s.partition(":")
-        port = _check_port(p)
-    elif s.count(":") > 1:
-        host = s  # bare IPv6: no port possible without brackets
-    else:
-        host = s
-    return Address(_check_host(host), port, scheme)
 
 
 # --- the model ----------------------------------------------------------------------------------
