@@ -84,15 +84,16 @@ def ensure_home() -> Path:
 
 
 def make_private_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 if it does not exist (before SQLite opens it, say).
-
-    An existing file of ours is tightened to 0600; one that is not ours is left alone.
+    """Create ``path`` empty with mode 0600 if it is missing, e.g. before SQLite opens it (SQLite
+    then creates its -wal and -shm files with the database's mode). An existing file is left alone.
     """
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
-        with contextlib.suppress(OSError):
-            os.fchmod(fd, FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)
     finally:
         os.close(fd)
 

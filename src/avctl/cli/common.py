@@ -14,6 +14,7 @@ import click
 
 from avctl.auth import Credentials
 from avctl.errors import AvctlError, ConfirmationRequired, UsageError
+from avctl.fleet.credentials import read_secret_file
 from avctl.spec import Action, coerce_text
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
@@ -79,12 +80,7 @@ def read_credentials(
                 hint=f"export {password_env}=... or use --password-file",
             )
     elif password_file:
-        try:
-            password = (
-                Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
-            )
-        except OSError as exc:
-            raise UsageError(f"cannot read password file {password_file}: {exc.strerror}") from None
+        password = read_secret_file(password_file, "--password-file")
     elif "AVCTL_PASSWORD" in os.environ:
         password = os.environ["AVCTL_PASSWORD"]
     elif needed and sys.stdin.isatty():

@@ -46,6 +46,8 @@ import yaml
 
 from avctl.errors import UsageError
 from avctl.fleet.credentials import CredentialRef
+from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
+from avctl.safeyaml import compose as compose_yaml
 from avctl.transport.address import Address, parse_address
 from avctl.transport.address import check_port as _check_port
 
@@ -73,8 +75,6 @@ GROUP_KEYS = ("site", *INHERITABLE)
 SITE_KEYS = INHERITABLE
 TOP_KEYS = ("defaults", "sites", "groups", "devices")
 SCHEMES = ("https", "http")
-#: libyaml when available: 10,000-device inventories load in a fraction of the pure-Python time
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class InventoryError(UsageError):
@@ -299,22 +299,38 @@ def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) 
 def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
     """Load and check an inventory file. ``families``: known family names, to reject typos early."""
     p = Path(path)
+    return parse_inventory(_read_text(p), file=str(p), families=families, path=p)
+
+
+def _read_text(p: Path) -> str:
+    """The inventory as text: capped in size, UTF-8 or an error naming the line."""
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_DOCUMENT_CHARS + 1)
     except OSError as e:
         raise InventoryError(f"cannot read inventory: {e.strerror}", file=str(p)) from None
-    return parse_inventory(text, file=str(p), families=families, path=p)
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        raise InventoryError(f"inventory is larger than {MAX_DOCUMENT_CHARS // (1024 * 1024)} MiB", file=str(p),
+                             hint="split the fleet into several inventories")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        column = e.start - raw.rfind(b"\n", 0, e.start)
+        raise InventoryError(f"not UTF-8 text (bad byte at column {column})",
+                             file=str(p), line=raw.count(b"\n", 0, e.start) + 1,
+                             hint="save the inventory as UTF-8") from None
 
 
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
                     path: Path | None = None) -> Inventory:
     ctx = _Ctx(file)
     try:
-        root = yaml.compose(text, Loader=_LOADER)
+        root = compose_yaml(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise InventoryError(f"not valid YAML: {e.problem or e.context}", file=file, line=line) from None
+        problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
+        raise InventoryError(str(problem), file=file, line=line) from None
     if root is None:
         raise InventoryError("inventory is empty", file=file, hint="add a 'devices:' mapping")
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -393,7 +409,45 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
             room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
             password=password, scheme=scheme, disabled=bool(pick("disabled")),
             data=MappingProxyType(data), ports=MappingProxyType(ports), source=ctx.where(knode)))
+    _refuse_duplicates(devices, file)
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
+
+
+def _default_port(family: str, scheme: str | None) -> int:
+    """The port a device without one is reached on: its family's spec decides (Solstice: 5443)."""
+    from avctl.errors import AvctlError
+    from avctl.spec import builtin_spec
+
+    try:
+        transport = builtin_spec(family).transport
+    except (AvctlError, LookupError, OSError):  # a family without a built-in spec
+        return 80 if scheme == "http" else 443
+    return transport.port_for(scheme or transport.default_scheme)
+
+
+def _refuse_duplicates(devices: Sequence[DeviceEntry], file: str) -> None:
+    """Two enabled entries that reach the same host and port are one device listed twice: a fleet
+    action would reach it twice (two reboots). Spellings are compared canonically (host case,
+    IPv6 forms, scheme prefix, trailing slash, default ports)."""
+    by_host: dict[str, list[DeviceEntry]] = {}
+    for dev in devices:
+        if not dev.disabled:
+            by_host.setdefault(dev.address.identity(None)[0], []).append(dev)
+    for same_host in by_host.values():
+        if len(same_host) < 2:
+            continue
+        seen: dict[tuple[str, int | None], DeviceEntry] = {}
+        for dev in same_host:
+            default = None if dev.address.port else _default_port(dev.family, dev.scheme)
+            key = dev.address.identity(default)
+            first = seen.setdefault(key, dev)
+            if first is not dev:
+                line = int(dev.source.rsplit(":", 1)[1])
+                raise InventoryError(
+                    f"devices.{dev.name}: same device as devices.{first.name} at {first.source} "
+                    f"(both reach {Address(key[0], key[1])})", file=file, line=line,
+                    hint="list each device once (a device listed twice gets every action twice); "
+                         "if they are two devices, correct the address or port of one")
 
 
 # --- selection ----------------------------------------------------------------------------------
