@@ -179,7 +179,7 @@ def call_cmd(
     act = spec.action(action)
     values = parse_assignments(act, params)
     tls = tls_policy(known_hosts, ca_bundle, insecure)
-    ports = {k: _port(f"--port {k}=", v) for k, v in _pairs("--port", port_map, digits=True).items()}
+    ports = {k: _port(f"--port {k}={v}", v) for k, v in _pairs("--port", port_map, digits=True).items()}
     schemes = _pairs("--scheme-map", scheme_map)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
 

@@ -156,6 +156,8 @@ class KnownHosts:
 
     def remove(self, endpoint: str) -> bool:
         """Forget a pin (rewrites the file without that endpoint's lines)."""
+        if not self.path.exists():
+            return False
         with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             pins = self._read()
