@@ -122,3 +122,12 @@ def test_oddities_of_names_wildcards_and_ips() -> None:
     assert odd("a.room-1.example", ["*.example"]) == ["issued for *.example, not a.room-1.example"]
     assert odd("::1", ["0:0::1"]) == []
     assert odd("127.0.0.2", ["127.0.0.1"]) == ["issued for 127.0.0.1, not 127.0.0.2"]
+
+
+def test_pins_of_older_files_are_found_whatever_the_spelling(tmp_path: Path) -> None:
+    """Older avctl kept the host's case and wrote IPv6 pins without brackets: still the same pins,
+    never a silent re-pin."""
+    fp = "SHA256:" + ":".join(["AB"] * 32)
+    (tmp_path / "kh").write_text(f"Room-1.Example:443 {fp}\n::1:8443 {fp}\n")
+    kh = KnownHosts(tmp_path / "kh")
+    assert kh.get("room-1.example:443") == kh.get("[::1]:8443") == fp

@@ -43,11 +43,12 @@ def _digest(fp: str) -> bytes:
 
 
 def endpoint_key(host: str, port: int) -> str:
-    """The pin key: the host exactly as typed (no DNS lookup) and the port; IPv6 in brackets.
+    """The pin key: the host as typed (no DNS lookup; lower case) and the port; IPv6 in brackets.
 
     Pins are per typed name: ``localhost:8443`` and ``127.0.0.1:8443`` are two entries, as in SSH's
     known_hosts, because avctl cannot know that two names reach the same device.
     """
+    host = host.lower()  # DNS names are case-insensitive; older pin files may hold any case
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -82,6 +83,12 @@ def _parse_pin_line(line: str) -> tuple[str, Pin] | None:
         raise ValueError("the fingerprint is not 'SHA256:' and 32 hex byte pairs")
     host = m.group(1).strip("[]")
     return endpoint_key(host, int(m.group(2))), Pin(parts[1], note.strip())
+
+
+def _canonical(endpoint: str) -> str:
+    """`::1:443` and `[::1]:443` are one key (older avctl wrote IPv6 pins without brackets)."""
+    m = _KEY_RE.match(endpoint)
+    return endpoint_key(m.group(1).strip("[]"), int(m.group(2))) if m else endpoint
 
 
 class KnownHosts:
@@ -134,18 +141,19 @@ class KnownHosts:
         return self._pins
 
     def get(self, endpoint: str) -> str | None:
-        pin = self._cached().get(endpoint)
+        pin = self._cached().get(_canonical(endpoint))
         return pin.fingerprint if pin else None
 
     def note(self, endpoint: str) -> str:
         """What was odd about the pinned certificate when it was pinned ("" if nothing)."""
-        pin = self._cached().get(endpoint)
+        pin = self._cached().get(_canonical(endpoint))
         return pin.note if pin else ""
 
     def set(self, endpoint: str, fp: str, *, replace: bool = False, note: str = "") -> None:
         """Pin `fp` for `endpoint`. Appends one line under a file lock (the last line for an endpoint
         wins), so pinning thousands of devices stays linear and concurrent processes lose nothing."""
         pins = self._cached()
+        endpoint = _canonical(endpoint)
         if endpoint in pins and not replace:
             return
         pin = Pin(fp, " ".join(note.split()))  # one line: a note never breaks the file
@@ -161,7 +169,7 @@ class KnownHosts:
         with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             pins = self._read()
-            found = pins.pop(endpoint, None) is not None
+            found = pins.pop(_canonical(endpoint), None) is not None
             tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
             with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as out:
                 out.write("".join(pin.line(k) for k, pin in sorted(pins.items())))
