@@ -91,6 +91,11 @@ BAD_INVENTORIES: dict[str, tuple[bytes, int, str]] = {
     "duplicate, IPv4-mapped": (
         b"devices:\n  a: {family: videoos, address: '127.0.0.1:8443'}\n"
         b"  b: {family: videoos, address: '[::ffff:127.0.0.1]:8443'}\n", 3, "same device as devices.a"),
+    "impossible date": (_device(", data: {since: 2024-13-45}").encode(), 2, "'2024-13-45' is not a valid date"),
+    "tagged non-number": (_device(", port: !!int eighty", "127.0.0.1").encode(), 2, "'eighty' is not a valid int"),
+    "tag on the wrong node": (_device(", data: !!str [a]").encode(), 2, "tag '!!str' needs a single value"),
+    "merge of a scalar": (_device(", data: {<<: 5}").encode(), 2, "cannot read this value: expected a mapping"),
+    "two documents": (_device().encode() + b"---\n" + _device().encode(), 3, "expected one document"),
     "IPv4 with leading zeros": (_device(address="127.000.000.001").encode(), 2, "no leading zeros"),
 }
 

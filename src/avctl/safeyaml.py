@@ -39,8 +39,11 @@ FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CORE = "tag:yaml.org,2002:"
-_ALLOWED_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map",
-                                              "timestamp", "merge"))
+_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp", "merge"))
+_ALLOWED_TAGS = _SCALAR_TAGS | {_CORE + "seq", _CORE + "map"}
+#: tags whose constructor can fail on a scalar that matched (2024-13-45) or was tagged by hand (!!int x)
+_CHECKED_TAGS = frozenset(_CORE + t for t in ("int", "float", "bool", "null", "timestamp"))
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
 class YAMLLimitError(yaml.MarkedYAMLError):
@@ -95,6 +98,16 @@ def compose_with(loader: Any, text: str) -> yaml.Node | None:
         raise YAMLLimitError(str(exc).splitlines()[0], _mark(text, position or 0)) from None
 
 
+def _check_scalar(node: yaml.ScalarNode) -> None:
+    try:
+        _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+    except (ValueError, OverflowError, yaml.YAMLError):
+        kind = node.tag[len(_CORE):]
+        raise YAMLLimitError(f"{node.value[:40]!r} is not a valid {'date' if kind == 'timestamp' else kind}"
+                             + (" (quote it to keep it as text)" if kind == "timestamp" else ""),
+                             node.start_mark) from None
+
+
 def _marks(event: Any) -> tuple[Any, Any]:
     """An event's marks (LibYAML's and PyYAML's Mark classes differ only in type)."""
     return event.start_mark, event.end_mark
@@ -136,6 +149,8 @@ class _Composer:
             tag = self.tag(event, yaml.ScalarNode, event.value)
             start, end = _marks(event)
             node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
+            if tag in _CHECKED_TAGS and (tag == _CORE + "timestamp" or event.tag not in (None, "!")):
+                _check_scalar(node)
             self.written += 1
             self.sizes[id(node)] = 1
             self.anchor(event, node)
@@ -164,6 +179,9 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(kind, value, event.implicit)
+        if tag in _ALLOWED_TAGS and (tag in _SCALAR_TAGS) != (kind is yaml.ScalarNode):
+            what = "a single value" if tag in _SCALAR_TAGS else tag[len(_CORE):]
+            raise YAMLLimitError(f"tag '!!{tag[len(_CORE):]}' needs {what} here", event.start_mark)
         if tag not in _ALLOWED_TAGS:
             shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
             raise YAMLLimitError(f"tag {shown[:60]!r} is not allowed: avctl reads plain YAML "

@@ -185,7 +185,10 @@ class _Ctx:
         return f"{self.file}:{node.start_mark.line + 1}"
 
     def value(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as e:  # e.g. a merge key ('<<') that is not given a mapping
+            raise self.err(node, f"cannot read this value: {e.problem or e.context}") from None
 
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
