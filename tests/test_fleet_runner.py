@@ -213,8 +213,8 @@ async def test_reboot_verb_wait_audit_and_no_retry_of_disruptive_reset(emulators
 
 
 async def test_action_validation_before_io_and_skips(emulators: EmulatorThread, tmp_path: Path, env: None) -> None:
-    devs = spawn(emulators, 2)
-    inv = inventory_for(devs, f"  lite: {{address: '127.0.0.1:{devs[0].port}', family: videoos_lite}}\n")
+    *devs, spare = spawn(emulators, 3)  # its own device: one address listed twice is refused
+    inv = inventory_for(devs, f"  lite: {{address: '127.0.0.1:{spare.port}', family: videoos_lite}}\n")
     r = runner(tmp_path, specs={"videoos": str(SPEC_PATH), "videoos_lite": str(lite_spec(tmp_path))})
     with pytest.raises(ValidationError):
         r.plan(ActionTask("audio_volume_set", {"volume": "300"}), list(inv))
@@ -222,7 +222,7 @@ async def test_action_validation_before_io_and_skips(emulators: EmulatorThread, 
     outcomes = await r.run(ActionTask("audio_volume_set", {"volume": "35"}), list(inv))
     by = {o.device: o for o in outcomes}
     assert by["lite"].status == "skipped" and "no action audio_volume_set" in (by["lite"].message or "")
-    assert [d.state.volume for d in devs] == [35, 35]
+    assert [d.state.volume for d in devs] == [35, 35] and not spare.requests
 
 
 async def test_global_and_per_site_limits(emulators: EmulatorThread, tmp_path: Path, env: None) -> None:
