@@ -131,11 +131,12 @@ async def test_fault_injection_every_device_one_definite_outcome(emulators: Emul
     locked = devs[10]
     locked.password = "another-one"
     locked.lockout_after = 1  # the first failure locks the account: a second try would be a disaster
+    lite, nocreds = spawn(emulators, 2, prefix="extra")  # one address listed twice is refused
     extra = (
         f"  gone: {{address: '127.0.0.1:{closed_port()}'}}\n"
         f"  benched: {{address: '127.0.0.1:{devs[11].port}', disabled: true}}\n"
-        f"  lite: {{address: '127.0.0.1:{devs[11].port}', family: videoos_lite}}\n"
-        f"  nocreds: {{address: '127.0.0.1:{devs[11].port}', password: env:NOT_SET_ANYWHERE}}\n"
+        f"  lite: {{address: '127.0.0.1:{lite.port}', family: videoos_lite}}\n"
+        f"  nocreds: {{address: '127.0.0.1:{nocreds.port}', password: env:NOT_SET_ANYWHERE}}\n"
     )
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     inv = inventory_for(devs[:11], extra)
