@@ -272,7 +272,8 @@ def trust_cmd(address: str, replace: bool, remove: bool, port: str, known_hosts:
         click.echo(f"avctl: warning: the certificate of {endpoint} is odd: {odd}", err=True)
     old = tls.known_hosts.get(endpoint)
     if old == fp:
-        click.echo(f"{endpoint}: already pinned {fp}")
+        note = tls.known_hosts.note(endpoint)
+        click.echo(f"{endpoint}: already pinned {fp}" + (f" ({note})" if note else ""))
     elif old and not replace:
         raise UsageError(
             f"{endpoint}: pinned {old} but the device presents {fp}",

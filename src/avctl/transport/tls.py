@@ -157,9 +157,14 @@ class KnownHosts:
         if endpoint in pins and not replace:
             return
         pin = Pin(fp, " ".join(note.split()))  # one line: a note never breaks the file
-        with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.write(pin.line(endpoint))
+        try:
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                fh.write(pin.line(endpoint))
+        except OSError as exc:
+            # refusing is safe: nothing has been sent to the device yet
+            raise UsageError(f"{self.path}: cannot write the pinned certificates: {exc.strerror or exc}",
+                             hint="check the path (--known-hosts, AVCTL_HOME) and the disk") from None
         pins[endpoint] = pin
 
     def remove(self, endpoint: str) -> bool:
