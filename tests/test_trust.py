@@ -131,3 +131,10 @@ def test_pins_of_older_files_are_found_whatever_the_spelling(tmp_path: Path) -> 
     (tmp_path / "kh").write_text(f"Room-1.Example:443 {fp}\n::1:8443 {fp}\n")
     kh = KnownHosts(tmp_path / "kh")
     assert kh.get("room-1.example:443") == kh.get("[::1]:8443") == fp
+
+
+def test_names_from_the_certificate_are_printed_as_text() -> None:
+    pem, _ = make_certificate("127.0.0.1", "x", names=["\x1b]0;owned\x07evil.example"])
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    (odd,) = certificate_oddities(der, "127.0.0.1")
+    assert "\x1b" not in odd and "\x07" not in odd and "\\x1b]0;owned\\x07evil.example" in odd

@@ -198,7 +198,9 @@ def certificate_oddities(der: bytes, host: str, *, now: dt.datetime | None = Non
         odd.append(f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
     names = _certificate_names(cert)
     if not _name_matches(host, names):
-        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") if names else "no name"
+        # the names come from the device: escape what is not printable, cap the length
+        shown = ", ".join(repr(n)[1:-1][:64] if not n.isprintable() else n[:64] for n in names[:3])
+        shown = (shown + (", ..." if len(names) > 3 else "")) if names else "no name"
         odd.append(f"issued for {shown}, not {host}")
     return odd
 
