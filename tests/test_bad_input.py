@@ -258,3 +258,19 @@ def test_inventory_error_type_carries_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as info:
         load_inventory(inv)
     assert (info.value.file, info.value.line) == (str(inv), 2)
+
+
+@pytest.mark.parametrize(("lines", "words"), [
+    ("127.0.0.1:8443\n", "importing polyuc-127-0-0-1-8443 (127.0.0.1:8443): it is already listed as devices.hq-1 at"),
+    ("127.0.0.2\n127.0.0.2:443\n", "importing polyuc-127-0-0-2-443 (127.0.0.2:443): it is already listed as "
+                                   "polyuc-127-0-0-2 of this import"),
+])
+def test_import_refuses_a_device_already_listed_under_another_name(lines: str, words: str, tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("devices:\n  hq-1: {family: polyuc, address: 'https://127.0.0.1:8443/'}\n")
+    before = inv.read_bytes()
+    src = tmp_path / "ip.txt"
+    src.write_text(lines)
+    result = invoke("inventory", "import", "ip-list", str(src), "-o", str(inv), "--password", "env:X")
+    assert_one_error(result, words)
+    assert inv.read_bytes() == before

@@ -325,7 +325,7 @@ def _read_text(p: Path) -> str:
 
 
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
-                    path: Path | None = None) -> Inventory:
+                    path: Path | None = None, check_duplicates: bool = True) -> Inventory:
     ctx = _Ctx(file)
     try:
         root = compose_yaml(text)
@@ -412,7 +412,8 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
             room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
             password=password, scheme=scheme, disabled=bool(pick("disabled")),
             data=MappingProxyType(data), ports=MappingProxyType(ports), source=ctx.where(knode)))
-    _refuse_duplicates(devices, file)
+    if check_duplicates:
+        _refuse_duplicates(devices, file)
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
 
 
@@ -430,8 +431,25 @@ def _default_port(family: str, scheme: str | None) -> int:
 
 def _refuse_duplicates(devices: Sequence[DeviceEntry], file: str) -> None:
     """Two enabled entries that reach the same host and port are one device listed twice: a fleet
-    action would reach it twice (two reboots). Spellings are compared canonically (host case,
-    IPv6 forms, scheme prefix, trailing slash, default ports)."""
+    action would reach it twice (two reboots)."""
+    dup = _first_duplicate(devices)
+    if dup:
+        first, dev, where = dup
+        line = int(dev.source.rsplit(":", 1)[1])
+        raise InventoryError(
+            f"devices.{dev.name}: same device as devices.{first.name} at {first.source} (both reach {where})",
+            file=file, line=line, hint=_DUPLICATE_HINT)
+
+
+_DUPLICATE_HINT = ("list each device once (a device listed twice gets every action twice); "
+                   "if they are two devices, correct the address or port of one")
+
+
+def _first_duplicate(devices: Sequence[DeviceEntry]) -> tuple[DeviceEntry, DeviceEntry, Address] | None:
+    """(first entry, later entry, the address both reach) for the first device listed twice.
+
+    Spellings are compared canonically (host case, IPv6 forms, scheme prefix, trailing slash,
+    the family's default port); disabled entries do not count."""
     by_host: dict[str, list[DeviceEntry]] = {}
     for dev in devices:
         if not dev.disabled:
@@ -445,12 +463,22 @@ def _refuse_duplicates(devices: Sequence[DeviceEntry], file: str) -> None:
             key = dev.address.identity(default)
             first = seen.setdefault(key, dev)
             if first is not dev:
-                line = int(dev.source.rsplit(":", 1)[1])
-                raise InventoryError(
-                    f"devices.{dev.name}: same device as devices.{first.name} at {first.source} "
-                    f"(both reach {Address(key[0], key[1])})", file=file, line=line,
-                    hint="list each device once (a device listed twice gets every action twice); "
-                         "if they are two devices, correct the address or port of one")
+                return first, dev, Address(key[0], key[1])
+    return None
+
+
+def _refuse_imported_duplicates(path: Path, current: Sequence[DeviceEntry],
+                                devices: Mapping[str, Mapping[str, Any]]) -> None:
+    """An import must not add a device the inventory (or the import itself) already has under
+    another name: the merged file would be refused on its next load."""
+    added = parse_inventory(yaml.safe_dump({"devices": {k: dict(v) for k, v in devices.items()}}),
+                            file="<import>", check_duplicates=False).devices
+    dup = _first_duplicate([*current, *added])
+    if dup:
+        first, dev, where = dup
+        known = f"devices.{first.name} at {first.source}" if first in current else f"{first.name} of this import"
+        raise UsageError(f"{path}: importing {dev.name} ({where}): it is already listed as {known}",
+                         hint="remove it from the import file, or the old entry from the inventory")
 
 
 # --- selection ----------------------------------------------------------------------------------
@@ -675,8 +703,9 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
     """
     p = Path(path)
     doc: dict[str, Any] = {}
+    current: Sequence[DeviceEntry] = ()
     if p.exists():
-        load_inventory(p)  # refuse to merge into a broken file; errors carry file:line
+        current = load_inventory(p).devices  # refuse to merge into a broken file; errors carry file:line
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         doc = loaded if isinstance(loaded, dict) else {}
     existing = doc.get("devices") or {}
@@ -684,6 +713,7 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
     if clash:
         raise UsageError(f"{p}: devices already present: {', '.join(clash[:10])}"
                          + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""))
+    _refuse_imported_duplicates(p, current, devices)
     existing.update({k: dict(v) for k, v in devices.items()})
     doc["devices"] = existing
     write_inventory(p, doc)
