@@ -14,7 +14,7 @@ from avctl.request import Request, Response, build_request
 from avctl.spec import coerce_text, load_spec, validate
 from avctl.transport.http import Endpoint
 from avctl.transport.mock import MockTransport
-from avctl.transport.tls import KnownHosts, TLSPolicy
+from avctl.transport.tls import KnownHosts, TLSPolicy, fingerprint
 
 from .conftest import DATA
 
@@ -105,15 +105,16 @@ def test_body_limit_is_enforced_before_sending(tmp_path: Path) -> None:
 
 
 def test_known_hosts_append_only_last_wins(tmp_path: Path) -> None:
+    aa, bb, cc, dd = (fingerprint(x) for x in (b"a", b"b", b"c", b"d"))
     kh = KnownHosts(tmp_path / "kh")
-    kh.set("h:1", "SHA256:AA")
-    kh.set("h:1", "SHA256:BB")  # not replaced without replace=True
-    kh.set("h:2", "SHA256:CC")
-    assert KnownHosts(tmp_path / "kh").get("h:1") == "SHA256:AA"
-    kh.set("h:1", "SHA256:DD", replace=True)
-    assert KnownHosts(tmp_path / "kh").get("h:1") == "SHA256:DD"
+    kh.set("h:1", aa)
+    kh.set("h:1", bb)  # not replaced without replace=True
+    kh.set("h:2", cc)
+    assert KnownHosts(tmp_path / "kh").get("h:1") == aa
+    kh.set("h:1", dd, replace=True)
+    assert KnownHosts(tmp_path / "kh").get("h:1") == dd
     assert kh.remove("h:1") and KnownHosts(tmp_path / "kh").get("h:1") is None
-    assert KnownHosts(tmp_path / "kh").get("h:2") == "SHA256:CC"
+    assert KnownHosts(tmp_path / "kh").get("h:2") == cc
 
 
 def test_sync_device_for_scripts(emulators: EmulatorThread, tls: TLSPolicy) -> None:

@@ -131,11 +131,12 @@ async def test_fault_injection_every_device_one_definite_outcome(emulators: Emul
     locked = devs[10]
     locked.password = "another-one"
     locked.lockout_after = 1  # the first failure locks the account: a second try would be a disaster
+    lite, nocreds = spawn(emulators, 2, prefix="extra")  # one address listed twice is refused
     extra = (
         f"  gone: {{address: '127.0.0.1:{closed_port()}'}}\n"
         f"  benched: {{address: '127.0.0.1:{devs[11].port}', disabled: true}}\n"
-        f"  lite: {{address: '127.0.0.1:{devs[11].port}', family: videoos_lite}}\n"
-        f"  nocreds: {{address: '127.0.0.1:{devs[11].port}', password: env:NOT_SET_ANYWHERE}}\n"
+        f"  lite: {{address: '127.0.0.1:{lite.port}', family: videoos_lite}}\n"
+        f"  nocreds: {{address: '127.0.0.1:{nocreds.port}', password: env:NOT_SET_ANYWHERE}}\n"
     )
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     inv = inventory_for(devs[:11], extra)
@@ -213,8 +214,8 @@ async def test_reboot_verb_wait_audit_and_no_retry_of_disruptive_reset(emulators
 
 
 async def test_action_validation_before_io_and_skips(emulators: EmulatorThread, tmp_path: Path, env: None) -> None:
-    devs = spawn(emulators, 2)
-    inv = inventory_for(devs, f"  lite: {{address: '127.0.0.1:{devs[0].port}', family: videoos_lite}}\n")
+    *devs, spare = spawn(emulators, 3)  # its own device: one address listed twice is refused
+    inv = inventory_for(devs, f"  lite: {{address: '127.0.0.1:{spare.port}', family: videoos_lite}}\n")
     r = runner(tmp_path, specs={"videoos": str(SPEC_PATH), "videoos_lite": str(lite_spec(tmp_path))})
     with pytest.raises(ValidationError):
         r.plan(ActionTask("audio_volume_set", {"volume": "300"}), list(inv))
@@ -222,7 +223,7 @@ async def test_action_validation_before_io_and_skips(emulators: EmulatorThread, 
     outcomes = await r.run(ActionTask("audio_volume_set", {"volume": "35"}), list(inv))
     by = {o.device: o for o in outcomes}
     assert by["lite"].status == "skipped" and "no action audio_volume_set" in (by["lite"].message or "")
-    assert [d.state.volume for d in devs] == [35, 35]
+    assert [d.state.volume for d in devs] == [35, 35] and not spare.requests
 
 
 async def test_global_and_per_site_limits(emulators: EmulatorThread, tmp_path: Path, env: None) -> None:

@@ -22,6 +22,7 @@ from avctl.errors import CleartextRefused, DeviceBusy, UsageError
 from avctl.families import Family, get_family
 from avctl.request import Request, Response, build_request
 from avctl.spec import Action, Spec, builtin_spec, validate
+from avctl.transport.address import parse_address as _parse_address
 from avctl.transport.http import Endpoint, HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 
@@ -51,17 +52,15 @@ class Result:
 
 
 def parse_address(address: str) -> tuple[str, int | None]:
-    """`host`, `host:port`, `[v6]:port` -> (host, port)."""
-    address = address.strip()
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
-    if address.count(":") == 1:
-        host, _, port = address.partition(":")
-        if not port.isdigit():
-            raise UsageError(f"bad port in address {address!r}", hint="use HOST or HOST:PORT")
-        return host, int(port)
-    return address, None
+    """`host`, `host:port`, `[v6]:port` -> (host, port); see avctl.transport.address."""
+    try:
+        addr = _parse_address(address)
+    except ValueError as exc:
+        raise UsageError(f"bad address: {exc}", hint="use HOST, HOST:PORT or [IPv6]:PORT") from None
+    if addr.scheme:
+        raise UsageError(f"bad address {str(addr)!r}: give the scheme with --scheme, not in the address",
+                         hint=f"e.g. --scheme {addr.scheme} {addr}")
+    return addr.host, addr.port
 
 
 class Device:

@@ -134,7 +134,7 @@ class CertificateChanged(TLSError):
             f"certificate of {endpoint} changed: pinned {pinned}, presented {presented}",
             hint=(
                 f"if the device was reset or re-keyed, accept the new certificate with "
-                f"'avctl trust {endpoint} --replace' (pins are kept in {known_hosts})"
+                f"'avctl trust {endpoint} --replace' (pins are kept per name as typed, in {known_hosts})"
             ),
         )
         self.endpoint = endpoint

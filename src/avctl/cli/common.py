@@ -14,7 +14,9 @@ import click
 
 from avctl.auth import Credentials
 from avctl.errors import AvctlError, ConfirmationRequired, UsageError
+from avctl.fleet.credentials import read_secret_file
 from avctl.spec import Action, Spec, coerce_text
+from avctl.transport.address import check_port
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,11 +73,13 @@ def endpoint_options(fn: F) -> F:
 
 def endpoint_maps(port_map: tuple[str, ...], scheme_map: tuple[str, ...]) -> tuple[dict[str, int], dict[str, str]]:
     """`--port` and `--scheme-map` words -> (ports, schemes), checked."""
-    ports = {k: int(v) for k, v in _pairs("--port", port_map, digits=True).items()}
+    ports: dict[str, int] = {}
+    for key, text in _pairs("--port", port_map, digits=True).items():
+        try:
+            ports[key] = check_port(text)
+        except ValueError as exc:
+            raise UsageError(f"--port {key}={text}: {exc}") from None
     schemes = _pairs("--scheme-map", scheme_map)
-    for key, port in ports.items():
-        if not 0 < port < 65536:
-            raise UsageError(f"--port {key}={port}: a port is 1..65535")
     for word in (*ports, *schemes, *schemes.values()):
         if word not in ("http", "https"):
             raise UsageError(f"{word!r} is not a scheme", hint="--port and --scheme-map take http or https")
@@ -131,12 +135,7 @@ def read_credentials(
                 hint=f"export {password_env}=... or use --password-file",
             )
     elif password_file:
-        try:
-            password = (
-                Path(password_file).read_text().splitlines()[0] if Path(password_file).stat().st_size else ""
-            )
-        except OSError as exc:
-            raise UsageError(f"cannot read password file {password_file}: {exc.strerror}") from None
+        password = read_secret_file(password_file, "--password-file")
     elif "AVCTL_PASSWORD" in os.environ:
         password = os.environ["AVCTL_PASSWORD"]
     elif needed and sys.stdin.isatty():

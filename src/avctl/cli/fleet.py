@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -38,6 +37,7 @@ from avctl.fleet.credentials import (
     RedactingFilter,
     SecretsStore,
     generate_key,
+    read_secret_file,
     redact,
 )
 from avctl.fleet.inventory import (
@@ -410,8 +410,7 @@ def secrets_set(name: str, from_env: str | None, from_file: str | None) -> None:
         if value is None:
             raise UsageError(f"environment variable {from_env} is not set")
     elif from_file:
-        lines = Path(from_file).read_text(encoding="utf-8").splitlines()
-        value = lines[0] if lines else ""
+        value = read_secret_file(from_file, "--from-file")
     elif sys.stdin.isatty():
         value = click.prompt(f"Value for {name}", hide_input=True, confirmation_prompt=True, err=True)
     else:

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,14 +19,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_certificate(host: str, common_name: str) -> tuple[bytes, bytes]:
-    """(certificate PEM, private key PEM) valid for `host` (an IP or a name)."""
+def make_certificate(host: str, common_name: str, *, names: Sequence[str] | None = None,
+                     not_before: dt.datetime | None = None,
+                     not_after: dt.datetime | None = None) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM) valid for `host` (an IP or a name).
+
+    Tests of odd certificates: `names` replaces the subject alternative names (a certificate for
+    another device), `not_before`/`not_after` the validity (an expired or not yet valid one).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
-    try:
-        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        san = x509.DNSName(host)
+    sans: list[x509.GeneralName] = []
+    for entry in names if names is not None else [host]:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(entry)))
+        except ValueError:
+            sans.append(x509.DNSName(entry))
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -33,9 +42,9 @@ def make_certificate(host: str, common_name: str) -> tuple[bytes, bytes]:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .not_valid_before(not_before or now - dt.timedelta(days=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .sign(key, hashes.SHA256())
     )
     return (

@@ -41,6 +41,7 @@ from typing import Any
 
 from avctl.errors import UsageError
 from avctl.fleet.paths import avctl_home
+from avctl.paths import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,38 @@ class CredentialRef:
         if scheme == "secret" and not _NAME_RE.match(rest):
             raise UsageError(f"invalid secret name {rest!r}")
         return cls(scheme, rest)
+
+
+#: a password file is one short line; reading more than this is a mistake (a wrong path)
+SECRET_FILE_MAX = 64 * 1024
+
+
+def read_secret_file(path: str | os.PathLike[str], what: str = "password file") -> str:
+    """The first line of a file holding a secret (a UTF-8 BOM is dropped).
+
+    A binary file (NUL bytes, not UTF-8) or a huge one is refused with a clear message rather than
+    sent as a garbled password: a wrong login costs a lockout attempt on most devices. The message
+    never shows the file's content.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(SECRET_FILE_MAX + 1)
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {p}: {e.strerror}") from None
+    hint = "the file must hold the secret as one line of UTF-8 text"
+    if len(raw) > SECRET_FILE_MAX:
+        raise UsageError(f"{what} {p} is larger than {SECRET_FILE_MAX // 1024} KiB: not a password file",
+                         hint=hint)
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise UsageError(f"{what} {p} is binary (NUL byte at offset {nul})", hint=hint)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {p} is not UTF-8 text (bad byte at offset {e.start})", hint=hint) from None
+    lines = text.splitlines()
+    return lines[0] if lines else ""
 
 
 # --- redaction ----------------------------------------------------------------------------------
@@ -296,7 +329,7 @@ class SecretsStore:
         return doc
 
     def _write(self, doc: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self.path.parent)
         # temp file + rename: a crash never leaves a half-written secrets file
         fd, tmp = tempfile.mkstemp(prefix=".secrets.", dir=self.path.parent)
         try:
@@ -408,12 +441,7 @@ class CredentialResolver:
             path = Path(ref.value).expanduser()
             if not path.is_absolute():
                 path = self.base_dir / path
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as e:
-                raise UsageError(f"cannot read credential file {path}: {e.strerror}") from None
-            lines = text.splitlines()
-            return Secret(lines[0] if lines else "")
+            return Secret(read_secret_file(path, "credential file"))
         if ref.scheme == "keyring":
             service, _, user = ref.value.rpartition("/")
             value = _keyring_get(service, user)

@@ -32,7 +32,6 @@ word is a name glob: ``site=hq,tag=lobby``, ``family=videoos|polyuc``, ``hq-*``,
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tempfile
@@ -47,6 +46,10 @@ import yaml
 
 from avctl.errors import UsageError
 from avctl.fleet.credentials import CredentialRef
+from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
+from avctl.safeyaml import compose as compose_yaml
+from avctl.transport.address import Address, parse_address
+from avctl.transport.address import check_port as _check_port
 
 __all__ = [
     "Address",
@@ -64,8 +67,6 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 #: keys a device, group, site or defaults block may set (device-only keys are below)
 INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room",
@@ -75,8 +76,6 @@ GROUP_KEYS = ("site", *INHERITABLE)
 SITE_KEYS = INHERITABLE
 TOP_KEYS = ("defaults", "sites", "groups", "devices")
 SCHEMES = ("https", "http")
-#: libyaml when available: 10,000-device inventories load in a fraction of the pure-Python time
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class InventoryError(UsageError):
@@ -90,83 +89,6 @@ class InventoryError(UsageError):
         super().__init__(f"{where}{message}", hint=hint)
         self.file = file
         self.line = line
-
-
-# --- addresses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int | None = None
-    scheme: str | None = None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}" if self.port else host
-
-
-def _check_host(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    # an all-numeric last label (10.0.0.300) is a mistyped IPv4 address, not a host name
-    if not _HOSTNAME_RE.match(host) or host.rstrip(".").rsplit(".", 1)[-1].isdigit():
-        raise ValueError(f"{host!r} is not an IP address or host name")
-    return host
-
-
-def _check_port(text: str | int) -> int:
-    try:
-        port = int(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"port {text!r} is not a number") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    return port
-
-
-def parse_address(text: str) -> Address:
-    """Parse ``host``, ``host:port``, ``[v6]``, ``[v6]:port``, bare ``v6`` or ``scheme://host[:port][/]``.
-
-    Raises ValueError with what is wrong.
-    """
-    s = text.strip()
-    if not s:
-        raise ValueError("address is empty")
-    scheme = None
-    if "://" in s:
-        scheme, _, s = s.partition("://")
-        scheme = scheme.lower()
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme {scheme!r} is not http or https")
-        s = s.rstrip("/")
-        if "/" in s:
-            raise ValueError("an address has no path; give only scheme://host:port")
-    port: int | None = None
-    if s.startswith("["):
-        end = s.find("]")
-        if end < 0:
-            raise ValueError(f"{text!r}: '[' without ']'")
-        host, rest = s[1:end], s[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r}: expected ':port' after ']'")
-            port = _check_port(rest[1:])
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
-        return Address(host, port, scheme)
-    if s.count(":") == 1:
-        host, _, p = s.partition(":")
-        port = _check_port(p)
-    elif s.count(":") > 1:
-        host = s  # bare IPv6: no port possible without brackets
-    else:
-        host = s
-    return Address(_check_host(host), port, scheme)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -270,7 +192,10 @@ class _Ctx:
         return f"{self.file}:{node.start_mark.line + 1}"
 
     def value(self, node: yaml.Node) -> Any:
-        return self._loader.construct_object(node, deep=True)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as e:  # e.g. a merge key ('<<') that is not given a mapping
+            raise self.err(node, f"cannot read this value: {e.problem or e.context}") from None
 
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
@@ -399,22 +324,38 @@ def _parse_schemes(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, str]:
 def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
     """Load and check an inventory file. ``families``: known family names, to reject typos early."""
     p = Path(path)
+    return parse_inventory(_read_text(p), file=str(p), families=families, path=p)
+
+
+def _read_text(p: Path) -> str:
+    """The inventory as text: capped in size, UTF-8 or an error naming the line."""
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_DOCUMENT_CHARS + 1)
     except OSError as e:
         raise InventoryError(f"cannot read inventory: {e.strerror}", file=str(p)) from None
-    return parse_inventory(text, file=str(p), families=families, path=p)
+    if len(raw) > MAX_DOCUMENT_CHARS:
+        raise InventoryError(f"inventory is larger than {MAX_DOCUMENT_CHARS // (1024 * 1024)} MiB", file=str(p),
+                             hint="split the fleet into several inventories")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        column = e.start - raw.rfind(b"\n", 0, e.start)
+        raise InventoryError(f"not UTF-8 text (bad byte at column {column})",
+                             file=str(p), line=raw.count(b"\n", 0, e.start) + 1,
+                             hint="save the inventory as UTF-8") from None
 
 
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
-                    path: Path | None = None) -> Inventory:
+                    path: Path | None = None, check_duplicates: bool = True) -> Inventory:
     ctx = _Ctx(file)
     try:
-        root = yaml.compose(text, Loader=_LOADER)
+        root = compose_yaml(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise InventoryError(f"not valid YAML: {e.problem or e.context}", file=file, line=line) from None
+        problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
+        raise InventoryError(str(problem), file=file, line=line) from None
     if root is None:
         raise InventoryError("inventory is empty", file=file, hint="add a 'devices:' mapping")
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -496,7 +437,73 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
             password=password, scheme=scheme, disabled=bool(pick("disabled")),
             data=MappingProxyType(data), ports=MappingProxyType(ports), schemes=MappingProxyType(schemes),
             allow_cleartext=bool(pick("allow_cleartext")), source=ctx.where(knode)))
+    if check_duplicates:
+        _refuse_duplicates(devices, file)
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
+
+
+def _default_port(family: str, scheme: str | None) -> int:
+    """The port a device without one is reached on: its family's spec decides (Solstice: 5443)."""
+    from avctl.errors import AvctlError
+    from avctl.spec import builtin_spec
+
+    try:
+        transport = builtin_spec(family).transport
+    except (AvctlError, LookupError, OSError):  # a family without a built-in spec
+        return 80 if scheme == "http" else 443
+    return transport.port_for(scheme or transport.default_scheme)
+
+
+def _refuse_duplicates(devices: Sequence[DeviceEntry], file: str) -> None:
+    """Two enabled entries that reach the same host and port are one device listed twice: a fleet
+    action would reach it twice (two reboots)."""
+    dup = _first_duplicate(devices)
+    if dup:
+        first, dev, where = dup
+        line = int(dev.source.rsplit(":", 1)[1])
+        raise InventoryError(
+            f"devices.{dev.name}: same device as devices.{first.name} at {first.source} (both reach {where})",
+            file=file, line=line, hint=_DUPLICATE_HINT)
+
+
+_DUPLICATE_HINT = ("list each device once (a device listed twice gets every action twice); "
+                   "if they are two devices, correct the address or port of one")
+
+
+def _first_duplicate(devices: Sequence[DeviceEntry]) -> tuple[DeviceEntry, DeviceEntry, Address] | None:
+    """(first entry, later entry, the address both reach) for the first device listed twice.
+
+    Spellings are compared canonically (host case, IPv6 forms, scheme prefix, trailing slash,
+    the family's default port); disabled entries do not count."""
+    by_host: dict[str, list[DeviceEntry]] = {}
+    for dev in devices:
+        if not dev.disabled:
+            by_host.setdefault(dev.address.identity(None)[0], []).append(dev)
+    for same_host in by_host.values():
+        if len(same_host) < 2:
+            continue
+        seen: dict[tuple[str, int | None], DeviceEntry] = {}
+        for dev in same_host:
+            default = None if dev.address.port else _default_port(dev.family, dev.scheme)
+            key = dev.address.identity(default)
+            first = seen.setdefault(key, dev)
+            if first is not dev:
+                return first, dev, Address(key[0], key[1])
+    return None
+
+
+def _refuse_imported_duplicates(path: Path, current: Sequence[DeviceEntry],
+                                devices: Mapping[str, Mapping[str, Any]]) -> None:
+    """An import must not add a device the inventory (or the import itself) already has under
+    another name: the merged file would be refused on its next load."""
+    added = parse_inventory(yaml.safe_dump({"devices": {k: dict(v) for k, v in devices.items()}}),
+                            file="<import>", check_duplicates=False).devices
+    dup = _first_duplicate([*current, *added])
+    if dup:
+        first, dev, where = dup
+        known = f"devices.{first.name} at {first.source}" if first in current else f"{first.name} of this import"
+        raise UsageError(f"{path}: importing {dev.name} ({where}): it is already listed as {known}",
+                         hint="remove it from the import file, or the old entry from the inventory")
 
 
 # --- selection ----------------------------------------------------------------------------------
@@ -721,8 +728,9 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
     """
     p = Path(path)
     doc: dict[str, Any] = {}
+    current: Sequence[DeviceEntry] = ()
     if p.exists():
-        load_inventory(p)  # refuse to merge into a broken file; errors carry file:line
+        current = load_inventory(p).devices  # refuse to merge into a broken file; errors carry file:line
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         doc = loaded if isinstance(loaded, dict) else {}
     existing = doc.get("devices") or {}
@@ -730,6 +738,7 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
     if clash:
         raise UsageError(f"{p}: devices already present: {', '.join(clash[:10])}"
                          + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""))
+    _refuse_imported_duplicates(p, current, devices)
     existing.update({k: dict(v) for k, v in devices.items()})
     doc["devices"] = existing
     write_inventory(p, doc)

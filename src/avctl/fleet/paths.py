@@ -1,30 +1,13 @@
-"""Where avctl keeps its state: AVCTL_HOME, default ~/.config/avctl.
-
-One helper so the secrets file, the job/audit database and anything else land in the same place
-and tests can redirect all of it with one environment variable.
-"""
+"""The fleet's view of avctl's state home (decided in :mod:`avctl.paths`, one place for the pins,
+the secrets file and the job/audit database) and the OS user for the audit log."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from avctl.paths import avctl_home, ensure_home
 
-def avctl_home() -> Path:
-    """The state directory (not created here: callers create it when they write)."""
-    env = os.environ.get("AVCTL_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return base / "avctl"
-
-
-def ensure_home() -> Path:
-    """The state directory, created private (0700) if missing."""
-    home = avctl_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return home
+__all__ = ["avctl_home", "ensure_home", "os_user"]
 
 
 def os_user() -> str:

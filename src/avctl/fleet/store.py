@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import avctl_home
+from avctl.paths import ensure_private_dir, make_private_file
 
 Status = Literal["ok", "failed", "unreachable", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "failed", "unreachable", "skipped")
@@ -156,7 +157,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the avctl database with the durability settings described in the module docstring."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(path.parent)
+    with contextlib.suppress(OSError):  # an unwritable place: SQLite reports it, as before
+        make_private_file(path)  # 0600 from the start, whatever the umask (SQLite would use 0644)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from avctl.errors import SpecError
+from avctl.safeyaml import YAMLLimitError, compose_with
 from avctl.spec.model import (
     PARAM_TYPES,
     Action,
@@ -106,6 +107,16 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(text: str) -> Any:
+    """One YAML document within avctl's limits (see avctl.safeyaml), with line-numbered mappings."""
+    loader = _LineLoader(text)
+    try:
+        node = compose_with(loader, text)
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
 @dataclass
@@ -218,7 +229,12 @@ class _Reader:
 
     def parse_yaml(self, text: str, offset: int, what: str, *, quiet: bool = False) -> Any:
         try:
-            value = yaml.load(text, Loader=_LineLoader)
+            value = _load_yaml(text)
+        except YAMLLimitError as exc:
+            # a limit (aliases, depth, tags, bytes) is not a loose-catalog quirk to recover from
+            line = offset + (exc.problem_mark.line if exc.problem_mark else 0)
+            self.error(line, f"{what}: {exc.problem}")
+            return None
         except yaml.YAMLError as exc:
             if quiet:
                 return _BROKEN

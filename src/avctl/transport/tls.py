@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import hashlib
+import ipaddress
 import os
+import re
 import ssl
 import sys
 from dataclasses import dataclass, field
@@ -21,16 +24,13 @@ from pathlib import Path
 from typing import Literal
 
 import aiohttp
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from avctl.errors import ConnectError, DeviceTimeout, TLSError, UsageError
+from avctl.paths import avctl_home, open_private
 
 TLSMode = Literal["pin", "ca", "insecure"]
-
-
-def avctl_home() -> Path:
-    """Where avctl keeps its state (known devices, jobs, secrets): $AVCTL_HOME or ~/.config/avctl."""
-    env = os.environ.get("AVCTL_HOME")
-    return Path(env) if env else Path.home() / ".config" / "avctl"
 
 
 def fingerprint(der: bytes) -> str:
@@ -42,59 +42,200 @@ def _digest(fp: str) -> bytes:
     return bytes.fromhex(fp.split(":", 1)[1].replace(":", ""))
 
 
+def endpoint_key(host: str, port: int) -> str:
+    """The pin key: the host as typed (no DNS lookup; lower case) and the port; IPv6 in brackets.
+
+    Pins are per typed name: ``localhost:8443`` and ``127.0.0.1:8443`` are two entries, as in SSH's
+    known_hosts, because avctl cannot know that two names reach the same device.
+    """
+    host = host.lower()  # DNS names are case-insensitive; older pin files may hold any case
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_FP_RE = re.compile(r"^SHA256:[0-9A-F]{2}(:[0-9A-F]{2}){31}$")
+_KEY_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*):(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class Pin:
+    fingerprint: str
+    #: what was odd about the certificate when it was pinned ("" for nothing), kept as a comment
+    note: str = ""
+
+    def line(self, endpoint: str) -> str:
+        return f"{endpoint} {self.fingerprint}" + (f" # {self.note}" if self.note else "") + "\n"
+
+
+def _parse_pin_line(line: str) -> tuple[str, Pin] | None:
+    """One known-devices line -> (endpoint, pin); None for blank and comment lines.
+
+    Raises ValueError with what is wrong."""
+    body, _, note = line.partition("#")
+    parts = body.split()
+    if not parts:
+        return None
+    if len(parts) != 2:
+        raise ValueError(f"expected 'HOST:PORT SHA256:...', found {len(parts)} field(s)")
+    m = _KEY_RE.match(parts[0])
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise ValueError(f"{parts[0]!r} is not HOST:PORT")
+    if not _FP_RE.match(parts[1]):
+        raise ValueError("the fingerprint is not 'SHA256:' and 32 hex byte pairs")
+    host = m.group(1).strip("[]")
+    return endpoint_key(host, int(m.group(2))), Pin(parts[1], note.strip())
+
+
+def _canonical(endpoint: str) -> str:
+    """`::1:443` and `[::1]:443` are one key (older avctl wrote IPv6 pins without brackets)."""
+    m = _KEY_RE.match(endpoint)
+    return endpoint_key(m.group(1).strip("[]"), int(m.group(2))) if m else endpoint
+
+
 class KnownHosts:
-    """The known-devices file: one `host:port SHA256:...` line per device.
+    """The known-devices file: one `host:port SHA256:... [# note]` line per device.
 
     Reads are cached; writes take a file lock and re-read first, so several avctl processes
-    pinning different devices at the same time do not lose each other's lines.
+    pinning different devices at the same time do not lose each other's lines. The file is 0600 in
+    a 0700 directory (it decides whom avctl trusts).
+
+    A damaged line is an error naming the line, not skipped: a skipped line is a forgotten pin, and
+    the next connection would pin whatever certificate it meets without a word, the one thing
+    pinning exists to prevent.
     """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or avctl_home() / "known_devices"
-        self._pins: dict[str, str] | None = None
+        self._pins: dict[str, Pin] | None = None
 
-    def _read(self) -> dict[str, str]:
-        pins: dict[str, str] = {}
+    def _read(self) -> dict[str, Pin]:
+        pins: dict[str, Pin] = {}
         try:
-            text = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return pins
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and not line.startswith("#"):
-                pins[parts[0]] = parts[1]
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot read the pinned certificates: {exc.strerror}") from None
+        fix = (f"correct or delete that line in {self.path}, then re-pin the device with "
+               "'avctl trust HOST:PORT --replace' (check its fingerprint on the device first)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[: exc.start].count(b"\n") + 1
+            raise UsageError(f"{self.path}:{bad}: pinned certificates file is damaged: not UTF-8 text",
+                             hint=fix) from None
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                if "\0" in line:
+                    raise ValueError("the line holds a NUL byte")
+                parsed = _parse_pin_line(line)
+            except ValueError as exc:
+                raise UsageError(f"{self.path}:{n}: pinned certificates file is damaged: {exc}",
+                                 hint=fix) from None
+            if parsed:
+                pins[parsed[0]] = parsed[1]  # the last line for an endpoint wins
         return pins
 
-    def get(self, endpoint: str) -> str | None:
+    def _cached(self) -> dict[str, Pin]:
         if self._pins is None:
             self._pins = self._read()
-        return self._pins.get(endpoint)
+        return self._pins
 
-    def set(self, endpoint: str, fp: str, *, replace: bool = False) -> None:
+    def get(self, endpoint: str) -> str | None:
+        pin = self._cached().get(_canonical(endpoint))
+        return pin.fingerprint if pin else None
+
+    def note(self, endpoint: str) -> str:
+        """What was odd about the pinned certificate when it was pinned ("" if nothing)."""
+        pin = self._cached().get(_canonical(endpoint))
+        return pin.note if pin else ""
+
+    def set(self, endpoint: str, fp: str, *, replace: bool = False, note: str = "") -> None:
         """Pin `fp` for `endpoint`. Appends one line under a file lock (the last line for an endpoint
         wins), so pinning thousands of devices stays linear and concurrent processes lose nothing."""
-        if self._pins is None:
-            self._pins = self._read()
-        if endpoint in self._pins and not replace:
+        pins = self._cached()
+        endpoint = _canonical(endpoint)
+        if endpoint in pins and not replace:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.write(f"{endpoint} {fp}\n")
-        self._pins[endpoint] = fp
+        pin = Pin(fp, " ".join(note.split()))  # one line: a note never breaks the file
+        try:
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                fh.write(pin.line(endpoint))
+        except OSError as exc:
+            # refusing is safe: nothing has been sent to the device yet
+            raise UsageError(f"{self.path}: cannot write the pinned certificates: {exc.strerror or exc}",
+                             hint="check the path (--known-hosts, AVCTL_HOME) and the disk") from None
+        pins[endpoint] = pin
 
     def remove(self, endpoint: str) -> bool:
         """Forget a pin (rewrites the file without that endpoint's lines)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+") as fh:
+        if not self.path.exists():
+            return False
+        with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             pins = self._read()
-            found = pins.pop(endpoint, None) is not None
+            found = pins.pop(_canonical(endpoint), None) is not None
             tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-            tmp.write_text("".join(f"{k} {v}\n" for k, v in sorted(pins.items())))
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as out:
+                out.write("".join(pin.line(k) for k, pin in sorted(pins.items())))
             os.replace(tmp, self.path)
         self._pins = pins
         return found
+
+
+def certificate_oddities(der: bytes, host: str, *, now: dt.datetime | None = None) -> list[str]:
+    """What is odd about a certificate met on first use: expired, not yet valid, or issued for
+    another name than the one typed. Self-signed is what meeting-room devices have: not odd."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return ["the certificate cannot be parsed"]
+    now = now or dt.datetime.now(dt.UTC)
+    odd: list[str] = []
+    if cert.not_valid_after_utc < now:
+        odd.append(f"expired {cert.not_valid_after_utc:%Y-%m-%d}")
+    if cert.not_valid_before_utc > now:
+        odd.append(f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
+    names = _certificate_names(cert)
+    if not _name_matches(host, names):
+        # the names come from the device: escape what is not printable, cap the length
+        shown = ", ".join(repr(n)[1:-1][:64] if not n.isprintable() else n[:64] for n in names[:3])
+        shown = (shown + (", ..." if len(names) > 3 else "")) if names else "no name"
+        odd.append(f"issued for {shown}, not {host}")
+    return odd
+
+
+def _certificate_names(cert: x509.Certificate) -> list[str]:
+    """The SAN DNS names and IP addresses, else the subject CN (as TLS clients fall back to it)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [*san.get_values_for_type(x509.DNSName),
+                 *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+    except (x509.ExtensionNotFound, ValueError):
+        names = []
+    if not names:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return names
+
+
+def _name_matches(host: str, names: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    for name in names:
+        if ip is not None:
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(name) == ip:
+                    return True
+            continue
+        pattern, target = name.lower().rstrip("."), host.lower().rstrip(".")
+        if pattern == target:
+            return True
+        # one wildcard label at the left, as browsers accept it
+        if pattern.startswith("*.") and "." in target and target.split(".", 1)[1] == pattern[2:]:
+            return True
+    return False
 
 
 _UNVERIFIED = ssl.create_default_context()
@@ -165,7 +306,7 @@ class TLSPolicy:
             if self._context is None:
                 self._context = ssl.create_default_context(cafile=self.cafile)
             return self._context
-        endpoint = f"{host}:{port}"
+        endpoint = endpoint_key(host, port)
         cached = self._fingerprints.get(endpoint)
         if cached is not None:
             return cached
@@ -175,12 +316,22 @@ class TLSPolicy:
             async with lock:
                 fp = self.known_hosts.get(endpoint)
                 if fp is None:
-                    fp = fingerprint(await fetch_certificate(host, port))
-                    self.known_hosts.set(endpoint, fp)
+                    fp = self._pin_first_use(endpoint, host, await fetch_certificate(host, port))
         # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
         # Fingerprint per request would mean a new TLS handshake per request
         self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
         return self._fingerprints[endpoint]
 
+    def _pin_first_use(self, endpoint: str, host: str, der: bytes) -> str:
+        """Pin a certificate met for the first time; say once (and note in the pin) what was odd."""
+        fp = fingerprint(der)
+        odd = "; ".join(certificate_oddities(der, host))
+        self.known_hosts.set(endpoint, fp, note=f"first use: {odd}" if odd else "")
+        if odd:
+            print(f"avctl: warning: pinned the certificate of {endpoint} on first use although it is "
+                  f"odd: {odd} ({fp}); if that is not expected, remove the pin with "
+                  f"'avctl trust {endpoint} --remove' and check the device", file=sys.stderr)
+        return fp
+
     def pinned_fingerprint(self, host: str, port: int) -> str | None:
-        return self.known_hosts.get(f"{host}:{port}")
+        return self.known_hosts.get(endpoint_key(host, port))
