@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from avctl.errors import ValidationError
+from avctl.errors import DeviceError, ValidationError
 from avctl.spec.model import Action
 
 
@@ -31,6 +31,12 @@ class Request:
     #: per-request overrides (Solstice v1 and v2 live on different ports and schemes)
     scheme: str | None = None
     port: int | None = None
+    #: caps on the decompressed answer, in memory and streamed to `stream_to` (None: the spec
+    #: model's defaults); `Device` sets them on every request it sends
+    max_bytes: int | None = None
+    max_file_bytes: int | None = None
+    #: `stream_to` may replace an existing file (only when the user asked for it)
+    overwrite: bool = False
 
     def with_headers(self, **headers: str) -> Request:
         names = {k.lower().replace("_", "-") for k in headers}
@@ -72,13 +78,52 @@ class Response:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body.strip() else None
+        """The body as JSON (None when empty). ValueError if it is not JSON; DeviceError if too deep."""
+        if not self.body.strip():
+            return None
+        try:
+            data = json.loads(self.body)
+        except RecursionError:
+            data = None
+            too_deep = True
+        else:
+            too_deep = _deeper_than(data, MAX_JSON_DEPTH, self.body)
+        if too_deep:
+            what = self.request.action_id or self.request.path if self.request else "answer"
+            raise DeviceError(
+                f"{what}: the device answered with JSON nested more than {MAX_JSON_DEPTH} levels deep; "
+                "not read",
+                status=self.status,
+                hint="no real device answers like this: check the address is the device you meant",
+            )
+        return data
 
     def try_json(self) -> Any:
+        """The body as JSON, or as text when it is not JSON (DeviceError if too deep)."""
         try:
             return self.json()
         except ValueError:
             return self.body.decode("utf-8", "replace") if self.body else None
+
+
+#: deeper JSON is refused: the stdlib parser would overflow the stack near 1000 levels, and every
+#: later consumer (printing, the job store) recurses too. Real device answers nest a few levels.
+MAX_JSON_DEPTH = 64
+
+
+def _deeper_than(data: Any, limit: int, raw: bytes) -> bool:
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # cannot be that deep: skip the walk (nearly every answer)
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
 
 
 def _text(value: Any) -> str:
