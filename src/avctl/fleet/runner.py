@@ -71,6 +71,9 @@ class RunOptions:
     wait_grace: float = 10.0  # how long a device may take to go down before we take "up" at face value
     poll_interval: float = 1.0
     output_dir: str = "."  # downloads (response: file) go to OUTPUT_DIR/<device name>/
+    overwrite: bool = False  # a download may replace an existing file
+    max_response_bytes: int | None = None  # caps on answers and downloads (None: each spec's)
+    max_download_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -240,7 +243,8 @@ class FleetRunner:
             try:
                 dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
                              transport=self._transport, timeout=self.options.timeout, name=entry.name,
-                             ports=dict(entry.ports))
+                             ports=dict(entry.ports), max_response_bytes=self.options.max_response_bytes,
+                             max_download_bytes=self.options.max_download_bytes)
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:
@@ -282,7 +286,8 @@ class FleetRunner:
                     # one folder per device: every device names its log file the same way
                     target = Path(self.options.output_dir) / run.entry.name
                     target.mkdir(parents=True, exist_ok=True)
-                    result = await dev.call(action_id, download_to=target, **params)
+                    result = await dev.call(action_id, download_to=target, overwrite=self.options.overwrite,
+                                            **params)
                 else:
                     result = await dev.call(action_id, **params)
             except AuthenticationError as exc:
