@@ -64,6 +64,7 @@ async def save_download(resp: aiohttp.ClientResponse, request: Request) -> Path:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 size += len(chunk)
                 if size > cap:
+                    resp.close()  # the rest is never read: the connection cannot be reused
                     raise too_large(request, resp.status, cap, download=True)
                 fh.write(chunk)
         _publish(Path(tmp), target, request)

@@ -182,6 +182,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
     async for chunk in resp.content.iter_chunked(CHUNK):
         size += len(chunk)
         if size > cap:
+            resp.close()  # the rest is never read: the connection cannot be reused
             raise too_large(request, resp.status, cap, download=False)
         chunks.append(chunk)
     return b"".join(chunks)
@@ -189,18 +190,21 @@ async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
 
 #: a URL inside a library's error text: keep scheme, host and path; drop user:password@, query, fragment
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/@'\"<>]*@)?([^\s?#'\"<>]*)(?:[?#][^\s'\"<>]*)?")
+#: a bare request target (`/api/config?password=...`): keep the path
+_TARGET_QUERY = re.compile(r"(/[^\s?#'\"<>]*)[?#][^\s'\"<>]*")
 
 
 def scrub(text: str, request: Request) -> str:
     """`text` without credentials a URL may carry (Solstice v1 sends the password as `?password=`).
 
     Messages are built from the endpoint and path; only library texts need this, and they may quote
-    the URL (InvalidURL, ClientResponseError) or the bare request target.
+    the URL (InvalidURL, ClientResponseError) or the bare request target. They may also span lines
+    (a parser's caret diagram): an error message is one line.
     """
-    text = _URL.sub(r"\1\2", text)
+    text = _TARGET_QUERY.sub(r"\1", _URL.sub(r"\1\2", text))
     if request.query:
         text = text.replace("?" + urlencode(request.query), "").replace(urlencode(request.query), "")
-    return text
+    return " ".join(text.split())
 
 
 __all__ = ["Endpoint", "HttpTransport", "Transport", "fingerprint"]
