@@ -147,9 +147,10 @@ def test_gzip_bomb_keeps_peak_memory_near_the_cap(hostile: HostileDevice, tmp_pa
     with capsys.disabled():
         print(f"\n[gzip bomb 4 GiB] peak RSS: cap 16 MiB {bomb:.0f} MiB, cap 160 MiB {wide:.0f} MiB; "
               f"a normal call {baseline:.0f} MiB")
-    # the cap plus the joined copy plus aiohttp's read buffers, not gigabytes
+    # about the cap (plus aiohttp's read buffers), not gigabytes; a normal call's peak varies by
+    # tens of MiB from run to run, so the sensitivity check compares the two capped runs
     assert bomb - baseline < 64, (bomb, baseline)
-    assert wide - baseline > 120, (wide, baseline)
+    assert wide - bomb > 96, (wide, bomb)
 
 
 async def test_three_bombs_in_a_fleet_end_failed(tmp_path: Path, tls: TLSPolicy,
