@@ -350,16 +350,21 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("where", ["closed", "garbage"])
-def test_solstice_v1_password_never_in_error_text(where: str, garbage_port: int, pw: None,
+@pytest.mark.parametrize("action", ["v1_config_get", "v1_control_resetkey"])
+def test_solstice_v1_password_never_in_error_text(where: str, action: str, garbage_port: int, pw: None,
                                                   avctl_home: Path) -> None:
     port = _closed_port() if where == "closed" else garbage_port
-    code, out, err = avctl("call", "-f", "solstice", f"127.0.0.1:{port}", "v1_config_get",
+    code, out, err = avctl("call", "-f", "solstice", f"127.0.0.1:{port}", action, "--yes",
                            "--port", f"http={port}", "--password-env", "HOSTILE_PW")
     line = one_error_line(code, err)
     assert PASSWORD not in out + err and "password=" not in err
     assert f"127.0.0.1:{port}" in line
     if where == "garbage":
         assert "Bad status line" in line
+    # the audit log (state-changing calls) keeps the message: without the password
+    written = [p for p in avctl_home.rglob("*") if p.is_file()]
+    assert written or action == "v1_config_get"
+    assert not any(PASSWORD.encode() in p.read_bytes() for p in written)
 
 
 async def test_library_error_texts_lose_query_and_userinfo(garbage_port: int) -> None:
