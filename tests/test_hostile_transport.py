@@ -6,11 +6,13 @@ file it was not asked to, puts no credential into a message, and answers with on
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from click.testing import CliRunner
 from avctl.auth import Credentials
 from avctl.cli.main import cli
 from avctl.device import Device
+from avctl.emulator.certs import make_certificate, server_context
 from avctl.emulator.hostile import HostileDevice
 from avctl.errors import DeviceError, ResponseTooLarge, UsageError, ValidationError
 from avctl.families.solstice import token_expiry
@@ -318,6 +321,46 @@ async def test_fleet_run_overwrite_option(hostile: HostileDevice, tls: TLSPolicy
     replaced = await run(overwrite=True)
     assert replaced.status == "ok"
     assert (tmp_path / "out" / "cam" / "snap.jpg").read_text() == "hostile download\n"
+
+
+def test_raw_escape_sequences_in_content_disposition_reach_no_terminal(tmp_path: Path, tls: TLSPolicy) -> None:
+    """Header bytes an aiohttp server would refuse to send, from a raw TLS socket."""
+    disposition = b'attachment; filename*=x\x1b[31mred; filename="snap\x1b[31m.jpg"'
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: session_id=s1\r\n"
+              b"Content-Disposition: " + disposition + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    cert, key = make_certificate("127.0.0.1", "raw")
+    context = server_context(cert, key)
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+                with context.wrap_socket(conn, server_side=True) as tls_conn:
+                    tls_conn.recv(65536)
+                    tls_conn.sendall(answer)
+            except OSError:
+                if server.fileno() < 0:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    out = tmp_path / "dl"
+    out.mkdir()
+
+    async def download() -> None:
+        async with Device("videoos", f"127.0.0.1:{server.getsockname()[1]}", tls=tls,
+                          credentials=Credentials(None, PASSWORD)) as dev:
+            await dev.call("cameras_snapshot_get", snapshot_id="near_image_1.jpg", download_to=out)
+
+    try:
+        with warnings.catch_warnings(record=True) as seen, pytest.raises(DeviceError) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(download())
+    finally:
+        server.close()
+    assert "'snap\\x1b[31m.jpg'" in str(caught.value) and "\x1b" not in str(caught.value)
+    assert [str(w.message) for w in seen if "\x1b" in str(w.message)] == []
+    assert list(out.iterdir()) == []
 
 
 # --- no credentials in messages (item 4) --------------------------------------------------------

@@ -13,6 +13,7 @@ import errno
 import os
 import tempfile
 import unicodedata
+import warnings
 from pathlib import Path
 
 import aiohttp
@@ -96,7 +97,10 @@ def _publish(tmp: Path, target: Path, request: Request) -> None:
 
 
 def _device_name(resp: aiohttp.ClientResponse, request: Request) -> str:
-    disposition = resp.content_disposition
+    with warnings.catch_warnings():
+        # aiohttp warns about a malformed parameter by printing it raw: escape sequences and all
+        warnings.simplefilter("ignore")
+        disposition = resp.content_disposition
     name = (disposition.filename if disposition else None) or resp.url.name or "download.bin"
     why = refused_name(name)
     if why:
