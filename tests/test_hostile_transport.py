@@ -86,8 +86,17 @@ async def test_hostile_server_gets_past_each_login(hostile: HostileDevice, tls: 
     assert any(dev.spec.action(action).path in p for p in seen)
 
 
-def test_hostile_server_records_a_bounded_log(hostile: HostileDevice) -> None:
-    assert hostile.requests.maxlen == 256
+async def test_hostile_server_records_a_bounded_log(hostile: HostileDevice) -> None:
+    transport = HttpTransport(TLSPolicy.insecure())
+    try:
+        for i in range(300):
+            await transport.send(hostile_endpoint(hostile), Request("POST", f"/n/{i}", body=b"x" * 10_000),
+                                 timeout=5)
+    finally:
+        await transport.close()
+    assert len(hostile.requests) == 256
+    assert hostile.requests[0].path_qs == "/n/44" and hostile.requests[-1].path_qs == "/n/299"
+    assert {len(r.body) for r in hostile.requests} == {4096}
 
 
 # --- response size caps (item 2) --------------------------------------------------------------
