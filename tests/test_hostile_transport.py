@@ -451,9 +451,12 @@ async def test_nested_json_in_an_error_answer(hostile: HostileDevice, tls: TLSPo
     async with device("videoos", hostile, tls) as dev:
         with pytest.raises(DeviceError, match="nested more than 64"):
             await dev.call("audio_get")
-    hostile.hostility.nested_json = 60  # deep, but within what avctl reads
     hostile.hostility.status = 200
     async with device("videoos", hostile, tls) as dev:
+        hostile.hostility.nested_json = 65  # parses, but deeper than avctl takes
+        with pytest.raises(DeviceError, match="nested more than 64"):
+            await dev.call("audio_get")
+        hostile.hostility.nested_json = 64  # deep, but within what avctl reads
         result = await dev.call("audio_get")
     assert isinstance(result.data, list)
 

@@ -84,19 +84,20 @@ class Response:
         try:
             data = json.loads(self.body)
         except RecursionError:
-            data = None
-            too_deep = True
-        else:
-            too_deep = _deeper_than(data, MAX_JSON_DEPTH, self.body)
-        if too_deep:
-            what = self.request.action_id or self.request.path if self.request else "answer"
-            raise DeviceError(
-                f"{what}: the device answered with JSON nested more than {MAX_JSON_DEPTH} levels deep; "
-                "not read",
-                status=self.status,
-                hint="no real device answers like this: check the address is the device you meant",
-            )
+            raise self._too_deep() from None
+        if _deeper_than(data, MAX_JSON_DEPTH, self.body):
+            raise self._too_deep()
         return data
+
+    def _too_deep(self) -> DeviceError:
+        what = self.request.action_id or self.request.path if self.request else "answer"
+        error = DeviceError(
+            f"{what}: the device answered with JSON nested more than {MAX_JSON_DEPTH} levels deep; not read",
+            status=self.status,
+            hint="no real device answers like this: check the address is the device you meant",
+        )
+        error.transient = False  # even with a 5xx status: the same answer would come again
+        return error
 
     def try_json(self) -> Any:
         """The body as JSON, or as text when it is not JSON (DeviceError if too deep)."""
@@ -112,17 +113,16 @@ MAX_JSON_DEPTH = 64
 
 
 def _deeper_than(data: Any, limit: int, raw: bytes) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (iteratively: no recursion)."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # cannot be that deep: skip the walk (nearly every answer)
-    stack = [(data, 1)]
+    stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > limit:
             return True
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
     return False
 
 
