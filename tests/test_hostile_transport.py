@@ -7,6 +7,7 @@ file it was not asked to, puts no credential into a message, and answers with on
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -182,6 +183,37 @@ async def test_three_bombs_in_a_fleet_end_failed(tmp_path: Path, tls: TLSPolicy,
     assert {o.reason for o in outcomes} == {"response_too_large"}
     assert all(str(MIB) in (o.message or "") for o in outcomes)
     assert calls == [1, 1, 1]  # not transient: the same answer would come again
+
+
+def test_fleet_cli_caps_and_overwrite(tmp_path: Path, pw: None) -> None:
+    with HostileDevice() as bomb, HostileDevice() as cam:
+        bomb.hostility.gzip_bomb = 1 << 30
+        cam.hostility.filename = "snap.jpg"
+        inv = tmp_path / "inventory.yaml"
+        inv.write_text("defaults: {family: videoos, password: env:HOSTILE_PW}\ndevices:\n"
+                       f"  bomb: {{address: '{bomb.address()}'}}\n  cam: {{address: '{cam.address()}'}}\n")
+        common = ["-i", str(inv), "--json", "--store", str(tmp_path / "avctl.db")]
+        code, out, err = avctl("fleet", "run", "audio_get", "--name", "bomb", "--max-response", "1M", *common)
+        assert code == 1 and "Traceback" not in err, err
+        [outcome] = json_outcomes(out)
+        assert (outcome["status"], outcome["reason"]) == ("failed", "response_too_large")
+        assert "1048576" in outcome["message"]
+        folder = tmp_path / "out"
+        (folder / "cam").mkdir(parents=True)
+        (folder / "cam" / "snap.jpg").write_text("mine")
+        snap = ["fleet", "run", "cameras_snapshot_get", "snapshot_id=near_image_1.jpg", "--name", "cam",
+                "-o", str(folder), *common]
+        code, out, err = avctl(*snap)
+        assert code == 1 and json_outcomes(out)[0]["status"] == "failed"
+        assert (folder / "cam" / "snap.jpg").read_text() == "mine"
+        code, out, err = avctl(*snap, "--overwrite")
+        assert code == 0 and json_outcomes(out)[0]["status"] == "ok", out + err
+    assert (folder / "cam" / "snap.jpg").read_text() == "hostile download\n"
+
+
+def json_outcomes(out: str) -> list[dict[str, Any]]:
+    outcomes: list[dict[str, Any]] = json.loads(out)["devices"]
+    return outcomes
 
 
 def test_caps_come_from_the_spec_transport_block(tmp_path: Path) -> None:
