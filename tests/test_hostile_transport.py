@@ -467,6 +467,13 @@ async def test_library_error_texts_lose_query_and_userinfo(garbage_port: int) ->
     assert PASSWORD not in text and text == "url='http://h:80/api/x' and /api/config"
 
 
+async def test_an_address_the_url_cannot_hold_is_a_usage_error(tls: TLSPolicy) -> None:
+    """yarl/idna refuse a 300-character host name with a ValueError, before any I/O."""
+    async with Device("solstice", "x" * 300, credentials=Credentials(None, ""), tls=tls) as dev:
+        with pytest.raises(UsageError, match="not a usable address"):
+            await dev.call("v1_config_get")
+
+
 # --- one-line errors for hostile answers (item 5) ----------------------------------------------
 
 

@@ -25,6 +25,7 @@ from avctl.errors import (
     DeviceTimeout,
     TLSError,
     TransportError,
+    UsageError,
     ValidationError,
 )
 from avctl.request import Request, Response
@@ -123,7 +124,10 @@ class HttpTransport:
             raise TLSError(f"{ep}: TLS failed: {scrub(str(exc), request)}") from None
         except aiohttp.ClientConnectorError as exc:
             errno = exc.os_error.errno
-            reason = os.strerror(errno) if errno else scrub(str(exc.os_error), request)
+            # a positive errno has a standard text; name lookups fail with negative codes and their own
+            reason = os.strerror(errno) if errno and errno > 0 else scrub(
+                exc.os_error.strerror or str(exc.os_error), request
+            )
             raise ConnectError(f"{ep}: cannot connect: {reason}") from None
         except (
             aiohttp.ServerDisconnectedError,
@@ -135,6 +139,8 @@ class HttpTransport:
             raise ConnectionDropped(f"{ep}: connection dropped: {text}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{ep}: {type(exc).__name__}: {scrub(str(exc), request)}") from None
+        except ValueError as exc:  # the URL cannot be built: a 300-character host name (idna), ...
+            raise UsageError(f"{ep}: not a usable address: {scrub(str(exc), request)}") from None
 
     def release(self, endpoint: Endpoint) -> None:
         """Close the idle pooled connections to one endpoint (a device that is done).
