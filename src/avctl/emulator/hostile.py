@@ -2,7 +2,7 @@
 
     with HostileDevice() as dev:
         dev.hostility.gzip_bomb = 1 << 30          # settable while it runs
-        Device("videoos", dev.address("https"), ...).call("system_get")
+        await Device("videoos", dev.address("https"), ...).call("audio_get")
 
 It speaks just enough of each family's login for the hostile answer to reach the action: VideoOS
 `POST /rest/session` sets a `session_id` cookie, Solstice `POST /v2/token` issues a JWT, Poly UC
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import socket
 import threading
@@ -66,6 +67,8 @@ class HostileDevice:
     """The server, on its own loop in a background thread; `with` starts and stops it."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"a hostile device listens on loopback only, not {host}")
         self.host = host
         self.hostility = Hostility()
         self.requests: deque[Seen] = deque(maxlen=256)
