@@ -7,6 +7,7 @@ file it was not asked to, puts no credential into a message, and answers with on
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
@@ -310,6 +311,30 @@ async def test_download_publish_cannot_clobber_a_file_created_meanwhile(
             await dev.call("cameras_snapshot_get", snapshot_id="near_image_1.jpg", download_to=tmp_path)
     assert raced.read_text() == "created meanwhile"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race.jpg"]
+
+
+async def test_download_without_hard_links_claims_the_name_exclusively(
+        hostile: HostileDevice, tls: TLSPolicy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File systems without hard links (FAT, some network shares): an O_EXCL claim, then a rename."""
+    tmp_path = tmp_path / "dl"
+    tmp_path.mkdir()
+
+    def no_links(src: Any, dst: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("avctl.transport.files.os.link", no_links)
+    hostile.hostility.filename = "snap.jpg"
+    async with device("videoos", hostile, tls) as dev:
+        result = await dev.call("cameras_snapshot_get", snapshot_id="near_image_1.jpg", download_to=tmp_path)
+        assert result.file == tmp_path / "snap.jpg" and result.file.read_text() == "hostile download\n"
+        result.file.write_text("mine")
+        real_lexists = os.path.lexists
+        monkeypatch.setattr("avctl.transport.files.os.path.lexists",
+                            lambda p: False if Path(p).name == "snap.jpg" else real_lexists(p))
+        with pytest.raises(UsageError, match="exists; not replaced"):  # caught by the claim itself
+            await dev.call("cameras_snapshot_get", snapshot_id="near_image_1.jpg", download_to=tmp_path)
+    assert (tmp_path / "snap.jpg").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.jpg"]
 
 
 async def test_download_cap_removes_the_partial_file(hostile: HostileDevice, tls: TLSPolicy,
