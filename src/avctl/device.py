@@ -81,6 +81,8 @@ class Device:
         ports: Mapping[str, int] | None = None,
         schemes: Mapping[str, str] | None = None,
         allow_cleartext: bool = False,
+        max_response_bytes: int | None = None,
+        max_download_bytes: int | None = None,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -101,6 +103,11 @@ class Device:
         self._own_transport = transport is None
         self.transport: Transport = transport or HttpTransport(tls)
         self.timeout = timeout
+        #: caps on what the device may make us read (None: the spec's Transport block)
+        self.max_response_bytes = _cap("max_response_bytes", max_response_bytes,
+                                       self.spec.transport.max_response_bytes)
+        self.max_download_bytes = _cap("max_download_bytes", max_download_bytes,
+                                       self.spec.transport.max_download_bytes)
         self._auths: dict[str, Auth] = {}
         # devices that handle one request at a time (Poly UC) get their calls queued here
         self._serial = asyncio.Lock() if self.spec.transport.serial_requests else None
@@ -131,13 +138,15 @@ class Device:
         return action, self.family.wrap(action, request)
 
     async def call(
-        self, action_id: str, /, *, download_to: str | Path | None = None, **params: Any
+        self, action_id: str, /, *, download_to: str | Path | None = None, overwrite: bool = False,
+        **params: Any,
     ) -> Result:
-        """Run one action. `download_to` (a file or folder) receives `response: file` bodies."""
+        """Run one action. `download_to` (a file or folder) receives `response: file` bodies;
+        an existing file there is replaced only with `overwrite=True`."""
         action, request = self.prepare(action_id, params)
         if action.response == "file":
             target = Path(download_to) if download_to else Path.cwd()
-            request = replace(request, stream_to=target)
+            request = replace(request, stream_to=target, overwrite=overwrite)
         attempt = 0
         while True:
             try:
@@ -203,6 +212,8 @@ class Device:
             while True:
                 self._refuse_cleartext(outgoing)
                 self.sent += 1
+                outgoing = replace(outgoing, max_bytes=self.max_response_bytes,
+                                   max_file_bytes=self.max_download_bytes)
                 response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
                 try:
                     outgoing = await flow.asend(response)
@@ -224,6 +235,14 @@ class Device:
             "'allow_cleartext: true' in the inventory (defaults, site, group or device), "
             "or Device(..., allow_cleartext=True)",
         )
+
+
+def _cap(name: str, given: int | None, default: int) -> int:
+    if given is None:
+        return default
+    if isinstance(given, bool) or not isinstance(given, int) or given <= 0:
+        raise UsageError(f"{name} must be a positive number of bytes, not {given!r}")
+    return given
 
 
 class SyncDevice:

@@ -198,6 +198,22 @@ class DeviceBusy(DeviceError):
         super().__init__(message, **{**fields, "transient": True})
 
 
+class ResponseTooLarge(DeviceError):
+    """The device's answer (decompressed) exceeds the cap on what avctl reads.
+
+    A DeviceError, not a TransportError: the answer did arrive, the device chose its size, and a
+    retry gets the same answer. TransportErrors are transient and make a fleet device
+    'unreachable'; this one is final and makes it 'failed'.
+    """
+
+    kind = "response_too_large"
+
+    def __init__(self, message: str, *, status: int, cap: int, hint: str) -> None:
+        super().__init__(message, status=status, hint=hint)
+        self.cap = cap
+        self.transient = False  # even with a 5xx status: the same answer would come again
+
+
 class ApiDisabled(DeviceError):
     """The device's REST API is switched off."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from avctl.errors import ValidationError
+from avctl.errors import DeviceError, ValidationError
 from avctl.spec.model import Action
 
 
@@ -38,6 +38,12 @@ class Request:
     def with_secret(self, what: str) -> Request:
         """This request with `what` (a secret it now carries) recorded, for the cleartext check."""
         return replace(self, carries_secret=self.carries_secret or what)
+    #: caps on the decompressed answer, in memory and streamed to `stream_to` (None: the spec
+    #: model's defaults); `Device` sets them on every request it sends
+    max_bytes: int | None = None
+    max_file_bytes: int | None = None
+    #: `stream_to` may replace an existing file (only when the user asked for it)
+    overwrite: bool = False
 
     def with_headers(self, **headers: str) -> Request:
         names = {k.lower().replace("_", "-") for k in headers}
@@ -79,13 +85,52 @@ class Response:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body.strip() else None
+        """The body as JSON (None when empty). ValueError if it is not JSON; DeviceError if too deep."""
+        if not self.body.strip():
+            return None
+        try:
+            data = json.loads(self.body)
+        except RecursionError:
+            raise self._too_deep() from None
+        if _deeper_than(data, MAX_JSON_DEPTH, self.body):
+            raise self._too_deep()
+        return data
+
+    def _too_deep(self) -> DeviceError:
+        what = self.request.action_id or self.request.path if self.request else "answer"
+        error = DeviceError(
+            f"{what}: the device answered with JSON nested more than {MAX_JSON_DEPTH} levels deep; not read",
+            status=self.status,
+            hint="no real device answers like this: check the address is the device you meant",
+        )
+        error.transient = False  # even with a 5xx status: the same answer would come again
+        return error
 
     def try_json(self) -> Any:
+        """The body as JSON, or as text when it is not JSON (DeviceError if too deep)."""
         try:
             return self.json()
         except ValueError:
             return self.body.decode("utf-8", "replace") if self.body else None
+
+
+#: deeper JSON is refused: the stdlib parser would overflow the stack near 1000 levels, and every
+#: later consumer (printing, the job store) recurses too. Real device answers nest a few levels.
+MAX_JSON_DEPTH = 64
+
+
+def _deeper_than(data: Any, limit: int, raw: bytes) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (iteratively: no recursion)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # cannot be that deep: skip the walk (nearly every answer)
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _text(value: Any) -> str:

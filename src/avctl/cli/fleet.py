@@ -30,6 +30,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.sizes import BYTES
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
@@ -123,6 +124,10 @@ def run_options(fn: F) -> F:
                      help="Overall deadline per device in seconds (default: none)."),
         click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
                      help="Retries per call for transient failures (never for rejected logins)."),
+        click.option("--max-response", type=BYTES, metavar="BYTES",
+                     help="Refuse answers larger than this (decompressed) [default: each spec's, e.g. 16M]."),
+        click.option("--max-download", type=BYTES, metavar="BYTES",
+                     help="Refuse downloads larger than this [default: each spec's, e.g. 2G]."),
         click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
                      help="Use this spec file for FAMILY instead of the built-in one."),
         click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions."),
@@ -209,7 +214,9 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
                          retries=kwargs["retries"], wait=kwargs.get("wait", False),
                          wait_timeout=kwargs.get("wait_timeout", 300.0), wait_grace=kwargs.get("wait_grace", 10.0),
                          output_dir=kwargs.get("output_dir", "."), ports=ports, schemes=schemes,
-                         allow_cleartext=kwargs["allow_cleartext"])
+                         allow_cleartext=kwargs["allow_cleartext"],
+                         overwrite=kwargs.get("overwrite", False),
+                         max_response_bytes=kwargs["max_response"], max_download_bytes=kwargs["max_download"])
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
@@ -299,6 +306,7 @@ def fleet_group() -> None:
 @wait_options
 @click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False), default=".",
               help="Downloads go to OUTPUT/<device>/ [default: .].")
+@click.option("--overwrite", is_flag=True, help="Let downloads replace existing files.")
 @handle_errors
 def fleet_run(action: str, params: tuple[str, ...], **kwargs: Any) -> None:
     """Run spec ACTION with key=value PARAMS on every selected device whose family has it.

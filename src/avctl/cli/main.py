@@ -31,6 +31,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.sizes import BYTES
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults
 from avctl.errors import UsageError
@@ -148,6 +149,11 @@ def describe_cmd(family: str, action: str, as_json: bool) -> None:
 @endpoint_options
 @click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request.")
 @click.option("--output", "-o", type=click.Path(), help="Where downloads go (file or folder) [default: .].")
+@click.option("--overwrite", is_flag=True, help="Let a download replace an existing file.")
+@click.option("--max-response", type=BYTES, metavar="BYTES",
+              help="Refuse answers larger than this (decompressed) [default: the spec's, e.g. 16M].")
+@click.option("--max-download", type=BYTES, metavar="BYTES",
+              help="Refuse downloads larger than this [default: the spec's, e.g. 2G].")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 @handle_errors
@@ -168,6 +174,9 @@ def call_cmd(
     allow_cleartext: bool,
     timeout: float,
     output: str | None,
+    overwrite: bool,
+    max_response: int | None,
+    max_download: int | None,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -186,13 +195,14 @@ def call_cmd(
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
-                          ports=ports, schemes=schemes, allow_cleartext=allow_cleartext) as dev:
+                          ports=ports, schemes=schemes, allow_cleartext=allow_cleartext,
+                          max_response_bytes=max_response, max_download_bytes=max_download) as dev:
             dev.prepare(action, values)  # validate before asking for confirmation
             if act.disruptive:
                 note = f" ({act.safety_note})" if act.safety_note else ""
                 confirm_disruptive(f"{act.id} on {dev.name}{note}", yes)
             try:
-                result = await dev.call(action, download_to=output, **values)
+                result = await dev.call(action, download_to=output, overwrite=overwrite, **values)
             except Exception as exc:
                 _audit(dev.name, family, act.id, act.public_values(values), act.kind, exc)
                 raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -67,14 +68,32 @@ CALENDAR_SINGLE_WRITES = {"calendar_add", "calendar_meeting_update", "calendar_m
                           "v1_calendar_add", "v1_calendar_delete"}
 
 
+#: a token `exp` outside these seconds since the epoch (1970..9999) is not a time: ignored
+EXP_RANGE = (0.0, 253402300799.0)
+
+
 def token_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT, unverified (only the time is needed), or None if it has none."""
+    """The `exp` claim of a JWT, unverified (only the time is needed), or None if it has none.
+
+    A claim that is not a plausible time (a string, NaN, 1e30, a 400-digit number) counts as none:
+    the token is then used until the pod refuses it (401), which fetches a new one once.
+    """
     try:
         claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):
         return None
-    exp = claims.get("exp")
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return None
+    try:
+        value = float(exp)
+    except OverflowError:
+        return None
+    return value if EXP_RANGE[0] <= value <= EXP_RANGE[1] else None  # NaN fails both tests
+
+
+#: RFC 6750 b64token: what may follow "Bearer " in an Authorization header
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def _error_entries(body: Any) -> list[dict[str, Any]]:
@@ -163,6 +182,14 @@ class SolsticeToken(Auth):
         body = response.try_json()
         token = body.get("access_token") if isinstance(body, dict) else None
         if response.status == 200 and isinstance(token, str) and token:
+            if not _BEARER_TOKEN.fullmatch(token):
+                # it goes into the Authorization header: a line break would split the request
+                raise DeviceError(
+                    "Solstice token request: the pod sent an access token with characters a bearer "
+                    "token cannot carry (control characters, spaces); refused",
+                    status=response.status,
+                    hint="is this a Solstice pod with the OpenControl v2 API on this port (5443)?",
+                )
             self.token = token
             self.expires_at = token_expiry(token)
             return

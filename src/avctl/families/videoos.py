@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -125,10 +126,10 @@ class VideoOSSession(Auth):
                 if morsel.value == "" or morsel["max-age"] == "0":
                     self.cookies.pop(name, None)
                 else:
-                    self.cookies[name] = morsel.value
+                    self.cookies[name] = _header_safe(f"a cookie ({name})", morsel.value, response)
         token = self.cookies.get("XSRF-TOKEN") or response.header("X-XSRF-Token")
         if token:
-            self.xsrf = token
+            self.xsrf = _header_safe("an XSRF token", token, response)
 
     def _check_login(self, response: Response) -> None:
         body = response.try_json()
@@ -137,7 +138,9 @@ class VideoOSSession(Auth):
             if "session_id" not in self.cookies:
                 session: dict[str, Any] = body["session"] if isinstance(body.get("session"), dict) else {}
                 if session.get("sessionId"):  # some firmware only returns it in the body
-                    self.cookies["session_id"] = str(session["sessionId"])
+                    self.cookies["session_id"] = _header_safe(
+                        "a session id", str(session["sessionId"]), response
+                    )
             self.generation += 1
             return
         if response.status not in (400, 401, 403):
@@ -160,6 +163,24 @@ class VideoOSSession(Auth):
         )
         self.failed = error_cls(message, reason=reason, hint=hint)
         raise self.failed
+
+
+#: RFC 6265 cookie-octets: what a cookie value may hold and still go back in a Cookie header
+#: (no control characters, which would split the request, and no ';' ',' or space, which would
+#: add cookies of the device's choosing)
+_COOKIE_VALUE = re.compile(r'"?[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"?')
+
+
+def _header_safe(what: str, value: str, response: Response) -> str:
+    """`value` if it can be echoed in a request header; a DeviceError otherwise (never shown: a secret)."""
+    if _COOKIE_VALUE.fullmatch(value):
+        return value
+    raise DeviceError(
+        f"VideoOS: the device sent {what} with control characters or other characters a cookie "
+        "cannot carry; refused",
+        status=response.status,
+        hint="is this a Poly VideoOS device? avctl does not echo such values back",
+    )
 
 
 @register_auth("videoos_session")

@@ -75,6 +75,9 @@ class RunOptions:
     ports: Mapping[str, int] = field(default_factory=dict)
     schemes: Mapping[str, str] = field(default_factory=dict)
     allow_cleartext: bool = False
+    overwrite: bool = False  # a download may replace an existing file
+    max_response_bytes: int | None = None  # caps on answers and downloads (None: each spec's)
+    max_download_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -246,7 +249,9 @@ class FleetRunner:
                              transport=self._transport, timeout=self.options.timeout, name=entry.name,
                              ports={**entry.ports, **self.options.ports},
                              schemes={**entry.schemes, **self.options.schemes},
-                             allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext)
+                             allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext,
+                             max_response_bytes=self.options.max_response_bytes,
+                             max_download_bytes=self.options.max_download_bytes)
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:
@@ -288,7 +293,8 @@ class FleetRunner:
                     # one folder per device: every device names its log file the same way
                     target = Path(self.options.output_dir) / run.entry.name
                     target.mkdir(parents=True, exist_ok=True)
-                    result = await dev.call(action_id, download_to=target, **params)
+                    result = await dev.call(action_id, download_to=target, overwrite=self.options.overwrite,
+                                            **params)
                 else:
                     result = await dev.call(action_id, **params)
             except AuthenticationError as exc:

@@ -254,6 +254,7 @@ _ACTION_KEYS |= {"type", "fields", "values", "from", "transform", "steps", "sett
 _STRUCT_KEYS = {"id", "label", "kind", "method", "path", "params", "path_params", "query_schema", "body_schema",
                 "body", "response", "success", "safety", "command", "query_command"}
 _TOP_KEYS = {"protocols", "addressing", "auth", "port", "ports", "max_body_bytes", "serial_requests",
+             "max_response_bytes", "max_download_bytes",
              "confirmation_required_for", "interlocks"}
 _KEY_RE = re.compile(r"^([A-Za-z_][\w.-]*):(\s|$)")
 
@@ -336,6 +337,7 @@ def _transport(r: _Reader, block: _Block | None) -> Transport:
     elif isinstance(auth, str):
         auth_type = auth
     max_body = t.get("max_body_bytes")
+    caps = {key: _byte_cap(r, block.line, t, key) for key in ("max_response_bytes", "max_download_bytes")}
     return Transport(
         protocols=tuple(protocols),
         ports=ports,
@@ -344,7 +346,19 @@ def _transport(r: _Reader, block: _Block | None) -> Transport:
         base_url=str(addressing.get("base_url", "")),
         max_body_bytes=int(max_body) if isinstance(max_body, int) else None,
         serial_requests=bool(t.get("serial_requests", False)),
+        **{k: v for k, v in caps.items() if v is not None},
     )
+
+
+def _byte_cap(r: _Reader, line: int, t: dict[str, Any], key: str) -> int | None:
+    """A positive byte count, or None (the model's default) when absent or wrong (reported)."""
+    value = t.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        r.problem(_line(t, line), f"Transport {key} must be a positive number of bytes, not {value!r}")
+        return None
+    return value
 
 
 def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> Param | None:

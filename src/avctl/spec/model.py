@@ -18,6 +18,10 @@ BodyKind = Literal["json", "value", "form", "binary", "multipart", "none"]
 ResponseKind = Literal["json", "file", "text", "none"]
 ActionKind = Literal["query", "action"]
 
+#: what a device may make avctl read: a JSON or text answer in memory, a download on disk
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
+
 SCALAR_TYPES = ("string", "integer", "number", "boolean")
 PARAM_TYPES = (*SCALAR_TYPES, "enum", "array", "object", "binary")
 
@@ -132,6 +136,9 @@ class Transport:
     base_url: str = ""
     max_body_bytes: int | None = None
     serial_requests: bool = False
+    #: caps on the (decompressed) answers avctl reads; the caller may change them per device
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
 
     @property
     def default_scheme(self) -> str:

@@ -8,13 +8,13 @@ and refuses IP-address hosts, so the auth flow of each device holds its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import re
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -25,8 +25,12 @@ from avctl.errors import (
     DeviceTimeout,
     TLSError,
     TransportError,
+    UsageError,
+    ValidationError,
 )
 from avctl.request import Request, Response
+from avctl.spec.model import DEFAULT_MAX_RESPONSE_BYTES
+from avctl.transport.files import CHUNK, label, save_download, too_large
 from avctl.transport.tls import TLSPolicy, fingerprint
 
 
@@ -78,10 +82,11 @@ class HttpTransport:
         ep = Endpoint(scheme, endpoint.host, request.port or endpoint.port)
         started = time.monotonic()
         ssl_arg: ssl.SSLContext | aiohttp.Fingerprint | bool = False
+        headers = list(request.headers)
+        _check_headers(request, headers)
         try:
             if scheme == "https":
                 ssl_arg = await asyncio.wait_for(self.tls.ssl_for(ep.host, ep.port), timeout)
-            headers = list(request.headers)
             if request.body is not None and not any(k.lower() == "content-length" for k, _ in headers):
                 headers.append(("Content-Length", str(len(request.body))))
             async with self._client().request(
@@ -95,11 +100,11 @@ class HttpTransport:
             ) as resp:
                 response_headers = tuple(resp.headers.items())
                 if request.stream_to is not None and 200 <= resp.status < 300:
-                    path = await _stream_to_file(resp, request.stream_to)
+                    path = await save_download(resp, request)
                     return Response(
                         resp.status, response_headers, b"", path, time.monotonic() - started, request
                     )
-                body = await resp.read()
+                body = await _read_capped(resp, request)
                 return Response(
                     resp.status, response_headers, body, None, time.monotonic() - started, request
                 )
@@ -112,14 +117,17 @@ class HttpTransport:
             raise DeviceTimeout(f"{ep}: no answer within {timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise TLSError(
-                f"{ep}: certificate not trusted: {exc.certificate_error}",
+                f"{ep}: certificate not trusted: {scrub(str(exc.certificate_error), request)}",
                 hint="pin it (default), give --ca-bundle, or --insecure to skip checks",
             ) from None
         except aiohttp.ClientSSLError as exc:
-            raise TLSError(f"{ep}: TLS failed: {exc}") from None
+            raise TLSError(f"{ep}: TLS failed: {scrub(str(exc), request)}") from None
         except aiohttp.ClientConnectorError as exc:
             errno = exc.os_error.errno
-            reason = os.strerror(errno) if errno else str(exc.os_error)
+            # a positive errno has a standard text; name lookups fail with negative codes and their own
+            reason = os.strerror(errno) if errno and errno > 0 else scrub(
+                exc.os_error.strerror or str(exc.os_error), request
+            )
             raise ConnectError(f"{ep}: cannot connect: {reason}") from None
         except (
             aiohttp.ServerDisconnectedError,
@@ -127,9 +135,12 @@ class HttpTransport:
             aiohttp.ClientOSError,
             ConnectionResetError,
         ) as exc:
-            raise ConnectionDropped(f"{ep}: connection dropped: {exc or type(exc).__name__}") from None
+            text = scrub(str(exc), request) or type(exc).__name__
+            raise ConnectionDropped(f"{ep}: connection dropped: {text}") from None
         except aiohttp.ClientError as exc:
-            raise TransportError(f"{ep}: {type(exc).__name__}: {exc}") from None
+            raise TransportError(f"{ep}: {type(exc).__name__}: {scrub(str(exc), request)}") from None
+        except ValueError as exc:  # the URL cannot be built: a 300-character host name (idna), ...
+            raise UsageError(f"{ep}: not a usable address: {scrub(str(exc), request)}") from None
 
     def release(self, endpoint: Endpoint) -> None:
         """Close the idle pooled connections to one endpoint (a device that is done).
@@ -158,21 +169,48 @@ def fingerprint_from_digest(digest: bytes) -> str:
     return "SHA256:" + ":".join(hexed[i : i + 2] for i in range(0, len(hexed), 2))
 
 
-async def _stream_to_file(resp: aiohttp.ClientResponse, target: Path) -> Path:
-    """Write the body to `target`, or into it with the server's file name when it is a folder."""
-    if target.is_dir():
-        name = resp.content_disposition.filename if resp.content_disposition else None
-        target = target / Path(name or resp.url.name or "download.bin").name
-    tmp = target.with_name(f".{target.name}.part{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                fh.write(chunk)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return target
+def _check_headers(request: Request, headers: list[tuple[str, str]]) -> None:
+    """A line break or NUL in a header would split the request: refuse before anything is sent."""
+    for name, value in headers:
+        if any(c in value for c in "\r\n\0"):
+            raise ValidationError(
+                f"the {name} header carries a line break or NUL; nothing was sent",
+                action=label(request),
+                hint="header values come from parameters or from the device's login answer",
+            )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
+    """The body, read in chunks up to the request's cap (decompressed: aiohttp inflates as we read)."""
+    cap = request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            resp.close()  # the rest is never read: the connection cannot be reused
+            raise too_large(request, resp.status, cap, download=False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+#: a URL inside a library's error text: keep scheme, host and path; drop user:password@, query, fragment
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s/@'\"<>]*@)?([^\s?#'\"<>]*)(?:[?#][^\s'\"<>]*)?")
+#: a bare request target (`/api/config?password=...`): keep the path
+_TARGET_QUERY = re.compile(r"(/[^\s?#'\"<>]*)[?#][^\s'\"<>]*")
+
+
+def scrub(text: str, request: Request) -> str:
+    """`text` without credentials a URL may carry (Solstice v1 sends the password as `?password=`).
+
+    Messages are built from the endpoint and path; only library texts need this, and they may quote
+    the URL (InvalidURL, ClientResponseError) or the bare request target. They may also span lines
+    (a parser's caret diagram): an error message is one line.
+    """
+    text = _TARGET_QUERY.sub(r"\1", _URL.sub(r"\1\2", text))
+    if request.query:
+        text = text.replace("?" + urlencode(request.query), "").replace(urlencode(request.query), "")
+    return " ".join(text.split())
 
 
 __all__ = ["Endpoint", "HttpTransport", "Transport", "fingerprint"]
