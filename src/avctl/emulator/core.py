@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import importlib
+import ipaddress
 import json
 import random
 import re
@@ -648,6 +649,35 @@ def _drop(request: web.Request) -> None:
         request.transport.abort() if hasattr(request.transport, "abort") else request.transport.close()
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (127.0.0.0/8, ::1, "localhost"); names are not looked up."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+def check_listen_address(host: str, allow_remote: bool) -> str | None:
+    """Refuse a non-loopback `host` unless `allow_remote`; when allowed, the warning to print.
+
+    Called before anything is bound: an emulator prints its credentials and accepts anyone's login,
+    so serving it beyond this machine is a choice the user makes by name."""
+    if is_loopback(host):
+        return None
+    if not allow_remote:
+        raise UsageError(
+            f"--host {host}: not a loopback address; an emulator prints its passwords and accepts "
+            "connections from anyone who can reach it",
+            hint="use 127.0.0.1 (or another 127.x.y.z), or add --allow-remote to serve the network",
+        )
+    return (
+        f"WARNING: emulated devices listen on {host}, beyond this machine: anyone on the network can "
+        "connect, and their passwords are printed here"
+    )
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -719,7 +749,9 @@ __all__ = [
     "HTTPError",
     "Lockout",
     "RequestLog",
+    "check_listen_address",
     "emulator_class",
+    "is_loopback",
     "parse_json",
     "register_emulator",
     "reply",
