@@ -599,12 +599,12 @@ class EmulatorServer:
         if early:
             refused = await device.authenticate(request, action, b"")
             if refused is not None:
-                return _unread(request, refused)
+                return await _unread(request, refused)
         if (request.content_length or 0) > device.max_body:
-            return _unread(request, device.too_large_answer())
+            return await _unread(request, device.too_large_answer())
         body = await _read_capped(request, device.max_body)
         if body is None:
-            return _unread(request, device.too_large_answer())
+            return await _unread(request, device.too_large_answer())
         record.body, record.size = body[:LOG_BODY_BYTES], len(body)
         record.truncated = len(body) > LOG_BODY_BYTES
         if not early:
@@ -632,10 +632,15 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _unread(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    """An answer given without reading the body: close the connection rather than drain the body."""
+async def _unread(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """An answer given without reading the body: send it, then close the connection at once rather
+    than drain (and wait for) a body nobody will read."""
     if request.can_read_body:
         response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()  # the written answer is flushed before the socket closes
     return response
 
 
