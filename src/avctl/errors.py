@@ -189,6 +189,12 @@ class DeviceBusy(DeviceError):
         super().__init__(message, **{**fields, "transient": True})
 
 
+class BadAnswer(DeviceError):
+    """The device answered, but nothing in the shape its API documents (not JSON, wrong types)."""
+
+    kind = "bad_answer"
+
+
 class ApiDisabled(DeviceError):
     """The device's REST API is switched off."""
 
