@@ -111,11 +111,14 @@ def test_request_log_keeps_the_last_n_and_counts_all(emulators: EmulatorThread) 
     assert dev.requests == [] and dev.requests.total == 0
 
 
-def test_request_log_default_is_bounded() -> None:
-    log = RequestLog()
-    assert log.limit == 1000
+def test_request_log_default_is_bounded_and_the_server_can_set_it(emulators: EmulatorThread) -> None:
+    assert RequestLog().limit == 1000
     with pytest.raises(UsageError):
         RequestLog(0)
+    assert add(emulators, EmulatedPolyUC).requests.limit == 1000
+    assert emulators.server is not None
+    emulators.server.request_log = 3
+    assert add(emulators, EmulatedPolyUC).requests.limit == 3
 
 
 def test_logged_bodies_are_capped_and_marked(emulators: EmulatorThread) -> None:

@@ -449,7 +449,9 @@ class _Listener:
 class EmulatorServer:
     """Hosts emulated devices. Use `async with` inside a loop, or `EmulatorThread` from sync code."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_log: int | None = None) -> None:
+        #: the request log size of every device added (None: each device's own)
+        self.request_log = request_log
         # bodies are read by `_read_capped` with each device's own cap, not by aiohttp
         self.app = web.Application(handler_args={"max_field_size": 65536})
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -470,6 +472,8 @@ class EmulatorServer:
         """Start serving `device` on its main socket and on any `extra_ports` (scheme -> port)."""
         await self.start()
         device.server = self
+        if self.request_log is not None:
+            device.requests = RequestLog(self.request_log)
         self.devices.append(device)
         for scheme, port in [(device.scheme, device.port), *device.extra_ports.items()]:
             sock = _bind(device.host, port)

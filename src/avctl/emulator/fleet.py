@@ -36,6 +36,7 @@ from avctl.emulator.core import check_listen_address
 from avctl.errors import UsageError
 
 FAMILIES = ("videoos", "polyuc", "solstice")
+FLEET_REQUEST_LOG = 50
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
     from avctl.transport.tls import fingerprint
 
     specs = {fam: load_spec(Path(p)) for fam, p in spec_paths.items()}
-    server = EmulatorServer()
+    # thousands of devices per process: a short request log each keeps a long-running fleet small
+    server = EmulatorServer(request_log=FLEET_REQUEST_LOG)
     await server.start()
     report = []
     try:
