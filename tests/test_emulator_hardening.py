@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -235,6 +236,36 @@ async def test_malformed_bodies_are_answered_like_the_device(
         assert solstice_400(status, json.loads(body)), (method, status, body)
     assert not any(d.crashes for d in (studio, phone, pod))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+FUZZ = [b"[" * 100_000, b'{"data": {"a": "\xff"}}', b"[1, 2]", b'{"data": {"volume": 1e999, "Ref": 1e400}}',
+        b'{"data": [123456789012345678901234567890], "volume": 123456789012345678901234567890}', b'"text"']
+
+
+async def test_no_action_of_any_family_crashes_on_a_malformed_body(
+    emulators: EmulatorThread, capfd: pytest.CaptureFixture[str]
+) -> None:
+    studio = add(emulators, EmulatedVideoOS)
+    phone = add(emulators, EmulatedPolyUC)
+    pod = add(emulators, EmulatedSolstice)
+    auth = {studio: await videoos_session(studio), phone: [basic(phone)], pod: await solstice_token(pod)}
+    sent = 0
+    async with aiohttp.ClientSession() as http:
+        for dev, lines in auth.items():
+            headers = dict(line.split(": ", 1) for line in lines)
+            for action in dev.spec.actions.values():
+                if action.method in (None, "", "GET") or action.disruptive:
+                    continue
+                port = pod.v1_http_port if dev is pod and action.path.startswith("/api/") else dev.port
+                path = re.sub(r"\{[^}]+\}", "1", action.path)
+                for payload in FUZZ:
+                    async with http.request(action.method, f"http://127.0.0.1:{port}{path}", data=payload,
+                                            headers={**headers, "Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                        sent += 1
+    assert sent > 300
+    assert [list(d.crashes) for d in auth] == [[], [], []]
     assert "Traceback" not in capfd.readouterr().err
 
 
