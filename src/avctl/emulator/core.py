@@ -568,16 +568,19 @@ class EmulatorServer:
         )
         device.requests.append(record)
         if device.is_down:
+            await _read_into(record, request, device.max_body)  # tests look at what was sent
             _drop(request)
             return web.Response(status=503)
         faults = device.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
         if faults.drop_rate and device.random.random() < faults.drop_rate:
+            await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)
         headers = {"Server": device.server_header}
         if faults.error_rate and device.random.random() < faults.error_rate:
+            await _read_into(record, request, device.max_body)
             return reply({"error": "emulated server error"}, 500, headers)
         try:
             response = await self._answer(device, request, record, headers)
@@ -606,11 +609,9 @@ class EmulatorServer:
                 return await _unread(request, refused)
         if (request.content_length or 0) > device.max_body:
             return await _unread(request, device.too_large_answer())
-        body = await _read_capped(request, device.max_body)
+        body = await _read_into(record, request, device.max_body)
         if body is None:
             return await _unread(request, device.too_large_answer())
-        record.body, record.size = body[:LOG_BODY_BYTES], len(body)
-        record.truncated = len(body) > LOG_BODY_BYTES
         if not early:
             refused = await device.authenticate(request, action, body)
             if refused is not None:
@@ -634,6 +635,15 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_into(record: Recorded, request: web.Request, limit: int) -> bytes | None:
+    """Read the body (capped, see `_read_capped`) and log its first `LOG_BODY_BYTES`."""
+    body = await _read_capped(request, limit)
+    if body is not None:
+        record.body, record.size = body[:LOG_BODY_BYTES], len(body)
+        record.truncated = len(body) > LOG_BODY_BYTES
+    return body
 
 
 async def _unread(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
