@@ -9,6 +9,7 @@ time out instead of getting the answer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -266,6 +267,28 @@ async def test_no_action_of_any_family_crashes_on_a_malformed_body(
                         sent += 1
     assert sent > 300
     assert [list(d.crashes) for d in auth] == [[], [], []]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_broken_http_and_clients_leaving_mid_body_are_no_crash(
+    emulators: EmulatorThread, capfd: pytest.CaptureFixture[str]
+) -> None:
+    phone = add(emulators, EmulatedPolyUC)
+    with socket.create_connection(("127.0.0.1", phone.port), timeout=10) as sock:
+        sock.sendall((post_head("/api/v1/mgmt/config/set", 1000, basic(phone)) + "\n").replace("\n", "\r\n").encode()
+                     + b'{"data": ')
+        # wait until the phone is reading the body, then leave
+        while not phone.requests:
+            sock.settimeout(0.05)
+            with contextlib.suppress(TimeoutError):
+                sock.recv(1)
+    bad_chunk = "POST /api/v1/mgmt/config/set HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n" + basic(phone) + "\n"
+    status, _, _ = raw(phone.port, bad_chunk, b"zz\r\nabc\r\n")
+    assert status == 400
+    status, _, _ = raw(phone.port, "GET /api/v2/mgmt/device/info HTTP/1.1\nHost: a\nX-Big: " + "a" * 70_000 + "\n")
+    assert status in (400, 431)
+    raw(phone.port, f"GET /api/v2/mgmt/device/info HTTP/1.1\nHost: a\n{basic(phone)}\nConnection: close\n")
+    assert not phone.crashes
     assert "Traceback" not in capfd.readouterr().err
 
 

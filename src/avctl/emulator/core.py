@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import ipaddress
 import json
+import logging
 import random
 import re
 import socket
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from avctl.emulator.certs import make_certificate, server_context
 from avctl.errors import UsageError
@@ -49,6 +51,12 @@ from avctl.spec import Spec, builtin_spec
 from avctl.spec.model import Action
 
 T = TypeVar("T")
+
+#: aiohttp answers malformed HTTP (a bad chunk size, an over-long header) with 400 itself and would
+#: log a traceback; an emulator under a fuzzer logs it here, silent unless someone adds a handler
+_SERVER_LOG = logging.getLogger("avctl.emulator.server")
+_SERVER_LOG.addHandler(logging.NullHandler())
+_SERVER_LOG.propagate = False
 
 #: requests kept per device (the oldest go first) and bytes kept of each body
 DEFAULT_LOG_LIMIT = 1000
@@ -455,7 +463,8 @@ class EmulatorServer:
         # bodies are read by `_read_capped` with each device's own cap, not by aiohttp
         self.app = web.Application(handler_args={"max_field_size": 65536})
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1,
+                                    logger=_SERVER_LOG)
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: open client connections per device (weak: closed ones disappear by themselves)
@@ -567,6 +576,26 @@ class EmulatorServer:
             _peer(request), size=request.content_length or 0, truncated=bool(request.content_length),
         )
         device.requests.append(record)
+        headers = {"Server": device.server_header}
+        try:
+            response = await self._answer(device, request, record, headers)
+        except HTTPError as exc:
+            response = reply(exc.body, exc.status, {**headers, **exc.headers})
+        except BadBody as exc:
+            response = device.malformed_answer(exc.reason)
+        except ConnectionError:  # the client left while its body was being read: nobody to answer
+            _drop(request)
+            return web.Response(status=503)
+        except Exception as exc:  # an emulator bug must not hand a traceback to the client or stderr
+            device.crashes.append(f"{request.method} {request.path}: {exc!r}")
+            _SERVER_LOG.debug("%s: handler failed", device.name, exc_info=True)
+            response = device.crash_answer()
+        response.headers.setdefault("Server", device.server_header)
+        return response
+
+    async def _answer(
+        self, device: EmulatedDevice, request: web.Request, record: Recorded, headers: dict[str, str]
+    ) -> web.StreamResponse:
         if device.is_down:
             await _read_into(record, request, device.max_body)  # tests look at what was sent
             _drop(request)
@@ -578,25 +607,9 @@ class EmulatorServer:
             await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)
-        headers = {"Server": device.server_header}
         if faults.error_rate and device.random.random() < faults.error_rate:
             await _read_into(record, request, device.max_body)
             return reply({"error": "emulated server error"}, 500, headers)
-        try:
-            response = await self._answer(device, request, record, headers)
-        except HTTPError as exc:
-            response = reply(exc.body, exc.status, {**headers, **exc.headers})
-        except BadBody as exc:
-            response = device.malformed_answer(exc.reason)
-        except Exception as exc:  # an emulator bug must not hand a traceback to the client or stderr
-            device.crashes.append(f"{request.method} {request.path}: {exc!r}")
-            response = device.crash_answer()
-        response.headers.setdefault("Server", device.server_header)
-        return response
-
-    async def _answer(
-        self, device: EmulatedDevice, request: web.Request, record: Recorded, headers: dict[str, str]
-    ) -> web.StreamResponse:
         path = device.normalize_path(request.path)
         resolved = device.router.resolve(request.method, path)
         action = None if isinstance(resolved, int) else resolved[0]
@@ -629,11 +642,14 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | None:
     """The body, or None as soon as it passes `limit` bytes (chunked bodies declare no length)."""
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.content.iter_any():
-        total += len(chunk)
-        if total > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
+            if total > limit:
+                return None
+            chunks.append(chunk)
+    except HttpProcessingError:  # a broken chunked or compressed encoding
+        raise BadBody("body encoding is malformed") from None
     return b"".join(chunks)
 
 
