@@ -430,6 +430,13 @@ def test_emulate_beyond_loopback_is_refused_before_binding(
     assert fleet.exit_code == 2 and "--allow-remote" in fleet.output
 
 
+@pytest.mark.parametrize("setting", ["lockout_after=abc", "request_log=abc", "request_log=0", "no_such=1"])
+def test_emulate_bad_settings_are_one_line_errors(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("avctl.emulator.core._bind", lambda *_: pytest.fail("bound a socket"))
+    result = CliRunner().invoke(cli, ["emulate", "polyuc", "--set", setting])
+    assert result.exit_code == 2 and "avctl: error:" in result.output and "Traceback" not in result.output
+
+
 def test_fleet_library_refuses_remote_hosts_unless_allowed() -> None:
     with pytest.raises(UsageError):
         EmulatedFleet({"videoos": 1}, host="0.0.0.0")

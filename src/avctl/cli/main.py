@@ -394,7 +394,7 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
         try:
             dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9),
                       **settings)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown setting, or a value of the wrong type
             raise UsageError(f"--set: {exc}", hint="see the family's emulator settings in docs") from None
         dev.faults = dataclasses.replace(faults)
         await server.add(dev)
