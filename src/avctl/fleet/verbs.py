@@ -233,27 +233,10 @@ def _plan(spec: Spec) -> dict[str, list[Feedback]]:
     return plan
 
 
-_MISSING = object()
-
-
 def resolve_pointer(doc: Any, pointer: str) -> Any:
-    """RFC 6901 JSON Pointer; a missing member gives None (devices differ in what they report)."""
-    if pointer == "":
-        return doc
-    if not pointer.startswith("/"):
-        raise UsageError(f"bad JSON pointer {pointer!r}")
-    cur: Any = doc
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(cur, Mapping):
-            cur = cur.get(token, _MISSING)
-        elif isinstance(cur, list) and token.isdigit() and int(token) < len(cur):
-            cur = cur[int(token)]
-        else:
-            return None
-        if cur is _MISSING:
-            return None
-    return cur
+    """RFC 6901 JSON Pointer; a missing member (or a member of something that is not a container)
+    gives None (devices differ in what they report)."""
+    return _strict_pointer(doc, pointer)[0]
 
 
 def _json_type(value: Any) -> str:
@@ -274,10 +257,13 @@ def _json_type(value: Any) -> str:
 
 
 def _strict_pointer(doc: Any, pointer: str) -> tuple[Any, str | None]:
-    """Like `resolve_pointer`, but says when the answer has the wrong shape for the pointer (a list or
-    text where an object is expected); a member that is merely absent is None without complaint."""
+    """RFC 6901 JSON Pointer: (value, None); a member that is merely absent is (None, None); an
+    answer of the wrong shape for the pointer (a list or text where an object is expected) is
+    (None, what is wrong)."""
     if pointer == "":
         return doc, None
+    if not pointer.startswith("/"):
+        raise UsageError(f"bad JSON pointer {pointer!r}")
     cur: Any = doc
     walked = ""
     for raw in pointer[1:].split("/"):
