@@ -214,6 +214,12 @@ class ResponseTooLarge(DeviceError):
         self.transient = False  # even with a 5xx status: the same answer would come again
 
 
+class BadAnswer(DeviceError):
+    """The device answered, but nothing in the shape its API documents (not JSON, wrong types)."""
+
+    kind = "bad_answer"
+
+
 class ApiDisabled(DeviceError):
     """The device's REST API is switched off."""
 

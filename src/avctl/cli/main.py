@@ -33,7 +33,7 @@ from avctl.cli.common import (
 )
 from avctl.cli.sizes import BYTES
 from avctl.device import Device, parse_address
-from avctl.emulator.core import Faults
+from avctl.emulator.core import Faults, check_listen_address
 from avctl.errors import UsageError
 from avctl.families import available
 from avctl.spec import builtin_spec, read_spec
@@ -349,6 +349,8 @@ def _emulate_command(family: str) -> click.Command:
         show_default=True,
         help="Loopback address to listen on (see --distinct-addresses).",
     )
+    @click.option("--allow-remote", is_flag=True,
+                  help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
     @click.option(
         "--port", type=int, default=0, help="First port (consecutive ports follow) [default: any free]."
     )
@@ -370,9 +372,13 @@ def _emulate_command(family: str) -> click.Command:
                   help="Family-specific emulator setting, e.g. --set firmware=4.5.0 (VideoOS).")
     @click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
     @handle_errors
-    def command(count: int, host: str, port: int, distinct_addresses: bool, password: str | None,
-                latency: float, error_rate: float, drop_rate: float, session_ttl: float | None,
-                reboot_seconds: float, settings: tuple[str, ...], as_json: bool) -> None:
+    def command(count: int, host: str, allow_remote: bool, port: int, distinct_addresses: bool,
+                password: str | None, latency: float, error_rate: float, drop_rate: float,
+                session_ttl: float | None, reboot_seconds: float, settings: tuple[str, ...],
+                as_json: bool) -> None:
+        warning = check_listen_address(host, allow_remote)
+        if warning:
+            click.echo(f"avctl: {warning}", err=True)
         faults = Faults(latency=latency / 1000, error_rate=error_rate, drop_rate=drop_rate,
                         reboot_seconds=reboot_seconds, session_ttl=session_ttl)
         bad = [s for s in settings if "=" not in s]
@@ -405,7 +411,7 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
         try:
             dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9),
                       **settings)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown setting, or a value of the wrong type
             raise UsageError(f"--set: {exc}", hint="see the family's emulator settings in docs") from None
         dev.faults = dataclasses.replace(faults)
         await server.add(dev)

@@ -4,7 +4,19 @@ One `EmulatorServer` (one asyncio loop, one aiohttp app) hosts any number of dev
 Each device listens on its own socket (its own loopback address or port) with its own certificate,
 and keeps its own state. Routes come from the device's spec (every action and its `also_accepts`
 forms); a family subclass of `EmulatedDevice` supplies the auth check and one `on_<action_id>`
-handler per action. Requests are recorded so tests can assert that nothing was sent.
+handler per action. Requests are recorded so tests can assert that nothing was sent: the log is a
+ring buffer (`request_log` entries per device, default 1,000; `requests.total` counts every request
+ever seen) and keeps the first 64 KiB of each body (`Recorded.truncated` says when it kept less).
+
+Bodies are capped before they are read: a `Content-Length` above the family's `max_body` is refused
+unread, a chunked body is read only up to the cap; families that authenticate from headers alone
+(`body_needed_for_auth`) refuse a request without credentials before reading its body. A body that is
+not the JSON a handler expects (not UTF-8, not JSON, nested too deep, non-finite numbers) raises
+`BadBody`, answered in the family's own error shape (`malformed_answer`); a handler that crashes
+answers 500 in that shape too, never with a traceback.
+
+Time: `device.clock` (default `time.monotonic`) is what lockout windows and periods read, so tests
+move time forward instead of sleeping.
 
 Fault switches (latency, error rate, dropped connections, session expiry, reboot downtime) are
 plain attributes on `device.faults`, settable from tests while the server runs.
@@ -13,9 +25,12 @@ plain attributes on `device.faults`, settable from tests while the server runs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib
+import ipaddress
 import json
+import logging
 import random
 import re
 import socket
@@ -23,11 +38,12 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, overload
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from avctl.emulator.certs import make_certificate, server_context
 from avctl.errors import UsageError
@@ -35,6 +51,18 @@ from avctl.spec import Spec, builtin_spec
 from avctl.spec.model import Action
 
 T = TypeVar("T")
+
+#: aiohttp answers malformed HTTP (a bad chunk size, an over-long header) with 400 itself and would
+#: log a traceback; an emulator under a fuzzer logs it here, silent unless someone adds a handler
+_SERVER_LOG = logging.getLogger("avctl.emulator.server")
+_SERVER_LOG.addHandler(logging.NullHandler())
+_SERVER_LOG.propagate = False
+
+#: requests kept per device (the oldest go first) and bytes kept of each body
+DEFAULT_LOG_LIMIT = 1000
+LOG_BODY_BYTES = 64 * 1024
+#: the body cap of a family that does not declare its own
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
 @dataclass
@@ -47,6 +75,41 @@ class Faults:
 
 
 @dataclass
+class Lockout:
+    """Account lockout: `after` failed logins within `window` seconds (None: in a row, however far
+    apart) lock the account for `seconds`; meanwhile every login is refused, even a right one. A
+    successful login forgets earlier failures. `after=0` switches lockout off."""
+
+    after: int = 5
+    seconds: float = 60.0
+    window: float | None = None
+    until: float = 0.0
+    failures: list[float] = field(default_factory=list)
+
+    def locked(self, now: float) -> bool:
+        return now < self.until
+
+    def remaining(self, now: float) -> int:
+        """Whole seconds left of the lockout (for the device's message)."""
+        return max(0, int(self.until - now + 0.999))
+
+    def fail(self, now: float) -> bool:
+        """Count a failed login; True when it locks the account."""
+        if self.window is not None:
+            self.failures = [t for t in self.failures if now - t < self.window]
+        self.failures.append(now)
+        if not self.after or len(self.failures) < self.after:
+            return False
+        self.until, self.failures = now + self.seconds, []
+        return True
+
+    def succeed(self) -> int:
+        """A successful login: forget the failures; returns how many there were."""
+        count, self.failures = len(self.failures), []
+        return count
+
+
+@dataclass
 class Recorded:
     method: str
     path: str
@@ -55,6 +118,59 @@ class Recorded:
     body: bytes
     at: float
     peer: str = ""  # client address:port, so tests can see connection reuse
+    size: int = 0  # bytes of the body as sent (or as declared, when it was refused unread)
+    truncated: bool = False  # `body` holds less than `size` bytes (the log's cap, or not read at all)
+
+
+class RequestLog:
+    """The last `limit` requests of a device (a ring buffer) and the count of all ever seen."""
+
+    def __init__(self, limit: int = DEFAULT_LOG_LIMIT) -> None:
+        if limit < 1:
+            raise UsageError(f"request_log must be at least 1, not {limit}")
+        self._items: collections.deque[Recorded] = collections.deque(maxlen=limit)
+        #: every request since the device started (or since `clear()`), kept or not
+        self.total = 0
+
+    @property
+    def limit(self) -> int:
+        return self._items.maxlen or 0
+
+    def append(self, item: Recorded) -> None:
+        self._items.append(item)
+        self.total += 1
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.total = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Recorded]:
+        return iter(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Recorded: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Recorded]: ...
+    def __getitem__(self, index: int | slice) -> Recorded | list[Recorded]:
+        if isinstance(index, slice):
+            return list(self._items)[index]
+        return self._items[index]
+
+    def __eq__(self, other: object) -> bool:
+        # tests compare with a list (`dev.requests == []`)
+        if isinstance(other, RequestLog):
+            return list(self._items) == list(other._items)
+        if isinstance(other, list):
+            return list(self._items) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RequestLog({len(self)} of {self.total}, limit {self.limit})"
 
 
 @dataclass
@@ -71,13 +187,45 @@ class Ctx:
         return self.request.query
 
     def json(self) -> Any:
-        """The body as JSON; a body that is not JSON raises `HTTPError(400)`."""
-        if not self.body.strip():
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise HTTPError(400, {"success": False, "reason": "body is not JSON"}) from None
+        """The body as JSON (None when empty); anything else raises `BadBody`."""
+        return parse_json(self.body)
+
+
+class BadBody(Exception):
+    """A request body that is not what the handler takes; answered in the family's error shape."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadBody("number out of range")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise BadBody(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, None when empty. Raises `BadBody` for anything a device would refuse:
+    bytes that are not UTF-8, text that is not JSON, nesting deeper than the parser's stack,
+    numbers out of range (1e999, NaN, Infinity, integers of more than 4,300 digits)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadBody("body is not UTF-8") from None
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constants)
+    except RecursionError:
+        raise BadBody("body is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, and int() of too many digits
+        raise BadBody("body is not JSON") from None
 
 
 class HTTPError(Exception):
@@ -173,6 +321,8 @@ class EmulatedDevice:
     default_password: ClassVar[str] = "avctl-emu"
     #: extra response headers (a real phone's Server header)
     server_header: ClassVar[str] = "avctl-emulator"
+    #: the body cap when the spec declares no `max_body_bytes`
+    default_max_body: ClassVar[int] = DEFAULT_MAX_BODY
 
     def __init__(
         self,
@@ -185,6 +335,7 @@ class EmulatedDevice:
         user: str | None = None,
         spec: Spec | None = None,
         seed: int = 0,
+        request_log: int | str = DEFAULT_LOG_LIMIT,
     ) -> None:
         self.spec = spec or builtin_spec(self.family)
         self.name = name
@@ -194,7 +345,13 @@ class EmulatedDevice:
         self.user = user or self.spec.transport.default_user or "admin"
         self.password = self.default_password if password is None else password
         self.faults = Faults()
-        self.requests: list[Recorded] = []
+        # `avctl emulate --set request_log=100` hands the value over as text
+        self.requests = RequestLog(int(request_log))
+        self.max_body = self.spec.transport.max_body_bytes or self.default_max_body
+        #: what lockout windows and periods read; tests replace it to move time without sleeping
+        self.clock: Callable[[], float] = time.monotonic
+        #: handler crashes answered 500 (the last few, for tests: an emulator bug, not a device's)
+        self.crashes: collections.deque[str] = collections.deque(maxlen=20)
         self.down_until = 0.0
         self.random = random.Random(seed or hash(name))
         self.started = time.time()
@@ -214,6 +371,23 @@ class EmulatedDevice:
     ) -> web.StreamResponse | None:
         """Return a response to refuse the request, or None to let it through."""
         return None
+
+    def body_needed_for_auth(self, request: web.Request, action: Action | None) -> bool:
+        """Whether `authenticate` needs the body (a login form); if not, it runs before the body is
+        read, with `body=b""`, so a request without credentials never gets its body read."""
+        return True
+
+    def malformed_answer(self, reason: str) -> web.StreamResponse:
+        """The answer to a body that is not what the action takes (the family's 400 shape)."""
+        return reply({"error": reason}, 400)
+
+    def too_large_answer(self) -> web.StreamResponse:
+        """The answer to a body over `max_body` (sent without reading the body)."""
+        return reply({"error": f"request body larger than {self.max_body} bytes"}, 413)
+
+    def crash_answer(self) -> web.StreamResponse:
+        """The answer when a handler fails unexpectedly: a plain 500, never a traceback."""
+        return reply({"error": "internal error"}, 500)
 
     def expire_sessions(self) -> None:
         """Fault switch: forget every session/token so the next call must log in again."""
@@ -283,10 +457,14 @@ class _Listener:
 class EmulatorServer:
     """Hosts emulated devices. Use `async with` inside a loop, or `EmulatorThread` from sync code."""
 
-    def __init__(self) -> None:
-        self.app = web.Application(client_max_size=1024**3, handler_args={"max_field_size": 65536})
+    def __init__(self, request_log: int | None = None) -> None:
+        #: the request log size of every device added (None: each device's own)
+        self.request_log = request_log
+        # bodies are read by `_read_capped` with each device's own cap, not by aiohttp
+        self.app = web.Application(handler_args={"max_field_size": 65536})
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.1,
+                                    logger=_SERVER_LOG)
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: open client connections per device (weak: closed ones disappear by themselves)
@@ -303,6 +481,8 @@ class EmulatorServer:
         """Start serving `device` on its main socket and on any `extra_ports` (scheme -> port)."""
         await self.start()
         device.server = self
+        if self.request_log is not None:
+            device.requests = RequestLog(self.request_log)
         self.devices.append(device)
         for scheme, port in [(device.scheme, device.port), *device.extra_ports.items()]:
             sock = _bind(device.host, port)
@@ -391,45 +571,107 @@ class EmulatorServer:
         device = listener.device
         if request.transport is not None:
             self._connections.setdefault(id(device), weakref.WeakSet()).add(request.transport)
-        body = await request.read()
-        device.requests.append(
-            Recorded(
-                request.method, request.path, request.query_string, dict(request.headers), body, time.time(),
-                _peer(request),
-            )
+        record = Recorded(
+            request.method, request.path, request.query_string, dict(request.headers), b"", time.time(),
+            _peer(request), size=request.content_length or 0, truncated=bool(request.content_length),
         )
+        device.requests.append(record)
+        headers = {"Server": device.server_header}
+        try:
+            response = await self._answer(device, request, record, headers)
+        except HTTPError as exc:
+            response = reply(exc.body, exc.status, {**headers, **exc.headers})
+        except BadBody as exc:
+            response = device.malformed_answer(exc.reason)
+        except ConnectionError:  # the client left while its body was being read: nobody to answer
+            _drop(request)
+            return web.Response(status=503)
+        except Exception as exc:  # an emulator bug must not hand a traceback to the client or stderr
+            device.crashes.append(f"{request.method} {request.path}: {exc!r}")
+            _SERVER_LOG.debug("%s: handler failed", device.name, exc_info=True)
+            response = device.crash_answer()
+        response.headers.setdefault("Server", device.server_header)
+        return response
+
+    async def _answer(
+        self, device: EmulatedDevice, request: web.Request, record: Recorded, headers: dict[str, str]
+    ) -> web.StreamResponse:
         if device.is_down:
+            await _read_into(record, request, device.max_body)  # tests look at what was sent
             _drop(request)
             return web.Response(status=503)
         faults = device.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
         if faults.drop_rate and device.random.random() < faults.drop_rate:
+            await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)
-        headers = {"Server": device.server_header}
         if faults.error_rate and device.random.random() < faults.error_rate:
+            await _read_into(record, request, device.max_body)
             return reply({"error": "emulated server error"}, 500, headers)
         path = device.normalize_path(request.path)
         resolved = device.router.resolve(request.method, path)
         action = None if isinstance(resolved, int) else resolved[0]
-        try:
-            # auth first: a request without credentials learns nothing about which paths exist
+        # auth first: a request without credentials learns nothing about which paths exist, and
+        # (where headers alone decide) gets nothing read of its body
+        early = not device.body_needed_for_auth(request, action)
+        if early:
+            refused = await device.authenticate(request, action, b"")
+            if refused is not None:
+                return await _unread(request, refused)
+        if (request.content_length or 0) > device.max_body:
+            return await _unread(request, device.too_large_answer())
+        body = await _read_into(record, request, device.max_body)
+        if body is None:
+            return await _unread(request, device.too_large_answer())
+        if not early:
             refused = await device.authenticate(request, action, body)
             if refused is not None:
-                refused.headers.setdefault("Server", device.server_header)
                 return refused
-            if isinstance(resolved, int):
-                return reply(
-                    {"error": "no such endpoint"} if resolved == 404 else {"error": "method not allowed"},
-                    resolved,
-                    headers,
-                )
-            response = await device.dispatch(Ctx(request, resolved[0], resolved[1], body))
-        except HTTPError as exc:
-            return reply(exc.body, exc.status, {**headers, **exc.headers})
-        response.headers.setdefault("Server", device.server_header)
-        return response
+        if isinstance(resolved, int):
+            return reply(
+                {"error": "no such endpoint"} if resolved == 404 else {"error": "method not allowed"},
+                resolved,
+                headers,
+            )
+        return await device.dispatch(Ctx(request, resolved[0], resolved[1], body))
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes `limit` bytes (chunked bodies declare no length)."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
+            if total > limit:
+                return None
+            chunks.append(chunk)
+    except HttpProcessingError:  # a broken chunked or compressed encoding
+        raise BadBody("body encoding is malformed") from None
+    return b"".join(chunks)
+
+
+async def _read_into(record: Recorded, request: web.Request, limit: int) -> bytes | None:
+    """Read the body (capped, see `_read_capped`) and log its first `LOG_BODY_BYTES`."""
+    body = await _read_capped(request, limit)
+    if body is not None:
+        record.body, record.size = body[:LOG_BODY_BYTES], len(body)
+        record.truncated = len(body) > LOG_BODY_BYTES
+    return body
+
+
+async def _unread(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """An answer given without reading the body: send it, then close the connection at once rather
+    than drain (and wait for) a body nobody will read."""
+    if request.can_read_body:
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()  # the written answer is flushed before the socket closes
+    return response
 
 
 def _peer(request: web.Request) -> str:
@@ -440,6 +682,35 @@ def _peer(request: web.Request) -> str:
 def _drop(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort() if hasattr(request.transport, "abort") else request.transport.close()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (127.0.0.0/8, ::1, "localhost"); names are not looked up."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+def check_listen_address(host: str, allow_remote: bool) -> str | None:
+    """Refuse a non-loopback `host` unless `allow_remote`; when allowed, the warning to print.
+
+    Called before anything is bound: an emulator prints its credentials and accepts anyone's login,
+    so serving it beyond this machine is a choice the user makes by name."""
+    if is_loopback(host):
+        return None
+    if not allow_remote:
+        raise UsageError(
+            f"--host {host}: not a loopback address; an emulator prints its passwords and accepts "
+            "connections from anyone who can reach it",
+            hint="use 127.0.0.1 (or another 127.x.y.z), or add --allow-remote to serve the network",
+        )
+    return (
+        f"WARNING: emulated devices listen on {host}, beyond this machine: anyone on the network can "
+        "connect, and their passwords are printed here"
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -504,13 +775,19 @@ async def _new_server() -> EmulatorServer:
 
 
 __all__ = [
+    "BadBody",
     "Ctx",
     "EmulatedDevice",
     "EmulatorServer",
     "EmulatorThread",
     "Faults",
     "HTTPError",
+    "Lockout",
+    "RequestLog",
+    "check_listen_address",
     "emulator_class",
+    "is_loopback",
+    "parse_json",
     "register_emulator",
     "reply",
     "reply_bytes",

@@ -32,9 +32,11 @@ from typing import Any
 
 import click
 
+from avctl.emulator.core import check_listen_address
 from avctl.errors import UsageError
 
 FAMILIES = ("videoos", "polyuc", "solstice")
+FLEET_REQUEST_LOG = 50
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
     from avctl.transport.tls import fingerprint
 
     specs = {fam: load_spec(Path(p)) for fam, p in spec_paths.items()}
-    server = EmulatorServer()
+    # thousands of devices per process: a short request log each keeps a long-running fleet small
+    server = EmulatorServer(request_log=FLEET_REQUEST_LOG)
     await server.start()
     report = []
     try:
@@ -110,8 +113,11 @@ class EmulatedFleet:
 
     def __init__(self, counts: Mapping[str, int], *, latency_ms: float = 0.0, workers: int = 0,
                  password: str | None = None, sites: int = 4, spec_paths: Mapping[str, str] | None = None,
-                 host: str = "127.0.0.1", faults: Mapping[str, Any] | None = None) -> None:
-        """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...)."""
+                 host: str = "127.0.0.1", faults: Mapping[str, Any] | None = None,
+                 allow_remote: bool = False) -> None:
+        """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...).
+        A ``host`` beyond loopback needs ``allow_remote`` (see `check_listen_address`)."""
+        self.warning = check_listen_address(host, allow_remote)
         unknown = sorted(set(counts) - set(FAMILIES) - set(spec_paths or {}))
         if unknown:
             raise UsageError(f"unknown families: {', '.join(unknown)}")
@@ -243,9 +249,13 @@ class EmulatedFleet:
               help="Pin the devices' certificates here [default: $AVCTL_HOME/known_devices].")
 @click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
               help="Serve FAMILY from this spec file instead of the built-in one.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address every device listens on.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
 def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, error_rate: float,
                           drop_rate: float, reboot_seconds: float, workers: int, sites: int, inventory: str,
-                          known_hosts: str | None, spec_overrides: Sequence[str]) -> None:
+                          known_hosts: str | None, spec_overrides: Sequence[str], host: str,
+                          allow_remote: bool) -> None:
     """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
     from avctl.cli.common import handle_errors
 
@@ -260,7 +270,10 @@ def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: flo
         fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
                               latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
                               faults={"error_rate": error_rate, "drop_rate": drop_rate,
-                                      "reboot_seconds": reboot_seconds})
+                                      "reboot_seconds": reboot_seconds},
+                              host=host, allow_remote=allow_remote)
+        if fleet.warning:
+            click.echo(f"avctl: {fleet.warning}", err=True)
         t0 = time.monotonic()
         fleet.start()
         try:

@@ -8,11 +8,12 @@ converted per family (``coerce_text``) and validated before anything is sent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from avctl.errors import DeviceError, UsageError, ValidationError
+from avctl.errors import BadAnswer, DeviceError, UsageError, ValidationError
 from avctl.spec import Spec, coerce_text, validate
 from avctl.spec.model import Action, Feedback
 
@@ -183,6 +184,7 @@ class StatusTask:
         out: dict[str, Any] = {"reachable": False}
         errors: dict[str, str] = {}
         first_error: DeviceError | None = None
+        fits = misfits = 0
         for action_id, feedbacks in _plan(spec).items():
             try:
                 data = await call(action_id, {})
@@ -197,10 +199,22 @@ class StatusTask:
                     errors[fb.id] = f"{action_id}: {exc.kind} (HTTP {exc.status})"
                 continue
             out["reachable"] = True
+            action = spec.action(action_id)
             for fb in feedbacks:
-                out[fb.id] = transform(resolve_pointer(data, fb.pointer), fb.transform)
+                value, problem = read_feedback(action, data, fb)
+                out[fb.id] = value
+                if problem is not None:
+                    errors[fb.id] = f"{action_id}: {problem}"
+                    misfits += 1
+                elif value is not None:
+                    fits += 1
         if first_error is not None and not out["reachable"]:
             raise first_error  # nothing could be read at all: that is a failure, not a status
+        if misfits and not fits:
+            # every answer was something else than the API documents: not a status to report as ok
+            shown = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3])
+            raise BadAnswer(f"no status reading fits its declared type ({shown})", status=200,
+                            hint="is this the right device family and port?")
         if errors:
             out["unavailable"] = errors
         return out
@@ -219,27 +233,111 @@ def _plan(spec: Spec) -> dict[str, list[Feedback]]:
     return plan
 
 
-_MISSING = object()
-
-
 def resolve_pointer(doc: Any, pointer: str) -> Any:
-    """RFC 6901 JSON Pointer; a missing member gives None (devices differ in what they report)."""
+    """RFC 6901 JSON Pointer; a missing member (or a member of something that is not a container)
+    gives None (devices differ in what they report)."""
+    return _strict_pointer(doc, pointer)[0]
+
+
+def _json_type(value: Any) -> str:
+    """A value's JSON type name, for messages (never the value itself: it is the device's text)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _strict_pointer(doc: Any, pointer: str) -> tuple[Any, str | None]:
+    """RFC 6901 JSON Pointer: (value, None); a member that is merely absent is (None, None); an
+    answer of the wrong shape for the pointer (a list or text where an object is expected) is
+    (None, what is wrong)."""
     if pointer == "":
-        return doc
+        return doc, None
     if not pointer.startswith("/"):
         raise UsageError(f"bad JSON pointer {pointer!r}")
     cur: Any = doc
+    walked = ""
     for raw in pointer[1:].split("/"):
         token = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(cur, Mapping):
-            cur = cur.get(token, _MISSING)
-        elif isinstance(cur, list) and token.isdigit() and int(token) < len(cur):
+            if token not in cur:
+                return None, None
+            cur = cur[token]
+        elif isinstance(cur, list) and token.isdigit():
+            if int(token) >= len(cur):
+                return None, None
             cur = cur[int(token)]
+        elif cur is None:
+            return None, None
         else:
-            return None
-        if cur is _MISSING:
-            return None
-    return cur
+            return None, f"{walked or 'the answer'} is {_json_type(cur)}, not an object with {pointer}"
+        walked += "/" + raw
+    return cur, None
+
+
+_BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "on", "off"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _transform_accepts(value: Any, how: str) -> bool:
+    """Whether `transform(value, how)` reads something real from `value` rather than guessing."""
+    if how == "nonempty":
+        return isinstance(value, (Mapping, list, bool)) or _is_number(value)
+    if how == "bool":
+        return isinstance(value, bool) or value in (0, 1) or (
+            isinstance(value, str) and value.strip().lower() in _BOOL_WORDS)
+    if how == "int":
+        return _is_number(value) or (isinstance(value, str) and transform(value, "int") is not None)
+    if how == "seconds":
+        if isinstance(value, Mapping) and not any(str(k).lower() in _UNITS for k in value):
+            return False
+        return not isinstance(value, bool) and _seconds(value) is not None
+    return True
+
+
+def _type_accepts(value: Any, declared: str) -> bool:
+    if declared == "string":
+        return isinstance(value, str)
+    if declared == "boolean":
+        return isinstance(value, bool)
+    if declared == "integer":
+        return _is_number(value) and float(value).is_integer()
+    if declared == "number":
+        return _is_number(value)
+    if declared == "object":
+        return isinstance(value, Mapping)
+    if declared == "array":
+        return isinstance(value, list)
+    return True  # a type this check does not know: taken as it comes
+
+
+def read_feedback(action: Action, data: Any, fb: Feedback) -> tuple[Any, str | None]:
+    """One Feedback's value from its action's result, checked against the declared type:
+    (value, None), or (None, what does not fit). Never a value made up from a wrong answer."""
+    if action.response == "json" and isinstance(data, str):
+        return None, "answer is not JSON"
+    raw, problem = _strict_pointer(data, fb.pointer)
+    if problem is not None or raw is None:
+        return None, problem
+    where = fb.pointer or "the answer"
+    if fb.transform is not None and not _transform_accepts(raw, fb.transform):
+        return None, f"{where} is {_json_type(raw)}, which does not read as {fb.type} ({fb.transform})"
+    value = transform(raw, fb.transform)
+    if fb.transform is None and not _type_accepts(value, fb.type):
+        return None, f"{where} is {_json_type(raw)}, not {fb.type}"
+    return value, None
 
 
 def transform(value: Any, how: str | None) -> Any:

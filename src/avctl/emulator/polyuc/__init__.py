@@ -12,6 +12,14 @@ The wire rules follow apiref/polyuc.md and seed 002:
   http_port=0`).
 - answers are `{"data": ..., "Status": "2000"}`; `status_as_number` sends `2000` instead of
   `"2000"` (both forms occur). `fail_next(code)` makes the next request answer that Status.
+- credentials are checked from the headers before any body is read; a body over `max_body`
+  (1 MiB, an assumption: the real limit is not published) answers Status 4009 ("input size limit
+  exceeded") unread; a body that is not the JSON envelope answers Status 4000.
+- lockout: the phone's web server locks its login after `lockout_after` failed logins within
+  `lockout_window` seconds, for `lockout_seconds` (UC Software's `httpd.cfg.lockWebUI.*`
+  parameters: 5 attempts, 60 s, 60 s by default). ASSUMPTION (no capture in the references): while
+  locked, every request answers 401 with the usual challenges and a text body saying the login is
+  locked, even with the right password. Time comes from `device.clock`.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from avctl.emulator.core import Ctx, EmulatedDevice, register_emulator, reply
+from avctl.emulator.core import Ctx, EmulatedDevice, Lockout, register_emulator, reply
 from avctl.emulator.polyuc.handlers import UcHandlers
 from avctl.emulator.polyuc.state import UcPhone, UcStatus
 from avctl.families.polyuc import digest_response, parse_challenges
@@ -44,6 +52,7 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
     default_password: ClassVar[str] = "789"  # seed 002's example password
     server_header: ClassVar[str] = "Polycom SoundPoint IP Telephone HTTPd"
     realm: ClassVar[str] = "PLCM_SPIP"
+    default_max_body: ClassVar[int] = 1024 * 1024
 
     def __init__(
         self,
@@ -59,6 +68,9 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         status_as_number: bool = False,
         http_port: int | None = None,
         connect_after: float = 0.0,
+        lockout_after: int = 5,
+        lockout_window: float = 60.0,
+        lockout_seconds: float = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host, port, **kwargs)
@@ -73,6 +85,8 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
                              connect_after=connect_after)
         self.nonces: dict[str, dict[str, Any]] = {}
         self.auth_failures = 0  # wrong password (a scheme that is not accepted does not count)
+        self.lockout = Lockout(int(lockout_after), float(lockout_seconds), float(lockout_window))
+        self.locked_refusals = 0
         self.busy_refusals = 0
         self.length_refusals = 0
         self.stuck_busy = False  # test switch: every request meets a phone busy with something else
@@ -110,7 +124,21 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
             info["http_address"] = f"{self.host}:{self.extra_ports['http']}"
         return info
 
+    # -- answers in the phone's shape --
+
+    def malformed_answer(self, reason: str) -> web.StreamResponse:
+        return self._status_answer(UcStatus("4000"))
+
+    def too_large_answer(self) -> web.StreamResponse:
+        return self._status_answer(UcStatus("4009"))
+
+    def crash_answer(self) -> web.StreamResponse:
+        return self._status_answer(UcStatus("5500"))
+
     # -- the wire rules --
+
+    def body_needed_for_auth(self, request: web.Request, action: Action | None) -> bool:
+        return False  # Basic/Digest: the headers say it all
 
     async def authenticate(
         self, request: web.Request, action: Action | None, body: bytes
@@ -120,16 +148,28 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         ):
             self.length_refusals += 1
             return web.Response(status=411, text="411 Length Required", content_type="text/html")
+        if self.lockout.locked(self.clock()):
+            self.locked_refusals += 1
+            return self._demand_auth(locked=True)
+        failures = self.auth_failures
         verdict = self._check_credentials(request)
-        if verdict is not True:
+        if self.auth_failures > failures and self.lockout.fail(self.clock()):
+            return self._demand_auth(locked=True)
+        if verdict is True:
+            self.lockout.succeed()
+        else:
             return self._demand_auth(stale=verdict == "stale")
         if not self.phone.rest_enabled and request.path.lower().startswith("/api/"):
             # "Received request is NOT for REST API handler": the web server has no such page
             return web.Response(status=404, text="404 Not Found", content_type="text/html")
         return None
 
-    def _demand_auth(self, stale: bool = False) -> web.Response:
-        response = web.Response(status=401, text="401 Unauthorized", content_type="text/html")
+    def _demand_auth(self, stale: bool = False, locked: bool = False) -> web.Response:
+        text = "401 Unauthorized"
+        if locked:
+            left = self.lockout.remaining(self.clock())
+            text += f": too many failed logins, login locked for {left} seconds"
+        response = web.Response(status=401, text=text, content_type="text/html")
         if "digest" in self.auth_modes:
             nonce = secrets.token_hex(16)
             self.nonces[nonce] = {"issued": time.monotonic(), "nc": 0}

@@ -69,12 +69,9 @@ class UcHandlers:
     @staticmethod
     def data(ctx: Ctx) -> Any:
         """The `data` member of the request body (None for an empty body)."""
-        if not ctx.body.strip():
+        body = ctx.json()  # a body that is not JSON: BadBody, answered Status 4000
+        if body is None:
             return None
-        try:
-            body = json.loads(ctx.body)
-        except ValueError:
-            raise UcStatus("4000") from None
         if not isinstance(body, dict) or "data" not in body:
             raise UcStatus("4000")
         return body["data"]

@@ -18,6 +18,18 @@ Auth rules (seed 004, apiref/solstice.md):
 - v1: with an admin password set, the password must come as `?password=`, a JSON body field or a
   multipart field; otherwise the command is ignored and the answer is empty (as the real pod).
 
+Bodies: over the spec's `max_body_bytes` (50 MiB) answer 413 `{"errors":[{"error":"invalid_request",
+...}]}` unread; a v2 call's bearer token is checked before its body is read (a v1 call's password
+may be in the body, so that one is read first). A body that is not JSON (or too deeply nested, not
+UTF-8, a non-finite number) answers 400 invalid_request in the Errors shape.
+
+Lockout: `lockout_after` refused token requests within `lockout_window` seconds lock the admin
+login for `lockout_seconds` of `device.clock` (5, 60 s, 60 s by default). ASSUMPTION (neither
+seed 004 nor the references document a pod lockout): while locked, every token request, even with
+the right password, answers 401 TokenError `{"error": "account_locked", "error_description": ...}`;
+tokens issued before keep working, and v1 calls (which a pod ignores on a wrong password) do not
+count.
+
 Fault switches beyond the core ones (`faults.latency/error_rate/drop_rate/reboot_seconds`):
 `expire_sessions()` revokes every token (next call: 401 invalid_token), `token_lifetime` sets the
 `exp` of new tokens, `refuse_tokens = True` answers every bearer call 401 invalid_token.
@@ -27,7 +39,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import json
 import secrets
 import socket
 import time
@@ -38,9 +49,12 @@ import jwt
 from aiohttp import web
 
 from avctl.emulator.core import (
+    BadBody,
     Ctx,
     EmulatedDevice,
     HTTPError,
+    Lockout,
+    parse_json,
     register_emulator,
     reply,
     reply_bytes,
@@ -117,6 +131,9 @@ class EmulatedSolstice(EmulatedDevice):
         v1_https_port: int | str | None = None,
         token_lifetime: float | str = 3600.0,
         firmware: str = "5.5.3.14",
+        lockout_after: int = 5,
+        lockout_window: float = 60.0,
+        lockout_seconds: float = 60.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("scheme", "https")
@@ -124,6 +141,7 @@ class EmulatedSolstice(EmulatedDevice):
         # `avctl emulate solstice --set token_lifetime=60` hands values over as text
         self.token_lifetime = float(token_lifetime)
         self.refuse_tokens = False
+        self.lockout = Lockout(int(lockout_after), float(lockout_seconds), float(lockout_window))
         self.jwt_key = secrets.token_bytes(32)
         self.tokens_issued = 0
         self.v1_ignored = 0
@@ -161,7 +179,24 @@ class EmulatedSolstice(EmulatedDevice):
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         return sockname is not None and sockname[1] != self.port
 
+    # -- answers in the pod's shape ------------------------------------------------------------------
+
+    def malformed_answer(self, reason: str) -> web.StreamResponse:
+        error = errors(400, "invalid_request", reason)
+        return reply(error.body, error.status)
+
+    def too_large_answer(self) -> web.StreamResponse:
+        error = errors(413, "invalid_request", f"request body larger than {self.max_body} bytes")
+        return reply(error.body, error.status)
+
+    def crash_answer(self) -> web.StreamResponse:
+        error = errors(500, "internal", "internal error")
+        return reply(error.body, error.status)
+
     # -- auth --------------------------------------------------------------------------------------
+
+    def body_needed_for_auth(self, request: web.Request, action: Action | None) -> bool:
+        return request.path.startswith("/api/")  # a v1 password may come in the body
 
     def normalize_path(self, path: str) -> str:
         # GET /v2/config/a/b/c navigates the config: keep the key in one route segment
@@ -205,28 +240,23 @@ class EmulatedSolstice(EmulatedDevice):
         content_type = request.headers.get("Content-Type", "")
         if content_type.startswith("multipart/"):
             field = _multipart_fields(content_type, body).get("password")
-            return field.decode() if field is not None else None
-        if body.strip():
-            try:
-                data = json.loads(body)
-            except ValueError:
-                return None
-            if isinstance(data, dict) and isinstance(data.get("password"), str):
-                return str(data["password"])
+            return field.decode("utf-8", "replace") if field is not None else None
+        try:
+            data = parse_json(body)
+        except BadBody:
+            return None
+        if isinstance(data, dict) and isinstance(data.get("password"), str):
+            return str(data["password"])
         return None
 
     # -- helpers -----------------------------------------------------------------------------------
 
     @staticmethod
     def _json(ctx: Ctx, *, required: bool = True) -> Any:
-        if not ctx.body.strip():
-            if required:
-                raise errors(400, "invalid_request", "request body is empty")
-            return None
-        try:
-            return json.loads(ctx.body)
-        except ValueError:
-            raise errors(400, "invalid_request", "malformed request body") from None
+        data = ctx.json()  # not JSON: BadBody, answered 400 invalid_request
+        if data is None and required:
+            raise errors(400, "invalid_request", "request body is empty")
+        return data
 
     def _object(self, ctx: Ctx, *, required: bool = True) -> dict[str, Any]:
         data = self._json(ctx, required=required)
@@ -253,13 +283,24 @@ class EmulatedSolstice(EmulatedDevice):
             return reply({"error": "unsupported_grant_type"}, 400)
         if "username" not in fields or "password" not in fields:
             return reply({"error": "invalid_request"}, 400)
+        now = self.clock()
+        if self.lockout.locked(now):
+            return self._locked_answer(now)
         if fields["username"] != self.user or fields["password"] != self.password:
+            if self.lockout.fail(now):
+                return self._locked_answer(now)
             return reply({"error": "invalid_grant"}, 401)
+        self.lockout.succeed()
         self.tokens_issued += 1
         # the seed's sample token carries only `exp`; a jti keeps tokens of one second apart
         claims = {"exp": int(time.time() + self.token_lifetime), "jti": secrets.token_hex(8)}
         token = jwt.encode(claims, self.jwt_key, algorithm="HS256", headers={"typ": "JWT"})
         return reply({"access_token": token, "token_type": "jwt"})
+
+    def _locked_answer(self, now: float) -> web.Response:
+        left = self.lockout.remaining(now)
+        return reply({"error": "account_locked",
+                      "error_description": f"too many failed logins; try again in {left} seconds"}, 401)
 
     # -- v2: config -----------------------------------------------------------------------------------
 

@@ -6,13 +6,16 @@ The login rules follow the real device (seed 000, apiref/videoos.md section 2):
 - Every other `/rest/...` call needs the session cookie; on 4.6.2+ also `X-XSRF-TOKEN` equal to the
   session's token, else 403. An unknown or expired session answers 401 (one form seen in the field).
 - Wrong password: 400 `{"success":false,"reason":"SessionRequestInvalid"}`; after `lockout_after`
-  failures in a row the account is locked for `lockout_seconds`: `SessionPortLockout`.
+  failures in a row (within `lockout_window` seconds, when set) the account is locked for
+  `lockout_seconds` of the device's clock: `SessionPortLockout`, even for the right password.
+- Bodies over 10 MB (the spec's `max_body_bytes`) answer 413 unread; a login body is the only one
+  read before the session is checked. A body that is not JSON (or nested too deeply, not UTF-8, a
+  non-finite number) answers 400 `{"success":false,"reason":...}`.
 - `/rest/current/...` is accepted for any `/rest/...` path.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
@@ -20,12 +23,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from avctl.emulator.core import EmulatedDevice, register_emulator, reply
+from avctl.emulator.core import BadBody, EmulatedDevice, Lockout, parse_json, register_emulator, reply
+from avctl.emulator.videoos.common import fail
 from avctl.emulator.videoos.handlers import VideoOSHandlers
 from avctl.emulator.videoos.state import VideoOSState
 from avctl.spec.model import Action
 
-MAX_BODY = 10 * 1024 * 1024
 LOGIN_PATHS = ("/rest/session", "/rest/current/session")
 
 
@@ -47,17 +50,24 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         firmware: str = "4.6.2",
         lockout_after: int = 5,
         lockout_seconds: float = 60.0,
+        lockout_window: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, host, port, **kwargs)
         self.firmware = str(firmware)
-        self.lockout_after = lockout_after
-        self.lockout_seconds = lockout_seconds
-        self.failed_logins = 0
-        self.locked_until = 0.0
+        self.lockout = Lockout(int(lockout_after), float(lockout_seconds),
+                               None if lockout_window is None else float(lockout_window))
         self.login_attempts = 0
         self.sessions: dict[str, dict[str, Any]] = {}
         self.state = VideoOSState(name=name, firmware=self.firmware, rng=self.random)
+
+    @property
+    def lockout_after(self) -> int:
+        return self.lockout.after
+
+    @lockout_after.setter
+    def lockout_after(self, count: int) -> None:
+        self.lockout.after = count
 
     @property
     def xsrf_required(self) -> bool:
@@ -78,13 +88,25 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         return {**super().info(), "model": self.state.model, "firmware": self.firmware,
                 "room_pin": self.state.room_pin}
 
+    # -- answers in the device's shape --
+
+    def malformed_answer(self, reason: str) -> web.StreamResponse:
+        return reply(fail(reason), 400)
+
+    def too_large_answer(self) -> web.StreamResponse:
+        return reply(fail(f"payload larger than {self.max_body // (1024 * 1024)} MB"), 413)
+
+    def crash_answer(self) -> web.StreamResponse:
+        return reply(fail("internal error"), 500)
+
     # -- auth --
+
+    def body_needed_for_auth(self, request: web.Request, action: Action | None) -> bool:
+        return request.path in LOGIN_PATHS and request.method == "POST"
 
     async def authenticate(
         self, request: web.Request, action: Action | None, body: bytes
     ) -> web.StreamResponse | None:
-        if len(body) > MAX_BODY:
-            return reply({"success": False, "reason": "payload larger than 10 MB"}, 413)
         if request.path in LOGIN_PATHS:
             if request.method == "POST":
                 return self._login(request, body)
@@ -105,24 +127,20 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
 
     def _login(self, request: web.Request, body: bytes) -> web.StreamResponse:
         self.login_attempts += 1
-        now = time.monotonic()
+        now = self.clock()
         peer = request.remote or "127.0.0.1"
         try:
-            data = json.loads(body or b"null")  # real devices accept a body without Content-Type
-        except ValueError:
+            data = parse_json(body)  # real devices accept a body without Content-Type
+        except BadBody:
             data = None
         if not isinstance(data, dict) or "user" not in data or "password" not in data:
-            return reply({"success": False, "reason": "SessionRequestInvalid"}, 400)
-        if now < self.locked_until:
-            return reply({"success": False, "reason": "SessionPortLockout"}, 400)
+            return reply(fail("SessionRequestInvalid"), 400)
+        if self.lockout.locked(now):
+            return reply(fail("SessionPortLockout"), 400)
         if data["user"] != self.user or data["password"] != self.password:
-            self.failed_logins += 1
-            if self.failed_logins >= self.lockout_after:
-                self.locked_until = now + self.lockout_seconds
-                self.failed_logins = 0
-                return reply({"success": False, "reason": "SessionPortLockout"}, 400)
-            return reply({"success": False, "reason": "SessionRequestInvalid"}, 400)
-        failed, self.failed_logins = self.failed_logins, 0
+            locked = self.lockout.fail(now)
+            return reply(fail("SessionPortLockout" if locked else "SessionRequestInvalid"), 400)
+        failed = self.lockout.succeed()
         session_id = secrets.token_urlsafe(36)
         xsrf = str(uuid.uuid4())
         self.sessions[session_id] = {
