@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
-from avctl.errors import ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
+from avctl.errors import AccountLockedError, ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
 from avctl.families import Family, register_family
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
@@ -254,6 +254,15 @@ class UcAuth(Auth):
 
     def _fail(self, response: Response) -> None:
         scheme = "Digest" if self.scheme == "digest" else "Basic"
+        # a locked web login says so in the 401's text (the right password is refused too, for a while)
+        if b"locked" in response.body[:512].lower():
+            self.failed = AccountLockedError(
+                f"phone locked the login of user {self.credentials.user!r} after too many failed attempts "
+                f"(HTTP 401, {scheme} auth)",
+                reason="locked",
+                hint="wait for the lockout to expire (the phone's lockWebUI settings), then check the password",
+            )
+            raise self.failed
         self.failed = AuthenticationError(
             f"phone rejected user {self.credentials.user!r} (HTTP 401, {scheme} auth)",
             reason="401",
