@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, tls_options, tls_policy
+from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, param_text, tls_options, tls_policy
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
@@ -40,19 +40,19 @@ from avctl.fleet.inventory import (
     merge_into_inventory,
 )
 from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
-from avctl.fleet.output import ProgressBar, render_table, summary_line, to_csv, to_json
+from avctl.fleet.output import ProgressBar, cell, data_console, render_table, summary_line, to_csv, to_json
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
+from avctl.redact import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory.yaml"
 
 
 def wide_console() -> Console:
-    """Tables keep one line per row when piped (rich would wrap at 80 columns)."""
-    c = Console()
-    return c if c.is_terminal else Console(width=200)
+    """Tables of data: no emoji or markup interpretation, one line per row when piped."""
+    return data_console()
 
 
 def _install_log_redaction() -> None:
@@ -142,8 +142,22 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"expected key=value, got {pair!r}")
-        out[key.replace("-", "_")] = value
+        name = key.replace("-", "_")
+        out[name] = param_text(name, value, secret=_secret_param(name))
     return out
+
+
+def _secret_param(name: str) -> bool:
+    """Secret if the name says so or any built-in spec marks a parameter of that name secret
+    (fleet parameters are read before the families of the selection are known)."""
+    from avctl.families import available
+    from avctl.fleet.credentials import SENSITIVE_KEY_RE
+    from avctl.spec import builtin_spec
+
+    if SENSITIVE_KEY_RE.search(name):
+        return True
+    return any(p.secret and p.name == name
+               for fam in available() for a in builtin_spec(fam).actions.values() for p in a.params)
 
 
 # --- running a job ------------------------------------------------------------------------------
@@ -322,10 +336,10 @@ def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
         table.add_column(col, overflow="fold")
     for d in devices:
         s = d.summary()
-        name = escape(d.name) + (" [dim](disabled)[/]" if d.disabled else "")
-        table.add_row(name, escape(d.family), escape((f"{d.scheme}://" if d.scheme else "") + s["address"]),
-                      escape(d.site or ""), escape(d.room or ""), escape(",".join(s["tags"])),
-                      escape(s["password"] or ""))
+        name = cell(d.name) + (Text(" (disabled)", style="dim") if d.disabled else Text())
+        table.add_row(name, cell(d.family), cell((f"{d.scheme}://" if d.scheme else "") + s["address"]),
+                      cell(d.site or ""), cell(d.room or ""), cell(",".join(s["tags"])),
+                      cell(s["password"] or ""))
     wide_console().print(table)
     click.echo(f"{len(devices)} of {len(inv)} device(s) match '{selection}'", err=True)
 
@@ -470,7 +484,7 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
                 "skipped", "pending"):
         table.add_column(col)
     for r in rows:
-        table.add_row(*(escape(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
+        table.add_row(*(cell(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
                                               "ok", "failed", "unreachable", "skipped", "pending")))
     wide_console().print(table)
 
@@ -497,8 +511,8 @@ def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) 
     if as_csv:
         click.echo(to_csv(outcomes), nl=False)
         return
-    click.echo(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
-               f"by {job.user} at {_when(job.created)}; {job.effective_state}")
+    click.echo(shown(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
+                     f"by {job.user} at {_when(job.created)}; {job.effective_state}"))
     render_table(outcomes, counts, title=f"job {job.id}")
     if pending:
         click.echo(f"{len(pending)} device(s) without an outcome: resume with 'avctl jobs resume {job.id}'")
@@ -574,7 +588,7 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
     for e in entries:
         d = e.as_dict()
         detail = f"[{e.error_kind}] {e.message}" if e.error_kind else (e.message or "")
-        table.add_row(*(escape(x) for x in (d["time"], e.user, e.device, e.action,
+        table.add_row(*(cell(x) for x in (d["time"], e.user, e.device, e.action,
                                              json.dumps(e.params, separators=(",", ":")), e.outcome,
                                              str(e.job_id or ""), detail)))
     wide_console().print(table)
