@@ -21,7 +21,6 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 MASK = "********"
 #: parameter / field names whose values are secrets whatever they contain
@@ -81,12 +80,9 @@ class Redactor:
         # one- or two-character "secrets" would mangle every string; they are not worth a mask
         if len(raw) < 3:
             return
-        # a password also travels URL-encoded (Solstice v1 ?password=), and an error quoting the
-        # URL must not show it in that form either
-        forms = {raw, quote(raw, safe=""), quote_plus(raw)}
         with self._lock:
-            if not forms <= self._values:
-                self._values |= forms
+            if raw not in self._values:
+                self._values.add(raw)
                 self._pattern = None
 
     def _regex(self) -> re.Pattern[str] | None:
@@ -94,7 +90,7 @@ class Redactor:
             if self._pattern is None and self._values:
                 # longest first so a secret containing another is masked whole
                 alts = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in alts))
+                self._pattern = re.compile("|".join(_any_encoding(v) for v in alts))
             return self._pattern
 
     def text(self, s: str) -> str:
@@ -122,6 +118,23 @@ class Redactor:
         if isinstance(obj, (list, tuple)):
             return [self.redact(v) for v in obj]
         return obj
+
+
+def _any_encoding(raw: str) -> str:
+    """A pattern for ``raw`` as written or URL-encoded by any encoder (Solstice v1 sends the password
+    as ``?password=``; encoders differ on which characters they escape, and an error quoting the
+    URL must not show it in any of those forms)."""
+    parts = []
+    for ch in raw:
+        forms = [re.escape(ch)]
+        if not (ch.isascii() and ch.isalnum()) and ch not in "-._~":
+            # %2f and %2F alike, without making the whole secret case-insensitive
+            forms.append("".join("%" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d
+                                               for d in f"{b:02x}") for b in ch.encode("utf-8")))
+        if ch == " ":
+            forms.append(r"\+")
+        parts.append(forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")")
+    return "".join(parts)
 
 
 #: process-wide redactor: every secret of the run is added here before the first request

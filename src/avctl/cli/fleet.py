@@ -34,10 +34,10 @@ from avctl.fleet.credentials import (
 from avctl.fleet.inventory import (
     Inventory,
     Selection,
+    commit_import,
     import_ip_list,
     import_ip_pass,
     load_inventory,
-    merge_into_inventory,
 )
 from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
 from avctl.fleet.output import ProgressBar, cell, data_console, render_table, summary_line, to_csv, to_json
@@ -374,9 +374,7 @@ def inventory_import(fmt: str, source: str, inventory_path: str, family: str | N
     else:
         res = import_ip_list(source, family=family or "polyuc", password=password_ref, site=site, room=room,
                              tags=tags, name_prefix=prefix, user=user)
-    if res.secrets:
-        SecretsStore().set_many(res.secrets)
-    n = merge_into_inventory(inventory_path, res.devices)
+    n = commit_import(inventory_path, res)  # checks everything, then writes all or nothing
     click.echo(f"imported {n} device(s) into {inventory_path}"
                + (f"; {len(res.secrets)} password(s) stored in the secrets file" if res.secrets else ""))
 

@@ -27,13 +27,14 @@ otherwise leak.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,13 +206,33 @@ class SecretsStore:
         return doc
 
     def _write(self, doc: dict[str, Any]) -> None:
+        self._write_bytes(json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+
+    @contextlib.contextmanager
+    def rollback_on_error(self) -> Iterator[None]:
+        """Put the file back byte for byte if the block fails (a multi-file write that must be
+        all or nothing, such as an import)."""
+        try:
+            before: bytes | None = self.path.read_bytes()
+        except FileNotFoundError:
+            before = None
+        try:
+            yield
+        except BaseException:
+            if before is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                self._write_bytes(before)
+            raise
+
+    def _write_bytes(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # temp file + rename: a crash never leaves a half-written secrets file
         fd, tmp = tempfile.mkstemp(prefix=".secrets.", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=1, sort_keys=True)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from avctl.errors import UsageError
-from avctl.fleet.credentials import CredentialRef
+from avctl.fleet.credentials import CredentialRef, SecretsStore
 
 __all__ = [
     "Address",
@@ -694,21 +694,54 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
 
     The file is re-dumped, so YAML comments in an existing file are not kept.
     """
+    write_inventory(Path(path), planned_inventory(path, devices))
+    return len(devices)
+
+
+def planned_inventory(path: str | os.PathLike[str], devices: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The inventory document with ``devices`` added, after every check and before any write:
+    the existing file must load, and no new device may reuse an existing name or address."""
     p = Path(path)
     doc: dict[str, Any] = {}
+    existing_addresses: dict[str, str] = {}
     if p.exists():
-        load_inventory(p)  # refuse to merge into a broken file; errors carry file:line
+        inv = load_inventory(p)  # refuse to merge into a broken file; errors carry file:line
+        existing_addresses = {str(d.address): d.name for d in inv.devices}
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         doc = loaded if isinstance(loaded, dict) else {}
-    existing = doc.get("devices") or {}
+    existing = dict(doc.get("devices") or {})
     clash = sorted(set(existing) & set(devices))
     if clash:
         raise UsageError(f"{p}: devices already present: {', '.join(clash[:10])}"
-                         + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""))
+                         + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""),
+                         hint="nothing was imported; use --prefix for other names")
+    for name, entry in devices.items():
+        other = existing_addresses.get(str(entry.get("address", "")))
+        if other:
+            raise UsageError(f"{p}: {name} has the address {entry['address']} of the existing device {other}",
+                             hint="nothing was imported; remove the line from the import file")
     existing.update({k: dict(v) for k, v in devices.items()})
-    doc["devices"] = existing
-    write_inventory(p, doc)
-    return len(devices)
+    return {**doc, "devices": existing}
+
+
+def commit_import(path: str | os.PathLike[str], result: ImportResult, store: SecretsStore | None = None) -> int:
+    """Write an import: all or nothing. Everything is checked first (inventory clashes, secret
+    names already in use, the secrets key); then the secrets file, then the inventory, and if the
+    inventory cannot be written the secrets file is put back as it was."""
+    doc = planned_inventory(path, result.devices)
+    if not result.secrets:
+        write_inventory(Path(path), doc)
+        return len(result.devices)
+    store = store or SecretsStore()
+    taken = sorted({e["name"] for e in store.names()} & set(result.secrets))
+    if taken:
+        raise UsageError(f"{store.path}: secrets already present: {', '.join(taken[:10])}"
+                         + (f" and {len(taken) - 10} more" if len(taken) > 10 else ""),
+                         hint="nothing was imported; remove them with 'avctl secrets rm NAME' or use --prefix")
+    with store.rollback_on_error():
+        store.set_many(result.secrets)
+        write_inventory(Path(path), doc)
+    return len(result.devices)
 
 
 def write_inventory(path: Path, doc: Mapping[str, Any]) -> None:

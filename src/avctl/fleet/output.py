@@ -112,7 +112,7 @@ def to_csv(outcomes: Sequence[Outcome]) -> str:
     status_mode = _is_status(outcomes)
     extra = _status_columns(outcomes) if status_mode else ["data"]
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")  # no CR: it rewrites a terminal line
     w.writerow(["device", "family", "outcome", "reason", "message", "attempts", "elapsed", *extra])
     for o in outcomes:
         d = redact(o.as_dict())
