@@ -104,7 +104,8 @@ def summary_line(counts: dict[str, int]) -> str:
 
 def to_json(outcomes: Iterable[Outcome], counts: dict[str, int], **meta: Any) -> str:
     doc = {**meta, "summary": counts, "devices": [redact(o.as_dict()) for o in outcomes]}
-    return json.dumps(doc, indent=2, default=str)
+    # ensure_ascii: control characters and bidi overrides from devices leave as \u escapes
+    return json.dumps(doc, indent=2, default=str, ensure_ascii=True)
 
 
 def to_csv(outcomes: Sequence[Outcome]) -> str:
