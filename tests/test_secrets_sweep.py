@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 import pytest
 
@@ -141,6 +141,8 @@ def test_no_secret_in_any_output_or_file(case: str, emulators: EmulatorThread, t
     for label, pw in (("right", right), ("wrong", wrong)):
         secrets[f"Basic form of the {label} password"] = base64.b64encode(f"{user}:{pw}".encode()).decode()
     secrets.update({f"issued credential {s[:6]}...": s for s in issued})
+    # the search itself finds what it looks for, in clear and URL-encoded
+    assert _hits(b"x" + right.encode() + b"y", secrets) and _hits(f"?p={quote(wrong)}".encode(), secrets)
     problems = []
     for args, stdout, stderr in runs:
         for stream, blob in (("stdout", stdout), ("stderr", stderr)):
