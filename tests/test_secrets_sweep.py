@@ -42,8 +42,9 @@ def _families(dev: EmulatedDevice) -> Family:
         return Family("videoos", ["audio_volume_get"], ["audio_volume_set", "volume=20"],
                       ["audio_volume_set", "volume=21"])
     if name == "polyuc":
-        return Family("polyuc", ["device_info"], ["skype_sign_in", "Address=a@b.c", "Password=@env:SWEEP_PARAM"],
-                      ["callctrl_mute", "state=0"])
+        # a secret action parameter, from the environment, in a single call and in a fleet job
+        sign_in = ["skype_sign_in", "Address=a@b.c", "Password=@env:SWEEP_PARAM"]
+        return Family("polyuc", ["device_info"], sign_in, sign_in)
     raise AssertionError(name)
 
 
@@ -110,12 +111,14 @@ def test_no_secret_in_any_output_or_file(case: str, emulators: EmulatorThread, t
     runs: list[tuple[str, bytes, bytes]] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVCTL_")}
     env.update(AVCTL_HOME=str(avctl_home), SWEEP_PARAM=param_secret, COLUMNS="200")
+    first_ok = False
     for password in (right, wrong):
         env["SWEEP_PW"] = password
         # every output format once per password, spread over the commands (subprocesses are slow)
         first = password == right
         call = ["call", "-f", family, address, "--password-env", "SWEEP_PW", "-y", *fam.call_options]
         runs.append(_run([*call[:4], *fam.read, *call[4:], *([] if first else ["--json"])], env))
+        first_ok = first_ok or (first and b"HTTP 200" in runs[-1][2])
         runs.append(_run([*call[:4], *fam.change, *call[4:], *(["--json"] if first else [])], env))
         for fmt in (["--json"], ["--csv"] if first else []):  # the wrong round: JSON and the table
             runs.append(_run(["fleet", "status", "-i", str(inv), *fmt], env))
@@ -127,10 +130,9 @@ def test_no_secret_in_any_output_or_file(case: str, emulators: EmulatorThread, t
                ["jobs", "show", str(jobs[-1]), "--csv"], *(["jobs", "show", str(j), "--json"] for j in jobs)]
     with ThreadPoolExecutor(4) as pool:
         runs += pool.map(lambda args: _run(args, env), readers)
-    # the run really used the right password somewhere (a sweep of failures proves little)
-    statuses = [json.loads(stdout)["summary"]["ok"] for args, stdout, _ in runs
-                if args.startswith("fleet status") and args.endswith("--json")]
-    assert statuses[0] == 1, runs
+    # the run really used the right password (a sweep of failures proves little): the first
+    # command, a read with the right password, succeeded
+    assert first_ok, runs[0]
     issued = _issued_credentials(dev)
     if family in ("videoos", "solstice") and not case.endswith("v1"):
         assert issued, "the emulator handed out no session or token to look for"
