@@ -364,9 +364,9 @@ def test_escape_sequences_never_reach_the_terminal(emulators: EmulatorThread, tm
         assert b"Traceback" not in proc.stderr
     # fingerprints print literally (rich would have turned :AB: into an emoji)
     audit_table = outs[4].stdout.decode()
-    assert "AB:CD:12:AB:EF" in audit_table and "\N{NEGATIVE SQUARED AB}" not in audit_table
+    assert "AB:CD:12:AB:EF" in "".join(audit_table.split()) and "\N{NEGATIVE SQUARED AB}" not in audit_table
     run_table = outs[3].stdout.decode()
-    assert "AB:CD:12:AB:EF" in run_table and "\N{NEGATIVE SQUARED AB}" not in run_table
+    assert "AB:CD:12:AB:EF" in "".join(run_table.split()) and "\N{NEGATIVE SQUARED AB}" not in run_table
     assert "AB:CD:12:AB:EF" in outs[-1].stderr.decode()
 
 
@@ -380,3 +380,35 @@ def test_single_call_output_is_neutralised(emulators: EmulatorThread, avctl_home
     assert proc.returncode == 0, proc.stderr
     _no_control_bytes(proc.stdout)
     _no_control_bytes(proc.stderr)
+
+
+def test_changed_certificate_fingerprints_print_literally(emulators: EmulatorThread, tmp_path: Path,
+                                                          avctl_home: Path) -> None:
+    """A fingerprint is hex pairs joined by colons: rich read ':AB:' and ':CD:' as emoji codes."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    dev = spawn(emulators, 1, password="cert-pw-1")[0]
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(f"devices:\n  room: {{family: videoos, address: '127.0.0.1:{dev.port}', password: env:C_PW}}\n")
+    env = child_env(avctl_home, C_PW="cert-pw-1")
+    assert run_avctl("fleet", "status", "-i", str(inv), SPEC_OPT, env=env).returncode == 0  # pins
+    # a new certificate whose fingerprint has emoji codes in it (the search is short: many have)
+    while True:
+        dev.reset_certificate()
+        der = x509.load_pem_x509_certificate(dev.cert_pem).public_bytes(Encoding.DER)
+        digest = hashlib.sha256(der).hexdigest().upper()
+        pairs = [digest[i:i + 2] for i in range(0, 64, 2)]
+        # rich reads ":P0:", ":P2:", ... after "SHA256" (each match eats its closing colon)
+        if {"AB", "CD"} & set(pairs[0::2]):
+            break
+    new_fp = ":".join(pairs)
+    assert emulators.server is not None
+    emulators.run(emulators.server.restart_listener(dev))
+    for args in (["fleet", "status", "-i", str(inv), SPEC_OPT], ["jobs", "show", "2"]):
+        proc = run_avctl(*args, env=env)
+        out = proc.stdout.decode()
+        assert new_fp in "".join(out.split()), out  # a long detail may be folded over lines
+        assert "\N{NEGATIVE SQUARED AB}" not in out and "\N{OPTICAL DISC}" not in out
