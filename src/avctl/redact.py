@@ -157,6 +157,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def install_log_redaction() -> None:
+    """Every log handler (and logging's last resort) gets the redacting filter."""
+    root = logging.getLogger()
+    for handler in [*root.handlers, logging.lastResort]:
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 # --- printable text -------------------------------------------------------------------------------
 
 # C0 controls, DEL, C1 controls, and the bidi embeddings/overrides/isolates that reorder a line

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +25,6 @@ from avctl.errors import UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
     CredentialResolver,
-    RedactingFilter,
     SecretsStore,
     generate_key,
     redact,
@@ -44,7 +42,7 @@ from avctl.fleet.output import ProgressBar, cell, data_console, render_table, su
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
-from avctl.redact import shown
+from avctl.redact import install_log_redaction, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory.yaml"
@@ -57,10 +55,7 @@ def wide_console() -> Console:
 
 def _install_log_redaction() -> None:
     """Every handler gets the redacting filter: no secret reaches a log line."""
-    root = logging.getLogger()
-    for handler in [*root.handlers, logging.lastResort]:
-        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    install_log_redaction()
 
 
 # --- shared options --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults
 from avctl.errors import UsageError
 from avctl.families import available
-from avctl.redact import shown
+from avctl.redact import install_log_redaction, shown
 from avctl.spec import builtin_spec, read_spec
 from avctl.transport.tls import fetch_certificate, fingerprint
 
@@ -182,6 +182,7 @@ def call_cmd(
     ports = {k: int(v) for k, v in _pairs("--port", port_map, digits=True).items()}
     schemes = _pairs("--scheme-map", scheme_map)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
+    install_log_redaction()
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
