@@ -163,10 +163,10 @@ def _first_line(name: str, path: Path) -> str:
     except OSError as exc:
         raise UsageError(f"{name}=@file:{path}: cannot read the file: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8-sig")
+        text: str | None = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = "\0"
-    if "\0" in text:
+        text = None
+    if text is None or "\0" in text:
         raise UsageError(f"{name}=@file:{path}: not a text file",
                          hint="the value is the first line of a UTF-8 text file")
     lines = text.splitlines()
