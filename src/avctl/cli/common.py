@@ -15,6 +15,7 @@ import click
 from avctl.auth import Credentials
 from avctl.errors import AvctlError, ConfirmationRequired, UsageError
 from avctl.fleet.credentials import read_secret_file
+from avctl.redact import REDACTOR, SENSITIVE_KEY_RE, shown
 from avctl.spec import Action, Spec, coerce_text
 from avctl.transport.address import check_port
 from avctl.transport.tls import KnownHosts, TLSPolicy
@@ -140,6 +141,8 @@ def read_credentials(
         password = os.environ["AVCTL_PASSWORD"]
     elif needed and sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, default="", show_default=False, err=True)
+    if password:
+        REDACTOR.add(password)  # before the first request: no error, output or audit row may show it
     return Credentials(user, password)
 
 
@@ -153,8 +156,72 @@ def parse_assignments(action: Action, pairs: tuple[str, ...]) -> dict[str, Any]:
                 f"{action.id}: expected key=value, got {pair!r}",
                 hint=f"parameters: {action.signature() or '(none)'}",
             )
-        values[key.replace("-", "_")] = coerce_text(action, key.replace("-", "_"), text)
+        name = key.replace("-", "_")
+        p = action.param(name)
+        secret = bool(p is not None and p.secret) or bool(SENSITIVE_KEY_RE.search(name))
+        values[name] = coerce_text(action, name, param_text(name, text, secret=secret))
     return values
+
+
+def param_text(name: str, text: str, *, secret: bool) -> str:
+    """The value of one ``name=text`` word: ``@env:VAR``, ``@file:PATH``, ``@prompt`` or a literal.
+
+    A literal that starts with ``@`` is written ``@@...``. Secret values are registered with the
+    redactor; a secret given literally still works but warns (arguments show in ``ps`` and in the
+    shell history).
+    """
+    if text.startswith("@@"):
+        value = text[1:]
+        from_source = False
+    elif text.startswith("@"):
+        value = _from_source(name, text)
+        from_source = True
+    else:
+        value, from_source = text, False
+    if secret:
+        REDACTOR.add(value)
+        if not from_source and value:
+            click.echo(f"avctl: warning: {name}= given on the command line is visible in 'ps' and the shell "
+                       f"history; use {name}=@env:VAR, {name}=@file:PATH or {name}=@prompt", err=True)
+    return value
+
+
+def _from_source(name: str, text: str) -> str:
+    form, _, arg = text[1:].partition(":")
+    if form == "env" and arg:
+        value = os.environ.get(arg)
+        if value is None:
+            raise UsageError(f"{name}=@env:{arg}: environment variable {arg} is not set",
+                             hint=f"export {arg}=... first")
+        return value
+    if form == "file" and arg:
+        return _first_line(name, Path(arg).expanduser())
+    if text == "@prompt":
+        if not sys.stdin.isatty():
+            raise UsageError(f"{name}=@prompt needs a terminal to ask on",
+                             hint=f"use {name}=@env:VAR or {name}=@file:PATH when scripted")
+        answer: str = click.prompt(name, hide_input=True, default="", show_default=False, err=True)
+        return answer
+    raise UsageError(f"{name}={text}: unknown value source {text.partition(':')[0]!r}",
+                     hint="use @env:VAR, @file:PATH or @prompt; write @@ for a value that starts with @")
+
+
+def _first_line(name: str, path: Path) -> str:
+    """The first line of a small text file (a password file), or a clear error."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(64 * 1024)
+    except OSError as exc:
+        raise UsageError(f"{name}=@file:{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        text: str | None = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:
+        raise UsageError(f"{name}=@file:{path}: not a text file",
+                         hint="the value is the first line of a UTF-8 text file")
+    lines = text.splitlines()
+    return lines[0] if lines else ""
 
 
 def confirm_disruptive(what: str, yes: bool) -> None:
@@ -170,7 +237,8 @@ def confirm_disruptive(what: str, yes: bool) -> None:
 
 
 def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    # ensure_ascii: controls and bidi overrides from devices leave as \u escapes, never raw
+    click.echo(REDACTOR.text(json.dumps(value, indent=2, default=str, ensure_ascii=True)))
 
 
 def handle_errors(fn: F) -> F:
@@ -185,9 +253,10 @@ def handle_errors(fn: F) -> F:
         except AvctlError as exc:
             if debug:
                 raise
-            click.echo(f"avctl: error: {exc.message}", err=True)
+            # messages quote devices and URLs: secrets masked, control characters neutralised
+            click.echo(f"avctl: error: {shown(exc.message)}", err=True)
             if exc.hint:
-                click.echo(f"avctl: hint: {exc.hint}", err=True)
+                click.echo(f"avctl: hint: {shown(exc.hint)}", err=True)
             from avctl.errors import ValidationError
 
             ctx.exit(2 if isinstance(exc, (UsageError, ValidationError)) else 1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -17,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from avctl.cli.common import (
     confirm_disruptive,
@@ -26,6 +25,7 @@ from avctl.cli.common import (
     endpoint_maps,
     endpoint_options,
     handle_errors,
+    param_text,
     tls_options,
     tls_policy,
     warn_unused_ports,
@@ -35,7 +35,6 @@ from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
 from avctl.fleet.credentials import (
     CredentialResolver,
-    RedactingFilter,
     SecretsStore,
     generate_key,
     read_secret_file,
@@ -45,16 +44,17 @@ from avctl.fleet.inventory import (
     DeviceEntry,
     Inventory,
     Selection,
+    commit_import,
     import_ip_list,
     import_ip_pass,
     load_inventory,
-    merge_into_inventory,
 )
 from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
-from avctl.fleet.output import ProgressBar, render_table, summary_line, to_csv, to_json
+from avctl.fleet.output import ProgressBar, cell, data_console, render_table, summary_line, to_csv, to_json
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
+from avctl.redact import install_log_redaction, shown
 from avctl.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,17 +62,13 @@ DEFAULT_INVENTORY = "inventory.yaml"
 
 
 def wide_console() -> Console:
-    """Tables keep one line per row when piped (rich would wrap at 80 columns)."""
-    c = Console()
-    return c if c.is_terminal else Console(width=200)
+    """Tables of data: no emoji or markup interpretation, one line per row when piped."""
+    return data_console()
 
 
 def _install_log_redaction() -> None:
     """Every handler gets the redacting filter: no secret reaches a log line."""
-    root = logging.getLogger()
-    for handler in [*root.handlers, logging.lastResort]:
-        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    install_log_redaction()
 
 
 # --- shared options --------------------------------------------------------------------------
@@ -158,8 +154,22 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"expected key=value, got {pair!r}")
-        out[key.replace("-", "_")] = value
+        name = key.replace("-", "_")
+        out[name] = param_text(name, value, secret=_secret_param(name))
     return out
+
+
+def _secret_param(name: str) -> bool:
+    """Secret if the name says so or any built-in spec marks a parameter of that name secret
+    (fleet parameters are read before the families of the selection are known)."""
+    from avctl.families import available
+    from avctl.fleet.credentials import SENSITIVE_KEY_RE
+    from avctl.spec import builtin_spec
+
+    if SENSITIVE_KEY_RE.search(name):
+        return True
+    return any(p.secret and p.name == name
+               for fam in available() for a in builtin_spec(fam).actions.values() for p in a.params)
 
 
 # --- running a job ------------------------------------------------------------------------------
@@ -353,10 +363,10 @@ def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
         table.add_column(col, overflow="fold")
     for d in devices:
         s = d.summary()
-        name = escape(d.name) + (" [dim](disabled)[/]" if d.disabled else "")
-        table.add_row(name, escape(d.family), escape((f"{d.scheme}://" if d.scheme else "") + s["address"]),
-                      escape(d.site or ""), escape(d.room or ""), escape(",".join(s["tags"])),
-                      escape(s["password"] or ""))
+        name = cell(d.name) + (Text(" (disabled)", style="dim") if d.disabled else Text())
+        table.add_row(name, cell(d.family), cell((f"{d.scheme}://" if d.scheme else "") + s["address"]),
+                      cell(d.site or ""), cell(d.room or ""), cell(",".join(s["tags"])),
+                      cell(s["password"] or ""))
     wide_console().print(table)
     click.echo(f"{len(devices)} of {len(inv)} device(s) match '{selection}'", err=True)
 
@@ -391,9 +401,7 @@ def inventory_import(fmt: str, source: str, inventory_path: str, family: str | N
     else:
         res = import_ip_list(source, family=family or "polyuc", password=password_ref, site=site, room=room,
                              tags=tags, name_prefix=prefix, user=user)
-    if res.secrets:
-        SecretsStore().set_many(res.secrets)
-    n = merge_into_inventory(inventory_path, res.devices)
+    n = commit_import(inventory_path, res)  # checks everything, then writes all or nothing
     click.echo(f"imported {n} device(s) into {inventory_path}"
                + (f"; {len(res.secrets)} password(s) stored in the secrets file" if res.secrets else ""))
 
@@ -500,7 +508,7 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
                 "skipped", "pending"):
         table.add_column(col)
     for r in rows:
-        table.add_row(*(escape(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
+        table.add_row(*(cell(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
                                               "ok", "failed", "unreachable", "skipped", "pending")))
     wide_console().print(table)
 
@@ -527,8 +535,8 @@ def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) 
     if as_csv:
         click.echo(to_csv(outcomes), nl=False)
         return
-    click.echo(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
-               f"by {job.user} at {_when(job.created)}; {job.effective_state}")
+    click.echo(shown(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
+                     f"by {job.user} at {_when(job.created)}; {job.effective_state}"))
     render_table(outcomes, counts, title=f"job {job.id}")
     if pending:
         click.echo(f"{len(pending)} device(s) without an outcome: resume with 'avctl jobs resume {job.id}'")
@@ -604,7 +612,7 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
     for e in entries:
         d = e.as_dict()
         detail = f"[{e.error_kind}] {e.message}" if e.error_kind else (e.message or "")
-        table.add_row(*(escape(x) for x in (d["time"], e.user, e.device, e.action,
+        table.add_row(*(cell(x) for x in (d["time"], e.user, e.device, e.action,
                                              json.dumps(e.params, separators=(",", ":")), e.outcome,
                                              str(e.job_id or ""), detail)))
     wide_console().print(table)

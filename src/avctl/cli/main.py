@@ -36,6 +36,7 @@ from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults, check_listen_address
 from avctl.errors import UsageError
 from avctl.families import available
+from avctl.redact import install_log_redaction, shown
 from avctl.spec import builtin_spec, read_spec
 from avctl.transport.address import check_port
 from avctl.transport.tls import certificate_oddities, endpoint_key, fetch_certificate, fingerprint
@@ -192,6 +193,7 @@ def call_cmd(
     ports, schemes = endpoint_maps(port_map, scheme_map)
     warn_unused_ports([spec], ports, schemes)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
+    install_log_redaction()
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
@@ -213,13 +215,15 @@ def call_cmd(
     if as_json:
         emit_json(result.to_dict())
         return
+    # everything below comes from the device: secrets masked, control characters neutralised
     if result.info:
         for key, value in result.info.items():
-            click.echo(f"{key}: {value}", err=True)
+            click.echo(f"{shown(key)}: {shown(value)}", err=True)
     if result.file is not None:
-        click.echo(f"saved {result.file}")
+        click.echo(f"saved {shown(result.file)}")
     elif result.data is not None:
-        click.echo(json.dumps(result.data, indent=2) if not isinstance(result.data, str) else result.data)
+        click.echo(shown(json.dumps(result.data, indent=2) if not isinstance(result.data, str) else result.data,
+                         multiline=True))
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
 
 

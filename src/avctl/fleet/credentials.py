@@ -20,20 +20,21 @@ without the key) and each value as a Fernet token (AES-128-CBC + HMAC-SHA256, fr
 (service ``avctl``, user ``secrets-key``); ``avctl secrets keygen`` prints a fresh one.
 
 Every resolved value is a :class:`Secret`, whose ``str``/``repr``/``format`` never show it, and is
-registered with the process-wide :data:`REDACTOR`, which the journal, the audit log, the output
-writers and the log filter use to scrub anything that would otherwise leak.
+registered with the process-wide :data:`REDACTOR` (both live in :mod:`avctl.redact`), which the
+journal, the audit log, the output writers and the log filter use to scrub anything that would
+otherwise leak.
 """
 
 from __future__ import annotations
 
-import hmac
+import contextlib
 import json
 import logging
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,57 +44,42 @@ from avctl.errors import UsageError
 from avctl.fleet.paths import avctl_home
 from avctl.paths import ensure_private_dir
 
+# the redaction core lives in avctl.redact (avctl call needs it too); these names stay importable
+# from here for the fleet modules and for users of the old path
+from avctl.redact import (
+    MASK,
+    REDACTOR,
+    SENSITIVE_KEY_RE,
+    RedactingFilter,
+    Redactor,
+    Secret,
+    redact,
+)
+
+__all__ = [
+    "KEY_ENV",
+    "MASK",
+    "REDACTOR",
+    "SENSITIVE_KEY_RE",
+    "CredentialRef",
+    "CredentialResolver",
+    "RedactingFilter",
+    "Redactor",
+    "Secret",
+    "SecretsStore",
+    "generate_key",
+    "load_key",
+    "redact",
+]
+
 log = logging.getLogger(__name__)
 
-MASK = "********"
 KEY_ENV = "AVCTL_SECRETS_KEY"
 KEYRING_SERVICE = "avctl"
 KEYRING_KEY_USER = "secrets-key"
 SCHEMES = ("env", "file", "keyring", "secret", "plain")
 _SCHEME_RE = re.compile(r"^([a-z][a-z0-9_-]{1,15}):(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/+-]{0,127}$")
-#: parameter / field names whose values are secrets whatever they contain
-SENSITIVE_KEY_RE = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|credential|api[_-]?key|private[_-]?key|pin$|lock[_-]?code",
-    re.IGNORECASE)
-
-
-class Secret:
-    """A secret value that does not show itself: str, repr and format print a mask.
-
-    Call :meth:`reveal` at the one place the value must go on the wire.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK!r})"
-
-    def __format__(self, spec: str) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Secret):
-            return hmac.compare_digest(self._value.encode(), other._value.encode())
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> Any:  # pickling would write it in clear somewhere
-        raise TypeError("Secret values cannot be pickled")
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -163,82 +149,6 @@ def read_secret_file(path: str | os.PathLike[str], what: str = "password file") 
         raise UsageError(f"{what} {p} is not UTF-8 text (bad byte at offset {e.start})", hint=hint) from None
     lines = text.splitlines()
     return lines[0] if lines else ""
-
-
-# --- redaction ----------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Scrubs known secret values and sensitive keys from anything about to be written or shown."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, value: str | Secret) -> None:
-        raw = value.reveal() if isinstance(value, Secret) else value
-        # one- or two-character "secrets" would mangle every string; they are not worth a mask
-        if len(raw) < 3:
-            return
-        with self._lock:
-            if raw not in self._values:
-                self._values.add(raw)
-                self._pattern = None
-
-    def _regex(self) -> re.Pattern[str] | None:
-        with self._lock:
-            if self._pattern is None and self._values:
-                # longest first so a secret containing another is masked whole
-                alts = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in alts))
-            return self._pattern
-
-    def text(self, s: str) -> str:
-        rx = self._regex()
-        return rx.sub(MASK, s) if rx else s
-
-    def __call__(self, obj: Any) -> Any:
-        return self.redact(obj)
-
-    def redact(self, obj: Any) -> Any:
-        """A copy of ``obj`` (JSON-like) with secrets masked: sensitive keys and known values."""
-        if isinstance(obj, Secret):
-            return MASK
-        if isinstance(obj, str):
-            return self.text(obj)
-        if isinstance(obj, Mapping):
-            out: dict[str, Any] = {}
-            for k, v in obj.items():
-                key = str(k)
-                if SENSITIVE_KEY_RE.search(key) and v not in (None, "", False):
-                    out[key] = MASK
-                else:
-                    out[key] = self.redact(v)
-            return out
-        if isinstance(obj, (list, tuple)):
-            return [self.redact(v) for v in obj]
-        return obj
-
-
-#: process-wide redactor: every resolved secret is added here
-REDACTOR = Redactor()
-
-
-def redact(obj: Any) -> Any:
-    """Shorthand for :data:`REDACTOR`.redact."""
-    return REDACTOR.redact(obj)
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks known secrets in every record (install it on handlers)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = REDACTOR.text(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        return True
 
 
 # --- the encrypted secrets file -------------------------------------------------------------------
@@ -329,13 +239,33 @@ class SecretsStore:
         return doc
 
     def _write(self, doc: dict[str, Any]) -> None:
+        self._write_bytes(json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+
+    @contextlib.contextmanager
+    def rollback_on_error(self) -> Iterator[None]:
+        """Put the file back byte for byte if the block fails (a multi-file write that must be
+        all or nothing, such as an import)."""
+        try:
+            before: bytes | None = self.path.read_bytes()
+        except FileNotFoundError:
+            before = None
+        try:
+            yield
+        except BaseException:
+            if before is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                self._write_bytes(before)
+            raise
+
+    def _write_bytes(self, data: bytes) -> None:
         ensure_private_dir(self.path.parent)
         # temp file + rename: a crash never leaves a half-written secrets file
         fd, tmp = tempfile.mkstemp(prefix=".secrets.", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=1, sort_keys=True)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

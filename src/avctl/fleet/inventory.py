@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from avctl.errors import UsageError
-from avctl.fleet.credentials import CredentialRef
+from avctl.fleet.credentials import CredentialRef, SecretsStore
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
 from avctl.transport.address import Address, parse_address
@@ -503,7 +503,8 @@ def _refuse_imported_duplicates(path: Path, current: Sequence[DeviceEntry],
         first, dev, where = dup
         known = f"devices.{first.name} at {first.source}" if first in current else f"{first.name} of this import"
         raise UsageError(f"{path}: importing {dev.name} ({where}): it is already listed as {known}",
-                         hint="remove it from the import file, or the old entry from the inventory")
+                         hint="nothing was imported; remove it from the import file, or the old entry from "
+                              "the inventory")
 
 
 # --- selection ----------------------------------------------------------------------------------
@@ -726,6 +727,13 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
 
     The file is re-dumped, so YAML comments in an existing file are not kept.
     """
+    write_inventory(Path(path), planned_inventory(path, devices))
+    return len(devices)
+
+
+def planned_inventory(path: str | os.PathLike[str], devices: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The inventory document with ``devices`` added, after every check and before any write:
+    the existing file must load, and no new device may reuse an existing name or address."""
     p = Path(path)
     doc: dict[str, Any] = {}
     current: Sequence[DeviceEntry] = ()
@@ -733,16 +741,35 @@ def merge_into_inventory(path: str | os.PathLike[str], devices: Mapping[str, Map
         current = load_inventory(p).devices  # refuse to merge into a broken file; errors carry file:line
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         doc = loaded if isinstance(loaded, dict) else {}
-    existing = doc.get("devices") or {}
+    existing = dict(doc.get("devices") or {})
     clash = sorted(set(existing) & set(devices))
     if clash:
         raise UsageError(f"{p}: devices already present: {', '.join(clash[:10])}"
-                         + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""))
+                         + (f" and {len(clash) - 10} more" if len(clash) > 10 else ""),
+                         hint="nothing was imported; use --prefix for other names")
     _refuse_imported_duplicates(p, current, devices)
     existing.update({k: dict(v) for k, v in devices.items()})
-    doc["devices"] = existing
-    write_inventory(p, doc)
-    return len(devices)
+    return {**doc, "devices": existing}
+
+
+def commit_import(path: str | os.PathLike[str], result: ImportResult, store: SecretsStore | None = None) -> int:
+    """Write an import: all or nothing. Everything is checked first (inventory clashes, secret
+    names already in use, the secrets key); then the secrets file, then the inventory, and if the
+    inventory cannot be written the secrets file is put back as it was."""
+    doc = planned_inventory(path, result.devices)
+    if not result.secrets:
+        write_inventory(Path(path), doc)
+        return len(result.devices)
+    store = store or SecretsStore()
+    taken = sorted({e["name"] for e in store.names()} & set(result.secrets))
+    if taken:
+        raise UsageError(f"{store.path}: secrets already present: {', '.join(taken[:10])}"
+                         + (f" and {len(taken) - 10} more" if len(taken) > 10 else ""),
+                         hint="nothing was imported; remove them with 'avctl secrets rm NAME' or use --prefix")
+    with store.rollback_on_error():
+        store.set_many(result.secrets)
+        write_inventory(Path(path), doc)
+    return len(result.devices)
 
 
 def write_inventory(path: Path, doc: Mapping[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """Fleet results for people and programs: summary table, JSON, CSV, and a progress bar on terminals.
 
 Everything written here goes through the redactor first: an error message that quotes a device's
-answer must not carry a password to a terminal, a CSV file or a CI log.
+answer must not carry a password to a terminal, a CSV file or a CI log. Device text is data: table
+cells are plain ``Text`` (no markup, no ``:emoji:`` codes) with control characters neutralised,
+JSON escapes them (``ensure_ascii``), and CSV cells are neutralised and cannot start a formula.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from avctl.fleet.credentials import redact
 from avctl.fleet.store import Outcome
 from avctl.fleet.verbs import STATUS_FIELDS
+from avctl.redact import printable, shown
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}
 
@@ -54,13 +57,23 @@ def _status_columns(outcomes: Sequence[Outcome]) -> list[str]:
     return [f for f in STATUS_FIELDS if f in seen] + [k for k in seen if k not in STATUS_FIELDS]
 
 
+def data_console() -> Console:
+    """A console for tables of device data: no emoji codes (``:AB:`` in a fingerprint stays text),
+    no markup in data, one line per row when piped (rich would wrap at 80 columns)."""
+    console = Console(emoji=False, highlight=False)
+    return console if console.is_terminal else Console(emoji=False, highlight=False, width=200)
+
+
+def cell(value: Any) -> Text:
+    """A table cell from device or user data: secrets masked, controls visible, never markup."""
+    return Text(shown(value))
+
+
 def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: str,
                  console: Console | None = None) -> None:
     if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)  # one line per device when piped
-    table = Table(title=title, box=None, pad_edge=False, header_style="bold")
+        console = data_console()
+    table = Table(title=printable(title), box=None, pad_edge=False, header_style="bold")
     status_mode = _is_status(outcomes)
     # the table keeps to the common fields; --json and --csv carry everything each family reports
     extra = [c for c in _status_columns(outcomes) if c in STATUS_FIELDS] if status_mode else []
@@ -78,8 +91,8 @@ def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: 
             detail = f"[{o.reason}] {detail}"
         cells = [_cell((o.data or {}).get(c)) if isinstance(o.data, dict) else "" for c in extra]
         # device text is data, not markup: "[auth] ..." must print as written
-        table.add_row(escape(o.device), escape(o.family or ""), f"[{STATUS_STYLE[o.status]}]{o.status}[/]",
-                      *(escape(c) for c in cells), escape(redact(detail)))
+        table.add_row(cell(o.device), cell(o.family or ""), Text(o.status, style=STATUS_STYLE[o.status]),
+                      *(cell(c) for c in cells), cell(detail))
     console.print(table)
     console.print(summary_line(counts))
 
@@ -91,7 +104,8 @@ def summary_line(counts: dict[str, int]) -> str:
 
 def to_json(outcomes: Iterable[Outcome], counts: dict[str, int], **meta: Any) -> str:
     doc = {**meta, "summary": counts, "devices": [redact(o.as_dict()) for o in outcomes]}
-    return json.dumps(doc, indent=2, default=str)
+    # ensure_ascii: control characters and bidi overrides from devices leave as \u escapes
+    return json.dumps(doc, indent=2, default=str, ensure_ascii=True)
 
 
 def to_csv(outcomes: Sequence[Outcome]) -> str:
@@ -99,7 +113,7 @@ def to_csv(outcomes: Sequence[Outcome]) -> str:
     status_mode = _is_status(outcomes)
     extra = _status_columns(outcomes) if status_mode else ["data"]
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")  # no CR: it rewrites a terminal line
     w.writerow(["device", "family", "outcome", "reason", "message", "attempts", "elapsed", *extra])
     for o in outcomes:
         d = redact(o.as_dict())
@@ -107,9 +121,18 @@ def to_csv(outcomes: Sequence[Outcome]) -> str:
             vals = [_csv_val((d["data"] or {}).get(c)) if isinstance(d["data"], dict) else "" for c in extra]
         else:
             vals = [json.dumps(d["data"], default=str) if d["data"] is not None else ""]
-        w.writerow([d["device"], d["family"] or "", d["status"], d["reason"] or "", d["message"] or "",
-                    d["attempts"], d["elapsed"] if d["elapsed"] is not None else "", *vals])
+        w.writerow([csv_cell(v) for v in (d["device"], d["family"] or "", d["status"], d["reason"] or "",
+                                          d["message"] or "", d["attempts"],
+                                          d["elapsed"] if d["elapsed"] is not None else "", *vals)])
     return buf.getvalue()
+
+
+def csv_cell(value: Any) -> Any:
+    """Text cells neutralised, and never a spreadsheet formula (=, +, -, @ get a leading ')."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _csv_val(v: Any) -> Any:
