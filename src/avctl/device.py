@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
-from avctl.errors import DeviceBusy, UsageError
+from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
+from avctl.errors import AvctlError, UsageError
 from avctl.families import Family, get_family
 from avctl.request import Request, Response, build_request
+from avctl.retry import RetryPolicy
 from avctl.spec import Action, Spec, builtin_spec, validate
 from avctl.transport.http import Endpoint, HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
@@ -81,6 +84,8 @@ class Device:
         name: str | None = None,
         ports: Mapping[str, int] | None = None,
         schemes: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -98,7 +103,13 @@ class Device:
         self.credentials = creds
         self._own_transport = transport is None
         self.transport: Transport = transport or HttpTransport(tls)
-        self.timeout = timeout
+        self.timeout = check_seconds("timeout", timeout, maximum=MAX_REQUEST_TIMEOUT)
+        #: which failures are retried and how often (the family's default unless given)
+        self.retry = retry or self.family.retry
+        self._sleep = sleep  # injectable: tests pass a no-op instead of waiting out the backoff
+        self._rng = random.Random()
+        #: retries made so far (over every call); attempts of a call = 1 + its retries
+        self.retries: int = 0
         self._auths: dict[str, Auth] = {}
         # devices that handle one request at a time (Poly UC) get their calls queued here
         self._serial = asyncio.Lock() if self.spec.transport.serial_requests else None
@@ -136,17 +147,19 @@ class Device:
         if action.response == "file":
             target = Path(download_to) if download_to else Path.cwd()
             request = replace(request, stream_to=target)
-        attempt = 0
+        attempt = 1
         while True:
             try:
                 response = await self._send_serialised(action, request)
                 data = self.family.unwrap(action, response)
                 break
-            except DeviceBusy:
-                attempt += 1
-                if attempt > self.family.busy_retries:
+            except AvctlError as exc:
+                # the one retry loop (avctl.retry): the runner and `avctl call` only configure it
+                if attempt >= self.retry.attempts or not self.retry.may_retry(exc, action):
                     raise
-                await asyncio.sleep(self.family.busy_backoff * 2 ** (attempt - 1))
+                await self._sleep(self.retry.delay(attempt, self._rng))
+                attempt += 1
+                self.retries += 1
         return Result(
             self.name,
             action.id,

@@ -28,10 +28,12 @@ from avctl.cli.common import (
     tls_options,
     tls_policy,
 )
+from avctl.cli.durations import REQUEST_SECONDS
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults
 from avctl.errors import UsageError
 from avctl.families import available
+from avctl.retry import RetryPolicy
 from avctl.spec import builtin_spec, read_spec
 from avctl.transport.tls import fetch_certificate, fingerprint
 
@@ -145,7 +147,10 @@ def describe_cmd(family: str, action: str, as_json: bool) -> None:
               help="Port for actions the spec sends over SCHEME (e.g. http=8080 for Solstice v1).")
 @click.option("--scheme-map", multiple=True, metavar="FROM=TO",
               help="Send actions the spec puts on FROM over TO instead (e.g. http=https).")
-@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--timeout", type=REQUEST_SECONDS, default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
+              help="Retries for transient failures; a state-changing action is repeated only when it "
+                   "surely did not reach the device.")
 @click.option("--output", "-o", type=click.Path(), help="Where downloads go (file or folder) [default: .].")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
@@ -165,6 +170,7 @@ def call_cmd(
     port_map: tuple[str, ...],
     scheme_map: tuple[str, ...],
     timeout: float,
+    retries: int,
     output: str | None,
     yes: bool,
     as_json: bool,
@@ -181,10 +187,12 @@ def call_cmd(
     ports = {k: int(v) for k, v in _pairs("--port", port_map, digits=True).items()}
     schemes = _pairs("--scheme-map", scheme_map)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
+    # a state-changing call is audited: refuse before changing anything if the row cannot be written
+    audit = _open_audit() if act.kind == "action" else None
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
-                          ports=ports, schemes=schemes) as dev:
+                          ports=ports, schemes=schemes, retry=RetryPolicy.from_retries(retries)) as dev:
             dev.prepare(action, values)  # validate before asking for confirmation
             if act.disruptive:
                 note = f" ({act.safety_note})" if act.safety_note else ""
@@ -192,12 +200,16 @@ def call_cmd(
             try:
                 result = await dev.call(action, download_to=output, **values)
             except Exception as exc:
-                _audit(dev.name, family, act.id, act.public_values(values), act.kind, exc)
+                _audit(audit, dev.name, family, act.id, act.public_values(values), exc)
                 raise
-            _audit(dev.name, family, act.id, act.public_values(values), act.kind, None)
+            _audit(audit, dev.name, family, act.id, act.public_values(values), None)
             return result
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    finally:
+        if audit is not None:
+            audit.close()
     if as_json:
         emit_json(result.to_dict())
         return
@@ -221,18 +233,36 @@ def _pairs(option: str, items: tuple[str, ...], *, digits: bool = False) -> dict
     return out
 
 
-def _audit(device: str, family: str, action: str, values: dict[str, Any], kind: str,
-           error: BaseException | None) -> None:
-    """Every state-changing call goes to the audit log (queries do not change anything)."""
-    if kind != "action":
-        return
-    from avctl.errors import ConnectError
+def _open_audit() -> Any:
+    """The audit log, checked writable (StoreError otherwise: nothing has been sent yet)."""
     from avctl.fleet.audit import AuditLog
 
+    audit = AuditLog()
+    try:
+        audit.check_writable()
+    except BaseException:
+        audit.close()
+        raise
+    return audit
+
+
+def _audit(audit: Any, device: str, family: str, action: str, values: dict[str, Any],
+           error: BaseException | None) -> None:
+    """Every state-changing call goes to the audit log (queries do not change anything: audit None)."""
+    if audit is None:
+        return
+    from avctl.errors import ConnectError
+    from avctl.fleet.store import StoreError
+
     outcome = "ok" if error is None else ("unreachable" if isinstance(error, ConnectError) else "failed")
-    with AuditLog() as audit:
+    try:
         audit.record(device=device, address=device, family=family, action=action, params=values,
                      outcome=outcome, error=error)
+    except StoreError as exc:
+        what = ("the change WAS MADE" if error is None
+                else f"the call failed ({error}) but may have reached the device")
+        raise StoreError(f"{action} on {device}: {what}, and it could NOT be recorded in the audit log: "
+                         f"{exc.message}", hint=exc.hint) from None
 
 
 # --- trust ----------------------------------------------------------------------------------
