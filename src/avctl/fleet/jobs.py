@@ -106,7 +106,8 @@ async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
     with contextlib.suppress(StoreError):
         store.set_state(job.id, "interrupted")
     outcomes = [runner.outcomes[d.name] for d in devices if d.name in runner.outcomes]
-    return JobReport(job.id, task.name, outcomes, summarize(outcomes), store_error=str(runner.store_error))
+    lost = runner.store_error.message if runner.store_error else None
+    return JobReport(job.id, task.name, outcomes, summarize(outcomes), store_error=lost)
 
 
 @dataclass

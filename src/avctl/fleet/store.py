@@ -125,9 +125,24 @@ def store_errors(path: Path, doing: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot {doing} {path}: {exc}", hint=STORE_HINT) from None
+        raise StoreError(f"cannot {doing} {path}: {exc}{_diagnosis(path)}", hint=STORE_HINT) from None
     except OSError as exc:
-        raise StoreError(f"cannot {doing} {path}: {exc.strerror or exc}", hint=STORE_HINT) from None
+        raise StoreError(f"cannot {doing} {path}: {exc.strerror or exc}{_diagnosis(path)}",
+                         hint=STORE_HINT) from None
+
+
+def _diagnosis(path: Path) -> str:
+    """What SQLite's 'disk I/O error' / 'unable to open' usually means, found out for the user."""
+    folder = path.parent
+    try:
+        if path.is_dir():
+            return " (it is a directory)"
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return " (its folder is read-only)"  # access() reports a read-only mount even to root
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" (the disk is full: {free} bytes free)" if free < MIN_FREE_BYTES else ""
 
 
 def check_writable(conn: sqlite3.Connection, path: Path) -> None:

@@ -1,0 +1,237 @@
+"""A job store or audit log that cannot be written: refused before any device is contacted, and a
+disk that fills up mid-job stops the job loudly (exit 1, what was known still printed).
+
+How the storage faults are made, since the tests run as root and root ignores file permissions
+(chmod 0500 would prove nothing): a small tmpfs is mounted for AVCTL_HOME, then either remounted
+read-only (EROFS fails root too) or filled to the last byte (ENOSPC fails root too). Mounting
+needs root (or CAP_SYS_ADMIN); without it these tests FAIL with the reason instead of skipping, so a
+run that cannot prove the behaviour is never green. A database path that is a directory gives the
+"cannot open the file" case without any privilege.
+
+Devices are VideoOS and Poly UC emulators on loopback; "in flight" is made deterministic by pausing
+a device (its request waits, unanswered) rather than by timing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avctl.emulator.core import EmulatorThread
+from avctl.emulator.polyuc import EmulatedPolyUC
+from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.fleet.store import SqliteJobStore, StoreError, check_writable
+
+from .test_fleet_resume import finished_outcomes
+from .test_fleet_runner import PASSWORD, SPEC_PATH, spawn
+
+AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
+UC_PASSWORD = "uc-store-pw-7"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "2m") -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs at {path} ({done.stderr.strip()}): the storage-failure tests "
+                    "need root or CAP_SYS_ADMIN to make a read-only or full disk that fails root too")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def read_only(path: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    with pytest.raises(OSError) as info:  # prove the fault holds for root before relying on it
+        (path / "probe").write_text("x")
+    assert info.value.errno == errno.EROFS
+
+
+def fill(path: Path) -> None:
+    """Fill the file system to the last byte (ENOSPC), as root."""
+    with open(path / "filler", "wb", buffering=0) as f:
+        chunk = b"\0" * 65536
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(chunk)
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0")
+    with pytest.raises(OSError) as info:
+        (path / "probe").write_bytes(b"x" * 4096)
+    assert info.value.errno == errno.ENOSPC
+
+
+def videoos_inventory(tmp_path: Path, devs: list[EmulatedVideoOS]) -> Path:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
+                   + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
+    return inv
+
+
+def env_for(home: Path, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "AVCTL_HOME": str(home), "FLEET_PW": PASSWORD, "UC_PW": UC_PASSWORD,
+            "AVCTL_KNOWN_HOSTS": str(tmp_path / "known_devices")}
+
+
+def fleet_volume(tmp_path: Path, home: Path, inv: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*AVCTL, "fleet", "run", "audio_volume_set", "volume=33", "-i", str(inv),
+                             f"--spec=videoos={SPEC_PATH}", "--json", *extra],
+                            env=env_for(home, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def uc_dial(tmp_path: Path, home: Path, dev: EmulatedPolyUC) -> subprocess.Popen[str]:
+    return subprocess.Popen([*AVCTL, "call", "-f", "polyuc", f"127.0.0.1:{dev.port}", "callctrl_dial", "Dest=55",
+                             "Line=1", "--password-env", "UC_PW"],
+                            env=env_for(home, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_clean_refusal(proc: subprocess.Popen[str]) -> str:
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "avctl: error: cannot" in err and "Traceback" not in err, err
+    return err
+
+
+def make_store(tmp_path: Path, home: Path, emulators: EmulatorThread) -> None:
+    """A database with a finished job in it, as a user would have."""
+    [dev] = spawn(emulators, 1, prefix="earlier")
+    first = tmp_path / "first"
+    first.mkdir()
+    proc = fleet_volume(tmp_path, home, videoos_inventory(first, [dev]))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+# --- read-only, unopenable, full before the start: nothing is sent --------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-db"])
+def test_fleet_refuses_a_read_only_store_before_contacting_any_device(emulators: EmulatorThread, tmp_path: Path,
+                                                                     existing: bool) -> None:
+    with tmpfs(tmp_path / "home") as home:
+        if existing:
+            make_store(tmp_path, home, emulators)
+        read_only(home)
+        devs = spawn(emulators, 3)
+        err = assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
+        assert "avctl.db" in err and "avctl: hint:" in err
+        assert all(not d.requests and d.state.volume == 50 for d in devs)
+
+
+def test_fleet_refuses_a_store_that_is_a_directory(emulators: EmulatorThread, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "avctl.db").mkdir(parents=True)  # fails for root as for anyone
+    devs = spawn(emulators, 2)
+    assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
+    assert all(not d.requests for d in devs)
+
+
+def test_fleet_refuses_a_full_disk_before_contacting_any_device(emulators: EmulatorThread, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "home") as home:
+        make_store(tmp_path, home, emulators)
+        fill(home)
+        devs = spawn(emulators, 3)
+        err = assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
+        assert "free" in err or "full" in err
+        assert all(not d.requests for d in devs)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_call_refuses_before_changing_the_device(emulators: EmulatorThread, tmp_path: Path, fault: str) -> None:
+    dev = emulators.add(EmulatedPolyUC("vvx", password=UC_PASSWORD))
+    assert isinstance(dev, EmulatedPolyUC)
+    with tmpfs(tmp_path / "home") as home:
+        first = uc_dial(tmp_path, home, dev)  # creates the audit log, as earlier use would have
+        assert first.wait(60) == 0
+        dev.requests.clear()
+        dev.phone.calls.clear()
+        read_only(home) if fault == "read-only" else fill(home)
+        assert_clean_refusal(uc_dial(tmp_path, home, dev))
+    assert not dev.requests and not dev.phone.calls
+
+
+def test_write_probe_is_a_real_write_that_is_rolled_back(tmp_path: Path) -> None:
+    path = tmp_path / "avctl.db"
+    with SqliteJobStore(path) as store:
+        store.check_writable()
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert not any("probe" in t for t in tables)  # nothing left behind
+    # a file SQLite can only read (here opened read-only by URI; elsewhere a 0444 file for a
+    # non-root user or an immutable file) passes every open but fails the probe
+    ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        with pytest.raises(StoreError, match="readonly"):
+            check_writable(ro, path)
+    finally:
+        ro.close()
+
+
+# --- the disk fills up while the job runs ------------------------------------------------------------
+
+
+def test_fleet_disk_full_mid_job_stops_new_devices_and_exits_non_zero(emulators: EmulatorThread,
+                                                                      tmp_path: Path) -> None:
+    devs = spawn(emulators, 4)
+    for d in devs[1:]:
+        d.faults.paused = True  # devs[1] will be in flight when the disk fills
+    with tmpfs(tmp_path / "home") as home:
+        proc = fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs), "--concurrency", "1")
+        deadline = time.monotonic() + 60
+        while len(finished_outcomes(home / "avctl.db")) < 1 or not devs[1].requests:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the job made no progress"
+            time.sleep(0.02)
+        fill(home)
+        for d in devs[1:]:
+            d.faults.paused = False
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "could not be written" in err or "cannot write" in err, err
+    assert "no new device was started" in err
+    report = {d["device"]: d for d in json.loads(out)["devices"]}
+    # what was known is still reported: the first device, and the one in flight, which finished
+    assert report[devs[0].name]["status"] == "ok" and report[devs[1].name]["status"] == "ok"
+    assert devs[0].state.volume == devs[1].state.volume == 33
+    for d in devs[2:]:
+        assert report[d.name]["status"] == "skipped" and report[d.name]["reason"] == "not_run"
+        assert not d.requests and d.state.volume == 50  # never contacted
+
+
+def test_call_disk_full_after_the_change_says_it_was_not_recorded(emulators: EmulatorThread,
+                                                                  tmp_path: Path) -> None:
+    dev = emulators.add(EmulatedPolyUC("vvx", password=UC_PASSWORD))
+    assert isinstance(dev, EmulatedPolyUC)
+    dev.faults.paused = True
+    with tmpfs(tmp_path / "home") as home:
+        proc = uc_dial(tmp_path, home, dev)
+        deadline = time.monotonic() + 60
+        while not dev.requests:  # the audit log was checked, the request is on the device
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        fill(home)
+        dev.faults.paused = False
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "the change WAS MADE" in err and "could NOT be recorded in the audit log" in err, err
+    assert len(dev.phone.calls) == 1
