@@ -41,6 +41,9 @@ from avctl.retry import RetryPolicy
 from avctl.spec import builtin_spec
 from avctl.transport.tls import KnownHosts
 
+from .test_fleet_runner import PASSWORD as FLEET_PW
+from .test_fleet_runner import SPEC_PATH, runner, spawn
+
 SPEC = builtin_spec("polyuc")
 QUERY = SPEC.action("device_info")
 ACTION = SPEC.action("callctrl_dial")
@@ -71,6 +74,7 @@ async def fleet_call(tmp_path: Path, dev: EmulatedPolyUC, action: str, params: d
 @pytest.fixture(autouse=True)
 def uc_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UC_PW", PASSWORD)
+    monkeypatch.setenv("FLEET_PW", FLEET_PW)
 
 
 # --- the rule, per error class ---------------------------------------------------------------------
@@ -103,6 +107,13 @@ def test_may_retry_per_error_class(error: BaseException, query: bool, action: bo
     assert policy.may_retry(error, QUERY) is query
     assert policy.may_retry(error, ACTION) is action
     assert not ACTION.disruptive  # state-changing is enough: dialling twice places two calls
+
+
+def test_a_failed_login_before_the_action_was_sent_is_retried_even_for_an_action() -> None:
+    policy = RetryPolicy(attempts=3)
+    assert policy.may_retry(ConnectionDropped("reset"), ACTION, reached=False)
+    assert policy.may_retry(DeviceTimeout("slow"), ACTION, reached=False)
+    assert not policy.may_retry(AuthenticationError("wrong password"), ACTION, reached=False)
 
 
 def test_busy_only_policy_retries_nothing_else() -> None:
@@ -159,6 +170,20 @@ async def test_dial_whose_answer_is_lost_is_sent_once(emulators: EmulatorThread,
     dials = [r for r in dev.requests if r.path.lower() == "/api/v1/callctrl/dial"]
     assert len(dials) == 1 and outcome.requests == 1 and outcome.attempts == 1
     assert len(dev.phone.calls) == 1  # one call placed: a retry would have placed a second
+
+
+async def test_action_whose_login_is_dropped_is_retried_and_sent_once(emulators: EmulatorThread,
+                                                                      tmp_path: Path) -> None:
+    [dev] = spawn(emulators, 1)
+    dev.faults.drop_next = 1  # the login's connection drops: the volume request was never sent
+    inv = parse_inventory("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
+                          f"  {dev.name}: {{address: '127.0.0.1:{dev.port}'}}\n")
+    r = runner(tmp_path, specs={"videoos": str(SPEC_PATH)}, retries=2, sleep=no_sleep)
+    [outcome] = await r.run(ActionTask("audio_volume_set", {"volume": "44"}), list(inv))
+    assert outcome.status == "ok" and outcome.attempts == 2
+    assert [(q.method, q.path) for q in dev.requests][:3] == [
+        ("POST", "/rest/session"), ("POST", "/rest/session"), ("POST", "/rest/audio/volume")]
+    assert dev.state.volume == 44
 
 
 async def test_query_whose_answer_is_lost_is_retried(emulators: EmulatorThread, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import pytest
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.videoos import EmulatedVideoOS
-from avctl.fleet.store import SqliteJobStore, StoreError, check_writable
+from avctl.fleet.store import Outcome, SqliteJobStore, StoreError, check_writable
 
 from .test_fleet_resume import finished_outcomes
 from .test_fleet_runner import PASSWORD, SPEC_PATH, spawn
@@ -235,3 +235,18 @@ def test_call_disk_full_after_the_change_says_it_was_not_recorded(emulators: Emu
     assert "Traceback" not in err
     assert "the change WAS MADE" in err and "could NOT be recorded in the audit log" in err, err
     assert len(dev.phone.calls) == 1
+
+
+def test_a_database_from_before_request_counts_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE outcomes (job_id INTEGER NOT NULL, device TEXT NOT NULL, family TEXT,"
+                       " status TEXT NOT NULL, reason TEXT, message TEXT, data TEXT, attempts INTEGER NOT NULL,"
+                       " started REAL, finished REAL NOT NULL, PRIMARY KEY (job_id, device));"
+                       "INSERT INTO outcomes VALUES (1, 'a', 'videoos', 'ok', NULL, NULL, NULL, 1, 0, 1);")
+    conn.close()
+    with SqliteJobStore(path) as store:
+        [old] = store.outcomes(1)
+        assert old.device == "a" and old.requests is None
+        store.record_outcome(1, Outcome("b", "ok", requests=4))
+        assert [o.requests for o in store.outcomes(1)] == [None, 4]

@@ -149,13 +149,14 @@ class Device:
             request = replace(request, stream_to=target)
         attempt = 1
         while True:
+            reached: list[Request] = []  # the action's own request, once it is on the wire
             try:
-                response = await self._send_serialised(action, request)
+                response = await self._send_serialised(action, request, reached)
                 data = self.family.unwrap(action, response)
                 break
             except AvctlError as exc:
                 # the one retry loop (avctl.retry): the runner and `avctl call` only configure it
-                if attempt >= self.retry.attempts or not self.retry.may_retry(exc, action):
+                if attempt >= self.retry.attempts or not self.retry.may_retry(exc, action, reached=bool(reached)):
                     raise
                 await self._sleep(self.retry.delay(attempt, self._rng))
                 attempt += 1
@@ -200,18 +201,21 @@ class Device:
             auth = self._auths[name] = make_auth(name, self.spec, self.credentials)
         return auth
 
-    async def _send_serialised(self, action: Action, request: Request) -> Response:
+    async def _send_serialised(self, action: Action, request: Request, reached: list[Request] | None = None
+                               ) -> Response:
         if self._serial is None:
-            return await self._send(action, request)
+            return await self._send(action, request, reached)
         async with self._serial:
-            return await self._send(action, request)
+            return await self._send(action, request, reached)
 
-    async def _send(self, action: Action, request: Request) -> Response:
+    async def _send(self, action: Action, request: Request, reached: list[Request] | None = None) -> Response:
         flow = self.auth_for(action).flow(request)
         try:
             outgoing = await flow.__anext__()
             while True:
                 self.sent += 1
+                if reached is not None and outgoing.action_id:
+                    reached.append(outgoing)  # not a login: the action itself may now reach the device
                 response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
                 try:
                     outgoing = await flow.asend(response)

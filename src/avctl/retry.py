@@ -21,7 +21,9 @@ error                                   query    state-changing action (``kind: 
 other transient `TransportError`        yes      no
 ======================================  =======  ==================================================
 
-A rejected login is never transient, so it is never retried whatever the policy says.
+A failure while logging in, before the action's own request was sent, is retried like a query
+(``reached=False``): the action cannot have happened. A rejected login is never transient, so it is
+never retried whatever the policy says.
 """
 
 from __future__ import annotations
@@ -72,15 +74,19 @@ class RetryPolicy:
         """The policy of ``--retries N`` (N retries after the first attempt)."""
         return cls(attempts=retries + 1, backoff=backoff, backoff_max=backoff_max)
 
-    def may_retry(self, error: BaseException, action: Action) -> bool:
-        """Whether `error` may be retried for `action` (see the module table)."""
+    def may_retry(self, error: BaseException, action: Action, *, reached: bool = True) -> bool:
+        """Whether `error` may be retried for `action` (see the module table).
+
+        ``reached=False`` says the action's own request was never sent (the failure came during
+        the login that precedes it): then nothing was done, whatever the error.
+        """
         if not is_transient(error):
             return False  # includes rejected logins and 501
         if isinstance(error, DeviceBusy):
             return True
         if self.busy_only:
             return False
-        if isinstance(error, ConnectError):
+        if isinstance(error, ConnectError) or not reached:
             return True
         if action.kind == "query":
             return True
