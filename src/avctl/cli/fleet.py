@@ -539,6 +539,9 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
                              tls=tls_policy(known_hosts, ca_bundle, insecure),
                              resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=plan.options,
                              progress=bar.update)
+        if plan.job.effective_state == "running":
+            click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
+                       "this process takes only the devices no live process has claimed", err=True)
         if plan.devices:
             _confirm(runner, plan.task, plan.devices, yes)
         click.echo(f"job {job_id}: resuming {plan.task.name} on {len(plan.devices)} device(s) without an outcome",
