@@ -113,7 +113,8 @@ def run_options(fn: F) -> F:
         click.option("--device-timeout", type=DEADLINE_SECONDS, default=None,
                      help="Overall deadline per device in seconds (default: none)."),
         click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
-                     help="Retries per call for transient failures (never for rejected logins)."),
+                     help="Retries per call for transient failures; a state-changing call only when it surely "
+                          "did not reach the device; never a rejected login."),
         click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
                      help="Use this spec file for FAMILY instead of the built-in one."),
         click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions."),
