@@ -7,7 +7,9 @@ forms); a family subclass of `EmulatedDevice` supplies the auth check and one `o
 handler per action. Requests are recorded so tests can assert that nothing was sent.
 
 Fault switches (latency, error rate, dropped connections, session expiry, reboot downtime) are
-plain attributes on `device.faults`, settable from tests while the server runs.
+plain attributes on `device.faults`, settable from tests while the server runs. Tests use the
+count-based ones (`fail_next`, `drop_next`, `lose_answer_next`, `expire_at_request`, `paused`):
+they give the same result however loaded the machine is, where a timer would race the latency.
 """
 
 from __future__ import annotations
