@@ -2,11 +2,10 @@
 disk that fills up mid-job stops the job loudly (exit 1, what was known still printed).
 
 How the storage faults are made, since the tests run as root and root ignores file permissions
-(chmod 0500 would prove nothing): a small tmpfs is mounted for AVCTL_HOME, then either remounted
-read-only (EROFS fails root too) or filled to the last byte (ENOSPC fails root too). Mounting
-needs root (or CAP_SYS_ADMIN); without it these tests FAIL with the reason instead of skipping, so a
-run that cannot prove the behaviour is never green. A database path that is a directory gives the
-"cannot open the file" case without any privilege.
+(chmod 0500 would prove nothing): see `Home` (a tmpfs remounted read-only or filled to the last
+byte; without mount rights, chattr +i and RLIMIT_FSIZE). If no method works these tests FAIL with
+the reason instead of skipping, so a run that cannot prove the behaviour is never green. A database
+path that is a directory gives the "cannot open the file" case without any privilege.
 
 Devices are VideoOS and Poly UC emulators on loopback; "in flight" is made deterministic by pausing
 a device (its request waits, unanswered) rather than by timing.
@@ -18,6 +17,8 @@ import contextlib
 import errno
 import json
 import os
+import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -39,40 +40,83 @@ AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
 UC_PASSWORD = "uc-store-pw-7"
 
 
+class Home:
+    """AVCTL_HOME on a disk the test can make read-only or full, in a way that fails root too.
+
+    Preferred: a small tmpfs, remounted read-only (EROFS) or filled to the last byte (ENOSPC).
+    Where mounting is not permitted (or AVCTL_TEST_NO_MOUNT=1): a plain directory made immutable
+    with ``chattr +i`` (EPERM, root included) for read-only, and RLIMIT_FSIZE on the avctl process
+    for full (a write past the limit fails with EFBIG, root included; SQLite reports it as a disk
+    error). If neither works the test fails with the reason: it never passes without proving it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.limit: int | None = None  # fallback "full": max file size for avctl processes
+        path.mkdir(parents=True, exist_ok=True)
+        why = "AVCTL_TEST_NO_MOUNT is set" if os.environ.get("AVCTL_TEST_NO_MOUNT") else ""
+        if not why:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(path)],
+                                  capture_output=True, text=True)
+            why = "" if done.returncode == 0 else done.stderr.strip() or "mount failed"
+        self.mounted = not why
+        self.why_not_mounted = why
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.path)], check=False)
+        else:
+            subprocess.run(["chattr", "-i", str(self.path)], check=False, capture_output=True)
+
+    def read_only(self) -> None:
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+        else:
+            done = subprocess.run(["chattr", "+i", str(self.path)], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"cannot make {self.path} read-only for root: no tmpfs ({self.why_not_mounted}) "
+                            f"and no chattr +i ({done.stderr.strip()})")
+        with pytest.raises(OSError) as info:  # prove the fault holds for root before relying on it
+            (self.path / "probe").write_text("x")
+        assert info.value.errno in (errno.EROFS, errno.EPERM, errno.EACCES)
+
+    def fill(self, proc: subprocess.Popen[str] | None = None) -> None:
+        """No byte more fits: for avctl processes started later, and for `proc` if given."""
+        if self.mounted:
+            with open(self.path / "filler", "wb", buffering=0) as f:
+                for chunk in (b"\0" * 65536, b"\0"):
+                    with contextlib.suppress(OSError):
+                        while True:
+                            f.write(chunk)
+            with pytest.raises(OSError) as info:
+                (self.path / "probe").write_bytes(b"x" * 4096)
+            assert info.value.errno == errno.ENOSPC
+            return
+        # files may not grow: the WAL file, where every commit is appended, is full as it stands
+        wal = self.path / "avctl.db-wal"
+        self.limit = wal.stat().st_size if proc is not None and wal.exists() else 0
+        if proc is not None:
+            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (self.limit, self.limit))
+
+    def popen(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        limit = self.limit
+
+        def limits() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=limits)
+
+
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str = "2m") -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs at {path} ({done.stderr.strip()}): the storage-failure tests "
-                    "need root or CAP_SYS_ADMIN to make a read-only or full disk that fails root too")
+def small_disk(path: Path) -> Iterator[Home]:
+    home = Home(path)
     try:
-        yield path
+        yield home
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def read_only(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-    with pytest.raises(OSError) as info:  # prove the fault holds for root before relying on it
-        (path / "probe").write_text("x")
-    assert info.value.errno == errno.EROFS
-
-
-def fill(path: Path) -> None:
-    """Fill the file system to the last byte (ENOSPC), as root."""
-    with open(path / "filler", "wb", buffering=0) as f:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(chunk)
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0")
-    with pytest.raises(OSError) as info:
-        (path / "probe").write_bytes(b"x" * 4096)
-    assert info.value.errno == errno.ENOSPC
+        home.close()
 
 
 def videoos_inventory(tmp_path: Path, devs: list[EmulatedVideoOS]) -> Path:
@@ -87,16 +131,14 @@ def env_for(home: Path, tmp_path: Path) -> dict[str, str]:
             "AVCTL_KNOWN_HOSTS": str(tmp_path / "known_devices")}
 
 
-def fleet_volume(tmp_path: Path, home: Path, inv: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([*AVCTL, "fleet", "run", "audio_volume_set", "volume=33", "-i", str(inv),
-                             f"--spec=videoos={SPEC_PATH}", "--json", *extra],
-                            env=env_for(home, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def fleet_volume(tmp_path: Path, home: Home, inv: Path, *extra: str) -> subprocess.Popen[str]:
+    return home.popen([*AVCTL, "fleet", "run", "audio_volume_set", "volume=33", "-i", str(inv),
+                       f"--spec=videoos={SPEC_PATH}", "--json", *extra], env_for(home.path, tmp_path))
 
 
-def uc_dial(tmp_path: Path, home: Path, dev: EmulatedPolyUC) -> subprocess.Popen[str]:
-    return subprocess.Popen([*AVCTL, "call", "-f", "polyuc", f"127.0.0.1:{dev.port}", "callctrl_dial", "Dest=55",
-                             "Line=1", "--password-env", "UC_PW"],
-                            env=env_for(home, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def uc_dial(tmp_path: Path, home: Home, dev: EmulatedPolyUC) -> subprocess.Popen[str]:
+    return home.popen([*AVCTL, "call", "-f", "polyuc", f"127.0.0.1:{dev.port}", "callctrl_dial", "Dest=55",
+                       "Line=1", "--password-env", "UC_PW"], env_for(home.path, tmp_path))
 
 
 def assert_clean_refusal(proc: subprocess.Popen[str]) -> str:
@@ -106,7 +148,7 @@ def assert_clean_refusal(proc: subprocess.Popen[str]) -> str:
     return err
 
 
-def make_store(tmp_path: Path, home: Path, emulators: EmulatorThread) -> None:
+def make_store(tmp_path: Path, home: Home, emulators: EmulatorThread) -> None:
     """A database with a finished job in it, as a user would have."""
     [dev] = spawn(emulators, 1, prefix="earlier")
     first = tmp_path / "first"
@@ -122,10 +164,10 @@ def make_store(tmp_path: Path, home: Path, emulators: EmulatorThread) -> None:
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-db"])
 def test_fleet_refuses_a_read_only_store_before_contacting_any_device(emulators: EmulatorThread, tmp_path: Path,
                                                                      existing: bool) -> None:
-    with tmpfs(tmp_path / "home") as home:
+    with small_disk(tmp_path / "home") as home:
         if existing:
             make_store(tmp_path, home, emulators)
-        read_only(home)
+        home.read_only()
         devs = spawn(emulators, 3)
         err = assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
         assert "avctl.db" in err and "avctl: hint:" in err
@@ -133,20 +175,21 @@ def test_fleet_refuses_a_read_only_store_before_contacting_any_device(emulators:
 
 
 def test_fleet_refuses_a_store_that_is_a_directory(emulators: EmulatorThread, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    (home / "avctl.db").mkdir(parents=True)  # fails for root as for anyone
+    home = Home.__new__(Home)  # a plain folder: no mount, no limit
+    home.path, home.limit = tmp_path / "home", None
+    (home.path / "avctl.db").mkdir(parents=True)  # fails for root as for anyone
     devs = spawn(emulators, 2)
-    assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
+    assert "it is a directory" in assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
     assert all(not d.requests for d in devs)
 
 
 def test_fleet_refuses_a_full_disk_before_contacting_any_device(emulators: EmulatorThread, tmp_path: Path) -> None:
-    with tmpfs(tmp_path / "home") as home:
+    with small_disk(tmp_path / "home") as home:
         make_store(tmp_path, home, emulators)
-        fill(home)
+        home.fill()
         devs = spawn(emulators, 3)
         err = assert_clean_refusal(fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs)))
-        assert "free" in err or "full" in err
+        assert "the disk is full" in err or not home.mounted  # RLIMIT_FSIZE leaves the disk itself free
         assert all(not d.requests for d in devs)
 
 
@@ -154,12 +197,12 @@ def test_fleet_refuses_a_full_disk_before_contacting_any_device(emulators: Emula
 def test_call_refuses_before_changing_the_device(emulators: EmulatorThread, tmp_path: Path, fault: str) -> None:
     dev = emulators.add(EmulatedPolyUC("vvx", password=UC_PASSWORD))
     assert isinstance(dev, EmulatedPolyUC)
-    with tmpfs(tmp_path / "home") as home:
+    with small_disk(tmp_path / "home") as home:
         first = uc_dial(tmp_path, home, dev)  # creates the audit log, as earlier use would have
         assert first.wait(60) == 0
         dev.requests.clear()
         dev.phone.calls.clear()
-        read_only(home) if fault == "read-only" else fill(home)
+        home.read_only() if fault == "read-only" else home.fill()
         assert_clean_refusal(uc_dial(tmp_path, home, dev))
     assert not dev.requests and not dev.phone.calls
 
@@ -192,14 +235,14 @@ def test_fleet_disk_full_mid_job_stops_new_devices_and_exits_non_zero(emulators:
     devs = spawn(emulators, 4)
     for d in devs[1:]:
         d.faults.paused = True  # devs[1] will be in flight when the disk fills
-    with tmpfs(tmp_path / "home") as home:
+    with small_disk(tmp_path / "home") as home:
         proc = fleet_volume(tmp_path, home, videoos_inventory(tmp_path, devs), "--concurrency", "1")
         deadline = time.monotonic() + 60
-        while len(finished_outcomes(home / "avctl.db")) < 1 or not devs[1].requests:
+        while len(finished_outcomes(home.path / "avctl.db")) < 1 or not devs[1].requests:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the job made no progress"
             time.sleep(0.02)
-        fill(home)
+        home.fill(proc)
         for d in devs[1:]:
             d.faults.paused = False
         out, err = proc.communicate(timeout=60)
@@ -221,14 +264,14 @@ def test_call_disk_full_after_the_change_says_it_was_not_recorded(emulators: Emu
     dev = emulators.add(EmulatedPolyUC("vvx", password=UC_PASSWORD))
     assert isinstance(dev, EmulatedPolyUC)
     dev.faults.paused = True
-    with tmpfs(tmp_path / "home") as home:
+    with small_disk(tmp_path / "home") as home:
         proc = uc_dial(tmp_path, home, dev)
         deadline = time.monotonic() + 60
         while not dev.requests:  # the audit log was checked, the request is on the device
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        fill(home)
+        home.fill(proc)
         dev.faults.paused = False
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
