@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from avctl.emulator.core import EmulatorThread
+from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.fleet.audit import AuditLog
 from avctl.fleet.inventory import load_inventory
 from avctl.fleet.jobs import create_job
@@ -28,8 +29,8 @@ from .test_fleet_runner import PASSWORD, SPEC_PATH, logins, spawn
 AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
 
 
-def volume_posts(dev: object) -> int:
-    return sum(1 for r in dev.requests if r.method == "POST" and r.path == "/rest/audio/volume")  # type: ignore[attr-defined]
+def volume_posts(dev: EmulatedVideoOS) -> int:
+    return sum(1 for r in dev.requests if r.method == "POST" and r.path == "/rest/audio/volume")
 
 
 def test_two_resumes_started_together_call_every_device_once(emulators: EmulatorThread, tmp_path: Path,

@@ -61,8 +61,9 @@ def test_zero_grace_is_a_valid_choice() -> None:
 @pytest.mark.parametrize("field", ["timeout", "device_timeout", "wait_timeout", "poll_interval"])
 @pytest.mark.parametrize("value", [0, -1, math.nan, math.inf, 10**9])
 def test_run_options_refuse_at_construction(field: str, value: float) -> None:
+    kwargs: dict[str, Any] = {field: value}
     with pytest.raises(UsageError, match=field):
-        RunOptions(**{field: value})
+        RunOptions(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [{"retries": -1}, {"retries": 50}, {"backoff": math.nan}])
