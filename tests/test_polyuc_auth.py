@@ -203,7 +203,7 @@ async def test_busy_retries_are_bounded(emulators: EmulatorThread, tls: TLSPolic
     async with client(dev, tls) as d:
         with pytest.raises(DeviceBusy) as info:
             await d.call("device_info")
-    assert len(dev.requests) == PolyUC.busy_retries + 1
+    assert len(dev.requests) == PolyUC.retry.attempts
     assert info.value.status == 403 and "one request at a time" in str(info.value)
 
 
@@ -240,7 +240,7 @@ async def test_status_4001_is_busy_and_retried(emulators: EmulatorThread, tls: T
     dev.fail_next("4001")
     async with client(dev, tls) as d:
         assert (await d.call("transfer_type_get")).data == {"Type": "Consultative"}
-        for _ in range(PolyUC.busy_retries + 1):
+        for _ in range(PolyUC.retry.attempts):
             dev.fail_next("4001")
         with pytest.raises(DeviceBusy) as info:
             await d.call("transfer_type_get")

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
-from avctl.errors import CleartextRefused, DeviceBusy, UsageError
+from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
+from avctl.errors import AvctlError, CleartextRefused, UsageError
 from avctl.families import Family, get_family
 from avctl.request import Request, Response, build_request
+from avctl.retry import RetryPolicy
 from avctl.spec import Action, Spec, builtin_spec, validate
 from avctl.transport.address import parse_address as _parse_address
 from avctl.transport.http import Endpoint, HttpTransport, Transport
@@ -83,6 +86,8 @@ class Device:
         allow_cleartext: bool = False,
         max_response_bytes: int | None = None,
         max_download_bytes: int | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -102,7 +107,13 @@ class Device:
         self.credentials = creds
         self._own_transport = transport is None
         self.transport: Transport = transport or HttpTransport(tls)
-        self.timeout = timeout
+        self.timeout = check_seconds("timeout", timeout, maximum=MAX_REQUEST_TIMEOUT)
+        #: which failures are retried and how often (the family's default unless given)
+        self.retry = retry or self.family.retry
+        self._sleep = sleep  # injectable: tests pass a no-op instead of waiting out the backoff
+        self._rng = random.Random()
+        #: retries made so far (over every call); attempts of a call = 1 + its retries
+        self.retries: int = 0
         #: caps on what the device may make us read (None: the spec's Transport block)
         self.max_response_bytes = _cap("max_response_bytes", max_response_bytes,
                                        self.spec.transport.max_response_bytes)
@@ -147,17 +158,20 @@ class Device:
         if action.response == "file":
             target = Path(download_to) if download_to else Path.cwd()
             request = replace(request, stream_to=target, overwrite=overwrite)
-        attempt = 0
+        attempt = 1
         while True:
+            reached: list[Request] = []  # the action's own request, once it is on the wire
             try:
-                response = await self._send_serialised(action, request)
+                response = await self._send_serialised(action, request, reached)
                 data = self.family.unwrap(action, response)
                 break
-            except DeviceBusy:
-                attempt += 1
-                if attempt > self.family.busy_retries:
+            except AvctlError as exc:
+                # the one retry loop (avctl.retry): the runner and `avctl call` only configure it
+                if attempt >= self.retry.attempts or not self.retry.may_retry(exc, action, reached=bool(reached)):
                     raise
-                await asyncio.sleep(self.family.busy_backoff * 2 ** (attempt - 1))
+                await self._sleep(self.retry.delay(attempt, self._rng))
+                attempt += 1
+                self.retries += 1
         return Result(
             self.name,
             action.id,
@@ -199,13 +213,14 @@ class Device:
             auth.endpoint_scheme = self.endpoint.scheme
         return auth
 
-    async def _send_serialised(self, action: Action, request: Request) -> Response:
+    async def _send_serialised(self, action: Action, request: Request, reached: list[Request] | None = None
+                               ) -> Response:
         if self._serial is None:
-            return await self._send(action, request)
+            return await self._send(action, request, reached)
         async with self._serial:
-            return await self._send(action, request)
+            return await self._send(action, request, reached)
 
-    async def _send(self, action: Action, request: Request) -> Response:
+    async def _send(self, action: Action, request: Request, reached: list[Request] | None = None) -> Response:
         flow = self.auth_for(action).flow(request)
         try:
             outgoing = await flow.__anext__()
@@ -214,6 +229,8 @@ class Device:
                 self.sent += 1
                 outgoing = replace(outgoing, max_bytes=self.max_response_bytes,
                                    max_file_bytes=self.max_download_bytes)
+                if reached is not None and outgoing.action_id:
+                    reached.append(outgoing)  # not a login: the action itself may now reach the device
                 response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
                 try:
                     outgoing = await flow.asend(response)

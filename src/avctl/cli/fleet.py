@@ -30,6 +30,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS
 from avctl.cli.sizes import BYTES
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
@@ -115,11 +116,13 @@ def run_options(fn: F) -> F:
                      help="Devices worked on at once."),
         click.option("--per-site", type=click.IntRange(0, 10000), default=0,
                      help="Devices at once per site (0: no limit)."),
-        click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request."),
-        click.option("--device-timeout", type=float, default=None,
+        click.option("--timeout", type=REQUEST_SECONDS, default=15.0, show_default=True,
+                     help="Seconds per request."),
+        click.option("--device-timeout", type=DEADLINE_SECONDS, default=None,
                      help="Overall deadline per device in seconds (default: none)."),
         click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
-                     help="Retries per call for transient failures (never for rejected logins)."),
+                     help="Retries per call for transient failures; a state-changing call only when it surely "
+                          "did not reach the device; never a rejected login."),
         click.option("--max-response", type=BYTES, metavar="BYTES",
                      help="Refuse answers larger than this (decompressed) [default: each spec's, e.g. 16M]."),
         click.option("--max-download", type=BYTES, metavar="BYTES",
@@ -196,14 +199,19 @@ def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> N
 
 
 def _exit_for(report: JobReport) -> None:
+    if report.store_error:
+        # never exit 0 when something was not recorded
+        click.echo(f"avctl: error: {report.store_error}", err=True)
+        click.echo(f"avctl: error: job {report.job_id} stopped: no new device was started after the store "
+                   "failed; outcomes above are not all recorded in the store", err=True)
     ctx = click.get_current_context()
     ctx.exit(1 if report.failed else 0)
 
 
 def wait_options(fn: F) -> F:
-    fn = click.option("--wait-grace", type=float, default=10.0, show_default=True,
+    fn = click.option("--wait-grace", type=GRACE_SECONDS, default=10.0, show_default=True,
                       help="Seconds a device may take to go down before an answer counts as 'back'.")(fn)
-    fn = click.option("--wait-timeout", type=float, default=300.0, show_default=True,
+    fn = click.option("--wait-timeout", type=DEADLINE_SECONDS, default=300.0, show_default=True,
                       help="Deadline in seconds for --wait.")(fn)
     return click.option("--wait", is_flag=True,
                         help="Afterwards, wait until each device answers again (after a reboot).")(fn)
@@ -233,6 +241,8 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     if ports:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     with SqliteJobStore(kwargs["store_path"]) as store, AuditLog(kwargs["store_path"]) as audit:
+        store.check_writable()  # before any device is contacted
+        audit.check_writable()
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
         runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
                              progress=bar.update)
@@ -560,12 +570,17 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
     """Finish an interrupted job: only devices without a final outcome are touched."""
     _install_log_redaction()
     with SqliteJobStore(store_path) as store, AuditLog(store_path) as audit:
+        store.check_writable()  # before any device is contacted
+        audit.check_writable()
         plan = plan_resume(store, job_id, params=_params(params), inventory_path=inventory_path)
         bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
         runner = FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
                              tls=tls_policy(known_hosts, ca_bundle, insecure),
                              resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=plan.options,
                              progress=bar.update)
+        if plan.job.effective_state == "running":
+            click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
+                       "this process takes only the devices no live process has claimed", err=True)
         if plan.devices:
             _confirm(runner, plan.task, plan.devices, yes)
         click.echo(f"job {job_id}: resuming {plan.task.name} on {len(plan.devices)} device(s) without an outcome",

@@ -31,12 +31,14 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.durations import REQUEST_SECONDS
 from avctl.cli.sizes import BYTES
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults, check_listen_address
 from avctl.errors import UsageError
 from avctl.families import available
 from avctl.redact import install_log_redaction, shown
+from avctl.retry import RetryPolicy
 from avctl.spec import builtin_spec, read_spec
 from avctl.transport.address import check_port
 from avctl.transport.tls import certificate_oddities, endpoint_key, fetch_certificate, fingerprint
@@ -148,7 +150,10 @@ def describe_cmd(family: str, action: str, as_json: bool) -> None:
 @tls_options
 @click.option("--scheme", type=click.Choice(["https", "http"]), help="Override the spec's scheme.")
 @endpoint_options
-@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--timeout", type=REQUEST_SECONDS, default=15.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
+              help="Retries for transient failures; a state-changing action is repeated only when it "
+                   "surely did not reach the device.")
 @click.option("--output", "-o", type=click.Path(), help="Where downloads go (file or folder) [default: .].")
 @click.option("--overwrite", is_flag=True, help="Let a download replace an existing file.")
 @click.option("--max-response", type=BYTES, metavar="BYTES",
@@ -174,6 +179,7 @@ def call_cmd(
     scheme_map: tuple[str, ...],
     allow_cleartext: bool,
     timeout: float,
+    retries: int,
     output: str | None,
     overwrite: bool,
     max_response: int | None,
@@ -194,11 +200,14 @@ def call_cmd(
     warn_unused_ports([spec], ports, schemes)
     creds = read_credentials(user, password_env, password_file, needed=spec.transport.auth_type != "none")
     install_log_redaction()
+    # a state-changing call is audited: refuse before changing anything if the row cannot be written
+    audit = _open_audit() if act.kind == "action" else None
 
     async def run() -> Any:
         async with Device(spec, host, credentials=creds, tls=tls, timeout=timeout, scheme=scheme,
                           ports=ports, schemes=schemes, allow_cleartext=allow_cleartext,
-                          max_response_bytes=max_response, max_download_bytes=max_download) as dev:
+                          max_response_bytes=max_response, max_download_bytes=max_download,
+                          retry=RetryPolicy.from_retries(retries)) as dev:
             dev.prepare(action, values)  # validate before asking for confirmation
             if act.disruptive:
                 note = f" ({act.safety_note})" if act.safety_note else ""
@@ -206,12 +215,16 @@ def call_cmd(
             try:
                 result = await dev.call(action, download_to=output, overwrite=overwrite, **values)
             except Exception as exc:
-                _audit(dev.name, family, act.id, act.public_values(values), act.kind, exc)
+                _audit(audit, dev.name, family, act.id, act.public_values(values), exc)
                 raise
-            _audit(dev.name, family, act.id, act.public_values(values), act.kind, None)
+            _audit(audit, dev.name, family, act.id, act.public_values(values), None)
             return result
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    finally:
+        if audit is not None:
+            audit.close()
     if as_json:
         emit_json(result.to_dict())
         return
@@ -234,18 +247,36 @@ def _port(option: str, text: str) -> int:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def _audit(device: str, family: str, action: str, values: dict[str, Any], kind: str,
-           error: BaseException | None) -> None:
-    """Every state-changing call goes to the audit log (queries do not change anything)."""
-    if kind != "action":
-        return
-    from avctl.errors import ConnectError
+def _open_audit() -> Any:
+    """The audit log, checked writable (StoreError otherwise: nothing has been sent yet)."""
     from avctl.fleet.audit import AuditLog
 
+    audit = AuditLog()
+    try:
+        audit.check_writable()
+    except BaseException:
+        audit.close()
+        raise
+    return audit
+
+
+def _audit(audit: Any, device: str, family: str, action: str, values: dict[str, Any],
+           error: BaseException | None) -> None:
+    """Every state-changing call goes to the audit log (queries do not change anything: audit None)."""
+    if audit is None:
+        return
+    from avctl.errors import ConnectError
+    from avctl.fleet.store import StoreError
+
     outcome = "ok" if error is None else ("unreachable" if isinstance(error, ConnectError) else "failed")
-    with AuditLog() as audit:
+    try:
         audit.record(device=device, address=device, family=family, action=action, params=values,
                      outcome=outcome, error=error)
+    except StoreError as exc:
+        what = ("the change WAS MADE" if error is None
+                else f"the call failed ({error}) but may have reached the device")
+        raise StoreError(f"{action} on {device}: {what}, and it could NOT be recorded in the audit log: "
+                         f"{exc.message}", hint=exc.hint) from None
 
 
 # --- trust ----------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ Time: `device.clock` (default `time.monotonic`) is what lockout windows and peri
 move time forward instead of sleeping.
 
 Fault switches (latency, error rate, dropped connections, session expiry, reboot downtime) are
-plain attributes on `device.faults`, settable from tests while the server runs.
+plain attributes on `device.faults`, settable from tests while the server runs. Tests use the
+count-based ones (`fail_next`, `drop_next`, `lose_answer_next`, `expire_at_request`, `paused`):
+they give the same result however loaded the machine is, where a timer would race the latency.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ class Faults:
     drop_rate: float = 0.0  # share of requests whose connection is closed without an answer
     reboot_seconds: float = 2.0  # how long a reboot keeps the device unreachable
     session_ttl: float | None = None  # sessions/tokens older than this many seconds expire
+    # count-based faults: deterministic whatever the machine's load (tests never race timers)
+    fail_next: int = 0  # the next N requests are answered with HTTP 500
+    drop_next: int = 0  # the next N requests are dropped unanswered, before the device acts on them
+    lose_answer_next: int = 0  # the next N requests are acted on, then dropped: the answer is lost
+    expire_at_request: int = 0  # sessions expire just before the device's Nth request is handled
+    paused: bool = False  # requests wait (unanswered) until this is switched off again
 
 
 @dataclass
@@ -596,20 +604,38 @@ class EmulatorServer:
     async def _answer(
         self, device: EmulatedDevice, request: web.Request, record: Recorded, headers: dict[str, str]
     ) -> web.StreamResponse:
+        """The fault switches first (tests look at what was sent, so a refused body is still logged),
+        then the device's own answer."""
         if device.is_down:
-            await _read_into(record, request, device.max_body)  # tests look at what was sent
+            await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)
         faults = device.faults
+        while faults.paused:
+            await asyncio.sleep(0.01)
+        if faults.expire_at_request and device.requests.total == faults.expire_at_request:
+            device.expire_sessions()
         if faults.latency:
             await asyncio.sleep(faults.latency)
-        if faults.drop_rate and device.random.random() < faults.drop_rate:
+        if faults.drop_next or (faults.drop_rate and device.random.random() < faults.drop_rate):
+            faults.drop_next = max(0, faults.drop_next - 1)
             await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)
-        if faults.error_rate and device.random.random() < faults.error_rate:
+        if faults.fail_next or (faults.error_rate and device.random.random() < faults.error_rate):
+            faults.fail_next = max(0, faults.fail_next - 1)
             await _read_into(record, request, device.max_body)
             return reply({"error": "emulated server error"}, 500, headers)
+        response = await self._respond(device, request, record, headers)
+        if faults.lose_answer_next:
+            faults.lose_answer_next -= 1
+            _drop(request)  # the device acted; the client never learns it
+            return web.Response(status=503)
+        return response
+
+    async def _respond(
+        self, device: EmulatedDevice, request: web.Request, record: Recorded, headers: dict[str, str]
+    ) -> web.StreamResponse:
         path = device.normalize_path(request.path)
         resolved = device.router.resolve(request.method, path)
         action = None if isinstance(resolved, int) else resolved[0]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from avctl.errors import DeviceError, UsageError
 from avctl.request import Request, Response
+from avctl.retry import RetryPolicy
 from avctl.spec.model import Action
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
@@ -25,9 +26,8 @@ class Family:
     """Default behaviour: JSON in, JSON out, any non-success status is a `DeviceError`."""
 
     name: ClassVar[str] = "generic"
-    #: how many times a `DeviceBusy` answer is retried (with backoff) before it is reported
-    busy_retries: ClassVar[int] = 0
-    busy_backoff: ClassVar[float] = 0.2
+    #: the retry policy of a `Device` created without one (see `avctl.retry`): no retries
+    retry: ClassVar[RetryPolicy] = RetryPolicy()
 
     def wrap(self, action: Action, request: Request) -> Request:
         """Rewrap the body built from the spec (envelopes)."""

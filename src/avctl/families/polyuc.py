@@ -32,6 +32,7 @@ from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.errors import AccountLockedError, ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
 from avctl.families import Family, register_family
 from avctl.request import Request, Response
+from avctl.retry import RetryPolicy
 from avctl.spec.model import Action, Spec
 
 SUCCESS = "2000"
@@ -325,8 +326,8 @@ def _uc_auth(spec: Spec, credentials: Credentials) -> Auth:
 @register_family
 class PolyUC(Family):
     name = "polyuc"
-    busy_retries = 4
-    busy_backoff = 0.25
+    #: a phone answers busy while it handles another request: worth a few retries by default
+    retry = RetryPolicy(attempts=5, backoff=0.25, busy_only=True)
 
     def wrap(self, action: Action, request: Request) -> Request:
         query = tuple(

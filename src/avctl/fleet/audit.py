@@ -14,7 +14,9 @@ Use from any command that changes device state::
                      outcome="ok", address="10.0.0.5")
         # on failure: outcome="failed", error=exc   (kind and message are taken from the error)
 
-``record`` never raises for a bad parameter value (it stringifies what JSON cannot hold) and always
+``record`` raises `avctl.fleet.store.StoreError` when the row cannot be written (read-only file,
+full disk): a caller must then say that the change was made but not recorded. It never raises for
+a bad parameter value (it stringifies what JSON cannot hold) and always
 redacts: sensitive keys (password, token, ...) and every secret value resolved in this process.
 Query with :meth:`AuditLog.query` (the filters of ``avctl audit``).
 """
@@ -32,7 +34,7 @@ from typing import Any
 
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import os_user
-from avctl.fleet.store import connect, default_db_path
+from avctl.fleet.store import check_writable, connect, default_db_path, store_errors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -84,12 +86,17 @@ class AuditLog:
         self._conn = connect(self.path)
         self._lock = threading.Lock()
         self._user = os_user()
-        with self._lock:
+        with self._lock, store_errors(self.path, "set up"):
             self._conn.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def check_writable(self) -> None:
+        """StoreError unless a row could be recorded now: call it before changing a device."""
+        with self._lock:
+            check_writable(self._conn, self.path)
 
     def __enter__(self) -> AuditLog:
         return self
@@ -110,7 +117,7 @@ class AuditLog:
         row = (ts if ts is not None else time.time(), user or self._user, device, address, family, action,
                json.dumps(redact(dict(params or {})), default=str, sort_keys=True), outcome, kind,
                None if message is None else redact(message), job_id)
-        with self._lock:
+        with self._lock, store_errors(self.path, "write"):
             cur = self._conn.execute(
                 "INSERT INTO audit (ts, user, device, address, family, action, params, outcome, error_kind,"
                 " message, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)

@@ -5,12 +5,17 @@ runs it; ``resume_job`` reloads the inventory named in the job and runs the same
 that have no final outcome yet, and only on those. A device whose outcome was written is never
 touched again (the store's primary key makes a second outcome impossible).
 
+Several processes may resume one job at once (or resume it while it runs): each device is
+claimed atomically before it starts (``JobStore.claim_device``), so every device is run by one
+process only; a claim of a process that died on this host is taken over.
+
 A parameter that was redacted when the job was recorded (a password parameter) cannot be replayed
 from the store; resume asks for it again (``avctl jobs resume ID name=value``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +27,7 @@ from avctl.fleet.credentials import MASK
 from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
 from avctl.fleet.paths import os_user
 from avctl.fleet.runner import FleetRunner, RunOptions, summarize
-from avctl.fleet.store import Job, JobStore, Outcome
+from avctl.fleet.store import Job, JobStore, Outcome, StoreError
 from avctl.fleet.verbs import Task, make_task
 from avctl.spec import Spec, builtin_spec, load_spec
 
@@ -33,10 +38,12 @@ class JobReport:
     task: str
     outcomes: list[Outcome]
     counts: dict[str, int]
+    #: why outcomes or audit rows could not be recorded (the job then ended early); None: all kept
+    store_error: str | None = None
 
     @property
     def failed(self) -> bool:
-        return bool(self.counts["failed"] or self.counts["unreachable"])
+        return bool(self.counts["failed"] or self.counts["unreachable"] or self.store_error)
 
 
 def spec_provider(overrides: Mapping[str, str] | None = None) -> Any:
@@ -73,15 +80,34 @@ def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence
 
 async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
                   devices: Sequence[DeviceEntry]) -> JobReport:
-    """Run and close the job: finished when every device has an outcome, interrupted otherwise."""
+    """Run and close the job: finished when every device has an outcome, interrupted otherwise.
+
+    While another process still runs some of the job's devices (a second ``jobs resume``), the job
+    stays running: that process closes it. If the store failed mid-job, the report is built from
+    the outcomes known in memory, which are more than the store holds.
+    """
     try:
         await runner.run(task, devices, job_id=job.id)
     except BaseException:
-        store.set_state(job.id, "interrupted")
+        with contextlib.suppress(StoreError):
+            store.set_state(job.id, "interrupted")
         raise
-    store.set_state(job.id, "finished" if not store.pending_devices(job.id) else "interrupted")
-    outcomes = store.outcomes(job.id)
-    return JobReport(job.id, task.name, outcomes, summarize(outcomes))
+    if runner.store_error is None:
+        try:
+            pending = store.pending_devices(job.id)
+            if not pending:
+                store.set_state(job.id, "finished")
+            elif not store.claimed_elsewhere(job.id, pending):
+                store.set_state(job.id, "interrupted")
+            outcomes = store.outcomes(job.id)
+            return JobReport(job.id, task.name, outcomes, summarize(outcomes))
+        except StoreError as exc:
+            runner.store_error = exc
+    with contextlib.suppress(StoreError):
+        store.set_state(job.id, "interrupted")
+    outcomes = [runner.outcomes[d.name] for d in devices if d.name in runner.outcomes]
+    lost = runner.store_error.message if runner.store_error else None
+    return JobReport(job.id, task.name, outcomes, summarize(outcomes), store_error=lost)
 
 
 @dataclass
@@ -99,8 +125,8 @@ class ResumePlan:
 def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | None = None,
                 inventory_path: str | None = None) -> ResumePlan:
     job = store.get_job(job_id)
-    if job.effective_state == "running":
-        raise UsageError(f"job {job_id} is still running (pid {job.pid} on {job.host})")
+    # a job still running elsewhere is not refused: devices are claimed one by one in the store, so
+    # this process runs only those no live process has claimed, and no device is called twice
     if job.effective_state == "finished" and not store.pending_devices(job_id):
         raise UsageError(f"job {job_id} is finished: every device has an outcome")
     merged = dict(job.params)

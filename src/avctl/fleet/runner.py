@@ -9,10 +9,15 @@ Shaped like nornir (inventory, filter, run, per-host result) on asyncio:
 - each device gets one ``Device`` object for the whole job, so its login state, and a rejected
   login, are remembered: a rejected login is never retried and ends that device (at most one
   failed login per device per job);
-- per call, transient failures (timeouts, resets, 5xx, busy; ``avctl.errors.is_transient``) are
-  retried with exponential backoff and jitter. A *disruptive* call is retried only when it surely
-  did not reach the device (connection refused, busy answer): a reset after a reboot request may
-  mean the reboot happened, and rebooting twice is worse than reporting it;
+- per call, failures are retried by the device's one retry policy (``avctl.retry``), which the
+  runner configures from ``retries``/``backoff``: transient failures of queries, and of
+  state-changing calls only those that prove the request was not acted on (connection refused,
+  busy, 503). The runner has no loop of its own, so ``attempts`` and ``requests`` in an outcome are
+  what the device really received;
+- before a device starts, it is claimed in the store (``claim_device``): two processes resuming
+  one job never both call a device;
+- if the store cannot be written mid-job (disk full), no new device is started: devices in flight
+  finish, the rest end ``skipped`` / ``not_run``, and ``store_error`` says what happened;
 - a per-request timeout and a per-device deadline;
 - every device ends with exactly one outcome (ok, failed, unreachable, skipped), committed to the
   job store the moment it is known; state-changing calls go to the audit log.
@@ -22,33 +27,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
 from avctl.device import Device
+from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import (
     AuthenticationError,
     AvctlError,
     ConnectError,
     ConnectionDropped,
-    DeviceBusy,
-    DeviceError,
     DeviceTimeout,
     TLSError,
     TransportError,
     UsageError,
-    is_transient,
 )
 from avctl.fleet.audit import AuditLog
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
-from avctl.fleet.store import JobStore, Outcome, OutcomeExists
-from avctl.fleet.verbs import NOT_IMPLEMENTED, Task, probe_action
+from avctl.fleet.store import JobStore, Outcome, OutcomeExists, StoreError
+from avctl.fleet.verbs import Task, probe_action
+from avctl.retry import RetryPolicy
 from avctl.spec import Spec, builtin_spec
 from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
@@ -79,6 +82,20 @@ class RunOptions:
     max_response_bytes: int | None = None  # caps on answers and downloads (None: each spec's)
     max_download_bytes: int | None = None
 
+    def __post_init__(self) -> None:
+        # a zero, negative, nan or infinite duration would switch a timeout off: refuse at construction
+        check_seconds("timeout", self.timeout, maximum=MAX_REQUEST_TIMEOUT)
+        if self.device_timeout is not None:
+            check_seconds("device_timeout", self.device_timeout, maximum=MAX_DEADLINE)
+        check_seconds("wait_timeout", self.wait_timeout, maximum=MAX_DEADLINE)
+        check_seconds("wait_grace", self.wait_grace, maximum=MAX_DEADLINE, allow_zero=True)
+        check_seconds("poll_interval", self.poll_interval, maximum=MAX_REQUEST_TIMEOUT)
+        self.retry_policy  # noqa: B018 - validates retries and backoff
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_retries(self.retries, self.backoff, self.backoff_max)
+
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
@@ -87,8 +104,6 @@ class RunOptions:
 class _DeviceRun:
     entry: DeviceEntry
     spec: Spec
-    #: 1 + retries made on this device (across its calls)
-    attempts: int = 1
     audit_ids: list[int] = field(default_factory=list)
 
 
@@ -119,6 +134,7 @@ class FleetRunner:
         resolver: CredentialResolver | None = None,
         options: RunOptions | None = None,
         progress: ProgressFn | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.audit = audit
@@ -133,9 +149,11 @@ class FleetRunner:
         self.outcomes: dict[str, Outcome] = {}
         self._global = asyncio.Semaphore(max(1, self.options.concurrency))
         self._sites: dict[str, asyncio.Semaphore] = {}
-        self._rng = random.Random()
+        self._sleep = sleep  # backoff sleeps of every device (tests inject a no-op)
         #: parameters the specs mark secret (set by plan()): never stored in the job
         self.secret_params: set[str] = set()
+        #: the first failure to write the store or audit log; once set, no new device starts
+        self.store_error: StoreError | None = None
 
     # -- planning (before any I/O) ------------------------------------------------------------
 
@@ -208,10 +226,28 @@ class FleetRunner:
             return  # exactly one outcome per device, whatever happens
         self.outcomes[outcome.device] = outcome
         if self.store is not None and self.job_id is not None:
-            with contextlib.suppress(OutcomeExists):
+            try:
                 self.store.record_outcome(self.job_id, outcome)
+            except OutcomeExists:
+                pass
+            except StoreError as exc:
+                self._store_failed(exc)  # the outcome is still kept in memory and reported
         if self.progress is not None:
             self.progress(outcome)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self.store_error is None:
+            self.store_error = exc
+
+    def _claim(self, entry: DeviceEntry) -> bool:
+        """Whether this process runs the device (another one resuming the same job may have it)."""
+        if self.store is None or self.job_id is None:
+            return True
+        try:
+            return self.store.claim_device(self.job_id, entry.name)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return True  # reported below as not run
 
     async def _device(self, task: Task, entry: DeviceEntry) -> None:
         """Never raises (except cancellation): an unexpected error is that device's outcome."""
@@ -223,10 +259,15 @@ class FleetRunner:
                                  message=f"internal error: {type(exc).__name__}: {exc}", started=started))
 
     async def _device_work(self, task: Task, entry: DeviceEntry, started: float) -> None:
-        def done(status: str, *, reason: str | None = None, message: str | None = None, data: Any = None,
-                 attempts: int = 0) -> None:
+        dev: Device | None = None
+
+        def done(status: str, *, reason: str | None = None, message: str | None = None,
+                 data: Any = None) -> None:
+            # the device's own counters: every request it sent, every retry it made
+            attempts, requests = (0, 0) if dev is None else (1 + dev.retries, dev.sent)
             self._finish(Outcome(entry.name, status, family=entry.family, reason=reason,  # type: ignore[arg-type]
-                                 message=message, data=data, attempts=attempts, started=started))
+                                 message=message, data=data, attempts=attempts, started=started,
+                                 requests=requests))
 
         if entry.disabled:
             return done("skipped", reason="excluded", message="disabled in the inventory")
@@ -244,6 +285,11 @@ class FleetRunner:
         run = _DeviceRun(entry, spec)
         async with self._site_sem(entry.site), self._global:
             assert self._transport is not None
+            if not self._claim(entry):
+                return None  # another process resuming this job runs it and records its outcome
+            if self.store_error is not None:
+                return done("skipped", reason="not_run",
+                            message="not run: the job store could not be written, so no new device was started")
             try:
                 dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
                              transport=self._transport, timeout=self.options.timeout, name=entry.name,
@@ -251,7 +297,8 @@ class FleetRunner:
                              schemes={**entry.schemes, **self.options.schemes},
                              allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext,
                              max_response_bytes=self.options.max_response_bytes,
-                             max_download_bytes=self.options.max_download_bytes)
+                             max_download_bytes=self.options.max_download_bytes,
+                             retry=self.options.retry_policy, sleep=self._sleep)
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:
@@ -261,14 +308,13 @@ class FleetRunner:
                         back = await self._wait_until_back(run, dev)
                         data = {"back_after": round(back, 1)} if data is None else {
                             "result": data, "back_after": round(back, 1)}
-                done("ok", data=data, attempts=run.attempts)
+                done("ok", data=data)
             except TimeoutError:
                 done("unreachable", reason="timeout",
-                     message=f"no outcome within the device deadline of {self.options.device_timeout:g} s",
-                     attempts=run.attempts)
+                     message=f"no outcome within the device deadline of {self.options.device_timeout:g} s")
             except Exception as exc:  # every device must end with an outcome
                 status, reason = classify(exc)
-                done(status, reason=reason, message=str(exc) or type(exc).__name__, attempts=run.attempts)
+                done(status, reason=reason, message=str(exc) or type(exc).__name__)
             finally:
                 # log out (VideoOS sessions left open degrade the device) and release the device's
                 # pooled connections (memory follows the concurrency, not the fleet size); never let
@@ -283,47 +329,22 @@ class FleetRunner:
         return Credentials(entry.user, secret.reveal())
 
     async def _call(self, run: _DeviceRun, dev: Device, action_id: str, params: Mapping[str, Any]) -> Any:
-        """One action with the retry policy; state-changing calls are audited (final result only)."""
+        """One action (the device retries by its policy); state-changing calls are audited."""
         action = run.spec.action(action_id)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if action.response == "file":
-                    # one folder per device: every device names its log file the same way
-                    target = Path(self.options.output_dir) / run.entry.name
-                    target.mkdir(parents=True, exist_ok=True)
-                    result = await dev.call(action_id, download_to=target, overwrite=self.options.overwrite,
-                                            **params)
-                else:
-                    result = await dev.call(action_id, **params)
-            except AuthenticationError as exc:
-                self._audit(run, action_id, action.kind, params, exc)
-                raise  # never retried: devices lock accounts out
-            except Exception as exc:
-                if attempt <= self.options.retries and self._retryable(exc, action.disruptive):
-                    run.attempts += 1
-                    await asyncio.sleep(self._backoff(attempt))
-                    continue
-                self._audit(run, action_id, action.kind, params, exc)
-                raise
-            self._audit(run, action_id, action.kind, params, None)
-            return {"file": str(result.file)} if result.file is not None else result.data
-
-    @staticmethod
-    def _retryable(exc: BaseException, disruptive: bool) -> bool:
-        if not is_transient(exc):
-            return False
-        if isinstance(exc, DeviceError) and exc.status == NOT_IMPLEMENTED:
-            return False  # 501 will not change on a retry
-        if disruptive:
-            # only failures that prove the request was not acted on
-            return isinstance(exc, (ConnectError, DeviceBusy))
-        return True
-
-    def _backoff(self, attempt: int) -> float:
-        base: float = min(self.options.backoff * 2.0 ** (attempt - 1), self.options.backoff_max)
-        return base * (0.5 + self._rng.random() / 2)  # jitter: a rebooted site does not come back in lockstep
+        try:
+            if action.response == "file":
+                # one folder per device: every device names its log file the same way
+                target = Path(self.options.output_dir) / run.entry.name
+                target.mkdir(parents=True, exist_ok=True)
+                result = await dev.call(action_id, download_to=target, overwrite=self.options.overwrite,
+                                        **params)
+            else:
+                result = await dev.call(action_id, **params)
+        except Exception as exc:
+            self._audit(run, action_id, action.kind, params, exc)
+            raise
+        self._audit(run, action_id, action.kind, params, None)
+        return {"file": str(result.file)} if result.file is not None else result.data
 
     def _audit(self, run: _DeviceRun, action_id: str, kind: str, params: Mapping[str, Any],
                error: BaseException | None) -> None:
@@ -331,9 +352,12 @@ class FleetRunner:
             return
         outcome = "ok" if error is None else classify(error)[0]
         public = run.spec.action(action_id).public_values(params)  # spec-marked secrets masked
-        run.audit_ids.append(self.audit.record(
-            device=run.entry.name, action=action_id, params=public, outcome=outcome, error=error,
-            address=str(run.entry.address), family=run.entry.family, job_id=self.job_id))
+        try:
+            run.audit_ids.append(self.audit.record(
+                device=run.entry.name, action=action_id, params=public, outcome=outcome, error=error,
+                address=str(run.entry.address), family=run.entry.family, job_id=self.job_id))
+        except StoreError as exc:
+            self._store_failed(exc)  # the call's own outcome stands; the job reports the lost row
 
     async def _wait_until_back(self, run: _DeviceRun, dev: Device) -> float:
         """After a reboot: see the device go away (or give it ``wait_grace``), then answer again."""
@@ -345,6 +369,7 @@ class FleetRunner:
         deadline = t0 + opts.wait_timeout
         probe_timeout = min(opts.timeout, 5.0)
         went_down = False
+        dev.retry = RetryPolicy()  # one request per probe: this poll loop is the retry
         while time.monotonic() < deadline:
             await asyncio.sleep(opts.poll_interval)
             try:

@@ -17,15 +17,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from avctl.errors import AvctlError
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import avctl_home
 from avctl.paths import ensure_private_dir, make_private_file
@@ -49,6 +51,8 @@ class Outcome:
     attempts: int = 1
     started: float | None = None
     finished: float = field(default_factory=time.time)
+    #: HTTP requests sent to the device for this outcome (logins and retries included); None: unknown
+    requests: int | None = None
 
     @property
     def elapsed(self) -> float | None:
@@ -57,7 +61,7 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {"device": self.device, "family": self.family, "status": self.status, "reason": self.reason,
                 "message": self.message, "data": self.data, "attempts": self.attempts,
-                "elapsed": None if self.elapsed is None else round(self.elapsed, 3)}
+                "requests": self.requests, "elapsed": None if self.elapsed is None else round(self.elapsed, 3)}
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,11 @@ class Job:
         return self.state
 
 
+def _claim_alive(pid: int, host: str) -> bool:
+    """Whether the process holding a claim may still run (only this host's processes can be checked)."""
+    return host != socket.gethostname() or _pid_alive(pid)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -100,12 +109,74 @@ class OutcomeExists(Exception):
     """A device already has a final outcome in this job (a resumed job must never repeat a device)."""
 
 
+class StoreError(AvctlError):
+    """The job store or audit log cannot be opened or written (read-only, disk full, not a file)."""
+
+    kind = "store"
+
+
+#: less free space than this on the store's disk is refused before a job starts
+MIN_FREE_BYTES = 256 * 1024
+STORE_HINT = "make its folder writable and free some disk space, or use another file (--store or AVCTL_DB)"
+
+
+@contextlib.contextmanager
+def store_errors(path: Path, doing: str) -> Iterator[None]:
+    """Turn SQLite and file-system failures into one clear `StoreError` naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot {doing} {path}: {exc}{_diagnosis(path)}", hint=STORE_HINT) from None
+    except OSError as exc:
+        raise StoreError(f"cannot {doing} {path}: {exc.strerror or exc}{_diagnosis(path)}",
+                         hint=STORE_HINT) from None
+
+
+def _diagnosis(path: Path) -> str:
+    """What SQLite's 'disk I/O error' / 'unable to open' usually means, found out for the user."""
+    folder = path.parent
+    try:
+        if path.is_dir():
+            return " (it is a directory)"
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return " (its folder is read-only)"  # access() reports a read-only mount even to root
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" (the disk is full: {free} bytes free)" if free < MIN_FREE_BYTES else ""
+
+
+def check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse (StoreError) unless the database can take a write right now.
+
+    A real write in a transaction that is rolled back: a read-only file, folder or mount, a locked
+    or damaged file all fail here, before any device is contacted. A disk that is (nearly) full
+    would not fail a rolled-back write, hence the free-space floor.
+    """
+    with store_errors(path, "check"):
+        free = shutil.disk_usage(path.parent).free
+    if free < MIN_FREE_BYTES:
+        raise StoreError(f"cannot write {path}: only {free} bytes free on its disk "
+                         f"(at least {MIN_FREE_BYTES} needed)", hint=STORE_HINT)
+    with store_errors(path, "write"):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE _avctl_write_probe (x BLOB)")
+            conn.execute("INSERT INTO _avctl_write_probe VALUES (zeroblob(4096))")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+
 class JobStore(Protocol):
     def create_job(self, *, action: str, selection: str, params: dict[str, Any], devices: Sequence[str],
                    user: str, inventory: str | None = None, options: dict[str, Any] | None = None) -> Job: ...
     def record_outcome(self, job_id: int, outcome: Outcome) -> None: ...
     def set_state(self, job_id: int, state: JobState) -> None: ...
     def claim(self, job_id: int) -> None: ...
+    def claim_device(self, job_id: int, device: str) -> bool: ...
+    def claimed_elsewhere(self, job_id: int, devices: Sequence[str]) -> list[str]: ...
+    def check_writable(self) -> None: ...
     def get_job(self, job_id: int) -> Job: ...
     def list_jobs(self, limit: int = 20) -> list[Job]: ...
     def outcomes(self, job_id: int) -> list[Outcome]: ...
@@ -150,6 +221,15 @@ CREATE TABLE IF NOT EXISTS outcomes (
     attempts INTEGER NOT NULL,
     started REAL,
     finished REAL NOT NULL,
+    requests INTEGER,
+    PRIMARY KEY (job_id, device)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    device TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    claimed REAL NOT NULL,
     PRIMARY KEY (job_id, device)
 );
 """
@@ -157,13 +237,18 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the avctl database with the durability settings described in the module docstring."""
-    ensure_private_dir(path.parent)
-    with contextlib.suppress(OSError):  # an unwritable place: SQLite reports it, as before
-        make_private_file(path)  # 0600 from the start, whatever the umask (SQLite would use 0644)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    with store_errors(path, "open"):
+        ensure_private_dir(path.parent)
+        with contextlib.suppress(OSError):  # an unwritable place: SQLite reports it (as a StoreError)
+            make_private_file(path)  # 0600 from the start, whatever the umask (SQLite would use 0644)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error:
+            conn.close()
+            raise
     with contextlib.suppress(OSError):  # not our file: leave its mode alone
         os.chmod(path, 0o600)
     return conn
@@ -176,12 +261,20 @@ class SqliteJobStore:
         self.path = Path(path) if path is not None else default_db_path()
         self._conn = connect(self.path)
         self._lock = threading.Lock()
-        with self._lock:
+        with self._lock, store_errors(self.path, "set up"):
             self._conn.executescript(SCHEMA)
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(outcomes)")}
+            if "requests" not in columns:  # a database from before request counts
+                self._conn.execute("ALTER TABLE outcomes ADD COLUMN requests INTEGER")
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def check_writable(self) -> None:
+        """StoreError unless an outcome could be written now (see `check_writable`)."""
+        with self._lock:
+            check_writable(self._conn, self.path)
 
     def __enter__(self) -> SqliteJobStore:
         return self
@@ -194,7 +287,7 @@ class SqliteJobStore:
         now = time.time()
         clean_params = redact(params)
         clean_options = redact(options or {})
-        with self._lock:
+        with self._lock, store_errors(self.path, "write"):
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -217,12 +310,12 @@ class SqliteJobStore:
         row = (job_id, outcome.device, outcome.family, outcome.status, outcome.reason,
                None if outcome.message is None else redact(outcome.message),
                None if outcome.data is None else json.dumps(redact(outcome.data), default=str),
-               outcome.attempts, outcome.started, outcome.finished)
-        with self._lock:
+               outcome.attempts, outcome.started, outcome.finished, outcome.requests)
+        with self._lock, store_errors(self.path, "write"):
             try:
                 self._conn.execute(
                     "INSERT INTO outcomes (job_id, device, family, status, reason, message, data, attempts,"
-                    " started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    " started, finished, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             except sqlite3.IntegrityError as e:
                 if "UNIQUE" in str(e) or "PRIMARY KEY" in str(e):
                     raise OutcomeExists(f"job {job_id}: {outcome.device} already has an outcome") from None
@@ -230,15 +323,52 @@ class SqliteJobStore:
 
     def set_state(self, job_id: int, state: JobState) -> None:
         finished = time.time() if state != "running" else None
-        with self._lock:
+        with self._lock, store_errors(self.path, "write"):
             self._conn.execute("UPDATE jobs SET state = ?, finished = ? WHERE id = ?",
                                (state, finished, job_id))
 
     def claim(self, job_id: int) -> None:
         """Mark the job as run by this process again (resume)."""
-        with self._lock:
+        with self._lock, store_errors(self.path, "write"):
             self._conn.execute("UPDATE jobs SET state = 'running', pid = ?, host = ?, finished = NULL"
                                " WHERE id = ?", (os.getpid(), socket.gethostname(), job_id))
+
+    def claim_device(self, job_id: int, device: str) -> bool:
+        """Claim one device of a job for this process, atomically; False if it is not ours to run.
+
+        The rule: a device with an outcome is never claimed. A claim by another live process is
+        respected (two `jobs resume` of one job share its devices instead of calling each twice).
+        A claim by a process that is gone, on this host, is taken over; a claim from another host
+        is respected, since its process cannot be checked from here (wait for it to end, or
+        resume on that host). BEGIN IMMEDIATE makes check-and-claim one step between processes.
+        """
+        me = (os.getpid(), socket.gethostname())
+        with self._lock, store_errors(self.path, "write"):
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                done = cur.execute("SELECT 1 FROM outcomes WHERE job_id = ? AND device = ?",
+                                   (job_id, device)).fetchone()
+                held = cur.execute("SELECT pid, host FROM claims WHERE job_id = ? AND device = ?",
+                                   (job_id, device)).fetchone()
+                mine = done is None and (held is None or tuple(held) == me or not _claim_alive(*held))
+                if mine:
+                    cur.execute("INSERT OR REPLACE INTO claims (job_id, device, pid, host, claimed)"
+                                " VALUES (?, ?, ?, ?, ?)", (job_id, device, *me, time.time()))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return mine
+
+    def claimed_elsewhere(self, job_id: int, devices: Sequence[str]) -> list[str]:
+        """Those of `devices` claimed by another process that is (or may be) still running."""
+        me = (os.getpid(), socket.gethostname())
+        with self._lock, store_errors(self.path, "read"):
+            rows = self._conn.execute("SELECT device, pid, host FROM claims WHERE job_id = ?",
+                                      (job_id,)).fetchall()
+        wanted = set(devices)
+        return [d for d, pid, host in rows if d in wanted and (pid, host) != me and _claim_alive(pid, host)]
 
     def _job(self, row: sqlite3.Row | tuple[Any, ...]) -> Job:
         (jid, created, user, action, selection, params, inventory, options, state, pid, host, finished) = row
@@ -270,12 +400,12 @@ class SqliteJobStore:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT o.device, o.status, o.family, o.reason, o.message, o.data, o.attempts, o.started,"
-                " o.finished FROM outcomes o"
+                " o.finished, o.requests FROM outcomes o"
                 " LEFT JOIN job_devices d ON d.job_id = o.job_id AND d.device = o.device"
                 " WHERE o.job_id = ? ORDER BY d.position", (job_id,)).fetchall()
         return [Outcome(device=r[0], status=r[1], family=r[2], reason=r[3], message=r[4],
                         data=None if r[5] is None else json.loads(r[5]), attempts=r[6], started=r[7],
-                        finished=r[8]) for r in rows]
+                        finished=r[8], requests=r[9]) for r in rows]
 
     def counts(self, job_id: int) -> dict[str, int]:
         with self._lock:

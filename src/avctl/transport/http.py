@@ -75,6 +75,11 @@ class HttpTransport:
                 auto_decompress=True,
                 skip_auto_headers=("Content-Type",),
             )
+            # aiohttp resends an idempotent-method request once, silently, when its connection
+            # drops. Device requests are not idempotent in practice (Solstice v1 changes state with
+            # GET) and every request must be counted: retries belong to `avctl.retry` alone.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def send(self, endpoint: Endpoint, request: Request, *, timeout: float) -> Response:

@@ -90,6 +90,7 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         self.busy_refusals = 0
         self.length_refusals = 0
         self.stuck_busy = False  # test switch: every request meets a phone busy with something else
+        self.busy_next = 0  # test switch: the next N requests meet a busy phone (403, nothing done)
         self._processing = False
         self._forced: list[str] = []
 
@@ -230,8 +231,9 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         return True
 
     async def dispatch(self, ctx: Ctx) -> web.StreamResponse:
-        if self._processing or self.stuck_busy:
+        if self._processing or self.stuck_busy or self.busy_next:
             # the Poly doc: parallel processing is not allowed; a second request gets HTTP 403
+            self.busy_next = max(0, self.busy_next - 1)
             self.busy_refusals += 1
             return web.Response(status=403, text="403 Forbidden", content_type="text/html")
         self._processing = True
