@@ -611,8 +611,6 @@ class EmulatorServer:
             _drop(request)
             return web.Response(status=503)
         faults = device.faults
-        while faults.paused:
-            await asyncio.sleep(0.01)
         if faults.expire_at_request and device.requests.total == faults.expire_at_request:
             device.expire_sessions()
         if faults.latency:
@@ -661,6 +659,10 @@ class EmulatorServer:
                 resolved,
                 headers,
             )
+        # a paused device has the whole request (as a real one would) and acts on it only when
+        # released, even if the client gave up meanwhile
+        while device.faults.paused:
+            await asyncio.sleep(0.01)
         return await device.dispatch(Ctx(request, resolved[0], resolved[1], body))
 
 
