@@ -222,8 +222,8 @@ def test_secret_parameter_sources(tmp_path: Path, emulators: EmulatorThread, avc
 
 @pytest.mark.parametrize(("value", "fragment"), [
     ("@env:NOT_SET_ANYWHERE", "environment variable NOT_SET_ANYWHERE is not set"),
-    ("@file:{missing}", "cannot read the file"),
-    ("@file:{binary}", "not a text file"),
+    ("@file:{missing}", "cannot read the file for password="),
+    ("@file:{binary}", "is binary (NUL byte at offset 0)"),
     ("@prompt", "needs a terminal"),
     ("@keyring:x", "unknown value source '@keyring'"),
 ])
@@ -412,3 +412,42 @@ def test_changed_certificate_fingerprints_print_literally(emulators: EmulatorThr
         out = proc.stdout.decode()
         assert new_fp in "".join(out.split()), out  # a long detail may be folded over lines
         assert "\N{NEGATIVE SQUARED AB}" not in out and "\N{OPTICAL DISC}" not in out
+
+
+def test_prompt_reads_a_hidden_secret_on_a_real_terminal(emulators: EmulatorThread, avctl_home: Path) -> None:
+    """`password=@prompt` on a real pseudo-terminal: asked once, not echoed, used, never shown."""
+    import pty
+    import select
+
+    pod = emulators.spawn("solstice", password="pod-secret-77")[0]
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "AVCTL_PASSWORD": "pod-secret-77"}
+    argv = [sys.executable, "-m", "avctl.cli.main", "call", "-f", "solstice", f"127.0.0.1:{pod.port}",
+            "token_request", "password=@prompt", "--json"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: avctl with the pseudo-terminal as its controlling terminal
+        os.execve(sys.executable, argv, env)
+    seen = b""
+
+    def read_until(done: Callable[[bytes], bool]) -> None:
+        nonlocal seen
+        while not done(seen):
+            ready, _, _ = select.select([fd], [], [], 60)  # a bound, not a race: returns on data
+            assert ready, seen
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            seen += chunk
+
+    try:
+        read_until(lambda b: b"password:" in b.lower())
+        os.write(fd, b"pod-secret-77\n")
+        read_until(lambda b: False)  # to the end
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"access_token" in seen and b"pod-secret-77" not in seen, seen
+    assert seen.lower().count(b"password:") == 1

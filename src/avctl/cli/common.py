@@ -195,7 +195,7 @@ def _from_source(name: str, text: str) -> str:
                              hint=f"export {arg}=... first")
         return value
     if form == "file" and arg:
-        return _first_line(name, Path(arg).expanduser())
+        return read_secret_file(Path(arg).expanduser(), f"the file for {name}=")
     if text == "@prompt":
         if not sys.stdin.isatty():
             raise UsageError(f"{name}=@prompt needs a terminal to ask on",
@@ -204,24 +204,6 @@ def _from_source(name: str, text: str) -> str:
         return answer
     raise UsageError(f"{name}={text}: unknown value source {text.partition(':')[0]!r}",
                      hint="use @env:VAR, @file:PATH or @prompt; write @@ for a value that starts with @")
-
-
-def _first_line(name: str, path: Path) -> str:
-    """The first line of a small text file (a password file), or a clear error."""
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(64 * 1024)
-    except OSError as exc:
-        raise UsageError(f"{name}=@file:{path}: cannot read the file: {exc.strerror}") from None
-    try:
-        text: str | None = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or "\0" in text:
-        raise UsageError(f"{name}=@file:{path}: not a text file",
-                         hint="the value is the first line of a UTF-8 text file")
-    lines = text.splitlines()
-    return lines[0] if lines else ""
 
 
 def confirm_disruptive(what: str, yes: bool) -> None:
