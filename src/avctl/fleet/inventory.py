@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -48,6 +47,7 @@ from avctl.errors import UsageError
 from avctl.fleet.credentials import CredentialRef, SecretsStore
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
+from avctl.safeyaml import write_yaml as write_inventory
 from avctl.transport.address import Address, parse_address
 from avctl.transport.address import check_port as _check_port
 
@@ -770,15 +770,3 @@ def commit_import(path: str | os.PathLike[str], result: ImportResult, store: Sec
         store.set_many(result.secrets)
         write_inventory(Path(path), doc)
     return len(result.devices)
-
-
-def write_inventory(path: Path, doc: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(dict(doc), fh, sort_keys=False, default_flow_style=False, allow_unicode=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
