@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -473,6 +473,171 @@ def _loose_params(r: _Reader, raw: dict[str, Any], action_id: str, line: int) ->
     return out
 
 
+# --- actions: one row per key ---------------------------------------------------------------------
+#
+# Each key of an action has a parser: it gets the key's raw value (None when absent) and returns
+# the Action field's value, reporting problems with the action's line. Rows run in order and a
+# parser may read the fields parsed before it (``body`` needs ``params``). A new action key is one
+# row in ACTION_KEYS, a field on ``Action`` and a test (docs/spec-format.md, "Adding a spec key").
+
+
+@dataclass
+class _ActionCtx:
+    """What an action key's parser sees: the reader, the raw mapping and the fields parsed so far."""
+
+    r: _Reader
+    raw: dict[str, Any]
+    id: str
+    line: int
+    spec_dir: Path
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def problem(self, message: str) -> None:
+        self.r.problem(self.line, f"action {self.id}: {message}")
+
+
+KeyParser = Callable[[_ActionCtx, Any], Any]
+_LOOSE_KEYS = ("path_params", "query_schema", "body_schema")
+
+
+def _text(ctx: _ActionCtx, value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _as_is(ctx: _ActionCtx, value: Any) -> Any:
+    return value
+
+
+def _choice(default: str, allowed: Collection[str], message: str) -> KeyParser:
+    """A parser for a key with a fixed set of values; ``message`` may name the {value!r}."""
+
+    def parse(ctx: _ActionCtx, value: Any) -> str:
+        text = default if value is None else str(value)
+        if text not in allowed:
+            ctx.problem(message.format(value=text))
+            return default
+        return text
+
+    return parse
+
+
+def _method(ctx: _ActionCtx, value: Any) -> str:
+    method = _text(ctx, value).upper()
+    if not method or not ctx.fields["path"]:
+        if "command" in ctx.raw or "query_command" in ctx.raw:
+            ctx.r.text_commands += 1
+        else:
+            ctx.problem("needs 'method' and 'path'")
+    elif method not in HTTP_METHODS:
+        ctx.problem(f"method {method!r} is not one of {sorted(HTTP_METHODS)}")
+    return method
+
+
+def _params(ctx: _ActionCtx, value: Any) -> tuple[Param, ...]:
+    raw_params = value
+    if raw_params is None:
+        raw_params = _loose_params(ctx.r, ctx.raw, ctx.id, ctx.line)
+    elif not isinstance(raw_params, list):
+        ctx.problem("'params' must be a list")
+        raw_params = []
+    if raw_params and "params" in ctx.raw and any(k in ctx.raw for k in _LOOSE_KEYS):
+        ctx.r.warn(ctx.line, f"action {ctx.id}: both 'params' and loose *_schema keys; the schemas are ignored")
+    params = [p for p in (_param(ctx.r, p, ctx.id, ctx.line, ctx.spec_dir) for p in raw_params) if p is not None]
+    names = [p.name for p in params]
+    for dup in {n for n in names if names.count(n) > 1}:
+        ctx.problem(f"parameter {dup!r} is declared twice")
+    params += _placeholder_params(ctx, params)
+    placeholders = PLACEHOLDER_RE.findall(ctx.fields["path"])
+    for p in params:
+        if p.location == "path" and p.wire_name not in placeholders and ctx.fields["method"]:
+            ctx.problem(f"path parameter {p.name} does not appear in {ctx.fields['path']}")
+    return tuple(params)
+
+
+def _placeholder_params(ctx: _ActionCtx, params: Sequence[Param]) -> list[Param]:
+    """Check every ``{placeholder}`` of the path has an ``in: path`` parameter; one that has no
+    parameter at all gets a required string (reported), so the action stays usable in a loose spec."""
+    added = []
+    for ph in PLACEHOLDER_RE.findall(ctx.fields["path"]):
+        if any(p.wire_name == ph and p.location == "path" for p in params):
+            continue
+        if any(p.wire_name == ph for p in params):
+            ctx.problem(f"{{{ph}}} in the path but the parameter is not 'in: path'")
+        else:
+            ctx.problem(f"path placeholder {{{ph}}} has no parameter")
+            added.append(Param(name=re.sub(r"\W", "_", ph), wire=ph, location="path", types=("string",),
+                               required=True))
+    return added
+
+
+def _body(ctx: _ActionCtx, value: Any) -> str:
+    body_params = [p for p in ctx.fields["params"] if p.location == "body"]
+    body = str(value) if value is not None else ("json" if body_params else "none")
+    if body not in BODY_KINDS:
+        ctx.problem(f"body must be one of {sorted(BODY_KINDS)}")
+        body = "json"
+    if body == "value" and len(body_params) != 1:
+        ctx.problem(f"'body: value' needs exactly one body parameter, found {len(body_params)}")
+    if body == "none" and body_params:
+        ctx.problem("body parameters given but 'body: none'")
+    return body
+
+
+def _success(ctx: _ActionCtx, value: Any) -> frozenset[int]:
+    statuses = [200] if value is None else [value] if isinstance(value, int) else value
+    success = frozenset(int(s) for s in statuses if str(s).isdigit())
+    if not success:
+        ctx.problem("'success' must list HTTP statuses")
+        return frozenset({200})
+    return success
+
+
+def _safety(ctx: _ActionCtx, value: Any) -> str | None:
+    if value not in (None, "disruptive", "safe"):
+        ctx.problem(f"safety must be 'disruptive' or absent, not {value!r}")
+    return "disruptive" if value == "disruptive" else None
+
+
+def _also_accepts(ctx: _ActionCtx, value: Any) -> tuple[AltRoute, ...]:
+    alts = []
+    for alt in value or []:
+        if isinstance(alt, dict) and alt.get("path"):
+            alts.append(AltRoute(str(alt.get("method", ctx.fields["method"])).upper(), str(alt["path"])))
+        else:
+            ctx.r.problem(_line(alt, ctx.line), f"action {ctx.id}: also_accepts entries need method and path")
+    return tuple(alts)
+
+
+def _label(ctx: _ActionCtx, value: Any) -> str:
+    if "label" not in ctx.raw:
+        ctx.problem("no 'label'")
+    return ctx.id if value is None else str(value)
+
+
+def _int_or_none(ctx: _ActionCtx, value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+#: action key -> its parser, in the order problems are reported (``id`` is read first, by _action)
+ACTION_KEYS: tuple[tuple[str, KeyParser], ...] = (
+    ("path", _text),
+    ("method", _method),
+    ("kind", _choice("action", ("query", "action"), "kind must be 'query' or 'action', not {value!r}")),
+    ("params", _params),
+    ("body", _body),
+    ("response", _choice("json", RESPONSE_KINDS, f"response must be one of {sorted(RESPONSE_KINDS)}")),
+    ("success", _success),
+    ("safety", _safety),
+    ("also_accepts", _also_accepts),
+    ("label", _label),
+    ("description", _text),
+    ("safety_note", _text),
+    ("auth", _as_is),
+    ("scheme", _as_is),
+    ("port", _int_or_none),
+)
+
+
 def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action | None:
     line = _line(raw, default_line)
     if not isinstance(raw, dict):
@@ -484,112 +649,10 @@ def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action |
         return None
     if not ID_RE.match(action_id):
         r.problem(line, f"action id {action_id!r} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    method = str(raw.get("method", "")).upper()
-    path = str(raw.get("path", ""))
-    if not method or not path:
-        if "command" in raw or "query_command" in raw:
-            r.text_commands += 1
-        else:
-            r.problem(line, f"action {action_id}: needs 'method' and 'path'")
-        method, path = method or "", path or ""
-    elif method not in HTTP_METHODS:
-        r.problem(line, f"action {action_id}: method {method!r} is not one of {sorted(HTTP_METHODS)}")
-    kind = str(raw.get("kind", "action"))
-    if kind not in ("query", "action"):
-        r.problem(line, f"action {action_id}: kind must be 'query' or 'action', not {kind!r}")
-        kind = "action"
-    raw_params = raw.get("params")
-    if raw_params is None:
-        raw_params = _loose_params(r, raw, action_id, line)
-    elif not isinstance(raw_params, list):
-        r.problem(line, f"action {action_id}: 'params' must be a list")
-        raw_params = []
-    if (
-        raw_params
-        and any(k in raw for k in ("path_params", "query_schema", "body_schema"))
-        and "params" in raw
-    ):
-        r.warn(line, f"action {action_id}: both 'params' and loose *_schema keys; the schemas are ignored")
-    params = [p for p in (_param(r, p, action_id, line, spec_dir) for p in raw_params) if p is not None]
-    names = [p.name for p in params]
-    for dup in {n for n in names if names.count(n) > 1}:
-        r.problem(line, f"action {action_id}: parameter {dup!r} is declared twice")
-    placeholders = PLACEHOLDER_RE.findall(path)
-    for ph in placeholders:
-        if not any(p.wire_name == ph and p.location == "path" for p in params):
-            if any(p.wire_name == ph for p in params):
-                r.problem(
-                    line, f"action {action_id}: {{{ph}}} in the path but the parameter is not 'in: path'"
-                )
-            else:
-                r.problem(line, f"action {action_id}: path placeholder {{{ph}}} has no parameter")
-                params.append(
-                    Param(
-                        name=re.sub(r"\W", "_", ph),
-                        wire=ph,
-                        location="path",
-                        types=("string",),
-                        required=True,
-                    )
-                )
-    for p in params:
-        if p.location == "path" and p.wire_name not in placeholders and method:
-            r.problem(line, f"action {action_id}: path parameter {p.name} does not appear in {path}")
-    body_params = [p for p in params if p.location == "body"]
-    body = str(raw.get("body", "json" if body_params else "none"))
-    if body not in BODY_KINDS:
-        r.problem(line, f"action {action_id}: body must be one of {sorted(BODY_KINDS)}")
-        body = "json"
-    if body == "value" and len(body_params) != 1:
-        r.problem(
-            line,
-            f"action {action_id}: 'body: value' needs exactly one body parameter, found {len(body_params)}",
-        )
-    if body == "none" and body_params:
-        r.problem(line, f"action {action_id}: body parameters given but 'body: none'")
-    response = str(raw.get("response", "json"))
-    if response not in RESPONSE_KINDS:
-        r.problem(line, f"action {action_id}: response must be one of {sorted(RESPONSE_KINDS)}")
-        response = "json"
-    success_raw = raw.get("success", [200])
-    if isinstance(success_raw, int):
-        success_raw = [success_raw]
-    success = frozenset(int(s) for s in success_raw if str(s).isdigit())
-    if not success:
-        r.problem(line, f"action {action_id}: 'success' must list HTTP statuses")
-        success = frozenset({200})
-    safety = raw.get("safety")
-    if safety not in (None, "disruptive", "safe"):
-        r.problem(line, f"action {action_id}: safety must be 'disruptive' or absent, not {safety!r}")
-        safety = None
-    alts = []
-    for alt in raw.get("also_accepts") or []:
-        if isinstance(alt, dict) and alt.get("path"):
-            alts.append(AltRoute(str(alt.get("method", method)).upper(), str(alt["path"])))
-        else:
-            r.problem(_line(alt, line), f"action {action_id}: also_accepts entries need method and path")
-    if "label" not in raw:
-        r.problem(line, f"action {action_id}: no 'label'", precise=True)
-    port = raw.get("port")
-    return Action(
-        id=action_id,
-        label=str(raw.get("label", action_id)),
-        description=str(raw.get("description", "")),
-        kind=kind,  # type: ignore[arg-type]
-        method=method,
-        path=path,
-        params=tuple(params),
-        body=body,  # type: ignore[arg-type]
-        response=response,  # type: ignore[arg-type]
-        success=success,
-        safety=safety if safety == "disruptive" else None,
-        safety_note=str(raw.get("safety_note", "")),
-        also_accepts=tuple(alts),
-        auth=raw.get("auth"),
-        scheme=raw.get("scheme"),
-        port=int(port) if isinstance(port, int) else None,
-        line=line,
-    )
+    ctx = _ActionCtx(r, raw, action_id, line, spec_dir)
+    for key, parse in ACTION_KEYS:
+        ctx.fields[key] = parse(ctx, raw.get(key))  # read now: a parser before may have filled it in
+    return Action(id=action_id, line=line, **ctx.fields)
 
 
 def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> tuple[Feedback, ...]:
