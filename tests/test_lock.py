@@ -24,9 +24,9 @@ def _norm(name: str) -> str:
 def _closure() -> dict[str, str]:
     """Every distribution avctl[dev] needs here -> the one that first pulled it in."""
     needed: dict[str, str] = {}
-    todo: list[tuple[str, frozenset[str], str]] = [("avctl", frozenset({"dev"}), "")]
+    todo: list[tuple[str, frozenset[str]]] = [("avctl", frozenset({"dev"}))]
     while todo:
-        name, extras, parent = todo.pop()
+        name, extras = todo.pop()
         dist = metadata.distribution(name)
         for text in dist.requires or []:
             req = Requirement(text)
@@ -36,7 +36,7 @@ def _closure() -> dict[str, str]:
             key = _norm(req.name)
             if key not in needed:
                 needed[key] = name
-                todo.append((req.name, frozenset(req.extras), name))
+                todo.append((req.name, frozenset(req.extras)))
     return needed
 
 

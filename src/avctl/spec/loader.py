@@ -597,15 +597,20 @@ def _method(ctx: _KeyCtx, value: Any) -> str:
     return method
 
 
-def _params(ctx: _KeyCtx, value: Any) -> tuple[Param, ...]:
-    raw_params = value
-    if raw_params is None:
-        raw_params = _loose_params(ctx.r, ctx.raw, ctx.name, ctx.line)
-    elif not isinstance(raw_params, list):
+def _raw_params(ctx: _KeyCtx, value: Any) -> list[Any]:
+    """The parameter mappings: ``params``, else the catalog's loose form (path_params, ...)."""
+    if value is None:
+        return _loose_params(ctx.r, ctx.raw, ctx.name, ctx.line)
+    if not isinstance(value, list):
         ctx.problem("'params' must be a list")
-        raw_params = []
-    if raw_params and "params" in ctx.raw and any(k in ctx.raw for k in _LOOSE_KEYS):
+        return []
+    if value and any(k in ctx.raw for k in _LOOSE_KEYS):
         ctx.r.warn(ctx.line, f"{ctx.what}: both 'params' and loose *_schema keys; the schemas are ignored")
+    return value
+
+
+def _params(ctx: _KeyCtx, value: Any) -> tuple[Param, ...]:
+    raw_params = _raw_params(ctx, value)
     params = [p for p in (_param(ctx.r, p, ctx.name, ctx.line, ctx.spec_dir) for p in raw_params) if p is not None]
     names = [p.name for p in params]
     for dup in {n for n in names if names.count(n) > 1}:
