@@ -8,8 +8,9 @@ import json
 
 from rich.console import Console
 
+from avctl.cli.output import ProgressBar, render_table
 from avctl.fleet.credentials import REDACTOR
-from avctl.fleet.output import ProgressBar, render_table, to_csv, to_json
+from avctl.fleet.output import to_csv, to_json
 from avctl.fleet.runner import summarize
 from avctl.fleet.store import Outcome
 

@@ -20,8 +20,12 @@ Depends on nothing in avctl: the spec loader and the inventory loader both use i
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -220,3 +224,17 @@ class _Composer:
         else:
             frame.node.value.append((frame.key, node))
             frame.key = None
+
+
+def write_yaml(path: Path, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` as block-style YAML atomically: readers see the old file or the new one, never
+    half of it (a temporary file beside it, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(dict(doc), fh, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

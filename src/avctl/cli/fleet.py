@@ -31,6 +31,7 @@ from avctl.cli.common import (
     warn_unused_ports,
 )
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS
+from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditLog, parse_when
@@ -51,7 +52,7 @@ from avctl.fleet.inventory import (
     load_inventory,
 )
 from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
-from avctl.fleet.output import ProgressBar, cell, data_console, render_table, summary_line, to_csv, to_json
+from avctl.fleet.output import summary_line, to_csv, to_json
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
@@ -642,6 +643,6 @@ def register(cli: click.Group) -> None:
         cli.add_command(cmd)
     emulate = cli.commands.get("emulate")
     if isinstance(emulate, click.Group):
-        from avctl.emulator.fleet import emulate_fleet_command
+        from avctl.cli.emulate_fleet import emulate_fleet_command
 
         emulate.add_command(emulate_fleet_command)

@@ -1,7 +1,7 @@
 """Emulated fleets: many emulated devices of every family in worker processes, plus their inventory.
 
-``avctl emulate fleet --videoos 300 --polyuc 300 --solstice 300 --latency 50`` starts worker
-processes (each an ``EmulatorServer`` hosting a share of the devices on 127.0.0.1), then writes
+:class:`EmulatedFleet` starts worker processes (each an ``EmulatorServer`` hosting a share of the
+devices on 127.0.0.1), then writes
 
 - an inventory file (sites and rooms so selections have something to bite on; each room holds one
   device of each family),
@@ -10,7 +10,8 @@ processes (each an ``EmulatorServer`` hosting a share of the devices on 127.0.0.
 - the devices' certificate pins into the known-devices file, so the first sweep does not need a
   trust-on-first-use handshake per device,
 
-and serves until Ctrl-C. :class:`EmulatedFleet` is the same thing as a library (tests, benchmark).
+``avctl emulate fleet`` (``avctl.cli.emulate_fleet``) is the command line around it; tests and the
+benchmark use the class directly.
 """
 
 from __future__ import annotations
@@ -22,18 +23,16 @@ import os
 import secrets
 import signal
 import ssl
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import click
-
 from avctl.emulator.core import check_listen_address
 from avctl.errors import UsageError
+from avctl.safeyaml import write_yaml
 
 FAMILIES = ("videoos", "polyuc", "solstice")
 FLEET_REQUEST_LOG = 50
@@ -199,7 +198,6 @@ class EmulatedFleet:
 
     def write_inventory(self, path: str | os.PathLike[str], *, known_hosts: Path | None = None) -> Path:
         """Write the inventory and the password file beside it; pin every device's certificate."""
-        from avctl.fleet.inventory import write_inventory
         from avctl.transport.tls import KnownHosts
 
         inv = Path(path)
@@ -219,7 +217,7 @@ class EmulatedFleet:
                 for d in self.devices
             },
         }
-        write_inventory(inv, doc)
+        write_yaml(inv, doc)
         kh = KnownHosts(known_hosts)
         for d in self.devices:
             if d.scheme == "https":
@@ -228,74 +226,3 @@ class EmulatedFleet:
                 if scheme == "https" and port:  # the device's other TLS sockets serve the same certificate
                     kh.set(f"{d.host}:{port}", d.fingerprint, replace=True)
         return inv
-
-
-@click.command("fleet")
-@click.option("--videoos", type=click.IntRange(0, 100000), default=0, help="Number of Poly VideoOS systems.")
-@click.option("--polyuc", type=click.IntRange(0, 100000), default=0, help="Number of Poly UC phones.")
-@click.option("--solstice", type=click.IntRange(0, 100000), default=0, help="Number of Solstice pods.")
-@click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of answers that are HTTP 500.")
-@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of requests whose connection is dropped unanswered.")
-@click.option("--reboot-seconds", type=float, default=2.0, show_default=True,
-              help="How long a reboot keeps a device unreachable.")
-@click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes [default: auto].")
-@click.option("--sites", type=click.IntRange(1, 1000), default=4, show_default=True,
-              help="Spread the devices over this many sites.")
-@click.option("--output", "-o", "inventory", type=click.Path(dir_okay=False), default="emulated-fleet.yaml",
-              show_default=True, help="Inventory file to write (a .password file is written beside it).")
-@click.option("--known-hosts", type=click.Path(dir_okay=False), envvar="AVCTL_KNOWN_HOSTS",
-              help="Pin the devices' certificates here [default: $AVCTL_HOME/known_devices].")
-@click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
-              help="Serve FAMILY from this spec file instead of the built-in one.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address every device listens on.")
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
-def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, error_rate: float,
-                          drop_rate: float, reboot_seconds: float, workers: int, sites: int, inventory: str,
-                          known_hosts: str | None, spec_overrides: Sequence[str], host: str,
-                          allow_remote: bool) -> None:
-    """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
-    from avctl.cli.common import handle_errors
-
-    @handle_errors
-    def run() -> None:
-        overrides = {}
-        for pair in spec_overrides:
-            fam, sep, path = pair.partition("=")
-            if not sep:
-                raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
-            overrides[fam] = path
-        fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
-                              latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
-                              faults={"error_rate": error_rate, "drop_rate": drop_rate,
-                                      "reboot_seconds": reboot_seconds},
-                              host=host, allow_remote=allow_remote)
-        if fleet.warning:
-            click.echo(f"avctl: {fleet.warning}", err=True)
-        t0 = time.monotonic()
-        fleet.start()
-        try:
-            inv_path = fleet.write_inventory(inventory, known_hosts=Path(known_hosts) if known_hosts else None)
-            per = ", ".join(f"{n} {f}" for f, n in fleet.counts.items())
-            click.echo(f"{len(fleet.devices)} emulated devices ({per}) in {len(fleet.pids)} process(es), "
-                       f"started in {time.monotonic() - t0:.1f} s")
-            pw_path = inv_path.with_name(inv_path.stem + ".password")
-            click.echo(f"inventory: {inv_path}  (password in {pw_path})")
-            click.echo(f"try: avctl fleet status -i {inv_path}", err=True)
-            click.echo("Ctrl-C to stop", err=True)
-            sys.stdout.flush()
-            stop = {"now": False}
-
-            def on_signal(*_: object) -> None:
-                stop["now"] = True
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
-            while not stop["now"] and all(p.is_alive() for p, _c in fleet._procs):
-                time.sleep(0.2)
-        finally:
-            fleet.stop()
-
-    run()

@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -48,6 +47,7 @@ from avctl.errors import UsageError
 from avctl.fleet.credentials import CredentialRef, SecretsStore
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
+from avctl.safeyaml import write_yaml as write_inventory
 from avctl.transport.address import Address, parse_address
 from avctl.transport.address import check_port as _check_port
 
@@ -68,12 +68,6 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-#: keys a device, group, site or defaults block may set (device-only keys are below)
-INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room",
-               "schemes", "allow_cleartext")
-DEVICE_KEYS = ("address", "site", "groups", *INHERITABLE)
-GROUP_KEYS = ("site", *INHERITABLE)
-SITE_KEYS = INHERITABLE
 TOP_KEYS = ("defaults", "sites", "groups", "devices")
 SCHEMES = ("https", "http")
 
@@ -231,84 +225,72 @@ class _Ctx:
         return [self.string(n, f"{what} item") for n in node.value]
 
 
-def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, allowed: Sequence[str]) -> dict[str, Any]:
-    """Parse one block (device, group, site, defaults) into checked values."""
-    out: dict[str, Any] = {}
-    for key, knode, v in ctx.mapping(node, what):
-        here = f"{what}.{key}"
-        if key not in allowed:
-            raise ctx.err(knode, f"{what}: unknown key {key!r}",
-                          hint=f"expected one of: {', '.join(allowed)}")
-        if key == "family":
-            fam = ctx.string(v, here)
-            if not _FAMILY_RE.match(fam):
-                raise ctx.err(v, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)")
-            out[key] = fam
-        elif key == "port":
-            raw = ctx.value(v)
+# --- the keys of a block: one row per key ------------------------------------------------------
+#
+# A block is a device, a group, a site or ``defaults``. Each key has a parser (node -> checked value,
+# or an InventoryError naming file:line) and the blocks it may appear in. A new key is one row here,
+# a field on DeviceEntry if devices carry it, and a test (see docs/fleet.md, "Adding an inventory key").
+
+Parser = Callable[[_Ctx, yaml.Node, str], Any]
+_EVERYWHERE = frozenset({"device", "group", "site", "defaults"})
+
+
+class _Password(NamedTuple):
+    """A password reference and where it is written (plaintext ones are warned about, once each)."""
+
+    text: str
+    where: str
+    plaintext: bool
+
+
+@dataclass(frozen=True)
+class _Key:
+    parse: Parser
+    #: the blocks that may set the key; a device inherits it from the others
+    blocks: frozenset[str] = _EVERYWHERE
+
+
+def _family(ctx: _Ctx, node: yaml.Node, here: str) -> str:
+    fam = ctx.string(node, here)
+    if not _FAMILY_RE.match(fam):
+        raise ctx.err(node, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)")
+    return fam
+
+
+def _port(ctx: _Ctx, node: yaml.Node, here: str) -> int:
+    raw = ctx.value(node)
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ctx.err(node, f"{here}: must be a port number")
+    try:
+        return _check_port(raw)
+    except ValueError as e:
+        raise ctx.err(node, f"{here}: {e}") from None
+
+
+def _ports(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, int]:
+    """Per-scheme ports for actions the spec sends over another scheme (Solstice v1 on http)."""
+    ports: dict[str, int] = {}
+    for sch, pknode, pv in ctx.mapping(node, here):
+        if sch not in SCHEMES:
+            raise ctx.err(pknode, f"{here}: {sch!r} is not http or https")
+        raw = ctx.value(pv)
+        try:
             if isinstance(raw, bool) or not isinstance(raw, int | str):
-                raise ctx.err(v, f"{here}: must be a port number")
-            try:
-                out[key] = _check_port(raw)
-            except ValueError as e:
-                raise ctx.err(v, f"{here}: {e}") from None
-        elif key == "scheme":
-            sch = ctx.string(v, here).lower()
-            if sch not in SCHEMES:
-                raise ctx.err(v, f"{here}: must be https or http, got {sch!r}")
-            out[key] = sch
-        elif key in ("user", "site", "room"):
-            out[key] = ctx.string(v, here)
-        elif key == "password":
-            text = ctx.string(v, here)
-            try:
-                ref = CredentialRef.parse(text)
-            except UsageError as e:
-                raise ctx.err(v, f"{here}: {e.message}", hint=e.hint) from None
-            out[key] = text
-            out["_password_where"] = (ctx.where(v), ref.is_plaintext)
-        elif key in ("tags", "groups"):
-            items = ctx.str_list(v, here)
-            for item in items:
-                if not _NAME_RE.match(item):
-                    raise ctx.err(v, f"{here}: {item!r} is not a valid name")
-            out[key] = items
-        elif key == "ports":
-            # per-scheme ports for actions the spec sends over another scheme (Solstice v1 on http)
-            ports: dict[str, int] = {}
-            for sch, pknode, pv in ctx.mapping(v, here):
-                if sch not in SCHEMES:
-                    raise ctx.err(pknode, f"{here}: {sch!r} is not http or https")
-                raw = ctx.value(pv)
-                try:
-                    if isinstance(raw, bool) or not isinstance(raw, int | str):
-                        raise ValueError(f"port {raw!r} is not a number")
-                    ports[sch] = _check_port(raw)
-                except ValueError as e:
-                    raise ctx.err(pv, f"{here}.{sch}: {e}") from None
-            out[key] = ports
-        elif key == "data":
-            data = ctx.value(v)
-            if not isinstance(data, dict):
-                raise ctx.err(v, f"{here}: must be a mapping")
-            out[key] = data
-        elif key == "schemes":
-            out[key] = _parse_schemes(ctx, v, here)
-        elif key in ("disabled", "allow_cleartext"):
-            flag = ctx.value(v)
-            if not isinstance(flag, bool):
-                raise ctx.err(v, f"{here}: must be true or false")
-            out[key] = flag
-        elif key == "address":
-            text = ctx.string(v, here)
-            try:
-                out[key] = parse_address(text)
-            except ValueError as e:
-                raise ctx.err(v, f"{here}: {e}") from None
-    return out
+                raise ValueError(f"port {raw!r} is not a number")
+            ports[sch] = _check_port(raw)
+        except ValueError as e:
+            raise ctx.err(pv, f"{here}.{sch}: {e}") from None
+    return ports
 
 
-def _parse_schemes(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, str]:
+def _scheme(ctx: _Ctx, node: yaml.Node, here: str) -> str:
+    sch = ctx.string(node, here).lower()
+    if sch not in SCHEMES:
+        raise ctx.err(node, f"{here}: must be https or http, got {sch!r}")
+    return sch
+
+
+def _schemes(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, str]:
     """`schemes: {FROM: TO}`: send actions the spec puts on FROM over TO (like `--scheme-map`)."""
     schemes: dict[str, str] = {}
     for sch, sknode, sv in ctx.mapping(node, here):
@@ -319,6 +301,86 @@ def _parse_schemes(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, str]:
             raise ctx.err(sv, f"{here}.{sch}: {to!r} is not http or https")
         schemes[sch] = to
     return schemes
+
+
+def _string(ctx: _Ctx, node: yaml.Node, here: str) -> str:
+    return ctx.string(node, here)
+
+
+def _password(ctx: _Ctx, node: yaml.Node, here: str) -> _Password:
+    text = ctx.string(node, here)
+    try:
+        ref = CredentialRef.parse(text)
+    except UsageError as e:
+        raise ctx.err(node, f"{here}: {e.message}", hint=e.hint) from None
+    return _Password(text, ctx.where(node), ref.is_plaintext)
+
+
+def _names(ctx: _Ctx, node: yaml.Node, here: str) -> list[str]:
+    items = ctx.str_list(node, here)
+    for item in items:
+        if not _NAME_RE.match(item):
+            raise ctx.err(node, f"{here}: {item!r} is not a valid name")
+    return items
+
+
+def _data(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, Any]:
+    data = ctx.value(node)
+    if not isinstance(data, dict):
+        raise ctx.err(node, f"{here}: must be a mapping")
+    return data
+
+
+def _flag(ctx: _Ctx, node: yaml.Node, here: str) -> bool:
+    flag = ctx.value(node)
+    if not isinstance(flag, bool):
+        raise ctx.err(node, f"{here}: must be true or false")
+    return flag
+
+
+def _address(ctx: _Ctx, node: yaml.Node, here: str) -> Address:
+    text = ctx.string(node, here)
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise ctx.err(node, f"{here}: {e}") from None
+
+
+#: every key a block may set, in the order "unknown key" hints list them
+KEYS: Mapping[str, _Key] = MappingProxyType({
+    "address": _Key(_address, frozenset({"device"})),
+    "site": _Key(_string, frozenset({"device", "group"})),
+    "groups": _Key(_names, frozenset({"device"})),
+    "family": _Key(_family),
+    "port": _Key(_port),
+    "ports": _Key(_ports),
+    "scheme": _Key(_scheme),
+    "user": _Key(_string),
+    "password": _Key(_password),
+    "tags": _Key(_names),
+    "data": _Key(_data),
+    "disabled": _Key(_flag),
+    "room": _Key(_string),
+    "schemes": _Key(_schemes),
+    "allow_cleartext": _Key(_flag),
+})
+
+
+def keys_for(block: str) -> tuple[str, ...]:
+    """The keys a block ("device", "group", "site", "defaults") may set."""
+    return tuple(k for k, row in KEYS.items() if block in row.blocks)
+
+
+def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, block: str) -> dict[str, Any]:
+    """Parse one block (device, group, site, defaults) into checked values, key by key."""
+    allowed = keys_for(block)
+    out: dict[str, Any] = {}
+    for key, knode, v in ctx.mapping(node, what):
+        if key not in allowed:
+            raise ctx.err(knode, f"{what}: unknown key {key!r}",
+                          hint=f"expected one of: {', '.join(allowed)}")
+        out[key] = KEYS[key].parse(ctx, v, f"{what}.{key}")
+    return out
 
 
 def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
@@ -349,15 +411,42 @@ def _read_text(p: Path) -> str:
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
                     path: Path | None = None, check_duplicates: bool = True) -> Inventory:
     ctx = _Ctx(file)
+    top = _top_level(ctx, text)
+    defaults = _parse_level(ctx, top["defaults"][1], "defaults", "defaults") if "defaults" in top else {}
+    sites = _blocks(ctx, top, "sites", "site")
+    groups = _blocks(ctx, top, "groups", "group")
+    devnode = top["devices"][1]
+    if isinstance(devnode, yaml.SequenceNode):
+        raise ctx.err(devnode, "devices must be a mapping of name: {address: ..., ...}, not a list")
+    devices: list[DeviceEntry] = []
+    warnings: dict[str, str] = {}  # by where the password is written: one warning each
+    for name, knode, v in ctx.mapping(devnode, "devices"):
+        if not _NAME_RE.match(name):
+            raise ctx.err(knode, f"device name {name!r} is not valid",
+                          hint="letters, digits, '.', '_' and '-'; starting with a letter or digit")
+        own = _parse_level(ctx, v, f"devices.{name}", "device")
+        levels = _levels(ctx, name, knode, own, defaults, sites if "sites" in top else None, groups)
+        devices.append(_device(ctx, name, knode, levels, families))
+        pw: _Password | None = _pick(levels, "password")
+        if pw is not None and pw.plaintext:
+            warnings.setdefault(pw.where, f"{pw.where}: plaintext password in the inventory; "
+                                          "store it with 'avctl secrets set NAME' and write secret:NAME")
+    if check_duplicates:
+        _refuse_duplicates(devices, file)
+    return Inventory(tuple(devices), path=path, warnings=tuple(warnings.values()))
+
+
+def _top_level(ctx: _Ctx, text: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    """The top-level keys of the file: known ones only, and ``devices`` among them."""
     try:
         root = compose_yaml(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
-        raise InventoryError(str(problem), file=file, line=line) from None
+        raise InventoryError(str(problem), file=ctx.file, line=line) from None
     if root is None:
-        raise InventoryError("inventory is empty", file=file, hint="add a 'devices:' mapping")
+        raise InventoryError("inventory is empty", file=ctx.file, hint="add a 'devices:' mapping")
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key, knode, v in ctx.mapping(root, "inventory"):
         if key not in TOP_KEYS:
@@ -365,81 +454,75 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
                           hint=f"expected one of: {', '.join(TOP_KEYS)}")
         top[key] = (knode, v)
     if "devices" not in top:
-        raise InventoryError("inventory has no 'devices:' mapping", file=file)
+        raise InventoryError("inventory has no 'devices:' mapping", file=ctx.file)
+    return top
 
-    defaults = _parse_level(ctx, top["defaults"][1], "defaults", INHERITABLE) if "defaults" in top else {}
-    sites: dict[str, dict[str, Any]] = {}
-    if "sites" in top:
-        for name, _knode, v in ctx.mapping(top["sites"][1], "sites"):
-            sites[name] = _parse_level(ctx, v, f"sites.{name}", SITE_KEYS)
-    groups: dict[str, dict[str, Any]] = {}
-    if "groups" in top:
-        for name, knode, v in ctx.mapping(top["groups"][1], "groups"):
-            if not _NAME_RE.match(name):
-                raise ctx.err(knode, f"group name {name!r} is not valid")
-            groups[name] = _parse_level(ctx, v, f"groups.{name}", GROUP_KEYS)
 
-    devnode = top["devices"][1]
-    if isinstance(devnode, yaml.SequenceNode):
-        raise ctx.err(devnode, "devices must be a mapping of name: {address: ..., ...}, not a list")
-    devices: list[DeviceEntry] = []
-    warnings: list[str] = []
-    plaintext_seen: set[str] = set()
-    for name, knode, v in ctx.mapping(devnode, "devices"):
-        if not _NAME_RE.match(name):
-            raise ctx.err(knode, f"device name {name!r} is not valid",
-                          hint="letters, digits, '.', '_' and '-'; starting with a letter or digit")
-        what = f"devices.{name}"
-        own = _parse_level(ctx, v, what, DEVICE_KEYS)
-        if "address" not in own:
-            raise ctx.err(knode, f"{what}: no address")
-        dev_groups: list[str] = own.get("groups", [])
-        for g in dev_groups:
-            if g not in groups:
-                raise ctx.err(knode, f"{what}: group {g!r} is not defined under 'groups:'")
-        site = own.get("site") or next((groups[g]["site"] for g in dev_groups if "site" in groups[g]), None)
-        if site is not None and "sites" in top and site not in sites:
-            raise ctx.err(knode, f"{what}: site {site!r} is not defined under 'sites:'")
-        # precedence: device > groups (in order) > site > defaults
-        levels = [own, *(groups[g] for g in dev_groups), sites.get(site or "", {}), defaults]
+def _blocks(ctx: _Ctx, top: Mapping[str, tuple[yaml.Node, yaml.Node]], section: str,
+            block: str) -> dict[str, dict[str, Any]]:
+    """The named blocks of ``sites:`` or ``groups:`` (group names are checked: devices list them)."""
+    out: dict[str, dict[str, Any]] = {}
+    if section not in top:
+        return out
+    for name, knode, v in ctx.mapping(top[section][1], section):
+        if block == "group" and not _NAME_RE.match(name):
+            raise ctx.err(knode, f"group name {name!r} is not valid")
+        out[name] = _parse_level(ctx, v, f"{section}.{name}", block)
+    return out
 
-        def pick(key: str, levels: list[dict[str, Any]] = levels) -> Any:
-            return next((lv[key] for lv in levels if key in lv), None)
 
-        family = pick("family")
-        if family is None:
-            raise ctx.err(knode, f"{what}: no family (set it on the device, a group, the site or defaults)")
-        if families is not None and family not in families:
-            raise ctx.err(knode, f"{what}: unknown family {family!r}",
-                          hint=f"known: {', '.join(sorted(families))}")
-        tags: set[str] = set()
-        data: dict[str, Any] = {}
-        ports: dict[str, int] = {}
-        schemes: dict[str, str] = {}
-        for lv in reversed(levels):
-            tags.update(lv.get("tags", []))
-            data.update(lv.get("data", {}))
-            ports.update(lv.get("ports", {}))
-            schemes.update(lv.get("schemes", {}))
-        addr: Address = own["address"]
-        port = addr.port or pick("port")
-        scheme = addr.scheme or pick("scheme")
-        password = pick("password")
-        if password is not None:
-            pw_where = next(lv["_password_where"] for lv in levels if "password" in lv)
-            if pw_where[1] and pw_where[0] not in plaintext_seen:
-                plaintext_seen.add(pw_where[0])
-                warnings.append(f"{pw_where[0]}: plaintext password in the inventory; "
-                                "store it with 'avctl secrets set NAME' and write secret:NAME")
-        devices.append(DeviceEntry(
-            name=name, family=family, address=Address(addr.host, port, scheme), site=site,
-            room=pick("room"), tags=frozenset(tags), groups=tuple(dev_groups), user=pick("user"),
-            password=password, scheme=scheme, disabled=bool(pick("disabled")),
-            data=MappingProxyType(data), ports=MappingProxyType(ports), schemes=MappingProxyType(schemes),
-            allow_cleartext=bool(pick("allow_cleartext")), source=ctx.where(knode)))
-    if check_duplicates:
-        _refuse_duplicates(devices, file)
-    return Inventory(tuple(devices), path=path, warnings=tuple(warnings))
+def _levels(ctx: _Ctx, name: str, knode: yaml.Node, own: dict[str, Any], defaults: dict[str, Any],
+            sites: dict[str, dict[str, Any]] | None,
+            groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A device's blocks in precedence order: device > groups (in order) > site > defaults.
+    ``sites`` is None when the file has no ``sites:`` (then any site name is fine)."""
+    what = f"devices.{name}"
+    if "address" not in own:
+        raise ctx.err(knode, f"{what}: no address")
+    dev_groups: list[str] = own.get("groups", [])
+    for g in dev_groups:
+        if g not in groups:
+            raise ctx.err(knode, f"{what}: group {g!r} is not defined under 'groups:'")
+    site = own.get("site") or next((groups[g]["site"] for g in dev_groups if "site" in groups[g]), None)
+    if site is not None and sites is not None and site not in sites:
+        raise ctx.err(knode, f"{what}: site {site!r} is not defined under 'sites:'")
+    own = {**own, "site": site, "groups": dev_groups}
+    return [own, *(groups[g] for g in dev_groups), (sites or {}).get(site or "", {}), defaults]
+
+
+def _pick(levels: Sequence[Mapping[str, Any]], key: str) -> Any:
+    return next((lv[key] for lv in levels if key in lv), None)
+
+
+def _merged(levels: Sequence[Mapping[str, Any]], key: str) -> Mapping[str, Any]:
+    """A mapping key merged over the levels, the nearer level winning per entry."""
+    out: dict[str, Any] = {}
+    for lv in reversed(levels):
+        out.update(lv.get(key, {}))
+    return MappingProxyType(out)
+
+
+def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]],
+            families: Collection[str] | None) -> DeviceEntry:
+    """One device after inheritance: ``levels`` from :func:`_levels`."""
+    what = f"devices.{name}"
+    family = _pick(levels, "family")
+    if family is None:
+        raise ctx.err(knode, f"{what}: no family (set it on the device, a group, the site or defaults)")
+    if families is not None and family not in families:
+        raise ctx.err(knode, f"{what}: unknown family {family!r}",
+                      hint=f"known: {', '.join(sorted(families))}")
+    own = levels[0]
+    addr: Address = own["address"]
+    scheme = addr.scheme or _pick(levels, "scheme")
+    pw: _Password | None = _pick(levels, "password")
+    return DeviceEntry(
+        name=name, family=family, address=Address(addr.host, addr.port or _pick(levels, "port"), scheme),
+        site=own["site"], room=_pick(levels, "room"), tags=frozenset(t for lv in levels for t in lv.get("tags", ())),
+        groups=tuple(own["groups"]), user=_pick(levels, "user"), password=pw.text if pw else None,
+        scheme=scheme, disabled=bool(_pick(levels, "disabled")), data=_merged(levels, "data"),
+        ports=_merged(levels, "ports"), schemes=_merged(levels, "schemes"),
+        allow_cleartext=bool(_pick(levels, "allow_cleartext")), source=ctx.where(knode))
 
 
 def _default_port(family: str, scheme: str | None) -> int:
@@ -770,15 +853,3 @@ def commit_import(path: str | os.PathLike[str], result: ImportResult, store: Sec
         store.set_many(result.secrets)
         write_inventory(Path(path), doc)
     return len(result.devices)
-
-
-def write_inventory(path: Path, doc: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(dict(doc), fh, sort_keys=False, default_flow_style=False, allow_unicode=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,9 +1,10 @@
 """Jobs: a fleet run recorded in the store, so it can be shown, audited and resumed.
 
-``start_job`` records the job (selection, parameters redacted, options, every selected device) and
-runs it; ``resume_job`` reloads the inventory named in the job and runs the same task on the devices
-that have no final outcome yet, and only on those. A device whose outcome was written is never
-touched again (the store's primary key makes a second outcome impossible).
+``create_job`` records the job (selection, parameters redacted, options, every selected device)
+and ``execute`` runs it; ``plan_resume`` reloads the inventory named in the job and ``run_resume``
+runs the same task on the devices that have no final outcome yet, and only on those. A device
+whose outcome was written is never touched again (the store's primary key makes a second outcome
+impossible).
 
 Several processes may resume one job at once (or resume it while it runs): each device is
 claimed atomically before it starts (``JobStore.claim_device``), so every device is run by one

@@ -1,9 +1,9 @@
-"""Fleet results for people and programs: summary table, JSON, CSV, and a progress bar on terminals.
+"""Fleet results as data: JSON, CSV, the summary line and the cell text tables are built from.
 
 Everything written here goes through the redactor first: an error message that quotes a device's
-answer must not carry a password to a terminal, a CSV file or a CI log. Device text is data: table
-cells are plain ``Text`` (no markup, no ``:emoji:`` codes) with control characters neutralised,
-JSON escapes them (``ensure_ascii``), and CSV cells are neutralised and cannot start a formula.
+answer must not carry a password to a terminal, a CSV file or a CI log. JSON escapes device text
+(``ensure_ascii``), and CSV cells are neutralised and cannot start a formula. Presentation (rich
+tables, the progress bar) is the command line's: ``avctl.cli.output``.
 """
 
 from __future__ import annotations
@@ -11,25 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-import time
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typing import Any
 
 from avctl.fleet.credentials import redact
 from avctl.fleet.store import Outcome
 from avctl.fleet.verbs import STATUS_FIELDS
-from avctl.redact import printable, shown
-
-STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}
+from avctl.redact import printable
 
 
-def _cell(value: Any) -> str:
+def short_text(value: Any) -> str:
+    """A value as one short table cell: yes/no, compact JSON cut at 60 characters."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -42,11 +34,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _is_status(outcomes: Sequence[Outcome]) -> bool:
+def is_status(outcomes: Sequence[Outcome]) -> bool:
     return any(isinstance(o.data, dict) and "reachable" in o.data for o in outcomes)
 
 
-def _status_columns(outcomes: Sequence[Outcome]) -> list[str]:
+def status_columns(outcomes: Sequence[Outcome]) -> list[str]:
     seen: list[str] = []
     for o in outcomes:
         if isinstance(o.data, dict):
@@ -55,46 +47,6 @@ def _status_columns(outcomes: Sequence[Outcome]) -> list[str]:
                     seen.append(k)
     # the usual fields first, in a fixed order; whatever a family adds after them
     return [f for f in STATUS_FIELDS if f in seen] + [k for k in seen if k not in STATUS_FIELDS]
-
-
-def data_console() -> Console:
-    """A console for tables of device data: no emoji codes (``:AB:`` in a fingerprint stays text),
-    no markup in data, one line per row when piped (rich would wrap at 80 columns)."""
-    console = Console(emoji=False, highlight=False)
-    return console if console.is_terminal else Console(emoji=False, highlight=False, width=200)
-
-
-def cell(value: Any) -> Text:
-    """A table cell from device or user data: secrets masked, controls visible, never markup."""
-    return Text(shown(value))
-
-
-def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: str,
-                 console: Console | None = None) -> None:
-    if console is None:
-        console = data_console()
-    table = Table(title=printable(title), box=None, pad_edge=False, header_style="bold")
-    status_mode = _is_status(outcomes)
-    # the table keeps to the common fields; --json and --csv carry everything each family reports
-    extra = [c for c in _status_columns(outcomes) if c in STATUS_FIELDS] if status_mode else []
-    for col in ("device", "family", "outcome", *extra, "detail"):
-        table.add_column(col, overflow="fold")
-    for o in outcomes:
-        if o.status != "ok":
-            detail = o.message or ""
-        elif status_mode:
-            missing = (o.data or {}).get("unavailable") if isinstance(o.data, dict) else None
-            detail = f"not available: {', '.join(sorted(missing))}" if missing else ""
-        else:
-            detail = _cell(o.data)
-        if o.reason and o.status != "ok":
-            detail = f"[{o.reason}] {detail}"
-        cells = [_cell((o.data or {}).get(c)) if isinstance(o.data, dict) else "" for c in extra]
-        # device text is data, not markup: "[auth] ..." must print as written
-        table.add_row(cell(o.device), cell(o.family or ""), Text(o.status, style=STATUS_STYLE[o.status]),
-                      *(cell(c) for c in cells), cell(detail))
-    console.print(table)
-    console.print(summary_line(counts))
 
 
 def summary_line(counts: dict[str, int]) -> str:
@@ -110,8 +62,8 @@ def to_json(outcomes: Iterable[Outcome], counts: dict[str, int], **meta: Any) ->
 
 def to_csv(outcomes: Sequence[Outcome]) -> str:
     """One row per device; status fields become columns, other data one JSON column."""
-    status_mode = _is_status(outcomes)
-    extra = _status_columns(outcomes) if status_mode else ["data"]
+    status_mode = is_status(outcomes)
+    extra = status_columns(outcomes) if status_mode else ["data"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")  # no CR: it rewrites a terminal line
     w.writerow(["device", "family", "outcome", "reason", "message", "attempts", "elapsed", *extra])
@@ -141,42 +93,3 @@ def _csv_val(v: Any) -> Any:
     if isinstance(v, (dict, list)):
         return json.dumps(v, default=str)
     return v
-
-
-class ProgressBar:
-    """done/failed/remaining and rate on a terminal (stderr); nothing at all when piped."""
-
-    def __init__(self, total: int, label: str, *, stream: IO[str] | None = None,
-                 enabled: bool | None = None) -> None:
-        stream = stream or sys.stderr
-        self.enabled = stream.isatty() if enabled is None else enabled
-        self.total = total
-        self.done = self.failed = 0
-        self.started = time.monotonic()
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        if self.enabled:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(),
-                TextColumn("{task.completed}/{task.total} done, [red]{task.fields[failed]} failed[/], "
-                           "{task.fields[remaining]} remaining, {task.fields[rate]}/s"),
-                TimeElapsedColumn(), console=Console(file=stream), transient=True)
-            self._task = self._progress.add_task(label, total=total, failed=0, remaining=total, rate="0.0")
-
-    def __enter__(self) -> ProgressBar:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def update(self, outcome: Outcome) -> None:
-        self.done += 1
-        if outcome.status in ("failed", "unreachable"):
-            self.failed += 1
-        if self._progress is not None and self._task is not None:
-            rate = self.done / max(time.monotonic() - self.started, 1e-6)
-            self._progress.update(self._task, completed=self.done, failed=self.failed,
-                                  remaining=self.total - self.done, rate=f"{rate:.1f}")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 
@@ -361,78 +361,6 @@ def _byte_cap(r: _Reader, line: int, t: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> Param | None:
-    if not isinstance(raw, dict) or "name" not in raw:
-        r.problem(line, f"action {action_id}: a parameter must be a mapping with a 'name'")
-        return None
-    pline = _line(raw, line)
-    name = str(raw["name"])
-    wire = str(raw.get("wire", ""))
-    if not ID_RE.match(name):
-        # catalog names like 'context-id' become identifiers; the original stays the wire name
-        fixed = re.sub(r"\W", "_", name)
-        r.problem(
-            pline,
-            f"action {action_id}: parameter name {name!r} is not an identifier; "
-            f"use name: {fixed} with wire: {name}",
-        )
-        wire, name = wire or name, fixed
-    raw_type = raw.get("type", "string")
-    types = tuple(raw_type) if isinstance(raw_type, list) else (raw_type,)
-    norm: list[str] = []
-    for t in types:
-        t = TYPE_ALIASES.get(str(t), str(t))
-        if t not in PARAM_TYPES:
-            r.problem(
-                pline,
-                f"action {action_id}: parameter {name}: unknown type {t!r} (one of {', '.join(PARAM_TYPES)})",
-            )
-            t = "string"
-        norm.append(t)
-    values = tuple(raw.get("values") or ())
-    if "enum" in norm and not values:
-        r.problem(pline, f"action {action_id}: parameter {name}: enum without 'values'")
-        norm = ["string"]
-    location = str(raw.get("in", "body"))
-    if location not in LOCATIONS:
-        r.problem(pline, f"action {action_id}: parameter {name}: 'in' must be one of {sorted(LOCATIONS)}")
-        location = "body"
-    minimum, maximum = raw.get("minimum", raw.get("min")), raw.get("maximum", raw.get("max"))
-    rng = raw.get("range")
-    if isinstance(rng, str) and re.fullmatch(r"-?\d+(\.\d+)?\s*-\s*-?\d+(\.\d+)?", rng.strip()):
-        lo, hi = re.split(r"(?<=\d)\s*-\s*", rng.strip(), maxsplit=1)
-        minimum, maximum = float(lo), float(hi)
-    elif isinstance(rng, list) and len(rng) == 2:
-        minimum, maximum = rng
-    schema = raw.get("schema")
-    if "schema_ref" in raw:
-        ref = spec_dir / str(raw["schema_ref"])
-        try:
-            schema = json.loads(ref.read_text())
-        except (OSError, ValueError) as exc:
-            r.error(pline, f"action {action_id}: parameter {name}: schema_ref {ref}: {exc}")
-    return Param(
-        name=name,
-        wire=wire,
-        location=location,  # type: ignore[arg-type]
-        types=tuple(norm),
-        required=bool(raw.get("required", location == "path")),
-        values=values,
-        minimum=_number(minimum),
-        maximum=_number(maximum),
-        pattern=raw.get("pattern"),
-        items=raw.get("items"),
-        schema=schema,
-        default=raw.get("default"),
-        has_default="default" in raw,
-        const=raw.get("const"),
-        has_const="const" in raw,
-        description=str(raw.get("description", "")),
-        content_type=raw.get("content_type"),
-        secret=bool(raw.get("secret", False)),
-    )
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -473,6 +401,317 @@ def _loose_params(r: _Reader, raw: dict[str, Any], action_id: str, line: int) ->
     return out
 
 
+# --- actions and parameters: one row per key -----------------------------------------------------
+#
+# Each key of an action (ACTION_KEYS) and of a parameter (PARAM_KEYS) is a row: the key, its parser
+# and the model field it fills (the key's name unless given). A parser gets the key's raw value
+# (None when absent) and returns the field's value, reporting problems with the action's or the
+# parameter's line. Rows run in order, and a parser may read the fields parsed before it (``body``
+# needs ``params``). A new key is one row, a field on ``Action`` or ``Param`` and a test
+# (docs/spec-format.md, "Adding a spec key").
+
+
+@dataclass
+class _KeyCtx:
+    """What a key's parser sees: the reader, the raw mapping and the fields parsed so far."""
+
+    r: _Reader
+    raw: dict[str, Any]
+    #: the action id, or the parameter name
+    name: str
+    #: how messages name the action or parameter: "action X" or "action X: parameter Y"
+    what: str
+    line: int
+    spec_dir: Path
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def problem(self, message: str) -> None:
+        self.r.problem(self.line, f"{self.what}: {message}")
+
+
+KeyParser = Callable[[_KeyCtx, Any], Any]
+
+
+class _Row(NamedTuple):
+    key: str
+    parse: KeyParser
+    #: the model field filled (default: the key)
+    field: str = ""
+    #: the value parsed when the key is absent (a key written as null is parsed as null)
+    default: Any = None
+
+
+def _parse_keys(ctx: _KeyCtx, rows: Sequence[_Row]) -> dict[str, Any]:
+    for row in rows:
+        # read when the row runs: a parser before it may have filled the key in (loose params: body)
+        value = ctx.raw.get(row.key, row.default)
+        ctx.fields[row.field or row.key] = row.parse(ctx, value)
+    return ctx.fields
+
+
+_LOOSE_KEYS = ("path_params", "query_schema", "body_schema")
+_RANGE_RE = re.compile(r"-?\d+(\.\d+)?\s*-\s*-?\d+(\.\d+)?")
+
+
+def _text(ctx: _KeyCtx, value: Any) -> str:
+    return str(value)
+
+
+def _as_is(ctx: _KeyCtx, value: Any) -> Any:
+    return value
+
+
+def _flag(ctx: _KeyCtx, value: Any) -> bool:
+    return bool(value)
+
+
+def _choice(fallback: str, allowed: Collection[str], message: str) -> KeyParser:
+    """A parser for a key with a fixed set of values (``fallback`` after a reported problem);
+    ``message`` may name the {value!r}."""
+
+    def parse(ctx: _KeyCtx, value: Any) -> str:
+        text = str(value)
+        if text not in allowed:
+            ctx.problem(message.format(value=text))
+            return fallback
+        return text
+
+    return parse
+
+
+# -- parameter keys --
+
+
+def _values(ctx: _KeyCtx, value: Any) -> tuple[Any, ...]:
+    if value is not None and not isinstance(value, list):
+        ctx.problem(f"values must be a list, not {value!r}")
+        return ()
+    return tuple(value or ())
+
+
+def _types(ctx: _KeyCtx, value: Any) -> tuple[str, ...]:
+    norm: list[str] = []
+    for raw in value if isinstance(value, list) else [value]:
+        t = TYPE_ALIASES.get(str(raw), str(raw))
+        if t not in PARAM_TYPES:
+            ctx.problem(f"unknown type {t!r} (one of {', '.join(PARAM_TYPES)})")
+            t = "string"
+        norm.append(t)
+    if "enum" in norm and not ctx.fields["values"]:
+        ctx.problem("enum without 'values'")
+        norm = ["string"]
+    return tuple(norm)
+
+
+def _bound(key: str, alias: str, index: int) -> KeyParser:
+    """``minimum`` (or ``min``) and ``maximum`` (or ``max``); a ``range`` ("0-100" or [0, 100])
+    wins over both."""
+
+    def parse(ctx: _KeyCtx, value: Any) -> float | None:
+        bound = value if key in ctx.raw else ctx.raw.get(alias)
+        rng = ctx.raw.get("range")
+        if isinstance(rng, str) and _RANGE_RE.fullmatch(rng.strip()):
+            bound = float(re.split(r"(?<=\d)\s*-\s*", rng.strip(), maxsplit=1)[index])
+        elif isinstance(rng, list) and len(rng) == 2:
+            bound = rng[index]
+        return _number(bound)
+
+    return parse
+
+
+def _required(ctx: _KeyCtx, value: Any) -> bool:
+    return bool(value) if "required" in ctx.raw else ctx.fields["location"] == "path"
+
+
+def _schema(ctx: _KeyCtx, value: Any) -> Any:
+    """An inline JSON schema, or one read from ``schema_ref`` (a file beside the spec)."""
+    if "schema_ref" not in ctx.raw:
+        return value
+    ref = ctx.spec_dir / str(ctx.raw["schema_ref"])
+    try:
+        return json.loads(ref.read_text())
+    except (OSError, ValueError) as exc:
+        ctx.r.error(ctx.line, f"{ctx.what}: schema_ref {ref}: {exc}")
+        return value
+
+
+def _has(key: str) -> KeyParser:
+    """True when ``key`` is written at all (``default: null`` is a default)."""
+    return lambda ctx, value: key in ctx.raw
+
+
+#: parameter key -> its parser and field, in the order problems are reported (``name`` and
+#: ``wire`` are read first, by _param)
+PARAM_KEYS: tuple[_Row, ...] = (
+    _Row("values", _values),
+    _Row("type", _types, "types", "string"),
+    _Row("in", _choice("body", LOCATIONS, f"'in' must be one of {sorted(LOCATIONS)}"), "location", "body"),
+    _Row("required", _required),
+    _Row("minimum", _bound("minimum", "min", 0)),
+    _Row("maximum", _bound("maximum", "max", 1)),
+    _Row("pattern", _as_is),
+    _Row("items", _as_is),
+    _Row("schema", _schema),
+    _Row("default", _as_is),
+    _Row("default", _has("default"), "has_default"),
+    _Row("const", _as_is),
+    _Row("const", _has("const"), "has_const"),
+    _Row("description", _text, default=""),
+    _Row("content_type", _as_is),
+    _Row("secret", _flag),
+)
+
+
+def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> Param | None:
+    if not isinstance(raw, dict) or "name" not in raw:
+        r.problem(line, f"action {action_id}: a parameter must be a mapping with a 'name'")
+        return None
+    pline = _line(raw, line)
+    name = str(raw["name"])
+    wire = str(raw.get("wire", ""))
+    if not ID_RE.match(name):
+        # catalog names like 'context-id' become identifiers; the original stays the wire name
+        fixed = re.sub(r"\W", "_", name)
+        r.problem(
+            pline,
+            f"action {action_id}: parameter name {name!r} is not an identifier; "
+            f"use name: {fixed} with wire: {name}",
+        )
+        wire, name = wire or name, fixed
+    ctx = _KeyCtx(r, raw, name, f"action {action_id}: parameter {name}", pline, spec_dir)
+    return Param(name=name, wire=wire, **_parse_keys(ctx, PARAM_KEYS))
+
+
+# -- action keys --
+
+
+def _method(ctx: _KeyCtx, value: Any) -> str:
+    method = str(value).upper()
+    if not method or not ctx.fields["path"]:
+        if "command" in ctx.raw or "query_command" in ctx.raw:
+            ctx.r.text_commands += 1
+        else:
+            ctx.problem("needs 'method' and 'path'")
+    elif method not in HTTP_METHODS:
+        ctx.problem(f"method {method!r} is not one of {sorted(HTTP_METHODS)}")
+    return method
+
+
+def _raw_params(ctx: _KeyCtx, value: Any) -> list[Any]:
+    """The parameter mappings: ``params``, else the catalog's loose form (path_params, ...)."""
+    if value is None:
+        return _loose_params(ctx.r, ctx.raw, ctx.name, ctx.line)
+    if not isinstance(value, list):
+        ctx.problem("'params' must be a list")
+        return []
+    if value and any(k in ctx.raw for k in _LOOSE_KEYS):
+        ctx.r.warn(ctx.line, f"{ctx.what}: both 'params' and loose *_schema keys; the schemas are ignored")
+    return value
+
+
+def _params(ctx: _KeyCtx, value: Any) -> tuple[Param, ...]:
+    raw_params = _raw_params(ctx, value)
+    params = [p for p in (_param(ctx.r, p, ctx.name, ctx.line, ctx.spec_dir) for p in raw_params) if p is not None]
+    names = [p.name for p in params]
+    for dup in {n for n in names if names.count(n) > 1}:
+        ctx.problem(f"parameter {dup!r} is declared twice")
+    params += _placeholder_params(ctx, params)
+    placeholders = PLACEHOLDER_RE.findall(ctx.fields["path"])
+    for p in params:
+        if p.location == "path" and p.wire_name not in placeholders and ctx.fields["method"]:
+            ctx.problem(f"path parameter {p.name} does not appear in {ctx.fields['path']}")
+    return tuple(params)
+
+
+def _placeholder_params(ctx: _KeyCtx, params: Sequence[Param]) -> list[Param]:
+    """Check every ``{placeholder}`` of the path has an ``in: path`` parameter; one that has no
+    parameter at all gets a required string (reported), so the action stays usable in a loose spec."""
+    added = []
+    for ph in PLACEHOLDER_RE.findall(ctx.fields["path"]):
+        if any(p.wire_name == ph and p.location == "path" for p in params):
+            continue
+        if any(p.wire_name == ph for p in params):
+            ctx.problem(f"{{{ph}}} in the path but the parameter is not 'in: path'")
+        else:
+            ctx.problem(f"path placeholder {{{ph}}} has no parameter")
+            added.append(Param(name=re.sub(r"\W", "_", ph), wire=ph, location="path", types=("string",),
+                               required=True))
+    return added
+
+
+def _body(ctx: _KeyCtx, value: Any) -> str:
+    body_params = [p for p in ctx.fields["params"] if p.location == "body"]
+    body = str(value) if "body" in ctx.raw else ("json" if body_params else "none")
+    if body not in BODY_KINDS:
+        ctx.problem(f"body must be one of {sorted(BODY_KINDS)}")
+        body = "json"
+    if body == "value" and len(body_params) != 1:
+        ctx.problem(f"'body: value' needs exactly one body parameter, found {len(body_params)}")
+    if body == "none" and body_params:
+        ctx.problem("body parameters given but 'body: none'")
+    return body
+
+
+def _success(ctx: _KeyCtx, value: Any) -> frozenset[int]:
+    statuses = value if isinstance(value, list) else [value]
+    success = frozenset(int(s) for s in statuses if str(s).isdigit())
+    if not success:
+        ctx.problem("'success' must list HTTP statuses")
+        return frozenset({200})
+    return success
+
+
+def _safety(ctx: _KeyCtx, value: Any) -> str | None:
+    if value not in (None, "disruptive", "safe"):
+        ctx.problem(f"safety must be 'disruptive' or absent, not {value!r}")
+    return "disruptive" if value == "disruptive" else None
+
+
+def _also_accepts(ctx: _KeyCtx, value: Any) -> tuple[AltRoute, ...]:
+    alts: list[AltRoute] = []
+    if value is not None and not isinstance(value, list):
+        ctx.problem("also_accepts must be a list of {method, path}")
+        return ()
+    for alt in value or []:
+        if isinstance(alt, dict) and alt.get("path"):
+            alts.append(AltRoute(str(alt.get("method", ctx.fields["method"])).upper(), str(alt["path"])))
+        else:
+            ctx.r.problem(_line(alt, ctx.line), f"{ctx.what}: also_accepts entries need method and path")
+    return tuple(alts)
+
+
+def _label(ctx: _KeyCtx, value: Any) -> str:
+    if "label" not in ctx.raw:
+        ctx.problem("no 'label'")
+    return str(value) if "label" in ctx.raw else ctx.name
+
+
+def _int_or_none(ctx: _KeyCtx, value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+#: action key -> its parser, in the order problems are reported (``id`` is read first, by _action)
+ACTION_KEYS: tuple[_Row, ...] = (
+    _Row("path", _text, default=""),
+    _Row("method", _method, default=""),
+    _Row("kind", _choice("action", ("query", "action"), "kind must be 'query' or 'action', not {value!r}"),
+         default="action"),
+    _Row("params", _params),
+    _Row("body", _body),
+    _Row("response", _choice("json", RESPONSE_KINDS, f"response must be one of {sorted(RESPONSE_KINDS)}"),
+         default="json"),
+    _Row("success", _success, default=[200]),
+    _Row("safety", _safety),
+    _Row("also_accepts", _also_accepts),
+    _Row("label", _label),
+    _Row("description", _text, default=""),
+    _Row("safety_note", _text, default=""),
+    _Row("auth", _as_is),
+    _Row("scheme", _as_is),
+    _Row("port", _int_or_none),
+)
+
+
 def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action | None:
     line = _line(raw, default_line)
     if not isinstance(raw, dict):
@@ -484,112 +723,8 @@ def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action |
         return None
     if not ID_RE.match(action_id):
         r.problem(line, f"action id {action_id!r} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    method = str(raw.get("method", "")).upper()
-    path = str(raw.get("path", ""))
-    if not method or not path:
-        if "command" in raw or "query_command" in raw:
-            r.text_commands += 1
-        else:
-            r.problem(line, f"action {action_id}: needs 'method' and 'path'")
-        method, path = method or "", path or ""
-    elif method not in HTTP_METHODS:
-        r.problem(line, f"action {action_id}: method {method!r} is not one of {sorted(HTTP_METHODS)}")
-    kind = str(raw.get("kind", "action"))
-    if kind not in ("query", "action"):
-        r.problem(line, f"action {action_id}: kind must be 'query' or 'action', not {kind!r}")
-        kind = "action"
-    raw_params = raw.get("params")
-    if raw_params is None:
-        raw_params = _loose_params(r, raw, action_id, line)
-    elif not isinstance(raw_params, list):
-        r.problem(line, f"action {action_id}: 'params' must be a list")
-        raw_params = []
-    if (
-        raw_params
-        and any(k in raw for k in ("path_params", "query_schema", "body_schema"))
-        and "params" in raw
-    ):
-        r.warn(line, f"action {action_id}: both 'params' and loose *_schema keys; the schemas are ignored")
-    params = [p for p in (_param(r, p, action_id, line, spec_dir) for p in raw_params) if p is not None]
-    names = [p.name for p in params]
-    for dup in {n for n in names if names.count(n) > 1}:
-        r.problem(line, f"action {action_id}: parameter {dup!r} is declared twice")
-    placeholders = PLACEHOLDER_RE.findall(path)
-    for ph in placeholders:
-        if not any(p.wire_name == ph and p.location == "path" for p in params):
-            if any(p.wire_name == ph for p in params):
-                r.problem(
-                    line, f"action {action_id}: {{{ph}}} in the path but the parameter is not 'in: path'"
-                )
-            else:
-                r.problem(line, f"action {action_id}: path placeholder {{{ph}}} has no parameter")
-                params.append(
-                    Param(
-                        name=re.sub(r"\W", "_", ph),
-                        wire=ph,
-                        location="path",
-                        types=("string",),
-                        required=True,
-                    )
-                )
-    for p in params:
-        if p.location == "path" and p.wire_name not in placeholders and method:
-            r.problem(line, f"action {action_id}: path parameter {p.name} does not appear in {path}")
-    body_params = [p for p in params if p.location == "body"]
-    body = str(raw.get("body", "json" if body_params else "none"))
-    if body not in BODY_KINDS:
-        r.problem(line, f"action {action_id}: body must be one of {sorted(BODY_KINDS)}")
-        body = "json"
-    if body == "value" and len(body_params) != 1:
-        r.problem(
-            line,
-            f"action {action_id}: 'body: value' needs exactly one body parameter, found {len(body_params)}",
-        )
-    if body == "none" and body_params:
-        r.problem(line, f"action {action_id}: body parameters given but 'body: none'")
-    response = str(raw.get("response", "json"))
-    if response not in RESPONSE_KINDS:
-        r.problem(line, f"action {action_id}: response must be one of {sorted(RESPONSE_KINDS)}")
-        response = "json"
-    success_raw = raw.get("success", [200])
-    if isinstance(success_raw, int):
-        success_raw = [success_raw]
-    success = frozenset(int(s) for s in success_raw if str(s).isdigit())
-    if not success:
-        r.problem(line, f"action {action_id}: 'success' must list HTTP statuses")
-        success = frozenset({200})
-    safety = raw.get("safety")
-    if safety not in (None, "disruptive", "safe"):
-        r.problem(line, f"action {action_id}: safety must be 'disruptive' or absent, not {safety!r}")
-        safety = None
-    alts = []
-    for alt in raw.get("also_accepts") or []:
-        if isinstance(alt, dict) and alt.get("path"):
-            alts.append(AltRoute(str(alt.get("method", method)).upper(), str(alt["path"])))
-        else:
-            r.problem(_line(alt, line), f"action {action_id}: also_accepts entries need method and path")
-    if "label" not in raw:
-        r.problem(line, f"action {action_id}: no 'label'", precise=True)
-    port = raw.get("port")
-    return Action(
-        id=action_id,
-        label=str(raw.get("label", action_id)),
-        description=str(raw.get("description", "")),
-        kind=kind,  # type: ignore[arg-type]
-        method=method,
-        path=path,
-        params=tuple(params),
-        body=body,  # type: ignore[arg-type]
-        response=response,  # type: ignore[arg-type]
-        success=success,
-        safety=safety if safety == "disruptive" else None,
-        safety_note=str(raw.get("safety_note", "")),
-        also_accepts=tuple(alts),
-        auth=raw.get("auth"),
-        scheme=raw.get("scheme"),
-        port=int(port) if isinstance(port, int) else None,
-        line=line,
-    )
+    ctx = _KeyCtx(r, raw, action_id, f"action {action_id}", line, spec_dir)
+    return Action(id=action_id, line=line, **_parse_keys(ctx, ACTION_KEYS))
 
 
 def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> tuple[Feedback, ...]:

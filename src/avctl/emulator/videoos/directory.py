@@ -11,7 +11,6 @@ from avctl.emulator.videoos.files import TEXT_FIELDS
 
 #: entries the local directory can hold before it answers 507 Insufficient Storage
 LOCAL_CAPACITY = 2000
-WRITABLE = (*TEXT_FIELDS, "type", "favorite", "devices")
 
 
 @dataclass
