@@ -7,9 +7,8 @@ call`` use to mask values and to warn when one is typed on the command line.
 
 from __future__ import annotations
 
-from avctl.families import available
+from avctl.families import available, builtin_spec
 from avctl.fleet.credentials import SENSITIVE_KEY_RE
-from avctl.spec import builtin_spec
 
 #: names that match SENSITIVE_KEY_RE but are not secrets (each with the reason)
 #: (family, action id, parameter name) -> why; empty today: every match is a real secret

@@ -64,7 +64,16 @@ _AUTHS: dict[str, AuthFactory] = {"none": lambda spec, creds: Auth()}
 
 
 def register_auth(name: str) -> Callable[[AuthFactory], AuthFactory]:
+    """Register an auth flow under the name specs use (`auth: {type: NAME}`); a known name is an error."""
+
     def deco(factory: AuthFactory) -> AuthFactory:
+        if name in _AUTHS:
+            old = _AUTHS[name]
+            raise UsageError(
+                f"auth type {name!r} is registered twice: by {old.__module__}.{old.__qualname__} and by "
+                f"{factory.__module__}.{factory.__qualname__}",
+                hint="an auth type name must be unique; rename one",
+            )
         _AUTHS[name] = factory
         return factory
 

@@ -24,7 +24,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -34,8 +34,8 @@ import click
 
 from avctl.emulator.core import check_listen_address
 from avctl.errors import UsageError
+from avctl.families import family_names
 
-FAMILIES = ("videoos", "polyuc", "solstice")
 FLEET_REQUEST_LOG = 50
 
 
@@ -56,7 +56,7 @@ class FleetDevice:
 def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, str]]:
     """(family, name, site, room) for every device; device i of each family shares room i."""
     out = []
-    for family in FAMILIES + tuple(f for f in counts if f not in FAMILIES):
+    for family in sorted(counts):
         for i in range(counts.get(family, 0)):
             room = f"room-{i + 1:05d}"
             site = f"site-{i % max(sites, 1) + 1}"
@@ -118,7 +118,7 @@ class EmulatedFleet:
         """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...).
         A ``host`` beyond loopback needs ``allow_remote`` (see `check_listen_address`)."""
         self.warning = check_listen_address(host, allow_remote)
-        unknown = sorted(set(counts) - set(FAMILIES) - set(spec_paths or {}))
+        unknown = sorted(set(counts) - set(family_names()) - set(spec_paths or {}))
         if unknown:
             raise UsageError(f"unknown families: {', '.join(unknown)}")
         self.counts = {k: v for k, v in counts.items() if v}
@@ -230,10 +230,16 @@ class EmulatedFleet:
         return inv
 
 
+def _family_counts(command: Callable[..., None]) -> Callable[..., None]:
+    """One `--FAMILY N` option per registered family."""
+    for name in reversed(family_names()):
+        command = click.option(f"--{name}", name, type=click.IntRange(0, 100000), default=0,
+                               help=f"Number of {name} devices.")(command)
+    return command
+
+
 @click.command("fleet")
-@click.option("--videoos", type=click.IntRange(0, 100000), default=0, help="Number of Poly VideoOS systems.")
-@click.option("--polyuc", type=click.IntRange(0, 100000), default=0, help="Number of Poly UC phones.")
-@click.option("--solstice", type=click.IntRange(0, 100000), default=0, help="Number of Solstice pods.")
+@_family_counts
 @click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of answers that are HTTP 500.")
 @click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
@@ -252,10 +258,9 @@ class EmulatedFleet:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every device listens on.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
-def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, error_rate: float,
-                          drop_rate: float, reboot_seconds: float, workers: int, sites: int, inventory: str,
-                          known_hosts: str | None, spec_overrides: Sequence[str], host: str,
-                          allow_remote: bool) -> None:
+def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, reboot_seconds: float,
+                          workers: int, sites: int, inventory: str, known_hosts: str | None,
+                          spec_overrides: Sequence[str], host: str, allow_remote: bool, **counts: int) -> None:
     """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
     from avctl.cli.common import handle_errors
 
@@ -267,7 +272,7 @@ def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: flo
             if not sep:
                 raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
             overrides[fam] = path
-        fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
+        fleet = EmulatedFleet(counts,
                               latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
                               faults={"error_rate": error_rate, "drop_rate": drop_rate,
                                       "reboot_seconds": reboot_seconds},

@@ -30,7 +30,8 @@ from typing import Any
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.errors import AccountLockedError, ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.retry import RetryPolicy
 from avctl.spec.model import Action, Spec
@@ -323,7 +324,6 @@ def _uc_auth(spec: Spec, credentials: Credentials) -> Auth:
 # --- the family -----------------------------------------------------------------------------------
 
 
-@register_family
 class PolyUC(Family):
     name = "polyuc"
     #: a phone answers busy while it handles another request: worth a few retries by default
@@ -410,3 +410,11 @@ __all__ = [
     "parse_challenges",
     "status_of",
 ]
+
+
+#: the entry point `polyuc = "avctl.families.polyuc:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "polyuc", PolyUC, spec=SpecResource("avctl", "specs/polyuc.md"),
+    emulator="avctl.emulator.polyuc:EmulatedPolyUC",
+    description="Poly UC phones (VVX, Trio, CCX)",
+)

@@ -35,7 +35,8 @@ import jwt
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
 
@@ -305,7 +306,6 @@ def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None)
     return replace(spec, actions=actions)
 
 
-@register_family
 class Solstice(Family):
     name = "solstice"
 
@@ -387,3 +387,11 @@ class Solstice(Family):
 
 
 __all__ = ["Solstice", "SolsticeToken", "SolsticeV1Password", "token_expiry", "with_v1_endpoint"]
+
+
+#: the entry point `solstice = "avctl.families.solstice:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "solstice", Solstice, spec=SpecResource("avctl", "specs/solstice.md"),
+    emulator="avctl.emulator.solstice:EmulatedSolstice",
+    description="Mersive Solstice pods",
+)

@@ -19,7 +19,8 @@ from typing import Any
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
 
@@ -188,7 +189,6 @@ def _videoos_auth(spec: Spec, credentials: Credentials) -> Auth:
     return VideoOSSession(credentials)
 
 
-@register_family
 class VideoOS(Family):
     name = "videoos"
 
@@ -215,3 +215,11 @@ STATUS_MEANINGS = {
     501: "no support for this action",
     507: "storage full",
 }
+
+
+#: the entry point `videoos = "avctl.families.videoos:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "videoos", VideoOS, spec=SpecResource("avctl", "specs/videoos.md"),
+    emulator="avctl.emulator.videoos:EmulatedVideoOS",
+    description="Poly VideoOS video systems (G7500, Studio X)",
+)

@@ -445,7 +445,7 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
 def _default_port(family: str, scheme: str | None) -> int:
     """The port a device without one is reached on: its family's spec decides (Solstice: 5443)."""
     from avctl.errors import AvctlError
-    from avctl.spec import builtin_spec
+    from avctl.families import builtin_spec
 
     try:
         transport = builtin_spec(family).transport
