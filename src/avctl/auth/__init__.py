@@ -81,6 +81,9 @@ def register_auth(name: str) -> Callable[[AuthFactory], AuthFactory]:
 
 
 def make_auth(name: str, spec: Spec, credentials: Credentials) -> Auth:
+    # the generic flows a spec can name without a family module (http_basic, http_digest)
+    import avctl.auth.http  # noqa: F401
+
     try:
         factory = _AUTHS[name]
     except KeyError:

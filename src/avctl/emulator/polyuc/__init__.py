@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from avctl.auth.http import digest_response, parse_challenges
 from avctl.emulator.core import Ctx, EmulatedDevice, Lockout, reply
 from avctl.emulator.polyuc.handlers import UcHandlers
 from avctl.emulator.polyuc.state import UcPhone, UcStatus
-from avctl.families.polyuc import digest_response, parse_challenges
 from avctl.spec.model import Action
 
 FACTORY_PASSWORD = "456"
