@@ -9,8 +9,9 @@ one line in the providing package's metadata,
 
 naming a `FamilyPlugin` object. The group is read once, on first use; a plugin module is imported
 only when its family is first asked for (listing the names imports nothing). A name provided twice
-is an error naming both providers (nothing silently wins); a plugin whose module fails to import
-is reported with the import error, not as an unknown family.
+is an error naming both providers (nothing silently wins), raised where the name is used, so one
+bad package does not stop the other families; a plugin whose module fails to import is reported
+with the import error, not as an unknown family.
 
 The emulator is a lazy reference ("module:attribute"), so a client never imports the emulator
 package or aiohttp's server.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from typing import TYPE_CHECKING, Any
@@ -97,7 +97,8 @@ class _Entry:
     plugin: FamilyPlugin | None = field(default=None)
 
 
-_index: dict[str, _Entry] | None = None
+#: name -> every entry providing it (more than one is an error, raised when the name is used)
+_index: dict[str, list[_Entry]] | None = None
 
 
 def _source(ep: metadata.EntryPoint) -> str:
@@ -105,26 +106,22 @@ def _source(ep: metadata.EntryPoint) -> str:
     return f"{dist.name} ({ep.value})" if dist is not None else ep.value
 
 
-def _entries() -> dict[str, _Entry]:
-    """Name -> entry, from the entry-point group (read once per process)."""
+def _entries() -> dict[str, list[_Entry]]:
+    """Name -> entries, from the entry-point group (read once per process)."""
     global _index
     if _index is None:
-        index: dict[str, _Entry] = {}
+        index: dict[str, list[_Entry]] = {}
         for ep in metadata.entry_points(group=GROUP):
-            entry = _Entry(ep.name, _source(ep), ep)
-            _add(index, entry)
+            index.setdefault(ep.name, []).append(_Entry(ep.name, _source(ep), ep))
         _index = index
     return _index
 
 
-def _add(index: dict[str, _Entry], entry: _Entry) -> None:
-    old = index.get(entry.name)
-    if old is not None:
-        raise UsageError(
-            f"family plugin {entry.name!r} is provided twice: by {old.source} and by {entry.source}",
-            hint="uninstall one of the two packages (a family name must be unique)",
-        )
-    index[entry.name] = entry
+def _duplicate(name: str, entries: list[_Entry]) -> UsageError:
+    return UsageError(
+        f"family plugin {name!r} is provided twice: by {entries[0].source} and by {entries[1].source}",
+        hint="uninstall one of the two packages (a family name must be unique)",
+    )
 
 
 def family_names() -> list[str]:
@@ -134,9 +131,12 @@ def family_names() -> list[str]:
 
 def find_plugin(name: str) -> FamilyPlugin | None:
     """The plugin of family `name` (its module imported on first use), or None if there is none."""
-    entry = _entries().get(name)
-    if entry is None:
+    entries = _entries().get(name)
+    if not entries:
         return None
+    if len(entries) > 1:
+        raise _duplicate(name, entries)
+    entry = entries[0]
     if entry.plugin is None:
         assert entry.entry_point is not None  # programmatic entries are created with their plugin
         entry.plugin = _load(entry, entry.entry_point)
@@ -161,15 +161,20 @@ def plugins() -> list[FamilyPlugin]:
 
 def register_plugin(plugin: FamilyPlugin, source: str | None = None) -> FamilyPlugin:
     """Register a plugin from code (scripts, tests); a name already registered is an error."""
-    _add(_entries(), _Entry(plugin.name, source or f"register_plugin({plugin.name!r})", plugin=plugin))
+    entry = _Entry(plugin.name, source or f"register_plugin({plugin.name!r})", plugin=plugin)
+    entries = _entries().setdefault(plugin.name, [])
+    if entries:
+        raise _duplicate(plugin.name, [*entries, entry])
+    entries.append(entry)
     return plugin
 
 
 def unregister_plugin(name: str) -> None:
     """Forget a family registered from code (tests clean up with it)."""
-    with suppress(KeyError):
-        if _entries()[name].entry_point is None:
-            del _entries()[name]
+    entries = _entries().get(name, [])
+    entries[:] = [e for e in entries if e.entry_point is not None]
+    if not entries:
+        _entries().pop(name, None)
 
 
 def _load(entry: _Entry, ep: metadata.EntryPoint) -> FamilyPlugin:
