@@ -254,5 +254,5 @@ async def test_session_explicit_login_request_goes_as_asked() -> None:
             return request.path == "/login"
 
     auth, server = WithLoginAction(CREDS), Server()
-    sent, response = await drive(auth, Request("POST", "/login", body=b"{}"), server.answer)
+    sent, _ = await drive(auth, Request("POST", "/login", body=b"{}"), server.answer)
     assert len(sent) == 1 and sent[0].carries_secret == "the login password" and server.logins == 1

@@ -38,7 +38,7 @@ def test_register_family_twice_is_an_error(scratch: str) -> None:
     assert isinstance(get_family(scratch), Scratch)
     with pytest.raises(UsageError, match=r"'scratchfam' is provided twice: by register_family\(.*Scratch\)"):
         register_family(Scratch)
-    with pytest.raises(UsageError, match="'videoos' is provided twice: by avctl .*videoos:plugin"):
+    with pytest.raises(UsageError, match=r"'videoos' is provided twice: by avctl .*videoos:plugin"):
         register_plugin(FamilyPlugin("videoos", Family))
 
 
