@@ -370,7 +370,20 @@ def lint_cmd(files: tuple[str, ...], quiet: bool, as_json: bool) -> None:
 # --- emulate --------------------------------------------------------------------------------
 
 
-@cli.group("emulate")
+class _FamilyCommands(click.Group):
+    """One subcommand per registered family, made when asked for (no registry read for --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *family_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in family_names():
+            command = _emulate_command(cmd_name)
+        return command
+
+
+@cli.group("emulate", cls=_FamilyCommands)
 def emulate_group() -> None:
     """Run emulated devices on loopback (for demos, tests and your own control code)."""
 
@@ -470,10 +483,6 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
-
-
-for _family in family_names():
-    emulate_group.add_command(_emulate_command(_family))
 
 
 def _register_plugins() -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib import metadata, resources
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from avctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from importlib import metadata
+
     from avctl.families import Family
     from avctl.spec.model import Spec
 
@@ -60,6 +61,8 @@ class FamilyPlugin:
     description: str = ""
 
     def load_spec(self) -> Spec:
+        from importlib import resources
+
         from avctl.spec import load_spec
 
         if self.spec is None:
@@ -94,7 +97,7 @@ class _Entry:
     #: where the plugin comes from, for messages: "acme-avctl (acme_avctl.family:plugin)"
     source: str
     entry_point: metadata.EntryPoint | None = None
-    plugin: FamilyPlugin | None = field(default=None)
+    plugin: FamilyPlugin | None = None
 
 
 #: name -> every entry providing it (more than one is an error, raised when the name is used)
@@ -110,6 +113,9 @@ def _entries() -> dict[str, list[_Entry]]:
     """Name -> entries, from the entry-point group (read once per process)."""
     global _index
     if _index is None:
+        # imported here: importlib.metadata costs milliseconds that `avctl --help` need not pay
+        from importlib import metadata
+
         index: dict[str, list[_Entry]] = {}
         for ep in metadata.entry_points(group=GROUP):
             index.setdefault(ep.name, []).append(_Entry(ep.name, _source(ep), ep))
