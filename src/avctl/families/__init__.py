@@ -60,7 +60,8 @@ class Family:
         return {}
 
 
-_FAMILIES: dict[str, Family] = {}
+#: one instance per plugin (a plugin registered again from code gets its own)
+_FAMILIES: dict[FamilyPlugin, Family] = {}
 
 
 def register_family(cls: type[Family]) -> type[Family]:
@@ -76,9 +77,10 @@ def get_family(name: str | None) -> Family:
     """The client behaviour of family `name` (the generic one for a spec that names none)."""
     if not name:
         return _GENERIC
-    if name not in _FAMILIES:
-        _FAMILIES[name] = get_plugin(name).family()
-    return _FAMILIES[name]
+    plugin = get_plugin(name)
+    if plugin not in _FAMILIES:
+        _FAMILIES[plugin] = plugin.family()
+    return _FAMILIES[plugin]
 
 
 @cache
