@@ -249,12 +249,12 @@ def main() -> None:
         return
 
     from avctl.emulator.fleet import EmulatedFleet
-    from avctl.families import available
+    from avctl.families import family_names
 
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     spec = list(args.spec)
     for fam in families:
-        if fam not in available() and fam == "videoos" and not any(s.startswith("videoos=") for s in spec):
+        if fam not in family_names() and fam == "videoos" and not any(s.startswith("videoos=") for s in spec):
             spec.append(f"videoos={DEFAULT_SPEC}")  # before the full VideoOS spec ships
     counts = {f: args.devices // len(families) + (1 if i < args.devices % len(families) else 0)
               for i, f in enumerate(families)}

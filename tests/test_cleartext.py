@@ -21,8 +21,8 @@ from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.errors import AuthenticationError, CleartextRefused, UsageError
+from avctl.families import builtin_spec
 from avctl.fleet.inventory import InventoryError, parse_inventory
-from avctl.spec import builtin_spec
 from avctl.transport.tls import TLSPolicy
 from tests.test_solstice_actions import CASES
 

@@ -127,7 +127,7 @@ def test_secret_parameters_never_reach_the_audit_log(emulators: EmulatorThread, 
     phone = emulators.add(EmulatedPolyUC("desk", password="789"))
     monkeypatch.setenv("PHONE_PW", "789")
     code, _, err = run("call", "-f", "polyuc", f"127.0.0.1:{phone.port}", "skype_sign_in",
-                         "Address=a@b.c", "User=a@b.c", "Password=Sfb-Pass-9", "LockCode=4711",
+                         "Address=a@b.c", "User=a@b.c", "Password=Sfb-Pass-9", "LockCode=Lk-82649137",
                          "--password-env", "PHONE_PW")
     assert code == 0, err
     with AuditLog() as audit:
@@ -137,4 +137,4 @@ def test_secret_parameters_never_reach_the_audit_log(emulators: EmulatorThread, 
     for f in avctl_home.rglob("*"):
         if f.is_file():
             data = f.read_bytes()
-            assert b"Sfb-Pass-9" not in data and b"4711" not in data, f
+            assert b"Sfb-Pass-9" not in data and b"Lk-82649137" not in data, f

@@ -29,7 +29,7 @@ from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.errors import UsageError
-from avctl.spec import builtin_spec
+from avctl.families import builtin_spec
 
 PASSWORD = "emu-pw-1"
 

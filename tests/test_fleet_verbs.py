@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from avctl.errors import DeviceError, ValidationError
+from avctl.families import builtin_spec
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, probe_action, resolve_pointer, transform
-from avctl.spec import builtin_spec
 
 
 def test_every_builtin_family_has_status_and_reboot() -> None:

@@ -65,18 +65,6 @@ def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, module: str, lin
     assert "BROKEN" in result.stdout
 
 
-def test_the_spec_to_families_exception_is_the_only_one(tmp_path: Path) -> None:
-    """The one ignored import is real today; without the ignore entry the contract breaks on it."""
-    project = _copy(tmp_path)
-    config = project / "pyproject.toml"
-    text = config.read_text(encoding="utf-8")
-    assert text.count('"avctl.spec -> avctl.families",') == 1
-    config.write_text(text.replace('"avctl.spec -> avctl.families",', ""), encoding="utf-8")
-    result = _lint(project)
-    assert result.returncode == 1
-    assert "avctl.spec is not allowed to import avctl.families" in result.stdout
-
-
 def test_every_package_directory_is_packaged() -> None:
     """A directory of modules without __init__.py is left out of the wheel (and out of the
     contract): avctl.emulator was."""

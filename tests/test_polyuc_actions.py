@@ -19,7 +19,7 @@ from avctl import Credentials, Device, TLSPolicy
 from avctl.emulator.core import EmulatorThread, Router
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.polyuc.state import Call
-from avctl.spec import builtin_spec
+from avctl.families import builtin_spec
 
 from .conftest import DATA
 

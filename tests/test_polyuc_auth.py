@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from avctl import AuthenticationError, Credentials, Device, DeviceError, TLSPolicy, TransportError
+from avctl.auth.http import parse_challenges
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.errors import ApiDisabled, DeviceBusy
-from avctl.families.polyuc import STATUS_MEANINGS, PolyUC, normalize_handle, parse_challenges, status_of
+from avctl.families import builtin_spec
+from avctl.families.polyuc import STATUS_MEANINGS, PolyUC, normalize_handle, status_of
 from avctl.request import Response
-from avctl.spec import builtin_spec, load_spec
+from avctl.spec import load_spec
 
 from .conftest import DATA
 

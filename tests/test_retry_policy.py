@@ -32,13 +32,13 @@ from avctl.errors import (
     TransportError,
     UsageError,
 )
+from avctl.families import builtin_spec
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import parse_inventory
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import Outcome
 from avctl.fleet.verbs import ActionTask
 from avctl.retry import RetryPolicy
-from avctl.spec import builtin_spec
 from avctl.transport.tls import KnownHosts
 
 from .test_fleet_runner import PASSWORD as FLEET_PW

@@ -23,8 +23,8 @@ from avctl import Credentials, Device
 from avctl.device import Result
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.solstice import EmulatedSolstice
+from avctl.families import builtin_spec
 from avctl.families.solstice import with_v1_endpoint
-from avctl.spec import builtin_spec
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 DATA = Path(__file__).parent / "data"

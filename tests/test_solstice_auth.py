@@ -21,8 +21,8 @@ from avctl.emulator.core import EmulatorThread
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.solstice.state import schema_errors
 from avctl.errors import AuthenticationError, DeviceError, ValidationError
+from avctl.families import builtin_spec
 from avctl.families.solstice import SolsticeToken, token_expiry, with_v1_endpoint
-from avctl.spec import builtin_spec
 from avctl.transport.tls import TLSPolicy
 
 SPEC = builtin_spec("solstice")

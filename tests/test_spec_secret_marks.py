@@ -7,9 +7,8 @@ call`` use to mask values and to warn when one is typed on the command line.
 
 from __future__ import annotations
 
-from avctl.families import available
+from avctl.families import builtin_spec, family_names
 from avctl.fleet.credentials import SENSITIVE_KEY_RE
-from avctl.spec import builtin_spec
 
 #: names that match SENSITIVE_KEY_RE but are not secrets (each with the reason)
 #: (family, action id, parameter name) -> why; empty today: every match is a real secret
@@ -19,7 +18,7 @@ NOT_SECRET: dict[tuple[str, str, str], str] = {}
 def test_every_sensitive_parameter_of_every_builtin_spec_is_marked_secret() -> None:
     unmarked = []
     checked = 0
-    for family in available():
+    for family in family_names():
         for action in builtin_spec(family).actions.values():
             for p in action.params:
                 sensitive = SENSITIVE_KEY_RE.search(p.name) or SENSITIVE_KEY_RE.search(p.wire_name)

@@ -19,13 +19,13 @@ from avctl.emulator.core import Ctx, EmulatedDevice, EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.families import builtin_spec
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import parse_inventory
 from avctl.fleet.jobs import spec_provider
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import Outcome
 from avctl.fleet.verbs import StatusTask, read_feedback
-from avctl.spec import builtin_spec
 from avctl.spec.model import Feedback
 from avctl.transport.tls import KnownHosts, TLSPolicy
 

@@ -35,7 +35,7 @@ from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.emulator.videoos.calls import Connection
 from avctl.emulator.videoos.files import directory_xml, parse_directory_xml, zip_archive
 from avctl.errors import DeviceError, TransportError
-from avctl.spec import builtin_spec
+from avctl.families import builtin_spec
 from avctl.transport.tls import TLSPolicy
 
 SPEC = builtin_spec("videoos")

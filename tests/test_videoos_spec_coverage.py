@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from avctl import Device, ValidationError
-from avctl.spec import builtin_spec, read_spec
+from avctl.families import builtin_spec
+from avctl.spec import read_spec
 from avctl.spec.params import validate
 
 from .conftest import DATA, SHARED

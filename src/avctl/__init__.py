@@ -21,7 +21,8 @@ from avctl.errors import (
     TransportError,
     ValidationError,
 )
-from avctl.spec import Spec, builtin_spec, load_spec
+from avctl.families import builtin_spec
+from avctl.spec import Spec, load_spec
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 __version__ = "0.1.0"

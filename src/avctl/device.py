@@ -21,10 +21,10 @@ from typing import Any
 from avctl.auth import Auth, Credentials, make_auth
 from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import AvctlError, CleartextRefused, UsageError
-from avctl.families import Family, get_family
+from avctl.families import Family, builtin_spec, get_family
 from avctl.request import Request, Response, build_request
 from avctl.retry import RetryPolicy
-from avctl.spec import Action, Spec, builtin_spec, validate
+from avctl.spec import Action, Spec, validate
 from avctl.transport.address import parse_address as _parse_address
 from avctl.transport.http import Endpoint, HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy

@@ -64,7 +64,16 @@ _AUTHS: dict[str, AuthFactory] = {"none": lambda spec, creds: Auth()}
 
 
 def register_auth(name: str) -> Callable[[AuthFactory], AuthFactory]:
+    """Register an auth flow under the name specs use (`auth: {type: NAME}`); a known name is an error."""
+
     def deco(factory: AuthFactory) -> AuthFactory:
+        if name in _AUTHS:
+            old = _AUTHS[name]
+            raise UsageError(
+                f"auth type {name!r} is registered twice: by {old.__module__}.{old.__qualname__} and by "
+                f"{factory.__module__}.{factory.__qualname__}",
+                hint="an auth type name must be unique; rename one",
+            )
         _AUTHS[name] = factory
         return factory
 
@@ -72,6 +81,9 @@ def register_auth(name: str) -> Callable[[AuthFactory], AuthFactory]:
 
 
 def make_auth(name: str, spec: Spec, credentials: Credentials) -> Auth:
+    # the generic flows a spec can name without a family module (http_basic, http_digest)
+    import avctl.auth.http  # noqa: F401
+
     try:
         factory = _AUTHS[name]
     except KeyError:

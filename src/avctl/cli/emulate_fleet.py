@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -17,12 +17,19 @@ import click
 from avctl.cli.common import handle_errors
 from avctl.emulator.fleet import EmulatedFleet
 from avctl.errors import UsageError
+from avctl.families import family_names
+
+
+def _family_counts(command: Callable[..., None]) -> Callable[..., None]:
+    """One `--FAMILY N` option per registered family."""
+    for name in reversed(family_names()):
+        command = click.option(f"--{name}", name, type=click.IntRange(0, 100000), default=0,
+                               help=f"Number of {name} devices.")(command)
+    return command
 
 
 @click.command("fleet")
-@click.option("--videoos", type=click.IntRange(0, 100000), default=0, help="Number of Poly VideoOS systems.")
-@click.option("--polyuc", type=click.IntRange(0, 100000), default=0, help="Number of Poly UC phones.")
-@click.option("--solstice", type=click.IntRange(0, 100000), default=0, help="Number of Solstice pods.")
+@_family_counts
 @click.option("--latency", type=float, default=0.0, help="Milliseconds added to every answer.")
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of answers that are HTTP 500.")
 @click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
@@ -41,10 +48,9 @@ from avctl.errors import UsageError
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every device listens on.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
-def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: float, error_rate: float,
-                          drop_rate: float, reboot_seconds: float, workers: int, sites: int, inventory: str,
-                          known_hosts: str | None, spec_overrides: Sequence[str], host: str,
-                          allow_remote: bool) -> None:
+def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, reboot_seconds: float,
+                          workers: int, sites: int, inventory: str, known_hosts: str | None,
+                          spec_overrides: Sequence[str], host: str, allow_remote: bool, **counts: int) -> None:
     """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
     @handle_errors
     def run() -> None:
@@ -54,7 +60,7 @@ def emulate_fleet_command(videoos: int, polyuc: int, solstice: int, latency: flo
             if not sep:
                 raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
             overrides[fam] = path
-        fleet = EmulatedFleet({"videoos": videoos, "polyuc": polyuc, "solstice": solstice},
+        fleet = EmulatedFleet(counts,
                               latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
                               faults={"error_rate": error_rate, "drop_rate": drop_rate,
                                       "reboot_seconds": reboot_seconds},

@@ -86,7 +86,7 @@ def selection_options(fn: F) -> F:
     """--select EXPR plus one option per key; different keys AND, the same key ORs."""
     for key, help_text in reversed([
         ("name", "Device name glob (repeatable)."),
-        ("family", "Family: videoos, polyuc, solstice (repeatable)."),
+        ("family", "Family name glob, e.g. videoos (repeatable)."),
         ("site", "Site glob (repeatable)."),
         ("room", "Room glob (repeatable)."),
         ("tag", "Tag glob (repeatable)."),
@@ -166,14 +166,13 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
 def _secret_param(name: str) -> bool:
     """Secret if the name says so or any built-in spec marks a parameter of that name secret
     (fleet parameters are read before the families of the selection are known)."""
-    from avctl.families import available
+    from avctl.families import builtin_spec, family_names
     from avctl.fleet.credentials import SENSITIVE_KEY_RE
-    from avctl.spec import builtin_spec
 
     if SENSITIVE_KEY_RE.search(name):
         return True
     return any(p.secret and p.name == name
-               for fam in available() for a in builtin_spec(fam).actions.values() for p in a.params)
+               for fam in family_names() for a in builtin_spec(fam).actions.values() for p in a.params)
 
 
 # --- running a job ------------------------------------------------------------------------------
@@ -289,11 +288,10 @@ class FleetGroup(click.Group):
 
 
 def _builtin_verbs() -> set[str]:
-    from avctl.families import available
-    from avctl.spec import builtin_spec
+    from avctl.families import builtin_spec, family_names
 
     verbs: set[str] = set()
-    for fam in available():
+    for fam in family_names():
         with contextlib.suppress(Exception):
             verbs.update(builtin_spec(fam).macros)
     return verbs

@@ -36,10 +36,10 @@ from avctl.cli.sizes import BYTES
 from avctl.device import Device, parse_address
 from avctl.emulator.core import Faults, check_listen_address
 from avctl.errors import UsageError
-from avctl.families import available
+from avctl.families import builtin_spec, family_names
 from avctl.redact import install_log_redaction, shown
 from avctl.retry import RetryPolicy
-from avctl.spec import builtin_spec, read_spec
+from avctl.spec import read_spec
 from avctl.transport.address import check_port
 from avctl.transport.tls import certificate_oddities, endpoint_key, fetch_certificate, fingerprint
 
@@ -61,7 +61,7 @@ def cli(debug: bool) -> None:
 @handle_errors
 def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
     """List the actions of one family (or all) with their parameters."""
-    families = [family] if family else available()
+    families = [family] if family else family_names()
     rows = []
     for fam in families:
         spec = builtin_spec(fam)
@@ -145,7 +145,7 @@ def describe_cmd(family: str, action: str, as_json: bool) -> None:
 @click.argument("host")
 @click.argument("action")
 @click.argument("params", nargs=-1)
-@click.option("--family", "-f", required=True, help="Device family: videoos, polyuc, solstice.")
+@click.option("--family", "-f", required=True, help="Device family, e.g. videoos ('avctl actions' lists them).")
 @credential_options
 @tls_options
 @click.option("--scheme", type=click.Choice(["https", "http"]), help="Override the spec's scheme.")
@@ -370,7 +370,20 @@ def lint_cmd(files: tuple[str, ...], quiet: bool, as_json: bool) -> None:
 # --- emulate --------------------------------------------------------------------------------
 
 
-@cli.group("emulate")
+class _FamilyCommands(click.Group):
+    """One subcommand per registered family, made when asked for (no registry read for --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *family_names()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in family_names():
+            command = _emulate_command(cmd_name)
+        return command
+
+
+@cli.group("emulate", cls=_FamilyCommands)
 def emulate_group() -> None:
     """Run emulated devices on loopback (for demos, tests and your own control code)."""
 
@@ -470,10 +483,6 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
-
-
-for _family in ("videoos", "polyuc", "solstice"):
-    emulate_group.add_command(_emulate_command(_family))
 
 
 def _register_plugins() -> None:

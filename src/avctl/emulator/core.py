@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import importlib
 import ipaddress
 import json
 import logging
@@ -49,7 +48,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from avctl.emulator.certs import make_certificate, server_context
 from avctl.errors import UsageError
-from avctl.spec import Spec, builtin_spec
+from avctl.families import builtin_spec
+from avctl.families.registry import find_plugin, get_plugin
+from avctl.spec import Spec
 from avctl.spec.model import Action
 
 T = TypeVar("T")
@@ -439,18 +440,40 @@ _DEVICE_CLASSES: dict[str, type[EmulatedDevice]] = {}
 
 
 def register_emulator(cls: type[EmulatedDevice]) -> type[EmulatedDevice]:
+    """Register an emulator from code (scripts, tests); a family that has one already is an error.
+
+    A family plugin names its emulator itself (`FamilyPlugin.emulator`); this is for the rest.
+    """
+    current = _DEVICE_CLASSES.get(cls.family)
+    plugin = find_plugin(cls.family)
+    where = None
+    if current is not None:
+        where = f"{current.__module__}.{current.__qualname__}"
+    elif plugin is not None and plugin.emulator:
+        where = f"family plugin {cls.family!r} ({plugin.emulator})"
+    if where is not None:
+        raise UsageError(
+            f"an emulator for family {cls.family!r} is registered twice: by {where} and by "
+            f"{cls.__module__}.{cls.__qualname__}",
+            hint="a family has one emulator",
+        )
     _DEVICE_CLASSES[cls.family] = cls
     return cls
 
 
 def emulator_class(family: str) -> type[EmulatedDevice]:
+    """The emulator of `family`: registered from code, or named by its family plugin (imported now)."""
     if family not in _DEVICE_CLASSES:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(f"avctl.emulator.{family}")
-    try:
-        return _DEVICE_CLASSES[family]
-    except KeyError:
-        raise UsageError(f"no emulator for family {family!r}") from None
+        plugin = get_plugin(family)
+        cls = plugin.load_emulator()
+        if not (isinstance(cls, type) and issubclass(cls, EmulatedDevice)) or cls.family != family:
+            raise UsageError(
+                f"family plugin {family!r}: its emulator ({plugin.emulator}) is not an EmulatedDevice "
+                f"subclass with family = {family!r}",
+                hint="fix the plugin's emulator reference or the class's `family`",
+            )
+        _DEVICE_CLASSES[family] = cls
+    return _DEVICE_CLASSES[family]
 
 
 @dataclass

@@ -32,9 +32,9 @@ from typing import Any
 
 from avctl.emulator.core import check_listen_address
 from avctl.errors import UsageError
+from avctl.families import family_names
 from avctl.safeyaml import write_yaml
 
-FAMILIES = ("videoos", "polyuc", "solstice")
 FLEET_REQUEST_LOG = 50
 
 
@@ -55,7 +55,7 @@ class FleetDevice:
 def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, str]]:
     """(family, name, site, room) for every device; device i of each family shares room i."""
     out = []
-    for family in FAMILIES + tuple(f for f in counts if f not in FAMILIES):
+    for family in sorted(counts):
         for i in range(counts.get(family, 0)):
             room = f"room-{i + 1:05d}"
             site = f"site-{i % max(sites, 1) + 1}"
@@ -117,7 +117,7 @@ class EmulatedFleet:
         """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...).
         A ``host`` beyond loopback needs ``allow_remote`` (see `check_listen_address`)."""
         self.warning = check_listen_address(host, allow_remote)
-        unknown = sorted(set(counts) - set(FAMILIES) - set(spec_paths or {}))
+        unknown = sorted(set(counts) - set(family_names()) - set(spec_paths or {}))
         if unknown:
             raise UsageError(f"unknown families: {', '.join(unknown)}")
         self.counts = {k: v for k, v in counts.items() if v}

@@ -2,24 +2,21 @@
 
 A family supplies (a) its auth flows (registered by name in `avctl.auth`), (b) how a request body is
 wrapped and a response unwrapped (Poly UC's `{"data": ...}` envelope and `Status` codes), (c) how
-device errors read. The spec names its family in the front matter (`family: videoos`); the module
-`avctl.families.<name>` is imported on first use and registers itself.
+device errors read. The spec names its family in the front matter (`family: videoos`); the family
+is found in the registry of family plugins (`avctl.families.registry`, the `avctl.families`
+entry-point group), which also knows the family's built-in spec and emulator.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-from pathlib import Path
+from functools import cache
 from typing import Any, ClassVar
 
-from avctl.errors import DeviceError, UsageError
+from avctl.errors import DeviceError
+from avctl.families.registry import FamilyPlugin, family_names, get_plugin, register_plugin
 from avctl.request import Request, Response
 from avctl.retry import RetryPolicy
-from avctl.spec.model import Action
-
-SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
-BUILTIN_FAMILIES = ("videoos", "polyuc", "solstice")
+from avctl.spec.model import Action, Spec
 
 
 class Family:
@@ -63,37 +60,42 @@ class Family:
         return {}
 
 
-_FAMILIES: dict[str, Family] = {}
+#: one instance per plugin (a plugin registered again from code gets its own)
+_FAMILIES: dict[FamilyPlugin, Family] = {}
 
 
 def register_family(cls: type[Family]) -> type[Family]:
-    _FAMILIES[cls.name] = cls()
+    """Register a family from code, without a package (scripts, tests); a known name is an error.
+
+    A family in a package registers through the `avctl.families` entry-point group instead.
+    """
+    register_plugin(FamilyPlugin(cls.name, cls), source=f"register_family({cls.__module__}.{cls.__qualname__})")
     return cls
 
 
 def get_family(name: str | None) -> Family:
+    """The client behaviour of family `name` (the generic one for a spec that names none)."""
     if not name:
         return _GENERIC
-    if name not in _FAMILIES:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(f"avctl.families.{name}")
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown device family {name!r}", hint=f"known families: {', '.join(BUILTIN_FAMILIES)}"
-        ) from None
+    plugin = get_plugin(name)
+    if plugin not in _FAMILIES:
+        _FAMILIES[plugin] = plugin.family()
+    return _FAMILIES[plugin]
 
 
-def builtin_spec_path(family: str) -> Path:
-    path = SPEC_DIR / f"{family}.md"
-    if not path.is_file():
-        raise UsageError(f"no spec for family {family!r}", hint=f"known families: {', '.join(available())}")
-    return path
-
-
-def available() -> list[str]:
-    return [f for f in BUILTIN_FAMILIES if (SPEC_DIR / f"{f}.md").is_file()]
+@cache
+def builtin_spec(family: str) -> Spec:
+    """The spec a family ships (loaded once per process)."""
+    return get_plugin(family).load_spec()
 
 
 _GENERIC = Family()
+
+__all__ = [
+    "Family",
+    "FamilyPlugin",
+    "builtin_spec",
+    "family_names",
+    "get_family",
+    "register_family",
+]

@@ -20,17 +20,16 @@ What the spec cannot say lives here:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-from base64 import b64encode
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.auth.http import BASIC_SECRET, Challenge, basic_authorization, digest_authorization, parse_challenges
 from avctl.errors import AccountLockedError, ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.retry import RetryPolicy
 from avctl.spec.model import Action, Spec
@@ -128,75 +127,6 @@ def status_of(body: Any) -> str | None:
 # --- auth ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Challenge:
-    scheme: str  # lower case: "basic", "digest"
-    params: dict[str, str]
-
-    @property
-    def stale(self) -> bool:
-        return self.params.get("stale", "").lower() == "true"
-
-
-_TOKEN_RE = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*(=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*,?')
-
-
-def parse_challenges(values: list[str]) -> dict[str, Challenge]:
-    """`WWW-Authenticate` values -> {scheme: Challenge}; handles several challenges in one header."""
-    out: dict[str, Challenge] = {}
-    for value in values:
-        current: Challenge | None = None
-        pos = 0
-        while pos < len(value):
-            m = _TOKEN_RE.match(value, pos)
-            if m is None or m.end() == pos:
-                break
-            pos = m.end()
-            name, assigned, raw = m.group(1), m.group(2), m.group(3)
-            if assigned is None:  # a bare token starts a new challenge
-                current = Challenge(name.lower(), {})
-                out.setdefault(current.scheme, current)
-                current = out[current.scheme]
-                continue
-            if current is None:
-                continue
-            if raw.startswith('"'):
-                raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-            current.params[name.lower()] = raw
-    return out
-
-
-_HASHES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-
-
-def _h(algorithm: str, text: str) -> str:
-    return hashlib.new(_HASHES.get(algorithm, "md5"), text.encode()).hexdigest()
-
-
-def digest_response(
-    *,
-    user: str,
-    password: str,
-    realm: str,
-    method: str,
-    uri: str,
-    nonce: str,
-    nc: str,
-    cnonce: str,
-    qop: str | None,
-    algorithm: str = "MD5",
-) -> str:
-    """The `response` value of RFC 7616 Digest (shared by the client and the emulator)."""
-    base = algorithm.upper().removesuffix("-SESS")
-    ha1 = _h(base, f"{user}:{realm}:{password}")
-    if algorithm.upper().endswith("-SESS"):
-        ha1 = _h(base, f"{ha1}:{nonce}:{cnonce}")
-    ha2 = _h(base, f"{method}:{uri}")
-    if qop:
-        return _h(base, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-    return _h(base, f"{ha1}:{nonce}:{ha2}")
-
-
 class UcAuth(Auth):
     """Basic up front on HTTPS; on HTTP the phone's challenge first; a rejected password is final."""
 
@@ -278,41 +208,10 @@ class UcAuth(Auth):
         user = self.credentials.user or "Polycom"
         password = self.credentials.password or ""
         if self.scheme == "basic" or self.challenge is None:
-            token = b64encode(f"{user}:{password}".encode()).decode()
-            return request.with_headers(Authorization=f"Basic {token}").with_secret("the password (HTTP Basic)")
-        c = self.challenge.params
-        algorithm = c.get("algorithm", "MD5")
-        qops = [q.strip() for q in c.get("qop", "").split(",") if q.strip()]
-        qop = "auth" if "auth" in qops else None
+            return request.with_headers(Authorization=basic_authorization(user, password)).with_secret(BASIC_SECRET)
         self.nc += 1
-        nc = f"{self.nc:08x}"
-        cnonce = os.urandom(8).hex()
-        uri = request.target
-        answer = digest_response(
-            user=user,
-            password=password,
-            realm=c.get("realm", ""),
-            method=request.method,
-            uri=uri,
-            nonce=c.get("nonce", ""),
-            nc=nc,
-            cnonce=cnonce,
-            qop=qop,
-            algorithm=algorithm,
-        )
-        fields = [
-            f'username="{user}"',
-            f'realm="{c.get("realm", "")}"',
-            f'nonce="{c.get("nonce", "")}"',
-            f'uri="{uri}"',
-            f"algorithm={algorithm}",
-            f'response="{answer}"',
-        ]
-        if qop:
-            fields += [f"qop={qop}", f"nc={nc}", f'cnonce="{cnonce}"']
-        if "opaque" in c:
-            fields.append(f'opaque="{c["opaque"]}"')
-        return request.with_headers(Authorization="Digest " + ", ".join(fields))
+        header = digest_authorization(request, self.challenge, user, password, self.nc)
+        return request.with_headers(Authorization=header)
 
 
 @register_auth("http_basic_digest")
@@ -323,7 +222,6 @@ def _uc_auth(spec: Spec, credentials: Credentials) -> Auth:
 # --- the family -----------------------------------------------------------------------------------
 
 
-@register_family
 class PolyUC(Family):
     name = "polyuc"
     #: a phone answers busy while it handles another request: worth a few retries by default
@@ -401,12 +299,17 @@ class PolyUC(Family):
 
 __all__ = [
     "STATUS_MEANINGS",
-    "Challenge",
     "PolyUC",
     "UcAuth",
-    "digest_response",
     "handle_digits",
     "normalize_handle",
-    "parse_challenges",
     "status_of",
 ]
+
+
+#: the entry point `polyuc = "avctl.families.polyuc:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "polyuc", PolyUC, spec=SpecResource("avctl", "specs/polyuc.md"),
+    emulator="avctl.emulator.polyuc:EmulatedPolyUC",
+    description="Poly UC phones (VVX, Trio, CCX)",
+)

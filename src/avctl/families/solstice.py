@@ -22,7 +22,6 @@ text}`); both become `DeviceError`s carrying the code and the description.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -34,8 +33,10 @@ from urllib.parse import urlencode
 import jwt
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.auth.session import SessionAuth
 from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
 
@@ -102,64 +103,47 @@ def _error_entries(body: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SolsticeToken(Auth):
+class SolsticeToken(SessionAuth):
     """OAuth2 password grant with one cached token per pod (per device object)."""
 
+    login_secret = "the admin password (token request)"
+
     def __init__(self, credentials: Credentials, *, clock: Callable[[], float] = time.time) -> None:
-        self.credentials = credentials
+        super().__init__(credentials)
         self.clock = clock
         self.token: str | None = None
         self.expires_at: float | None = None
-        self.failed: AuthenticationError | None = None
         #: how many token requests went out (diagnostics and tests)
         self.fetched = 0
-        self._lock = asyncio.Lock()
 
     @property
     def logged_in(self) -> bool:
         return self.token is not None
 
-    def _usable(self) -> bool:
+    # -- the hooks of the session flow --
+
+    def session_usable(self) -> bool:
         if self.token is None:
             return False
         return self.expires_at is None or self.clock() < self.expires_at - EXPIRY_MARGIN
 
-    async def flow(self, request: Request) -> Flow:
-        if request.method == "POST" and request.path == TOKEN_PATH:
-            yield request.with_secret("the admin password (token request)")  # sent as asked
-            return
-        if self.failed is not None:
-            raise self.failed
-        if not self._usable():
-            async with self._lock:
-                if self.failed is not None:
-                    raise self.failed
-                if not self._usable():
-                    self._absorb((yield self._token_request()))
-        used = self.token
-        response = yield self._apply(request)
-        if response.status == 401 and self._token_refused(response):
-            async with self._lock:
-                if self.failed is not None:
-                    raise self.failed
-                if self.token == used:  # nobody fetched a new one meanwhile
-                    self.token = None
-                    self._absorb((yield self._token_request()))
-            response = yield self._apply(request)
-            # a second 401 is reported as it is (family.error): no loop of token requests
+    def is_login(self, request: Request) -> bool:
+        return request.method == "POST" and request.path == TOKEN_PATH
 
-    # -- pieces --
+    def forget_session(self) -> None:
+        self.token = None
 
-    def _apply(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         return request.with_headers(Authorization=f"Bearer {self.token}").with_secret("a bearer token")
 
-    @staticmethod
-    def _token_refused(response: Response) -> bool:
+    def is_expired(self, response: Response) -> bool:
+        if response.status != 401:
+            return False
         entries = _error_entries(response.try_json())
         # a 401 without the documented body is treated as a refused token too
         return not entries or any(e.get("error") == "invalid_token" for e in entries)
 
-    def _token_request(self) -> Request:
+    def login_request(self) -> Request:
         if self.credentials.password is None:
             raise UsageError(
                 "no password for the Solstice token request",
@@ -175,10 +159,10 @@ class SolsticeToken(Auth):
             TOKEN_PATH,
             headers=(("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")),
             body=body,
-            carries_secret="the admin password (token request)",
+            carries_secret=self.login_secret,
         )
 
-    def _absorb(self, response: Response) -> None:
+    def absorb_login(self, response: Response) -> None:
         body = response.try_json()
         token = body.get("access_token") if isinstance(body, dict) else None
         if response.status == 200 and isinstance(token, str) and token:
@@ -195,13 +179,12 @@ class SolsticeToken(Auth):
             return
         if response.status in (400, 401) and isinstance(body, dict) and "error" in body:
             reason = str(body["error"])
-            self.failed = AuthenticationError(
+            raise AuthenticationError(
                 f"Solstice token request as {self.credentials.user or 'admin'!r} refused: {reason} "
                 f"(HTTP {response.status})",
                 reason=reason,
                 hint="check the pod's admin password; avctl does not retry a refused login",
             )
-            raise self.failed
         # not a verdict on the password (5xx, a proxy, a wrong port): report, do not mark failed
         raise DeviceError(
             f"Solstice token request answered HTTP {response.status}",
@@ -305,7 +288,6 @@ def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None)
     return replace(spec, actions=actions)
 
 
-@register_family
 class Solstice(Family):
     name = "solstice"
 
@@ -387,3 +369,11 @@ class Solstice(Family):
 
 
 __all__ = ["Solstice", "SolsticeToken", "SolsticeV1Password", "token_expiry", "with_v1_endpoint"]
+
+
+#: the entry point `solstice = "avctl.families.solstice:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "solstice", Solstice, spec=SpecResource("avctl", "specs/solstice.md"),
+    emulator="avctl.emulator.solstice:EmulatedSolstice",
+    description="Mersive Solstice pods",
+)

@@ -11,15 +11,16 @@ rejected login is final for the life of the device object: retrying would lock t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from avctl.auth import Auth, Credentials, Flow, register_auth
+from avctl.auth import Auth, Credentials, register_auth
+from avctl.auth.session import SessionAuth
 from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError
-from avctl.families import Family, register_family
+from avctl.families import Family
+from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
 
@@ -43,58 +44,37 @@ def _is_logout(request: Request) -> bool:
     return request.method == "DELETE" and request.path in LOGIN_PATHS
 
 
-class VideoOSSession(Auth):
+class VideoOSSession(SessionAuth):
     def __init__(self, credentials: Credentials) -> None:
-        self.credentials = credentials
+        super().__init__(credentials)
         self.cookies: dict[str, str] = {}
         self.xsrf: str | None = None
-        self.generation = 0  # bumped on every successful login
-        self.failed: AuthenticationError | None = None
-        self._lock = asyncio.Lock()
 
     @property
     def logged_in(self) -> bool:
         return "session_id" in self.cookies
 
-    # -- the flow --
-
-    async def flow(self, request: Request) -> Flow:
-        if _is_login(request):
-            # an explicit session_login action: send as asked, keep what it sets
-            response = yield request.with_secret("the login password")
-            self._absorb(response)
-            return
-        if self.failed is not None:
-            raise self.failed
-        if not self.logged_in:
-            async with self._lock:
-                if self.failed is not None:
-                    raise self.failed
-                if not self.logged_in:
-                    self._check_login((yield self._login_request()))
-        generation = self.generation
-        response = yield self._apply(request)
-        self._absorb(response)
-        if response.status in EXPIRED:
-            async with self._lock:
-                if self.failed is not None:
-                    raise self.failed
-                if self.generation == generation:  # nobody re-logged in meanwhile
-                    self.cookies.clear()
-                    self.xsrf = None
-                    self._check_login((yield self._login_request()))
-            response = yield self._apply(request)
-            self._absorb(response)
-        if _is_logout(request) and response.status < 300:
-            self.cookies.clear()
-            self.xsrf = None
-
     def logout_request(self) -> Request | None:
-        return self._apply(Request("DELETE", "/rest/session")) if self.logged_in else None
+        return self.apply(Request("DELETE", "/rest/session")) if self.logged_in else None
 
-    # -- pieces --
+    # -- the hooks of the session flow --
 
-    def _login_request(self) -> Request:
+    def is_login(self, request: Request) -> bool:
+        return _is_login(request)
+
+    def is_expired(self, response: Response) -> bool:
+        return response.status in EXPIRED
+
+    def forget_session(self) -> None:
+        self.cookies.clear()
+        self.xsrf = None
+
+    def observe(self, request: Request, response: Response) -> None:
+        self._absorb(response)
+        if _is_logout(request) and response.status < 300:
+            self.forget_session()
+
+    def login_request(self) -> Request:
         if self.credentials.password is None:
             raise UsageError(
                 "no password for the VideoOS login",
@@ -106,7 +86,7 @@ class VideoOSSession(Auth):
             carries_secret="the login password",
         )
 
-    def _apply(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         headers: dict[str, str] = {}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -131,7 +111,7 @@ class VideoOSSession(Auth):
         if token:
             self.xsrf = _header_safe("an XSRF token", token, response)
 
-    def _check_login(self, response: Response) -> None:
+    def absorb_login(self, response: Response) -> None:
         body = response.try_json()
         if response.status == 200 and isinstance(body, dict) and body.get("success", True):
             self._absorb(response)
@@ -141,7 +121,6 @@ class VideoOSSession(Auth):
                     self.cookies["session_id"] = _header_safe(
                         "a session id", str(session["sessionId"]), response
                     )
-            self.generation += 1
             return
         if response.status not in (400, 401, 403):
             # not a verdict on the credentials (a 5xx or a wrong device): report, do not mark failed
@@ -161,8 +140,7 @@ class VideoOSSession(Auth):
             if error_cls is AccountLockedError
             else "check the password; avctl does not retry a rejected login (devices lock accounts out)"
         )
-        self.failed = error_cls(message, reason=reason, hint=hint)
-        raise self.failed
+        raise error_cls(message, reason=reason, hint=hint)
 
 
 #: RFC 6265 cookie-octets: what a cookie value may hold and still go back in a Cookie header
@@ -188,7 +166,6 @@ def _videoos_auth(spec: Spec, credentials: Credentials) -> Auth:
     return VideoOSSession(credentials)
 
 
-@register_family
 class VideoOS(Family):
     name = "videoos"
 
@@ -215,3 +192,11 @@ STATUS_MEANINGS = {
     501: "no support for this action",
     507: "storage full",
 }
+
+
+#: the entry point `videoos = "avctl.families.videoos:plugin"` (pyproject.toml) names this
+plugin = FamilyPlugin(
+    "videoos", VideoOS, spec=SpecResource("avctl", "specs/videoos.md"),
+    emulator="avctl.emulator.videoos:EmulatedVideoOS",
+    description="Poly VideoOS video systems (G7500, Studio X)",
+)

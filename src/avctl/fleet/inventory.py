@@ -528,7 +528,7 @@ def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]
 def _default_port(family: str, scheme: str | None) -> int:
     """The port a device without one is reached on: its family's spec decides (Solstice: 5443)."""
     from avctl.errors import AvctlError
-    from avctl.spec import builtin_spec
+    from avctl.families import builtin_spec
 
     try:
         transport = builtin_spec(family).transport

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from avctl.errors import UsageError
+from avctl.families import builtin_spec
 from avctl.fleet.credentials import MASK
 from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
 from avctl.fleet.paths import os_user
 from avctl.fleet.runner import FleetRunner, RunOptions, summarize
 from avctl.fleet.store import Job, JobStore, Outcome, StoreError
 from avctl.fleet.verbs import Task, make_task
-from avctl.spec import Spec, builtin_spec, load_spec
+from avctl.spec import Spec, load_spec
 
 
 @dataclass

@@ -46,13 +46,14 @@ from avctl.errors import (
     TransportError,
     UsageError,
 )
+from avctl.families import builtin_spec
 from avctl.fleet.audit import AuditLog
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.store import JobStore, Outcome, OutcomeExists, StoreError
 from avctl.fleet.verbs import Task, probe_action
 from avctl.retry import RetryPolicy
-from avctl.spec import Spec, builtin_spec
+from avctl.spec import Spec
 from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 

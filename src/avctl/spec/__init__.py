@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from avctl.spec.loader import Issue, LoadResult, load_spec, read_spec
 from avctl.spec.model import Action, Feedback, Macro, Param, Spec, Transport
 from avctl.spec.params import coerce_text, validate
@@ -17,17 +15,8 @@ __all__ = [
     "Param",
     "Spec",
     "Transport",
-    "builtin_spec",
     "coerce_text",
     "load_spec",
     "read_spec",
     "validate",
 ]
-
-
-@cache
-def builtin_spec(family: str) -> Spec:
-    """The spec shipped with avctl for a family (loaded once per process)."""
-    from avctl.families import builtin_spec_path
-
-    return load_spec(builtin_spec_path(family))

@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from avctl.emulator.core import Ctx, EmulatedDevice, Lockout, register_emulator, reply
+from avctl.auth.http import digest_response, parse_challenges
+from avctl.emulator.core import Ctx, EmulatedDevice, Lockout, reply
 from avctl.emulator.polyuc.handlers import UcHandlers
 from avctl.emulator.polyuc.state import UcPhone, UcStatus
-from avctl.families.polyuc import digest_response, parse_challenges
 from avctl.spec.model import Action
 
 FACTORY_PASSWORD = "456"
@@ -45,7 +45,6 @@ FACTORY_PASSWORD = "456"
 HTTP_FOR_STATUS = {"4400": 400, "4403": 403, "5500": 500}
 
 
-@register_emulator
 class EmulatedPolyUC(UcHandlers, EmulatedDevice):
     family: ClassVar[str] = "polyuc"
     ignore_case: ClassVar[bool] = True

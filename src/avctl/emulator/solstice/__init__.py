@@ -55,7 +55,6 @@ from avctl.emulator.core import (
     HTTPError,
     Lockout,
     parse_json,
-    register_emulator,
     reply,
     reply_bytes,
 )
@@ -116,7 +115,6 @@ def _v1_port(host: str, wanted: int | str | None, default: int) -> int:
     return default
 
 
-@register_emulator
 class EmulatedSolstice(EmulatedDevice):
     family: ClassVar[str] = "solstice"
     server_header: ClassVar[str] = "Solstice"

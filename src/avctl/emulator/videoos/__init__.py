@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from avctl.emulator.core import BadBody, EmulatedDevice, Lockout, parse_json, register_emulator, reply
+from avctl.emulator.core import BadBody, EmulatedDevice, Lockout, parse_json, reply
 from avctl.emulator.videoos.common import fail
 from avctl.emulator.videoos.handlers import VideoOSHandlers
 from avctl.emulator.videoos.state import VideoOSState
@@ -36,7 +36,6 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
-@register_emulator
 class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
     family: ClassVar[str] = "videoos"
     server_header: ClassVar[str] = "Poly VideoOS"
