@@ -21,9 +21,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
+from avctl.capabilities import STATUS_FIELDS
 from avctl.fleet.credentials import redact
-from avctl.fleet.store import Outcome
-from avctl.fleet.verbs import STATUS_FIELDS
+from avctl.fleet.results import Outcome
 from avctl.redact import printable, shown
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}
