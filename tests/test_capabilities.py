@@ -199,6 +199,21 @@ async def test_verb_validation_errors_send_nothing(emulators: EmulatorThread, tl
     assert (emu.state.muted, emu.state.volume) == (True, 5)
 
 
+@pytest.mark.parametrize("cls", [EmulatedVideoOS, EmulatedPolyUC, EmulatedSolstice])
+async def test_every_family_refuses_a_bad_verb_call_before_sending_and_reprs_no_secret(
+        emulators: EmulatorThread, tls: TLSPolicy, cls: type[EmulatedDevice]) -> None:
+    emu = emulators.add(cls(f"{cls.__name__}-v", password=PASSWORD))
+    async with client(emu, tls) as dev:
+        with pytest.raises(ValidationError, match="takes no parameter force"):
+            await dev.run_verb("reboot", force=True)
+        with pytest.raises(UsageError, match="no 'reboot_now' verb"):
+            await dev.run_verb("reboot_now")
+    assert emu.requests.total == 0 and not emu.is_down
+    async with client(emu, tls) as dev:
+        await dev.status()  # logged in (where the family has sessions), credentials in use
+        assert PASSWORD not in repr(dev) and repr(dev).startswith(f"<Device {emu.family} ")
+
+
 # --- the call hook, repr ----------------------------------------------------------------------------------
 
 
