@@ -24,7 +24,7 @@ from typing import Any
 
 from avctl.errors import BadAnswer, DeviceError, UsageError, ValidationError
 from avctl.spec import Spec, coerce_text, validate
-from avctl.spec.model import Action, Feedback
+from avctl.spec.model import Action, Feedback, Macro
 
 #: the readings every family may report, typed on `Status`, in the order tables show them
 STATUS_FIELDS = ("reachable", "model", "firmware", "uptime", "in_call", "mic_muted", "volume")
@@ -331,7 +331,7 @@ class Verb:
     disruptive: bool
 
 
-def _macro(spec: Spec, verb: str) -> Any:
+def _macro(spec: Spec, verb: str) -> Macro:
     try:
         return spec.macros[verb]
     except KeyError:
