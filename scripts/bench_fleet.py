@@ -60,10 +60,10 @@ def _spec_for(family: str, overrides: dict[str, str]) -> Any:
 
 def _status_requests(spec: Any) -> list[dict[str, Any]]:
     """What every client reads per device: the spec's status actions, with their auth and scheme."""
-    from avctl.fleet.verbs import _plan
+    from avctl.capabilities import status_plan
 
     out = []
-    for action_id in _plan(spec):
+    for action_id in status_plan(spec):
         a = spec.action(action_id)
         out.append({"method": a.method, "path": a.path, "auth": a.auth or spec.transport.auth_type,
                     "scheme": a.scheme})

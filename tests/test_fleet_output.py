@@ -11,8 +11,7 @@ from rich.console import Console
 from avctl.cli.output import ProgressBar, render_table
 from avctl.fleet.credentials import REDACTOR
 from avctl.fleet.output import to_csv, to_json
-from avctl.fleet.runner import summarize
-from avctl.fleet.store import Outcome
+from avctl.fleet.results import Outcome, summarize
 
 OUTCOMES = [
     Outcome("a", "ok", family="videoos", data={"reachable": True, "model": "G7500", "volume": 40,

@@ -24,8 +24,9 @@ from avctl.fleet.audit import AuditLog
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import Inventory, parse_inventory
 from avctl.fleet.jobs import create_job, execute, spec_provider
-from avctl.fleet.runner import FleetRunner, RunOptions, summarize
-from avctl.fleet.store import Outcome, SqliteJobStore
+from avctl.fleet.results import Outcome, summarize
+from avctl.fleet.runner import FleetRunner, RunOptions
+from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask
 from avctl.spec import load_spec
 from avctl.transport.tls import KnownHosts, TLSPolicy

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from avctl.capabilities import read_status, resolve_pointer, transform, verb_steps
 from avctl.errors import DeviceError, ValidationError
 from avctl.families import builtin_spec
-from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, probe_action, resolve_pointer, transform
+from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, probe_action
 
 
 def test_every_builtin_family_has_status_and_reboot() -> None:
@@ -26,14 +26,14 @@ def test_macro_placeholder_takes_the_callers_value_typed_per_family() -> None:
     spec = builtin_spec("videoos")
     task = MacroTask("volume", {"volume": "30"})
     task.validate(spec)
-    assert task._steps(spec) == [("audio_volume_set", {"volume": 30})]
+    assert verb_steps(spec, "volume", task.params) == [("audio_volume_set", {"volume": 30})]
     with pytest.raises(ValidationError, match="needs volume"):
         MacroTask("volume", {}).validate(spec)
     with pytest.raises(ValidationError):
         MacroTask("volume", {"volume": "300"}).validate(spec)      # the spec's maximum still applies
     with pytest.raises(ValidationError, match="takes no parameter muted"):
         MacroTask("mute", {"muted": "false"}).validate(spec)       # a step's own constant is not overridable
-    assert MacroTask("mute", {})._steps(spec) == [("audio_muted_set", {"muted": True})]
+    assert verb_steps(spec, "mute", {}) == [("audio_muted_set", {"muted": True})]
 
 
 def test_action_task_types_and_validates_per_spec() -> None:
@@ -70,7 +70,7 @@ async def test_status_keeps_what_it_read_and_fails_only_when_nothing_answers() -
     spec = builtin_spec("videoos")
     calls: list[str] = []
 
-    async def call(action_id: str, params: Mapping[str, Any]) -> Any:
+    async def call(action_id: str) -> Any:
         calls.append(action_id)
         if action_id == "system_get":
             return {"model": "G7500", "softwareVersion": "4.6.2", "uptime": 12.5}
@@ -78,20 +78,20 @@ async def test_status_keeps_what_it_read_and_fails_only_when_nothing_answers() -
             return True
         raise DeviceError(f"{action_id}: 404", status=404)
 
-    out = await StatusTask().run(spec, call)
+    out = (await read_status(spec, call)).as_dict()
     assert out["reachable"] is True and out["model"] == "G7500" and out["firmware"] == "4.6.2"
     assert out["mic_muted"] is True and out["volume"] is None
     assert "volume" in out["unavailable"] and "in_call" in out["unavailable"]
     assert calls.count("system_get") == 1  # several feedbacks, one call
 
-    async def broken(action_id: str, params: Mapping[str, Any]) -> Any:
+    async def broken(action_id: str) -> Any:
         raise DeviceError("nope", status=403)
 
     with pytest.raises(DeviceError):
-        await StatusTask().run(spec, broken)
+        await read_status(spec, broken)
 
-    async def overloaded(action_id: str, params: Mapping[str, Any]) -> Any:
+    async def overloaded(action_id: str) -> Any:
         raise DeviceError("busy", status=503)
 
     with pytest.raises(DeviceError):  # 5xx after the runner's retries: the device is in trouble
-        await StatusTask().run(spec, overloaded)
+        await read_status(spec, overloaded)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from avctl.capabilities import read_feedback
 from avctl.emulator.core import Ctx, EmulatedDevice, EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
@@ -23,9 +24,9 @@ from avctl.families import builtin_spec
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import parse_inventory
 from avctl.fleet.jobs import spec_provider
+from avctl.fleet.results import Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
-from avctl.fleet.store import Outcome
-from avctl.fleet.verbs import StatusTask, read_feedback
+from avctl.fleet.verbs import StatusTask
 from avctl.spec.model import Feedback
 from avctl.transport.tls import KnownHosts, TLSPolicy
 

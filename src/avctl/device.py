@@ -6,6 +6,10 @@
 The call path is the brief's data flow: the spec's action validates the parameters (nothing is
 sent on error), the request is built and wrapped by the family, the auth flow drives the
 transport (login, XSRF, re-login), and the family turns the response into a `Result` or raises.
+
+The spec's Feedbacks and Macros are capabilities of every device (`avctl.capabilities`):
+``await dev.status()`` -> `Status`, ``await dev.run_verb("volume", volume=30)``; ``dev.verbs`` and
+``dev.feedbacks`` list what the spec offers. They call through `call`, like any caller.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
+from avctl.capabilities import Status, Verb, feedbacks_of, read_status, verb_steps, verbs_of
 from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import AvctlError, CleartextRefused, UsageError
 from avctl.families import Family, builtin_spec, get_family
 from avctl.request import Request, Response, build_request
 from avctl.retry import RetryPolicy
 from avctl.spec import Action, Spec, validate
+from avctl.spec.model import Feedback
 from avctl.transport.address import parse_address as _parse_address
 from avctl.transport.http import Endpoint, HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
@@ -52,6 +58,25 @@ class Result:
             "elapsed": round(self.elapsed, 4),
             **({"info": dict(self.info)} if self.info else {}),
         }
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One finished `Device.call` (after its retries), as the device's ``on_call`` hook sees it.
+
+    ``params`` are the caller's values (spec-marked secrets unmasked: mask them with
+    ``action.public_values(params)`` before recording); exactly one of ``result`` / ``error`` is set.
+    """
+
+    device: str
+    action: Action
+    params: Mapping[str, Any]
+    result: Result | None = None
+    error: Exception | None = None
+
+
+#: called once per finished call; an exception it raises propagates from that call
+CallHook = Callable[[CallEvent], None]
 
 
 def parse_address(address: str) -> tuple[str, int | None]:
@@ -88,6 +113,7 @@ class Device:
         max_download_bytes: int | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_call: CallHook | None = None,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -124,6 +150,16 @@ class Device:
         self._serial = asyncio.Lock() if self.spec.transport.serial_requests else None
         #: every request put on the wire, for diagnostics and the fleet's login accounting
         self.sent: int = 0
+        #: told of every finished call, whichever path made it (a plain call, a status read, a verb's
+        #: steps): a hook on the device rather than a call function handed to each capability, so a
+        #: caller that must see every call (the fleet's audit of state-changing calls) cannot miss one
+        self.on_call = on_call
+
+    def __repr__(self) -> str:
+        # never the credentials: a repr ends up in logs and tracebacks
+        state = "logged in" if any(a.logged_in for a in self._auths.values()) else "not logged in"
+        return (f"<Device {self.spec.family or self.spec.id} {self.name!r} "
+                f"{self.endpoint.scheme}://{self.endpoint} {state}>")
 
     # -- public API --
 
@@ -154,7 +190,56 @@ class Device:
     ) -> Result:
         """Run one action. `download_to` (a file or folder) receives `response: file` bodies;
         an existing file there is replaced only with `overwrite=True`."""
-        action, request = self.prepare(action_id, params)
+        action = self.spec.action(action_id)
+        try:
+            result = await self._call(action, download_to, overwrite, params)
+        except Exception as exc:
+            self._emit(CallEvent(self.name, action, params, error=exc))
+            raise
+        self._emit(CallEvent(self.name, action, params, result=result))
+        return result
+
+    async def status(self) -> Status:
+        """What the device reports (its spec's Feedbacks), typed; see `avctl.capabilities.read_status`.
+
+        Raises UsageError if the spec has no Feedbacks, the device's error if no query could be
+        read, BadAnswer if no answer fits its declared type.
+        """
+        return await read_status(self.spec, self._data)
+
+    async def run_verb(
+        self, verb: str, /, *, download_to: str | Path | None = None, overwrite: bool = False, **params: Any,
+    ) -> tuple[Result, ...]:
+        """Run the spec's Macro `verb`: its steps in order, one `Result` each. Every step is
+        validated before the first is sent; `$placeholders` take the caller's `params`."""
+        steps = verb_steps(self.spec, verb, params)
+        for action_id, values in steps:
+            self.prepare(action_id, values)
+        results = []
+        for action_id, values in steps:
+            results.append(await self.call(action_id, download_to=download_to, overwrite=overwrite, **values))
+        return tuple(results)
+
+    @property
+    def verbs(self) -> dict[str, Verb]:
+        """The verbs (Macros) this device's spec offers, by name."""
+        return verbs_of(self.spec)
+
+    @property
+    def feedbacks(self) -> dict[str, Feedback]:
+        """The readings `status()` reports (besides ``reachable``), by id."""
+        return feedbacks_of(self.spec)
+
+    async def _data(self, action_id: str) -> Any:
+        return (await self.call(action_id)).data
+
+    def _emit(self, event: CallEvent) -> None:
+        if self.on_call is not None:
+            self.on_call(event)
+
+    async def _call(self, action: Action, download_to: str | Path | None, overwrite: bool,
+                    params: Mapping[str, Any]) -> Result:
+        action, request = self.prepare(action.id, params)
         if action.response == "file":
             target = Path(download_to) if download_to else Path.cwd()
             request = replace(request, stream_to=target, overwrite=overwrite)
@@ -263,18 +348,80 @@ def _cap(name: str, given: int | None, default: int) -> int:
 
 
 class SyncDevice:
-    """Blocking wrapper for scripts: `SyncDevice("videoos", host, credentials=...).call(...)`."""
+    """Blocking `Device` for scripts, with the same parameters and capabilities::
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with SyncDevice("videoos", "10.0.0.5", credentials=Credentials("admin", pw)) as dev:
+            dev.call("audio_volume_set", volume=50)
+            print(dev.status().volume)
+
+    Each instance runs its own event loop; do not use it inside a running loop (use `Device`).
+    """
+
+    def __init__(
+        self,
+        spec: Spec | str,
+        host: str,
+        *,
+        port: int | None = None,
+        scheme: str | None = None,
+        credentials: Credentials | None = None,
+        transport: Transport | None = None,
+        tls: TLSPolicy | None = None,
+        timeout: float = 15.0,
+        name: str | None = None,
+        ports: Mapping[str, int] | None = None,
+        schemes: Mapping[str, str] | None = None,
+        allow_cleartext: bool = False,
+        max_response_bytes: int | None = None,
+        max_download_bytes: int | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_call: CallHook | None = None,
+    ) -> None:
+        async def make() -> Device:
+            # built inside the loop that will run it (its locks and transport belong to that loop)
+            return Device(spec, host, port=port, scheme=scheme, credentials=credentials, transport=transport,
+                          tls=tls, timeout=timeout, name=name, ports=ports, schemes=schemes,
+                          allow_cleartext=allow_cleartext, max_response_bytes=max_response_bytes,
+                          max_download_bytes=max_download_bytes, retry=retry, sleep=sleep, on_call=on_call)
+
         self._runner = asyncio.Runner()
-        self._device: Device = self._runner.run(_make(args, kwargs))
+        try:
+            self._device: Device = self._runner.run(make())
+        except BaseException:
+            self._runner.close()
+            raise
 
     @property
     def device(self) -> Device:
         return self._device
 
-    def call(self, action_id: str, /, **params: Any) -> Result:
-        return self._runner.run(self._device.call(action_id, **params))
+    def __repr__(self) -> str:
+        return f"<Sync{repr(self._device)[1:]}"
+
+    def prepare(self, action_id: str, params: Mapping[str, Any]) -> tuple[Action, Request]:
+        return self._device.prepare(action_id, params)
+
+    def call(self, action_id: str, /, *, download_to: str | Path | None = None, overwrite: bool = False,
+             **params: Any) -> Result:
+        return self._runner.run(self._device.call(action_id, download_to=download_to, overwrite=overwrite,
+                                                  **params))
+
+    def status(self) -> Status:
+        return self._runner.run(self._device.status())
+
+    def run_verb(self, verb: str, /, *, download_to: str | Path | None = None, overwrite: bool = False,
+                 **params: Any) -> tuple[Result, ...]:
+        return self._runner.run(self._device.run_verb(verb, download_to=download_to, overwrite=overwrite,
+                                                      **params))
+
+    @property
+    def verbs(self) -> dict[str, Verb]:
+        return self._device.verbs
+
+    @property
+    def feedbacks(self) -> dict[str, Feedback]:
+        return self._device.feedbacks
 
     def close(self) -> None:
         try:
@@ -287,7 +434,3 @@ class SyncDevice:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def _make(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Device:
-    return Device(*args, **kwargs)

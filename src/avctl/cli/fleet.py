@@ -51,8 +51,10 @@ from avctl.fleet.inventory import (
     import_ip_pass,
     load_inventory,
 )
-from avctl.fleet.jobs import JobReport, create_job, execute, plan_resume, run_resume, spec_provider
+from avctl.fleet.jobs import create_job, execute, plan_resume, run_resume, spec_provider
 from avctl.fleet.output import summary_line, to_csv, to_json
+from avctl.fleet.processors import BaseProcessor, JobInfo
+from avctl.fleet.results import JobReport, Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
@@ -178,6 +180,16 @@ def _secret_param(name: str) -> bool:
 # --- running a job ------------------------------------------------------------------------------
 
 
+class BarProgress(BaseProcessor):
+    """The progress bar as a runner processor: one step per device outcome."""
+
+    def __init__(self, bar: ProgressBar) -> None:
+        self.bar = bar
+
+    def device_finished(self, job: JobInfo, outcome: Outcome) -> None:
+        self.bar.update(outcome)
+
+
 def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool) -> None:
     counts = runner.plan(task, devices)
     hit = {fam: c["run"] for fam, c in counts.items() if c["disruptive"] and c["run"]}
@@ -245,7 +257,7 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
         audit.check_writable()
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
         runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
-                             progress=bar.update)
+                             processors=[BarProgress(bar)])
         _confirm(runner, task, devices, kwargs["yes"])
         job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
                          options=options, spec_overrides=overrides, secret_params=runner.secret_params)
@@ -576,7 +588,7 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
         runner = FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
                              tls=tls_policy(known_hosts, ca_bundle, insecure),
                              resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=plan.options,
-                             progress=bar.update)
+                             processors=[BarProgress(bar)])
         if plan.job.effective_state == "running":
             click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
                        "this process takes only the devices no live process has claimed", err=True)

@@ -17,9 +17,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
+from avctl.capabilities import STATUS_FIELDS
 from avctl.fleet.output import is_status, short_text, status_columns, summary_line
 from avctl.fleet.store import Outcome
-from avctl.fleet.verbs import STATUS_FIELDS
 from avctl.redact import printable, shown
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}

@@ -28,24 +28,11 @@ from avctl.families import builtin_spec
 from avctl.fleet.credentials import MASK
 from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
 from avctl.fleet.paths import os_user
-from avctl.fleet.runner import FleetRunner, RunOptions, summarize
-from avctl.fleet.store import Job, JobStore, Outcome, StoreError
+from avctl.fleet.results import JobReport, Outcome
+from avctl.fleet.runner import FleetRunner, RunOptions
+from avctl.fleet.store import Job, JobStore, StoreError
 from avctl.fleet.verbs import Task, make_task
 from avctl.spec import Spec, load_spec
-
-
-@dataclass
-class JobReport:
-    job_id: int
-    task: str
-    outcomes: list[Outcome]
-    counts: dict[str, int]
-    #: why outcomes or audit rows could not be recorded (the job then ended early); None: all kept
-    store_error: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.counts["failed"] or self.counts["unreachable"] or self.store_error)
 
 
 def spec_provider(overrides: Mapping[str, str] | None = None) -> Any:
@@ -81,15 +68,16 @@ def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence
 
 
 async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
-                  devices: Sequence[DeviceEntry]) -> JobReport:
+                  devices: Sequence[DeviceEntry], *, decided: Sequence[Outcome] = ()) -> JobReport:
     """Run and close the job: finished when every device has an outcome, interrupted otherwise.
+    ``decided``: outcomes known without running (see `FleetRunner.run`).
 
     While another process still runs some of the job's devices (a second ``jobs resume``), the job
     stays running: that process closes it. If the store failed mid-job, the report is built from
     the outcomes known in memory, which are more than the store holds.
     """
     try:
-        await runner.run(task, devices, job_id=job.id)
+        await runner.run(task, devices, job_id=job.id, decided=decided)
     except BaseException:
         with contextlib.suppress(StoreError):
             store.set_state(job.id, "interrupted")
@@ -101,15 +89,14 @@ async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
                 store.set_state(job.id, "finished")
             elif not store.claimed_elsewhere(job.id, pending):
                 store.set_state(job.id, "interrupted")
-            outcomes = store.outcomes(job.id)
-            return JobReport(job.id, task.name, outcomes, summarize(outcomes))
+            return JobReport.of(job.id, task.name, store.outcomes(job.id))
         except StoreError as exc:
             runner.store_error = exc
     with contextlib.suppress(StoreError):
         store.set_state(job.id, "interrupted")
     outcomes = [runner.outcomes[d.name] for d in devices if d.name in runner.outcomes]
     lost = runner.store_error.message if runner.store_error else None
-    return JobReport(job.id, task.name, outcomes, summarize(outcomes), store_error=lost)
+    return JobReport.of(job.id, task.name, outcomes, store_error=lost)
 
 
 @dataclass
@@ -153,8 +140,7 @@ def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | Non
 
 async def run_resume(store: JobStore, plan: ResumePlan, runner: FleetRunner) -> JobReport:
     store.claim(plan.job.id)
-    runner.job_id = plan.job.id
-    for name in plan.missing:
-        runner._finish(Outcome(name, "failed", reason="inventory", message="no longer in the inventory"))
-    return await execute(store, plan.job, runner, plan.task, plan.devices)
+    gone = [Outcome(name, "failed", reason="inventory", message="no longer in the inventory")
+            for name in plan.missing]
+    return await execute(store, plan.job, runner, plan.task, plan.devices, decided=gone)
 

@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from avctl.capabilities import STATUS_FIELDS
 from avctl.fleet.credentials import redact
-from avctl.fleet.store import Outcome
-from avctl.fleet.verbs import STATUS_FIELDS
+from avctl.fleet.results import Outcome
 from avctl.redact import printable
 
 

@@ -19,38 +19,35 @@ Shaped like nornir (inventory, filter, run, per-host result) on asyncio:
 - if the store cannot be written mid-job (disk full), no new device is started: devices in flight
   finish, the rest end ``skipped`` / ``not_run``, and ``store_error`` says what happened;
 - a per-request timeout and a per-device deadline;
-- every device ends with exactly one outcome (ok, failed, unreachable, skipped), committed to the
-  job store the moment it is known; state-changing calls go to the audit log.
+- every device ends with exactly one outcome (ok, failed, unreachable, skipped);
+- what happens is told to processors (``avctl.fleet.processors``: job and device started and
+  finished, each call finished): the job store commits each outcome the moment it is known, the
+  audit log records state-changing calls, the CLI's progress bar counts; a processor that fails
+  never ends a device's run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
-from avctl.device import Device
+from avctl.device import CallEvent, Device
 from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
-from avctl.errors import (
-    AuthenticationError,
-    AvctlError,
-    ConnectError,
-    ConnectionDropped,
-    DeviceTimeout,
-    TLSError,
-    TransportError,
-    UsageError,
-)
+from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
 from avctl.families import builtin_spec
 from avctl.fleet.audit import AuditLog
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
-from avctl.fleet.store import JobStore, Outcome, OutcomeExists, StoreError
+from avctl.fleet.processors import AuditRecorder, JobInfo, Processor, StoreRecorder
+from avctl.fleet.results import Outcome, classify
+from avctl.fleet.store import JobStore, StoreError
 from avctl.fleet.verbs import Task, probe_action
 from avctl.retry import RetryPolicy
 from avctl.spec import Spec
@@ -58,7 +55,7 @@ from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 
 SpecProvider = Callable[[str], Spec]
-ProgressFn = Callable[[Outcome], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,28 +98,13 @@ class RunOptions:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass
-class _DeviceRun:
-    entry: DeviceEntry
-    spec: Spec
-    audit_ids: list[int] = field(default_factory=list)
-
-
-def classify(error: BaseException) -> tuple[str, str]:
-    """(outcome status, reason kind) for an error that ended a device."""
-    if isinstance(error, (ConnectError, DeviceTimeout, ConnectionDropped)):
-        return "unreachable", error.kind
-    if isinstance(error, TransportError) and not isinstance(error, TLSError):
-        return "unreachable", error.kind
-    if isinstance(error, AvctlError):
-        return "failed", error.kind
-    if isinstance(error, TimeoutError):
-        return "unreachable", "timeout"
-    return "failed", type(error).__name__
-
-
 class FleetRunner:
-    """Runs a task on many devices. One runner per job; create and use inside a running loop."""
+    """Runs a task on many devices. One runner per job; create and use inside a running loop.
+
+    ``store`` and ``audit`` subscribe as processors (outcomes, state-changing calls); ``store`` also
+    holds the per-device claims. ``processors`` are told every event after the store (see
+    ``avctl.fleet.processors``).
+    """
 
     def __init__(
         self,
@@ -134,7 +116,7 @@ class FleetRunner:
         transport: Transport | None = None,
         resolver: CredentialResolver | None = None,
         options: RunOptions | None = None,
-        progress: ProgressFn | None = None,
+        processors: Sequence[Processor] = (),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
@@ -145,9 +127,15 @@ class FleetRunner:
         self._transport = transport
         self._own_transport = transport is None
         self.resolver = resolver or CredentialResolver()
-        self.progress = progress
+        self.processors: list[Processor] = [
+            *([StoreRecorder(store)] if store is not None else []), *processors,
+            *([AuditRecorder(audit)] if audit is not None else [])]
         self.job_id: int | None = None
+        self._job = JobInfo(None, "", ())
         self.outcomes: dict[str, Outcome] = {}
+        self._started: set[str] = set()
+        #: processors that raised: (processor, event, error text); their events were skipped
+        self.processor_errors: list[tuple[str, str, str]] = []
         self._global = asyncio.Semaphore(max(1, self.options.concurrency))
         self._sites: dict[str, asyncio.Semaphore] = {}
         self._sleep = sleep  # backoff sleeps of every device (tests inject a no-op)
@@ -192,12 +180,20 @@ class FleetRunner:
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, task: Task, devices: Sequence[DeviceEntry], *,
-                  job_id: int | None = None) -> list[Outcome]:
-        """Run on all devices; returns outcomes in device order. Cancellation keeps what finished."""
+                  job_id: int | None = None, decided: Sequence[Outcome] = ()) -> list[Outcome]:
+        """Run on all devices; returns outcomes in device order. Cancellation keeps what finished.
+
+        ``decided``: outcomes known without running (on resume, devices no longer in the
+        inventory); recorded and told to the processors like any other.
+        """
         self.job_id = job_id
+        self._job = JobInfo(job_id, task.name, tuple(d.name for d in devices))
         if self._transport is None:
             self._transport = HttpTransport(self._tls)
+        self._emit("job_started", lambda p: p.job_started(self._job))
         try:
+            for outcome in decided:
+                self._finish(outcome)
             tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
             try:
                 await asyncio.gather(*tasks)
@@ -211,7 +207,9 @@ class FleetRunner:
             if self._own_transport and self._transport is not None:
                 await self._transport.close()
                 self._transport = None
-        return [self.outcomes[d.name] for d in devices if d.name in self.outcomes]
+            ran = [self.outcomes[d.name] for d in devices if d.name in self.outcomes]
+            self._emit("job_finished", lambda p: p.job_finished(self._job, ran))
+        return ran
 
     def _site_sem(self, site: str | None) -> contextlib.AbstractAsyncContextManager[Any]:
         if not self.options.per_site:
@@ -222,19 +220,28 @@ class FleetRunner:
             sem = self._sites[key] = asyncio.Semaphore(self.options.per_site)
         return sem
 
+    def _emit(self, event: str, tell: Callable[[Processor], None]) -> None:
+        """Tell every processor; one that fails is logged and skipped, never ends a device's run."""
+        for processor in self.processors:
+            try:
+                tell(processor)
+            except StoreError as exc:
+                self._store_failed(exc)  # what happened is kept in memory and reported
+            except Exception as exc:
+                name = type(processor).__name__
+                self.processor_errors.append((name, event, f"{type(exc).__name__}: {exc}"))
+                log.warning("avctl: processor %s failed on %s: %s: %s", name, event, type(exc).__name__, exc)
+
+    def _start(self, entry: DeviceEntry) -> None:
+        if entry.name not in self._started:
+            self._started.add(entry.name)
+            self._emit("device_started", lambda p: p.device_started(self._job, entry))
+
     def _finish(self, outcome: Outcome) -> None:
         if outcome.device in self.outcomes:
             return  # exactly one outcome per device, whatever happens
         self.outcomes[outcome.device] = outcome
-        if self.store is not None and self.job_id is not None:
-            try:
-                self.store.record_outcome(self.job_id, outcome)
-            except OutcomeExists:
-                pass
-            except StoreError as exc:
-                self._store_failed(exc)  # the outcome is still kept in memory and reported
-        if self.progress is not None:
-            self.progress(outcome)
+        self._emit("device_finished", lambda p: p.device_finished(self._job, outcome))
 
     def _store_failed(self, exc: StoreError) -> None:
         if self.store_error is None:
@@ -256,6 +263,7 @@ class FleetRunner:
         try:
             await self._device_work(task, entry, started)
         except Exception as exc:
+            self._start(entry)
             self._finish(Outcome(entry.name, "failed", family=entry.family, reason=classify(exc)[1],
                                  message=f"internal error: {type(exc).__name__}: {exc}", started=started))
 
@@ -266,6 +274,7 @@ class FleetRunner:
                  data: Any = None) -> None:
             # the device's own counters: every request it sent, every retry it made
             attempts, requests = (0, 0) if dev is None else (1 + dev.retries, dev.sent)
+            self._start(entry)
             self._finish(Outcome(entry.name, status, family=entry.family, reason=reason,  # type: ignore[arg-type]
                                  message=message, data=data, attempts=attempts, started=started,
                                  requests=requests))
@@ -283,11 +292,11 @@ class FleetRunner:
             creds = self._credentials(entry)
         except AvctlError as exc:
             return done("failed", reason="credentials", message=str(exc))
-        run = _DeviceRun(entry, spec)
         async with self._site_sem(entry.site), self._global:
             assert self._transport is not None
             if not self._claim(entry):
                 return None  # another process resuming this job runs it and records its outcome
+            self._start(entry)
             if self.store_error is not None:
                 return done("skipped", reason="not_run",
                             message="not run: the job store could not be written, so no new device was started")
@@ -299,14 +308,17 @@ class FleetRunner:
                              allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext,
                              max_response_bytes=self.options.max_response_bytes,
                              max_download_bytes=self.options.max_download_bytes,
-                             retry=self.options.retry_policy, sleep=self._sleep)
+                             retry=self.options.retry_policy, sleep=self._sleep,
+                             on_call=lambda call: self._call_finished(entry, call))
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:
                 async with asyncio.timeout(self.options.device_timeout):
-                    data = await task.run(spec, lambda a, p: self._call(run, dev, a, p))
+                    # one folder per device: every device names its log file the same way
+                    data = await task.run(dev, download_to=Path(self.options.output_dir) / entry.name,
+                                          overwrite=self.options.overwrite)
                     if self.options.wait:
-                        back = await self._wait_until_back(run, dev)
+                        back = await self._wait_until_back(dev)
                         data = {"back_after": round(back, 1)} if data is None else {
                             "result": data, "back_after": round(back, 1)}
                 done("ok", data=data)
@@ -329,42 +341,14 @@ class FleetRunner:
         secret = self.resolver.resolve(entry.password)
         return Credentials(entry.user, secret.reveal())
 
-    async def _call(self, run: _DeviceRun, dev: Device, action_id: str, params: Mapping[str, Any]) -> Any:
-        """One action (the device retries by its policy); state-changing calls are audited."""
-        action = run.spec.action(action_id)
-        try:
-            if action.response == "file":
-                # one folder per device: every device names its log file the same way
-                target = Path(self.options.output_dir) / run.entry.name
-                target.mkdir(parents=True, exist_ok=True)
-                result = await dev.call(action_id, download_to=target, overwrite=self.options.overwrite,
-                                        **params)
-            else:
-                result = await dev.call(action_id, **params)
-        except Exception as exc:
-            self._audit(run, action_id, action.kind, params, exc)
-            raise
-        self._audit(run, action_id, action.kind, params, None)
-        return {"file": str(result.file)} if result.file is not None else result.data
+    def _call_finished(self, entry: DeviceEntry, call: CallEvent) -> None:
+        self._emit("call_finished", lambda p: p.call_finished(self._job, entry, call))
 
-    def _audit(self, run: _DeviceRun, action_id: str, kind: str, params: Mapping[str, Any],
-               error: BaseException | None) -> None:
-        if self.audit is None or kind != "action":
-            return
-        outcome = "ok" if error is None else classify(error)[0]
-        public = run.spec.action(action_id).public_values(params)  # spec-marked secrets masked
-        try:
-            run.audit_ids.append(self.audit.record(
-                device=run.entry.name, action=action_id, params=public, outcome=outcome, error=error,
-                address=str(run.entry.address), family=run.entry.family, job_id=self.job_id))
-        except StoreError as exc:
-            self._store_failed(exc)  # the call's own outcome stands; the job reports the lost row
-
-    async def _wait_until_back(self, run: _DeviceRun, dev: Device) -> float:
+    async def _wait_until_back(self, dev: Device) -> float:
         """After a reboot: see the device go away (or give it ``wait_grace``), then answer again."""
-        probe = probe_action(run.spec)
+        probe = probe_action(dev.spec)
         if probe is None:
-            raise UsageError(f"family {run.spec.family} has no query to probe with; cannot --wait")
+            raise UsageError(f"family {dev.spec.family} has no query to probe with; cannot --wait")
         opts = self.options
         t0 = time.monotonic()
         deadline = t0 + opts.wait_timeout
@@ -385,12 +369,5 @@ class FleetRunner:
                 continue
             if went_down or time.monotonic() - t0 >= opts.wait_grace:
                 return time.monotonic() - t0
-        raise DeviceTimeout(f"{run.entry.name} did not answer again within {opts.wait_timeout:g} s")
+        raise DeviceTimeout(f"{dev.name} did not answer again within {opts.wait_timeout:g} s")
 
-
-def summarize(outcomes: Iterable[Outcome]) -> dict[str, int]:
-    counts = {"ok": 0, "failed": 0, "unreachable": 0, "skipped": 0}
-    for o in outcomes:
-        counts[o.status] += 1
-    counts["total"] = sum(counts.values())
-    return counts

@@ -30,38 +30,11 @@ from typing import Any, Literal, Protocol
 from avctl.errors import AvctlError
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import avctl_home
+from avctl.fleet.results import STATUSES
+from avctl.fleet.results import Outcome as Outcome  # its home before issue 9: still importable from here
 from avctl.paths import ensure_private_dir, make_private_file
 
-Status = Literal["ok", "failed", "unreachable", "skipped"]
-STATUSES: tuple[Status, ...] = ("ok", "failed", "unreachable", "skipped")
 JobState = Literal["running", "finished", "interrupted"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The one final result of one device in one job."""
-
-    device: str
-    status: Status
-    family: str | None = None
-    #: error kind (avctl.errors ... .kind) for failed/unreachable, reason for skipped
-    reason: str | None = None
-    message: str | None = None
-    data: Any = None
-    attempts: int = 1
-    started: float | None = None
-    finished: float = field(default_factory=time.time)
-    #: HTTP requests sent to the device for this outcome (logins and retries included); None: unknown
-    requests: int | None = None
-
-    @property
-    def elapsed(self) -> float | None:
-        return None if self.started is None else self.finished - self.started
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "family": self.family, "status": self.status, "reason": self.reason,
-                "message": self.message, "data": self.data, "attempts": self.attempts,
-                "requests": self.requests, "elapsed": None if self.elapsed is None else round(self.elapsed, 3)}
 
 
 @dataclass(frozen=True)
