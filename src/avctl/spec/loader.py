@@ -17,7 +17,8 @@ from typing import Any, Literal
 import yaml
 
 from avctl.errors import SpecError
-from avctl.safeyaml import YAMLLimitError, compose_with
+from avctl.safeyaml import FAST_LOADER, YAMLLimitError, compose_with
+from avctl.spec.diskcache import default_cache
 from avctl.spec.model import (
     PARAM_TYPES,
     Action,
@@ -99,7 +100,7 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that remembers the line each mapping starts on (for lint messages)."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:  # or its LibYAML twin
     loader.flatten_mapping(node)
     result = _LineDict(loader.construct_pairs(node, deep=True))
     result.line = node.start_mark.line + 1
@@ -107,11 +108,30 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+#: the same on LibYAML's parser when PyYAML has it (4x faster on the built-in specs; its marks carry
+#: the same lines): events from C, composed under avctl's limits and constructed in Python as above
+_FastLineLoader: Any = _LineLoader
+if FAST_LOADER is not yaml.SafeLoader:
+    _FastLineLoader = type("_FastLineLoader", (FAST_LOADER,), {})
+    _FastLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _load_yaml(text: str) -> Any:
     """One YAML document within avctl's limits (see avctl.safeyaml), with line-numbered mappings."""
-    loader = _LineLoader(text)
+    try:
+        return _load_with(_FastLineLoader, text)
+    except YAMLLimitError:
+        raise
+    except yaml.YAMLError:
+        if _FastLineLoader is _LineLoader:
+            raise
+    # LibYAML words syntax errors its own way: PyYAML has the last word on a document LibYAML
+    # refuses, so messages do not depend on whether LibYAML is installed
+    return _load_with(_LineLoader, text)
+
+
+def _load_with(loader_cls: Any, text: str) -> Any:
+    loader = loader_cls(text)
     try:
         node = compose_with(loader, text)
         return loader.construct_document(node) if node is not None else None
@@ -134,6 +154,7 @@ class _Reader:
         self.text_commands = 0
         self.section_names: list[str] = []
         self.loose_actions: set[str] = set()
+        self.sources: list[Path] = []  # files read besides the spec (schema_ref): the cache checks them
 
     # -- reporting --
     def problem(self, line: int, message: str, *, precise: bool = True) -> None:
@@ -407,6 +428,7 @@ def _param(r: _Reader, raw: Any, action_id: str, line: int, spec_dir: Path) -> P
     schema = raw.get("schema")
     if "schema_ref" in raw:
         ref = spec_dir / str(raw["schema_ref"])
+        r.sources.append(ref)
         try:
             schema = json.loads(ref.read_text())
         except (OSError, ValueError) as exc:
@@ -637,12 +659,28 @@ def _macros(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> 
 
 
 def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
-    """Load a spec, collecting every problem. `strict` defaults to: the spec names a `family`."""
+    """Load a spec, collecting every problem. `strict` defaults to: the spec names a `family`.
+
+    A spec read before comes from the on-disk cache (avctl.spec.diskcache) while its text is unchanged.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return LoadResult(None, [Issue("error", str(path), 0, f"cannot read: {exc}")])
+    cache = default_cache(_CACHED_TYPES)
+    key = cache.key(path, text, strict) if cache else None
+    cached = cache.get(key) if cache else None
+    if isinstance(cached, LoadResult):
+        return cached
+    result, sources = _parse_spec(path, text, strict)
+    if cache:
+        cache.put(key, result, sources)
+    return result
+
+
+def _parse_spec(path: Path, text: str, strict: bool | None) -> tuple[LoadResult, list[Path]]:
+    """The spec in `text` and the other files it read (schema_ref)."""
     probe = _Reader(path, strict=False)
     meta, sections = probe.split(text)
     is_strict = bool(meta.get("family")) if strict is None else strict
@@ -713,7 +751,11 @@ def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
         meta=meta,
         source=str(path),
     )
-    return LoadResult(spec, r.issues)
+    return LoadResult(spec, r.issues), r.sources
+
+
+#: the dataclasses a cached load result is made of (the cache builds these and nothing else)
+_CACHED_TYPES = (LoadResult, Issue, Spec, Transport, Action, AltRoute, Param, Feedback, Macro, MacroStep)
 
 
 def _replace_safety(a: Action) -> Action:
