@@ -19,7 +19,8 @@ The emulated system runs firmware 4.5.0, which needs no XSRF header: curl cannot
 header within one process, and on 4.6.2+ both would send the same three requests anyway.
 
 State (pins) and the spec cache live in a temporary directory (AVCTL_HOME, XDG_CACHE_HOME), warmed
-by one unmeasured run of each command; nothing in your home is touched.
+by one unmeasured run of each command, which also writes bytecode as an installed package has it
+(PYTHONDONTWRITEBYTECODE is dropped for the runs); nothing in your home is touched.
 Targets (issue 9, 2-core machine): ``avctl --help`` under 150 ms, one call within 300 ms of curl.
 """
 
@@ -115,6 +116,8 @@ def main() -> None:
         env = {**os.environ, "AVCTL_HOME": f"{tmp}/home", "XDG_CACHE_HOME": f"{tmp}/cache",
                PASSWORD_ENV: password}
         env.pop("AVCTL_PASSWORD", None)
+        # an installed avctl has bytecode (pip compiles it); without it every run compiles source
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         _timed([*_avctl(), "trust", address], env)
         commands = _commands(address, password, cacert)
         for argv in commands.values():  # warm-up: caches filled, files in the page cache

@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,8 @@ def test_lint_output_is_the_same_with_and_without_the_cache(tmp_path: Path, monk
 
 def test_libyaml_parses_with_the_same_lines_and_pyyaml_words_the_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert yaml.__with_libyaml__, "PyYAML without LibYAML: the fast path is not tested here"
-    assert loader._FastLineLoader is not loader._LineLoader
+    fast_loader, pure_loader = loader._loaders()
+    assert fast_loader is not pure_loader
     paths = [*BUILTIN, DATA / "videoos_min.md", *(sorted(CATALOG.rglob("*.md")) if CATALOG.is_dir() else [])]
 
     def parse_all() -> list[Any]:
@@ -174,8 +177,20 @@ def test_libyaml_parses_with_the_same_lines_and_pyyaml_words_the_errors(monkeypa
     with pytest.raises(yaml.YAMLError, match="mapping values are not allowed here"):
         loader._load_yaml("a: b: c\n")
     fast = parse_all()
-    monkeypatch.setattr(loader, "_FastLineLoader", loader._LineLoader)
+    monkeypatch.setattr(loader, "_loaders", lambda: (pure_loader, pure_loader))
     pure = parse_all()
     for a, b in zip(fast, pure, strict=True):
         assert [str(i) for i in a.issues] == [str(i) for i in b.issues]
         assert_same(a.spec, b.spec)
+
+
+def test_a_spec_from_the_cache_needs_no_yaml_parser() -> None:
+    code = ("import json, sys\nfrom avctl.spec import builtin_spec\nbuiltin_spec('videoos')\n"
+            "print(json.dumps(sorted(sys.modules)))")
+
+    def modules() -> set[str]:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+        return set(json.loads(done.stdout))
+
+    assert "yaml" in modules()  # parsed, and stored
+    assert not {"yaml", "avctl.safeyaml"} & modules()  # read back

@@ -3,8 +3,9 @@
 One entry per spec file and content: the whole load result (the Spec and every lint issue with its
 line), under ``$XDG_CACHE_HOME/avctl/specs`` (``~/.cache/avctl/specs`` without it). The key is the
 sha256 of the spec text, the path as given (issues and ``Spec.source`` name it), the strictness, the
-cache format, avctl's version, the YAML parser (PyYAML's version, LibYAML or not) and the parser's
-own code (size and time of each module, so an edited checkout never reads stale entries). Files the
+cache format, avctl's version, and the parser's code: size and time of each module of avctl's
+spec loader and of PyYAML (with LibYAML's extension, if any), so that neither an upgrade nor an
+edited checkout ever reads stale entries. Files the
 spec reads besides itself (``schema_ref``) are listed in the entry with their sha256 and checked on
 every hit: an edited schema rebuilds the entry.
 
@@ -26,6 +27,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import stat
@@ -57,14 +59,21 @@ def cache_dir() -> Path:
 
 @functools.cache
 def _code_identity() -> list[Any]:
-    """What the parsed result depends on besides the text: this avctl and its YAML parser."""
-    import yaml
+    """What the parsed result depends on besides the text: this avctl and its YAML parser.
 
+    PyYAML is known by its files (its version, and LibYAML's extension or its absence) rather than
+    imported: a spec read from the cache needs no `import yaml`.
+    """
     from avctl import __version__
 
-    modules = [_PACKAGE / "safeyaml.py", *sorted((_PACKAGE / "spec").glob("*.py"))]
-    code = [(p.name, st.st_size, st.st_mtime_ns) for p in modules for st in [p.stat()]]
-    return [FORMAT, __version__, yaml.__version__, bool(yaml.__with_libyaml__), sys.version_info[:2], code]
+    yaml_spec = importlib.util.find_spec("yaml")
+    if yaml_spec is None or yaml_spec.origin is None:
+        raise OSError("PyYAML not found")
+    yaml_dir = Path(yaml_spec.origin).parent
+    files = [_PACKAGE / "safeyaml.py", *sorted((_PACKAGE / "spec").glob("*.py")),
+             Path(yaml_spec.origin), *sorted(yaml_dir.glob("_yaml*"))]
+    code = [(str(p), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
+    return [FORMAT, __version__, sys.version_info[:2], code]
 
 
 def _sha256(data: bytes) -> str:

@@ -7,17 +7,15 @@ file and line, and only a file that cannot be read at all has no spec.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import TYPE_CHECKING, Any, Literal
 
 from avctl.errors import SpecError
-from avctl.safeyaml import FAST_LOADER, YAMLLimitError, compose_with
 from avctl.spec.diskcache import default_cache
 from avctl.spec.model import (
     PARAM_TYPES,
@@ -30,6 +28,9 @@ from avctl.spec.model import (
     Spec,
     Transport,
 )
+
+if TYPE_CHECKING:  # imported on the first parse (see _loaders)
+    import yaml
 
 Severity = Literal["error", "warning"]
 
@@ -96,41 +97,57 @@ class _LineDict(dict[str, Any]):
     line: int = 0
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line each mapping starts on (for lint messages)."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:  # or its LibYAML twin
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> _LineDict:
     loader.flatten_mapping(node)
     result = _LineDict(loader.construct_pairs(node, deep=True))
     result.line = node.start_mark.line + 1
     return result
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-#: the same on LibYAML's parser when PyYAML has it (4x faster on the built-in specs; its marks carry
-#: the same lines): events from C, composed under avctl's limits and constructed in Python as above
-_FastLineLoader: Any = _LineLoader
-if FAST_LOADER is not yaml.SafeLoader:
-    _FastLineLoader = type("_FastLineLoader", (FAST_LOADER,), {})
-    _FastLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+@functools.cache
+def _loaders() -> tuple[Any, Any]:
+    """(fastest loader, PyYAML's loader): SafeLoaders that remember the line each mapping starts on
+    (for lint messages). Made on the first parse: a spec from the cache needs no `import yaml`.
+
+    The fast one runs on LibYAML's parser when PyYAML has it (4x faster on the built-in specs; its
+    marks carry the same lines): events from C, composed under avctl's limits (avctl.safeyaml) and
+    constructed in Python, as PyYAML's are.
+    """
+    import yaml
+
+    from avctl.safeyaml import FAST_LOADER
+
+    pure: Any = type("_LineLoader", (yaml.SafeLoader,), {})
+    pure.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    if FAST_LOADER is yaml.SafeLoader:
+        return pure, pure
+    fast: Any = type("_FastLineLoader", (FAST_LOADER,), {})
+    fast.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return fast, pure
 
 
 def _load_yaml(text: str) -> Any:
     """One YAML document within avctl's limits (see avctl.safeyaml), with line-numbered mappings."""
+    import yaml
+
+    from avctl.safeyaml import YAMLLimitError
+
+    fast, pure = _loaders()
     try:
-        return _load_with(_FastLineLoader, text)
+        return _load_with(fast, text)
     except YAMLLimitError:
         raise
     except yaml.YAMLError:
-        if _FastLineLoader is _LineLoader:
+        if fast is pure:
             raise
     # LibYAML words syntax errors its own way: PyYAML has the last word on a document LibYAML
     # refuses, so messages do not depend on whether LibYAML is installed
-    return _load_with(_LineLoader, text)
+    return _load_with(pure, text)
 
 
 def _load_with(loader_cls: Any, text: str) -> Any:
+    from avctl.safeyaml import compose_with
+
     loader = loader_cls(text)
     try:
         node = compose_with(loader, text)
@@ -249,6 +266,10 @@ class _Reader:
         return items
 
     def parse_yaml(self, text: str, offset: int, what: str, *, quiet: bool = False) -> Any:
+        import yaml
+
+        from avctl.safeyaml import YAMLLimitError
+
         try:
             value = _load_yaml(text)
         except YAMLLimitError as exc:
