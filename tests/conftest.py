@@ -19,6 +19,7 @@ def avctl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own AVCTL_HOME: no test reads or writes the user's real state."""
     home = tmp_path / "avctl-home"
     monkeypatch.setenv("AVCTL_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nor the user's spec cache
     monkeypatch.delenv("AVCTL_PASSWORD", raising=False)
     return home
 

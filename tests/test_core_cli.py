@@ -21,7 +21,7 @@ SPEC = load_spec(DATA / "videoos_min.md")
 @pytest.fixture
 def studio(emulators: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> EmulatedVideoOS:
     # the CLI takes family specs from the package; point the family at the small test spec
-    monkeypatch.setattr("avctl.cli.main.builtin_spec", lambda family: SPEC)
+    monkeypatch.setattr("avctl.cli.call.builtin_spec", lambda family: SPEC)
     monkeypatch.setenv("ROOM_PW", "pw-123")
     dev = emulators.add(EmulatedVideoOS("room", spec=SPEC, password="pw-123"))
     assert isinstance(dev, EmulatedVideoOS)

@@ -129,7 +129,7 @@ def test_single_call_is_audited(emulators: EmulatorThread, tmp_path: Path, monke
     monkeypatch.setenv("CALL_PW", "single-call-pw")
     from avctl.spec import load_spec
 
-    monkeypatch.setattr("avctl.cli.main.builtin_spec", lambda fam: load_spec(SPEC_PATH))
+    monkeypatch.setattr("avctl.cli.call.builtin_spec", lambda fam: load_spec(SPEC_PATH))
     avctl("call", "-f", "videoos", f"127.0.0.1:{devs[0].port}", "audio_volume_set", "volume=12",
           "--password-env", "CALL_PW")
     avctl("call", "-f", "videoos", f"127.0.0.1:{devs[0].port}", "audio_volume_get", "--password-env", "CALL_PW")

@@ -27,7 +27,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(autouse=True)
 def small_spec(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("avctl.cli.main.builtin_spec", lambda family: SPEC)
+    monkeypatch.setattr("avctl.cli.call.builtin_spec", lambda family: SPEC)
     monkeypatch.setenv("ROOM_PW", "pw-123")
 
 

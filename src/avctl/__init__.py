@@ -7,8 +7,11 @@ The public API is small on purpose:
         await dev.call("audio_volume_set", volume=50)
 """
 
-from avctl.auth import Credentials
-from avctl.device import Device, Result, SyncDevice
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from avctl.errors import (
     AccountLockedError,
     AuthenticationError,
@@ -21,11 +24,43 @@ from avctl.errors import (
     TransportError,
     ValidationError,
 )
-from avctl.families import builtin_spec
-from avctl.spec import Spec, load_spec
-from avctl.transport.tls import KnownHosts, TLSPolicy
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from avctl.auth import Credentials
+    from avctl.device import Device, Result, SyncDevice
+    from avctl.families import builtin_spec
+    from avctl.spec import Spec, load_spec
+    from avctl.transport.tls import KnownHosts, TLSPolicy
+
+from avctl.version import __version__ as __version__
+
+#: imported on first use: they pull in aiohttp, cryptography and the spec loader, which `avctl --help`
+#: (and anything else that only needs `avctl.errors` or `__version__`) does not need
+_LAZY = {
+    "Credentials": "avctl.auth",
+    "Device": "avctl.device",
+    "Result": "avctl.device",
+    "SyncDevice": "avctl.device",
+    "Spec": "avctl.spec",
+    "builtin_spec": "avctl.families",
+    "load_spec": "avctl.spec",
+    "KnownHosts": "avctl.transport.tls",
+    "TLSPolicy": "avctl.transport.tls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'avctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AccountLockedError",

@@ -1,7 +1,8 @@
-"""Fleet commands: ``inventory``, ``secrets``, ``fleet``, ``jobs``, ``audit`` and ``emulate fleet``.
+"""Fleet commands: ``inventory``, ``secrets``, ``fleet``, ``jobs`` and ``audit``.
 
-``register(cli)`` adds them to the main command line. Nothing here knows a family: verbs come from
-the specs' Macros (plus ``status`` from their Feedbacks), actions from their Actions.
+:mod:`avctl.cli.main` lists them and imports this module on first use (``emulate fleet`` lives in
+:mod:`avctl.emulator.fleet`). Nothing here knows a family: verbs come from the specs' Macros (plus
+``status`` from their Feedbacks), actions from their Actions.
 """
 
 from __future__ import annotations
@@ -644,15 +645,3 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
     wide_console().print(table)
 
 
-# --- registration ----------------------------------------------------------------------------------
-
-
-def register(cli: click.Group) -> None:
-    """Add the fleet command groups to the main CLI (called by avctl.cli.main)."""
-    for cmd in (inventory_group, secrets_group, fleet_group, jobs_group, audit_cmd):
-        cli.add_command(cmd)
-    emulate = cli.commands.get("emulate")
-    if isinstance(emulate, click.Group):
-        from avctl.cli.emulate_fleet import emulate_fleet_command
-
-        emulate.add_command(emulate_fleet_command)

@@ -10,12 +10,13 @@ import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from avctl.errors import ValidationError
 from avctl.spec.model import Action, Param
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -47,6 +48,8 @@ def _validator(p: Param) -> jsonschema.protocols.Validator:
     cached = _validators.get(id(p))
     if cached is not None and cached[0] is p:
         return cached[1]
+    import jsonschema  # on first validation only: it takes longer to import than avctl's start
+
     schema = param_schema(p)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
@@ -68,7 +71,10 @@ def _check_value(action: Action, p: Param, value: Any) -> None:
                 )
             return
         raise ValidationError("expected a file path or bytes", action=action.id, param=p.name)
-    error = jsonschema.exceptions.best_match(_validator(p).iter_errors(value))
+    validator = _validator(p)
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(value))
     if error is None:
         return
     where = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in error.absolute_path)

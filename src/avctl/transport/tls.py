@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
+import functools
 import hashlib
 import ipaddress
 import os
@@ -21,14 +21,15 @@ import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import aiohttp
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Literal
 
 from avctl.errors import ConnectError, DeviceTimeout, TLSError, UsageError
+from avctl.filelock import exclusive_lock
 from avctl.paths import avctl_home, open_private
+
+if TYPE_CHECKING:  # imported where used: `avctl --help` and `avctl actions` need neither
+    import aiohttp
+    from cryptography import x509
 
 TLSMode = Literal["pin", "ca", "insecure"]
 
@@ -158,8 +159,7 @@ class KnownHosts:
             return
         pin = Pin(fp, " ".join(note.split()))  # one line: a note never breaks the file
         try:
-            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh, exclusive_lock(fh):
                 fh.write(pin.line(endpoint))
         except OSError as exc:
             # refusing is safe: nothing has been sent to the device yet
@@ -171,8 +171,7 @@ class KnownHosts:
         """Forget a pin (rewrites the file without that endpoint's lines)."""
         if not self.path.exists():
             return False
-        with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh, exclusive_lock(fh):
             pins = self._read()
             found = pins.pop(_canonical(endpoint), None) is not None
             tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
@@ -186,6 +185,8 @@ class KnownHosts:
 def certificate_oddities(der: bytes, host: str, *, now: dt.datetime | None = None) -> list[str]:
     """What is odd about a certificate met on first use: expired, not yet valid, or issued for
     another name than the one typed. Self-signed is what meeting-room devices have: not odd."""
+    from cryptography import x509
+
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
@@ -207,6 +208,9 @@ def certificate_oddities(der: bytes, host: str, *, now: dt.datetime | None = Non
 
 def _certificate_names(cert: x509.Certificate) -> list[str]:
     """The SAN DNS names and IP addresses, else the subject CN (as TLS clients fall back to it)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [*san.get_values_for_type(x509.DNSName),
@@ -238,16 +242,20 @@ def _name_matches(host: str, names: list[str]) -> bool:
     return False
 
 
-_UNVERIFIED = ssl.create_default_context()
-_UNVERIFIED.check_hostname = False
-_UNVERIFIED.verify_mode = ssl.CERT_NONE
+@functools.cache
+def _unverified() -> ssl.SSLContext:
+    """For fetching a certificate to show or pin (made on first use: it reads the system CA store)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 async def fetch_certificate(host: str, port: int, timeout: float = 10.0) -> bytes:
     """Handshake once, without sending anything, and return the device's certificate (DER)."""
     try:
         _reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=_UNVERIFIED), timeout
+            asyncio.open_connection(host, port, ssl=_unverified()), timeout
         )
     except TimeoutError:
         raise DeviceTimeout(f"{host}:{port}: no TLS handshake within {timeout:g} s") from None
@@ -319,6 +327,8 @@ class TLSPolicy:
                     fp = self._pin_first_use(endpoint, host, await fetch_certificate(host, port))
         # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
         # Fingerprint per request would mean a new TLS handshake per request
+        import aiohttp
+
         self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
         return self._fingerprints[endpoint]
 
