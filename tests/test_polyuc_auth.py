@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import threading
-import time
 import urllib.request
 from typing import Any
 
@@ -170,31 +169,37 @@ def test_411_maps_to_a_clear_error() -> None:
     assert info.value.status == 411 and "Content-Length: 0" in str(info.value)
 
 
-def _occupy(dev: EmulatedPolyUC, started: threading.Event) -> None:
-    """Another client (a script, a second tool) keeps the phone busy with one request."""
-    token = base64.b64encode(f"Polycom:{PASSWORD}".encode()).decode()
-    request = urllib.request.Request(f"http://127.0.0.1:{dev.port}/api/v1/mgmt/device/stats",
-                                     headers={"Authorization": f"Basic {token}"})
-    started.set()
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+async def test_a_request_while_another_is_processed_meets_403_and_is_retried(
+    emulators: EmulatorThread, tls: TLSPolicy
+) -> None:
+    """The phone's own rule (not the `busy_next` switch): a request that arrives while another is
+    being processed is refused with 403. The other request is held inside the phone until the
+    client's retry back-off releases it, so the order is fixed whatever the machine's load."""
+    dev = add_phone(emulators)
+    held, release = threading.Event(), threading.Event()
+    answer_stats = dev.on_device_stats
 
+    async def holding(ctx: Any) -> Any:
+        held.set()
+        while not release.is_set():  # waits for the test's signal, not for a time
+            await asyncio.sleep(0.005)
+        return await answer_stats(ctx)
 
-async def test_busy_phone_answers_403_and_the_client_retries(emulators: EmulatorThread, tls: TLSPolicy) -> None:
-    dev = add_phone(emulators, scheme="http", processing_seconds=0.4)
-    started = threading.Event()
-    other = threading.Thread(target=_occupy, args=(dev, started))
-    other.start()
-    started.wait()
-    deadline = time.monotonic() + 5
-    while not dev.requests and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # the other request is being processed now
-    async with client(dev, tls, scheme="http") as d:
-        result = await d.call("transfer_type_get")
-    other.join()
+    dev.on_device_stats = holding  # type: ignore[method-assign]
+    async with client(dev, tls) as other:
+        occupier = asyncio.create_task(other.call("device_stats"))
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+
+        async def backoff(seconds: float) -> None:
+            release.set()
+            await occupier  # the phone is free again before the retry goes out
+
+        async with client(dev, tls, sleep=backoff) as d:
+            result = await d.call("transfer_type_get")
+        assert (await occupier).status == 200
     assert result.data == {"Type": "Consultative"}
-    assert dev.busy_refusals >= 1  # it met a 403 and retried with backoff
+    assert dev.busy_refusals == 1 and d.retries == 1
 
 
 async def test_busy_retries_are_bounded(emulators: EmulatorThread, tls: TLSPolicy) -> None:

@@ -1125,32 +1125,3 @@ async def test_several_systems_keep_their_own_state(server: EmulatorThread, tls:
     assert [r.state.volume for r in rooms] == [10, 11, 12]
     assert [[c.address for c in connections(r)] for r in rooms] == [[f"far-{n}@example.com"] for n in range(3)]
     assert len({r.cert_pem for r in rooms}) == 3  # each system has its own certificate
-
-
-def resolve(data: Any, pointer: str) -> Any:
-    """RFC 6901 JSON Pointer ("" is the whole document)."""
-    for token in pointer.split("/")[1:] if pointer else []:
-        token = token.replace("~1", "/").replace("~0", "~")
-        data = data[int(token)] if isinstance(data, list) else data[token]
-    return data
-
-
-FEEDBACK_TYPES = {"string": str, "boolean": bool, "integer": int, "number": (int, float)}
-
-
-async def test_feedbacks_resolve_against_the_emulated_system(emu: Emu, tls: TLSPolicy) -> None:
-    """Every feedback's action answers, its pointer resolves, and the value has the declared type."""
-    emu.state.muted, emu.state.volume = True, 64
-    dial(emu)
-    async with client(emu, tls) as device:
-        values = {}
-        for feedback in SPEC.feedbacks:
-            assert feedback.action is not None
-            value = resolve((await device.call(feedback.action)).data, feedback.pointer)
-            if feedback.transform == "nonempty":
-                value = bool(value)
-            assert isinstance(value, FEEDBACK_TYPES[feedback.type]), (feedback.id, value)
-            values[feedback.id] = value
-    assert values["reachable"] is True and values["in_call"] is True
-    assert (values["mic_muted"], values["volume"]) == (True, 64)
-    assert (values["model"], values["serial"], values["name"]) == ("StudioX50", emu.state.serial, "room-1")

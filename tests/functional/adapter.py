@@ -96,6 +96,7 @@ class FamilyAdapter:
     wrong_password_says: ClassVar[str] = ""
     #: what a locked account ends in (after `lockout_after` rejected logins, even the right password)
     locked_error: ClassVar[type[AvctlError]] = AccountLockedError
+    locked_says: ClassVar[str] = ""
 
     #: Feedback id -> expected value on the emulator after `feedback_setup` (every Feedback of the
     #: spec must be listed, so a new Feedback needs a line here); `approx` marks time-like readings

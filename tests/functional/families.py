@@ -78,6 +78,7 @@ class VideoOSAdapter(FamilyAdapter):
         ("conferences_dial", {"address": "a@b", "rate": "fast"}),
     )
     wrong_password_says: ClassVar[str] = "SessionRequestInvalid"
+    locked_says: ClassVar[str] = "SessionPortLockout"
     feedback_approx: ClassVar[frozenset[str]] = frozenset({"uptime"})
     macro_params: ClassVar[dict[str, dict[str, Any]]] = {"volume": {"volume": 30}}
 
@@ -98,7 +99,8 @@ class VideoOSAdapter(FamilyAdapter):
                 "mic_muted": True, "volume": 64, "video_muted": False}
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
-        effects = {"mute": lambda e: e.state.muted is True, "volume": lambda e: e.state.volume == 30}
+        effects = {"mute": lambda e: e.state.muted is True, "volume": lambda e: e.state.volume == 30,
+                   "reboot": lambda e: e.state.reboots == 1 and e.is_down}
         return effects.get(macro)
 
 
@@ -151,7 +153,8 @@ class PolyUCAdapter(FamilyAdapter):
                 "mic_muted": True}
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
-        effects = {"restart": lambda e: e.phone.restarts == 1 and e.phone.reboots == 0}
+        effects = {"restart": lambda e: e.phone.restarts == 1 and e.phone.reboots == 0,
+                   "reboot": lambda e: e.phone.reboots == 1 and e.is_down}
         return effects.get(macro)
 
 
@@ -197,7 +200,8 @@ class SolsticeAdapter(FamilyAdapter):
                 "serial": emu.state.device_id, "in_call": True, "connected_users": 2}
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
-        effects = {"restart": lambda e: e.state.restarts == 1 and not e.is_down}
+        effects = {"restart": lambda e: e.state.restarts == 1 and not e.is_down,
+                   "reboot": lambda e: e.is_down}
         return effects.get(macro)
 
 

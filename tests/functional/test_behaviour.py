@@ -26,7 +26,8 @@ from .adapter import FamilyAdapter
 from .families import ADAPTERS
 
 CONCURRENT = 10
-JSON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "integer": int, "number": (int, float)}
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str, "boolean": bool, "integer": int, "number": (int, float)}
 
 
 async def no_sleep(seconds: float) -> None:
@@ -157,6 +158,7 @@ async def test_validation_errors_send_nothing(adapter: FamilyAdapter, emulators:
             refused += 1
     assert refused > len(adapter.spec.actions) // 2
     assert emu.requests.total == 0 and list(emu.requests) == []
+    assert not tls.known_hosts.path.exists()  # not even a TLS handshake happened
 
 
 # --- logins -------------------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ async def test_a_wrong_password_costs_one_login_and_is_remembered(
             await dev.call(adapter.read.action, **adapter.read.params(emu))
         assert type(first.value) is adapter.wrong_password_error, first.value
         sent = emu.requests.total
+        assert sent == 1, "one login attempt, nothing else"
         # the verdict is remembered: no later call (nor many at once) sends anything
         with pytest.raises(adapter.wrong_password_error):
             await dev.call(adapter.change.action, **adapter.change.params)
@@ -202,6 +205,7 @@ async def test_lockout_refuses_even_the_right_password(
         with pytest.raises(AvctlError) as locked:
             await dev.call(adapter.read.action, **adapter.read.params(emu))
     assert type(locked.value) is adapter.locked_error, locked.value
+    assert adapter.locked_says in str(locked.value)
     assert adapter.password not in str(locked.value)
     assert adapter.logins(emu) == 0
 
