@@ -22,7 +22,7 @@ from avctl.families.polyuc import STATUS_MEANINGS, PolyUC, normalize_handle, par
 from avctl.request import Response
 from avctl.spec import builtin_spec, load_spec
 
-from .conftest import DATA
+from .conftest import DATA, wait_back
 
 SPEC = builtin_spec("polyuc")
 PASSWORD = "s3cret-789"
@@ -320,11 +320,13 @@ async def test_incoming_call_answer_hold_resume_end(emulators: EmulatorThread, t
 
 async def test_outgoing_call_rings_before_connecting(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = add_phone(emulators)
-    dev.phone.connect_after = 0.3
+    dev.phone.connect_after = 3600.0
     async with client(dev, tls) as d:
         await d.call("callctrl_dial", Dest="sip:room@example.invalid", Type="SIP")
         first = (await d.call("call_status")).data[0]["CallState"]
-        await asyncio.sleep(0.35)
+        for call in dev.phone.calls.values():
+            assert call.connect_at is not None
+            call.connect_at -= 3600  # the far end's answer is due now: time injected, not slept
         later = (await d.call("call_status")).data[0]["CallState"]
     assert (first, later) == ("RingBack", "Connected")
 
@@ -336,13 +338,13 @@ async def test_safe_reboot_makes_the_phone_unreachable_for_a_while(
     emulators: EmulatorThread, tls: TLSPolicy
 ) -> None:
     dev = add_phone(emulators)
+    dev.faults.reboot_seconds = 2.0  # the down check follows at once: no race with the downtime
     async with client(dev, tls, timeout=2) as d:
         before = (await d.call("device_info")).data["UpTime"]
         await d.call("safe_reboot")
-        await asyncio.sleep(0.2)
         with pytest.raises(TransportError):
             await d.call("device_info")
-        await asyncio.sleep(0.6)
+        await wait_back(dev)
         after = (await d.call("device_info")).data["UpTime"]
     assert dev.phone.reboots == 1
     assert (after["Days"], after["Hours"]) == ("0", "0") and before != after

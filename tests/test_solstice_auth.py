@@ -25,6 +25,8 @@ from avctl.families.solstice import SolsticeToken, token_expiry, with_v1_endpoin
 from avctl.spec import builtin_spec
 from avctl.transport.tls import TLSPolicy
 
+from .conftest import wait_back
+
 SPEC = builtin_spec("solstice")
 SAMPLES = Path(__file__).parent / "data" / "solstice_samples"
 PASSWORD = "pod-pass-1"
@@ -235,7 +237,7 @@ async def test_reboot_required_stays_reported_until_the_reboot(pod: EmulatedSols
         signage = await dev.call("config_update", config={"display": {"digital_signage": {"enabled": True}}})
         locale = await dev.call("config_update", config={"locale": {"language": "fr-FR"}})
         await dev.call("v1_control_reboot")
-        await asyncio.sleep(0.8)
+        await wait_back(pod)
         after = await dev.call("calendar_clear")
     assert network.info["reboot_required"] is True
     assert signage.info["reboot_required"] is True  # still pending: the pod has not rebooted
