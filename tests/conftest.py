@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from avctl.emulator.core import EmulatorThread
+from avctl.emulator.core import EmulatedDevice, EmulatorThread
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 DATA = Path(__file__).parent / "data"
@@ -35,3 +38,18 @@ def emulators() -> Iterator[EmulatorThread]:
 def tls(tmp_path: Path) -> TLSPolicy:
     """Pinning TLS policy with a fresh known-devices file."""
     return TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices"))
+
+
+async def wait_back(dev: EmulatedDevice, within: float = 10.0) -> None:
+    """Until a rebooted emulator is up and its socket accepts connections again: waits for that
+    condition (checked every 50 ms), never for a guessed downtime."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not dev.is_down:
+            try:
+                socket.create_connection((dev.host, dev.port), timeout=0.5).close()
+                return
+            except OSError:
+                pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{dev.name} did not come back within {within} s")

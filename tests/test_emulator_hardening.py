@@ -357,6 +357,7 @@ async def test_lockout_refuses_even_the_right_password_until_the_clock_moves(
     assert login_requests(dev) == before + 1  # one try, never retried
     if dev.family == "solstice":
         assert exc.value.reason == "account_locked" and "account_locked" in str(exc.value)
+        assert isinstance(exc.value, AccountLockedError)
     else:
         assert isinstance(exc.value, AccountLockedError) and "locked" in str(exc.value)
         assert "HTTP 401" in str(exc.value) and dev.locked_refusals == 1

@@ -21,6 +21,10 @@ from avctl.fleet.store import SqliteJobStore
 from .test_fleet_runner import PASSWORD, SPEC_PATH, spawn
 
 AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
+#: avctl as a terminal's foreground process, where Ctrl-C is delivered: a suite started in the
+#: background (`cmd &`, CI runners) hands its children SIGINT *ignored*, and Ctrl-C would never land
+AVCTL_FOREGROUND = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "from avctl.cli.main import main; main()"]
 
 
 def finished_outcomes(db: Path) -> dict[str, tuple[str, float]]:
@@ -111,7 +115,7 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
                    + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
     env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
     db = avctl_home / "avctl.db"
-    proc = subprocess.Popen([*AVCTL, "fleet", "status", "-i", str(inv), f"--spec=videoos={SPEC_PATH}",
+    proc = subprocess.Popen([*AVCTL_FOREGROUND, "fleet", "status", "-i", str(inv), f"--spec=videoos={SPEC_PATH}",
                              "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import threading
-import time
 import urllib.request
 from typing import Any
 
@@ -25,7 +24,7 @@ from avctl.families.polyuc import STATUS_MEANINGS, PolyUC, normalize_handle, sta
 from avctl.request import Response
 from avctl.spec import load_spec
 
-from .conftest import DATA
+from .conftest import DATA, wait_back
 
 SPEC = builtin_spec("polyuc")
 PASSWORD = "s3cret-789"
@@ -172,31 +171,37 @@ def test_411_maps_to_a_clear_error() -> None:
     assert info.value.status == 411 and "Content-Length: 0" in str(info.value)
 
 
-def _occupy(dev: EmulatedPolyUC, started: threading.Event) -> None:
-    """Another client (a script, a second tool) keeps the phone busy with one request."""
-    token = base64.b64encode(f"Polycom:{PASSWORD}".encode()).decode()
-    request = urllib.request.Request(f"http://127.0.0.1:{dev.port}/api/v1/mgmt/device/stats",
-                                     headers={"Authorization": f"Basic {token}"})
-    started.set()
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+async def test_a_request_while_another_is_processed_meets_403_and_is_retried(
+    emulators: EmulatorThread, tls: TLSPolicy
+) -> None:
+    """The phone's own rule (not the `busy_next` switch): a request that arrives while another is
+    being processed is refused with 403. The other request is held inside the phone until the
+    client's retry back-off releases it, so the order is fixed whatever the machine's load."""
+    dev = add_phone(emulators)
+    held, release = threading.Event(), threading.Event()
+    answer_stats = dev.on_device_stats
 
+    async def holding(ctx: Any) -> Any:
+        held.set()
+        while not release.is_set():  # waits for the test's signal, not for a time
+            await asyncio.sleep(0.005)
+        return await answer_stats(ctx)
 
-async def test_busy_phone_answers_403_and_the_client_retries(emulators: EmulatorThread, tls: TLSPolicy) -> None:
-    dev = add_phone(emulators, scheme="http", processing_seconds=0.4)
-    started = threading.Event()
-    other = threading.Thread(target=_occupy, args=(dev, started))
-    other.start()
-    started.wait()
-    deadline = time.monotonic() + 5
-    while not dev.requests and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # the other request is being processed now
-    async with client(dev, tls, scheme="http") as d:
-        result = await d.call("transfer_type_get")
-    other.join()
+    dev.on_device_stats = holding  # type: ignore[method-assign]
+    async with client(dev, tls) as other:
+        occupier = asyncio.create_task(other.call("device_stats"))
+        while not held.is_set():
+            await asyncio.sleep(0.005)
+
+        async def backoff(seconds: float) -> None:
+            release.set()
+            await occupier  # the phone is free again before the retry goes out
+
+        async with client(dev, tls, sleep=backoff) as d:
+            result = await d.call("transfer_type_get")
+        assert (await occupier).status == 200
     assert result.data == {"Type": "Consultative"}
-    assert dev.busy_refusals >= 1  # it met a 403 and retried with backoff
+    assert dev.busy_refusals == 1 and d.retries == 1
 
 
 async def test_busy_retries_are_bounded(emulators: EmulatorThread, tls: TLSPolicy) -> None:
@@ -317,11 +322,13 @@ async def test_incoming_call_answer_hold_resume_end(emulators: EmulatorThread, t
 
 async def test_outgoing_call_rings_before_connecting(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = add_phone(emulators)
-    dev.phone.connect_after = 0.3
+    dev.phone.connect_after = 3600.0
     async with client(dev, tls) as d:
         await d.call("callctrl_dial", Dest="sip:room@example.invalid", Type="SIP")
         first = (await d.call("call_status")).data[0]["CallState"]
-        await asyncio.sleep(0.35)
+        for call in dev.phone.calls.values():
+            assert call.connect_at is not None
+            call.connect_at -= 3600  # the far end's answer is due now: time injected, not slept
         later = (await d.call("call_status")).data[0]["CallState"]
     assert (first, later) == ("RingBack", "Connected")
 
@@ -333,13 +340,13 @@ async def test_safe_reboot_makes_the_phone_unreachable_for_a_while(
     emulators: EmulatorThread, tls: TLSPolicy
 ) -> None:
     dev = add_phone(emulators)
+    dev.faults.reboot_seconds = 2.0  # the down check follows at once: no race with the downtime
     async with client(dev, tls, timeout=2) as d:
         before = (await d.call("device_info")).data["UpTime"]
         await d.call("safe_reboot")
-        await asyncio.sleep(0.2)
         with pytest.raises(TransportError):
             await d.call("device_info")
-        await asyncio.sleep(0.6)
+        await wait_back(dev)
         after = (await d.call("device_info")).data["UpTime"]
     assert dev.phone.reboots == 1
     assert (after["Days"], after["Hours"]) == ("0", "0") and before != after

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -211,18 +212,28 @@ async def test_busy_dial_is_retried_because_the_phone_did_nothing(emulators: Emu
 
 async def test_dial_that_times_out_is_not_repeated(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = phone(emulators)
-    dev.faults.paused = True  # the phone holds the request: the client's timeout must fire
-    async with Device(SPEC, f"127.0.0.1:{dev.port}", credentials=Credentials(None, PASSWORD), tls=tls,
-                      timeout=0.3, retry=RetryPolicy(attempts=3), sleep=no_sleep) as d:
-        with pytest.raises(DeviceTimeout):
-            await d.call("callctrl_dial", Dest="1234", Line=1)
-        assert d.sent == 1 and d.retries == 0
-    dev.faults.paused = False
-    for _ in range(3000):  # the held request now completes on the phone (a bound, not a race: exits early)
-        if dev.phone.calls:
-            break
-        await asyncio.sleep(0.01)
-    assert len(dev.requests) == 1 and len(dev.phone.calls) == 1
+    # the phone dials, then holds its answer until the test releases it: the client's timeout
+    # fires after the whole request arrived and was acted on, however loaded the machine is
+    acted, release = threading.Event(), threading.Event()
+    dial = dev.on_callctrl_dial
+
+    async def dial_then_hold(ctx: Any) -> Any:
+        answer = await dial(ctx)
+        acted.set()
+        while not release.is_set():  # waits for the test's signal, not for a time
+            await asyncio.sleep(0.005)
+        return answer
+
+    dev.on_callctrl_dial = dial_then_hold  # type: ignore[method-assign]
+    try:
+        async with Device(SPEC, f"127.0.0.1:{dev.port}", credentials=Credentials(None, PASSWORD), tls=tls,
+                          timeout=2.0, retry=RetryPolicy(attempts=3), sleep=no_sleep) as d:
+            with pytest.raises(DeviceTimeout):
+                await d.call("callctrl_dial", Dest="1234", Line=1)
+            assert d.sent == 1 and d.retries == 0
+    finally:
+        release.set()
+    assert acted.is_set() and len(dev.requests) == 1 and len(dev.phone.calls) == 1
 
 
 async def test_device_default_policy_comes_from_the_family(emulators: EmulatorThread, tls: TLSPolicy) -> None:

@@ -459,50 +459,6 @@ def test_avctl_emulate_solstice_serves_pods(tmp_path: Path) -> None:
 # --- feedbacks and macros -----------------------------------------------------------------------
 
 
-def _pointer(data: Any, pointer: str) -> Any:
-    for part in [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]:
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
-
-
-def _transform(value: Any, transform: str | None) -> Any:
-    """The feedback transforms as docs/spec-format.md describes them."""
-    if transform == "nonempty":
-        return bool(value)
-    if transform == "int":
-        return int(value)
-    return value
-
-
-async def test_feedbacks_resolve_against_the_pod(pod: EmulatedSolstice, tls: TLSPolicy) -> None:
-    pod.state.connected_users = 2
-    values = {}
-    async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"https": pod.v1_https_port}) as dev:
-        for fb in SPEC.feedbacks:
-            assert fb.action is not None
-            values[fb.id] = _transform(_pointer((await dev.call(fb.action)).data, fb.pointer), fb.transform)
-        pod.state.connected_users = 0
-        idle = (await dev.call("v1_stats_get")).data
-    assert values == {"name": pod.name, "model": "Solstice Pod", "firmware": pod.state.firmware,
-                      "serial": pod.state.device_id, "in_call": True, "connected_users": 2}
-    in_call = next(fb for fb in SPEC.feedbacks if fb.id == "in_call")
-    assert _transform(_pointer(idle, in_call.pointer), in_call.transform) is False
-
-
-async def test_macros_reboot_and_restart_the_pod(pod: EmulatedSolstice, tls: TLSPolicy) -> None:
-    assert {m: [s.action for s in SPEC.macros[m].steps] for m in SPEC.macros} == {
-        "reboot": ["v1_control_reboot"], "restart": ["v1_control_restart"]}
-    async with Device(SPEC, f"127.0.0.1:{pod.port}", credentials=Credentials("admin", PASSWORD), tls=tls,
-                      ports={"https": pod.v1_https_port}) as dev:
-        for step in SPEC.macros["restart"].steps:
-            await dev.call(step.action, **step.params)
-        assert pod.state.restarts == 1 and not pod.is_down
-        for step in SPEC.macros["reboot"].steps:
-            await dev.call(step.action, **step.params)
-    assert pod.is_down
-
-
 def test_disruptive_marks() -> None:
     disruptive = {a.id for a in SPEC.actions.values() if a.disruptive}
     assert disruptive == {

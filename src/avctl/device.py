@@ -275,6 +275,7 @@ class Device:
                 # closing must not fail because the device is gone
                 with contextlib.suppress(Exception):
                     await self.transport.send(self.endpoint, logout, timeout=min(self.timeout, 5.0))
+                auth.closed()  # a second close() sends nothing
         if self._own_transport:
             await self.transport.close()
         else:

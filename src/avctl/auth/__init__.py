@@ -54,6 +54,9 @@ class Auth:
         """A request that ends the session on close, if the scheme has sessions."""
         return None
 
+    def closed(self) -> None:
+        """The device sent the logout (or gave up on it): the session is over either way."""
+
     @property
     def logged_in(self) -> bool:
         return False

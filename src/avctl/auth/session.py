@@ -60,6 +60,9 @@ class SessionAuth(Auth):
     def forget_session(self) -> None:
         raise NotImplementedError
 
+    def closed(self) -> None:
+        self.forget_session()
+
     def is_login(self, request: Request) -> bool:
         return False
 

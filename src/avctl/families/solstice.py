@@ -34,7 +34,7 @@ import jwt
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.auth.session import SessionAuth
-from avctl.errors import AuthenticationError, DeviceError, UsageError, ValidationError
+from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError, ValidationError
 from avctl.families import Family
 from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
@@ -179,6 +179,13 @@ class SolsticeToken(SessionAuth):
             return
         if response.status in (400, 401) and isinstance(body, dict) and "error" in body:
             reason = str(body["error"])
+            if reason == "account_locked":
+                raise AccountLockedError(
+                    f"Solstice token request as {self.credentials.user or 'admin'!r} refused: {reason} (the "
+                    f"pod locked the account after too many failed logins; HTTP {response.status})",
+                    reason=reason,
+                    hint="wait for the lockout to expire before trying again, then check the password",
+                )
             raise AuthenticationError(
                 f"Solstice token request as {self.credentials.user or 'admin'!r} refused: {reason} "
                 f"(HTTP {response.status})",

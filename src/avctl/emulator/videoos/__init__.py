@@ -57,6 +57,7 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         self.lockout = Lockout(int(lockout_after), float(lockout_seconds),
                                None if lockout_window is None else float(lockout_window))
         self.login_attempts = 0
+        self.logins_accepted = 0  # sessions handed out (tests count re-logins by it)
         self.sessions: dict[str, dict[str, Any]] = {}
         self.state = VideoOSState(name=name, firmware=self.firmware, rng=self.random)
 
@@ -140,6 +141,7 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
             locked = self.lockout.fail(now)
             return reply(fail("SessionPortLockout" if locked else "SessionRequestInvalid"), 400)
         failed = self.lockout.succeed()
+        self.logins_accepted += 1
         session_id = secrets.token_urlsafe(36)
         xsrf = str(uuid.uuid4())
         self.sessions[session_id] = {
