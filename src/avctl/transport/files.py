@@ -14,6 +14,7 @@ import os
 import tempfile
 import unicodedata
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +47,18 @@ def too_large(request: Request, status: int, cap: int, *, download: bool) -> Res
     )
 
 
+async def capped_chunks(resp: aiohttp.ClientResponse, request: Request, cap: int, *,
+                        download: bool) -> AsyncIterator[bytes]:
+    """The body in chunks (decompressed: aiohttp inflates as we read), refused once past `cap`."""
+    size = 0
+    async for chunk in resp.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            resp.close()  # the rest is never read: the connection cannot be reused
+            raise too_large(request, resp.status, cap, download=download)
+        yield chunk
+
+
 async def save_download(resp: aiohttp.ClientResponse, request: Request) -> Path:
     """Stream the body to `request.stream_to` (a file, or a folder for the device's file name)."""
     assert request.stream_to is not None
@@ -61,12 +74,7 @@ async def save_download(resp: aiohttp.ClientResponse, request: Request) -> Path:
         raise _unwritable(request, target, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            size = 0
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                size += len(chunk)
-                if size > cap:
-                    resp.close()  # the rest is never read: the connection cannot be reused
-                    raise too_large(request, resp.status, cap, download=True)
+            async for chunk in capped_chunks(resp, request, cap, download=True):
                 fh.write(chunk)
         _publish(Path(tmp), target, request)
     except OSError as exc:

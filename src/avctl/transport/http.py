@@ -30,7 +30,7 @@ from avctl.errors import (
 )
 from avctl.request import Request, Response
 from avctl.spec.model import DEFAULT_MAX_RESPONSE_BYTES
-from avctl.transport.files import CHUNK, label, save_download, too_large
+from avctl.transport.files import capped_chunks, label, save_download
 from avctl.transport.tls import TLSPolicy, fingerprint
 
 
@@ -188,15 +188,7 @@ def _check_headers(request: Request, headers: list[tuple[str, str]]) -> None:
 async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
     """The body, read in chunks up to the request's cap (decompressed: aiohttp inflates as we read)."""
     cap = request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > cap:
-            resp.close()  # the rest is never read: the connection cannot be reused
-            raise too_large(request, resp.status, cap, download=False)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join([chunk async for chunk in capped_chunks(resp, request, cap, download=False)])
 
 
 #: a URL inside a library's error text: keep scheme, host and path; drop user:password@, query, fragment
