@@ -53,3 +53,14 @@ async def wait_back(dev: EmulatedDevice, within: float = 10.0) -> None:
                 pass
         await asyncio.sleep(0.05)
     raise AssertionError(f"{dev.name} did not come back within {within} s")
+
+
+@pytest.fixture
+def curl_present() -> str:
+    """The documented curl examples run real curl: a missing curl fails the test, never skips it."""
+    import shutil
+
+    path = shutil.which("curl")
+    if path is None:
+        pytest.fail("curl is not installed: scripts/test installs it (apt-get install curl)")
+    return path

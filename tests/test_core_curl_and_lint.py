@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def xsrf_from_jar(jar: Path) -> str:
     raise AssertionError(f"no XSRF-TOKEN in {jar}")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.usefixtures("curl_present")
 def test_seed_000_curl_flow(emulators: EmulatorThread, tmp_path: Path) -> None:
     dev = emulators.add(EmulatedVideoOS("StudioX50-50626DFB", spec=SPEC, password="123"))
     assert isinstance(dev, EmulatedVideoOS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from avctl.cli.main import cli
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+needs_curl = pytest.mark.usefixtures("curl_present")
 OK = {"Status": "2000"}
 
 

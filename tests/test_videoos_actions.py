@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import io
 import json
-import shutil
 import ssl
 import struct
 import subprocess
@@ -1055,7 +1054,7 @@ def spki_pin(cert_pem: bytes) -> str:
     return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.usefixtures("curl_present")
 def test_faq_log_download_with_curl(emu: Emu, tmp_path: Path) -> None:
     """Seed 000's log download: login, then POST /rest/current/devicemanagement/logs -O -J."""
     jar = tmp_path / "cookies.txt"
