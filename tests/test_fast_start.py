@@ -86,3 +86,26 @@ def test_subcommands_and_unknown_commands_behave_as_before() -> None:
     assert all(f"  {fam} " in result.output for fam in ("fleet", "polyuc", "solstice", "videoos"))
     result = CliRunner().invoke(cli, ["nosuch"])
     assert result.exit_code == 2 and "No such command 'nosuch'" in result.output
+
+
+@pytest.mark.parametrize("cli_process", [True, False])
+def test_the_cli_skips_the_ca_store_only_in_its_own_process(cli_process: bool) -> None:
+    """The command line imports aiohttp without loading the system CA store into aiohttp's default
+    contexts (avctl never uses them; ~100 ms per call); a library user's process keeps it, and the
+    environment is as it was afterwards."""
+    code = (
+        "import json, os, ssl\n"
+        "before = os.environ.get('SSL_CERT_FILE')\n"
+        "import avctl.transport.cas as cas\n"
+        f"cas.CLI_OWNS_PROCESS = {cli_process}\n"
+        "import avctl.transport.http\n"
+        "import aiohttp.connector as k\n"
+        "print(json.dumps([k._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'],\n"
+        "                  ssl.create_default_context().cert_store_stats()['x509_ca'],\n"
+        "                  os.environ.get('SSL_CERT_FILE') == before]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    in_aiohttp, system, env_restored = json.loads(done.stdout)
+    assert system > 0, "this machine has no system CA store: the test cannot tell the two cases apart"
+    assert env_restored
+    assert in_aiohttp == (0 if cli_process else system)

@@ -43,6 +43,9 @@ def cli(debug: bool) -> None:
 
 
 def main() -> None:
+    from avctl.transport import cas
+
+    cas.CLI_OWNS_PROCESS = True  # this process's HTTPS goes only through avctl's transport
     cli(prog_name="avctl")
 
 

@@ -17,11 +17,10 @@ import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-
 from avctl.errors import DeviceError, ResponseTooLarge, UsageError
 from avctl.request import Request
 from avctl.spec.model import DEFAULT_MAX_DOWNLOAD_BYTES
+from avctl.transport.client_lib import aiohttp
 
 CHUNK = 1 << 16
 NAME_MAX = 255  # bytes, as most file systems count

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlencode
 
-import aiohttp
-
 from avctl.errors import (
     CertificateChanged,
     ConnectError,
@@ -30,6 +28,7 @@ from avctl.errors import (
 )
 from avctl.request import Request, Response
 from avctl.spec.model import DEFAULT_MAX_RESPONSE_BYTES
+from avctl.transport.client_lib import aiohttp
 from avctl.transport.files import capped_chunks, label, save_download
 from avctl.transport.tls import TLSPolicy, fingerprint
 

@@ -327,7 +327,7 @@ class TLSPolicy:
                     fp = self._pin_first_use(endpoint, host, await fetch_certificate(host, port))
         # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
         # Fingerprint per request would mean a new TLS handshake per request
-        import aiohttp
+        from avctl.transport.client_lib import aiohttp
 
         self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
         return self._fingerprints[endpoint]
