@@ -109,3 +109,9 @@ def test_the_cli_skips_the_ca_store_only_in_its_own_process(cli_process: bool) -
     assert system > 0, "this machine has no system CA store: the test cannot tell the two cases apart"
     assert env_restored
     assert in_aiohttp == (0 if cli_process else system)
+
+
+def test_emulating_an_unknown_family_names_the_known_ones() -> None:
+    result = CliRunner().invoke(cli, ["emulate", "nope"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "no family 'nope' to emulate; known:" in result.output and "videoos" in result.output

@@ -138,3 +138,10 @@ def test_names_from_the_certificate_are_printed_as_text() -> None:
     der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
     (odd,) = certificate_oddities(der, "127.0.0.1")
     assert "\x1b" not in odd and "\x07" not in odd and "\\x1b]0;owned\\x07evil.example" in odd
+
+
+def test_known_hosts_takes_a_string_path(tmp_path: Path) -> None:
+    from avctl.transport.tls import KnownHosts
+
+    pins = KnownHosts(str(tmp_path / "pins"))
+    assert pins.path == tmp_path / "pins" and pins.get("h:443") is None

@@ -28,6 +28,9 @@ class _FamilyCommands(click.Group):
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in family_names():
             command = _emulate_command(cmd_name)
+        if command is None and not ctx.resilient_parsing:
+            raise click.UsageError(f"no family {cmd_name!r} to emulate; known: "
+                                   f"{', '.join(self.list_commands(ctx))}", ctx)
         return command
 
 

@@ -104,8 +104,8 @@ class KnownHosts:
     pinning exists to prevent.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or avctl_home() / "known_devices"
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else avctl_home() / "known_devices"
         self._pins: dict[str, Pin] | None = None
 
     def _read(self) -> dict[str, Pin]:
