@@ -8,6 +8,7 @@ and may they). No endpoint except ``/healthz`` and the login works without one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
@@ -22,7 +23,7 @@ def current_principal(request: Request) -> Principal:
 def require(permission: str) -> Callable[..., Principal]:
     """A dependency: the principal, if their role has `permission`; 403 otherwise."""
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.can(permission):
             raise HTTPException(status_code=403, detail=f"your role ({principal.role}) may not {permission}")
         return principal
