@@ -64,3 +64,48 @@ def curl_present() -> str:
     if path is None:
         pytest.fail("curl is not installed: scripts/test installs it (apt-get install curl)")
     return path
+
+
+# --- databases (the db part of issue 10) -------------------------------------------------------------
+# `postgres_server`: one real PostgreSQL per test session (tests/pg.py), started on first use. If it is
+# not installed or cannot start, every test that uses it FAILS with the reason (never skips).
+# `pg_url`: a fresh, empty PostgreSQL database for one test (dropped afterwards), as a
+# ``postgresql://`` URL. `any_db_url`: the same test once on SQLite (a new file, as a
+# ``sqlite:///`` URL) and once on PostgreSQL: use it for anything that talks to the database
+# through `avctl.db.open_database(url)`, e.g.
+#
+#     def test_something(any_db_url: str) -> None:
+#         db = open_database(any_db_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    from .pg import PostgresUnavailable, start_server
+
+    try:
+        server, _seconds = start_server()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL for the tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: object) -> Iterator[str]:
+    from .pg import PostgresServer
+
+    assert isinstance(postgres_server, PostgresServer)
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'server.db'}"
+    return str(request.getfixturevalue("pg_url"))

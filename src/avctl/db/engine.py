@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from avctl.db.models import Base
 from avctl.fleet.paths import avctl_home
 
 
@@ -70,6 +69,43 @@ def open_database(url_or_path: str | None = None, *, migrate: bool = True) -> Da
         engine = create_engine(url, pool_pre_ping=True)
     db = Database(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
     if migrate:
-        # placeholder until the Alembic migrations land: create what is missing
-        Base.metadata.create_all(engine)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return db
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: the PostgreSQL advisory lock that serialises migrations between processes (any fixed number)
+_PG_MIGRATION_LOCK = 0x61766374
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a no-op when it is there already.
+
+    Two processes opening one database at once (the server and a CLI command, two servers) must
+    not both migrate: the whole upgrade runs in one transaction that first takes a write lock
+    (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so the second one waits, then finds
+    the schema current. Both engines run DDL in transactions, so a failed migration leaves nothing.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return  # the common case, without taking a write lock
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
