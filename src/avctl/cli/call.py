@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import click
@@ -130,9 +131,9 @@ def call_cmd(
 
 def _open_audit() -> Any:
     """The audit log, checked writable (StoreError otherwise: nothing has been sent yet)."""
-    from avctl.fleet.audit import AuditLog
+    from avctl.db.factory import open_audit
 
-    audit = AuditLog()
+    audit = open_audit(os.environ.get("AVCTL_DB"))
     try:
         audit.check_writable()
     except BaseException:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from typing import Any, TypeVar
 
 import click
@@ -34,8 +35,9 @@ from avctl.cli.common import (
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
+from avctl.db.factory import open_audit, open_journal, open_store
 from avctl.errors import AvctlError, UsageError
-from avctl.fleet.audit import AuditLog, parse_when
+from avctl.fleet.audit import parse_when
 from avctl.fleet.credentials import (
     CredentialResolver,
     SecretsStore,
@@ -57,7 +59,6 @@ from avctl.fleet.output import summary_line, to_csv, to_json
 from avctl.fleet.processors import BaseProcessor, JobInfo
 from avctl.fleet.results import JobReport, Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
-from avctl.fleet.store import SqliteJobStore
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
 from avctl.redact import install_log_redaction, shown
 from avctl.spec import Spec
@@ -138,7 +139,7 @@ def run_options(fn: F) -> F:
         click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table (exit code only)."),
         click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
-                     help="Job database [default: $AVCTL_HOME/avctl.db]."),
+                     help="Job database: a file or a URL (postgresql://...) [default: $AVCTL_HOME/avctl.db]."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -253,7 +254,8 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     specs = spec_provider(overrides)
     if ports:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
-    with SqliteJobStore(kwargs["store_path"]) as store, AuditLog(kwargs["store_path"]) as audit:
+    store, audit = open_journal(kwargs["store_path"])
+    with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
         audit.check_writable()
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
@@ -493,7 +495,7 @@ def secrets_keygen() -> None:
 
 def store_option(fn: F) -> F:
     return click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
-                        help="Job database [default: $AVCTL_HOME/avctl.db].")(fn)
+                        help="Job database: a file or a URL (postgresql://...) [default: $AVCTL_HOME/avctl.db].")(fn)
 
 
 @click.group("jobs")
@@ -514,7 +516,7 @@ def _when(ts: float | None) -> str:
 @handle_errors
 def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
     """Recent jobs, newest first."""
-    with SqliteJobStore(store_path) as store:
+    with closing(open_store(store_path)) as store:
         jobs = store.list_jobs(limit)
         rows = []
         for j in jobs:
@@ -543,7 +545,7 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
 @handle_errors
 def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) -> None:
     """One job: parameters (redacted) and every device's outcome so far."""
-    with SqliteJobStore(store_path) as store:
+    with closing(open_store(store_path)) as store:
         job = store.get_job(job_id)
         outcomes = store.outcomes(job_id)
         counts = store.counts(job_id)
@@ -581,7 +583,8 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
                 as_csv: bool, quiet: bool) -> None:
     """Finish an interrupted job: only devices without a final outcome are touched."""
     _install_log_redaction()
-    with SqliteJobStore(store_path) as store, AuditLog(store_path) as audit:
+    store, audit = open_journal(store_path)
+    with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
         audit.check_writable()
         plan = plan_resume(store, job_id, params=_params(params), inventory_path=inventory_path)
@@ -626,7 +629,7 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
               outcome: str | None, job_id: int | None, since: str | None, until: str | None, limit: int,
               as_json: bool) -> None:
     """Show the audit log of state-changing calls (newest first), filtered."""
-    with AuditLog(store_path) as audit:
+    with closing(open_audit(store_path)) as audit:
         entries = audit.query(device=device, action=action, user=user, outcome=outcome, job_id=job_id,
                               since=parse_when(since) if since else None,
                               until=parse_when(until) if until else None, limit=limit)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import os_user
@@ -76,6 +76,20 @@ class AuditEntry:
                 "user": self.user, "device": self.device, "address": self.address, "family": self.family,
                 "action": self.action, "params": self.params, "outcome": self.outcome,
                 "error_kind": self.error_kind, "message": self.message, "job_id": self.job_id}
+
+
+class AuditSink(Protocol):
+    """What records and reads the audit log: `AuditLog` (SQLite) or the server's SQL one (avctl.db)."""
+
+    def record(self, *, device: str, action: str, params: Mapping[str, Any] | None = None,
+               outcome: str = "ok", error: BaseException | None = None, message: str | None = None,
+               address: str | None = None, family: str | None = None, job_id: int | None = None,
+               user: str | None = None, ts: float | None = None) -> int: ...
+    def query(self, *, device: str | None = None, action: str | None = None, user: str | None = None,
+              outcome: str | None = None, job_id: int | None = None, since: float | None = None,
+              until: float | None = None, limit: int | None = 100) -> list[AuditEntry]: ...
+    def check_writable(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class AuditLog:

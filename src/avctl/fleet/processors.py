@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from avctl.device import CallEvent
-from avctl.fleet.audit import AuditLog
+from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.results import Outcome, classify
 from avctl.fleet.store import JobStore, OutcomeExists
@@ -88,7 +88,7 @@ class StoreRecorder(BaseProcessor):
 class AuditRecorder(BaseProcessor):
     """One audit row per state-changing call, ok or not (queries are not audited)."""
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditSink) -> None:
         self.audit = audit
 
     def call_finished(self, job: JobInfo, device: DeviceEntry, call: CallEvent) -> None:

@@ -42,7 +42,7 @@ from avctl.device import CallEvent, Device
 from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
 from avctl.families import builtin_spec
-from avctl.fleet.audit import AuditLog
+from avctl.fleet.audit import AuditSink
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.processors import AuditRecorder, JobInfo, Processor, StoreRecorder
@@ -110,7 +110,7 @@ class FleetRunner:
         self,
         *,
         store: JobStore | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditSink | None = None,
         specs: SpecProvider | None = None,
         tls: TLSPolicy | None = None,
         transport: Transport | None = None,
