@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from avctl.emulator.core import EmulatedDevice, EmulatorThread
+from avctl.fleet.audit import AuditSink
+from avctl.fleet.store import JobStore
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 DATA = Path(__file__).parent / "data"
@@ -109,3 +112,57 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'server.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+class Journal:
+    """One kind of job store / audit log for the shared store and audit tests (`journal` fixture):
+    ``raw`` (the CLI's SqliteJobStore/AuditLog on a path), ``sqlite`` or ``postgresql`` (the SQL
+    versions through `avctl.db.factory`, by URL). A path names one database within a test."""
+
+    def __init__(self, kind: str, url_for: Callable[[Path], str]) -> None:
+        self.kind = kind
+        self._url_for = url_for
+
+    def target(self, path: Path) -> str:
+        return str(path) if self.kind == "raw" else self._url_for(path)
+
+    def store(self, path: Path) -> contextlib.closing[JobStore]:
+        from avctl.db.factory import open_store
+
+        return contextlib.closing(open_store(self.target(path)))
+
+    def audit(self, path: Path) -> contextlib.closing[AuditSink]:
+        from avctl.db.factory import open_audit
+
+        return contextlib.closing(open_audit(self.target(path)))
+
+    def execute(self, path: Path, sql: str, **params: object) -> list[tuple[object, ...]]:
+        """Run SQL on the database directly (as another program would); rows if it returns any."""
+        from sqlalchemy import create_engine, text
+
+        from avctl.db.engine import database_url
+
+        engine = create_engine(database_url(self.target(path)))
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(sql), params)
+                return [tuple(r) for r in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def stored_bytes(self, path: Path) -> bytes:
+        """Everything the database holds on disk (SQLite: its files; PostgreSQL: every row of ours)."""
+        if self.kind != "postgresql":
+            return b"".join(p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name))
+        rows = [self.execute(path, f"SELECT * FROM {t}") for t in ("jobs", "job_devices", "outcomes", "audit")]
+        return repr(rows).encode()
+
+
+@pytest.fixture(params=["raw", "sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Journal:
+    if request.param == "raw":
+        return Journal("raw", str)
+    if request.param == "sqlite":
+        return Journal("sqlite", lambda p: f"sqlite:///{p}")
+    url = str(request.getfixturevalue("pg_url"))
+    return Journal("postgresql", lambda _p: url)

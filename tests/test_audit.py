@@ -7,21 +7,23 @@ from pathlib import Path
 import pytest
 
 from avctl.errors import AuthenticationError, UsageError
-from avctl.fleet.audit import AuditLog, parse_when
+from avctl.fleet.audit import parse_when
 from avctl.fleet.credentials import REDACTOR
 from avctl.fleet.paths import os_user
 
+from .conftest import Journal
 
-def test_record_and_filter(tmp_path: Path) -> None:
+
+def test_record_and_filter(tmp_path: Path, journal: Journal) -> None:
     db = tmp_path / "avctl.db"
-    with AuditLog(db) as audit:
+    with journal.audit(db) as audit:
         audit.record(device="room-1", action="system_reboot", params={"restartAll": True}, outcome="ok",
                      address="10.0.0.1", family="videoos", ts=1000.0)
         audit.record(device="room-2", action="audio_volume_set", params={"volume": 30}, outcome="failed",
                      error=AuthenticationError("login rejected"), ts=2000.0, job_id=7)
         audit.record(device="lobby-1", action="system_reboot", params={"password": "x-y-z"}, outcome="ok",
                      ts=3000.0, user="bob")
-    with AuditLog(db) as audit:
+    with journal.audit(db) as audit:
         all_rows = audit.query()
         assert [e.device for e in all_rows] == ["lobby-1", "room-2", "room-1"]   # newest first
         assert all_rows[2].user == os_user() and all_rows[0].user == "bob"
@@ -38,13 +40,14 @@ def test_record_and_filter(tmp_path: Path) -> None:
         assert all_rows[2].as_dict()["time"] == "1970-01-01T00:16:40Z"
 
 
-def test_audit_redacts_known_secret_values(tmp_path: Path) -> None:
+def test_audit_redacts_known_secret_values(tmp_path: Path, journal: Journal) -> None:
     REDACTOR.add("audit-secret-77")
     db = tmp_path / "a.db"
-    with AuditLog(db) as audit:
+    with journal.audit(db) as audit:
         audit.record(device="d", action="a", params={"note": "audit-secret-77"}, outcome="failed",
                      message="device said audit-secret-77")
-    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    data = journal.stored_bytes(db)
+    assert b"device said ********" in data
     assert b"audit-secret-77" not in data
 
 

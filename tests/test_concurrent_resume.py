@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,13 +17,13 @@ from pathlib import Path
 
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.videoos import EmulatedVideoOS
-from avctl.fleet.audit import AuditLog
 from avctl.fleet.inventory import load_inventory
 from avctl.fleet.jobs import create_job
 from avctl.fleet.runner import RunOptions
-from avctl.fleet.store import Outcome, SqliteJobStore
+from avctl.fleet.store import Outcome
 from avctl.fleet.verbs import ActionTask
 
+from .conftest import Journal
 from .test_fleet_runner import PASSWORD, SPEC_PATH, logins, spawn
 
 AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
@@ -35,7 +34,7 @@ def volume_posts(dev: EmulatedVideoOS) -> int:
 
 
 def test_two_resumes_started_together_call_every_device_once(emulators: EmulatorThread, tmp_path: Path,
-                                                             avctl_home: Path) -> None:
+                                                             avctl_home: Path, journal: Journal) -> None:
     devs = spawn(emulators, 8)
     for d in devs:
         d.faults.paused = True
@@ -44,18 +43,18 @@ def test_two_resumes_started_together_call_every_device_once(emulators: Emulator
                         + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
     inv = load_inventory(inv_path)
     db = avctl_home / "avctl.db"
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         job = create_job(store, ActionTask("audio_volume_set", {"volume": "61"}), selection="all",
                          devices=list(inv), inventory=inv, options=RunOptions(concurrency=2, timeout=120),
                          spec_overrides={"videoos": str(SPEC_PATH)})
         store.set_state(job.id, "interrupted")  # as after a crash: every device pending
 
-    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD, "AVCTL_DB": journal.target(db)}
     procs = [subprocess.Popen([*AVCTL, "jobs", "resume", str(job.id), "--json"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     # both processes are running at the same time once each holds claims (on paused devices)
     deadline = time.monotonic() + 90
-    while len(_claimers(db, job.id)) < 2:
+    while len(_claimers(journal, db, job.id)) < 2:
         for p in procs:
             assert p.poll() is None, p.communicate()
         assert time.monotonic() < deadline, "the two resumes never ran side by side"
@@ -73,19 +72,19 @@ def test_two_resumes_started_together_call_every_device_once(emulators: Emulator
         assert d.state.volume == 61
     ran = [{x["device"] for x in json.loads(out)["devices"]} for out, _err in results]
     assert ran[0] | ran[1] == {d.name for d in devs}
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         assert store.get_job(job.id).state == "finished"
         assert store.pending_devices(job.id) == []
         assert sorted(o.device for o in store.outcomes(job.id)) == sorted(d.name for d in devs)
-    with AuditLog(db) as audit:
+    with journal.audit(db) as audit:
         rows = audit.query(job_id=job.id)
     assert sorted(e.device for e in rows) == sorted(d.name for d in devs)
 
 
-def test_claim_rules(tmp_path: Path) -> None:
+def test_claim_rules(tmp_path: Path, journal: Journal) -> None:
     """Own claims hold, a live process's claim is respected, a dead process's claim is taken over,
     another host's claim is respected, a device with an outcome is never claimed."""
-    with SqliteJobStore(tmp_path / "avctl.db") as store:
+    with journal.store(tmp_path / "avctl.db") as store:
         job = store.create_job(action="x", selection="all", params={}, devices=["a", "b", "c", "d", "e"],
                                user="u")
         assert store.claim_device(job.id, "a") and store.claim_device(job.id, "a")
@@ -93,11 +92,10 @@ def test_claim_rules(tmp_path: Path) -> None:
         dead.wait()
         live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
-            conn = store._conn
             host = socket.gethostname()
             for device, pid, on in (("b", live.pid, host), ("c", dead.pid, host), ("d", 1, "elsewhere")):
-                conn.execute("INSERT INTO claims (job_id, device, pid, host, claimed) VALUES (?, ?, ?, ?, 0)",
-                             (job.id, device, pid, on))
+                journal.execute(tmp_path / "avctl.db", "INSERT INTO claims (job_id, device, pid, host, claimed)"
+                                " VALUES (:job, :device, :pid, :host, 0)", job=job.id, device=device, pid=pid, host=on)
             assert not store.claim_device(job.id, "b")
             assert store.claim_device(job.id, "c")
             assert not store.claim_device(job.id, "d")
@@ -109,10 +107,6 @@ def test_claim_rules(tmp_path: Path) -> None:
             live.wait()
 
 
-def _claimers(db: Path, job_id: int) -> set[int]:
-    """The processes holding claims on devices of the job (a read-only look at the real database)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return {row[0] for row in conn.execute("SELECT DISTINCT pid FROM claims WHERE job_id = ?", (job_id,))}
-    finally:
-        conn.close()
+def _claimers(journal: Journal, db: Path, job_id: int) -> set[object]:
+    """The processes holding claims on devices of the job (a look at the real database)."""
+    return {row[0] for row in journal.execute(db, "SELECT DISTINCT pid FROM claims WHERE job_id = :job", job=job_id)}

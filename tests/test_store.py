@@ -1,20 +1,25 @@
-"""The SQLite job store on real files: jobs, outcomes committed one by one, pending devices, redaction."""
+"""The job store on real databases: jobs, outcomes committed one by one, pending devices, redaction.
+
+Each test runs on every store (`journal` fixture): the CLI's raw SQLite store, and the SQL store on
+SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from avctl.errors import UsageError
 from avctl.fleet.credentials import REDACTOR
-from avctl.fleet.store import Outcome, OutcomeExists, SqliteJobStore
+from avctl.fleet.store import Outcome, OutcomeExists
+
+from .conftest import Journal
 
 
-def test_job_lifecycle_and_pending(tmp_path: Path) -> None:
+def test_job_lifecycle_and_pending(tmp_path: Path, journal: Journal) -> None:
     db = tmp_path / "avctl.db"
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         job = store.create_job(action="reboot", selection="site=hq", params={"wait": True, "password": "pw1"},
                                devices=["c", "a", "b"], user="alice", inventory="/x/inv.yaml",
                                options={"timeout": 5})
@@ -28,7 +33,7 @@ def test_job_lifecycle_and_pending(tmp_path: Path) -> None:
             store.record_outcome(job.id, Outcome("a", "failed"))
         store.set_state(job.id, "interrupted")
     # a second connection (another process, later) sees everything
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         got = store.get_job(job.id)
         assert got.state == "interrupted" and got.finished is not None and got.options == {"timeout": 5}
         assert [o.device for o in store.outcomes(job.id)] == ["c", "a"]       # job order
@@ -40,29 +45,27 @@ def test_job_lifecycle_and_pending(tmp_path: Path) -> None:
         assert [j.id for j in store.list_jobs()] == [job.id]
         with pytest.raises(UsageError, match="no job 999"):
             store.get_job(999)
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with pytest.raises(sqlite3.IntegrityError):  # the schema itself refuses unknown statuses
-        conn.execute("INSERT INTO outcomes (job_id, device, status, attempts, finished)"
-                     " VALUES (1, 'b', 'meh', 1, 0)")
+    if journal.kind != "postgresql":
+        assert journal.execute(db, "PRAGMA journal_mode") == [("wal",)]
+    with pytest.raises(sqlalchemy.exc.IntegrityError):  # the schema itself refuses unknown statuses
+        journal.execute(db, "INSERT INTO outcomes (job_id, device, status, attempts, finished)"
+                        " VALUES (:job, 'b', 'meh', 1, 0)", job=job.id)
 
 
-def test_dead_process_job_shows_interrupted(tmp_path: Path) -> None:
-    with SqliteJobStore(tmp_path / "db") as store:
+def test_dead_process_job_shows_interrupted(tmp_path: Path, journal: Journal) -> None:
+    with journal.store(tmp_path / "db") as store:
         job = store.create_job(action="status", selection="all", params={}, devices=["a"], user="u")
-        conn = sqlite3.connect(tmp_path / "db")
-        conn.execute("UPDATE jobs SET pid = 2147483646 WHERE id = ?", (job.id,))  # no such process
-        conn.commit()
+        journal.execute(tmp_path / "db", "UPDATE jobs SET pid = 2147483646 WHERE id = :id", id=job.id)  # no such pid
         assert store.get_job(job.id).effective_state == "interrupted"
 
 
-def test_known_secret_in_messages_and_data_is_redacted(tmp_path: Path) -> None:
+def test_known_secret_in_messages_and_data_is_redacted(tmp_path: Path, journal: Journal) -> None:
     REDACTOR.add("store-secret-42")
-    with SqliteJobStore(tmp_path / "db") as store:
+    with journal.store(tmp_path / "db") as store:
         job = store.create_job(action="x", selection="all", params={"note": "store-secret-42"}, devices=["a"],
                                user="u")
         store.record_outcome(job.id, Outcome("a", "failed", message="echo store-secret-42",
                                              data={"k": "store-secret-42"}))
-    raw = (tmp_path / "db").read_bytes() + (tmp_path / "db-wal").read_bytes() \
-        if (tmp_path / "db-wal").exists() else (tmp_path / "db").read_bytes()
+    raw = journal.stored_bytes(tmp_path / "db")
+    assert b"echo ********" in raw  # what the store holds is read, redacted
     assert b"store-secret-42" not in raw

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from avctl.fleet.paths import avctl_home
+from avctl.paths import ensure_private_dir, make_private_file
 
 
 def database_url(url_or_path: str | None) -> str:
@@ -59,10 +60,22 @@ def _sqlite_settings(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_file(name: str | None) -> None:
+    """The SQLite file and its folder private from the start, as the CLI's store makes them (0600/0700);
+    a place that cannot be created is left for SQLite to report."""
+    if not name or name == ":memory:":
+        return
+    path = Path(name)
+    with contextlib.suppress(OSError):
+        ensure_private_dir(path.parent)
+        make_private_file(path)
+
+
 def open_database(url_or_path: str | None = None, *, migrate: bool = True) -> Database:
     """Open the database and (by default) bring its schema up to date."""
     url = database_url(url_or_path)
     if url.startswith("sqlite"):
+        _private_file(make_url(url).database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_settings)
     else:
