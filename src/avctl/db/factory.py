@@ -35,8 +35,7 @@ def open_journal(url_or_path: str | None, *, user: str | None = None) -> tuple[J
     """Both on one database; close both (closing the store releases the shared connections)."""
     if not is_database_url(url_or_path):
         return SqliteJobStore(url_or_path), AuditLog(url_or_path)
-    from avctl.db.engine import open_database
-    from avctl.db.journal import SqlAuditLog, SqlJobStore
+    from avctl.db.journal import SqlAuditLog, SqlJobStore, open_journal_database
 
-    db = open_database(url_or_path)
+    db = open_journal_database(url_or_path)
     return SqlJobStore(db, owns=True), SqlAuditLog(db, user=user)

@@ -25,13 +25,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Connection, and_, func, insert, make_url, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from avctl.db import models as m
-from avctl.db.engine import Database
+from avctl.db.engine import Database, database_url, open_database
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditEntry
 from avctl.fleet.credentials import redact
@@ -48,6 +48,8 @@ from avctl.fleet.store import (
     store_errors,
 )
 
+SERVER_HINT = ("check that the database server runs, is reachable and accepts this user with write access, "
+               "or use another database (--store or AVCTL_DB)")
 JOBS = m.Base.metadata.tables["jobs"]
 JOB_DEVICES = m.Base.metadata.tables["job_devices"]
 OUTCOMES = m.Base.metadata.tables["outcomes"]
@@ -69,7 +71,12 @@ def sqlite_path(db: Database) -> Path | None:
 @contextlib.contextmanager
 def db_errors(db: Database, doing: str) -> Iterator[None]:
     """Database failures as one clear `StoreError`; a SQLite file also gets the file diagnosis."""
-    path = sqlite_path(db)
+    with _errors(describe(db), sqlite_path(db), doing):
+        yield
+
+
+@contextlib.contextmanager
+def _errors(shown: str, path: Path | None, doing: str) -> Iterator[None]:
     try:
         if path is not None:
             with store_errors(path, doing):
@@ -82,7 +89,17 @@ def db_errors(db: Database, doing: str) -> Iterator[None]:
     except sa_exc.SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         message = " ".join(str(detail).split())
-        raise StoreError(redact(f"cannot {doing} {describe(db)}: {message}"), hint=STORE_HINT) from None
+        shown = shown.replace("postgresql+psycopg://", "postgresql://", 1)
+        raise StoreError(redact(f"cannot {doing} {shown}: {message}"),
+                         hint=STORE_HINT if path is not None else SERVER_HINT) from None
+
+
+def open_journal_database(url_or_path: str | None) -> Database:
+    """`open_database` (with migrations) whose failures are `StoreError`s, for the journal's users."""
+    url = make_url(database_url(url_or_path))
+    path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
+    with _errors(url.render_as_string(hide_password=True), path, "open"):
+        return open_database(url_or_path)
 
 
 def check_database_writable(db: Database, conn: Connection) -> None:
