@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,7 +137,7 @@ class Journal:
 
         return contextlib.closing(open_audit(self.target(path)))
 
-    def execute(self, path: Path, sql: str, **params: object) -> list[tuple[object, ...]]:
+    def execute(self, path: Path, sql: str, **params: object) -> list[tuple[Any, ...]]:
         """Run SQL on the database directly (as another program would); rows if it returns any."""
         from sqlalchemy import create_engine, text
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from avctl.emulator.core import EmulatorThread
-from avctl.fleet.store import SqliteJobStore
+import sqlalchemy
 
+from avctl.emulator.core import EmulatorThread
+
+from .conftest import Journal
 from .test_fleet_runner import PASSWORD, SPEC_PATH, spawn
 
 AVCTL = [sys.executable, "-c", "from avctl.cli.main import main; main()"]
@@ -27,33 +28,31 @@ AVCTL_FOREGROUND = [sys.executable, "-c", "import signal; signal.signal(signal.S
                     "from avctl.cli.main import main; main()"]
 
 
-def finished_outcomes(db: Path) -> dict[str, tuple[str, float]]:
-    if not db.exists():
+def finished_outcomes(journal: Journal, db: Path) -> dict[str, tuple[str, float]]:
+    if journal.kind != "postgresql" and not db.exists():
         return {}
-    conn = sqlite3.connect(db, timeout=10)
     try:
-        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT device, status, finished FROM outcomes")}
-    except sqlite3.OperationalError:  # schema not there yet
+        rows = journal.execute(db, "SELECT device, status, finished FROM outcomes")
+    except sqlalchemy.exc.SQLAlchemyError:  # schema not there yet
         return {}
-    finally:
-        conn.close()
+    return {str(r[0]): (str(r[1]), float(r[2])) for r in rows}
 
 
 def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread, tmp_path: Path,
-                                                       avctl_home: Path) -> None:
+                                                       avctl_home: Path, journal: Journal) -> None:
     devs = spawn(emulators, 12)
     for d in devs:
         d.faults.latency = 0.12  # about half a second per device
     inv = tmp_path / "inventory.yaml"
     inv.write_text("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
                    + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
-    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
     db = avctl_home / "avctl.db"
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD, "AVCTL_DB": journal.target(db)}
     proc = subprocess.Popen([*AVCTL, "fleet", "run", "audio_volume_set", "volume=77", "-i", str(inv),
                              f"--spec=videoos={SPEC_PATH}", "--concurrency", "2", "--json"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while len(finished_outcomes(db)) < 4:
+    while len(finished_outcomes(journal, db)) < 4:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.02)
@@ -61,11 +60,11 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
     time.sleep(0.5)  # let requests already on the wire land before taking the snapshot
-    before = finished_outcomes(db)
+    before = finished_outcomes(journal, db)
     assert 4 <= len(before) < len(devs)
     requests_before = {d.name: len(d.requests) for d in devs}
 
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         (job,) = store.list_jobs()
         assert job.state == "running" and job.effective_state == "interrupted"  # the pid is dead
         pending = store.pending_devices(job.id)
@@ -81,7 +80,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
     report = json.loads(resumed.stdout)
     assert report["summary"]["total"] == len(devs) and report["summary"]["ok"] == len(devs)
 
-    after = finished_outcomes(db)
+    after = finished_outcomes(journal, db)
     assert sorted(after) == sorted(d.name for d in devs)  # every device exactly one outcome (primary key)
     for name, (status, finished) in before.items():
         assert after[name] == (status, finished)  # nothing finished was lost or rewritten
@@ -91,7 +90,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
         else:
             assert len(d.requests) > requests_before[d.name], f"{d.name} was not resumed"
         assert d.state.volume == 77
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         assert store.get_job(job.id).state == "finished"
         assert store.pending_devices(job.id) == []
     # the resumed calls are audited under the same job; the killed process may have sent a call
@@ -104,7 +103,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
 
 
 def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: EmulatorThread, tmp_path: Path,
-                                                             avctl_home: Path) -> None:
+                                                             avctl_home: Path, journal: Journal) -> None:
     devs = spawn(emulators, 8)
     # deterministic: two devices answer, the rest hold their requests until released, so Ctrl-C
     # lands while the third device is in flight whatever the machine's load
@@ -113,13 +112,13 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
     inv = tmp_path / "inventory.yaml"
     inv.write_text("defaults: {family: videoos, password: env:FLEET_PW}\ndevices:\n"
                    + "".join(f"  {d.name}: {{address: '127.0.0.1:{d.port}'}}\n" for d in devs))
-    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD}
     db = avctl_home / "avctl.db"
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home), "FLEET_PW": PASSWORD, "AVCTL_DB": journal.target(db)}
     proc = subprocess.Popen([*AVCTL_FOREGROUND, "fleet", "status", "-i", str(inv), f"--spec=videoos={SPEC_PATH}",
                              "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
-    while len(finished_outcomes(db)) < 2 or not devs[2].requests:
+    while len(finished_outcomes(journal, db)) < 2 or not devs[2].requests:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.02)
@@ -127,9 +126,9 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "avctl jobs resume 1" in err
-    kept = finished_outcomes(db)
+    kept = finished_outcomes(journal, db)
     assert sorted(kept) == [devs[0].name, devs[1].name]
-    with SqliteJobStore(db) as store:
+    with journal.store(db) as store:
         assert store.get_job(1).state == "interrupted"  # recorded, not only inferred from a dead pid
     for d in devs[2:]:
         d.faults.paused = False
@@ -138,5 +137,5 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
     assert resumed.returncode == 0, resumed.stderr
     rows = resumed.stdout.strip().splitlines()[1:]
     assert len(rows) == len(devs) and all(",ok," in r for r in rows)
-    after = finished_outcomes(db)
+    after = finished_outcomes(journal, db)
     assert all(after[k] == v for k, v in kept.items())

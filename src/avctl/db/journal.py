@@ -110,10 +110,13 @@ def check_database_writable(db: Database, conn: Connection) -> None:
         assert isinstance(raw, sqlite3.Connection)
         check_writable(raw, path)  # the CLI's probe, with its free-space floor
         return
-    with db_errors(db, "write"), conn.begin():
-        conn.execute(text("CREATE TABLE _avctl_write_probe (x bytea)"))
-        conn.execute(text("INSERT INTO _avctl_write_probe VALUES (decode(repeat('00', 4096), 'hex'))"))
-        conn.rollback()
+    with db_errors(db, "write"):
+        probe = conn.begin()
+        try:  # DDL is transactional on PostgreSQL: the rollback leaves nothing
+            conn.execute(text("CREATE TABLE _avctl_write_probe (x bytea)"))
+            conn.execute(text("INSERT INTO _avctl_write_probe VALUES (decode(repeat('00', 4096), 'hex'))"))
+        finally:
+            probe.rollback()
 
 
 class SqlJobStore:

@@ -10,8 +10,14 @@ from alembic import context
 
 from avctl.db.models import Base
 
-connection = context.config.attributes["connection"]
-# batch mode: SQLite cannot ALTER most things; later migrations get the copy-and-move for free
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
-with context.begin_transaction():
-    context.run_migrations()
+
+def run_migrations() -> None:
+    connection = context.config.attributes["connection"]
+    # batch mode: SQLite cannot ALTER most things; later migrations get the copy-and-move for free
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if getattr(context, "config", None) is not None:  # run by Alembic; a plain import does nothing
+    run_migrations()
