@@ -28,7 +28,8 @@ AVCTL_FOREGROUND = [sys.executable, "-c", "import signal; signal.signal(signal.S
                     "from avctl.cli.main import main; main()"]
 
 
-def finished_outcomes(journal: Journal, db: Path) -> dict[str, tuple[str, float]]:
+def finished_outcomes(db: Path, journal: Journal | None = None) -> dict[str, tuple[str, float]]:
+    journal = journal or Journal("raw", str)
     if journal.kind != "postgresql" and not db.exists():
         return {}
     try:
@@ -52,7 +53,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
                              f"--spec=videoos={SPEC_PATH}", "--concurrency", "2", "--json"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while len(finished_outcomes(journal, db)) < 4:
+    while len(finished_outcomes(db, journal)) < 4:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.02)
@@ -60,7 +61,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
     proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
     time.sleep(0.5)  # let requests already on the wire land before taking the snapshot
-    before = finished_outcomes(journal, db)
+    before = finished_outcomes(db, journal)
     assert 4 <= len(before) < len(devs)
     requests_before = {d.name: len(d.requests) for d in devs}
 
@@ -80,7 +81,7 @@ def test_sigkill_then_resume_finishes_exactly_the_rest(emulators: EmulatorThread
     report = json.loads(resumed.stdout)
     assert report["summary"]["total"] == len(devs) and report["summary"]["ok"] == len(devs)
 
-    after = finished_outcomes(journal, db)
+    after = finished_outcomes(db, journal)
     assert sorted(after) == sorted(d.name for d in devs)  # every device exactly one outcome (primary key)
     for name, (status, finished) in before.items():
         assert after[name] == (status, finished)  # nothing finished was lost or rewritten
@@ -118,7 +119,7 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
                              "--concurrency", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
-    while len(finished_outcomes(journal, db)) < 2 or not devs[2].requests:
+    while len(finished_outcomes(db, journal)) < 2 or not devs[2].requests:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.02)
@@ -126,7 +127,7 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "avctl jobs resume 1" in err
-    kept = finished_outcomes(journal, db)
+    kept = finished_outcomes(db, journal)
     assert sorted(kept) == [devs[0].name, devs[1].name]
     with journal.store(db) as store:
         assert store.get_job(1).state == "interrupted"  # recorded, not only inferred from a dead pid
@@ -137,5 +138,5 @@ def test_ctrl_c_keeps_outcomes_marks_interrupted_and_resumes(emulators: Emulator
     assert resumed.returncode == 0, resumed.stderr
     rows = resumed.stdout.strip().splitlines()[1:]
     assert len(rows) == len(devs) and all(",ok," in r for r in rows)
-    after = finished_outcomes(journal, db)
+    after = finished_outcomes(db, journal)
     assert all(after[k] == v for k, v in kept.items())
