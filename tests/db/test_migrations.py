@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from avctl.db import open_database
+from avctl.db.engine import HEAD, MIGRATIONS
 from avctl.db.models import Base
 from avctl.fleet.audit import AuditLog
 from avctl.fleet.store import Outcome, SqliteJobStore
@@ -152,3 +153,12 @@ def test_two_processes_migrating_one_postgresql_database_at_once(postgres_server
             assert schema_differences(url) == []
         finally:
             postgres_server.drop_database(url)
+
+
+def test_the_known_head_is_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from avctl.fleet.paths import avctl_home
@@ -91,8 +91,19 @@ def open_database(url_or_path: str | None = None, *, migrate: bool = True) -> Da
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: the newest migration's revision (a test checks it against the migrations folder): a database
+#: already there is recognised without importing Alembic, which a CLI command would pay for
+HEAD = "0001"
 #: the PostgreSQL advisory lock that serialises migrations between processes (any fixed number)
 _PG_MIGRATION_LOCK = 0x61766374
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema's migration revision (None: not migrated yet)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return str(versions[0]) if len(versions) == 1 else None
 
 
 def upgrade(engine: Engine) -> None:
@@ -103,17 +114,14 @@ def upgrade(engine: Engine) -> None:
     (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so the second one waits, then finds
     the schema current. Both engines run DDL in transactions, so a failed migration leaves nothing.
     """
+    with engine.connect() as conn:
+        if current_revision(conn) == HEAD:
+            return  # the common case, without taking a write lock
     from alembic import command
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return  # the common case, without taking a write lock
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
