@@ -1,4 +1,4 @@
-"""The server's HTTPS: self-signed on first start (reused, renewed), a user's pair checked, no plain HTTP off loopback."""
+"""The server's HTTPS: self-signed on first start, reused and renewed; a user's pair checked; HTTP on loopback."""
 
 from __future__ import annotations
 
