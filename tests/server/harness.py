@@ -43,7 +43,8 @@ def wait_for(check: Callable[[], Any], *, within: float = 60.0, every: float = 0
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {within:g} s waiting for {what}" + (f" ({last_error})" if last_error else ""))
+    why = f" ({last_error})" if last_error else ""
+    raise AssertionError(f"timed out after {within:g} s waiting for {what}{why}")
 
 
 # --- webhook receiver ------------------------------------------------------------------------------
