@@ -153,8 +153,11 @@ class HttpTransport:
             raise UsageError(f"{ep}: not a usable address: {scrub(str(exc), request)}") from None
 
     def _note_certificate(self, ep: Endpoint, resp: aiohttp.ClientResponse) -> None:
-        connection = resp.connection
-        transport = connection.transport if connection is not None else None
+        # a small answer arrives whole with its headers and aiohttp has released the connection
+        # already (``resp.connection`` is None); its protocol still holds the TLS transport. No
+        # public call reaches it, so this degrades to noting nothing if aiohttp changes shape.
+        protocol = getattr(resp, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if der:

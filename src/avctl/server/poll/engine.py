@@ -105,6 +105,7 @@ class PollEngine:
         password reference...) or the secret its reference resolves to did.
         """
         wanted = {d.name: d for d in devices}
+        self.resolver.clear()
         for name in [n for n in self.coordinators if n not in wanted or wanted[n].disabled]:
             self._retire(name)
         self._disabled &= set(wanted)
