@@ -6,6 +6,9 @@ The clock and the sleep are injected: a test moves time to the next due poll and
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.server.model import Observation
+from avctl.server.poll import PollRunner
 
 from .conftest import POLL_PASSWORD
 from .polling import Clock, Sink, engine_for, entry_for, logins, tick
@@ -193,3 +198,103 @@ async def test_disabled_removed_and_broken_entries(emulators: EmulatorThread, tm
         assert codec.requests.total == sent + 1  # only the logout
     finally:
         await engine.close()
+
+
+async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait for a condition the emulators reach (checked every 20 ms), never for a guessed time."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_per_site_cap_and_global_slots_are_not_held_by_a_waiting_site(
+        emulators: EmulatorThread, tmp_path: Path, poll_env: str) -> None:
+    busy = [emulators.add(EmulatedVideoOS(f"a-{i}", password=POLL_PASSWORD)) for i in range(5)]
+    calm = [emulators.add(EmulatedVideoOS(f"b-{i}", password=POLL_PASSWORD)) for i in range(3)]
+    for dev in busy:
+        dev.faults.paused = True  # requests arrive and hang until released
+    sink, clock = Sink(), Clock()
+    engine = engine_for(tmp_path, sink, clock, concurrency=3, per_site=2)
+    try:
+        engine.set_targets([entry_for(d, site="a") for d in busy] + [entry_for(d, site="b") for d in calm])
+        clock.t += 1
+        step = asyncio.create_task(engine.step())
+        # site b's devices get the one global slot site a cannot take
+        await until(lambda: all(sink.by[d.name] for d in calm))
+        assert [sink.last(d.name).state for d in calm] == ["online"] * 3
+        assert sum(1 for d in busy if d.requests.total) == 2  # the site's cap, while they hang
+        for dev in busy:
+            dev.faults.paused = False
+        assert await step == 8
+        assert all(sink.last(d.name).state == "online" for d in busy)
+    finally:
+        await engine.close()
+
+
+async def test_errors_inside_a_poll_or_the_sink_never_end_the_engine(
+        emulators: EmulatorThread, tmp_path: Path, poll_env: str) -> None:
+    codec = emulators.add(EmulatedVideoOS("codec-1", password=POLL_PASSWORD))
+    other = emulators.add(EmulatedVideoOS("codec-2", password=POLL_PASSWORD))
+    seen: list[str] = []
+    observed: list[Observation] = []
+
+    async def fussy_sink(observation: Observation) -> None:
+        seen.append(observation.device)
+        observed.append(observation)
+        if observation.device == "codec-2":
+            raise RuntimeError("the sink broke")
+
+    clock = Clock()
+    engine = engine_for(tmp_path, Sink(), clock)
+    engine.sink = fussy_sink
+    try:
+        engine.set_targets([entry_for(codec), entry_for(other)])
+        await tick(engine, clock)
+        broken = engine.coordinators["codec-1"]
+
+        async def crash() -> Observation:
+            raise ValueError("a bug")
+
+        broken.poll = crash  # type: ignore[method-assign]
+        clock.t += 60
+        await engine.step()
+        assert engine.internal_errors == 3  # the sink twice, the poll once
+        assert broken.due is not None  # still scheduled
+        codec.faults.fail_next = 10  # the device answers, but with server errors: "error", not offline
+        engine.set_targets([entry_for(codec, user="admin"), entry_for(other)])
+        clock.t += 60
+        await engine.step()
+        assert seen.count("codec-2") == 3
+        assert [o.state for o in observed if o.device == "codec-1"] == ["online", "error"]
+        assert "500" in ([o for o in observed if o.device == "codec-1"][-1].error or "")
+    finally:
+        await engine.close()
+
+
+async def test_run_polls_on_its_own_schedule_with_an_injected_sleep(
+        emulators: EmulatorThread, tmp_path: Path, poll_env: str) -> None:
+    codec = emulators.add(EmulatedVideoOS("codec-1", password=POLL_PASSWORD))
+    phone = emulators.add(EmulatedPolyUC("phone-1", password=POLL_PASSWORD))
+    sink, clock = Sink(), Clock()
+    start = clock.t
+
+    async def advance(seconds: float) -> None:
+        await engine.idle()
+        clock.t += seconds  # time passes only when the engine sleeps with no poll running
+        await asyncio.sleep(0)
+
+    engine = engine_for(tmp_path, sink, clock, interval=60)
+    engine._sleep = advance
+    runner = PollRunner(engine)
+    runner.set_poll_targets([entry_for(codec), entry_for(phone)])
+    await runner.start()
+    try:
+        await until(lambda: len(sink.by["codec-1"]) >= 3 and len(sink.by["phone-1"]) >= 3)
+    finally:
+        await runner.stop()
+    for name in ("codec-1", "phone-1"):
+        starts = [o.ts - start for o in sink.by[name][:3]]
+        assert starts == [0.0, 60.0, 120.0]
+        assert all(o.state == "online" for o in sink.by[name])
+    assert logins(codec) == 1

@@ -258,9 +258,11 @@ class PollEngine:
                 delay = self.settings.next_delay(coordinator.entry.family, coordinator.failures, self._rng)
                 self._schedule(coordinator, max(start + delay, self._clock()))
             await self._emit(observation)
-        except Exception as exc:  # one device must never end the engine
+        except Exception as exc:  # one device must never end the engine, nor stop being polled
             self.internal_errors += 1
             log.warning("avctl: poll of %s failed internally: %s", name, one_line(f"{type(exc).__name__}: {exc}"))
+            if self.coordinators.get(name) is coordinator and coordinator.due is None and not coordinator.auth_failed:
+                self._schedule(coordinator, self._clock() + self.settings.interval_for(coordinator.entry.family))
         finally:
             coordinator.polling = False
             self._poke()
