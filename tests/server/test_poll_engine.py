@@ -7,6 +7,7 @@ The clock and the sleep are injected: a test moves time to the next due poll and
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +106,7 @@ async def test_a_device_taken_down_goes_offline_backs_off_and_comes_back(
             starts.append(sink.last("codec-1").ts)
             assert sink.last("codec-1").state == "offline"
             assert "connection dropped" in (sink.last("codec-1").error or "")
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert gaps == [120.0, 240.0, 300.0, 300.0]  # doubling, up to the cap
         codec.faults.down = False
         await tick(engine, clock)
@@ -166,9 +167,9 @@ async def test_solstice_is_polled_at_most_every_10_seconds(emulators: EmulatorTh
                 engine.set_targets([entry_for(pod, user="admin"), entry_for(codec)])  # a restart
         pod_starts = [o.ts for o in sink.by["pod-1"]]
         assert len(pod_starts) >= 2
-        assert all(b - a >= 10.0 for a, b in zip(pod_starts, pod_starts[1:], strict=False))
+        assert all(b - a >= 10.0 for a, b in itertools.pairwise(pod_starts))
         codec_starts = [o.ts for o in sink.by["codec-1"]]
-        assert any(b - a < 2.0 for a, b in zip(codec_starts, codec_starts[1:], strict=False))
+        assert any(b - a < 2.0 for a, b in itertools.pairwise(codec_starts))
     finally:
         await engine.close()
 
