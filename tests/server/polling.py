@@ -10,6 +10,7 @@ from typing import Any
 from avctl.emulator.core import EmulatedDevice
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, parse_address
+from avctl.server.executor import ObservationSink
 from avctl.server.model import Observation
 from avctl.server.poll import PollEngine, PollSettings
 from avctl.transport.tls import KnownHosts, TLSPolicy
@@ -52,7 +53,7 @@ def entry_for(dev: EmulatedDevice, *, site: str | None = None, password: str = "
                        site=site, password=password, ports=ports, **kwargs)
 
 
-def engine_for(tmp_path: Path, sink: Sink, clock: Clock, **settings: Any) -> PollEngine:
+def engine_for(tmp_path: Path, sink: ObservationSink, clock: Clock, **settings: Any) -> PollEngine:
     async def no_sleep(_seconds: float) -> None:
         return None
 
