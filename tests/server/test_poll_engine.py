@@ -50,17 +50,19 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
             # the emulators' certificates are fresh: about a year left, and the date says when
             assert 300 < obs.readings["cert_days_left"] < 4000
             assert len(obs.readings["cert_expires"]) == 10
-        assert sink.last("codec-1").readings["peripherals"] >= 1
+        assert sink.last("codec-1").readings["peripherals"] == 3  # touch panel, camera, remote
         assert "peripheral_list" not in sink.last("codec-1").readings
         assert sink.last("phone-1").readings["sip_registered"] is True
         assert "sip_registered" not in sink.last("pod-1").readings  # Solstice has no SIP
         # a line that loses its registration reads as unregistered on the next poll
         phone.phone.lines[0].registered = False
         codec.state.config["comm.nics.sipnic.sipusername"]["value"] = "room@sip.example.com"
+        codec.state.detached = {"CAMERA"}  # someone unplugs the camera
         clock.t += 60
         await engine.step()
         assert sink.last("phone-1").readings["sip_registered"] is False
         assert sink.last("codec-1").readings["sip_registered"] is True
+        assert sink.last("codec-1").readings["peripherals"] == 2
     finally:
         await engine.close()
 
