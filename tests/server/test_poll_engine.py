@@ -53,6 +53,7 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
         assert sink.last("codec-1").readings["peripherals"] == 3  # touch panel, camera, remote
         assert "peripheral_list" not in sink.last("codec-1").readings
         assert sink.last("phone-1").readings["sip_registered"] is True
+        assert sink.last("codec-1").readings["sip_registered"] is False  # no SIP account set up yet
         assert "sip_registered" not in sink.last("pod-1").readings  # Solstice has no SIP
         # a line that loses its registration reads as unregistered on the next poll
         phone.phone.lines[0].registered = False

@@ -279,7 +279,9 @@ class PollEngine:
         pending, self._pending = self._pending, []
         for observation in pending:
             await self._emit(observation)
-        retired, self._retired = self._retired, []
+        # one still polling is closed after its poll: closing it now could see its next query log in again
+        retired = [c for c in self._retired if not c.polling]
+        self._retired = [c for c in self._retired if c.polling]
         for coordinator in retired:
             await coordinator.close()
 
