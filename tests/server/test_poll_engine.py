@@ -163,11 +163,15 @@ async def test_solstice_is_polled_at_most_every_10_seconds(emulators: EmulatorTh
     engine = engine_for(tmp_path, sink, clock, interval=1, jitter=0.5)
     try:
         engine.set_targets([entry_for(pod), entry_for(codec)])
-        for _ in range(30):
+        first = engine.coordinators["pod-1"]
+        for _ in range(40):
             await tick(engine, clock)
-            if len(sink.by["pod-1"]) == 3:
+            if len(sink.by["pod-1"]) == 3 and engine.coordinators["pod-1"] is first:
                 engine.set_targets([entry_for(pod, room="moved"), entry_for(codec)])  # no restart
+                assert engine.coordinators["pod-1"] is first
                 engine.set_targets([entry_for(pod, user="admin"), entry_for(codec)])  # a restart
+        assert engine.coordinators["pod-1"] is not first and logins(pod) == 2
+        assert len(sink.by["pod-1"]) >= 4
         pod_starts = [o.ts for o in sink.by["pod-1"]]
         assert len(pod_starts) >= 2
         assert all(b - a >= 10.0 for a, b in itertools.pairwise(pod_starts))
@@ -302,3 +306,28 @@ async def test_run_polls_on_its_own_schedule_with_an_injected_sleep(
         assert starts == [0.0, 60.0, 120.0]
         assert all(o.state == "online" for o in sink.by[name])
     assert logins(codec) == 1
+
+
+async def test_a_device_removed_during_its_poll_is_logged_out_after_it(
+        emulators: EmulatorThread, tmp_path: Path, poll_env: str) -> None:
+    codec = emulators.add(EmulatedVideoOS("codec-1", password=POLL_PASSWORD))
+    sink, clock = Sink(), Clock()
+    engine = engine_for(tmp_path, sink, clock)
+    try:
+        engine.set_targets([entry_for(codec)])
+        await tick(engine, clock)
+        codec.faults.paused = True
+        clock.t += 60
+        step = asyncio.create_task(engine.step())
+        sent = codec.requests.total
+        await until(lambda: codec.requests.total > sent)  # the poll hangs in the device
+        engine.set_targets([])
+        await engine.step()  # housekeeping leaves the running poll alone
+        assert not any(r.method == "DELETE" for r in codec.requests)
+        codec.faults.paused = False
+        await step
+        await engine.step()
+        assert [r.method for r in codec.requests if r.path == "/rest/session"] == ["POST", "DELETE"]
+        assert len(sink.by["codec-1"]) == 1  # a removed device reports nothing more
+    finally:
+        await engine.close()

@@ -102,7 +102,8 @@ class PollEngine:
         """The devices to poll from now on: new ones start, removed ones stop, changed ones restart.
 
         A device whose login was rejected stays stopped unless its entry changed (address, user,
-        password reference...) or the secret its reference resolves to did.
+        password reference...) or the secret its reference resolves to did; a changed secret
+        restarts any device (its next login would use the old one).
         """
         wanted = {d.name: d for d in devices}
         self.resolver.clear()
@@ -120,8 +121,8 @@ class PollEngine:
             current = self.coordinators.get(entry.name)
             if current is not None and _same_connection(current.entry, entry):
                 current.entry = entry  # site, room, tags: read at the next poll
-                if not current.auth_failed or not self._secret_changed(current):
-                    continue
+                if not self._secret_changed(current):
+                    continue  # its session goes on
             self._start(entry, now)
         self._poke()
 
