@@ -20,7 +20,8 @@ move time forward instead of sleeping.
 
 Fault switches (latency, error rate, dropped connections, session expiry, reboot downtime) are
 plain attributes on `device.faults`, settable from tests while the server runs. Tests use the
-count-based ones (`fail_next`, `drop_next`, `lose_answer_next`, `expire_at_request`, `paused`):
+count-based ones and plain switches (`fail_next`, `drop_next`, `lose_answer_next`,
+`expire_at_request`, `paused`, `down`):
 they give the same result however loaded the machine is, where a timer would race the latency.
 """
 

@@ -178,8 +178,8 @@ class StateStore:
     def _next(old: _Row, entry: DeviceEntry, obs: Observation, events: list[dict[str, Any]],
               readings: list[dict[str, Any]]) -> _Row:
         error = _error_line(obs.error)
-        new = replace(old, **_facts(entry), last_poll=obs.ts, error=error, poll_seconds=obs.poll_seconds,
-                      removed=None)
+        # `removed` is the inventory's to set: a late observation does not bring a device back
+        new = replace(old, **_facts(entry), last_poll=obs.ts, error=error, poll_seconds=obs.poll_seconds)
         if obs.state != old.state:
             new.state, new.since = obs.state, obs.ts
             events.append({"ts": obs.ts, "device": entry.name, "kind": "state", "field": "state",
