@@ -13,12 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from avctl.errors import AvctlError, UsageError, ValidationError
 from avctl.fleet.store import StoreError
 from avctl.server.api import alerts, audit, devices, jobs, rules, system
+from avctl.server.api.deps import Anyone
 from avctl.server.context import ServerContext
 from avctl.server.service import ServiceError
 from avctl.version import __version__
@@ -70,12 +72,25 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
                    hint="see /api/v1/docs for what this endpoint takes")
 
 
+def _documentation(app: FastAPI) -> None:
+    """The OpenAPI document and its browser view, for signed-in users only (deny by default)."""
+
+    @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)
+    def openapi(_principal: Anyone) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    def docs(_principal: Anyone) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{PREFIX}/openapi.json", title="avctl server API")
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
     app = FastAPI(title="avctl server", version=__version__,
                   description="A fleet service for Poly VideoOS codecs, Poly UC phones and Mersive Solstice pods: "
                               "devices and their state, actions, fleet jobs, alerts, the audit log.",
-                  openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
+    _documentation(app)
     for module in (devices, jobs, alerts, audit, rules):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(system.router)
