@@ -127,26 +127,32 @@ class LocalJobExecutor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, sub: JobSubmission) -> None:
-        state, counts = "interrupted", dict(summarize(()))
         try:
             audit = self.audit()
         except StoreError as exc:
             log.error("avctl: job %s not run: %s", sub.job_id, exc)
             with contextlib.suppress(StoreError):
                 self.store.set_state(sub.job_id, "interrupted")
-            self.progress.publish(sub.job_id, done_event(sub.job_id, state, counts))
+            self._done(sub.job_id)
             return
         try:
             runner = FleetRunner(store=self.store, specs=spec_provider(sub.spec_overrides), tls=self.tls,
                                  resolver=self.resolver, options=sub.options, sleep=self._sleep,
                                  processors=[AuditRecorder(audit, user=sub.user), ProgressPublisher(self.progress)])
-            report = await execute(self.store, self.store.get_job(sub.job_id), runner, sub.task, sub.devices)
-            counts = report.counts
-            state = self.store.get_job(sub.job_id).state
+            await execute(self.store, self.store.get_job(sub.job_id), runner, sub.task, sub.devices)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the job is closed as interrupted by execute(); say why in the log
+        except Exception as exc:  # execute() closed the job as interrupted; say why in the log
             log.error("avctl: job %s failed: %s: %s", sub.job_id, type(exc).__name__, exc)
         finally:
             audit.close()
-            self.progress.publish(sub.job_id, done_event(sub.job_id, state, counts))
+            self._done(sub.job_id)
+
+    def _done(self, job_id: int) -> None:
+        """Tell subscribers the job ended, with what the store holds (what they can read back)."""
+        state, counts = "interrupted", summarize(())
+        with contextlib.suppress(StoreError):
+            state = self.store.get_job(job_id).state
+            counts = {**self.store.counts(job_id)}
+            counts["total"] = sum(counts.values())
+        self.progress.publish(job_id, done_event(job_id, state, counts))

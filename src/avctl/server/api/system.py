@@ -34,4 +34,5 @@ def healthz(ctx: Ctx) -> Response:
 def metrics(ctx: Ctx, principal: Reader) -> Response:
     body = ctx.metrics.exposition(principal, alerts_open=service.open_counts(ctx, principal),
                                   jobs_running=service.jobs_running(ctx))
-    return Response(body, media_type=CONTENT_TYPE)
+    # plain text, never sniffed as HTML: label values come from inventories and devices
+    return Response(body, media_type=CONTENT_TYPE, headers={"X-Content-Type-Options": "nosniff"})
