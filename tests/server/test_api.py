@@ -151,9 +151,18 @@ def test_refused_requests_send_nothing_and_record_nothing(api_server: ApiServer)
                     json={"params": {}}).status_code == 404
     assert api.post("/api/v1/jobs", branch_ops, json={"verb": "reboot", "select": "site=hq"}).status_code == 400
     assert api.post("/api/v1/devices/hq-codec-1/actions/audio_volume_set", {}, json={}).status_code == 401
+    # a request may not choose where downloads go, nor ports or cleartext
+    r = api.post("/api/v1/jobs", OPERATOR, json={"verb": "status", "options": {"output_dir": "/etc"}})
+    assert r.status_code == 400 and "output_dir" in r.json()["error"]
     assert {name: dev.requests.total for name, dev in api.devices.items()} == sent
     assert api.ctx.jobs.list_jobs(limit=100) == []
     assert api.audit_rows() == []
+
+    # the same disruptive action is run for an operator (so the refusals above were the role's)
+    r = api.post("/api/v1/devices/br-codec-2/actions/system_reboot", OPERATOR, json={"params": {}})
+    assert r.status_code == 200 and r.json()["outcome"]["status"] == "ok", r.text
+    assert any(q.path == "/rest/system/reboot" for q in api.devices["br-codec-2"].requests)
+    assert [(e.user, e.device, e.action) for e in api.audit_rows()] == [("web:olga", "br-codec-2", "system_reboot")]
 
 
 def sse_events(response: requests.Response) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -233,6 +242,7 @@ def test_resume_runs_only_the_devices_without_an_outcome(api_server: ApiServer) 
     assert events[-1][0] == "done" and events[-1][1]["counts"]["total"] == 2
     assert api.devices["br-codec-2"].state.volume == 22  # type: ignore[attr-defined]
     assert api.devices["br-codec-1"].requests.total == before
+    assert [(e.user, e.device, e.job_id) for e in api.audit_rows()] == [("web:olga", "br-codec-2", job.id)]
     again = api.post(f"/api/v1/jobs/{job.id}/resume", OPERATOR)
     assert again.status_code == 409 and "finished" in again.json()["error"]
 
