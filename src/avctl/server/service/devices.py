@@ -76,9 +76,9 @@ class _Light(NamedTuple):
     last_ok: float | None
 
     def key(self, field: str) -> Any:
-        value = {"name": self.entry.name, "site": self.entry.site, "room": self.entry.room,
-                 "family": self.entry.family}.get(field, getattr(self, field, None))
-        return (value is None, value if value is not None else 0)
+        if field in ("name", "site", "room", "family"):
+            return getattr(self.entry, field)
+        return getattr(self, field)
 
 
 def _light_states(db: Database) -> dict[str, tuple[str, float, float | None, float | None]]:
@@ -135,7 +135,10 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
         light = [x for x in light if x.state == state]
     light.sort(key=lambda x: x.entry.name)
     if key != "name" or sort.startswith("-"):
-        light.sort(key=lambda x: x.key(key), reverse=sort.startswith("-"))
+        # devices without the value (never polled, no site) come last either way, in name order
+        known = sorted((x for x in light if x.key(key) is not None), key=lambda x: x.key(key),
+                       reverse=sort.startswith("-"))
+        light = known + [x for x in light if x.key(key) is None]
     page = light[offset:offset + limit]
     rows = _state_rows(ctx.db, [x.entry.name for x in page])
     return Page([_view(x.entry, rows.get(x.entry.name), with_readings=True) for x in page], len(light),
