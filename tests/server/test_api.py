@@ -8,6 +8,7 @@ the emulators' request logs, the job store and audit log in the database file.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -368,3 +369,23 @@ def routes_of_the_routers() -> set[tuple[str, str]]:
             assert isinstance(route, APIRoute)
             found |= {(prefix + route.path, m) for m in route.methods}
     return found
+
+
+def test_a_client_leaving_the_stream_unsubscribes(api_server: ApiServer) -> None:
+    api = api_server
+    held = api.devices["br-codec-1"]
+    held.faults.paused = True
+    job_id = api.post("/api/v1/jobs", OPERATOR, json={"verb": "status", "select": "site=branch"}).json()["job"]
+    try:
+        with HTTP.get(f"{api.url}/api/v1/jobs/{job_id}/events", headers=OPERATOR, stream=True, timeout=60) as s:
+            kind, data = next(sse_events(s))
+            assert kind == "outcome" and data["outcome"]["device"] == "br-codec-2"
+            assert api.ctx.progress.subscribers(job_id) == 1
+        deadline = time.monotonic() + 30
+        while api.ctx.progress.subscribers(job_id):  # the server notices the closed connection
+            assert time.monotonic() < deadline, "the stream's subscription outlived its client"
+            time.sleep(0.01)
+    finally:
+        held.faults.paused = False
+    with HTTP.get(f"{api.url}/api/v1/jobs/{job_id}/events", headers=OPERATOR, stream=True, timeout=60) as s:
+        assert list(sse_events(s))[-1][1]["counts"]["total"] == 2

@@ -22,7 +22,7 @@ from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.fleet.jobs import create_job, options_from, spec_provider
 from avctl.fleet.results import Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
-from avctl.fleet.store import Job
+from avctl.fleet.store import Job, StoreError
 from avctl.fleet.verbs import ActionTask, Task, make_task
 from avctl.server.context import ServerContext
 from avctl.server.executor import JobSubmission
@@ -82,6 +82,16 @@ def _prepare(ctx: ServerContext, principal: Principal, task: Task, devices: Sequ
                          user=principal.audit_name, spec_overrides=dict(ctx.spec_overrides))
 
 
+def _submit(ctx: ServerContext, sub: JobSubmission) -> None:
+    """Hand a recorded job to the executor; one it refuses is closed as interrupted (resumable)."""
+    try:
+        ctx.executor.submit_job(sub)
+    except BaseException:
+        with contextlib.suppress(StoreError):
+            ctx.jobs.set_state(sub.job_id, "interrupted")
+        raise
+
+
 async def run_action(ctx: ServerContext, principal: Principal, name: str, action: str,
                      params: Mapping[str, Any]) -> ActionResult:
     """Run one spec action on one device and wait (up to ``ctx.action_wait``) for its outcome."""
@@ -91,7 +101,7 @@ async def run_action(ctx: ServerContext, principal: Principal, name: str, action
     sub = await asyncio.to_thread(_prepare, ctx, principal, task, [entry], f"name={entry.name}",
                                   run_options(ctx, None))
     with ctx.progress.subscribe(sub.job_id) as events:
-        ctx.executor.submit_job(sub)
+        _submit(ctx, sub)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.action_wait):
                 while (await events.get())["event"] != "done":
@@ -117,7 +127,7 @@ async def start_job(ctx: ServerContext, principal: Principal, *, name: str, mode
         raise UsageError(f"the selection {chosen} matches no device", hint="GET /api/v1/devices?select=... lists them")
     task = make_task(name, dict(params), mode=mode)
     sub = await asyncio.to_thread(_prepare, ctx, principal, task, devices, str(chosen), run_options(ctx, options))
-    ctx.executor.submit_job(sub)
+    _submit(ctx, sub)
     return sub.job_id
 
 
@@ -166,7 +176,7 @@ async def resume_job(ctx: ServerContext, principal: Principal, job_id: int,
     if running_here(found):
         raise Conflict(f"job {job_id} is running", hint=f"follow it: GET /api/v1/jobs/{job_id}/events")
     sub = await asyncio.to_thread(_prepare_resume, ctx, principal, found, dict(params or {}))
-    ctx.executor.submit_job(sub)
+    _submit(ctx, sub)
     return job_id
 
 
