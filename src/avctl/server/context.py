@@ -30,6 +30,8 @@ class ServerContext:
     #: the alert rules, as plain dicts (what the rules file says, secrets left out)
     rules: Callable[[], list[dict[str, Any]]]
     metrics: ServerMetrics
+    #: where the executor publishes each job's outcomes and its end (`LocalJobExecutor` does):
+    #: event streams and `run_action` wait on it
     progress: JobProgress
     clock: Callable[[], float] = time.time
     #: family -> spec file, over the builtin specs (as `avctl fleet --spec`)
