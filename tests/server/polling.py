@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -58,9 +59,10 @@ def engine_for(tmp_path: Path, sink: ObservationSink, clock: Clock, **settings: 
         return None
 
     settings.setdefault("jitter", 0.0)
+    # a seeded jitter: every run of a test sees the same schedule
     return PollEngine(sink=sink, tls=TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")),
                       resolver=CredentialResolver(base_dir=tmp_path), settings=PollSettings(**settings),
-                      clock=clock, sleep=no_sleep)
+                      clock=clock, sleep=no_sleep, rng=random.Random(7))
 
 
 async def tick(engine: PollEngine, clock: Clock) -> int:
