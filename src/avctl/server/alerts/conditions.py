@@ -67,7 +67,11 @@ def parse_duration(text: str, what: str = "duration") -> float:
         pos = m.end()
     if pos == 0:
         raise ConditionError(f"{what} is empty", hint="write a number and a unit: 30s, 5m, 4h, 1d")
-    return check_seconds(what, total, maximum=MAX_FOR_SECONDS, allow_zero=True)
+    try:
+        return check_seconds(what, total, maximum=MAX_FOR_SECONDS, allow_zero=True)
+    except UsageError:
+        raise ConditionError(f"{what} {text.strip()!r} is not a usable duration",
+                             hint=f"at most {MAX_FOR_SECONDS / 86400:g} days") from None
 
 
 def _version(text: str) -> tuple[int, ...] | None:

@@ -245,7 +245,7 @@ def _seconds(ctx: _RulesCtx, node: yaml.Node, what: str) -> float:
 def _secret_ref(ctx: _RulesCtx, node: yaml.Node, what: str, *, url: bool) -> str:
     """A reference as written (env:, file:, secret:, keyring:) or, for URLs, a literal http(s) URL."""
     text = ctx.string(node, what)
-    if url and re.match(r"(?i)^https?://", text):
+    if url and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
         return text
     try:
         ref = CredentialRef.parse(text)
