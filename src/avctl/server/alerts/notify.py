@@ -129,7 +129,7 @@ def send_mail(channel: EmailChannel, password: Secret | None, msg: EmailMessage)
                 client.starttls(context=context)
                 client.ehlo()
             if channel.user is not None:
-                client.login(channel.user, password.reveal() if password is not None else "")
+                _login(client, channel.user, password.reveal() if password is not None else "")
             client.send_message(msg)
     except smtplib.SMTPAuthenticationError as e:
         # a rejected login is never retried (mail servers lock accounts out too)
@@ -145,6 +145,19 @@ def send_mail(channel: EmailChannel, password: Secret | None, msg: EmailMessage)
         raise SendError(f"SMTP {e.smtp_code}: {text}", permanent=e.smtp_code >= 500) from None
     except (smtplib.SMTPException, OSError) as e:
         raise SendError(f"SMTP: {type(e).__name__}: {e}") from None
+
+
+def _login(client: smtplib.SMTP, user: str, password: str) -> None:
+    """One login with one mechanism: `SMTP.login` would try every mechanism in turn, i.e. repeat a
+    rejected password (and servers lock accounts out)."""
+    if not client.has_extn("auth"):
+        raise SendError("the mail server offers no login (AUTH); remove user and password", permanent=True)
+    offered = client.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise SendError("the mail server offers neither PLAIN nor LOGIN authentication", permanent=True)
+    client.user, client.password = user, password
+    client.auth(mechanism, client.auth_plain if mechanism == "PLAIN" else client.auth_login)
 
 
 class Dispatcher:
