@@ -266,3 +266,16 @@ def test_list_and_count(db: Database) -> None:
     first = list_alerts(db, device="a")[0]
     got = get_alert(db, first.id)
     assert got == first and got.as_dict()["device"] == "a"
+
+
+def test_a_device_leaving_a_rules_scope_resolves_its_alert(db: Database) -> None:
+    scoped = RULES.replace("    when: offline for 5m\n", "    when: offline for 5m\n    scope: {tag: lobby}\n")
+    clock = Clock()
+    eng = AlertEngine(db, rules(scoped), clock)
+    lobby = view(state="offline", since=0)
+    lobby = DeviceView(**{**lobby.__dict__, "tags": frozenset({"lobby"})})
+    assert [a.rule for a in eng.evaluate([lobby, view("other", state="offline", since=0)]).opened] == [
+        "device-offline"]
+    clock.now += 30
+    retagged = DeviceView(**{**lobby.__dict__, "tags": frozenset({"boardroom"})})  # inventory edited
+    assert [a.device for a in eng.evaluate([retagged]).resolved] == ["hq-101"]

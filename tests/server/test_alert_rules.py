@@ -51,8 +51,9 @@ def test_the_built_in_families_declare_their_feedbacks() -> None:
 
 
 def test_secrets_never_show_in_a_channel_repr() -> None:
-    rules = parse_rules("channels:\n  hook: {type: slack, url: 'https://hooks.example/services/T0/B0/sekrit-token'}\n"
-                        "  mail: {type: email, host: 127.0.0.1, user: u, password: 'hunter2-pw', from: a@b.c, to: d@e.f}\n")
+    rules = parse_rules(
+        "channels:\n  hook: {type: slack, url: 'https://hooks.example/services/T0/B0/sekrit-token'}\n"
+        "  mail: {type: email, host: 127.0.0.1, user: u, password: 'hunter2-pw', from: a@b.c, to: d@e.f}\n")
     assert "sekrit" not in repr(rules.channels) and "hunter2" not in repr(rules.channels)
     hook = rules.channels["hook"]
     assert isinstance(hook, WebhookChannel) and hook.url.endswith("sekrit-token")

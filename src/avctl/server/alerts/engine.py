@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from avctl.db import Database
 from avctl.db.models import Alert, AlertPending, Notification
 from avctl.redact import printable
-from avctl.server.alerts.rules import Rule, RuleSet
+from avctl.server.alerts.rules import Rule, RuleSet, as_entry
 from avctl.server.model import DeviceView
 
 #: device-supplied values kept on an alert (and shown in messages) are capped to this
@@ -42,6 +42,8 @@ MAX_VALUE_CHARS = 200
 #: the longest silence: longer is forgetting, not silencing
 MAX_SILENCE_SECONDS = 90 * 86400.0
 MAX_LIST_LIMIT = 1000
+#: devices whose scope matches are cached (a bigger fleet only recomputes more often)
+MAX_SCOPE_CACHE = 100_000
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,15 @@ class AlertEngine:
         self.db = db
         self.rules = rules
         self.clock = clock
+        self._scope_cache: dict[tuple[Any, ...], tuple[bool, ...]] = {}
         # the batch path and the periodic pass may run in two threads: one evaluation at a time
         self._lock = threading.Lock()
 
     def set_rules(self, rules: RuleSet) -> None:
         """Use a reloaded rules file from the next evaluation on (alerts of removed rules resolve then)."""
-        self.rules = rules
+        with self._lock:
+            self.rules = rules
+            self._scope_cache.clear()
 
     def evaluate(self, views: Sequence[DeviceView], *, every_device: bool = False) -> AlertChanges:
         """Apply the rules to `views`. ``every_device=True``: `views` is the whole inventory, and the
@@ -147,8 +152,8 @@ class AlertEngine:
             open_alerts = {(a.rule, a.device): a for a in s.scalars(select(Alert).where(Alert.state == "open"))}
             pending = {(p.rule, p.device): p for p in s.scalars(select(AlertPending))}
             for view in views:
-                for rule in rules.rules:
-                    self._apply(s, rule, view, now, open_alerts, pending, changes)
+                for rule, in_scope in zip(rules.rules, self._scopes(rules, view), strict=True):
+                    self._apply(s, rule, view, in_scope, now, open_alerts, pending, changes)
             names = {r.name for r in rules.rules}
             devices = {v.name for v in views}
             for (rule_name, device), alert in open_alerts.items():
@@ -161,11 +166,23 @@ class AlertEngine:
                     s.delete(row)
         return changes
 
-    def _apply(self, s: Session, rule: Rule, view: DeviceView, now: float,
+    def _scopes(self, rules: RuleSet, view: DeviceView) -> tuple[bool, ...]:
+        """Whether the device is in each rule's scope. Cached by the device's inventory facts (they
+        rarely change, and matching globs for every rule and device every 30 s costs)."""
+        key = (view.name, view.family, view.site, view.room, view.tags, view.address)
+        hit = self._scope_cache.get(key)
+        if hit is None:
+            if len(self._scope_cache) >= MAX_SCOPE_CACHE:
+                self._scope_cache.clear()
+            entry = as_entry(view)
+            hit = self._scope_cache[key] = tuple(not r.scope or r.scope.matches(entry) for r in rules.rules)
+        return hit
+
+    def _apply(self, s: Session, rule: Rule, view: DeviceView, in_scope: bool, now: float,
                open_alerts: dict[tuple[str, str], Alert], pending: dict[tuple[str, str], AlertPending],
                changes: AlertChanges) -> None:
         key = (rule.name, view.name)
-        holds, value = rule.condition.evaluate(view) if rule.applies_to(view) else (False, None)
+        holds, value = rule.condition.evaluate(view) if in_scope else (False, None)
         if holds is None:
             return
         if not holds:

@@ -106,10 +106,10 @@ class Rule:
 
     def applies_to(self, view: DeviceView) -> bool:
         """Whether the device is in the rule's scope (the CLI's selection semantics)."""
-        return not self.scope or self.scope.matches(_as_entry(view))
+        return not self.scope or self.scope.matches(as_entry(view))
 
 
-def _as_entry(view: DeviceView) -> DeviceEntry:
+def as_entry(view: DeviceView) -> DeviceEntry:
     # the selection matches inventory entries; a view carries the same facts (but no groups)
     return DeviceEntry(name=view.name, family=view.family, address=Address(view.address), site=view.site,
                        room=view.room, tags=view.tags)
