@@ -109,7 +109,11 @@ def test_the_state_time_counts_from_when_the_device_went_offline(db: Database) -
     """A device first seen by the engine long after it went offline fires at once (polls back off)."""
     clock = Clock()
     eng = AlertEngine(db, rules(), clock)
-    assert eng.evaluate([view(state="offline", since=clock.now - 301)]).opened
+    down = DeviceView(**{**view(state="offline", since=clock.now - 301).__dict__,
+                         "error": "connection refused\x1b[2J"})
+    [opened] = eng.evaluate([down]).opened
+    assert opened.message == ("hq-101 is offline for 5m: connection refused\\x1b[2J "
+                              "(rule device-offline: offline for 5m)")
 
 
 def test_a_reading_wait_survives_a_restart(db: Database) -> None:

@@ -57,6 +57,9 @@ def test_secrets_never_show_in_a_channel_repr() -> None:
     assert "sekrit" not in repr(rules.channels) and "hunter2" not in repr(rules.channels)
     hook = rules.channels["hook"]
     assert isinstance(hook, WebhookChannel) and hook.url.endswith("sekrit-token")
+    # a literal Slack URL is a secret written in clear: warned about (without quoting it)
+    [warning] = rules.warnings
+    assert warning.startswith("<rules>:2: channel hook:") and "secret:NAME" in warning and "sekrit" not in warning
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [

@@ -309,3 +309,13 @@ async def test_the_webhook_token_never_reaches_the_database_errors_or_logs(
     assert "error at" in dump and TOKEN not in dump and "127.0.0.1:" not in dump
     assert "failed for good" in caplog.text and TOKEN not in caplog.text
     await disp.close()
+
+
+async def test_passes_do_not_overlap_so_nothing_is_sent_twice(db: Database, receiver: Receiver) -> None:
+    clock = Clock()
+    rules = ruleset("generic, slack, teams")
+    AlertEngine(db, rules, clock).evaluate([view()])
+    disp = dispatcher(db, rules, receiver, clock)
+    assert sorted(await asyncio.gather(disp.send_due(), disp.send_due(), disp.send_due())) == [0, 0, 3]
+    assert len(receiver.hits) == 3
+    await disp.close()

@@ -104,7 +104,8 @@ def _message(rule: Rule, view: DeviceView, value: Any) -> str:
     cond = rule.condition
     held = f" for {_span(cond.hold)}" if cond.hold else ""
     if cond.is_state:
-        return f"{view.name} is {view.state}{held} (rule {rule.name}: {cond.text})"
+        why = f": {capped_value(view.error)}" if view.error and view.state != "online" else ""
+        return f"{view.name} is {view.state}{held}{why} (rule {rule.name}: {cond.text})"
     return f"{view.name}: {cond.reading} is {json.dumps(capped_value(value))}{held} (rule {rule.name}: {cond.text})"
 
 

@@ -177,6 +177,8 @@ class Dispatcher:
         self.max_delay = max_delay
         self.interval = interval
         self._limit = asyncio.Semaphore(concurrency)
+        # run() and a caller's send_due() (right after an evaluation) must not take the same rows
+        self._pass = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
@@ -201,11 +203,13 @@ class Dispatcher:
             self._session = None
 
     async def send_due(self) -> int:
-        """Send every due row once (up to :data:`BATCH`); returns how many were attempted."""
-        due = await asyncio.to_thread(self._take_due)
-        results = await asyncio.gather(*(self._deliver(d) for d in due))
-        await asyncio.to_thread(self._record, results)
-        return len(results)
+        """Send every due row once (up to :data:`BATCH`); returns how many were attempted. Safe to
+        call while `run()` runs (e.g. right after an evaluation queued rows): passes do not overlap."""
+        async with self._pass:
+            due = await asyncio.to_thread(self._take_due)
+            results = await asyncio.gather(*(self._deliver(d) for d in due))
+            await asyncio.to_thread(self._record, results)
+            return len(results)
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """Seconds before the next attempt after `attempts` failed ones."""

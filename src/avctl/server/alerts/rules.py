@@ -153,7 +153,8 @@ def parse_rules(text: str, *, file: str = "<rules>", path: Path | None = None,
                 known_readings: Collection[str] | None = None) -> RuleSet:
     ctx = _RulesCtx(file)
     top = _top_level(ctx, text)
-    channels = _channels(ctx, top["channels"][1]) if "channels" in top else {}
+    warnings: list[str] = []
+    channels = _channels(ctx, top["channels"][1], warnings) if "channels" in top else {}
     default_severity: Severity = "warning"
     default_notify: tuple[str, ...] = ()
     if "defaults" in top:
@@ -179,9 +180,9 @@ def parse_rules(text: str, *, file: str = "<rules>", path: Path | None = None,
             seen[rule.name] = rule.source
             rules.append(rule)
     known = set(known_readings) if known_readings is not None else family_readings()
-    warnings = [f"{r.source}: rule {r.name}: no built-in family reports the reading {r.condition.reading!r} "
-                "(a typo? it never fires on devices that do not report it)"
-                for r in rules if r.condition.reading is not None and r.condition.reading not in known]
+    warnings += [f"{r.source}: rule {r.name}: no built-in family reports the reading {r.condition.reading!r} "
+                 "(a typo? it never fires on devices that do not report it)"
+                 for r in rules if r.condition.reading is not None and r.condition.reading not in known]
     return RuleSet(tuple(rules), channels, path=path, warnings=tuple(warnings))
 
 
@@ -282,7 +283,7 @@ def check_url(url: str, channel: str, *, allow_http: bool) -> None:
                          hint="use https://, or set allow_http: true on the channel if you must")
 
 
-def _channels(ctx: _RulesCtx, node: yaml.Node) -> dict[str, Channel]:
+def _channels(ctx: _RulesCtx, node: yaml.Node, warnings: list[str]) -> dict[str, Channel]:
     entries = ctx.mapping(node, "channels")
     if len(entries) > MAX_CHANNELS:
         raise ctx.err(node, f"more than {MAX_CHANNELS} channels")
@@ -302,6 +303,10 @@ def _channels(ctx: _RulesCtx, node: yaml.Node) -> dict[str, Channel]:
                 raise ctx.err(kn, f"{what}: unknown key {key!r} for a {kind} channel",
                               hint=f"expected: {', '.join(allowed)}")
         out[name] = _email(ctx, name, knode, keys) if kind == "email" else _webhook(ctx, name, kind, knode, keys)
+        if kind in ("slack", "teams") and "://" in ctx.string(keys["url"][1], what):
+            warnings.append(f"{ctx.where(keys['url'][1])}: channel {name}: the webhook URL (a secret: it carries the "
+                            "token) is written in the rules file; store it with 'avctl secrets set NAME' and "
+                            "write url: secret:NAME")
     return out
 
 
