@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from avctl.db import Database, open_database
 from avctl.db.models import Notification
+from avctl.emulator.certs import make_certificate, server_context
 from avctl.fleet.credentials import CredentialResolver
 from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.notify import Dispatcher
@@ -171,3 +172,51 @@ async def test_an_unresolvable_password_is_an_error_on_the_row_not_a_crash(db: D
     await disp.send_due()
     [row] = rows(db)
     assert row.state == "pending" and row.last_error and "SMTP_PASS" in row.last_error and smtp.logins == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Any]:
+    cert, key = make_certificate("127.0.0.1", "mail.test")
+    (tmp_path / "ca.pem").write_bytes(cert)
+    return tmp_path / "ca.pem", server_context(cert, key)
+
+
+def tls_rules(port: int, security: str, ca_file: Path | None) -> RuleSet:
+    return parse_rules(f"""
+channels:
+  mail: {{type: email, host: 127.0.0.1, port: {port}, {security}: true, user: alerts, password: env:SMTP_PASS,
+          from: avctl@example.org, to: [av@example.org]{f", ca_file: {ca_file}" if ca_file else ""}}}
+rules:
+  - {{name: device-offline, when: offline, notify: [mail]}}
+""")
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+async def test_mail_over_starttls_and_ssl_verifies_the_server(db: Database, tmp_path: Path, security: str,
+                                                              certificate: tuple[Path, Any]) -> None:
+    ca_file, server_tls = certificate
+    mail = MailServer(port=_free_port())
+    # aiosmtpd offers AUTH over implicit TLS only with auth_require_tls off (it checks STARTTLS only)
+    tls = {"tls_context": server_tls, "require_starttls": True, "auth_require_tls": True} \
+        if security == "starttls" else {"ssl_context": server_tls, "auth_require_tls": False}
+    controller = Controller(mail, hostname="127.0.0.1", port=mail.port, authenticator=mail.authenticate, **tls)
+    controller.start()
+    try:
+        clock = Clock()
+        # the system's CAs do not know this certificate: nothing is sent, no password either
+        untrusted = tls_rules(mail.port, security, None)
+        AlertEngine(db, untrusted, clock).evaluate([view("offline")])
+        disp = Dispatcher(db, untrusted.channels, clock, resolver=CredentialResolver(environ={"SMTP_PASS": PASSWORD}))
+        await disp.send_due()
+        [row] = rows(db)
+        assert row.state == "pending" and row.last_error and "CERTIFICATE_VERIFY_FAILED" in row.last_error
+        assert mail.logins == [] and mail.messages == []
+        # trusting its CA: sent, logged in over TLS
+        trusted = tls_rules(mail.port, security, ca_file)
+        disp.set_channels(trusted.channels)
+        clock.now += 3600
+        await disp.send_due()
+        assert [r.state for r in rows(db)] == ["sent"]
+        assert mail.logins == [("alerts", "PLAIN")] and len(mail.messages) == 1
+    finally:
+        controller.stop()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from avctl.db import Database, open_database
 from avctl.db.models import Alert, Notification
+from avctl.emulator.certs import make_certificate, server_context
 from avctl.fleet.credentials import CredentialResolver
 from avctl.server.alerts.engine import AlertEngine, silence
 from avctl.server.alerts.notify import Dispatcher
@@ -319,3 +320,34 @@ async def test_passes_do_not_overlap_so_nothing_is_sent_twice(db: Database, rece
     assert sorted(await asyncio.gather(disp.send_due(), disp.send_due(), disp.send_due())) == [0, 0, 3]
     assert len(receiver.hits) == 3
     await disp.close()
+
+
+async def test_https_receivers_are_verified_against_the_system_or_the_channels_ca(db: Database,
+                                                                                  tmp_path: Path) -> None:
+    cert, key = make_certificate("127.0.0.1", "hooks.test")
+    (tmp_path / "ca.pem").write_bytes(cert)
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(cert, key)).start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}/hook/{TOKEN}"
+    try:
+        clock = Clock()
+        rules = ruleset("generic")
+        AlertEngine(db, rules, clock).evaluate([view()])
+        disp = Dispatcher(db, rules.channels, clock, resolver=CredentialResolver(environ={"GENERIC_HOOK": url}))
+        await disp.send_due()
+        [row] = rows(db)
+        assert row.state == "pending" and row.last_error and "CERTIFICATE_VERIFY_FAILED" in row.last_error
+        assert rec.hits == [] and TOKEN not in row.last_error
+        with_ca = parse_rules("channels:\n  generic: {type: webhook, url: env:GENERIC_HOOK, ca_file: ca.pem}\n",
+                              path=tmp_path / "rules.yaml")
+        disp.set_channels(with_ca.channels)
+        clock.now += 3600
+        await disp.send_due()
+        assert [r.state for r in rows(db)] == ["sent"] and len(rec.hits) == 1
+        await disp.close()
+    finally:
+        await runner.cleanup()

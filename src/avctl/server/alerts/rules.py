@@ -40,9 +40,9 @@ MAX_RULES_FILE_BYTES = 1024 * 1024
 MAX_SEND_TIMEOUT = 120.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ADDRESS_RE = re.compile(r"^[^\s<>@,;:\"]+@[^\s<>@,;:\"]+$")
-_WEBHOOK_KEYS = ("type", "url", "allow_http", "timeout")
+_WEBHOOK_KEYS = ("type", "url", "allow_http", "timeout", "ca_file")
 _EMAIL_KEYS = ("type", "host", "port", "starttls", "ssl", "allow_plaintext", "user", "password", "from", "to",
-               "timeout")
+               "timeout", "ca_file")
 _RULE_KEYS = ("name", "when", "severity", "scope", "notify", "description")
 _SCOPE_KEYS = tuple(k for k in SELECT_KEYS if k != "group")
 
@@ -54,6 +54,10 @@ class RulesError(InventoryError):
 
 
 class _RulesCtx(_Ctx):
+    def __init__(self, file: str, base_dir: Path) -> None:
+        super().__init__(file)
+        self.base_dir = base_dir
+
     def err(self, node: yaml.Node | None, message: str, hint: str | None = None) -> RulesError:
         line = node.start_mark.line + 1 if node is not None else None
         return RulesError(message, file=self.file, line=line, hint=hint)
@@ -72,6 +76,8 @@ class WebhookChannel:
     url: str = field(repr=False)
     allow_http: bool = False
     timeout: float = 10.0
+    #: a PEM file of CA certificates to trust instead of the system's (a private CA)
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class EmailChannel:
     #: a reference (env:, file:, secret:) or a literal; never shown
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+    ca_file: str | None = None
     type: Literal["email"] = "email"
 
 
@@ -151,7 +158,7 @@ def load_rules(path: str | os.PathLike[str], *, known_readings: Collection[str] 
 
 def parse_rules(text: str, *, file: str = "<rules>", path: Path | None = None,
                 known_readings: Collection[str] | None = None) -> RuleSet:
-    ctx = _RulesCtx(file)
+    ctx = _RulesCtx(file, path.parent if path is not None else Path.cwd())
     top = _top_level(ctx, text)
     warnings: list[str] = []
     channels = _channels(ctx, top["channels"][1], warnings) if "channels" in top else {}
@@ -324,9 +331,18 @@ def _webhook(ctx: _RulesCtx, name: str, kind: str, knode: yaml.Node,
         except UsageError as e:
             raise ctx.err(unode, e.message, hint=e.hint) from None
     timeout = _seconds(ctx, keys["timeout"][1], f"{what}.timeout") if "timeout" in keys else 10.0
+    ca_file = _ca_file(ctx, keys["ca_file"][1], f"{what}.ca_file") if "ca_file" in keys else None
     typ: Literal["webhook", "slack", "teams"] = "slack" if kind == "slack" else "teams" if kind == "teams" \
         else "webhook"
-    return WebhookChannel(name, typ, url, allow_http=allow_http, timeout=timeout)
+    return WebhookChannel(name, typ, url, allow_http=allow_http, timeout=timeout, ca_file=ca_file)
+
+
+def _ca_file(ctx: _RulesCtx, node: yaml.Node, what: str) -> str:
+    path = Path(ctx.string(node, what)).expanduser()
+    path = path if path.is_absolute() else ctx.base_dir / path
+    if not path.is_file():
+        raise ctx.err(node, f"{what}: no file {str(path)[:200]!r}", hint="a PEM file of CA certificates")
+    return str(path)
 
 
 def _email(ctx: _RulesCtx, name: str, knode: yaml.Node, keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> EmailChannel:
@@ -364,7 +380,9 @@ def _email(ctx: _RulesCtx, name: str, knode: yaml.Node, keys: dict[str, tuple[ya
     if password is not None and user is None:
         raise ctx.err(keys["password"][0], f"{what}: a password without a user", hint="add user: NAME")
     timeout = _seconds(ctx, keys["timeout"][1], f"{what}.timeout") if "timeout" in keys else 30.0
-    return EmailChannel(name, host, port, security, sender, to, user=user, password=password, timeout=timeout)
+    ca_file = _ca_file(ctx, keys["ca_file"][1], f"{what}.ca_file") if "ca_file" in keys else None
+    return EmailChannel(name, host, port, security, sender, to, user=user, password=password, timeout=timeout,
+                        ca_file=ca_file)
 
 
 def _nodes(node: yaml.Node) -> list[yaml.Node]:
