@@ -89,6 +89,7 @@ def test_secrets_never_show_in_a_channel_repr() -> None:
     ("channels:\n  h: {type: webhook, url: 'ftp://hooks.example/x'}\n", 2, "https:// URL"),
     ("channels:\n  h: {type: webhook, url: 'vault:x'}\n", 2, "unknown credential scheme"),
     ("channels:\n  h:\n    type: webhook\n", 2, "no 'url'"),
+    ("channels:\n  h:\n    type: webhook\n    url: env:H\n    ca_file: nowhere.pem\n", 5, "no file"),
     ("channels:\n  m: {type: email, host: smtp.example, from: a@b.c, to: [d@e.f]}\n", 2, "unencrypted"),
     ("channels:\n  m: {type: email, host: 127.0.0.1, from: a@b.c, to: [not-an-address]}\n", 2, "not an e-mail"),
     ("channels:\n  m: {type: email, host: 127.0.0.1, from: a@b.c, to: d@e.f, port: 99999}\n", 2, "port"),
