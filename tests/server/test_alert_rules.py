@@ -58,8 +58,10 @@ def test_secrets_never_show_in_a_channel_repr() -> None:
     hook = rules.channels["hook"]
     assert isinstance(hook, WebhookChannel) and hook.url.endswith("sekrit-token")
     # a literal Slack URL is a secret written in clear: warned about (without quoting it)
-    [warning] = rules.warnings
-    assert warning.startswith("<rules>:2: channel hook:") and "secret:NAME" in warning and "sekrit" not in warning
+    slack_url, password = rules.warnings
+    assert slack_url.startswith("<rules>:2: channel hook:") and "secret:NAME" in slack_url
+    assert password.startswith("<rules>:3: channel mail: plaintext password")
+    assert "sekrit" not in slack_url + password and "hunter2" not in slack_url + password
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [

@@ -313,4 +313,4 @@ def _body(channel: WebhookChannel, due: _Due) -> dict[str, Any]:
     return build(due.alert, due.event)
 
 
-__all__ = ["Dispatcher", "SendError", "post_json", "send_mail"]
+__all__ = ["Dispatcher", "SendError", "post_json", "send_mail", "tls_context"]

@@ -310,7 +310,11 @@ def _channels(ctx: _RulesCtx, node: yaml.Node, warnings: list[str]) -> dict[str,
                 raise ctx.err(kn, f"{what}: unknown key {key!r} for a {kind} channel",
                               hint=f"expected: {', '.join(allowed)}")
         out[name] = _email(ctx, name, knode, keys) if kind == "email" else _webhook(ctx, name, kind, knode, keys)
-        if kind in ("slack", "teams") and "://" in ctx.string(keys["url"][1], what):
+        if kind == "email" and "password" in keys and CredentialRef.parse(
+                ctx.string(keys["password"][1], what)).is_plaintext:
+            warnings.append(f"{ctx.where(keys['password'][1])}: channel {name}: plaintext password in the rules "
+                            "file; store it with 'avctl secrets set NAME' and write password: secret:NAME")
+        elif kind in ("slack", "teams") and "://" in ctx.string(keys["url"][1], what):
             warnings.append(f"{ctx.where(keys['url'][1])}: channel {name}: the webhook URL (a secret: it carries the "
                             "token) is written in the rules file; store it with 'avctl secrets set NAME' and "
                             "write url: secret:NAME")
