@@ -283,3 +283,27 @@ def test_a_device_leaving_a_rules_scope_resolves_its_alert(db: Database) -> None
     clock.now += 30
     retagged = DeviceView(**{**lobby.__dict__, "tags": frozenset({"boardroom"})})  # inventory edited
     assert [a.device for a in eng.evaluate([retagged]).resolved] == ["hq-101"]
+
+
+def test_a_flap_inside_one_batch_restarts_the_wait(db: Database) -> None:
+    """offline, online, offline again between two evaluations: the wait counts from the last change."""
+    clock = Clock()
+    eng = AlertEngine(db, rules(), clock)
+    eng.evaluate([view(state="offline", since=clock.now)])
+    clock.now += 250
+    assert not eng.evaluate([view(state="offline", since=clock.now - 10)])  # came back and went again
+    clock.now += 60
+    assert not eng.evaluate([view(state="offline", since=clock.now - 70)])
+    clock.now += 230
+    assert eng.evaluate([view(state="offline", since=clock.now - 300)]).opened
+
+
+def test_not_online_counts_across_the_states_it_covers(db: Database) -> None:
+    text = RULES.replace("when: offline for 5m", "when: not online for 5m")
+    clock = Clock()
+    eng = AlertEngine(db, rules(text), clock)
+    eng.evaluate([view(state="offline", since=clock.now)])
+    clock.now += 200
+    assert not eng.evaluate([view(state="error", since=clock.now)])  # another non-online state
+    clock.now += 100
+    assert eng.evaluate([view(state="error", since=clock.now - 100)]).opened

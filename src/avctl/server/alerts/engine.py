@@ -3,9 +3,9 @@
 `AlertEngine.evaluate(views)` runs after each batch of observations and periodically over every
 device (so "offline for 5m" fires on time while a device's polls back off). In ONE transaction it
 
-* opens an alert when a rule's condition has held for its ``for`` time (when it began to hold is
-  kept in ``alert_pending``, so a restart does not reset the wait; a state test starts from the
-  device's ``since``),
+* opens an alert when a rule's condition has held for its ``for`` time (a state test counts from
+  the device's ``since``; for ``not STATE`` and reading tests, when it began to hold is kept in
+  ``alert_pending``, so a restart does not reset the wait),
 * resolves an open alert when its condition no longer holds, the device left the scope, the
   device left the inventory (`evaluate(..., every_device=True)`) or the rule was removed,
 * writes the outbox rows (``notifications``, one per channel of the rule per event).
@@ -192,13 +192,20 @@ class AlertEngine:
             if key in open_alerts:
                 self._resolve(s, open_alerts.pop(key), rule, now, None, changes)
             return
-        row = pending.get(key)
-        if row is None:
-            # a state test began to hold when the device entered that state; a reading test, now
-            since = min(view.since, now) if rule.condition.is_state else now
-            row = pending[key] = AlertPending(rule=rule.name, device=view.name, since=since)
-            s.add(row)
-        if key in open_alerts or now - row.since < rule.condition.hold:
+        cond = rule.condition
+        if cond.is_state and not cond.negate:
+            # "offline for 5m" has held exactly since the device entered that state
+            since = min(view.since, now)
+        else:
+            # "not online" spans several states (offline, then error...), a reading has no `since`:
+            # kept in the database from the evaluation that first saw it hold
+            row = pending.get(key)
+            if row is None:
+                row = pending[key] = AlertPending(rule=rule.name, device=view.name,
+                                                  since=min(view.since, now) if cond.is_state else now)
+                s.add(row)
+            since = row.since
+        if key in open_alerts or now - since < cond.hold:
             return
         alert = Alert(rule=rule.name, device=view.name, site=view.site, severity=rule.severity, state="open",
                       opened=now, message=_message(rule, view, value),
