@@ -60,7 +60,7 @@ def lookup(db: Database, cookie: str, settings: AccessSettings) -> ActiveSession
     now = settings.clock()
     with db.session() as s:
         found = s.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
-                          .where(WebSession.id_hash == digest(cookie))).tuples().first()
+                          .where(WebSession.id_hash == digest(cookie))).first()
         if found is None:
             return None
         row, user = found

@@ -100,7 +100,7 @@ def list_tokens(db: Database, user: str | None = None, *, include_revoked: bool 
             q = q.where(User.name == user)
         if not include_revoked:
             q = q.where(ApiToken.revoked.is_(None))
-        return [_info(row, owner) for row, owner in s.execute(q).tuples()]
+        return [_info(row, owner) for row, owner in s.execute(q)]
 
 
 def revoke(db: Database, token_id: int, *, user: str | None = None,
@@ -111,7 +111,7 @@ def revoke(db: Database, token_id: int, *, user: str | None = None,
             ApiToken.id == token_id, ApiToken.revoked.is_(None))
         if user is not None:
             q = q.where(User.name == user)
-        found = s.execute(q).tuples().first()
+        found = s.execute(q).first()
         if found is None:
             raise AccessError(f"no active token {token_id}", status=404,
                               hint="'avctl tokens list' shows the tokens and their ids")
@@ -128,7 +128,7 @@ def authenticate(db: Database, token: str, *, clock: Callable[[], float] = time.
     now = clock()
     with db.session() as s:
         found = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                          .where(ApiToken.token_hash == wanted)).tuples().first()
+                          .where(ApiToken.token_hash == wanted)).first()
         if found is None:
             return None
         row, owner = found
