@@ -179,7 +179,8 @@ def test_another_sessions_csrf_token_is_refused(access_server: AccessServer) -> 
     assert r.status_code == 403 and srv.effects == []
 
 
-def test_a_foreign_origin_is_refused_even_with_the_csrf_token(access_server_factory: Callable[..., AccessServer]) -> None:
+def test_a_foreign_origin_is_refused_even_with_the_csrf_token(
+        access_server_factory: Callable[..., AccessServer]) -> None:
     srv = access_server_factory(trusted_origins=frozenset({"https://avctl.example.com"}))
     add_user(srv, "alice")
     client, _ = login(srv, "alice")
