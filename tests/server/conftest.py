@@ -112,12 +112,12 @@ def access_fast_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def access_server_factory(tmp_path: Path, access_fast_hashes: None) -> Iterator[Callable[..., AccessServer]]:
-    """Start a test server on a fresh SQLite file: ``factory(**AccessSettings fields)``."""
+    """Start a test server on a fresh SQLite file (or `db_path`): ``factory(db_path, **AccessSettings fields)``."""
     stack: list[Iterator[str]] = []
     opened: list[Database] = []
 
-    def start(**settings: Any) -> AccessServer:
-        path = tmp_path / f"access{len(opened)}.db"
+    def start(db_path: Path | None = None, **settings: Any) -> AccessServer:
+        path = db_path or tmp_path / f"access{len(opened)}.db"
         db = open_database(str(path))
         opened.append(db)
         clock = AccessClock()

@@ -230,7 +230,7 @@ def tokens_create(name: str, user: str, expires: str | None, db_url: str | None)
     now = time.time()
     until = _expiry(expires, now)
     with _database(db_url) as db:
-        issued = tokens.create(db, user, name, until)
+        issued = tokens.create(db, user, name, until, clock=lambda: now)
         audit.record(db, os_user(), "tokens.create", {"user": user, "token": issued.info.id, "name": name})
     click.echo(f"avctl: token {issued.info.id} ({name}) for {user}, "
                f"{'expires ' + _when(until) + ' UTC' if until else 'no expiry'}", err=True)
