@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from avctl.db.models import ApiToken, User, WebSession
 from avctl.server.access import tokens, users
+from avctl.server.access.settings import AccessSettings
 from avctl.server.model import PERMISSIONS, ROLES
 from tests.server.conftest import ACCESS_PERMISSIONS, AccessServer
 
@@ -193,6 +194,10 @@ def test_a_foreign_origin_is_refused_even_with_the_csrf_token(
     for origin in (srv.url, f"HTTP://127.0.0.1:{port}", "https://avctl.example.com:443"):
         assert client.post(f"{srv.url}/test/act", headers={"Origin": origin}, timeout=30).status_code == 200
     assert len(srv.effects) == 3
+    # nor may another site log a browser in (into an account of its choosing)
+    r = requests.post(f"{srv.url}/api/v1/auth/login", json={"name": "alice", "password": PASSWORD},
+                      headers={"Origin": "https://evil.example"}, timeout=30)
+    assert r.status_code == 403 and "avctl_session" not in r.cookies
 
 
 # --- bearer tokens ----------------------------------------------------------------------------------
@@ -405,6 +410,13 @@ def test_passwords_are_argon2id_and_rehashed_when_the_parameters_change(access_s
     assert new.startswith("$argon2id$") and "m=65536,t=3,p=4" in new and new != old
     assert login(srv, "alice")[1].status_code == 200
     assert PASSWORD.encode() not in srv.db_path.read_bytes()
+
+
+def test_settings_refuse_nonsense() -> None:
+    for bad in ({"session_idle": 0}, {"session_absolute": -1}, {"login_window": float("nan")},
+                {"login_user_failures": 0}, {"login_ip_failures": float("inf")}):
+        with pytest.raises(ValueError, match="positive"):
+            AccessSettings(**bad)  # type: ignore[arg-type]
 
 
 def test_password_rules(access_server: AccessServer) -> None:

@@ -53,7 +53,7 @@ def _origin(text: str) -> str | None:
     return f"{parts.scheme.lower()}://{parts.hostname.lower()}:{port}"
 
 
-def _check_origin(request: Request, settings: AccessSettings) -> None:
+def check_origin(request: Request, settings: AccessSettings) -> None:
     """A browser names the page a request comes from; a state-changing one from elsewhere is refused."""
     origin = request.headers.get("origin")
     if origin is None:
@@ -85,7 +85,7 @@ def current_principal(request: Request) -> Principal:
     if active is None:
         raise _unauthorized("session expired or ended: log in again")
     if request.method not in SAFE_METHODS:
-        _check_origin(request, settings)
+        check_origin(request, settings)
         sent = request.headers.get(sessions.CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
             raise HTTPException(status_code=403,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from avctl.db import Database
 from avctl.server.access import audit, ratelimit, sessions, tokens, users
-from avctl.server.access.deps import access_settings, current_principal, database, require
+from avctl.server.access.deps import access_settings, check_origin, current_principal, database, require
 from avctl.server.access.settings import AccessSettings
 from avctl.server.access.users import MAX_PASSWORD, AccessError
 from avctl.server.model import PERMISSIONS, Principal
@@ -73,6 +73,7 @@ def _me(principal: Principal, csrf_token: str | None) -> dict[str, Any]:
 @router.post("/auth/login", tags=["auth"])
 def login(body: LoginBody, request: Request, response: Response, db: Db, settings: Settings) -> dict[str, Any]:
     """Log in with a user name and password: a session cookie, and the CSRF token to send back."""
+    check_origin(request, settings)  # no logging a victim's browser into someone else's account
     address = request.client.host if request.client else "unknown"
     name = body.name.strip().lower()
     wait = ratelimit.retry_after(db, name, address, settings)

@@ -28,3 +28,10 @@ class AccessSettings:
     trusted_origins: frozenset[str] = frozenset()
     #: injected in tests; everything access decides by time reads this clock
     clock: Callable[[], float] = field(default=time.time, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("session_idle", "session_absolute", "login_window", "login_user_failures",
+                     "login_ip_failures"):
+            value = getattr(self, name)
+            if not value > 0 or value == float("inf"):
+                raise ValueError(f"access setting {name} must be a positive number, not {value!r}")
