@@ -149,3 +149,61 @@ def test_a_token_is_shown_once_stored_hashed_and_works_until_revoked(
         database.close()
     assert [a for a, _ in actions] == ["users.add", "users.add", "tokens.create", "tokens.revoke"]
     assert secret not in json.dumps(actions) and PASSWORD not in json.dumps(actions)
+
+
+class Terminal:
+    """The far end of a pty: what the program wrote, read up to what we wait for."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.text = ""
+        self.pos = 0
+
+    def expect(self, wanted: str) -> None:
+        import select
+
+        while wanted not in self.text[self.pos:]:
+            # a generous deadline keeps a hang finite; nothing here races a timer
+            ready, _, _ = select.select([self.fd], [], [], 60.0)
+            assert ready, f"no {wanted!r} on the terminal; got {self.text!r}"
+            try:
+                chunk = os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:  # the program ended and its side closed
+                chunk = ""
+            assert chunk, f"the terminal closed before {wanted!r}; got {self.text!r}"
+            self.text += chunk
+        self.pos = self.text.index(wanted, self.pos) + len(wanted)
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, (line + "\n").encode())
+
+
+def test_on_a_terminal_the_password_is_asked_twice_and_not_echoed(tmp_path: Path) -> None:
+    import pty
+
+    db = tmp_path / "avctl.db"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([AVCTL, "users", "add", "root", "--role", "admin"], stdin=slave, stdout=slave,
+                            stderr=slave, env={**os.environ, "AVCTL_DB": str(db)}, close_fds=True)
+    os.close(slave)
+    term = Terminal(master)
+    try:
+        term.expect("Password:")
+        term.type(PASSWORD)
+        term.expect("Repeat for confirmation:")
+        term.type(PASSWORD + "x")  # a typo: asked again from the start
+        term.expect("do not match")
+        term.expect("Password:")
+        term.type(PASSWORD)
+        term.expect("Repeat for confirmation:")
+        term.type(PASSWORD)
+        term.expect("added user root (admin, every site)")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert PASSWORD not in term.text
+    assert PASSWORD.encode() not in db_bytes(db)
+    r = run("users", "list", "--json", db=db)
+    assert [u["name"] for u in json.loads(r.stdout)] == ["root"]
