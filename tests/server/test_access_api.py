@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import select
 
 from avctl.db.models import ApiToken, User, WebSession
-from avctl.server.access import tokens, users
+from avctl.server.access import sessions, tokens, users
 from avctl.server.access.settings import AccessSettings
 from avctl.server.model import PERMISSIONS, ROLES
 from tests.server.conftest import ACCESS_PERMISSIONS, AccessServer
@@ -129,6 +129,19 @@ def test_a_busy_session_still_ends_at_its_absolute_lifetime(access_server_factor
         assert client.get(f"{srv.url}/test/read", timeout=30).status_code == 200
     srv.clock.advance(50)  # 3000 s after the login
     assert client.get(f"{srv.url}/test/read", timeout=30).status_code == 401
+
+
+def test_purge_deletes_ended_sessions_only(access_server: AccessServer) -> None:
+    srv = access_server
+    add_user(srv, "alice")
+    settings = AccessSettings(clock=srv.clock)
+    login(srv, "alice")
+    srv.clock.advance(3000)
+    fresh, _ = login(srv, "alice")
+    srv.clock.advance(700)  # the first is idle for 3700 s, the second for 700 s
+    assert sessions.purge(srv.db, settings) == 1
+    assert sessions.purge(srv.db, settings) == 0
+    assert fresh.get(f"{srv.url}/test/read", timeout=30).status_code == 200
 
 
 def test_logout_ends_the_session(access_server: AccessServer) -> None:
