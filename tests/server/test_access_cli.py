@@ -207,3 +207,14 @@ def test_on_a_terminal_the_password_is_asked_twice_and_not_echoed(tmp_path: Path
     assert PASSWORD.encode() not in db_bytes(db)
     r = run("users", "list", "--json", db=db)
     assert [u["name"] for u in json.loads(r.stdout)] == ["root"]
+
+
+def test_a_broken_database_is_one_line_without_its_password(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not a database\n" * 100)
+    r = run("users", "list", db=junk)
+    assert r.returncode == 1 and r.stderr.splitlines()[0].endswith("DatabaseError: file is not a database")
+    assert "Traceback" not in r.stderr
+    r = run("tokens", "list", "--db", "postgresql://avctl:pg-s3cret@127.0.0.1:1/avctl")
+    assert r.returncode == 1 and "cannot open the database" in r.stderr and "Connection refused" in r.stderr
+    assert "pg-s3cret" not in r.stderr and "u:***@" not in r.stderr and "avctl:***@" in r.stderr

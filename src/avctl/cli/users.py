@@ -45,13 +45,20 @@ def _database(url: str | None) -> Iterator[Database]:
         db = open_database(url)
     except SQLAlchemyError as exc:
         raise AvctlError(f"cannot open the database {make_url(full).render_as_string(hide_password=True)}: "
-                         f"{exc.__class__.__name__}", hint="check --db or AVCTL_DB") from None
+                         f"{_why(exc)}", hint="check --db or AVCTL_DB") from None
     try:
         yield db
     except SQLAlchemyError as exc:
-        raise AvctlError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        raise AvctlError(f"database error: {_why(exc)}") from None
     finally:
         db.close()
+
+
+def _why(exc: Exception) -> str:
+    """The driver's own first line (not SQLAlchemy's, which quotes the statement and its values)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0][:200]}" if lines else type(cause).__name__
 
 
 def _read_password(from_stdin: bool) -> str:
