@@ -378,6 +378,49 @@ def test_five_failures_lock_the_name_even_for_the_right_password(access_server: 
     assert login(srv, "alice")[1].status_code == 200
 
 
+def test_attempts_sent_at_once_get_no_more_guesses(access_server: AccessServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty wrong passwords sent together: five are checked, fifteen refused, even while the five
+    are still being checked (each attempt counts before its password is looked at)."""
+    import threading
+
+    srv = access_server
+    add_user(srv, "alice")
+    state = threading.Condition()
+    checking = 0
+    release = False
+    real_verify = users.verify
+
+    def held_verify(*args: object, **kwargs: object) -> object:
+        nonlocal checking
+        with state:
+            checking += 1
+            state.notify_all()
+            assert state.wait_for(lambda: release, timeout=60)
+        return real_verify(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(users, "verify", held_verify)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        status = login(srv, "alice", "wrong password!")[1].status_code
+        with state:
+            statuses.append(status)
+            state.notify_all()
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    with state:
+        # five wait inside the password check, fifteen were refused without one
+        assert state.wait_for(lambda: statuses.count(429) == 15 and checking == 5, timeout=120), (statuses, checking)
+        release = True
+        state.notify_all()
+    for t in threads:
+        t.join(60)
+    assert sorted(statuses) == [401] * 5 + [429] * 15 and checking == 5
+
+
 def test_a_good_login_clears_the_names_failures(access_server: AccessServer) -> None:
     srv = access_server
     add_user(srv, "alice")

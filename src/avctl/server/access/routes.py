@@ -76,15 +76,14 @@ def login(body: LoginBody, request: Request, response: Response, db: Db, setting
     check_origin(request, settings)  # no logging a victim's browser into someone else's account
     address = request.client.host if request.client else "unknown"
     name = body.name.strip().lower()
-    wait = ratelimit.retry_after(db, name, address, settings)
-    if wait is not None:  # refused before the password is looked at
-        raise HTTPException(status_code=429, detail=f"too many failed logins; try again in {wait} s",
-                            headers={"Retry-After": str(wait)})
+    attempt = ratelimit.begin(db, name, address, settings)
+    if isinstance(attempt, int):  # refused before the password is looked at
+        raise HTTPException(status_code=429, detail=f"too many failed logins; try again in {attempt} s",
+                            headers={"Retry-After": str(attempt)})
     user = users.verify(db, name, body.password)
     if user is None:
-        ratelimit.record_failure(db, name, address, settings)
         raise HTTPException(status_code=401, detail=BAD_LOGIN)
-    ratelimit.clear_user(db, name)
+    ratelimit.succeeded(db, attempt)
     new = sessions.create(db, user, settings)
     secure = _secure(request, settings)
     response.set_cookie(sessions.SESSION_COOKIE, new.cookie, httponly=True, samesite="strict", secure=secure,
