@@ -27,7 +27,8 @@ from avctl.server.model import ROLES, Principal, Role
 #: argon2id with the library's (RFC 9106 "low memory") parameters
 HASHER = PasswordHasher()
 #: verified against for unknown names, so a wrong name costs the same time as a wrong password
-_DUMMY_HASH = HASHER.hash("avctl: no such user")
+#: (made on first use: hashing costs a third of a second, too much for every `avctl` start)
+_DUMMY_HASH: str | None = None
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,127}")
@@ -179,13 +180,20 @@ def remove(db: Database, name: str) -> None:
         s.delete(row)
 
 
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = HASHER.hash("avctl: no such user")
+    return _DUMMY_HASH
+
+
 def verify(db: Database, name: str, password: str) -> UserInfo | None:
     """The user, if `name` exists, is enabled and `password` is theirs; None otherwise (no reason
     given: the caller answers every failure the same way)."""
     with db.session() as s:
         row = s.scalar(select(User).where(User.name == name)) if NAME_RE.fullmatch(name) else None
         try:
-            HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+            HASHER.verify(row.password_hash if row is not None else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None or row.disabled:
