@@ -157,3 +157,14 @@ def api_server(emulators: EmulatorThread, tmp_path: Path, monkeypatch: pytest.Mo
         thread.join(30)
         store.close()
         db.close()
+
+
+# the access part's fixtures live in their own module: FastAPI must read its dummy endpoints'
+# annotations unpostponed (no `from __future__ import annotations` there)
+from tests.server.access_fixtures import (  # noqa: E402
+    access_fast_hashes,
+    access_server,
+    access_server_factory,
+)
+
+__all__ = ["access_fast_hashes", "access_server", "access_server_factory"]
