@@ -24,6 +24,8 @@ from ..pg import free_port
 
 def test_a_refused_connection_is_a_store_error_without_the_password() -> None:
     url = f"postgresql://avctl:hunter2-secret@127.0.0.1:{free_port()}/avctl"
+    with pytest.raises(StoreError):
+        open_audit(url)  # `avctl audit` and `avctl call` open only the audit log
     with pytest.raises(StoreError) as err:
         open_store(url)
     text = str(err.value)

@@ -91,12 +91,15 @@ class VideoOSAdapter(FamilyAdapter):
     def feedback_setup(self, emu: Any) -> None:
         emu.state.muted, emu.state.volume = True, 64
         _videoos_dial(emu)
+        emu.state.config["comm.nics.sipnic.sipusername"]["value"] = "room-101"
+        emu.state.detached = {"REMOTE"}
 
     def feedback_expected(self, emu: Any) -> dict[str, Any]:
         s = emu.state
         return {"reachable": True, "model": s.model, "firmware": emu.firmware, "serial": s.serial,
                 "name": emu.name, "system_state": "READY", "uptime": s.uptime, "in_call": True,
-                "mic_muted": True, "volume": 64, "video_muted": False}
+                "mic_muted": True, "volume": 64, "video_muted": False, "sip_status": "UP",
+                "peripheral_list": emu.peripherals()}
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"mute": lambda e: e.state.muted is True, "volume": lambda e: e.state.volume == 30,
@@ -145,12 +148,13 @@ class PolyUCAdapter(FamilyAdapter):
     def feedback_setup(self, emu: Any) -> None:
         emu.phone.dial("123", 1, "SIP")
         emu.phone.muted = True
+        emu.phone.lines[0].registered = False
 
     def feedback_expected(self, emu: Any) -> dict[str, Any]:
         days, hours, minutes, seconds = emu.phone.uptime_parts()
         return {"model": emu.phone.model, "firmware": emu.phone.firmware, "mac": emu.phone.mac,
                 "uptime": ((days * 24 + hours) * 60 + minutes) * 60 + seconds, "in_call": True,
-                "mic_muted": True}
+                "mic_muted": True, "sip_status": "unregistered"}
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"restart": lambda e: e.phone.restarts == 1 and e.phone.reboots == 0,

@@ -32,6 +32,8 @@ COMMANDS = {
     "jobs": LazyCommand("avctl.cli.fleet:jobs_group", "Fleet jobs recorded in the job store: list, show, resume."),
     "audit": LazyCommand("avctl.cli.fleet:audit_cmd",
                          "Show the audit log of state-changing calls (newest first), filtered."),
+    "users": LazyCommand("avctl.cli.users:users_group", "Server users: add (the first admin), list, set, remove."),
+    "tokens": LazyCommand("avctl.cli.users:tokens_group", "Server API tokens: create (shown once), list, revoke."),
 }
 
 

@@ -25,10 +25,9 @@ def open_store(url_or_path: str | None) -> JobStore:
 def open_audit(url_or_path: str | None, *, user: str | None = None) -> AuditSink:
     if not is_database_url(url_or_path):
         return AuditLog(url_or_path)
-    from avctl.db.engine import open_database
-    from avctl.db.journal import SqlAuditLog
+    from avctl.db.journal import SqlAuditLog, open_journal_database
 
-    return SqlAuditLog(open_database(url_or_path), user=user, owns=True)
+    return SqlAuditLog(open_journal_database(url_or_path), user=user, owns=True)
 
 
 def open_journal(url_or_path: str | None, *, user: str | None = None) -> tuple[JobStore, AuditSink]:

@@ -227,6 +227,20 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+# --- alerts (part 3: the alert engine) --------------------------------------------------------------
+
+
+class AlertPending(Base):
+    """A rule's condition holding for a device but not yet for its ``for`` time: when it began to
+    hold (kept in the database so that a restart does not reset "offline for 5m")."""
+
+    __tablename__ = "alert_pending"
+
+    rule: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), primary_key=True)
+    since: Mapped[float] = mapped_column(Float)
+
+
 # --- users and access -------------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ move time forward instead of sleeping.
 
 Fault switches (latency, error rate, dropped connections, session expiry, reboot downtime) are
 plain attributes on `device.faults`, settable from tests while the server runs. Tests use the
-count-based ones (`fail_next`, `drop_next`, `lose_answer_next`, `expire_at_request`, `paused`):
+count-based ones and plain switches (`fail_next`, `drop_next`, `lose_answer_next`,
+`expire_at_request`, `paused`, `down`):
 they give the same result however loaded the machine is, where a timer would race the latency.
 """
 
@@ -81,6 +82,7 @@ class Faults:
     lose_answer_next: int = 0  # the next N requests are acted on, then dropped: the answer is lost
     expire_at_request: int = 0  # sessions expire just before the device's Nth request is handled
     paused: bool = False  # requests wait (unanswered) until this is switched off again
+    down: bool = False  # taken down: every connection is closed unanswered until this is switched off
 
 
 @dataclass
@@ -629,7 +631,7 @@ class EmulatorServer:
     ) -> web.StreamResponse:
         """The fault switches first (tests look at what was sent, so a refused body is still logged),
         then the device's own answer."""
-        if device.is_down:
+        if device.is_down or device.faults.down:
             await _read_into(record, request, device.max_body)
             _drop(request)
             return web.Response(status=503)

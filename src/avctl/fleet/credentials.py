@@ -356,6 +356,12 @@ class CredentialResolver:
             self._cache[cref] = secret
         return secret
 
+    def clear(self) -> None:
+        """Forget what was resolved: the next `resolve` reads each source again (a server's
+        inventory reload must see a password the user fixed behind an unchanged reference)."""
+        with self._lock:
+            self._cache.clear()
+
     def _resolve(self, ref: CredentialRef) -> Secret:
         if ref.scheme == "plain":
             if self._on_plaintext:

@@ -55,13 +55,14 @@ def options_from(stored: Mapping[str, Any]) -> RunOptions:
 
 def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence[DeviceEntry],
                inventory: Inventory, options: RunOptions, spec_overrides: Mapping[str, str] | None = None,
-               secret_params: Iterable[str] = ()) -> Job:
-    """Record a job. ``secret_params`` (spec-marked secrets, see FleetRunner.plan) are stored masked."""
+               secret_params: Iterable[str] = (), user: str | None = None) -> Job:
+    """Record a job. ``secret_params`` (spec-marked secrets, see FleetRunner.plan) are stored masked.
+    ``user``: who started it (the server's ``web:alice``); the OS user by default."""
     hidden = set(secret_params)
     params = {k: (MASK if k in hidden and v not in (None, "") else v) for k, v in task.params.items()}
     return store.create_job(
         action=task.name, selection=selection, params=params,
-        devices=[d.name for d in devices], user=os_user(),
+        devices=[d.name for d in devices], user=user or os_user(),
         inventory=str(inventory.path.resolve()) if inventory.path else None,
         options={"mode": task.mode, "run": options.as_dict(),
                  "specs": {k: str(Path(v).resolve()) for k, v in (spec_overrides or {}).items()}})

@@ -86,10 +86,13 @@ class StoreRecorder(BaseProcessor):
 
 
 class AuditRecorder(BaseProcessor):
-    """One audit row per state-changing call, ok or not (queries are not audited)."""
+    """One audit row per state-changing call, ok or not (queries are not audited).
 
-    def __init__(self, audit: AuditSink) -> None:
+    ``user``: who the rows name (the server's ``web:alice``); the audit log's OS user by default."""
+
+    def __init__(self, audit: AuditSink, *, user: str | None = None) -> None:
         self.audit = audit
+        self.user = user
 
     def call_finished(self, job: JobInfo, device: DeviceEntry, call: CallEvent) -> None:
         if call.action.kind != "action":
@@ -98,4 +101,4 @@ class AuditRecorder(BaseProcessor):
         self.audit.record(device=device.name, action=call.action.id,
                           params=call.action.public_values(call.params),  # spec-marked secrets masked
                           outcome=outcome, error=call.error, address=str(device.address),
-                          family=device.family, job_id=job.id)
+                          family=device.family, job_id=job.id, user=self.user)

@@ -62,6 +62,10 @@ class HttpTransport:
         self.tls = tls or TLSPolicy.pinned()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        #: the DER certificate each HTTPS (host, port) presented last (what the server's certificate
+        #: expiry reading looks at: the transport is the one place that sees it without a handshake of
+        #: its own)
+        self.peer_certificates: dict[tuple[str, int], bytes] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -102,6 +106,8 @@ class HttpTransport:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
+                if scheme == "https":
+                    self._note_certificate(ep, resp)
                 response_headers = tuple(resp.headers.items())
                 if request.stream_to is not None and 200 <= resp.status < 300:
                     path = await save_download(resp, request)
@@ -145,6 +151,21 @@ class HttpTransport:
             raise TransportError(f"{ep}: {type(exc).__name__}: {scrub(str(exc), request)}") from None
         except ValueError as exc:  # the URL cannot be built: a 300-character host name (idna), ...
             raise UsageError(f"{ep}: not a usable address: {scrub(str(exc), request)}") from None
+
+    def _note_certificate(self, ep: Endpoint, resp: aiohttp.ClientResponse) -> None:
+        # a small answer arrives whole with its headers and aiohttp has released the connection
+        # already (``resp.connection`` is None); its protocol still holds the TLS transport. No
+        # public call reaches it, so this degrades to noting nothing if aiohttp changes shape.
+        protocol = getattr(resp, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            self.peer_certificates[(ep.host, ep.port)] = der
+
+    def peer_certificate(self, host: str, port: int) -> bytes | None:
+        """The certificate (DER) the endpoint presented on its last HTTPS answer; None: none seen."""
+        return self.peer_certificates.get((host, port))
 
     def release(self, endpoint: Endpoint) -> None:
         """Close the idle pooled connections to one endpoint (a device that is done).

@@ -66,6 +66,10 @@ class SystemHandlers(HandlerBase):
         )
 
     async def on_devicemanagement_devices_get(self, ctx: Ctx) -> web.StreamResponse:
+        return reply(self.peripherals())
+
+    def peripherals(self) -> list[dict[str, Any]]:
+        """The attached peripherals (those in `state.detached` unplugged), in the AVI's shape."""
         s = self.state
 
         def device(category: str, kind: str, name: str, serial: str, **extra: Any) -> dict[str, Any]:
@@ -84,22 +88,21 @@ class SystemHandlers(HandlerBase):
                 "uid": f"{kind.lower()}-{serial}",
             }
 
-        return reply(
-            [
-                device("SYSTEM", "CODEC", s.model, s.serial, connection="ETHERNET", version=s.firmware),
-                device(
-                    "MODULE",
-                    "TOUCHCONTROL",
-                    "Poly TC8",
-                    "TC8" + s.serial[4:],
-                    connection="ETHERNET",
-                    mac="00:E0:DB:11:22:33",
-                    state="PAIRED",
-                ),
-                device("CAMERA", "CAMERA", "EagleEye Cube USB", "EC" + s.serial[4:]),
-                device("REMOTE", "REMOTE", "Polycom Remote", "80:6F:B0:45:BF:81", connection="BLUETOOTH"),
-            ]
-        )
+        attached = [
+            device("SYSTEM", "CODEC", s.model, s.serial, connection="ETHERNET", version=s.firmware),
+            device(
+                "MODULE",
+                "TOUCHCONTROL",
+                "Poly TC8",
+                "TC8" + s.serial[4:],
+                connection="ETHERNET",
+                mac="00:E0:DB:11:22:33",
+                state="PAIRED",
+            ),
+            device("CAMERA", "CAMERA", "EagleEye Cube USB", "EC" + s.serial[4:]),
+            device("REMOTE", "REMOTE", "Polycom Remote", "80:6F:B0:45:BF:81", connection="BLUETOOTH"),
+        ]
+        return [p for p in attached if p["deviceType"] not in s.detached]
 
     # -- configuration --
 

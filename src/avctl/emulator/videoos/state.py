@@ -218,6 +218,8 @@ class VideoOSState:
     booted_at: float = field(default_factory=time.time)
     reboots: int = 0
     peripheral_restarts: int = 0
+    #: device types (CAMERA, TOUCHCONTROL, REMOTE) unplugged: left out of the peripherals list
+    detached: set[str] = field(default_factory=set)
     resets: list[dict[str, bool]] = field(default_factory=list)
     config: dict[str, dict[str, Any]] = field(default_factory=_default_config)
     time_offset_ms: int = 0

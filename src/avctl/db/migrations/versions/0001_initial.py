@@ -162,6 +162,14 @@ def upgrade() -> None:
     )
     op.create_index("readings_ts", "readings", ["ts"], unique=False, if_not_exists=True)
     op.create_table(
+        "alert_pending",
+        sa.Column("rule", sa.String(length=128), nullable=False),
+        sa.Column("device", sa.String(length=128), nullable=False),
+        sa.Column("since", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("rule", "device"),
+        if_not_exists=True,
+    )
+    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -294,6 +302,7 @@ def downgrade() -> None:
         "users",
         "readings",
         "reading_rollups",
+        "alert_pending",
         "login_attempts",
         "jobs",
         "events",

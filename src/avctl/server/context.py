@@ -1,0 +1,44 @@
+"""What the service functions and the API work with: one `ServerContext` per server process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avctl.db import Database
+from avctl.fleet.audit import AuditLog
+from avctl.fleet.inventory import Inventory
+from avctl.fleet.runner import RunOptions
+from avctl.fleet.store import JobStore
+from avctl.server.executor import Executor
+from avctl.server.jobs import JobProgress
+from avctl.server.metrics import ServerMetrics
+
+
+@dataclass
+class ServerContext:
+    db: Database
+    #: the current inventory (the lead's reloader swaps what it returns)
+    inventory: Callable[[], Inventory]
+    executor: Executor
+    jobs: JobStore
+    #: opens the audit log (the caller closes it)
+    audit: Callable[[], AuditLog]
+    #: the alert rules, as plain dicts (what the rules file says, secrets left out)
+    rules: Callable[[], list[dict[str, Any]]]
+    metrics: ServerMetrics
+    #: where the executor publishes each job's outcomes and its end (`LocalJobExecutor` does):
+    #: event streams and `run_action` wait on it
+    progress: JobProgress
+    clock: Callable[[], float] = time.time
+    #: family -> spec file, over the builtin specs (as `avctl fleet --spec`)
+    spec_overrides: Mapping[str, str] = field(default_factory=dict)
+    #: run options of jobs started through the API (a request may lower or tune a few of them)
+    run_options: RunOptions = field(default_factory=RunOptions)
+    #: where downloads of API-started jobs go (one folder per device); never chosen by a request
+    downloads: Path = field(default_factory=lambda: Path("downloads"))
+    #: how long `run_action` waits for its device before answering 202 with the job to follow
+    action_wait: float = 120.0

@@ -1,0 +1,111 @@
+"""Prometheus metrics of the server (the official prometheus-client, on its own registry).
+
+Exported families:
+
+- ``avctl_device_up{device,site,family,room}``: 1 if the device answered its last poll, else 0;
+- ``avctl_reading{device,site,family,room,reading}``: every numeric reading of a device (booleans
+  as 1/0), one gauge family with the reading id as a label, so a new spec Feedback needs no new
+  metric (and no dashboard change to list it);
+- ``avctl_poll_duration_seconds{family}``: histogram of poll durations;
+- ``avctl_polls_total{family,result}``: polls by result (online, offline, auth_failed, error);
+- ``avctl_alerts_open{severity}``: open alerts;
+- ``avctl_jobs_running``: fleet jobs running now.
+
+Device facts (up, readings) come from the current state, seeded from the database at start-up
+(`seed`) and updated per poll (`observe`), so a restart shows the same values. Label values come
+from inventories and devices: prometheus-client escapes them (quotes, backslashes, newlines), and
+the exposition is plain text served as such, never HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from avctl.server.model import DeviceView, Principal
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEVICE_LABELS = ("device", "site", "family", "room")
+SEVERITIES = ("info", "warning", "critical")
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def numeric(value: Any) -> float | None:
+    """A reading's value as a gauge sample, or None for text and the like."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return None
+
+
+class ServerMetrics:
+    """The server's metrics. `observe` per poll; `exposition(principal)` per scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.poll_duration = Histogram("avctl_poll_duration_seconds", "How long one poll of a device took",
+                                       ["family"], buckets=POLL_BUCKETS, registry=self.registry)
+        self.polls = Counter("avctl_polls", "Polls of devices, by result", ["family", "result"],
+                             registry=self.registry)
+        self._views: dict[str, DeviceView] = {}
+
+    def seed(self, views: Iterable[DeviceView]) -> None:
+        """Start from the current state (at start-up and after an inventory reload): replaces all."""
+        self._views = {v.name: v for v in views}
+
+    def observe(self, view: DeviceView, poll_seconds: float | None) -> None:
+        """One poll of one device: its new state, and how long the poll took."""
+        self._views[view.name] = view
+        if view.state in ("disabled", "unknown"):
+            return
+        self.polls.labels(family=view.family, result=view.state).inc()
+        if poll_seconds is not None and math.isfinite(poll_seconds) and poll_seconds >= 0:
+            self.poll_duration.labels(family=view.family).observe(poll_seconds)
+
+    def exposition(self, principal: Principal, *, alerts_open: Mapping[str, int], jobs_running: int) -> bytes:
+        """The text format for one scrape: devices out of the principal's sites are left out."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Scrape(self, principal, alerts_open, jobs_running))
+        return generate_latest(registry)
+
+    def views(self, principal: Principal) -> list[DeviceView]:
+        return [v for v in self._views.values() if principal.sees_site(v.site)]
+
+
+class _Scrape(Collector):
+    def __init__(self, metrics: ServerMetrics, principal: Principal, alerts_open: Mapping[str, int],
+                 jobs_running: int) -> None:
+        self.metrics = metrics
+        self.principal = principal
+        self.alerts_open = alerts_open
+        self.jobs_running = jobs_running
+
+    def collect(self) -> Iterator[Any]:
+        yield from self.metrics.registry.collect()
+        up = GaugeMetricFamily("avctl_device_up", "1 if the device answered its last poll, else 0",
+                               labels=DEVICE_LABELS)
+        reading = GaugeMetricFamily("avctl_reading", "Numeric readings of devices (booleans as 1/0)",
+                                    labels=(*DEVICE_LABELS, "reading"))
+        for view in sorted(self.metrics.views(self.principal), key=lambda v: v.name):
+            if view.state == "disabled":
+                continue
+            labels = [view.name, view.site or "", view.family, view.room or ""]
+            up.add_metric(labels, 1.0 if view.state == "online" else 0.0)
+            for key, value in sorted(view.readings.items()):
+                sample = numeric(value)
+                if sample is not None:
+                    reading.add_metric([*labels, str(key)], sample)
+        yield up
+        yield reading
+        alerts = GaugeMetricFamily("avctl_alerts_open", "Open alerts, by severity", labels=("severity",))
+        for severity in sorted({*SEVERITIES, *self.alerts_open}):
+            alerts.add_metric([severity], float(self.alerts_open.get(severity, 0)))
+        yield alerts
+        yield GaugeMetricFamily("avctl_jobs_running", "Fleet jobs running now", value=float(self.jobs_running))

@@ -1,0 +1,325 @@
+"""The poll engine: one coordinator per enabled device, run on a schedule, under concurrency caps.
+
+One `HttpTransport` serves every device, so keep-alive connections and TLS sessions persist between
+polls; each coordinator keeps its `Device` (its login) between polls. Polls are taken from a heap
+ordered by due time: a wake costs O(log n), whatever the fleet size. The per-site slot is taken
+before the global one, so a busy site never holds global slots while it waits.
+
+Tests drive it step by step: ``await engine.step()`` runs every poll due at ``clock()`` and waits
+for them; ``run()`` does the same forever, sleeping (the injected ``sleep``) until the next is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from avctl.auth import Credentials
+from avctl.errors import AvctlError
+from avctl.families import builtin_spec
+from avctl.fleet.credentials import CredentialResolver
+from avctl.fleet.inventory import DeviceEntry
+from avctl.server.executor import ObservationSink
+from avctl.server.model import Observation
+from avctl.server.poll.coordinator import Coordinator, one_line, secret_digest
+from avctl.server.poll.schedule import PollSettings
+from avctl.spec import Spec
+from avctl.transport.http import HttpTransport
+from avctl.transport.tls import TLSPolicy
+
+log = logging.getLogger(__name__)
+
+SpecProvider = Callable[[str], Spec]
+
+
+def _same_connection(a: DeviceEntry, b: DeviceEntry) -> bool:
+    """Whether two entries reach the same device the same way (else the coordinator restarts)."""
+    return (a.family, a.address, a.scheme, a.user, a.password, dict(a.ports), dict(a.schemes),
+            a.allow_cleartext) == (b.family, b.address, b.scheme, b.user, b.password, dict(b.ports),
+                                   dict(b.schemes), b.allow_cleartext)
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    coordinator: Coordinator = field(compare=False)
+
+
+class PollEngine:
+    """Polls the targets given by `set_targets` until cancelled. Create inside a running loop."""
+
+    def __init__(
+        self,
+        *,
+        sink: ObservationSink,
+        specs: SpecProvider = builtin_spec,
+        tls: TLSPolicy | None = None,
+        resolver: CredentialResolver | None = None,
+        settings: PollSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        self.sink = sink
+        self.specs = specs
+        self.settings = settings or PollSettings()
+        self.resolver = resolver or CredentialResolver()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._own_transport = transport is None
+        #: the one transport of every device (its pool and the certificates it saw)
+        self.transport = transport or HttpTransport(tls)
+        self.coordinators: dict[str, Coordinator] = {}
+        self._heap: list[_Due] = []
+        self._seq = itertools.count()
+        #: observations decided without a poll (disabled, no spec, no credentials), sent on the next step
+        self._pending: list[Observation] = []
+        self._disabled: set[str] = set()
+        #: coordinators of removed or changed devices, logged out on the next step
+        self._retired: list[Coordinator] = []
+        #: when each device's last poll started, kept across restarts (the family's floor holds)
+        self._last_start: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._global = asyncio.Semaphore(self.settings.concurrency)
+        self._sites: dict[str, asyncio.Semaphore] = {}
+        self._wake: asyncio.Event | None = None
+        #: internal failures (sink raised, ...): counted for metrics and tests
+        self.internal_errors = 0
+
+    # -- targets ----------------------------------------------------------------------------------
+
+    def set_targets(self, devices: Sequence[DeviceEntry]) -> None:
+        """The devices to poll from now on: new ones start, removed ones stop, changed ones restart.
+
+        A device whose login was rejected stays stopped unless its entry changed (address, user,
+        password reference...) or the secret its reference resolves to did; a changed secret
+        restarts any device (its next login would use the old one).
+        """
+        wanted = {d.name: d for d in devices}
+        self.resolver.clear()
+        for name in [n for n in self.coordinators if n not in wanted or wanted[n].disabled]:
+            self._retire(name)
+        self._disabled &= set(wanted)
+        now = self._clock()
+        for entry in devices:
+            if entry.disabled:
+                if entry.name not in self._disabled:
+                    self._disabled.add(entry.name)
+                    self._pending.append(Observation(entry.name, now, "disabled"))
+                continue
+            self._disabled.discard(entry.name)
+            current = self.coordinators.get(entry.name)
+            if current is not None and _same_connection(current.entry, entry):
+                current.entry = entry  # site, room, tags: read at the next poll
+                if not self._secret_changed(current):
+                    continue  # its session goes on
+            self._start(entry, now)
+        self._poke()
+
+    def _secret_changed(self, coordinator: Coordinator) -> bool:
+        try:
+            return secret_digest(self._password(coordinator.entry)) != coordinator.secret
+        except AvctlError:
+            return True  # the new start reports why
+
+    def _password(self, entry: DeviceEntry) -> str | None:
+        return None if entry.password is None else self.resolver.resolve(entry.password).reveal()
+
+    def _retire(self, name: str) -> None:
+        coordinator = self.coordinators.pop(name, None)
+        if coordinator is not None:
+            coordinator.due = None
+            self._retired.append(coordinator)
+
+    def _start(self, entry: DeviceEntry, now: float) -> None:
+        self._retire(entry.name)
+        try:
+            spec = self.specs(entry.family)
+            credentials = Credentials(entry.user, self._password(entry))
+        except AvctlError as exc:
+            self._pending.append(Observation(entry.name, now, "error", error=one_line(str(exc))))
+            return
+        coordinator = Coordinator(entry, spec, credentials, transport=self.transport, settings=self.settings,
+                                  clock=self._clock, sleep=self._sleep)
+        self.coordinators[entry.name] = coordinator
+        due = now + self.settings.first_delay(entry.family, self._rng)
+        last = self._last_start.get(entry.name)
+        if last is not None:
+            due = max(due, last + self.settings.floor(entry.family))
+        self._schedule(coordinator, due)
+
+    def _schedule(self, coordinator: Coordinator, at: float) -> None:
+        coordinator.due = at
+        heapq.heappush(self._heap, _Due(at, next(self._seq), coordinator))
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def step(self) -> int:
+        """Run every poll due now and wait for them (and for their observations); returns how many."""
+        await self._housekeeping()
+        started = self._launch_due(self._clock())
+        if started:
+            await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    async def idle(self) -> None:
+        """Wait until no poll is running."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def next_due(self) -> float | None:
+        """When the next poll is due (None: nothing scheduled)."""
+        self._drop_stale()
+        return self._heap[0].at if self._heap else None
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        self._wake = asyncio.Event()
+        try:
+            while True:
+                self._wake.clear()
+                await self._housekeeping()
+                self._launch_due(self._clock())
+                due = self.next_due()
+                await self._wait(None if due is None else max(0.0, due - self._clock()))
+        finally:
+            self._wake = None
+            await self._cancel_polls()
+
+    async def _wait(self, delay: float | None) -> None:
+        assert self._wake is not None
+        waiters: list[asyncio.Task[object]] = [asyncio.ensure_future(self._wake.wait())]
+        if delay is not None:
+            waiters.append(asyncio.ensure_future(self._sleep(delay)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _drop_stale(self) -> None:
+        # entries of retired coordinators, or of a coordinator rescheduled since
+        while self._heap and (self._heap[0].coordinator.due != self._heap[0].at
+                              or self.coordinators.get(self._heap[0].coordinator.entry.name)
+                              is not self._heap[0].coordinator):
+            heapq.heappop(self._heap)
+
+    def _launch_due(self, now: float) -> list[asyncio.Task[None]]:
+        started: list[asyncio.Task[None]] = []
+        while True:
+            self._drop_stale()
+            if not self._heap or self._heap[0].at > now:
+                return started
+            coordinator = heapq.heappop(self._heap).coordinator
+            coordinator.due = None
+            coordinator.polling = True
+            task = asyncio.create_task(self._poll(coordinator), name=f"avctl-poll-{coordinator.entry.name}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started.append(task)
+
+    def _site(self, site: str | None) -> contextlib.AbstractAsyncContextManager[object]:
+        if not self.settings.per_site:
+            return contextlib.nullcontext()
+        key = site or ""
+        sem = self._sites.get(key)
+        if sem is None:
+            sem = self._sites[key] = asyncio.Semaphore(self.settings.per_site)
+        return sem
+
+    async def _poll(self, coordinator: Coordinator) -> None:
+        """One poll of one device, then its next one scheduled; never raises (but cancellation)."""
+        name = coordinator.entry.name
+        try:
+            async with self._site(coordinator.entry.site), self._global:
+                if self.coordinators.get(name) is not coordinator:
+                    return  # removed while it waited for a slot
+                observation = await coordinator.poll()
+            if coordinator.last_start is not None:
+                self._last_start[name] = coordinator.last_start
+            if self.coordinators.get(name) is not coordinator:
+                return  # removed or restarted meanwhile: its successor reports
+            if not coordinator.auth_failed:
+                start = coordinator.last_start if coordinator.last_start is not None else self._clock()
+                delay = self.settings.next_delay(coordinator.entry.family, coordinator.failures, self._rng)
+                self._schedule(coordinator, max(start + delay, self._clock()))
+            await self._emit(observation)
+        except Exception as exc:  # one device must never end the engine, nor stop being polled
+            self.internal_errors += 1
+            log.warning("avctl: poll of %s failed internally: %s", name, one_line(f"{type(exc).__name__}: {exc}"))
+            if self.coordinators.get(name) is coordinator and coordinator.due is None and not coordinator.auth_failed:
+                self._schedule(coordinator, self._clock() + self.settings.interval_for(coordinator.entry.family))
+        finally:
+            coordinator.polling = False
+            self._poke()
+
+    async def _emit(self, observation: Observation) -> None:
+        try:
+            await self.sink(observation)
+        except Exception as exc:
+            self.internal_errors += 1
+            log.warning("avctl: the observation sink failed for %s: %s", observation.device,
+                        one_line(f"{type(exc).__name__}: {exc}"))
+
+    async def _housekeeping(self) -> None:
+        pending, self._pending = self._pending, []
+        for observation in pending:
+            await self._emit(observation)
+        # one still polling is closed after its poll: closing it now could see its next query log in again
+        retired = [c for c in self._retired if not c.polling]
+        self._retired = [c for c in self._retired if c.polling]
+        for coordinator in retired:
+            await coordinator.close()
+
+    async def _cancel_polls(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop polling, log out of every device and close the transport."""
+        await self._cancel_polls()
+        for name in list(self.coordinators):
+            self._retire(name)
+        await self._housekeeping()
+        if self._own_transport:
+            await self.transport.close()
+
+
+class PollRunner:
+    """The engine as an executor's polling half: ``set_poll_targets``, ``start``, ``stop``."""
+
+    def __init__(self, engine: PollEngine) -> None:
+        self.engine = engine
+        self._task: asyncio.Task[None] | None = None
+
+    def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
+        self.engine.set_targets(devices)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.engine.run(), name="avctl-poll-engine")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engine.close()

@@ -1,0 +1,72 @@
+"""The readings a poll reports: the spec's Feedbacks, plus the health readings derived from them and
+from the device's TLS certificate.
+
+- ``sip_registered`` (boolean) from the ``sip_status`` Feedback (Poly UC: the first line's
+  RegistrationStatus ``registered``; VideoOS: the first SIP server's state ``UP``); families
+  without it (Solstice) do not report it.
+- ``peripherals`` (count of attached peripherals that are connected or paired) from the
+  ``peripheral_list`` Feedback (VideoOS); the list itself is not kept (it would be an event per poll).
+- ``cert_days_left`` (days, with a fraction) and ``cert_expires`` (ISO date) of the certificate the
+  device presented on its last HTTPS answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from avctl.capabilities import Status
+
+#: sip_status values that mean registered (compared case-insensitively)
+_REGISTERED = frozenset({"registered", "up"})
+#: peripheral states that count as attached
+_ATTACHED = frozenset({"CONNECTED", "PAIRED"})
+#: readings derived here and not kept in their raw form
+_RAW = frozenset({"peripheral_list"})
+
+
+def readings_of(status: Status) -> dict[str, Any]:
+    """Every reading the device reported (None left out), with the derived health readings."""
+    out: dict[str, Any] = {}
+    for name in status.declared:
+        value = status.get(name)
+        if value is not None and name not in _RAW and name != "reachable":
+            out[name] = value
+    sip = status.get("sip_status")
+    if isinstance(sip, str):
+        out["sip_registered"] = sip.strip().lower() in _REGISTERED
+    peripherals = status.get("peripheral_list")
+    if isinstance(peripherals, list):
+        out["peripherals"] = sum(
+            1 for p in peripherals
+            if isinstance(p, Mapping) and p.get("deviceState") in _ATTACHED and p.get("deviceCategory") != "SYSTEM"
+        )
+    return out
+
+
+class CertificateExpiry:
+    """The expiry of one device's certificate, parsed once per certificate seen."""
+
+    def __init__(self) -> None:
+        self._der: bytes | None = None
+        self._not_after: dt.datetime | None = None
+
+    def readings(self, der: bytes | None, now: float) -> dict[str, Any]:
+        if der is None:
+            return {}
+        if der != self._der:
+            self._der, self._not_after = der, _not_after(der)
+        if self._not_after is None:
+            return {}
+        left = (self._not_after.timestamp() - now) / 86400.0
+        return {"cert_days_left": round(left, 2), "cert_expires": self._not_after.date().isoformat()}
+
+
+def _not_after(der: bytes) -> dt.datetime | None:
+    from cryptography import x509
+
+    try:
+        return x509.load_der_x509_certificate(der).not_valid_after_utc
+    except ValueError:  # a certificate we cannot parse has no expiry we could report
+        return None

@@ -1,0 +1,131 @@
+"""Alerts as the service shows them: list, acknowledge, silence (the alert engine opens and resolves).
+
+Acknowledging and silencing write the alert and its audit row in one transaction: the change is
+never made without its record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from avctl.db.models import Alert, AuditRow
+from avctl.errors import UsageError
+from avctl.server.context import ServerContext
+from avctl.server.model import Principal
+from avctl.server.service.devices import Page
+from avctl.server.service.errors import NotFound, check
+
+ALERT_STATES = ("open", "resolved")
+SEVERITIES = ("info", "warning", "critical")
+#: the longest silence (a forgotten silence should not hide a device for ever)
+MAX_SILENCE = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    rule: str
+    device: str
+    site: str | None
+    severity: str
+    state: str
+    opened: float
+    resolved: float | None
+    message: str
+    value: Any
+    acked_by: str | None
+    acked_at: float | None
+    silenced_until: float | None
+    silenced_by: str | None
+
+
+def _view(a: Alert) -> AlertView:
+    try:
+        value = None if a.value is None else json.loads(a.value)
+    except ValueError:
+        value = a.value
+    return AlertView(a.id, a.rule, a.device, a.site, a.severity, a.state, a.opened, a.resolved, a.message,
+                     value, a.acked_by, a.acked_at, a.silenced_until, a.silenced_by)
+
+
+def _scoped(q: Any, principal: Principal) -> Any:
+    return q.where(Alert.site.in_(sorted(principal.sites))) if principal.sites else q
+
+
+def list_alerts(ctx: ServerContext, principal: Principal, *, state: str | None = "open",
+                severity: str | None = None, device: str | None = None, limit: int = 100,
+                offset: int = 0) -> Page[AlertView]:
+    """Alerts of the principal's sites, newest first."""
+    check(principal, "read")
+    if state is not None and state not in ALERT_STATES:
+        raise UsageError(f"unknown alert state {state!r}", hint="open or resolved")
+    if severity is not None and severity not in SEVERITIES:
+        raise UsageError(f"unknown severity {severity!r}", hint=", ".join(SEVERITIES))
+    q = _scoped(select(Alert), principal)
+    if state is not None:
+        q = q.where(Alert.state == state)
+    if severity is not None:
+        q = q.where(Alert.severity == severity)
+    if device is not None:
+        q = q.where(Alert.device == device)
+    with ctx.db.session() as s:
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = s.scalars(q.order_by(Alert.opened.desc(), Alert.id.desc()).limit(limit).offset(offset))
+        return Page([_view(a) for a in rows], int(total), limit, offset)
+
+
+def open_counts(ctx: ServerContext, principal: Principal) -> dict[str, int]:
+    """Open alerts per severity, in the principal's sites (for metrics)."""
+    q = _scoped(select(Alert.severity, func.count()).where(Alert.state == "open"), principal)
+    with ctx.db.session() as s:
+        return {str(sev): int(n) for sev, n in s.execute(q.group_by(Alert.severity))}
+
+
+def _alert(s: Session, principal: Principal, alert_id: int) -> Alert:
+    a = s.get(Alert, alert_id)
+    if a is None or not principal.sees_site(a.site):
+        raise NotFound(f"no alert {alert_id}")
+    return a
+
+
+def _audit(s: Session, ctx: ServerContext, principal: Principal, a: Alert, action: str,
+           params: dict[str, Any]) -> None:
+    s.add(AuditRow(ts=ctx.clock(), user=principal.audit_name, device=a.device, address=None, family=None,
+                   action=action, params=json.dumps(params, sort_keys=True), outcome="ok", error_kind=None,
+                   message=None, job_id=None))
+
+
+def ack_alert(ctx: ServerContext, principal: Principal, alert_id: int) -> AlertView:
+    """Acknowledge: someone is on it (notifications of the alert's resolution still go out)."""
+    check(principal, "alerts")
+    with ctx.db.session() as s:
+        a = _alert(s, principal, alert_id)
+        a.acked_by, a.acked_at = principal.audit_name, ctx.clock()
+        _audit(s, ctx, principal, a, "alert_ack", {"alert": a.id, "rule": a.rule})
+        return _view(a)
+
+
+def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, seconds: float) -> AlertView:
+    """Silence for `seconds` from now (0 ends a silence): no notifications until then."""
+    check(principal, "alerts")
+    if not 0 <= seconds <= MAX_SILENCE:
+        raise UsageError(f"a silence lasts 0 to {MAX_SILENCE:g} seconds, not {seconds:g}",
+                         hint="0 ends a silence")
+    now = ctx.clock()
+    with ctx.db.session() as s:
+        a = _alert(s, principal, alert_id)
+        a.silenced_until = now + seconds if seconds else None
+        a.silenced_by = principal.audit_name if seconds else None
+        _audit(s, ctx, principal, a, "alert_silence" if seconds else "alert_unsilence",
+               {"alert": a.id, "rule": a.rule, "until": a.silenced_until})
+        return _view(a)
+
+
+def list_rules(ctx: ServerContext, principal: Principal) -> list[dict[str, Any]]:
+    check(principal, "read")
+    return ctx.rules()

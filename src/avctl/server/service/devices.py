@@ -1,0 +1,195 @@
+"""Devices as the service shows them: the inventory joined with their current state, in scope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from sqlalchemy import select
+
+from avctl.db import Database
+from avctl.db.models import DeviceState, Event, Reading
+from avctl.errors import UsageError
+from avctl.fleet.inventory import DeviceEntry, Selection
+from avctl.server.context import ServerContext
+from avctl.server.model import DEVICE_STATES, DeviceView, Principal
+from avctl.server.service.errors import NotFound, check
+
+T = TypeVar("T")
+
+SORT_KEYS = ("name", "site", "room", "family", "state", "since", "last_poll", "last_ok")
+#: the most points one history request returns (ask for a shorter window for more detail)
+MAX_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class EventItem:
+    id: int
+    ts: float
+    kind: str
+    field: str
+    old: Any
+    new: Any
+    message: str | None
+
+
+def in_scope(ctx: ServerContext, principal: Principal) -> list[DeviceEntry]:
+    """The inventory's devices the principal may see."""
+    return [d for d in ctx.inventory() if principal.sees_site(d.site)]
+
+
+def find_device(ctx: ServerContext, principal: Principal, name: str) -> DeviceEntry:
+    """The device, or NotFound (also when it is outside the principal's sites)."""
+    for d in ctx.inventory():
+        if d.name == name and principal.sees_site(d.site):
+            return d
+    raise NotFound(f"no device named {name!r}")
+
+
+def _state_rows(db: Database, names: Sequence[str] | None) -> dict[str, DeviceState]:
+    with db.session() as s:
+        q = select(DeviceState)
+        if names is not None:
+            q = q.where(DeviceState.device.in_(names))
+        return {r.device: r for r in s.scalars(q)}
+
+
+#: what a list filters and sorts on, read as plain tuples (10,000 ORM objects per request cost too much)
+_LIGHT = (DeviceState.device, DeviceState.state, DeviceState.since, DeviceState.last_poll, DeviceState.last_ok)
+
+
+class _Light(NamedTuple):
+    entry: DeviceEntry
+    state: str
+    since: float | None
+    last_poll: float | None
+    last_ok: float | None
+
+    def key(self, field: str) -> Any:
+        if field in ("name", "site", "room", "family"):
+            return getattr(self.entry, field)
+        return getattr(self, field)
+
+
+def _light_states(db: Database) -> dict[str, tuple[str, float, float | None, float | None]]:
+    with db.session() as s:
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in s.execute(select(*_LIGHT))}
+
+
+def _view(entry: DeviceEntry, row: DeviceState | None, *, with_readings: bool) -> DeviceView:
+    if row is None:
+        return DeviceView(name=entry.name, family=entry.family, site=entry.site, room=entry.room,
+                          tags=entry.tags, address=str(entry.address),
+                          state="disabled" if entry.disabled else "unknown", since=0.0)
+    readings: dict[str, Any] = {}
+    if with_readings:
+        try:
+            loaded = json.loads(row.readings or "{}")
+        except ValueError:
+            loaded = {}
+        readings = loaded if isinstance(loaded, dict) else {}
+    state = row.state if row.state in DEVICE_STATES else "error"
+    return DeviceView(name=entry.name, family=entry.family, site=entry.site, room=entry.room,
+                      tags=entry.tags, address=str(entry.address), state=state,
+                      since=row.since, last_poll=row.last_poll, last_ok=row.last_ok, error=row.error,
+                      readings=readings)
+
+
+def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "",
+                 state: str | None = None, sort: str = "name", limit: int = 100,
+                 offset: int = 0) -> Page[DeviceView]:
+    """The devices in scope matching the CLI selection syntax (``site=hq,family=videoos``).
+
+    ``sort``: one of SORT_KEYS, ``-`` in front for descending. Filtering and sorting read a few
+    columns of every device; the page's devices only are read whole (readings and all).
+    """
+    check(principal, "read")
+    if state is not None and state not in DEVICE_STATES:
+        raise UsageError(f"unknown state {state!r}", hint=f"use one of: {', '.join(DEVICE_STATES)}")
+    key = sort.removeprefix("-")
+    if key not in SORT_KEYS:
+        raise UsageError(f"cannot sort on {sort!r}", hint=f"use one of: {', '.join(SORT_KEYS)} (- for descending)")
+    chosen = Selection.parse(selection or None)
+    devices = in_scope(ctx, principal) if principal.sites else list(ctx.inventory())
+    if chosen:
+        devices = [d for d in devices if chosen.matches(d)]
+    states = _light_states(ctx.db)
+    light: list[_Light] = []
+    for d in devices:
+        st = states.get(d.name)
+        if st is None:
+            light.append(_Light(d, "disabled" if d.disabled else "unknown", None, None, None))
+        else:
+            light.append(_Light(d, st[0] if st[0] in DEVICE_STATES else "error", st[1], st[2], st[3]))
+    if state is not None:
+        light = [x for x in light if x.state == state]
+    light.sort(key=lambda x: x.entry.name)
+    if key != "name" or sort.startswith("-"):
+        # devices without the value (never polled, no site) come last either way, in name order
+        known = sorted((x for x in light if x.key(key) is not None), key=lambda x: x.key(key),
+                       reverse=sort.startswith("-"))
+        light = known + [x for x in light if x.key(key) is None]
+    page = light[offset:offset + limit]
+    rows = _state_rows(ctx.db, [x.entry.name for x in page])
+    return Page([_view(x.entry, rows.get(x.entry.name), with_readings=True) for x in page], len(light),
+                limit, offset)
+
+
+def device(ctx: ServerContext, principal: Principal, name: str) -> DeviceView:
+    check(principal, "read")
+    entry = find_device(ctx, principal, name)
+    return _view(entry, _state_rows(ctx.db, [name]).get(name), with_readings=True)
+
+
+def fleet_views(ctx: ServerContext) -> list[DeviceView]:
+    """Every device of the inventory with its state (the server's own view: for metrics at start-up)."""
+    rows = _state_rows(ctx.db, None)
+    return [_view(d, rows.get(d.name), with_readings=True) for d in ctx.inventory()]
+
+
+def raw_series(db: Database, device: str, metric: str, since: float, until: float) -> list[tuple[float, float]]:
+    """The raw samples of one reading; the one place to switch to rollups for long windows."""
+    with db.session() as s:
+        q = (select(Reading.ts, Reading.value)
+             .where(Reading.device == device, Reading.metric == metric, Reading.ts >= since, Reading.ts < until)
+             .order_by(Reading.ts).limit(MAX_POINTS))
+        return [(float(ts), float(v)) for ts, v in s.execute(q)]
+
+
+def history(ctx: ServerContext, principal: Principal, name: str, metric: str, *,
+            since: float | None = None, until: float | None = None) -> list[tuple[float, float]]:
+    """(time, value) points of one numeric reading; the last 24 hours by default."""
+    check(principal, "read")
+    find_device(ctx, principal, name)
+    end = until if until is not None else ctx.clock()
+    start = since if since is not None else end - 86400
+    return raw_series(ctx.db, name, metric, start, end)
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def events(ctx: ServerContext, principal: Principal, name: str, *, limit: int = 100) -> list[EventItem]:
+    """The device's state changes and changed readings, newest first."""
+    check(principal, "read")
+    find_device(ctx, principal, name)
+    with ctx.db.session() as s:
+        rows = s.scalars(select(Event).where(Event.device == name)
+                         .order_by(Event.ts.desc(), Event.id.desc()).limit(limit))
+        return [EventItem(r.id, r.ts, r.kind, r.field, _json(r.old), _json(r.new), r.message) for r in rows]
