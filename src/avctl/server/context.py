@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.db import Database
-from avctl.fleet.audit import AuditLog
+from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import Inventory
 from avctl.fleet.runner import RunOptions
 from avctl.fleet.store import JobStore
@@ -26,7 +26,7 @@ class ServerContext:
     executor: Executor
     jobs: JobStore
     #: opens the audit log (the caller closes it)
-    audit: Callable[[], AuditLog]
+    audit: Callable[[], AuditSink]
     #: the alert rules, as plain dicts (what the rules file says, secrets left out)
     rules: Callable[[], list[dict[str, Any]]]
     metrics: ServerMetrics

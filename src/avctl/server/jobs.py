@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from avctl.fleet.audit import AuditLog
+from avctl.fleet.audit import AuditSink
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.jobs import execute, spec_provider
@@ -93,7 +93,7 @@ class LocalJobExecutor:
     are how devices are reached and their passwords found, as for ``avctl fleet``.
     """
 
-    def __init__(self, *, store: JobStore, audit: Callable[[], AuditLog], progress: JobProgress,
+    def __init__(self, *, store: JobStore, audit: Callable[[], AuditSink], progress: JobProgress,
                  tls: TLSPolicy | None = None, resolver: CredentialResolver | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.store = store
