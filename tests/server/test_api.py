@@ -342,14 +342,19 @@ def test_rules_health_and_every_route_documented_and_closed(api_server: ApiServe
         ("/api/v1/jobs/{job_id}/resume", "POST"), ("/api/v1/jobs/{job_id}/events", "GET"),
         ("/api/v1/alerts", "GET"), ("/api/v1/alerts/{alert_id}/ack", "POST"),
         ("/api/v1/alerts/{alert_id}/silence", "POST"), ("/api/v1/rules", "GET"), ("/api/v1/audit", "GET"),
-        ("/healthz", "GET"), ("/metrics", "GET")}
+        ("/healthz", "GET"), ("/metrics", "GET"),
+        # the access part's routes (avctl.server.access.routes)
+        ("/api/v1/auth/login", "POST"), ("/api/v1/auth/logout", "POST"), ("/api/v1/auth/whoami", "GET"),
+        ("/api/v1/tokens", "GET"), ("/api/v1/tokens", "POST"), ("/api/v1/tokens/{token_id}", "DELETE"),
+        ("/api/v1/users", "GET"), ("/api/v1/users", "POST"), ("/api/v1/users/{name}", "PATCH"),
+        ("/api/v1/users/{name}", "DELETE")}
     assert documented == expected
     # every response and body is described by a schema
     assert "DevicePage" in doc["components"]["schemas"] and "Problem" in doc["components"]["schemas"]
-    # deny by default: without credentials, every endpoint but /healthz answers 401
-    for path, method in sorted(documented - {("/healthz", "GET")}):
+    # deny by default: without credentials, every endpoint but /healthz and the login answers 401
+    for path, method in sorted(documented - {("/healthz", "GET"), ("/api/v1/auth/login", "POST")}):
         url = path.replace("{name}", "hq-codec-1").replace("{action}", "audio_volume_set").replace(
-            "{job_id}", "1").replace("{alert_id}", "1")
+            "{job_id}", "1").replace("{alert_id}", "1").replace("{token_id}", "1")
         r = HTTP.request(method, api.url + url, json={}, timeout=30)
         assert r.status_code == 401, (method, path, r.status_code)
         assert r.json() == {"error": "not authenticated"}
@@ -359,12 +364,13 @@ def routes_of_the_routers() -> set[tuple[str, str]]:
     """Every (path, method) the API's routers define, as served."""
     from fastapi.routing import APIRoute
 
+    from avctl.server.access import routes as access
     from avctl.server.api import alerts, audit, devices, jobs, rules, system
     from avctl.server.api.app import PREFIX
 
     found = set()
-    for module in (alerts, audit, devices, jobs, rules, system):
-        prefix = "" if module is system else PREFIX
+    for module in (alerts, audit, devices, jobs, rules, system, access):
+        prefix = "" if module in (system, access) else PREFIX  # access's router carries /api/v1 itself
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             found |= {(prefix + route.path, m) for m in route.methods}

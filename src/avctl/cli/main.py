@@ -30,6 +30,8 @@ COMMANDS = {
                          "Run actions and verbs on many devices at once (see 'avctl inventory list' for the "
                          "selection)."),
     "jobs": LazyCommand("avctl.cli.fleet:jobs_group", "Fleet jobs recorded in the job store: list, show, resume."),
+    "serve": LazyCommand("avctl.cli.serve:serve_cmd",
+                         "Watch the fleet: polling, history, alerts and the REST API."),
     "audit": LazyCommand("avctl.cli.fleet:audit_cmd",
                          "Show the audit log of state-changing calls (newest first), filtered."),
     "users": LazyCommand("avctl.cli.users:users_group", "Server users: add (the first admin), list, set, remove."),

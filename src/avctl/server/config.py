@@ -6,6 +6,7 @@ The file (``avctl serve --config server.yaml``; every key optional)::
     db: postgresql://avctl@db.example/avctl      # default: $AVCTL_HOME/avctl.db (SQLite)
     listen: 0.0.0.0:8443
     tls: {cert: /etc/avctl/cert.pem, key: /etc/avctl/key.pem}   # default: self-signed
+    http: false                                  # plain HTTP (only on a loopback address)
     insecure_http: false                         # plain HTTP beyond loopback, only by name
     rules: rules.yaml                            # alert rules and notification channels
     poll:
@@ -72,6 +73,7 @@ class ServerConfig:
     listen: str = "127.0.0.1:8443"
     tls_cert: str | None = None
     tls_key: str | None = None
+    http: bool = False
     insecure_http: bool = False
     rules: str | None = None
     poll: PollConfig = field(default_factory=PollConfig)
@@ -167,7 +169,7 @@ class _Reader:
         return value
 
     def config(self, node: yaml.Node) -> ServerConfig:
-        keys = {"inventory", "db", "listen", "tls", "insecure_http", "rules", "poll", "retention"}
+        keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "rules", "poll", "retention"}
         top = self.mapping(node, "the server config", keys)
         out: dict[str, Any] = {}
         for key in ("inventory", "rules"):
@@ -183,11 +185,12 @@ class _Reader:
             except UsageError as exc:
                 raise self.err(top["listen"], exc.message, exc.hint) from None
             out["listen"] = listen
-        if "insecure_http" in top:
-            flag = self.scalar(top["insecure_http"], "insecure_http")
-            if not isinstance(flag, bool):
-                raise self.err(top["insecure_http"], "insecure_http must be true or false")
-            out["insecure_http"] = flag
+        for key in ("http", "insecure_http"):
+            if key in top:
+                flag = self.scalar(top[key], key)
+                if not isinstance(flag, bool):
+                    raise self.err(top[key], f"{key} must be true or false")
+                out[key] = flag
         if "tls" in top:
             tls = self.mapping(top["tls"], "tls", {"cert", "key"})
             if set(tls) != {"cert", "key"}:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from avctl.errors import AvctlError, UsageError, ValidationError
 from avctl.fleet.store import StoreError
+from avctl.server.access.routes import router as access_router
 from avctl.server.api import alerts, audit, devices, jobs, rules, system
 from avctl.server.api.deps import Anyone
 from avctl.server.context import ServerContext
@@ -90,9 +91,11 @@ def create_app(ctx: ServerContext) -> FastAPI:
                               "devices and their state, actions, fleet jobs, alerts, the audit log.",
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
+    app.state.db = ctx.db  # what the access dependencies read (users, sessions, tokens)
     _documentation(app)
     for module in (devices, jobs, alerts, audit, rules):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(access_router)  # login, logout, whoami, tokens, users: already under /api/v1
     app.include_router(system.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(AvctlError, _avctl_error)

@@ -1,0 +1,244 @@
+"""The server process: every part of ``avctl serve`` wired together on one event loop.
+
+    inventory file --(InventoryWatcher: change or SIGHUP)--> state rows + poll targets + metrics
+    PollEngine --Observation--> StateWriter (batched writes, off the loop)
+        --DeviceViews--> AlertEngine (alerts and their outbox rows, one transaction) + metrics
+    Dispatcher: outbox -> webhook / Slack / Teams / e-mail, with retries
+    LocalJobExecutor: fleet jobs started through the API, with the CLI's runner and journal
+    uvicorn: the API (avctl.server.api), HTTPS by default
+    every hour: readings rolled up, old rows pruned
+
+Every part is built inside the running loop (`ServerRuntime.run`); a failure to start any of them
+(the inventory, the rules file, the database, the TLS pair, the port) stops the start with one
+clear error before a device is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from avctl.db import open_database
+from avctl.db.journal import SqlAuditLog, SqlJobStore
+from avctl.db.retention import Retention, rollup_and_prune
+from avctl.errors import UsageError
+from avctl.fleet.credentials import CredentialResolver
+from avctl.fleet.inventory import DeviceEntry, Inventory
+from avctl.server.access import sessions
+from avctl.server.access.settings import AccessSettings
+from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
+from avctl.server.api.app import create_app
+from avctl.server.config import ServerConfig
+from avctl.server.context import ServerContext
+from avctl.server.executor import JobSubmission
+from avctl.server.jobs import JobProgress, LocalJobExecutor
+from avctl.server.metrics import ServerMetrics
+from avctl.server.model import DeviceView, Observation
+from avctl.server.poll import PollEngine, PollRunner, PollSettings
+from avctl.server.service import fleet_views
+from avctl.server.state import StateStore, StateWriter
+from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
+from avctl.server.watch import InventoryWatcher
+from avctl.transport.tls import TLSPolicy
+
+log = logging.getLogger("avctl.server")
+
+#: every device is checked against the rules this often, so "offline for 5m" fires on time even
+#: while the polls of an unreachable device back off
+ALERT_SWEEP_SECONDS = 30.0
+RETENTION_SECONDS = 3600.0
+
+
+class LocalExecutor:
+    """Polling and jobs in this process: the executor of a single-process server."""
+
+    def __init__(self, poll: PollRunner, jobs: LocalJobExecutor) -> None:
+        self.poll = poll
+        self.jobs = jobs
+
+    def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
+        self.poll.set_poll_targets(devices)
+
+    def submit_job(self, job: JobSubmission) -> None:
+        self.jobs.submit_job(job)
+
+    def running(self) -> list[int]:
+        return self.jobs.running()
+
+    async def start(self) -> None:
+        await self.jobs.start()
+        await self.poll.start()
+
+    async def stop(self) -> None:
+        # jobs first: each ends interrupted with its finished outcomes kept, resumable
+        await self.jobs.stop()
+        await self.poll.stop()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime stops jobs and polls before the process ends
+    (uvicorn's handler would re-raise SIGTERM after the API stopped, ending the process mid-cleanup)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ServerRuntime:
+    def __init__(self, config: ServerConfig, *, family_min_interval: Mapping[str, float] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not config.inventory:
+            raise UsageError("avctl serve needs an inventory", hint="give -i FILE (or inventory: in --config)")
+        self.config = config
+        self.clock = clock
+        self.inventory_path = Path(config.inventory)
+        self.rules: RuleSet = load_rules(config.rules) if config.rules else RuleSet()
+        self.family_min_interval = dict(family_min_interval or {})
+        self.db = open_database(config.db)
+        # the CLI's journal, on the same database: jobs from both show up in one place
+        self.jobs = SqlJobStore(self.db)
+        self._poll_seconds: dict[str, float | None] = {}
+        self.retention = Retention(raw_seconds=config.retention.raw, events_seconds=config.retention.events)
+
+    # -- the parts ----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        """Everything that needs the running loop."""
+        cfg = self.config
+        self.resolver = CredentialResolver(base_dir=self.inventory_path.parent)
+        self.device_tls = TLSPolicy.pinned()
+        self.state = StateStore(self.db, clock=self.clock)
+        self.alerts = AlertEngine(self.db, self.rules, clock=self.clock)
+        self.dispatcher = Dispatcher(self.db, self.rules.channels, clock=self.clock, resolver=self.resolver)
+        self.metrics = ServerMetrics()
+        self.progress = JobProgress()
+        self.writer = StateWriter(self.state, on_views=self._on_views)
+        settings = PollSettings(interval=cfg.poll.interval, concurrency=cfg.poll.concurrency,
+                                per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
+                                ).with_family_minimums(self.family_min_interval)
+        self.engine = PollEngine(sink=self._observed, tls=self.device_tls, resolver=self.resolver,
+                                 settings=settings, clock=self.clock)
+        jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
+                                tls=self.device_tls, resolver=self.resolver)
+        self.executor = LocalExecutor(PollRunner(self.engine), jobs)
+        self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
+        self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
+                                 jobs=self.jobs, audit=self._audit, rules=self._rules,
+                                 metrics=self.metrics, progress=self.progress, clock=self.clock)
+        self.app = create_app(self.ctx)
+        self.app.state.access = AccessSettings()
+
+    def _audit(self) -> SqlAuditLog:
+        return SqlAuditLog(self.db)
+
+    def _inventory(self) -> Inventory:
+        assert self.watcher.inventory is not None
+        return self.watcher.inventory
+
+    def _rules(self) -> list[dict[str, Any]]:
+        """The rules as the API shows them: what the file says, without the channels' secrets."""
+        return [{"name": r.name, "when": r.condition.text, "severity": r.severity, "scope": str(r.scope),
+                 "notify": list(r.notify), "description": r.description, "source": r.source}
+                for r in self.rules.rules]
+
+    def _on_inventory(self, inventory: Inventory) -> None:
+        self.state.sync_inventory(inventory.devices)
+        self.executor.set_poll_targets(inventory.devices)
+        self.metrics.seed(fleet_views(self.ctx))
+
+    async def _observed(self, observation: Observation) -> None:
+        self._poll_seconds[observation.device] = observation.poll_seconds
+        await self.writer(observation)
+
+    async def _on_views(self, views: list[DeviceView]) -> None:
+        for view in views:
+            self.metrics.observe(view, self._poll_seconds.pop(view.name, None))
+        changes = await asyncio.to_thread(self.alerts.evaluate, views)
+        if changes:
+            await self.dispatcher.send_due()
+
+    async def _sweep_alerts(self) -> None:
+        while True:
+            await asyncio.sleep(ALERT_SWEEP_SECONDS)
+            try:
+                views = await asyncio.to_thread(self.state.views)
+                if await asyncio.to_thread(self.alerts.evaluate, views, every_device=True):
+                    await self.dispatcher.send_due()
+            except Exception as exc:  # the database may be busy: try again next sweep
+                log.error("avctl serve: alert sweep failed: %s: %s", type(exc).__name__, exc)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def _server_tls(self) -> ServerTLS | None:
+        cfg = self.config
+        if cfg.tls_cert and cfg.tls_key:
+            return user_tls(cfg.tls_cert, cfg.tls_key)
+        if cfg.http or cfg.insecure_http:
+            check_plain_http(cfg.host, cfg.insecure_http)
+            return None
+        return self_signed_tls(cfg.host)
+
+    def _uvicorn(self, tls: ServerTLS | None) -> uvicorn.Server:
+        cfg = self.config
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options = {"ssl_certfile": str(tls.certfile), "ssl_keyfile": str(tls.keyfile)}
+        config = uvicorn.Config(self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+                                lifespan="off", server_header=False, proxy_headers=False, **options)
+        return _Uvicorn(config)
+
+    async def run(self, *, ready: Callable[[str], None] | None = None) -> None:
+        """Serve until SIGTERM/SIGINT; then stop jobs (resumable), polling, and close the database."""
+        tls = self._server_tls()
+        self._build()
+        inventory = self.watcher.load_first()
+        server = self._uvicorn(tls)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+            loop.add_signal_handler(signal.SIGHUP, self.watcher.reload_now)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        await self.executor.start()
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+            ("avctl-state-writer", self.writer.run()), ("avctl-inventory-watch", self.watcher.run()),
+            ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
+            ("avctl-retention", self._retention()))]
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{self.config.listen}"
+        try:
+            serving = asyncio.create_task(server.serve(), name="avctl-api")
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.05)
+            if serving.done():
+                serving.result()  # the port was taken, ...: raise it
+                raise UsageError(f"cannot listen on {self.config.listen}")
+            if ready is not None:
+                ready(f"avctl serve: {len(inventory)} devices from {self.inventory_path}; API at {url}/api/v1"
+                      + (f" (certificate {tls.fingerprint})" if tls else " (plain HTTP)"))
+            await serving
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.executor.stop()
+            with contextlib.suppress(Exception):
+                await self.writer.flush()  # what was observed is recorded before the process ends
+            await self.dispatcher.close()
+            self.db.close()
+
+    async def _retention(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_SECONDS)
+            try:
+                await asyncio.to_thread(rollup_and_prune, self.db, self.clock(), self.retention)
+                await asyncio.to_thread(sessions.purge, self.db, self.app.state.access)
+            except Exception as exc:  # a busy or full database: next hour
+                log.error("avctl serve: retention pass failed: %s: %s", type(exc).__name__, exc)
