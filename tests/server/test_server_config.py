@@ -15,12 +15,14 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     cfg.parent.mkdir()
     cfg.write_text("inventory: fleet.yaml\ndb: state.db\nlisten: 0.0.0.0:9443\n"
                    "tls: {cert: c.pem, key: k.pem}\ninsecure_http: false\nrules: rules.yaml\n"
+                   "public_url: https://av.example.net/\n"
                    "poll: {interval: 2m, concurrency: 50, per_site: 5, timeout: 8s}\n"
                    "retention: {raw: 3d, events: 30d}\n")
     c = load_config(cfg)
     assert c.inventory == str(cfg.parent / "fleet.yaml") and c.db == str(cfg.parent / "state.db")
     assert (c.host, c.port) == ("0.0.0.0", 9443)
     assert c.tls_cert == str(cfg.parent / "c.pem") and c.rules == str(cfg.parent / "rules.yaml")
+    assert c.public_url == "https://av.example.net"
     assert (c.poll.interval, c.poll.concurrency, c.poll.per_site, c.poll.timeout) == (120, 50, 5, 8)
     assert (c.retention.raw, c.retention.events) == (3 * 86400, 30 * 86400)
     # the command line wins over the file
@@ -35,6 +37,7 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     ("listen: 8443\n", 1, "listen"),
     ("tls: {cert: a.pem}\n", 1, "both cert and key"),
     ("insecure_http: yes please\n", 1, "true or false"),
+    ("public_url: https://av.example.net/dashboard\n", 1, "not an origin"),
 ])
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
     cfg = tmp_path / "server.yaml"

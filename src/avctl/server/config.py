@@ -8,6 +8,8 @@ The file (``avctl serve --config server.yaml``; every key optional)::
     tls: {cert: /etc/avctl/cert.pem, key: /etc/avctl/key.pem}   # default: self-signed
     http: false                                  # plain HTTP (only on a loopback address)
     insecure_http: false                         # plain HTTP beyond loopback, only by name
+    public_url: https://avctl.example.net        # behind a TLS reverse proxy: its origin is trusted
+                                                 # for browser requests, and cookies are Secure
     rules: rules.yaml                            # alert rules and notification channels
     poll:
       interval: 60s                              # per device; a family's minimum still applies
@@ -75,6 +77,8 @@ class ServerConfig:
     tls_key: str | None = None
     http: bool = False
     insecure_http: bool = False
+    #: the origin users reach the server at through a TLS reverse proxy (scheme://host[:port])
+    public_url: str | None = None
     rules: str | None = None
     poll: PollConfig = field(default_factory=PollConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -103,6 +107,15 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise UsageError(f"--listen {listen!r} is not HOST:PORT", hint="e.g. 127.0.0.1:8443 or 0.0.0.0:8443")
     return host.strip("[]"), int(port)
+
+
+def check_public_url(url: str) -> str:
+    """``https://host[:port]``, without a path: the origin browsers send."""
+    m = re.match(r"^(https?)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?$", url)
+    if not m:
+        raise UsageError(f"public_url {url!r} is not an origin", hint="e.g. https://avctl.example.net or "
+                                                                     "https://avctl.example.net:8443")
+    return url.rstrip("/")
 
 
 def load_config(path: str | Path) -> ServerConfig:
@@ -169,7 +182,8 @@ class _Reader:
         return value
 
     def config(self, node: yaml.Node) -> ServerConfig:
-        keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "rules", "poll", "retention"}
+        keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "public_url", "rules", "poll",
+                "retention"}
         top = self.mapping(node, "the server config", keys)
         out: dict[str, Any] = {}
         for key in ("inventory", "rules"):
@@ -185,6 +199,11 @@ class _Reader:
             except UsageError as exc:
                 raise self.err(top["listen"], exc.message, exc.hint) from None
             out["listen"] = listen
+        if "public_url" in top:
+            try:
+                out["public_url"] = check_public_url(self.text(top["public_url"], "public_url"))
+            except UsageError as exc:
+                raise self.err(top["public_url"], exc.message, exc.hint) from None
         for key in ("http", "insecure_http"):
             if key in top:
                 flag = self.scalar(top[key], key)
