@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 AVCTL = str(ROOT / ".venv" / "bin" / "avctl")
@@ -104,9 +107,71 @@ def fleet_demo() -> None:
         avctl("fleet", "reboot", "-i", inv, "--family", "polyuc", "--yes", "--wait", "--wait-grace", "3", check=False)
         avctl("jobs", "list")
         avctl("audit", "-n", "8")
+        server_demo(inv)
     finally:
         emulator.terminate()
         emulator.wait(20)
+
+
+def api(base: str, path: str, token: str, ctx: ssl.SSLContext, body: Any = None) -> Any:
+    """One call of the server's REST API (what curl or a script would send)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="GET" if body is None else "POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=60) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def server_demo(inv: str) -> None:
+    """The same fleet watched by `avctl serve`: state in the database, the REST API, a job through it."""
+    env = {**os.environ, "AVCTL_HOME": str(OUT / "home")}
+    print("\n# the fleet service: a first admin user and an API token, then avctl serve")
+    subprocess.run([AVCTL, "users", "add", "admin", "--role", "admin", "--password-stdin"], env=env, check=True,
+                   input="demo-admin-password\n", text=True, timeout=60)
+    token = subprocess.run([AVCTL, "tokens", "create", "demo", "--user", "admin"], env=env, check=True,
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    print("$ avctl serve -i fleet.yaml --listen 127.0.0.1:18443 --interval 5s --min-interval solstice=5s")
+    log = open(OUT / "server.log", "w")  # noqa: SIM115 - open for the server's whole life
+    server = subprocess.Popen([AVCTL, "serve", "-i", inv, "--listen", "127.0.0.1:18443", "--interval", "5s",
+                               "--min-interval", "solstice=5s"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = "https://127.0.0.1:18443"
+    try:
+        cert = OUT / "home" / "server" / "tls-cert.pem"
+        deadline = time.monotonic() + 60
+        while not (cert.exists() and "API at" in (OUT / "server.log").read_text()):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("demo: the server did not start:\n" + (OUT / "server.log").read_text())
+            time.sleep(0.2)
+        print((OUT / "server.log").read_text().strip())
+        ctx = ssl.create_default_context(cafile=str(cert))  # its self-signed certificate, pinned by file
+        deadline = time.monotonic() + 60
+        while True:
+            page = api(base, "/api/v1/devices?limit=100", token, ctx)
+            if all(d["state"] != "unknown" for d in page["items"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        print(f"$ curl -H 'Authorization: Bearer ...' {base}/api/v1/devices")
+        for d in page["items"][:6]:
+            r = d["readings"]
+            print(f"  {d['name']:<15} {d['family']:<9} {d['state']:<8} {r.get('model', '')!s:<20} "
+                  f"firmware {r.get('firmware', '')}")
+        print(f"  ... {page['total']} devices, "
+              f"{sum(d['state'] == 'online' for d in page['items'])} online")
+        print(f"$ curl -X POST {base}/api/v1/jobs -d '{{\"verb\": \"volume\", ...}}'")
+        job = api(base, "/api/v1/jobs", token, ctx, {"verb": "volume", "params": {"volume": 30},
+                                                   "select": "site=site-1"})
+        deadline = time.monotonic() + 60
+        while (detail := api(base, f"/api/v1/jobs/{job['job']}", token, ctx))["state"] == "running":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        print(f"  job {job['job']}: {detail['state']}, {detail['counts']}")
+        print("  (the same job in the CLI's journal:)")
+        avctl("jobs", "list", "-n", "3")
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
 
 
 if __name__ == "__main__":
