@@ -23,7 +23,18 @@ router = APIRouter(prefix="/api/v1")
 Db = Annotated[Database, Depends(database)]
 Settings = Annotated[AccessSettings, Depends(access_settings)]
 Caller = Annotated[Principal, Depends(current_principal)]
-Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def user_admin(principal: Annotated[Principal, Depends(require("admin"))]) -> Principal:
+    """Users are managed by admins of every site: a user can be given any sites and role, so an admin
+    limited to some sites who could manage users could make an admin of every site (or themselves one)."""
+    if principal.sites:
+        raise HTTPException(status_code=403, detail="only an admin of every site manages users (yours is "
+                                                    f"limited to {', '.join(sorted(principal.sites))})")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(user_admin)]
 
 #: the one answer to every failed login: which part was wrong is not said
 BAD_LOGIN = "wrong user name or password"
