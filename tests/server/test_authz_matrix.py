@@ -298,10 +298,18 @@ def build_world(srv: AuthzServer) -> tuple[World, list[Who]]:
     return world, who
 
 
-def refused_unchanged(srv: AuthzServer, req: Req, headers: dict[str, str], want: int, what: str) -> str:
+#: a body FastAPI cannot even parse: refused for who asks all the same, never answered with 422
+BROKEN_JSON = "{not json"
+
+
+def refused_unchanged(srv: AuthzServer, req: Req, headers: dict[str, str], want: int, what: str,
+                      *, broken: bool = False) -> str:
     """Send a request that must be refused with `want`; check it changed nothing; its body."""
     before = srv.snapshot()
-    r = srv.call(req.method, req.path, headers, json=req.json)
+    if broken:
+        r = srv.call(req.method, req.path, {**headers, "Content-Type": "application/json"}, data=BROKEN_JSON)
+    else:
+        r = srv.call(req.method, req.path, headers, json=req.json)
     assert r.status_code == want, f"{what}: {req.method} {req.path}: {r.status_code} {r.text}"
     after = srv.snapshot()
     changed = [k for k in before if before[k] != after[k]]
@@ -407,6 +415,9 @@ def test_no_bad_or_expired_credentials_pass(authz_server: AuthzServer) -> None:
             req = variant.build(world, admin, "in" if "in" in variant.targets else "-")
             refused_unchanged(srv, req, headers, 401, label)
             cases += 1
+            if variant.method not in SAFE_METHODS:
+                refused_unchanged(srv, req, headers, 401, f"{label}, broken JSON", broken=True)
+                cases += 1
     assert cases > 300
 
 
@@ -427,7 +438,8 @@ def test_cookie_requests_need_the_csrf_token_and_this_origin(authz_server: Authz
                     ("another session's CSRF token", {**own, "X-CSRF-Token": other.headers["X-CSRF-Token"]}),
                     ("from another origin", {**own, "Origin": "https://evil.example"})):
                 refused_unchanged(srv, req, headers, 403, f"{who.key}: {label}")
-                cases += 1
+                refused_unchanged(srv, req, headers, 403, f"{who.key}: {label}, broken JSON", broken=True)
+                cases += 2
     # a login from another origin (a page logging a victim's browser into the attacker's account)
     refused_unchanged(srv, login(world, sessions[0], "-"), {"Origin": "https://evil.example"}, 403, "login")
     assert cases > 300

@@ -8,17 +8,19 @@ Errors are JSON ``{"error": ..., "hint": ..., "param": ...}`` with the fitting s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from avctl.errors import AvctlError, UsageError, ValidationError
 from avctl.fleet.store import StoreError
+from avctl.server.access.deps import current_principal
 from avctl.server.access.routes import router as access_router
 from avctl.server.api import alerts, audit, devices, jobs, rules, system
 from avctl.server.api.deps import Anyone
@@ -64,8 +66,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
+def _calls(dependant: Any) -> Iterator[Any]:
+    for sub in getattr(dependant, "dependencies", ()):
+        yield sub.call
+        yield from _calls(sub)
+
+
+def _needs_login(route: Any) -> bool:
+    return any(call is current_principal for call in _calls(getattr(route, "dependant", None)))
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # FastAPI parses a JSON body before it runs the dependencies: without this, a caller with no
+    # credentials (or a cookie without its CSRF token) would be told about the body, not refused
+    if _needs_login(request.scope.get("route")):
+        try:
+            await run_in_threadpool(current_principal, request)
+        except HTTPException as refused:
+            return await _http_error(request, refused)
     first = exc.errors()[0] if exc.errors() else {}
     where = [str(p) for p in first.get("loc", ())]
     param = where[-1] if where else None
