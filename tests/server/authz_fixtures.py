@@ -40,7 +40,8 @@ IN_SITE, OUT_SITE = "branch", "hq"
 AUTHZ_DEVICES = (("br-codec-1", IN_SITE), ("br-codec-2", IN_SITE), ("hq-codec-1", OUT_SITE),
                  ("hq-codec-2", OUT_SITE))
 RULES = ("rules:\n  - {name: offline, when: offline for 5m, severity: critical}\n"
-         "  - {name: old-firmware, when: 'firmware != \"9.9.9\"', severity: warning, scope: 'site=hq'}\n")
+         "  - {name: old-firmware, when: 'firmware != \"9.9.9\"', severity: warning,\n"
+         "     scope: 'name=hq-codec-1|hq-codec-2'}\n")
 
 #: what a refused request must leave as it was: every row (api_tokens without last_used, which
 #: records that a valid token was seen)

@@ -354,6 +354,9 @@ def test_every_endpoint_every_role_every_scope(authz_server: AuthzServer) -> Non
                 srv.settle()
                 if who.sites:
                     assert not OUT_DEVICE_RE.search(r.text), f"{what}: {req.path} shows another site's device"
+                if variant.route == "/api/v1/rules":  # the other site's rule is hidden, not every rule
+                    assert [x["name"] for x in r.json()["items"]] == ["offline"] if who.sites else \
+                        ["offline", "old-firmware"], what
                 if req.method not in SAFE_METHODS and variant.route not in ("/api/v1/auth/login",
                                                                             "/api/v1/auth/logout"):
                     # every state-changing call lands in the audit log with the user who made it
