@@ -27,7 +27,8 @@ from avctl.server.access import tokens, users
 from avctl.server.access.deps import SAFE_METHODS
 from avctl.server.model import PERMISSIONS, ROLES
 
-from .authz_fixtures import AUTHZ_PASSWORD, IN_SITE, AuthzServer
+from .authz_fixtures import AUTHZ_PASSWORD, HTTP, IN_SITE, AuthzServer
+from .harness import sse_events
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "server.md"
 #: in a scoped caller's answers, no device of the other site may appear
@@ -226,7 +227,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("POST", "/api/v1/alerts/{alert_id}/silence", Rule("alerts", "object"),
             on_alert("silence", {"seconds": 600}), OBJECT),
     Variant("GET", "/api/v1/audit", READ_LIST, get("/api/v1/audit")),
-    Variant("GET", "/api/v1/rules", Rule("read"), get("/api/v1/rules")),
+    Variant("GET", "/api/v1/rules", READ_LIST, get("/api/v1/rules")),
     Variant("POST", "/api/v1/auth/login", Rule("public"), login),
     Variant("POST", "/api/v1/auth/logout", Rule("any", ok=204), logout),
     Variant("GET", "/api/v1/auth/whoami", Rule("any"), get("/api/v1/auth/whoami")),
@@ -480,3 +481,25 @@ def permission_table() -> str:
 
 def test_the_documented_permission_table_is_the_tested_one() -> None:
     assert permission_table() in DOCS.read_text(), "docs/server.md: paste permission_table() under 'Users, roles'"
+
+
+def test_a_job_stream_ends_with_its_session(authz_server: AuthzServer) -> None:
+    """An event stream is not a way around a logout: who asks is asked again before each event."""
+    srv = authz_server
+    srv.add_user("streamer", "operator", (IN_SITE,))
+    session = srv.login("streamer")
+    held = srv.devices["br-codec-1"]
+    held.faults.paused = True  # its outcome cannot come before the test lets it
+    r = srv.call("POST", "/api/v1/jobs", session, json={"verb": "status", "select": f"site={IN_SITE}"})
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    with HTTP.get(f"{srv.url}/api/v1/jobs/{job}/events", headers={"Cookie": session["Cookie"]}, stream=True,
+                  timeout=60) as stream:
+        events = sse_events(stream)
+        kind, data = next(events)
+        assert (kind, data["outcome"]["device"]) == ("outcome", "br-codec-2")
+        assert srv.call("POST", "/api/v1/auth/logout", session).status_code == 204
+        held.faults.paused = False
+        srv.settle()
+        assert list(events) == []  # neither the held device's outcome nor done: the stream ended
+    assert srv.ctx.jobs.get_job(job).effective_state == "finished"
