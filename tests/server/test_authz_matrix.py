@@ -361,8 +361,15 @@ def test_every_endpoint_every_role_every_scope(authz_server: AuthzServer) -> Non
                 if req.method not in SAFE_METHODS and variant.route not in ("/api/v1/auth/login",
                                                                             "/api/v1/auth/logout"):
                     # every state-changing call lands in the audit log with the user who made it
-                    new = [row for row in srv.snapshot()[variant.record] if row not in before[variant.record]]
+                    after = srv.snapshot()
+                    new = [row for row in after[variant.record] if row not in before[variant.record]]
                     assert any(f":{who.user}" in str(row) for row in new), f"{what}: {req.path} not audited"
+                    body = r.json() if r.content else {}
+                    if "job" in body:  # it ran, on the target device, and worked
+                        counts = srv.ctx.jobs.counts(body["job"])
+                        assert {k: n for k, n in counts.items() if n} == {"ok": 1}, what
+                        device = DEVICE[target]
+                        assert after["device requests"][device] > before["device requests"][device], what
     # out of a scoped caller's sites is exactly as missing: same status, same words
     scoped = {who.key for who in everyone if who.sites}
     for (index, key, target), (status, body) in bodies.items():
