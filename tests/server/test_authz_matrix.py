@@ -244,14 +244,20 @@ VARIANTS: tuple[Variant, ...] = (
 )
 
 
+def refused_by_role(rule: Rule, who: Who) -> bool:
+    """Refused whatever the request holds: the role, the kind of credentials or the sites' limit."""
+    if rule.perm == "public":
+        return False
+    return ((rule.perm != "any" and not who.can(rule.perm)) or (rule.session_only and who.via != "session")
+            or (rule.unscoped_only and bool(who.sites)))
+
+
 def expected(rule: Rule, who: Who, target: str) -> int:
     """The status the table allows: 403 for what the role lacks, the missing answer for what is not
     there or outside the caller's sites, the endpoint's success otherwise."""
     if rule.perm == "public":
         return rule.ok
-    if rule.perm != "any" and not who.can(rule.perm):
-        return 403
-    if (rule.session_only and who.via != "session") or (rule.unscoped_only and who.sites):
+    if refused_by_role(rule, who):
         return 403
     if target == "missing" or (target == "out" and (who.sites or rule.scope == "own")):
         return rule.missing
@@ -346,6 +352,9 @@ def test_every_endpoint_every_role_every_scope(authz_server: AuthzServer) -> Non
                 what = f"{who.key} {variant.label or ''} target={target}"
                 cases += 1
                 if want >= 400:
+                    if req.method not in SAFE_METHODS and refused_by_role(variant.rule, who):
+                        refused_unchanged(srv, req, headers, 403, f"{what}, broken JSON", broken=True)
+                        cases += 1
                     body = refused_unchanged(srv, req, headers, want, what)
                     bodies[index, who.key, target] = (want, body.replace(req.ident, "X") if req.ident else body)
                     continue
