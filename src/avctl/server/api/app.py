@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from avctl.errors import AvctlError, UsageError, ValidationError
@@ -23,7 +22,7 @@ from avctl.fleet.store import StoreError
 from avctl.server.access.deps import current_principal, is_guard
 from avctl.server.access.routes import router as access_router
 from avctl.server.api import alerts, audit, devices, jobs, rules, system
-from avctl.server.api.deps import Anyone
+from avctl.server.api.deps import Anyone, authenticate_again
 from avctl.server.context import ServerContext
 from avctl.server.service import ServiceError
 from avctl.version import __version__
@@ -78,9 +77,8 @@ async def _refusal(request: Request) -> HTTPException | None:
     calls = list(_calls(getattr(request.scope.get("route"), "dependant", None)))
     if current_principal not in calls:
         return None  # open (the login): the body's error is the answer
-    authenticate = request.app.dependency_overrides.get(current_principal, current_principal)
     try:
-        principal = await run_in_threadpool(authenticate, request)
+        principal = await authenticate_again(request)
         for call in calls:
             if is_guard(call):
                 call(principal)

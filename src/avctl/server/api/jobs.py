@@ -12,8 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from avctl.errors import UsageError
 from avctl.server import service
-from avctl.server.access.deps import current_principal
-from avctl.server.api.deps import Actor, Ctx, Reader
+from avctl.server.api.deps import Actor, Ctx, Reader, authenticate_again
 from avctl.server.api.schemas import (
     JobList,
     JobOutcome,
@@ -76,12 +75,10 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 async def _asker(request: Request) -> Principal | None:
     """Who the request authenticates as now; None once its session or token no longer works."""
-    authenticate = request.app.dependency_overrides.get(current_principal, current_principal)
     try:
-        principal: Principal = await asyncio.to_thread(authenticate, request)
+        return await authenticate_again(request)
     except HTTPException:
         return None
-    return principal
 
 
 async def _stream(ctx: ServerContext, request: Request, job_id: int) -> AsyncIterator[bytes]:
