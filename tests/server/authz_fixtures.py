@@ -43,11 +43,13 @@ RULES = ("rules:\n  - {name: offline, when: offline for 5m, severity: critical}\
          "  - {name: old-firmware, when: 'firmware != \"9.9.9\"', severity: warning,\n"
          "     scope: 'name=hq-codec-1|hq-codec-2'}\n")
 
-#: what a refused request must leave as it was: every row (api_tokens without last_used, which
-#: records that a valid token was seen)
+#: what a refused request must leave as it was: every row (the audit log, append-only and the largest
+#: table, by its count and last id; api_tokens without last_used, which records that a valid token
+#: was seen)
 SNAPSHOT_TABLES = {
     "jobs": "SELECT * FROM jobs", "job_devices": "SELECT * FROM job_devices", "outcomes": "SELECT * FROM outcomes",
-    "claims": "SELECT * FROM claims", "audit": "SELECT * FROM audit", "device_state": "SELECT * FROM device_state",
+    "claims": "SELECT * FROM claims", "audit": "SELECT count(*), max(id) FROM audit",
+    "device_state": "SELECT * FROM device_state",
     "events": "SELECT * FROM events", "alerts": "SELECT * FROM alerts", "notifications": "SELECT * FROM notifications",
     "users": "SELECT * FROM users",
     "api_tokens": "SELECT id, name, user_id, token_hash, prefix, created, expires, revoked FROM api_tokens",
@@ -109,6 +111,14 @@ class AuthzServer:
             rows: dict[str, Any] = {t: s.execute(text(q)).all() for t, q in SNAPSHOT_TABLES.items()}
         rows["device requests"] = {n: d.requests.total for n, d in self.devices.items()}
         return rows
+
+    def new_rows(self, table: str, before: dict[str, Any]) -> list[Any]:
+        """The rows of `table` (audit or jobs) added since the snapshot `before`."""
+        if table == "audit":
+            last = before["audit"][0][1] or 0
+            with self.db.session() as s:
+                return list(s.execute(text("SELECT * FROM audit WHERE id > :last"), {"last": last}).all())
+        return [row for row in self.snapshot()[table] if row not in before[table]]
 
     def settle(self) -> None:
         """Wait until no job runs (an allowed request's job must not count as a later refused one's)."""
