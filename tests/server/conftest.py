@@ -168,3 +168,6 @@ from tests.server.access_fixtures import (  # noqa: E402
 )
 
 __all__ = ["access_fast_hashes", "access_server", "access_server_factory"]
+from tests.server.authz_fixtures import authz_server  # noqa: E402
+
+__all__ += ["authz_server"]

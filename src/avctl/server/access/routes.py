@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from avctl.db import Database
 from avctl.server.access import audit, ratelimit, sessions, tokens, users
-from avctl.server.access.deps import access_settings, check_origin, current_principal, database, require
+from avctl.server.access.deps import access_settings, check_origin, current_principal, database, guard, require
 from avctl.server.access.settings import AccessSettings
 from avctl.server.access.users import MAX_PASSWORD, AccessError
 from avctl.server.model import PERMISSIONS, Principal
@@ -23,7 +23,31 @@ router = APIRouter(prefix="/api/v1")
 Db = Annotated[Database, Depends(database)]
 Settings = Annotated[AccessSettings, Depends(access_settings)]
 Caller = Annotated[Principal, Depends(current_principal)]
-Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+@guard
+def user_admin(principal: Annotated[Principal, Depends(require("admin"))]) -> Principal:
+    """Users are managed by admins of every site: a user can be given any sites and role, so an admin
+    limited to some sites who could manage users could make an admin of every site (or themselves one)."""
+    if principal.sites:
+        raise HTTPException(status_code=403, detail="only an admin of every site manages users (yours is "
+                                                    f"limited to {', '.join(sorted(principal.sites))})")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(user_admin)]
+
+
+@guard
+def session_user(principal: Caller) -> Principal:
+    """A caller by browser session: a leaked token must not be able to mint its own successors."""
+    if principal.via != "session":
+        raise HTTPException(status_code=403, detail="tokens are created from a browser session or with "
+                                                    "'avctl tokens create', not with a token")
+    return principal
+
+
+SessionUser = Annotated[Principal, Depends(session_user)]
 
 #: the one answer to every failed login: which part was wrong is not said
 BAD_LOGIN = "wrong user name or password"
@@ -112,12 +136,8 @@ def whoami(request: Request, principal: Caller) -> dict[str, Any]:
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
-def create_token(body: TokenBody, db: Db, settings: Settings, principal: Caller) -> dict[str, Any]:
+def create_token(body: TokenBody, db: Db, settings: Settings, principal: SessionUser) -> dict[str, Any]:
     """A new API token for the caller, shown in this answer only."""
-    if principal.via != "session":
-        # a leaked token must not be able to mint its own successors
-        raise HTTPException(status_code=403, detail="tokens are created from a browser session or with "
-                                                    "'avctl tokens create', not with a token")
     now = settings.clock()
     try:
         issued = tokens.create(db, principal.user, body.name,

@@ -8,7 +8,7 @@ Errors are JSON ``{"error": ..., "hint": ..., "param": ...}`` with the fitting s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException
 
 from avctl.errors import AvctlError, UsageError, ValidationError
 from avctl.fleet.store import StoreError
+from avctl.server.access.deps import current_principal, is_guard
 from avctl.server.access.routes import router as access_router
 from avctl.server.api import alerts, audit, devices, jobs, rules, system
-from avctl.server.api.deps import Anyone
+from avctl.server.api.deps import Anyone, authenticate_again
 from avctl.server.context import ServerContext
 from avctl.server.service import ServiceError
 from avctl.version import __version__
@@ -64,8 +65,35 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
-async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
+def _calls(dependant: Any) -> Iterator[Any]:
+    """The dependencies' callables, each after those it depends on."""
+    for sub in getattr(dependant, "dependencies", ()):
+        yield from _calls(sub)
+        yield sub.call
+
+
+async def _refusal(request: Request) -> HTTPException | None:
+    """For a request FastAPI could not parse: how its credentials and guards refuse it, if they do."""
+    calls = list(_calls(getattr(request.scope.get("route"), "dependant", None)))
+    if current_principal not in calls:
+        return None  # open (the login): the body's error is the answer
+    try:
+        principal = await authenticate_again(request)
+        for call in calls:
+            if is_guard(call):
+                call(principal)
+    except HTTPException as refused:
+        return refused
+    return None
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # FastAPI parses a JSON body before it runs the dependencies: without this, a caller with no
+    # credentials, a cookie without its CSRF token or a role that may not would be told about the body
+    refused = await _refusal(request)
+    if refused is not None:
+        return await _http_error(request, refused)
     first = exc.errors()[0] if exc.errors() else {}
     where = [str(p) for p in first.get("loc", ())]
     param = where[-1] if where else None

@@ -7,12 +7,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from avctl.errors import UsageError
 from avctl.server import service
-from avctl.server.api.deps import Actor, Ctx, Reader
+from avctl.server.api.deps import Actor, Ctx, Reader, authenticate_again
 from avctl.server.api.schemas import (
     JobList,
     JobOutcome,
@@ -26,6 +26,7 @@ from avctl.server.api.schemas import (
 from avctl.server.context import ServerContext
 from avctl.server.jobs import done_event
 from avctl.server.model import Principal
+from avctl.server.service import ServiceError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"],
                    responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}})
@@ -72,18 +73,35 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
-async def _stream(ctx: ServerContext, principal: Principal, job_id: int) -> AsyncIterator[bytes]:
+async def _asker(request: Request) -> Principal | None:
+    """Who the request authenticates as now; None once its session or token no longer works."""
+    try:
+        return await authenticate_again(request)
+    except HTTPException:
+        return None
+
+
+async def _stream(ctx: ServerContext, request: Request, job_id: int) -> AsyncIterator[bytes]:
+    """Every outcome, then done. Who asks is asked again before anything is sent: a stream ends with
+    its session or token, and when its user may no longer see the job (role, sites, disabled)."""
     sent: set[str] = set()
+    done: dict[str, Any] | None = None
     # subscribe before reading the store: an outcome is either in what we read or in the queue
     with ctx.progress.subscribe(job_id) as queue:
         while True:
-            detail = await asyncio.to_thread(service.job, ctx, principal, job_id)
-            for o in detail.outcomes:
+            principal = await _asker(request)
+            if principal is None:
+                return
+            try:
+                detail = await asyncio.to_thread(service.job, ctx, principal, job_id)
+            except ServiceError:
+                return
+            for o in detail.outcomes:  # stored before published: the store has what the queue said
                 if o.device not in sent:
                     sent.add(o.device)
                     yield _sse("outcome", {"job": job_id, "outcome": JobOutcome.of(o).model_dump()})
-            if detail.state != "running":
-                yield _sse("done", done_event(job_id, detail.state, detail.counts))
+            if detail.state != "running" or done is not None:
+                yield _sse("done", done or done_event(job_id, detail.state, detail.counts))
                 return
             try:
                 event = await asyncio.wait_for(queue.get(), REFRESH_SECONDS)
@@ -92,12 +110,7 @@ async def _stream(ctx: ServerContext, principal: Principal, job_id: int) -> Asyn
                 continue
             while True:
                 if event["event"] == "done":
-                    yield _sse("done", event)
-                    return
-                device = event["outcome"]["device"]
-                if device not in sent:
-                    sent.add(device)
-                    yield _sse("outcome", event)
+                    done = event
                 if queue.empty():
                     break
                 event = queue.get_nowait()
@@ -108,7 +121,7 @@ async def _stream(ctx: ServerContext, principal: Principal, job_id: int) -> Asyn
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "an 'outcome' event per device as it is recorded, then 'done' "
                                             "with the counts; a finished job sends them all at once"}})
-async def job_events(ctx: Ctx, principal: Reader, job_id: int) -> StreamingResponse:
+async def job_events(ctx: Ctx, principal: Reader, job_id: int, request: Request) -> StreamingResponse:
     await asyncio.to_thread(service.job, ctx, principal, job_id)  # 404 before the stream starts
-    return StreamingResponse(_stream(ctx, principal, job_id), media_type="text/event-stream",
+    return StreamingResponse(_stream(ctx, request, job_id), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

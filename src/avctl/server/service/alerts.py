@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from avctl.db.models import Alert, AuditRow
 from avctl.errors import UsageError
+from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.server.context import ServerContext
 from avctl.server.model import Principal
-from avctl.server.service.devices import Page
+from avctl.server.service.devices import Page, in_scope
 from avctl.server.service.errors import NotFound, check
 
 ALERT_STATES = ("open", "resolved")
@@ -126,6 +127,23 @@ def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, se
         return _view(a)
 
 
+def _applies(rule: dict[str, Any], devices: list[DeviceEntry]) -> bool:
+    scope = str(rule.get("scope") or "all")
+    if scope == "all":
+        return True
+    try:
+        chosen = Selection.parse(scope)
+    except UsageError:  # unreadable here: shown to unscoped users only
+        return False
+    return any(chosen.matches(d) for d in devices)
+
+
 def list_rules(ctx: ServerContext, principal: Principal) -> list[dict[str, Any]]:
+    """The rules in force; a user limited to sites sees those that can fire for their devices
+    (a rule scoped to another site would name it, its rooms or its devices)."""
     check(principal, "read")
-    return ctx.rules()
+    rules = ctx.rules()
+    if not principal.sites:
+        return rules
+    mine = in_scope(ctx, principal)
+    return [r for r in rules if _applies(r, mine)]
