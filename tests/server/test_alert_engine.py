@@ -4,6 +4,7 @@ ack and silence; the outbox written in the same transaction as the alert."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,10 +12,12 @@ from sqlalchemy import select
 
 from avctl.db import Database, open_database
 from avctl.db.models import Alert, AlertPending, Notification
+from avctl.errors import UsageError
 from avctl.server.alerts import engine as engine_module
-from avctl.server.alerts.engine import AlertEngine, ack, count_open, get_alert, list_alerts, silence, unsilence
+from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.rules import RuleSet, parse_rules
-from avctl.server.model import DeviceView
+from avctl.server.model import DeviceView, Principal
+from avctl.server.service import NotFound, ack_alert, list_alerts, open_counts, silence_alert
 
 RULES = """
 channels:
@@ -161,13 +164,23 @@ def test_hostile_reading_values_are_made_printable_and_capped(db: Database) -> N
     assert len(opened.value) <= engine_module.MAX_VALUE_CHARS and len(opened.message) < 400
 
 
+def service_ctx(db: Database, clock: Clock) -> Any:
+    """What the service's alert functions use of a server's context: its database and clock."""
+    return SimpleNamespace(db=db, clock=lambda: clock.now)
+
+
+ALICE = Principal(1, "alice", "operator")
+BOB = Principal(2, "bob", "operator")
+
+
 def test_acknowledged_alerts_still_resolve_and_notify(db: Database) -> None:
     clock = Clock()
     eng = AlertEngine(db, rules(), clock)
     [opened] = eng.evaluate([view(state="offline", since=clock.now - 400)]).opened
-    acked = ack(db, opened.id, "web:alice", clock=clock)
-    assert acked is not None and acked.acked_by == "web:alice" and acked.acked_at == clock.now
-    assert ack(db, 9999, "web:alice") is None
+    acked = ack_alert(service_ctx(db, clock), ALICE, opened.id)
+    assert acked.acked_by == "web:alice" and acked.acked_at == clock.now
+    with pytest.raises(NotFound):
+        ack_alert(service_ctx(db, clock), ALICE, 9999)
     clock.now += 10
     assert eng.evaluate([view(state="online", since=clock.now)]).resolved
     assert [n[1:] for n in notes(db)][2:] == [("resolved", "hook", "pending"), ("resolved", "mail", "pending")]
@@ -177,12 +190,13 @@ def test_a_silenced_alert_records_but_sends_nothing_until_the_silence_ends(db: D
     clock = Clock()
     eng = AlertEngine(db, rules(), clock)
     [first] = eng.evaluate([view(state="offline", since=clock.now - 400)]).opened
-    with pytest.raises(ValueError):
-        silence(db, first.id, clock.now - 1, "web:bob", clock=clock)
-    with pytest.raises(ValueError):
-        silence(db, first.id, clock.now + 91 * 86400, "web:bob", clock=clock)
-    silenced = silence(db, first.id, clock.now + 3600, "web:bob", clock=clock)
-    assert silenced is not None and silenced.silenced_by == "web:bob"
+    ctx = service_ctx(db, clock)
+    with pytest.raises(UsageError):
+        silence_alert(ctx, BOB, first.id, seconds=-1)
+    with pytest.raises(UsageError):
+        silence_alert(ctx, BOB, first.id, seconds=91 * 86400)
+    silenced = silence_alert(ctx, BOB, first.id, seconds=3600)
+    assert silenced.silenced_by == "web:bob" and silenced.silenced_until == clock.now + 3600
     clock.now += 60
     changes = eng.evaluate([view(state="online", since=clock.now)])
     assert changes.resolved and changes.queued == 0
@@ -192,12 +206,12 @@ def test_a_silenced_alert_records_but_sends_nothing_until_the_silence_ends(db: D
     [second] = eng.evaluate([view(state="offline", since=clock.now - 400)]).opened
     assert [n[3] for n in notes(db) if n[0] == second.id] == ["pending", "pending"]
     # an expired silence no longer holds back the resolution
-    silence(db, second.id, clock.now + 60, "web:bob", clock=clock)
+    silence_alert(ctx, BOB, second.id, seconds=60)
     clock.now += 61
     eng.evaluate([view(state="online", since=clock.now)])
     assert [n[3] for n in notes(db) if n[0] == second.id] == ["pending"] * 4
-    lifted = unsilence(db, second.id, "web:bob")
-    assert lifted is not None and lifted.silenced_until is None
+    lifted = silence_alert(ctx, BOB, second.id, seconds=0)  # 0 ends a silence
+    assert lifted.silenced_until is None
 
 
 def test_the_outbox_rows_are_written_in_the_alerts_transaction(db: Database,
@@ -261,15 +275,16 @@ def test_list_and_count(db: Database) -> None:
     eng = AlertEngine(db, rules(), clock)
     eng.evaluate([view("a", state="offline", since=0, site="hq"), view("b", state="offline", since=0, site="lab"),
                   view("c", firmware="1.0", site=None)])
-    assert {a.device for a in list_alerts(db)} == {"a", "b", "c"}
-    assert [a.device for a in list_alerts(db, site="lab")] == ["b"]
-    assert {a.device for a in list_alerts(db, sites=["hq", "lab"])} == {"a", "b"}  # no site: not in scope
-    assert [a.device for a in list_alerts(db, severity="warning")] == ["c"]
-    assert len(list_alerts(db, limit=1)) == 1 and len(list_alerts(db, limit=2, offset=2)) == 1
-    assert count_open(db) == {("device-offline", "critical"): 2, ("firmware-baseline", "warning"): 1}
-    first = list_alerts(db, device="a")[0]
-    got = get_alert(db, first.id)
-    assert got == first and got.as_dict()["device"] == "a"
+    ctx = service_ctx(db, clock)
+    every, lab = ALICE, Principal(3, "lab-tech", "viewer", sites=frozenset({"lab"}))
+    assert {a.device for a in list_alerts(ctx, every).items} == {"a", "b", "c"}
+    assert [a.device for a in list_alerts(ctx, lab).items] == ["b"]  # an alert without a site: not in scope
+    assert [a.device for a in list_alerts(ctx, every, severity="warning").items] == ["c"]
+    assert len(list_alerts(ctx, every, limit=1).items) == 1
+    assert list_alerts(ctx, every, limit=2, offset=2).total == 3
+    assert open_counts(ctx, every) == {"critical": 2, "warning": 1}
+    [first] = list_alerts(ctx, every, device="a").items
+    assert first.as_dict()["device"] == "a" and first.state == "open"
 
 
 def test_a_device_leaving_a_rules_scope_resolves_its_alert(db: Database) -> None:

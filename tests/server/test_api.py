@@ -92,15 +92,17 @@ def test_device_state_filter_sort_history_and_events(api_server: ApiServer) -> N
     assert one["site"] == "branch" and one["family"] == "videoos" and one["tags"] == ["live"]
 
     with api.db.session() as s:
-        s.add_all([Reading(device="hq-codec-1", metric="cert_days_left", ts=t, value=v)
-                   for t, v in ((100.0, 40.0), (200.0, 39.0), (300.0, 38.0))])
-        s.add(Reading(device="hq-codec-2", metric="cert_days_left", ts=200.0, value=1.0))
+        now = time.time()  # recent readings: still raw (older ones are answered from rollups)
+        s.add_all([Reading(device="hq-codec-1", metric="cert_days_left", ts=now - t, value=v)
+                   for t, v in ((300.0, 40.0), (200.0, 39.0), (100.0, 38.0))])
+        s.add(Reading(device="hq-codec-2", metric="cert_days_left", ts=now - 200.0, value=1.0))
         s.add_all([Event(ts=10.0 * i, device="hq-codec-1", kind="state", field="state", old=json.dumps(a),
                          new=json.dumps(b), message=None)
                    for i, (a, b) in enumerate((("unknown", "online"), ("online", "offline"), ("offline", "online")))])
     h = api.get("/api/v1/devices/hq-codec-1/history", VIEWER,
-                params={"metric": "cert_days_left", "since": "150", "until": "1000"}).json()
-    assert h == {"device": "hq-codec-1", "metric": "cert_days_left", "points": [[200.0, 39.0], [300.0, 38.0]]}
+                params={"metric": "cert_days_left", "since": str(now - 250), "until": str(now)}).json()
+    assert h == {"device": "hq-codec-1", "metric": "cert_days_left", "resolution": 0,
+                 "points": [[now - 200.0, 39.0, 39.0, 39.0], [now - 100.0, 38.0, 38.0, 38.0]]}
     ev = api.get("/api/v1/devices/hq-codec-1/events", VIEWER, params={"limit": 2}).json()
     assert [(e["old"], e["new"]) for e in ev] == [("offline", "online"), ("online", "offline")]
 

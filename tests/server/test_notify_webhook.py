@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,10 +23,11 @@ from avctl.db import Database, open_database
 from avctl.db.models import Alert, Notification
 from avctl.emulator.certs import make_certificate, server_context
 from avctl.fleet.credentials import CredentialResolver
-from avctl.server.alerts.engine import AlertEngine, silence
+from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.notify import Dispatcher
 from avctl.server.alerts.rules import RuleSet, WebhookChannel, parse_rules
-from avctl.server.model import DeviceView
+from avctl.server.model import DeviceView, Principal
+from avctl.server.service import silence_alert
 
 TOKEN = "T0-B0-sekrit-token-4242"
 
@@ -84,7 +86,7 @@ def db(tmp_path: Path) -> Database:
 
 def view(state: str = "offline", **readings: Any) -> DeviceView:
     return DeviceView(name="hq-101", family="videoos", site="hq", room="101", tags=frozenset(), address="127.0.0.1",
-                      state=state, since=0.0, readings=readings)  # type: ignore[arg-type]
+                      state=state, since=0.0, readings=readings)
 
 
 def ruleset(notify: str, when: str = "offline") -> RuleSet:
@@ -260,7 +262,8 @@ async def test_silence_and_removed_channels_are_honoured_at_send_time(db: Databa
     clock = Clock()
     rules = ruleset("generic, slack")
     [alert] = AlertEngine(db, rules, clock).evaluate([view()]).opened
-    silence(db, alert.id, clock.now + 600, "web:bob", clock=clock)
+    ctx = SimpleNamespace(db=db, clock=lambda: clock.now)  # what the service uses of a server's context
+    silence_alert(ctx, Principal(2, "bob", "operator"), alert.id, seconds=600)
     disp = dispatcher(db, rules, receiver, clock)
     await disp.send_due()
     assert [r.state for r in rows(db)] == ["silenced", "silenced"] and receiver.hits == []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.db import Database
+from avctl.db.retention import Retention
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import Inventory
 from avctl.fleet.runner import RunOptions
@@ -42,3 +43,5 @@ class ServerContext:
     downloads: Path = field(default_factory=lambda: Path("downloads"))
     #: how long `run_action` waits for its device before answering 202 with the job to follow
     action_wait: float = 120.0
+    #: how long readings are kept raw and as rollups (history answers from what is kept)
+    retention: Retention = field(default_factory=Retention)

@@ -9,12 +9,6 @@ from avctl.server.alerts.engine import (
     AlertChanges,
     AlertEngine,
     AlertInfo,
-    ack,
-    count_open,
-    get_alert,
-    list_alerts,
-    silence,
-    unsilence,
 )
 from avctl.server.alerts.notify import Dispatcher
 from avctl.server.alerts.rules import Rule, RulesError, RuleSet, load_rules, parse_rules
@@ -27,12 +21,6 @@ __all__ = [
     "Rule",
     "RuleSet",
     "RulesError",
-    "ack",
-    "count_open",
-    "get_alert",
-    "list_alerts",
     "load_rules",
     "parse_rules",
-    "silence",
-    "unsilence",
 ]

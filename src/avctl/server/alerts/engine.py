@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,6 @@ from avctl.server.model import DeviceView
 #: device-supplied values kept on an alert (and shown in messages) are capped to this
 MAX_VALUE_CHARS = 200
 #: the longest silence: longer is forgetting, not silencing
-MAX_SILENCE_SECONDS = 90 * 86400.0
 MAX_LIST_LIMIT = 1000
 #: devices whose scope matches are cached (a bigger fleet only recomputes more often)
 MAX_SCOPE_CACHE = 100_000
@@ -236,78 +235,3 @@ def _queue(s: Session, alert: Alert, event: str, channels: Collection[str], now:
         s.add(Notification(alert_id=alert.id, event=event, channel=channel, state=state, attempts=0,
                            created=now, next_attempt=now))
     return 0 if silenced else len(channels)
-
-
-# --- service functions (the API and later the dashboard call these) ------------------------------
-
-
-def get_alert(db: Database, alert_id: int) -> AlertInfo | None:
-    with db.session() as s:
-        alert = s.get(Alert, alert_id)
-        return AlertInfo.of(alert) if alert is not None else None
-
-
-def ack(db: Database, alert_id: int, by: str, *, clock: Callable[[], float] = time.time) -> AlertInfo | None:
-    """Acknowledge an alert (someone is on it); None if there is no such alert. It still resolves
-    and still notifies."""
-    with db.session() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None:
-            return None
-        alert.acked_by = by
-        alert.acked_at = clock()
-        return AlertInfo.of(alert)
-
-
-def silence(db: Database, alert_id: int, until: float, by: str, *,
-            clock: Callable[[], float] = time.time) -> AlertInfo | None:
-    """Send no notification for this alert until `until` (epoch seconds, in the future, at most
-    90 days ahead: ValueError otherwise); None if there is no such alert."""
-    now = clock()
-    if not (now < until <= now + MAX_SILENCE_SECONDS):
-        raise ValueError("a silence must end in the future, at most 90 days from now")
-    with db.session() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None:
-            return None
-        alert.silenced_until = until
-        alert.silenced_by = by
-        return AlertInfo.of(alert)
-
-
-def unsilence(db: Database, alert_id: int, by: str) -> AlertInfo | None:
-    """End a silence now (`by` is recorded as who changed it last); None if there is no such alert."""
-    with db.session() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None:
-            return None
-        alert.silenced_until = None
-        alert.silenced_by = by
-        return AlertInfo.of(alert)
-
-
-def list_alerts(db: Database, *, state: str | None = None, device: str | None = None, site: str | None = None,
-                sites: Collection[str] | None = None, severity: str | None = None, rule: str | None = None,
-                limit: int = 100, offset: int = 0) -> list[AlertInfo]:
-    """Alerts, newest first. ``site``: one site (a filter); ``sites``: the sites the caller may see
-    (a principal's scope; an alert without a site is then not shown); None: every site."""
-    query = select(Alert)
-    for column, wanted in ((Alert.state, state), (Alert.device, device), (Alert.site, site),
-                           (Alert.severity, severity), (Alert.rule, rule)):
-        if wanted is not None:
-            query = query.where(column == wanted)
-    if sites is not None:
-        query = query.where(Alert.site.in_(list(sites)))
-    query = query.order_by(Alert.opened.desc(), Alert.id.desc())
-    query = query.limit(max(0, min(limit, MAX_LIST_LIMIT))).offset(max(0, offset))
-    with db.session() as s:
-        return [AlertInfo.of(a) for a in s.scalars(query)]
-
-
-def count_open(db: Database) -> dict[tuple[str, str], int]:
-    """Open alerts by (rule, severity), for the metrics."""
-    with db.session() as s:
-        rows = s.execute(select(Alert.rule, Alert.severity, func.count()).where(Alert.state == "open")
-                         .group_by(Alert.rule, Alert.severity))
-        return {(r, sev): n for r, sev, n in rows}
-

@@ -52,8 +52,10 @@ def get_history(
     since: Annotated[str | None, Query(description="epoch seconds, ISO time or age (2h); default 24h ago")] = None,
     until: Annotated[str | None, Query(description="epoch seconds, ISO time or age; default now")] = None,
 ) -> History:
-    points = service.history(ctx, principal, name, metric, since=when(ctx, since), until=when(ctx, until))
-    return History(device=name, metric=metric, points=points)
+    resolution, points = service.history(ctx, principal, name, metric, since=when(ctx, since),
+                                         until=when(ctx, until))
+    return History(device=name, metric=metric, resolution=resolution,
+                   points=[(p.ts, p.value, p.minimum, p.maximum) for p in points])
 
 
 @router.get("/{name}/events", response_model=list[DeviceEvent], summary="State changes, newest first")

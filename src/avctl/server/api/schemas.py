@@ -10,7 +10,7 @@ from avctl.fleet.audit import AuditEntry
 from avctl.fleet.results import Outcome
 from avctl.fleet.store import Job
 from avctl.server.model import DeviceView
-from avctl.server.service import AlertView, EventItem, JobDetail
+from avctl.server.service import AlertInfo, EventItem, JobDetail
 
 
 class Problem(BaseModel):
@@ -52,7 +52,9 @@ class DevicePage(BaseModel):
 class History(BaseModel):
     device: str
     metric: str
-    points: list[tuple[float, float]] = Field(description="[time, value] pairs, oldest first")
+    resolution: int = Field(description="0: raw readings; else the seconds each point's bucket spans")
+    points: list[tuple[float, float, float, float]] = Field(
+        description="[time, average, minimum, maximum], oldest first (raw readings: all three the value)")
 
 
 class DeviceEvent(BaseModel):
@@ -168,7 +170,7 @@ class AlertOut(BaseModel):
     silenced_by: str | None
 
     @classmethod
-    def of(cls, a: AlertView) -> AlertOut:
+    def of(cls, a: AlertInfo) -> AlertOut:
         return cls(**a.__dict__)
 
 

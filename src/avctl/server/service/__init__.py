@@ -5,7 +5,8 @@ device outside their sites does not exist for them: NotFound, never a refusal wi
 A refused call changes nothing and sends nothing to a device.
 """
 
-from avctl.server.service.alerts import AlertView, ack_alert, list_alerts, list_rules, open_counts, silence_alert
+from avctl.server.alerts.engine import AlertInfo
+from avctl.server.service.alerts import ack_alert, list_alerts, list_rules, open_counts, silence_alert
 from avctl.server.service.audit import query_audit
 from avctl.server.service.devices import (
     EventItem,
@@ -30,7 +31,7 @@ from avctl.server.service.jobs import (
 )
 
 __all__ = [
-    "ActionResult", "AlertView", "Conflict", "EventItem", "Forbidden", "JobDetail", "NotFound", "Page",
+    "ActionResult", "AlertInfo", "Conflict", "EventItem", "Forbidden", "JobDetail", "NotFound", "Page",
     "ServiceError", "ack_alert", "device", "events", "find_device", "fleet_views", "history", "job",
     "jobs_running", "list_alerts", "list_devices", "list_jobs", "list_rules", "open_counts", "query_audit",
     "resume_job", "run_action", "silence_alert", "start_job",

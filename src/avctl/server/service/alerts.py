@@ -7,7 +7,6 @@ never made without its record.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from avctl.db.models import Alert, AuditRow
 from avctl.errors import UsageError
 from avctl.fleet.inventory import DeviceEntry, Selection
+from avctl.server.alerts.engine import AlertInfo
 from avctl.server.context import ServerContext
 from avctl.server.model import Principal
 from avctl.server.service.devices import Page, in_scope
@@ -24,34 +24,7 @@ from avctl.server.service.errors import NotFound, check
 ALERT_STATES = ("open", "resolved")
 SEVERITIES = ("info", "warning", "critical")
 #: the longest silence (a forgotten silence should not hide a device for ever)
-MAX_SILENCE = 30 * 86400.0
-
-
-@dataclass(frozen=True)
-class AlertView:
-    id: int
-    rule: str
-    device: str
-    site: str | None
-    severity: str
-    state: str
-    opened: float
-    resolved: float | None
-    message: str
-    value: Any
-    acked_by: str | None
-    acked_at: float | None
-    silenced_until: float | None
-    silenced_by: str | None
-
-
-def _view(a: Alert) -> AlertView:
-    try:
-        value = None if a.value is None else json.loads(a.value)
-    except ValueError:
-        value = a.value
-    return AlertView(a.id, a.rule, a.device, a.site, a.severity, a.state, a.opened, a.resolved, a.message,
-                     value, a.acked_by, a.acked_at, a.silenced_until, a.silenced_by)
+MAX_SILENCE = 90 * 86400.0
 
 
 def _scoped(q: Any, principal: Principal) -> Any:
@@ -60,7 +33,7 @@ def _scoped(q: Any, principal: Principal) -> Any:
 
 def list_alerts(ctx: ServerContext, principal: Principal, *, state: str | None = "open",
                 severity: str | None = None, device: str | None = None, limit: int = 100,
-                offset: int = 0) -> Page[AlertView]:
+                offset: int = 0) -> Page[AlertInfo]:
     """Alerts of the principal's sites, newest first."""
     check(principal, "read")
     if state is not None and state not in ALERT_STATES:
@@ -77,7 +50,7 @@ def list_alerts(ctx: ServerContext, principal: Principal, *, state: str | None =
     with ctx.db.session() as s:
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = s.scalars(q.order_by(Alert.opened.desc(), Alert.id.desc()).limit(limit).offset(offset))
-        return Page([_view(a) for a in rows], int(total), limit, offset)
+        return Page([AlertInfo.of(a) for a in rows], int(total), limit, offset)
 
 
 def open_counts(ctx: ServerContext, principal: Principal) -> dict[str, int]:
@@ -101,17 +74,17 @@ def _audit(s: Session, ctx: ServerContext, principal: Principal, a: Alert, actio
                    message=None, job_id=None))
 
 
-def ack_alert(ctx: ServerContext, principal: Principal, alert_id: int) -> AlertView:
+def ack_alert(ctx: ServerContext, principal: Principal, alert_id: int) -> AlertInfo:
     """Acknowledge: someone is on it (notifications of the alert's resolution still go out)."""
     check(principal, "alerts")
     with ctx.db.session() as s:
         a = _alert(s, principal, alert_id)
         a.acked_by, a.acked_at = principal.audit_name, ctx.clock()
         _audit(s, ctx, principal, a, "alert_ack", {"alert": a.id, "rule": a.rule})
-        return _view(a)
+        return AlertInfo.of(a)
 
 
-def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, seconds: float) -> AlertView:
+def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, seconds: float) -> AlertInfo:
     """Silence for `seconds` from now (0 ends a silence): no notifications until then."""
     check(principal, "alerts")
     if not 0 <= seconds <= MAX_SILENCE:
@@ -124,7 +97,7 @@ def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, se
         a.silenced_by = principal.audit_name if seconds else None
         _audit(s, ctx, principal, a, "alert_silence" if seconds else "alert_unsilence",
                {"alert": a.id, "rule": a.rule, "until": a.silenced_until})
-        return _view(a)
+        return AlertInfo.of(a)
 
 
 def _applies(rule: dict[str, Any], devices: list[DeviceEntry]) -> bool:

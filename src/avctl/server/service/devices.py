@@ -10,7 +10,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from sqlalchemy import select
 
 from avctl.db import Database
-from avctl.db.models import DeviceState, Event, Reading
+from avctl.db.models import DeviceState, Event
+from avctl.db.retention import Point
+from avctl.db.retention import history as retention_history
 from avctl.errors import UsageError
 from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.server.context import ServerContext
@@ -21,7 +23,8 @@ T = TypeVar("T")
 
 SORT_KEYS = ("name", "site", "room", "family", "state", "since", "last_poll", "last_ok")
 #: the most points one history request returns (ask for a shorter window for more detail)
-MAX_POINTS = 10_000
+#: points in one history answer at most (a chart is no wider)
+MAX_POINTS = 2_000
 
 
 @dataclass(frozen=True)
@@ -157,23 +160,20 @@ def fleet_views(ctx: ServerContext) -> list[DeviceView]:
     return [_view(d, rows.get(d.name), with_readings=True) for d in ctx.inventory()]
 
 
-def raw_series(db: Database, device: str, metric: str, since: float, until: float) -> list[tuple[float, float]]:
-    """The raw samples of one reading; the one place to switch to rollups for long windows."""
-    with db.session() as s:
-        q = (select(Reading.ts, Reading.value)
-             .where(Reading.device == device, Reading.metric == metric, Reading.ts >= since, Reading.ts < until)
-             .order_by(Reading.ts).limit(MAX_POINTS))
-        return [(float(ts), float(v)) for ts, v in s.execute(q)]
-
-
 def history(ctx: ServerContext, principal: Principal, name: str, metric: str, *,
-            since: float | None = None, until: float | None = None) -> list[tuple[float, float]]:
-    """(time, value) points of one numeric reading; the last 24 hours by default."""
+            since: float | None = None, until: float | None = None) -> tuple[int, list[Point]]:
+    """One numeric reading over time (the last 24 hours by default): (resolution, points).
+
+    Resolution 0: the raw readings; else the width in seconds of the buckets each point sums up
+    (rollups past the raw retention, or a long window aggregated to at most MAX_POINTS points).
+    """
     check(principal, "read")
     find_device(ctx, principal, name)
-    end = until if until is not None else ctx.clock()
+    now = ctx.clock()
+    end = until if until is not None else now
     start = since if since is not None else end - 86400
-    return raw_series(ctx.db, name, metric, start, end)
+    return retention_history(ctx.db, name, metric, start, end, now=now, max_points=MAX_POINTS,
+                             retention=ctx.retention)
 
 
 def _json(text: str | None) -> Any:
