@@ -55,6 +55,9 @@ log = logging.getLogger("avctl.server")
 #: while the polls of an unreachable device back off
 ALERT_SWEEP_SECONDS = 30.0
 RETENTION_SECONDS = 3600.0
+#: on SIGTERM, how long open requests may take to finish: an event stream or a kept-alive connection
+#: whose response never completes would otherwise hold the process (and the jobs' clean stop) forever
+GRACEFUL_SECONDS = 3.0
 
 
 class LocalExecutor:
@@ -192,7 +195,8 @@ class ServerRuntime:
         if tls is not None:
             options = {"ssl_certfile": str(tls.certfile), "ssl_keyfile": str(tls.keyfile)}
         config = uvicorn.Config(self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, proxy_headers=False, **options)
+                                lifespan="off", server_header=False, proxy_headers=False,
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS, **options)
         return _Uvicorn(config)
 
     async def run(self, *, ready: Callable[[str], None] | None = None) -> None:
