@@ -22,6 +22,7 @@ from .harness import (
     SmtpServer,
     WebhookReceiver,
     add_admin,
+    free_port,
     run_cli,
     sse_events,
     wait_for,
@@ -161,10 +162,19 @@ def test_serve_end_to_end(emulators: EmulatorThread, tmp_path: Path, any_db_url:
         mark = polls_of(devs["codec-1"])
         wait_for(lambda: polls_of(devs["codec-1"]) >= mark + 2 * 7, within=60, what="two more polls")
         assert logins(devs["bad-codec-2"]) == 1
+        # SIGHUP also reads the rules file again
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(rules.read_text() + "  - {name: cert-expired, when: cert_days_left < 1}\n")
         assert server.proc is not None
         os.kill(server.proc.pid, signal.SIGHUP)
         wait_for(lambda: states(server)["bad-codec-2"] == "online", within=60, what="bad-codec-2 after SIGHUP")
         assert logins(devs["bad-codec-2"]) == 2
+        wait_for(lambda: len(server.get("/api/v1/rules")["items"]) == 2, within=30, what="the rules reloaded")
+        # a rules file with a mistake keeps the rules in force and says why
+        rules.write_text(rules.read_text() + "  - {name: broken, when: offline for 2 fortnights}\n")
+        os.kill(server.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "rules not reloaded" in server.log_text(), within=30, what="the rules error logged")
+        assert [r["name"] for r in server.get("/api/v1/rules")["items"]] == ["device-offline", "cert-expired"]
 
         # -- a fleet job through the API: runs, its event stream ends with done
         started = server.post("/api/v1/jobs", {"action": "audio_volume_set", "params": {"volume": 33},
@@ -195,3 +205,16 @@ def test_serve_end_to_end(emulators: EmulatorThread, tmp_path: Path, any_db_url:
     log = server.log_text()
     assert PASSWORD not in log and "not-the-password" not in log
     assert token not in log
+
+
+def test_serve_database_that_cannot_be_opened(tmp_path: Path) -> None:
+    """One clear line, the password hidden, and nothing started."""
+    home = tmp_path / "home"
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text("devices: {}\n")
+    url = f"postgresql://avctl:hunter2-pw@127.0.0.1:{free_port()}/avctl"
+    done = run_cli(home, "serve", "-i", str(inventory), "--db", url, "--listen", f"127.0.0.1:{free_port()}")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("avctl: error: cannot open postgresql://avctl:***@127.0.0.1:"), done.stderr
+    assert "Traceback" not in done.stderr and "hunter2-pw" not in done.stderr

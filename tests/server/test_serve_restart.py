@@ -10,7 +10,6 @@ flight at the kill is another case: see test_kill9_with_an_action_in_flight.)
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,8 @@ def volume_sets(dev: EmulatedDevice) -> int:
 def journal(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row a restart must keep as it was: outcomes, audit, alerts and their outbox."""
     return {
-        "outcomes": db_rows(url, "SELECT job_id, device, status, attempts, finished FROM outcomes ORDER BY job_id, device"),
+        "outcomes": db_rows(url, "SELECT job_id, device, status, attempts, finished FROM outcomes"
+                                 " ORDER BY job_id, device"),
         "audit": db_rows(url, "SELECT id, device, action, job_id, outcome, params FROM audit ORDER BY id"),
         "alerts": db_rows(url, "SELECT id, rule, device, state, opened FROM alerts ORDER BY id"),
         "notifications": db_rows(url, "SELECT id, alert_id, event, channel FROM notifications ORDER BY id"),
