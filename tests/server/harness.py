@@ -144,6 +144,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / f"server-{self.port}.log"
         self.session = requests.Session()
+        # no CA bundle or proxy from the environment: the server's own certificate, 127.0.0.1 only
+        self.session.trust_env = False
 
     @property
     def base(self) -> str:
@@ -182,6 +184,9 @@ class ServerProcess:
     def stop(self) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
+        # our kept-alive connections closed first: a client that holds one open costs the server its
+        # graceful-shutdown wait (tested with the connections open elsewhere)
+        self.session.close()
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(30)
@@ -190,6 +195,10 @@ class ServerProcess:
             return self.proc.wait(30)
 
     # -- API -----------------------------------------------------------------------------------------
+
+    def use_token(self, token: str) -> ServerProcess:
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        return self
 
     def login(self, name: str, password: str) -> None:
         r = self.session.post(self.base + "/api/v1/auth/login", json={"name": name, "password": password}, timeout=10)
@@ -226,3 +235,49 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, Any]]:
             event = raw[6:].strip()
         elif raw.startswith("data:"):
             data.append(raw[5:].strip())
+
+
+# --- an emulated fleet and its inventory, a server with a token --------------------------------------
+
+
+def write_inventory(path: Path, devices: Sequence[Any], *, password_file: str = "fleet.password",
+                    passwords: dict[str, str] | None = None) -> Path:
+    """The inventory of emulated `devices` (their v1 sockets too): every device with the password in
+    `password_file` beside it, unless `passwords` names another reference for it."""
+    lines = [f"defaults: {{password: 'file:{password_file}'}}", "devices:"]
+    for dev in devices:
+        ports = {k: v for k, v in getattr(dev, "extra_ports", {}).items() if v}
+        extra = f", ports: {json.dumps(ports)}" if ports else ""
+        own = (passwords or {}).get(dev.name)
+        pw = f", password: '{own}'" if own else ""
+        lines.append(f"  {dev.name}: {{family: {dev.family}, address: '{dev.host}:{dev.port}', "
+                     f"site: hq, room: {dev.name}{extra}{pw}}}")
+    # written whole then renamed: the server's watcher never reads a half-written file
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def add_admin(home: Path, db: str, name: str = "admin", password: str = "e2e-admin-pw-9Rt4") -> str:
+    """An admin user and an API token for it (made with the CLI, before the server starts); the token."""
+    made = run_cli(home, "users", "add", name, "--role", "admin", "--password-stdin", "--db", db,
+                   stdin=password + "\n")
+    assert made.returncode == 0, made.stderr
+    token = run_cli(home, "tokens", "create", "e2e", "--user", name, "--db", db)
+    assert token.returncode == 0, token.stderr
+    return token.stdout.strip()
+
+
+def db_rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows of the server's database, read as another program would."""
+    from sqlalchemy import create_engine, text
+
+    from avctl.db.engine import database_url
+
+    engine = create_engine(database_url(url))
+    try:
+        with engine.begin() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
-from avctl.db import open_database
-from avctl.db.journal import SqlAuditLog, SqlJobStore
+from avctl.db.journal import SqlAuditLog, SqlJobStore, open_journal_database
 from avctl.db.retention import Retention, rollup_and_prune
-from avctl.errors import UsageError
+from avctl.errors import AvctlError, UsageError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Inventory
 from avctl.server.access import sessions
@@ -55,6 +55,9 @@ log = logging.getLogger("avctl.server")
 #: while the polls of an unreachable device back off
 ALERT_SWEEP_SECONDS = 30.0
 RETENTION_SECONDS = 3600.0
+#: on SIGTERM, how long open requests may take to finish: an event stream or a kept-alive connection
+#: whose response never completes would otherwise hold the process (and the jobs' clean stop) forever
+GRACEFUL_SECONDS = 3
 
 
 class LocalExecutor:
@@ -102,10 +105,13 @@ class ServerRuntime:
         self.inventory_path = Path(config.inventory)
         self.rules: RuleSet = load_rules(config.rules) if config.rules else RuleSet()
         self.family_min_interval = dict(family_min_interval or {})
-        self.db = open_database(config.db)
+        # a database that cannot be opened (refused, no such file, no rights) is one clear line, its
+        # password hidden, before anything else starts
+        self.db = open_journal_database(config.db)
         # the CLI's journal, on the same database: jobs from both show up in one place
         self.jobs = SqlJobStore(self.db)
         self._poll_seconds: dict[str, float | None] = {}
+        self._rules_reload: asyncio.Task[None] | None = None  # kept: a running reload is not collected
         self.retention = Retention(raw_seconds=config.retention.raw, events_seconds=config.retention.events)
 
     # -- the parts ----------------------------------------------------------------------------------
@@ -175,6 +181,26 @@ class ServerRuntime:
             except Exception as exc:  # the database may be busy: try again next sweep
                 log.error("avctl serve: alert sweep failed: %s: %s", type(exc).__name__, exc)
 
+    def _reload(self) -> None:
+        """SIGHUP: the inventory (and the secrets behind it) and the rules file, read again."""
+        self.watcher.reload_now()
+        if self.config.rules:
+            self._rules_reload = asyncio.get_running_loop().create_task(self._reload_rules(),
+                                                                        name="avctl-rules-reload")
+
+    async def _reload_rules(self) -> None:
+        """The rules file read again; one with a mistake keeps the rules in force, and says why."""
+        assert self.config.rules
+        try:
+            rules = await asyncio.to_thread(load_rules, self.config.rules)
+        except AvctlError as exc:
+            log.error("avctl serve: rules not reloaded, keeping the rules loaded before: %s", exc)
+            return
+        self.rules = rules
+        self.alerts.set_rules(rules)
+        self.dispatcher.set_channels(rules.channels)
+        log.info("avctl serve: rules reloaded: %d rules, %d channels", len(rules.rules), len(rules.channels))
+
     # -- running ------------------------------------------------------------------------------------
 
     def _server_tls(self) -> ServerTLS | None:
@@ -192,7 +218,8 @@ class ServerRuntime:
         if tls is not None:
             options = {"ssl_certfile": str(tls.certfile), "ssl_keyfile": str(tls.keyfile)}
         config = uvicorn.Config(self.app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, proxy_headers=False, **options)
+                                lifespan="off", server_header=False, proxy_headers=False,
+                                timeout_graceful_shutdown=GRACEFUL_SECONDS, **options)
         return _Uvicorn(config)
 
     async def run(self, *, ready: Callable[[str], None] | None = None) -> None:
@@ -203,7 +230,7 @@ class ServerRuntime:
         server = self._uvicorn(tls)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
-            loop.add_signal_handler(signal.SIGHUP, self.watcher.reload_now)
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, server.handle_exit, sig, None)
         await self.executor.start()
@@ -221,7 +248,9 @@ class ServerRuntime:
                 serving.result()  # the port was taken, ...: raise it
                 raise UsageError(f"cannot listen on {self.config.listen}")
             if ready is not None:
-                ready(f"avctl serve: {len(inventory)} devices from {self.inventory_path}; API at {url}/api/v1"
+                ready(f"avctl serve: ready: {len(inventory)} devices from {self.inventory_path}, "
+                      f"{len(self.rules.rules)} alert rules, database {self._shown_db()}")
+                ready(f"avctl serve: API at {url}/api/v1"
                       + (f" (certificate {tls.fingerprint})" if tls else " (plain HTTP)"))
             await serving
         finally:
@@ -233,6 +262,10 @@ class ServerRuntime:
                 await self.writer.flush()  # what was observed is recorded before the process ends
             await self.dispatcher.close()
             self.db.close()
+
+    def _shown_db(self) -> str:
+        shown = make_url(self.db.url).render_as_string(hide_password=True)
+        return shown.replace("postgresql+psycopg://", "postgresql://", 1)
 
     async def _retention(self) -> None:
         while True:
