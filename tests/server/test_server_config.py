@@ -63,3 +63,21 @@ def test_durations(text: str | float, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)
+
+
+def test_public_url_trusts_the_proxy_origin_and_marks_cookies_secure(tmp_path: Path) -> None:
+    from avctl.server.runtime import ServerRuntime
+
+    inv = tmp_path / "fleet.yaml"
+    inv.write_text("devices: {}\n")
+    behind = ServerRuntime(ServerConfig(inventory=str(inv), db=str(tmp_path / "a.db"),
+                                        public_url="https://av.example.net"))
+    direct = ServerRuntime(ServerConfig(inventory=str(inv), db=str(tmp_path / "b.db")))
+    try:
+        settings = behind.access_settings()
+        assert settings.trusted_origins == {"https://av.example.net"} and settings.secure_cookies is True
+        assert direct.access_settings().trusted_origins == frozenset()
+        assert direct.access_settings().secure_cookies is None  # Secure when the request came over HTTPS
+    finally:
+        behind.db.close()
+        direct.db.close()

@@ -25,6 +25,8 @@ from avctl.cli.common import handle_errors
               help="Plain HTTP (only on a loopback address, e.g. behind a proxy).")
 @click.option("--insecure-http", is_flag=True, default=None,
               help="Plain HTTP on any address: passwords and tokens cross the network in clear.")
+@click.option("--public-url", metavar="URL",
+              help="Behind a TLS reverse proxy: the address users reach the server at (https://host[:port]).")
 @click.option("--rules", type=click.Path(dir_okay=False), help="Alert rules and notification channels (YAML).")
 @click.option("--interval", metavar="DURATION", help="Poll every device this often [default: 60s].")
 @click.option("--concurrency", type=click.IntRange(1, 10000), help="Polls in flight [default: 200].")
@@ -33,8 +35,8 @@ from avctl.cli.common import handle_errors
               help="Lower or raise a family's minimum poll interval (Solstice: 10s).")
 def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, listen: str | None,
               tls_cert: str | None, tls_key: str | None, http: bool | None, insecure_http: bool | None,
-              rules: str | None, interval: str | None, concurrency: int | None, per_site: int | None,
-              min_intervals: tuple[str, ...]) -> None:
+              public_url: str | None, rules: str | None, interval: str | None, concurrency: int | None,
+              per_site: int | None, min_intervals: tuple[str, ...]) -> None:
     """Watch the fleet: polling, history, alerts and the REST API.
 
     Polls every device of the inventory, keeps its state and history in the database, raises the
@@ -47,7 +49,7 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
     @handle_errors
     def run() -> None:
         from avctl.errors import UsageError
-        from avctl.server.config import ServerConfig, load_config, parse_duration
+        from avctl.server.config import ServerConfig, check_public_url, load_config, parse_duration
         from avctl.server.runtime import ServerRuntime
 
         if (tls_cert is None) != (tls_key is None):
@@ -56,6 +58,7 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
         options = {"inventory": str(Path(inventory).resolve()) if inventory else None, "db": db,
                    "listen": listen, "tls_cert": tls_cert, "tls_key": tls_key, "http": http,
                    "insecure_http": insecure_http, "rules": rules,
+                   "public_url": check_public_url(public_url) if public_url else None,
                    "interval": parse_duration(interval, "--interval") if interval else None,
                    "concurrency": concurrency, "per_site": per_site}
         minimums: dict[str, float] = {}

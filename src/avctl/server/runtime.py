@@ -138,12 +138,20 @@ class ServerRuntime:
         self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
-                                 metrics=self.metrics, progress=self.progress, clock=self.clock)
+                                 metrics=self.metrics, progress=self.progress, clock=self.clock,
+                                 retention=self.retention)
         self.app = create_app(self.ctx)
-        self.app.state.access = AccessSettings()
+        self.app.state.access = self.access_settings()
 
     def _audit(self) -> SqlAuditLog:
         return SqlAuditLog(self.db)
+
+    def access_settings(self) -> AccessSettings:
+        """Behind a TLS reverse proxy (``public_url``), its origin is ours and cookies are Secure."""
+        url = self.config.public_url
+        if url is None:
+            return AccessSettings()
+        return AccessSettings(trusted_origins=frozenset({url}), secure_cookies=url.startswith("https://") or None)
 
     def _inventory(self) -> Inventory:
         assert self.watcher.inventory is not None
