@@ -77,6 +77,7 @@ class CallEvent:
 
 #: called once per finished call; an exception it raises propagates from that call
 CallHook = Callable[[CallEvent], None]
+SendHook = Callable[[Action], None]
 
 
 def parse_address(address: str) -> tuple[str, int | None]:
@@ -114,6 +115,7 @@ class Device:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_call: CallHook | None = None,
+        on_send: SendHook | None = None,
     ) -> None:
         self.spec = builtin_spec(spec) if isinstance(spec, str) else spec
         self.family: Family = get_family(self.spec.family)
@@ -154,6 +156,9 @@ class Device:
         #: steps): a hook on the device rather than a call function handed to each capability, so a
         #: caller that must see every call (the fleet's audit of state-changing calls) cannot miss one
         self.on_call = on_call
+        #: told each action whose own request is about to go out (after any login); if it raises,
+        #: nothing is sent (the fleet journal records "sent" before a state-changing request)
+        self.on_send = on_send
 
     def __repr__(self) -> str:
         # never the credentials: a repr ends up in logs and tracebacks
@@ -315,8 +320,11 @@ class Device:
                 self.sent += 1
                 outgoing = replace(outgoing, max_bytes=self.max_response_bytes,
                                    max_file_bytes=self.max_download_bytes)
-                if reached is not None and outgoing.action_id:
-                    reached.append(outgoing)  # not a login: the action itself may now reach the device
+                if outgoing.action_id:  # not a login: the action itself may now reach the device
+                    if self.on_send is not None:
+                        self.on_send(action)
+                    if reached is not None:
+                        reached.append(outgoing)
                 response = await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
                 try:
                     outgoing = await flow.asend(response)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -574,14 +575,20 @@ def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) 
               help="Inventory file [default: the one the job used].")
 @tls_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
+@click.option("--retry-in-doubt", is_flag=True,
+              help="Also run devices a process that died had already sent the action to (it may have acted).")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 @handle_errors
 def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, inventory_path: str | None,
-                known_hosts: str | None, ca_bundle: str | None, insecure: bool, yes: bool, as_json: bool,
-                as_csv: bool, quiet: bool) -> None:
-    """Finish an interrupted job: only devices without a final outcome are touched."""
+                known_hosts: str | None, ca_bundle: str | None, insecure: bool, yes: bool, retry_in_doubt: bool,
+                as_json: bool, as_csv: bool, quiet: bool) -> None:
+    """Finish an interrupted job: only devices without a final outcome are touched.
+
+    A device whose state-changing request a process that died had already sent is in doubt (the
+    device may have acted on it): it is left alone, and listed, unless --retry-in-doubt.
+    """
     _install_log_redaction()
     store, audit = open_journal(store_path)
     with closing(store), closing(audit):
@@ -589,9 +596,10 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
         audit.check_writable()
         plan = plan_resume(store, job_id, params=_params(params), inventory_path=inventory_path)
         bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
+        options = dataclasses.replace(plan.options, retry_in_doubt=retry_in_doubt)
         runner = FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
                              tls=tls_policy(known_hosts, ca_bundle, insecure),
-                             resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=plan.options,
+                             resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=options,
                              processors=[BarProgress(bar)])
         if plan.job.effective_state == "running":
             click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
@@ -607,6 +615,14 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
             click.echo(f"avctl: interrupted; continue with 'avctl jobs resume {job_id}'", err=True)
             sys.exit(130)
     _report(report, as_json=as_json, as_csv=as_csv, quiet=quiet)
+    if runner.in_doubt:
+        shown_names = ", ".join(runner.in_doubt[:10]) + (" ..." if len(runner.in_doubt) > 10 else "")
+        click.echo(f"avctl: {len(runner.in_doubt)} device(s) in doubt, not run: the process that ran this job "
+                   f"died after sending them {plan.task.name}, which they may have acted on: {shown_names}",
+                   err=True)
+        click.echo(f"avctl: hint: check them, then 'avctl jobs resume {job_id} --retry-in-doubt' to run them "
+                   "again", err=True)
+        sys.exit(1)
     _exit_for(report)
 
 

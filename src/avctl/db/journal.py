@@ -218,8 +218,25 @@ class SqlJobStore:
                     **values)
                 conn.execute(upsert.on_conflict_do_update(
                     index_elements=[CLAIMS.c.job_id, CLAIMS.c.device],
-                    set_={"pid": me[0], "host": me[1], "claimed": values["claimed"]}))
+                    set_={"pid": me[0], "host": me[1], "claimed": values["claimed"], "sent": None}))
         return mine
+
+    def mark_sent(self, job_id: int, device: str) -> None:
+        """This process is about to send the device a state-changing request (`SqliteJobStore.mark_sent`)."""
+        with self._write() as conn:
+            conn.execute(CLAIMS.update().where(CLAIMS.c.job_id == job_id, CLAIMS.c.device == device,
+                                               CLAIMS.c.sent.is_(None)).values(sent=time.time()))
+
+    def in_doubt(self, job_id: int) -> list[str]:
+        """Devices a dead process had sent a state-changing request to, without an outcome
+        (`SqliteJobStore.in_doubt`)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(CLAIMS.c.device, CLAIMS.c.pid, CLAIMS.c.host)
+                .select_from(CLAIMS.outerjoin(OUTCOMES, (OUTCOMES.c.job_id == CLAIMS.c.job_id)
+                                              & (OUTCOMES.c.device == CLAIMS.c.device)))
+                .where(CLAIMS.c.job_id == job_id, CLAIMS.c.sent.is_not(None), OUTCOMES.c.device.is_(None))).all()
+        return [d for d, pid, host in rows if not _claim_alive(pid, host)]
 
     def claimed_elsewhere(self, job_id: int, devices: Sequence[str]) -> list[str]:
         """Those of `devices` claimed by another process that is (or may be) still running."""

@@ -80,6 +80,10 @@ class Claim(Base):
     pid: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(Text)
     claimed: Mapped[float] = mapped_column(Float)
+    #: when the task's first state-changing request was about to go out (None: nothing sent yet).
+    #: A device whose process died after this has an outcome nobody knows: it is not run again
+    #: on resume unless asked for (the action may have reached it)
+    sent: Mapped[float | None] = mapped_column(Float)
 
 
 class AuditRow(Base):

@@ -51,6 +51,7 @@ from avctl.fleet.store import JobStore, StoreError
 from avctl.fleet.verbs import Task, probe_action
 from avctl.retry import RetryPolicy
 from avctl.spec import Spec
+from avctl.spec.model import Action
 from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 
@@ -77,6 +78,8 @@ class RunOptions:
     schemes: Mapping[str, str] = field(default_factory=dict)
     allow_cleartext: bool = False
     overwrite: bool = False  # a download may replace an existing file
+    #: on resume, also run devices whose state-changing request a process that died may have sent
+    retry_in_doubt: bool = False
     max_response_bytes: int | None = None  # caps on answers and downloads (None: each spec's)
     max_download_bytes: int | None = None
 
@@ -143,6 +146,11 @@ class FleetRunner:
         self.secret_params: set[str] = set()
         #: the first failure to write the store or audit log; once set, no new device starts
         self.store_error: StoreError | None = None
+        #: devices left without an outcome because a dead process may have changed them already
+        #: (see `JobStore.in_doubt`); run them with ``RunOptions(retry_in_doubt=True)``
+        self.in_doubt: list[str] = []
+        self._doubtful: set[str] = set()
+        self._sent: set[str] = set()
 
     # -- planning (before any I/O) ------------------------------------------------------------
 
@@ -191,6 +199,11 @@ class FleetRunner:
         if self._transport is None:
             self._transport = HttpTransport(self._tls)
         self._emit("job_started", lambda p: p.job_started(self._job))
+        if self.store is not None and job_id is not None and not self.options.retry_in_doubt:
+            try:
+                self._doubtful = set(self.store.in_doubt(job_id))
+            except StoreError as exc:
+                self._store_failed(exc)
         try:
             for outcome in decided:
                 self._finish(outcome)
@@ -288,6 +301,9 @@ class FleetRunner:
         skip = task.skip_reason(spec)
         if skip:
             return done("skipped", reason="no_such_action", message=skip)
+        if entry.name in self._doubtful and task.changes_state(spec):
+            self.in_doubt.append(entry.name)  # no outcome: it stays pending until someone decides
+            return None
         try:
             creds = self._credentials(entry)
         except AvctlError as exc:
@@ -309,7 +325,8 @@ class FleetRunner:
                              max_response_bytes=self.options.max_response_bytes,
                              max_download_bytes=self.options.max_download_bytes,
                              retry=self.options.retry_policy, sleep=self._sleep,
-                             on_call=lambda call: self._call_finished(entry, call))
+                             on_call=lambda call: self._call_finished(entry, call),
+                             on_send=lambda action: self._sending(entry, action))
             except AvctlError as exc:
                 return done("failed", reason=exc.kind, message=str(exc))
             try:
@@ -340,6 +357,18 @@ class FleetRunner:
             return Credentials(entry.user, None)
         secret = self.resolver.resolve(entry.password)
         return Credentials(entry.user, secret.reveal())
+
+    def _sending(self, entry: DeviceEntry, action: Action) -> None:
+        """Before a device's first state-changing request: record that it may now change (a
+        process that dies after this leaves the device in doubt, not to be run again blindly)."""
+        if action.kind != "action" or self.store is None or self.job_id is None or entry.name in self._sent:
+            return
+        try:
+            self.store.mark_sent(self.job_id, entry.name)
+        except StoreError as exc:
+            self._store_failed(exc)
+            raise  # what cannot be recorded is not sent
+        self._sent.add(entry.name)
 
     def _call_finished(self, entry: DeviceEntry, call: CallEvent) -> None:
         self._emit("call_finished", lambda p: p.call_finished(self._job, entry, call))

@@ -149,6 +149,8 @@ class JobStore(Protocol):
     def claim(self, job_id: int) -> None: ...
     def claim_device(self, job_id: int, device: str) -> bool: ...
     def claimed_elsewhere(self, job_id: int, devices: Sequence[str]) -> list[str]: ...
+    def mark_sent(self, job_id: int, device: str) -> None: ...
+    def in_doubt(self, job_id: int) -> list[str]: ...
     def check_writable(self) -> None: ...
     def get_job(self, job_id: int) -> Job: ...
     def list_jobs(self, limit: int = 20) -> list[Job]: ...
@@ -203,6 +205,7 @@ CREATE TABLE IF NOT EXISTS claims (
     pid INTEGER NOT NULL,
     host TEXT NOT NULL,
     claimed REAL NOT NULL,
+    sent REAL,
     PRIMARY KEY (job_id, device)
 );
 """
@@ -236,9 +239,11 @@ class SqliteJobStore:
         self._lock = threading.Lock()
         with self._lock, store_errors(self.path, "set up"):
             self._conn.executescript(SCHEMA)
-            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(outcomes)")}
-            if "requests" not in columns:  # a database from before request counts
-                self._conn.execute("ALTER TABLE outcomes ADD COLUMN requests INTEGER")
+            for table, column, kind in (("outcomes", "requests", "INTEGER"),  # from before request counts
+                                        ("claims", "sent", "REAL")):  # from before in-doubt devices
+                columns = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -342,6 +347,22 @@ class SqliteJobStore:
                                       (job_id,)).fetchall()
         wanted = set(devices)
         return [d for d, pid, host in rows if d in wanted and (pid, host) != me and _claim_alive(pid, host)]
+
+    def mark_sent(self, job_id: int, device: str) -> None:
+        """This process is about to send the device a state-changing request (see `in_doubt`)."""
+        with self._lock, store_errors(self.path, "write"):
+            self._conn.execute("UPDATE claims SET sent = ? WHERE job_id = ? AND device = ? AND sent IS NULL",
+                               (time.time(), job_id, device))
+
+    def in_doubt(self, job_id: int) -> list[str]:
+        """Devices without an outcome that a process now gone (on this host) had sent a state-changing
+        request to: it may have reached them, so a resume does not send it again unless told to."""
+        with self._lock, store_errors(self.path, "read"):
+            rows = self._conn.execute(
+                "SELECT c.device, c.pid, c.host FROM claims c LEFT JOIN outcomes o"
+                " ON o.job_id = c.job_id AND o.device = c.device"
+                " WHERE c.job_id = ? AND c.sent IS NOT NULL AND o.device IS NULL", (job_id,)).fetchall()
+        return [d for d, pid, host in rows if not _claim_alive(pid, host)]
 
     def _job(self, row: sqlite3.Row | tuple[Any, ...]) -> Job:
         (jid, created, user, action, selection, params, inventory, options, state, pid, host, finished) = row

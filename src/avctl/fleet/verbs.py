@@ -34,6 +34,7 @@ class Task(Protocol):
     def secret_names(self, spec: Spec) -> set[str]: ...
     def validate(self, spec: Spec) -> None: ...
     def disruptive(self, spec: Spec) -> bool: ...
+    def changes_state(self, spec: Spec) -> bool: ...
     async def run(self, dev: Device, *, download_to: Path | None = None, overwrite: bool = False) -> Any:
         """The device's data for the outcome; `download_to` is the device's folder for downloads."""
 
@@ -85,6 +86,9 @@ class ActionTask:
     def disruptive(self, spec: Spec) -> bool:
         return spec.action(self.action_id).disruptive
 
+    def changes_state(self, spec: Spec) -> bool:
+        return spec.action(self.action_id).kind == "action"
+
     async def run(self, dev: Device, *, download_to: Path | None = None, overwrite: bool = False) -> Any:
         folder = _folder_for(dev.spec, [self.action_id], download_to)
         return _data(await dev.call(self.action_id, download_to=folder, overwrite=overwrite,
@@ -117,6 +121,9 @@ class MacroTask:
     def disruptive(self, spec: Spec) -> bool:
         return describe_verb(spec, self.verb).disruptive
 
+    def changes_state(self, spec: Spec) -> bool:
+        return any(spec.action(step).kind == "action" for step in describe_verb(spec, self.verb).steps)
+
     async def run(self, dev: Device, *, download_to: Path | None = None, overwrite: bool = False) -> Any:
         folder = _folder_for(dev.spec, describe_verb(dev.spec, self.verb).steps, download_to)
         results = [_data(r) for r in await dev.run_verb(self.verb, download_to=folder, overwrite=overwrite,
@@ -144,6 +151,9 @@ class StatusTask:
         check_status(spec)
 
     def disruptive(self, spec: Spec) -> bool:
+        return False
+
+    def changes_state(self, spec: Spec) -> bool:
         return False
 
     async def run(self, dev: Device, *, download_to: Path | None = None, overwrite: bool = False) -> Any:

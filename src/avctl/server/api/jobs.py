@@ -66,7 +66,8 @@ def get_job(ctx: Ctx, principal: Reader, job_id: int) -> JobStatus:
 @router.post("/{job_id}/resume", response_model=JobStarted, status_code=202, summary="Resume an interrupted job",
              responses={409: {"model": Problem}})
 async def resume_job(ctx: Ctx, principal: Actor, job_id: int, body: ResumeRequest) -> JobStarted:
-    return _started(await service.resume_job(ctx, principal, job_id, body.params))
+    return _started(await service.resume_job(ctx, principal, job_id, body.params,
+                                             retry_in_doubt=body.retry_in_doubt))
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

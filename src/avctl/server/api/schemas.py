@@ -112,6 +112,8 @@ class JobRequest(BaseModel):
 class ResumeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="secret parameters, which are never stored")
+    retry_in_doubt: bool = Field(False, description="also run devices in doubt: a process that died had sent "
+                                                    "them the action, which they may have acted on")
 
 
 class JobStarted(BaseModel):
@@ -144,13 +146,16 @@ class JobList(BaseModel):
 class JobStatus(JobSummary):
     counts: dict[str, int] = Field(description="outcomes per status, and total")
     pending: list[str] = Field(description="devices without an outcome yet")
+    in_doubt: list[str] = Field(description="pending devices a process that died had already sent the "
+                                            "action to: resume runs them only with retry_in_doubt")
     outcomes: list[JobOutcome]
 
     @classmethod
     def detail(cls, d: JobDetail) -> JobStatus:
         base = JobSummary.of(d.job).model_dump()
         base["state"] = d.state
-        return cls(**base, counts=d.counts, pending=d.pending, outcomes=[JobOutcome.of(o) for o in d.outcomes])
+        return cls(**base, counts=d.counts, pending=d.pending, in_doubt=d.in_doubt,
+                   outcomes=[JobOutcome.of(o) for o in d.outcomes])
 
 
 class AlertOut(BaseModel):

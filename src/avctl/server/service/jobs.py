@@ -48,6 +48,8 @@ class JobDetail:
     counts: dict[str, int]
     outcomes: list[Outcome]
     pending: list[str]
+    #: pending devices a process that died had already sent a state-changing request to
+    in_doubt: list[str] = dataclasses.field(default_factory=list)
 
 
 def run_options(ctx: ServerContext, requested: Mapping[str, Any] | None) -> RunOptions:
@@ -150,7 +152,8 @@ def job(ctx: ServerContext, principal: Principal, job_id: int) -> JobDetail:
     outcomes = ctx.jobs.outcomes(job_id)
     counts = ctx.jobs.counts(job_id)
     counts["total"] = sum(counts.values())
-    return JobDetail(found, found.effective_state, counts, outcomes, ctx.jobs.pending_devices(job_id))
+    return JobDetail(found, found.effective_state, counts, outcomes, ctx.jobs.pending_devices(job_id),
+                     ctx.jobs.in_doubt(job_id))
 
 
 def list_jobs(ctx: ServerContext, principal: Principal, *, limit: int = 50) -> list[Job]:
@@ -169,18 +172,23 @@ def running_here(found: Job) -> bool:
 
 
 async def resume_job(ctx: ServerContext, principal: Principal, job_id: int,
-                     params: Mapping[str, Any] | None = None) -> int:
-    """Run an interrupted job's devices that have no outcome yet, as the same job."""
+                     params: Mapping[str, Any] | None = None, *, retry_in_doubt: bool = False) -> int:
+    """Run an interrupted job's devices that have no outcome yet, as the same job.
+
+    Devices in doubt (a process that died had sent them the action) stay pending unless
+    `retry_in_doubt`: they may have acted on it already.
+    """
     check(principal, "act")
     found = await asyncio.to_thread(_visible_job, ctx, principal, job_id)
     if running_here(found):
         raise Conflict(f"job {job_id} is running", hint=f"follow it: GET /api/v1/jobs/{job_id}/events")
-    sub = await asyncio.to_thread(_prepare_resume, ctx, principal, found, dict(params or {}))
+    sub = await asyncio.to_thread(_prepare_resume, ctx, principal, found, dict(params or {}), retry_in_doubt)
     _submit(ctx, sub)
     return job_id
 
 
-def _prepare_resume(ctx: ServerContext, principal: Principal, found: Job, params: dict[str, Any]) -> JobSubmission:
+def _prepare_resume(ctx: ServerContext, principal: Principal, found: Job, params: dict[str, Any],
+                    retry_in_doubt: bool = False) -> JobSubmission:
     pending = ctx.jobs.pending_devices(found.id)
     if not pending:
         raise Conflict(f"job {found.id} is finished: every device has an outcome")
@@ -192,7 +200,8 @@ def _prepare_resume(ctx: ServerContext, principal: Principal, found: Job, params
     task = make_task(found.action, merged, mode=str(found.options.get("mode", "action")))
     by_name = {d.name: d for d in ctx.inventory()}
     devices = [by_name[n] for n in pending if n in by_name]
-    options = dataclasses.replace(options_from(found.options.get("run", {})), output_dir=str(ctx.downloads))
+    options = dataclasses.replace(options_from(found.options.get("run", {})), output_dir=str(ctx.downloads),
+                                  retry_in_doubt=retry_in_doubt)
     runner = FleetRunner(specs=spec_provider(ctx.spec_overrides), options=options)
     counts = runner.plan(task, devices)
     if any(c["disruptive"] and c["run"] for c in counts.values()) and not principal.can("act_disruptive"):

@@ -2,8 +2,8 @@
 
 A database that the CLI's embedded store (avctl.fleet.store / avctl.fleet.audit) created before the
 server existed already holds jobs, job_devices, outcomes, claims and audit with their rows: every
-table and index here is created only if missing, so those rows stay, and the one column an older
-CLI database lacks (outcomes.requests) is added. The CLI keeps writing these tables with its own
+table and index here is created only if missing, so those rows stay, and the columns an older
+CLI database lacks (outcomes.requests, claims.sent) are added. The CLI keeps writing these tables with its own
 SQL (its CREATE TABLE IF NOT EXISTS is then a no-op), so their columns match the CLI's exactly;
 outcomes keeps the CLI's CHECK on the status.
 
@@ -208,6 +208,7 @@ def upgrade() -> None:
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("host", sa.Text(), nullable=False),
         sa.Column("claimed", sa.Float(), nullable=False),
+        sa.Column("sent", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"],
             ["jobs.id"],
@@ -285,10 +286,11 @@ def upgrade() -> None:
         if_not_exists=True,
     )
 
-    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("outcomes")}
-    if "requests" not in columns:  # a CLI database from before request counts
-        with op.batch_alter_table("outcomes") as batch:
-            batch.add_column(sa.Column("requests", sa.Integer(), nullable=True))
+    for table, column, kind in (("outcomes", "requests", sa.Integer()),  # a CLI database from before request counts
+                                ("claims", "sent", sa.Float())):  # ... from before in-doubt devices
+        if column not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}:
+            with op.batch_alter_table(table) as batch:
+                batch.add_column(sa.Column(column, kind, nullable=True))
 
 
 def downgrade() -> None:
