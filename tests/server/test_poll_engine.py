@@ -333,3 +333,24 @@ async def test_a_device_removed_during_its_poll_is_logged_out_after_it(
         assert len(sink.by["codec-1"]) == 1  # a removed device reports nothing more
     finally:
         await engine.close()
+
+
+async def test_poll_lag_is_how_late_a_poll_got_its_slot(emulators: EmulatorThread, tmp_path: Path,
+                                                        poll_env: str) -> None:
+    codec, phone, _pod = three(emulators)
+    sink, clock = Sink(), Clock()
+    lags: list[tuple[str, float]] = []
+    engine = engine_for(tmp_path, sink, clock, interval=60)
+    engine._on_lag = lambda family, seconds: lags.append((family, seconds))
+    try:
+        engine.set_targets([entry_for(codec), entry_for(phone)])
+        due = engine.next_due()
+        assert due is not None
+        clock.t = due + 7.5  # the engine woke 7.5 s after the polls were due
+        assert await engine.step() == 2
+        assert sorted(lags) == [("polyuc", 7.5), ("videoos", 7.5)]
+        lags.clear()
+        assert await tick(engine, clock) == 2  # on time: no lag
+        assert sorted(lags) == [("polyuc", 0.0), ("videoos", 0.0)]
+    finally:
+        await engine.close()

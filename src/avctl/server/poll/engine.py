@@ -68,7 +68,10 @@ class PollEngine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         transport: HttpTransport | None = None,
+        on_lag: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``on_lag(family, seconds)`` is told, per poll, how late it started: the moment it got its
+        concurrency slots minus the moment it was due (the poll lag of the metrics)."""
         self.sink = sink
         self.specs = specs
         self.settings = settings or PollSettings()
@@ -76,6 +79,7 @@ class PollEngine:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._on_lag = on_lag
         self._own_transport = transport is None
         #: the one transport of every device (its pool and the certificates it saw)
         self.transport = transport or HttpTransport(tls)
@@ -225,10 +229,11 @@ class PollEngine:
             self._drop_stale()
             if not self._heap or self._heap[0].at > now:
                 return started
-            coordinator = heapq.heappop(self._heap).coordinator
+            due = heapq.heappop(self._heap)
+            coordinator = due.coordinator
             coordinator.due = None
             coordinator.polling = True
-            task = asyncio.create_task(self._poll(coordinator), name=f"avctl-poll-{coordinator.entry.name}")
+            task = asyncio.create_task(self._poll(coordinator, due.at), name=f"avctl-poll-{coordinator.entry.name}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started.append(task)
@@ -242,13 +247,15 @@ class PollEngine:
             sem = self._sites[key] = asyncio.Semaphore(self.settings.per_site)
         return sem
 
-    async def _poll(self, coordinator: Coordinator) -> None:
+    async def _poll(self, coordinator: Coordinator, due: float) -> None:
         """One poll of one device, then its next one scheduled; never raises (but cancellation)."""
         name = coordinator.entry.name
         try:
             async with self._site(coordinator.entry.site), self._global:
                 if self.coordinators.get(name) is not coordinator:
                     return  # removed while it waited for a slot
+                if self._on_lag is not None:
+                    self._on_lag(coordinator.entry.family, max(0.0, self._clock() - due))
                 observation = await coordinator.poll()
             if coordinator.last_start is not None:
                 self._last_start[name] = coordinator.last_start
