@@ -38,7 +38,7 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
                                                             poll_env: str) -> None:
     codec, phone, pod = three(emulators)
     sink, clock = Sink(), Clock()
-    engine = engine_for(tmp_path, sink, clock)
+    engine = engine_for(tmp_path, sink, clock, health_every=3)
     try:
         engine.set_targets([entry_for(d) for d in (codec, phone, pod)])
         assert await tick(engine, clock) == 3
@@ -55,10 +55,20 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
         assert sink.last("phone-1").readings["sip_registered"] is True
         assert sink.last("codec-1").readings["sip_registered"] is False  # no SIP account set up yet
         assert "sip_registered" not in sink.last("pod-1").readings  # Solstice has no SIP
-        # a line that loses its registration reads as unregistered on the next poll
+        # the slow readings (SIP, peripherals) are read every 3rd poll: the two polls between report
+        # the last values and send two queries less to a codec, one less to a phone and a pod
         phone.phone.lines[0].registered = False
         codec.state.config["comm.nics.sipnic.sipusername"]["value"] = "room@sip.example.com"
         codec.state.detached = {"CAMERA"}  # someone unplugs the camera
+        for _ in range(2):
+            sent = {d.name: d.requests.total for d in (codec, phone, pod)}
+            clock.t += 60
+            assert await engine.step() == 3
+            assert {d.name: d.requests.total - sent[d.name] for d in (codec, phone, pod)} == {
+                "codec-1": 5, "phone-1": 3, "pod-1": 2}
+            assert sink.last("phone-1").readings["sip_registered"] is True
+            assert sink.last("codec-1").readings["peripherals"] == 3
+            assert sink.last("codec-1").readings["firmware"]  # the rest is read every poll
         clock.t += 60
         await engine.step()
         assert sink.last("phone-1").readings["sip_registered"] is False
@@ -112,8 +122,11 @@ async def test_a_device_taken_down_goes_offline_backs_off_and_comes_back(
         gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert gaps == [120.0, 240.0, 300.0, 300.0]  # doubling, up to the cap
         codec.faults.down = False
+        codec.state.detached = {"CAMERA"}  # unplugged while it was down
         await tick(engine, clock)
         assert sink.last("codec-1").state == "online"
+        # back from offline, a device is read whole (it may have rebooted): no carried-over peripherals
+        assert sink.last("codec-1").readings["peripherals"] == 2
         first_back = sink.last("codec-1").ts
         await tick(engine, clock)
         assert sink.last("codec-1").ts - first_back == 60.0  # backoff reset by the success

@@ -36,6 +36,10 @@ class PollSettings:
     poll_timeout: float = 30.0
     #: the deadline of one request
     request_timeout: float = 10.0
+    #: the slow-changing health readings (SIP registration, peripherals, serial, MAC) are read on
+    #: every Nth poll of a device (and on the first after it was not online); the polls between
+    #: report their last values. 1: every poll
+    health_every: int = 5
 
     def __post_init__(self) -> None:
         for name in ("interval", "poll_timeout", "request_timeout", "backoff_max"):
@@ -44,6 +48,8 @@ class PollSettings:
                 raise UsageError(f"poll {name} must be a positive number of seconds, got {value!r}")
         if not 0 <= self.jitter < 1:
             raise UsageError(f"poll jitter must be from 0 to below 1, got {self.jitter!r}")
+        if not (isinstance(self.health_every, int) and self.health_every >= 1):
+            raise UsageError(f"poll health_every must be 1 or more polls, got {self.health_every!r}")
         if self.concurrency < 1 or self.per_site < 0:
             raise UsageError("poll concurrency must be at least 1 and per_site 0 (no limit) or more")
         for family, floor in self.family_min_interval.items():
