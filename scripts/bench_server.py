@@ -238,7 +238,8 @@ rules:
         one = "videoos-00001" if args.devices > 3 else DOWN
         gap = (end - t0) / max(args.requests, 1)
         down_at: float | None = None
-        down_after = t0 + max(args.interval * 1.5, (end - t0) * 0.3)
+        # after the first sweep, with two intervals left for the alert (a short run: as soon as it is up)
+        down_after = t0 + min(max(args.interval * 1.5, (end - t0) * 0.3), (end - t0) - 2 * args.interval - 10)
         next_req = t0 + gap / 2
         i = 0
         while time.time() < end:
@@ -251,6 +252,8 @@ rules:
                     down.faults.down = True
                     down_at = time.time()
                     print(f"  {DOWN} taken down at +{down_at - t0:.0f} s", flush=True)
+                else:
+                    down_after = now + 1.0
             if now >= next_req:
                 for kind, url in (("list", f"{base}/api/v1/devices?limit=50&offset={(i * 50) % max(args.devices, 1)}"),
                                   ("one", f"{base}/api/v1/devices/{one}")):
@@ -265,6 +268,11 @@ rules:
                 next_req += gap
             time.sleep(0.05)
         t_end = time.time()
+        # a late alert is still measured (up to three intervals after the device went down)
+        while down_at is not None and ("opened", DOWN) not in hook.arrived:
+            if time.time() > down_at + 3 * args.interval:
+                break
+            time.sleep(0.2)
         final = http.get(f"{base}/metrics", timeout=60).text
         states: dict[str, int] = {}
         for st in ("online", "offline", "error", "unknown", "auth_failed"):

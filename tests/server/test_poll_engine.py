@@ -19,7 +19,7 @@ from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.server.model import Observation
-from avctl.server.poll import PollRunner
+from avctl.server.poll import PollRunner, PollSettings
 
 from .conftest import POLL_PASSWORD
 from .polling import Clock, Sink, engine_for, entry_for, logins, tick
@@ -367,3 +367,10 @@ async def test_poll_lag_is_how_late_a_poll_got_its_slot(emulators: EmulatorThrea
         assert sorted(lags) == [("polyuc", 0.0), ("videoos", 0.0)]
     finally:
         await engine.close()
+
+
+def test_idle_connections_outlive_the_longest_jittered_interval() -> None:
+    # a device answering every poll keeps its connection: no TCP and TLS handshake per poll
+    assert PollSettings(interval=60, jitter=0.1).keepalive() == pytest.approx(60 * 1.1 + 15)
+    # Solstice's floor of 10 s is the longest interval when the setting is shorter
+    assert PollSettings(interval=5, jitter=0.1).keepalive() == pytest.approx(10 * 1.1 + 15)

@@ -81,8 +81,9 @@ class PollEngine:
         self._rng = rng or random.Random()
         self._on_lag = on_lag
         self._own_transport = transport is None
-        #: the one transport of every device (its pool and the certificates it saw)
-        self.transport = transport or HttpTransport(tls)
+        #: the one transport of every device (its pool and the certificates it saw); an idle
+        #: connection outlives the longest regular interval, so a poll reuses the last one's
+        self.transport = transport or HttpTransport(tls, keepalive=self.settings.keepalive())
         self.coordinators: dict[str, Coordinator] = {}
         self._heap: list[_Due] = []
         self._seq = itertools.count()

@@ -16,6 +16,8 @@ from avctl.errors import UsageError
 #: the shortest interval a family's devices tolerate: a Solstice pod's web server is single-threaded
 #: and slows its screen sharing when polled more often than every 10 s
 FAMILY_MIN_INTERVAL: Mapping[str, float] = MappingProxyType({"solstice": 10.0})
+#: seconds an idle connection outlives the longest interval (a poll that waited for a slot)
+KEEPALIVE_MARGIN = 15.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ class PollSettings:
     def with_family_minimums(self, overrides: Mapping[str, float]) -> PollSettings:
         """These settings with some families' floors replaced (the rest keep the defaults)."""
         return replace(self, family_min_interval={**self.family_min_interval, **overrides})
+
+    def keepalive(self) -> float:
+        """How long an idle device connection is kept: past the longest jittered interval, so a
+        device answering every poll is reached over one connection (no TCP/TLS handshake per poll).
+        A backed-off device's connection is long gone by its next poll, as it should be."""
+        longest = max([self.interval, *self.family_min_interval.values()])
+        return longest * (1.0 + self.jitter) + KEEPALIVE_MARGIN
 
     def floor(self, family: str) -> float:
         return self.family_min_interval.get(family, 0.0)
