@@ -39,6 +39,24 @@ log = logging.getLogger(__name__)
 SpecProvider = Callable[[str], Spec]
 
 
+#: the read buffer of each TLS connection (asyncio's default, 256 KiB zero-filled per connection,
+#: would be ~2.5 GB for 10,000 devices kept connected); two TLS records, so a read still drains a
+#: whole record at once
+TLS_READ_BUFFER = 32 * 1024
+
+
+def lean_tls_buffers() -> None:
+    """Make asyncio's TLS connections of this process allocate `TLS_READ_BUFFER` bytes each.
+
+    The buffer size is a class attribute of asyncio's SSLProtocol (Python 3.11+) with no other way
+    to set it; a smaller buffer only means more reads for a large answer. Idempotent.
+    """
+    from asyncio import sslproto
+
+    if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def _same_connection(a: DeviceEntry, b: DeviceEntry) -> bool:
     """Whether two entries reach the same device the same way (else the coordinator restarts)."""
     return (a.family, a.address, a.scheme, a.user, a.password, dict(a.ports), dict(a.schemes),
@@ -81,6 +99,7 @@ class PollEngine:
         self._rng = rng or random.Random()
         self._on_lag = on_lag
         self._own_transport = transport is None
+        lean_tls_buffers()  # thousands of kept connections
         #: the one transport of every device (its pool and the certificates it saw); an idle
         #: connection outlives the longest regular interval, so a poll reuses the last one's
         self.transport = transport or HttpTransport(tls, keepalive=self.settings.keepalive())
