@@ -20,6 +20,7 @@ from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.server.model import Observation
 from avctl.server.poll import PollRunner, PollSettings
+from avctl.server.poll.engine import TLS_READ_BUFFER
 
 from .conftest import POLL_PASSWORD
 from .polling import Clock, Sink, engine_for, entry_for, logins, tick
@@ -374,3 +375,14 @@ def test_idle_connections_outlive_the_longest_jittered_interval() -> None:
     assert PollSettings(interval=60, jitter=0.1).keepalive() == pytest.approx(60 * 1.1 + 15)
     # Solstice's floor of 10 s is the longest interval when the setting is shorter
     assert PollSettings(interval=5, jitter=0.1).keepalive() == pytest.approx(10 * 1.1 + 15)
+
+
+async def test_kept_tls_connections_read_through_small_buffers(tmp_path: Path) -> None:
+    from asyncio import sslproto
+
+    engine = engine_for(tmp_path, Sink(), Clock())
+    try:
+        # asyncio's own 256 KiB per connection would be gigabytes for a large fleet kept connected
+        assert sslproto.SSLProtocol.max_size == TLS_READ_BUFFER == 4096
+    finally:
+        await engine.close()
