@@ -55,6 +55,9 @@ def test_observe_counts_polls_and_durations_and_exports_numeric_readings() -> No
     m.observe(view("a", readings={"volume": 40, "muted": True, "firmware": "4.6.2", "temp": float("nan")}), 0.3)
     m.observe(view("b", family="polyuc", state="offline"), 2.0)
     m.observe(view("c", state="disabled"), None)
+    m.observe_lag("videoos", 0.2)
+    m.observe_lag("videoos", 3.0)
+    m.observe_lag("videoos", float("nan"))  # never a sample
     got = samples(m.exposition(EVERYONE, alerts_open={"critical": 2}, jobs_running=3).decode())
     a = (("device", "a"), ("family", "videoos"), ("room", "board"), ("site", "hq"))
     b = (("device", "b"), ("family", "polyuc"), ("room", "board"), ("site", "hq"))
@@ -66,6 +69,9 @@ def test_observe_counts_polls_and_durations_and_exports_numeric_readings() -> No
     assert got[("avctl_polls_total", (("family", "polyuc"), ("result", "offline")))] == 1.0
     assert got[("avctl_poll_duration_seconds_count", (("family", "polyuc"),))] == 1.0
     assert got[("avctl_poll_duration_seconds_bucket", (("family", "videoos"), ("le", "0.5")))] == 1.0
+    assert got[("avctl_poll_lag_seconds_count", (("family", "videoos"),))] == 2.0
+    assert got[("avctl_poll_lag_seconds_bucket", (("family", "videoos"), ("le", "0.25")))] == 1.0
+    assert got[("avctl_poll_lag_seconds_sum", (("family", "videoos"),))] == 3.2
     assert got[("avctl_alerts_open", (("severity", "critical"),))] == 2.0
     assert got[("avctl_alerts_open", (("severity", "info"),))] == 0.0
     assert got[("avctl_jobs_running", ())] == 3.0

@@ -19,7 +19,8 @@ from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.server.model import Observation
-from avctl.server.poll import PollRunner
+from avctl.server.poll import PollRunner, PollSettings
+from avctl.server.poll.engine import TLS_READ_BUFFER
 
 from .conftest import POLL_PASSWORD
 from .polling import Clock, Sink, engine_for, entry_for, logins, tick
@@ -38,7 +39,7 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
                                                             poll_env: str) -> None:
     codec, phone, pod = three(emulators)
     sink, clock = Sink(), Clock()
-    engine = engine_for(tmp_path, sink, clock)
+    engine = engine_for(tmp_path, sink, clock, health_every=3)
     try:
         engine.set_targets([entry_for(d) for d in (codec, phone, pod)])
         assert await tick(engine, clock) == 3
@@ -55,10 +56,20 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
         assert sink.last("phone-1").readings["sip_registered"] is True
         assert sink.last("codec-1").readings["sip_registered"] is False  # no SIP account set up yet
         assert "sip_registered" not in sink.last("pod-1").readings  # Solstice has no SIP
-        # a line that loses its registration reads as unregistered on the next poll
+        # the slow readings (SIP, peripherals) are read every 3rd poll: the two polls between report
+        # the last values and send two queries less to a codec, one less to a phone and a pod
         phone.phone.lines[0].registered = False
         codec.state.config["comm.nics.sipnic.sipusername"]["value"] = "room@sip.example.com"
         codec.state.detached = {"CAMERA"}  # someone unplugs the camera
+        for _ in range(2):
+            sent = {d.name: d.requests.total for d in (codec, phone, pod)}
+            clock.t += 60
+            assert await engine.step() == 3
+            assert {d.name: d.requests.total - sent[d.name] for d in (codec, phone, pod)} == {
+                "codec-1": 5, "phone-1": 3, "pod-1": 2}
+            assert sink.last("phone-1").readings["sip_registered"] is True
+            assert sink.last("codec-1").readings["peripherals"] == 3
+            assert sink.last("codec-1").readings["firmware"]  # the rest is read every poll
         clock.t += 60
         await engine.step()
         assert sink.last("phone-1").readings["sip_registered"] is False
@@ -112,8 +123,11 @@ async def test_a_device_taken_down_goes_offline_backs_off_and_comes_back(
         gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert gaps == [120.0, 240.0, 300.0, 300.0]  # doubling, up to the cap
         codec.faults.down = False
+        codec.state.detached = {"CAMERA"}  # unplugged while it was down
         await tick(engine, clock)
         assert sink.last("codec-1").state == "online"
+        # back from offline, a device is read whole (it may have rebooted): no carried-over peripherals
+        assert sink.last("codec-1").readings["peripherals"] == 2
         first_back = sink.last("codec-1").ts
         await tick(engine, clock)
         assert sink.last("codec-1").ts - first_back == 60.0  # backoff reset by the success
@@ -331,5 +345,44 @@ async def test_a_device_removed_during_its_poll_is_logged_out_after_it(
         await engine.step()
         assert [r.method for r in codec.requests if r.path == "/rest/session"] == ["POST", "DELETE"]
         assert len(sink.by["codec-1"]) == 1  # a removed device reports nothing more
+    finally:
+        await engine.close()
+
+
+async def test_poll_lag_is_how_late_a_poll_got_its_slot(emulators: EmulatorThread, tmp_path: Path,
+                                                        poll_env: str) -> None:
+    codec, phone, _pod = three(emulators)
+    sink, clock = Sink(), Clock()
+    lags: list[tuple[str, float]] = []
+    engine = engine_for(tmp_path, sink, clock, interval=60)
+    engine._on_lag = lambda family, seconds: lags.append((family, seconds))
+    try:
+        engine.set_targets([entry_for(codec), entry_for(phone)])
+        due = engine.next_due()
+        assert due is not None
+        clock.t = due + 7.5  # the engine woke 7.5 s after the polls were due
+        assert await engine.step() == 2
+        assert sorted(lags) == [("polyuc", 7.5), ("videoos", 7.5)]
+        lags.clear()
+        assert await tick(engine, clock) == 2  # on time: no lag
+        assert sorted(lags) == [("polyuc", 0.0), ("videoos", 0.0)]
+    finally:
+        await engine.close()
+
+
+def test_idle_connections_outlive_the_longest_jittered_interval() -> None:
+    # a device answering every poll keeps its connection: no TCP and TLS handshake per poll
+    assert PollSettings(interval=60, jitter=0.1).keepalive() == pytest.approx(60 * 1.1 + 15)
+    # Solstice's floor of 10 s is the longest interval when the setting is shorter
+    assert PollSettings(interval=5, jitter=0.1).keepalive() == pytest.approx(10 * 1.1 + 15)
+
+
+async def test_kept_tls_connections_read_through_small_buffers(tmp_path: Path) -> None:
+    from asyncio import sslproto
+
+    engine = engine_for(tmp_path, Sink(), Clock())
+    try:
+        # asyncio's own 256 KiB per connection would be gigabytes for a large fleet kept connected
+        assert sslproto.SSLProtocol.max_size == TLS_READ_BUFFER == 4096
     finally:
         await engine.close()

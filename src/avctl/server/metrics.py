@@ -7,6 +7,9 @@ Exported families:
   as 1/0), one gauge family with the reading id as a label, so a new spec Feedback needs no new
   metric (and no dashboard change to list it);
 - ``avctl_poll_duration_seconds{family}``: histogram of poll durations;
+- ``avctl_poll_lag_seconds{family}``: histogram of how late polls start (the moment a poll got its
+  concurrency slots minus the moment it was due): a fleet too big for the concurrency cap or a
+  loop too busy shows here first;
 - ``avctl_polls_total{family,result}``: polls by result (online, offline, auth_failed, error);
 - ``avctl_alerts_open{severity}``: open alerts;
 - ``avctl_jobs_running``: fleet jobs running now.
@@ -33,6 +36,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEVICE_LABELS = ("device", "site", "family", "room")
 SEVERITIES = ("info", "warning", "critical")
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 def numeric(value: Any) -> float | None:
@@ -52,6 +56,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.poll_duration = Histogram("avctl_poll_duration_seconds", "How long one poll of a device took",
                                        ["family"], buckets=POLL_BUCKETS, registry=self.registry)
+        self.poll_lag = Histogram("avctl_poll_lag_seconds", "How late polls started after they were due",
+                                  ["family"], buckets=LAG_BUCKETS, registry=self.registry)
         self.polls = Counter("avctl_polls", "Polls of devices, by result", ["family", "result"],
                              registry=self.registry)
         self._views: dict[str, DeviceView] = {}
@@ -68,6 +74,11 @@ class ServerMetrics:
         self.polls.labels(family=view.family, result=view.state).inc()
         if poll_seconds is not None and math.isfinite(poll_seconds) and poll_seconds >= 0:
             self.poll_duration.labels(family=view.family).observe(poll_seconds)
+
+    def observe_lag(self, family: str, seconds: float) -> None:
+        """One poll started `seconds` after it was due (the poll engine's ``on_lag``)."""
+        if math.isfinite(seconds) and seconds >= 0:
+            self.poll_lag.labels(family=family).observe(seconds)
 
     def exposition(self, principal: Principal, *, alerts_open: Mapping[str, int], jobs_running: int) -> bytes:
         """The text format for one scrape: devices out of the principal's sites are left out."""

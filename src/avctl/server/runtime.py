@@ -131,7 +131,7 @@ class ServerRuntime:
                                 per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
                                 ).with_family_minimums(self.family_min_interval)
         self.engine = PollEngine(sink=self._observed, tls=self.device_tls, resolver=self.resolver,
-                                 settings=settings, clock=self.clock)
+                                 settings=settings, clock=self.clock, on_lag=self.metrics.observe_lag)
         jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
                                 tls=self.device_tls, resolver=self.resolver)
         self.executor = LocalExecutor(PollRunner(self.engine), jobs)

@@ -55,12 +55,21 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+#: seconds an idle connection is kept by default (aiohttp's own default)
+DEFAULT_KEEPALIVE = 15.0
+
+
 class HttpTransport:
     """aiohttp-backed transport with a TLS policy. Create inside a running event loop, or lazily."""
 
-    def __init__(self, tls: TLSPolicy | None = None, *, max_connections: int = 0) -> None:
+    def __init__(self, tls: TLSPolicy | None = None, *, max_connections: int = 0,
+                 keepalive: float | None = None) -> None:
+        """``keepalive``: seconds an idle connection is kept for its next request (default
+        `DEFAULT_KEEPALIVE`); a poller that comes back every minute keeps them longer, else every poll is a new
+        TCP and TLS handshake."""
         self.tls = tls or TLSPolicy.pinned()
         self._max_connections = max_connections
+        self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
         #: the DER certificate each HTTPS (host, port) presented last (what the server's certificate
         #: expiry reading looks at: the transport is the one place that sees it without a handshake of
@@ -70,7 +79,8 @@ class HttpTransport:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, enable_cleanup_closed=True, ttl_dns_cache=None
+                limit=self._max_connections, limit_per_host=0, enable_cleanup_closed=True, ttl_dns_cache=None,
+                keepalive_timeout=DEFAULT_KEEPALIVE if self._keepalive is None else self._keepalive,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from avctl.auth import Credentials
+from avctl.capabilities import read_status
 from avctl.device import Device
 from avctl.errors import AuthenticationError, AvctlError, TLSError
 from avctl.fleet.inventory import DeviceEntry
@@ -24,7 +25,7 @@ from avctl.fleet.results import classify
 from avctl.redact import shown
 from avctl.retry import RetryPolicy
 from avctl.server.model import Observation
-from avctl.server.poll.health import CertificateExpiry, readings_of
+from avctl.server.poll.health import SLOW_READINGS, CertificateExpiry, readings_of, without_slow_queries
 from avctl.server.poll.schedule import PollSettings
 from avctl.spec import Spec
 from avctl.transport.http import HttpTransport
@@ -59,6 +60,11 @@ class Coordinator:
         self._sleep = sleep
         self._device: Device | None = None
         self._cert = CertificateExpiry()
+        #: the spec without its slow queries (None: it has none), and what they read last
+        self._fast_spec = without_slow_queries(spec) if settings.health_every > 1 else None
+        self._slow: dict[str, Any] = {}
+        #: polls until the slow queries run again (0: on the next poll)
+        self._slow_in = 0
         #: when the next poll is due (the engine's clock); None: not scheduled (auth_failed)
         self.due: float | None = None
         #: when the last poll started (a replacement coordinator keeps the family's floor from it)
@@ -108,7 +114,17 @@ class Coordinator:
         if self._device is None:
             self._device = self._make_device()
         dev = self._device
-        readings = readings_of(await dev.status())
+
+        async def query(action_id: str) -> Any:
+            return (await dev.call(action_id)).data
+
+        if self._fast_spec is not None and self._slow_in > 0:
+            readings = {**self._slow, **readings_of(await read_status(self._fast_spec, query))}
+            self._slow_in -= 1
+        else:
+            readings = readings_of(await read_status(self.spec, query))
+            self._slow = {k: v for k, v in readings.items() if k in SLOW_READINGS}
+            self._slow_in = self.settings.health_every - 1
         if dev.endpoint.scheme == "https":
             der = self._transport.peer_certificate(dev.endpoint.host, dev.endpoint.port)
             readings.update(self._cert.readings(der, self._clock()))
@@ -117,6 +133,8 @@ class Coordinator:
     def _observation(self, state: Any, started: float, t0: float, *, readings: dict[str, Any] | None = None,
                      error: str | None = None) -> Observation:
         self.failures = self.failures + 1 if state == "offline" else 0
+        if state != "online":
+            self._slow_in = 0  # back after a failure: it may have rebooted, read everything
         return Observation(self.entry.name, started, state, readings or {},
                            error=None if error is None else one_line(error),
                            poll_seconds=round(time.monotonic() - t0, 4))

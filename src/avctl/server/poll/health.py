@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from avctl.capabilities import Status
+from avctl.capabilities import Status, status_plan
+from avctl.spec import Spec
 
 #: sip_status values that mean registered (compared case-insensitively)
 _REGISTERED = frozenset({"registered", "up"})
@@ -24,6 +26,11 @@ _REGISTERED = frozenset({"registered", "up"})
 _ATTACHED = frozenset({"CONNECTED", "PAIRED"})
 #: readings derived here and not kept in their raw form
 _RAW = frozenset({"peripheral_list"})
+#: Feedbacks that change rarely (SIP registration, attached peripherals, serial number, MAC): a query
+#: that reads nothing else runs only every `PollSettings.health_every`-th poll of a device
+SLOW_FEEDBACKS = frozenset({"sip_status", "peripheral_list", "serial", "mac"})
+#: the readings those give (raw and derived): carried over from the last poll that read them
+SLOW_READINGS = SLOW_FEEDBACKS | {"sip_registered", "peripherals"}
 
 
 def readings_of(status: Status) -> dict[str, Any]:
@@ -43,6 +50,16 @@ def readings_of(status: Status) -> dict[str, Any]:
             if isinstance(p, Mapping) and p.get("deviceState") in _ATTACHED and p.get("deviceCategory") != "SYSTEM"
         )
     return out
+
+
+def without_slow_queries(spec: Spec) -> Spec | None:
+    """The spec without the status queries that read only slow Feedbacks; None if that leaves out
+    nothing (or everything: a poll must ask the device something)."""
+    plan = status_plan(spec)
+    slow = {action for action, feedbacks in plan.items() if all(fb.id in SLOW_FEEDBACKS for fb in feedbacks)}
+    if not slow or len(slow) == len(plan):
+        return None
+    return replace(spec, feedbacks=tuple(fb for fb in spec.feedbacks if fb.action not in slow))
 
 
 class CertificateExpiry:

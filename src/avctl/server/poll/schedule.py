@@ -16,6 +16,8 @@ from avctl.errors import UsageError
 #: the shortest interval a family's devices tolerate: a Solstice pod's web server is single-threaded
 #: and slows its screen sharing when polled more often than every 10 s
 FAMILY_MIN_INTERVAL: Mapping[str, float] = MappingProxyType({"solstice": 10.0})
+#: seconds an idle connection outlives the longest interval (a poll that waited for a slot)
+KEEPALIVE_MARGIN = 15.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class PollSettings:
     poll_timeout: float = 30.0
     #: the deadline of one request
     request_timeout: float = 10.0
+    #: the slow-changing health readings (SIP registration, peripherals, serial, MAC) are read on
+    #: every Nth poll of a device (and on the first after it was not online); the polls between
+    #: report their last values. 1: every poll
+    health_every: int = 5
 
     def __post_init__(self) -> None:
         for name in ("interval", "poll_timeout", "request_timeout", "backoff_max"):
@@ -44,6 +50,8 @@ class PollSettings:
                 raise UsageError(f"poll {name} must be a positive number of seconds, got {value!r}")
         if not 0 <= self.jitter < 1:
             raise UsageError(f"poll jitter must be from 0 to below 1, got {self.jitter!r}")
+        if not (isinstance(self.health_every, int) and self.health_every >= 1):
+            raise UsageError(f"poll health_every must be 1 or more polls, got {self.health_every!r}")
         if self.concurrency < 1 or self.per_site < 0:
             raise UsageError("poll concurrency must be at least 1 and per_site 0 (no limit) or more")
         for family, floor in self.family_min_interval.items():
@@ -53,6 +61,13 @@ class PollSettings:
     def with_family_minimums(self, overrides: Mapping[str, float]) -> PollSettings:
         """These settings with some families' floors replaced (the rest keep the defaults)."""
         return replace(self, family_min_interval={**self.family_min_interval, **overrides})
+
+    def keepalive(self) -> float:
+        """How long an idle device connection is kept: past the longest jittered interval, so a
+        device answering every poll is reached over one connection (no TCP/TLS handshake per poll).
+        A backed-off device's connection is long gone by its next poll, as it should be."""
+        longest = max([self.interval, *self.family_min_interval.values()])
+        return longest * (1.0 + self.jitter) + KEEPALIVE_MARGIN
 
     def floor(self, family: str) -> float:
         return self.family_min_interval.get(family, 0.0)
