@@ -15,6 +15,7 @@ import pytest
 from avctl.emulator.core import EmulatedDevice, EmulatorThread
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.store import JobStore
+from avctl.redact import REDACTOR
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 DATA = Path(__file__).parent / "data"
@@ -29,6 +30,14 @@ def avctl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nor the user's spec cache
     monkeypatch.delenv("AVCTL_PASSWORD", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Secrets one test registers with the process-wide redactor are not masked in the next one
+    (a short test password such as "789" would mask the digits of a later test's random port)."""
+    yield
+    REDACTOR.forget_all()
 
 
 @pytest.fixture

@@ -69,3 +69,23 @@ def test_known_secret_in_messages_and_data_is_redacted(tmp_path: Path, journal: 
     raw = journal.stored_bytes(tmp_path / "db")
     assert b"echo ********" in raw  # what the store holds is read, redacted
     assert b"store-secret-42" not in raw
+
+
+def test_a_device_a_dead_process_had_sent_an_action_is_in_doubt(tmp_path: Path, journal: Journal) -> None:
+    """`mark_sent` before a state-changing request; a dead claimer's sent device is in doubt until
+    it gets an outcome or is claimed again (which clears the mark)."""
+    db = tmp_path / "db"
+    with journal.store(db) as store:
+        job = store.create_job(action="audio_volume_set", selection="", params={}, devices=["a", "b", "c"],
+                               user="u")
+        for name in ("a", "b", "c"):
+            assert store.claim_device(job.id, name)
+        store.mark_sent(job.id, "a")
+        store.mark_sent(job.id, "b")
+        store.record_outcome(job.id, Outcome("b", "ok"))
+        assert store.in_doubt(job.id) == []  # the claimer (this process) is alive
+    journal.execute(db, "UPDATE claims SET pid = 2147483646 WHERE job_id = :id", id=job.id)  # no such pid
+    with journal.store(db) as store:
+        assert store.in_doubt(job.id) == ["a"]  # b has its outcome; c was claimed but nothing was sent
+        assert store.claim_device(job.id, "a")  # taken over (resume --retry-in-doubt): the mark is cleared
+        assert store.in_doubt(job.id) == []

@@ -386,13 +386,15 @@ class SyncDevice:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_call: CallHook | None = None,
+        on_send: SendHook | None = None,
     ) -> None:
         async def make() -> Device:
             # built inside the loop that will run it (its locks and transport belong to that loop)
             return Device(spec, host, port=port, scheme=scheme, credentials=credentials, transport=transport,
                           tls=tls, timeout=timeout, name=name, ports=ports, schemes=schemes,
                           allow_cleartext=allow_cleartext, max_response_bytes=max_response_bytes,
-                          max_download_bytes=max_download_bytes, retry=retry, sleep=sleep, on_call=on_call)
+                          max_download_bytes=max_download_bytes, retry=retry, sleep=sleep, on_call=on_call,
+                          on_send=on_send)
 
         self._runner = asyncio.Runner()
         try:

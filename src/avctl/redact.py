@@ -85,6 +85,12 @@ class Redactor:
                 self._values.add(raw)
                 self._pattern = None
 
+    def forget_all(self) -> None:
+        """Forget every registered value (a test starting clean; a process starting over)."""
+        with self._lock:
+            self._values.clear()
+            self._pattern = None
+
     def _regex(self) -> re.Pattern[str] | None:
         with self._lock:
             if self._pattern is None and self._values:
