@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, and_, func, insert, make_url, select, text, update
 from sqlalchemy import exc as sa_exc
@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from avctl.db import models as m
 from avctl.db.engine import Database, database_url, open_database
 from avctl.errors import UsageError
-from avctl.fleet.audit import AuditEntry
+from avctl.fleet.audit import AuditEntry, audit_values
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import os_user
 from avctl.fleet.results import STATUSES, Outcome
@@ -119,8 +119,9 @@ def check_database_writable(db: Database, conn: Connection) -> None:
             probe.rollback()
 
 
-class SqlJobStore:
-    """The job store on a `Database`. Thread-safe: each call uses its own pooled connection."""
+class _OnDatabase:
+    """What the SQL job store and audit log share: their database, closing it if they own it, and
+    the write probe."""
 
     def __init__(self, db: Database, *, owns: bool = False) -> None:
         self.db = db
@@ -130,15 +131,20 @@ class SqlJobStore:
         if self._owns:
             self.db.close()
 
-    def __enter__(self) -> SqlJobStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def check_writable(self) -> None:
+        """StoreError unless a row could be written now (before any device is contacted)."""
         with db_errors(self.db, "open"), self.db.engine.connect() as conn:
             check_database_writable(self.db, conn)
+
+
+class SqlJobStore(_OnDatabase):
+    """The job store on a `Database`. Thread-safe: each call uses its own pooled connection."""
 
     @contextlib.contextmanager
     def _write(self, doing: str = "write") -> Iterator[Connection]:
@@ -313,43 +319,21 @@ def glob_regex(pattern: str) -> str:
     return "".join(out) + "$"
 
 
-class SqlAuditLog:
+class SqlAuditLog(_OnDatabase):
     """The audit log on a `Database` (interface and semantics of `avctl.fleet.audit.AuditLog`)."""
 
     def __init__(self, db: Database, *, user: str | None = None, owns: bool = False) -> None:
-        self.db = db
+        super().__init__(db, owns=owns)
         self._user = user or os_user()
-        self._owns = owns
-
-    def close(self) -> None:
-        if self._owns:
-            self.db.close()
-
-    def __enter__(self) -> SqlAuditLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def check_writable(self) -> None:
-        with db_errors(self.db, "open"), self.db.engine.connect() as conn:
-            check_database_writable(self.db, conn)
 
     def record(self, *, device: str, action: str, params: Mapping[str, Any] | None = None,
                outcome: str = "ok", error: BaseException | None = None, message: str | None = None,
                address: str | None = None, family: str | None = None, job_id: int | None = None,
                user: str | None = None, ts: float | None = None) -> int:
         """Append one call (its own committed transaction). Returns the row id."""
-        kind = getattr(error, "kind", None) if error is not None else None
-        if error is not None and message is None:
-            message = str(error)
-        if error is not None and kind is None:
-            kind = type(error).__name__
-        values = {"ts": ts if ts is not None else time.time(), "user": user or self._user, "device": device,
-                  "address": address, "family": family, "action": action,
-                  "params": json.dumps(redact(dict(params or {})), default=str, sort_keys=True),
-                  "outcome": outcome, "error_kind": kind, "message": None if message is None else redact(message),
-                  "job_id": job_id}
+        values = audit_values(device=device, action=action, params=params, outcome=outcome, error=error,
+                              message=message, address=address, family=family, job_id=job_id,
+                              user=user or self._user, ts=ts)
         with db_errors(self.db, "write"), self.db.engine.begin() as conn:
             return int(conn.execute(insert(AUDIT).values(**values).returning(AUDIT.c.id)).scalar_one())
 

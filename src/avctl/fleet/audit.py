@@ -123,14 +123,9 @@ class AuditLog:
                address: str | None = None, family: str | None = None, job_id: int | None = None,
                user: str | None = None, ts: float | None = None) -> int:
         """Append one call. ``outcome``: ok | failed | unreachable. Returns the row id."""
-        kind = getattr(error, "kind", None) if error is not None else None
-        if error is not None and message is None:
-            message = str(error)
-        if error is not None and kind is None:
-            kind = type(error).__name__
-        row = (ts if ts is not None else time.time(), user or self._user, device, address, family, action,
-               json.dumps(redact(dict(params or {})), default=str, sort_keys=True), outcome, kind,
-               None if message is None else redact(message), job_id)
+        row = tuple(audit_values(device=device, action=action, params=params, outcome=outcome, error=error,
+                                 message=message, address=address, family=family, job_id=job_id,
+                                 user=user or self._user, ts=ts).values())
         with self._lock, store_errors(self.path, "write"):
             cur = self._conn.execute(
                 "INSERT INTO audit (ts, user, device, address, family, action, params, outcome, error_kind,"
@@ -174,6 +169,22 @@ class AuditLog:
                            action=r[6], params=json.loads(r[7]), outcome=r[8], error_kind=r[9],
                            message=r[10], job_id=r[11])
                 for r in rows]
+
+
+def audit_values(*, device: str, action: str, params: Mapping[str, Any] | None, outcome: str,
+                 error: BaseException | None, message: str | None, address: str | None, family: str | None,
+                 job_id: int | None, user: str, ts: float | None) -> dict[str, Any]:
+    """One audit row's columns, in table order: the error's kind and text taken from it, and
+    parameters and message redacted (every audit log writes exactly this)."""
+    kind = getattr(error, "kind", None) if error is not None else None
+    if error is not None and message is None:
+        message = str(error)
+    if error is not None and kind is None:
+        kind = type(error).__name__
+    return {"ts": ts if ts is not None else time.time(), "user": user, "device": device, "address": address,
+            "family": family, "action": action,
+            "params": json.dumps(redact(dict(params or {})), default=str, sort_keys=True), "outcome": outcome,
+            "error_kind": kind, "message": None if message is None else redact(message), "job_id": job_id}
 
 
 def parse_when(text: str, *, now: float | None = None) -> float:
