@@ -192,3 +192,15 @@ async def test_emulated_device_taken_down_is_recorded_offline_and_back_online(
         ("state", "unknown", "online"), ("state", "online", "offline"), ("state", "offline", "online")]
     assert len(readings(poll_db, "codec-1", "cert_days_left")) == 2
     assert store.view("codec-1").state == "online"  # type: ignore[union-attr]
+
+
+def test_a_hostile_reading_is_kept_printable_and_capped() -> None:
+    from avctl.capabilities import Status
+    from avctl.server.poll.health import MAX_READING_CHARS, readings_of
+
+    status = Status(reachable=True, model="Studio X30", firmware="\x1b]0;pwned\x07" + "9" * 100_000,
+                    uptime=12.0, declared=("model", "firmware", "uptime"))
+    readings = readings_of(status)
+    assert readings["model"] == "Studio X30" and readings["uptime"] == 12.0
+    assert len(readings["firmware"]) == MAX_READING_CHARS and "\x1b" not in readings["firmware"]
+    assert readings["firmware"].startswith("\\x1b]0;pwned\\x07")

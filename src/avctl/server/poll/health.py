@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from avctl.capabilities import Status, status_plan
+from avctl.redact import printable
 from avctl.spec import Spec
 
 #: sip_status values that mean registered (compared case-insensitively)
@@ -33,13 +34,26 @@ SLOW_FEEDBACKS = frozenset({"sip_status", "peripheral_list", "serial", "mac"})
 SLOW_READINGS = SLOW_FEEDBACKS | {"sip_registered", "peripherals"}
 
 
+#: a text reading longer than this is cut (a hostile device could send megabytes of "firmware"
+#: that the server would otherwise store on every poll and serve to every client)
+MAX_READING_CHARS = 256
+
+
+def _kept(value: Any) -> Any:
+    """A reading as the server keeps it: text made printable and capped; other scalars as they are."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    return text if len(text) <= MAX_READING_CHARS else text[: MAX_READING_CHARS - 1] + "…"
+
+
 def readings_of(status: Status) -> dict[str, Any]:
     """Every reading the device reported (None left out), with the derived health readings."""
     out: dict[str, Any] = {}
     for name in status.declared:
         value = status.get(name)
         if value is not None and name not in _RAW and name != "reachable":
-            out[name] = value
+            out[name] = _kept(value)
     sip = status.get("sip_status")
     if isinstance(sip, str):
         out["sip_registered"] = sip.strip().lower() in _REGISTERED
