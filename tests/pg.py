@@ -18,12 +18,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from tests.ports import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -43,11 +44,6 @@ def find_bindir() -> Path:
                                   "install Debian's 'postgresql' package (scripts/test does)")
     return Path(found[-1]).parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresServer:

@@ -28,6 +28,7 @@ from avctl.fleet.credentials import REDACTOR, generate_key
 from avctl.fleet.output import csv_cell, to_csv
 from avctl.fleet.store import Outcome
 from avctl.redact import MASK, printable, shown
+from tests.ports import free_port
 
 from .test_fleet_runner import SPEC_PATH, spawn
 
@@ -114,11 +115,6 @@ def hostile(tmp_path: Path) -> Iterator[Callable[[Callable[[bytes], bytes]], Hos
     for s in servers:
         s.close()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_avctl(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[bytes]:

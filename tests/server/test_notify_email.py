@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.notify import Dispatcher
 from avctl.server.alerts.rules import RuleSet, parse_rules
 from avctl.server.model import DeviceView
+from tests.ports import free_port as _free_port
 
 PASSWORD = "smtp-sekrit-pw-7781"
 
@@ -52,11 +52,6 @@ class MailServer:
         ok = data.login == b"alerts" and data.password == PASSWORD.encode()
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from avctl.server.alerts.notify import Dispatcher
 from avctl.server.alerts.rules import RuleSet, WebhookChannel, parse_rules
 from avctl.server.model import DeviceView, Principal
 from avctl.server.service import silence_alert
+from tests.ports import free_port as _dead_port
 
 TOKEN = "T0-B0-sekrit-token-4242"
 
@@ -198,11 +198,6 @@ async def test_retry_after_is_honoured_but_capped(db: Database, receiver: Receiv
     assert [disp.backoff(n) for n in (1, 2, 3, 5, 9)] == [30, 60, 120, 480, 600]
     assert disp.backoff(1, retry_after=90) == 90 and disp.backoff(1, retry_after=10**9) == 600
 
-
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_a_dead_receiver_ends_failed_and_the_alert_is_untouched(db: Database, receiver: Receiver,
