@@ -8,6 +8,7 @@ import re
 import requests
 from playwright.sync_api import Browser, expect
 
+from .browser import screenshot
 from .dashboard import FLEET, Dashboard, login, password_of
 
 
@@ -75,3 +76,29 @@ def test_login_never_sends_to_another_site(browser: Browser, dashboard: Dashboar
     page.goto("/login?next=//evil.example/x")
     login(page, "viewer")
     expect(page).to_have_url(dashboard.url("/"))
+
+
+def test_dark_mode_and_tablet_width(browser: Browser, dashboard: Dashboard) -> None:
+    context = browser.new_context(color_scheme="dark", viewport={"width": 768, "height": 1024},
+                                  base_url=dashboard.base)
+    dashboard.contexts.append(context)
+    page = context.new_page()
+    login(page, "admin")
+    page.goto("/")
+    expect(page.locator("#count-total")).to_have_text(str(len(FLEET)))
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(x) for x in re.findall(r"\d+", background)[:3])
+    assert red + green + blue < 3 * 80, f"dark mode background is {background}"
+    # nothing wider than a tablet's screen: the page does not scroll sideways
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "overview-dark-tablet")
+
+
+def test_keyboard_skip_link_reaches_the_content(browser: Browser, dashboard: Dashboard) -> None:
+    page = dashboard.page(browser, "viewer")
+    page.goto("/")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#main$"))
+    assert page.evaluate("document.activeElement.id") == "main"
