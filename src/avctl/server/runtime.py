@@ -142,7 +142,7 @@ class ServerRuntime:
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
                                  metrics=self.metrics, progress=self.progress, clock=self.clock,
-                                 retention=self.retention, changes=self.changes)
+                                 retention=self.retention, changes=self.changes, device_tls=self.device_tls)
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()

@@ -30,8 +30,9 @@ from avctl.server.model import Principal
 from avctl.server.service.devices import find_device, in_scope
 from avctl.server.service.errors import Conflict, Forbidden, NotFound, check
 
-#: run options a request may set (never paths, ports or cleartext: those are the server's)
-TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout")
+#: run options a request may set (never paths, ports or cleartext: those are the server's);
+#: overwrite: a new download (a fresh log) replaces the device's file of that name in its own folder
+TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout", "overwrite")
 
 
 @dataclass(frozen=True)
