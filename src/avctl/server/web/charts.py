@@ -25,7 +25,7 @@ _SUFFIX_UNITS = (("_seconds", "s"), ("_ms", "ms"), ("_days", "days"), ("_percent
                  ("_bytes", "B"))
 
 WIDTH, HEIGHT = 640.0, 200.0
-LEFT, RIGHT, TOP, BOTTOM = 64.0, 12.0, 12.0, 32.0
+LEFT, RIGHT, TOP, BOTTOM = 64.0, 12.0, 24.0, 32.0
 
 
 def unit_of(metric: str) -> str:
