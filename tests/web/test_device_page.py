@@ -211,25 +211,42 @@ def test_a_download_is_listed_and_served_and_nothing_else(browser: Browser, dash
         (folder / ".hidden").unlink()
 
 
-def test_repin_is_for_admins_and_audited(browser: Browser, dashboard: Dashboard) -> None:
+def test_repin_after_a_reset_is_for_admins_and_audited(browser: Browser, dashboard: Dashboard) -> None:
     phone = dashboard.devices[PHONE]
     endpoint = f"{phone.host}:{phone.port}"
-    pinned = KnownHosts(dashboard.home / "known_devices").get(endpoint)
-    operator = dashboard.page(browser, "operator")
-    online(operator, PHONE)
-    expect(operator.locator("#device-pins")).to_contain_text(str(pinned))
-    expect(operator.locator("#repin-form")).to_have_count(0)
-    assert forged_post(operator, f"/devices/{PHONE}/pin", "reason=let+me") == 403
     admin = dashboard.page(browser, "admin")
     online(admin, PHONE)
+    old = KnownHosts(dashboard.home / "known_devices").get(endpoint)
+    assert old is not None
+    expect(admin.locator("#device-pins")).to_contain_text(old)
     expect(admin.locator("#cert-expires")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d$"))
+    # a factory reset gives the phone a new certificate: the server's polls refuse it
+    phone.reset_certificate()
+    assert dashboard.emulators.server is not None
+    dashboard.emulators.run(dashboard.emulators.server.restart_listener(phone))
+    expect(admin.locator("#device-error")).to_contain_text("changed", timeout=ONLINE_WITHIN)
+    # not an admin: no form, and the server refuses the request
+    operator = dashboard.page(browser, "operator")
+    operator.goto(f"/devices/{PHONE}")
+    expect(operator.locator("#repin-form")).to_have_count(0)
+    assert forged_post(operator, f"/devices/{PHONE}/pin", "reason=let+me") == 403
+    assert KnownHosts(dashboard.home / "known_devices").get(endpoint) == old
     admin.get_by_label("Reason for re-pinning").fill("factory reset, ticket 4711")
     admin.get_by_role("button", name="Re-pin the device's certificate").click()
-    expect(admin.locator("#device-pins .flash")).to_contain_text(f"Re-pinned {endpoint}")
-    admin.reload()
+    done = admin.locator("#device-pins .flash")
+    expect(done).to_contain_text(f"Re-pinned {endpoint}")
+    expect(done).to_contain_text(f"(was {old})")
+    new = KnownHosts(dashboard.home / "known_devices").get(endpoint)
+    assert new is not None and new != old
+    expect(done).to_contain_text(new)
+    # the running server checks the new pin at once: the phone is back on its next poll
+    admin.goto(f"/devices/{PHONE}")
+    expect(admin.locator("#device-state")).to_contain_text("online", timeout=ONLINE_WITHIN)
     audit = admin.locator("#device-audit")
     expect(audit).to_contain_text("trust.repin")
     expect(audit).to_contain_text("factory reset, ticket 4711")
+    expect(audit).to_contain_text(old)
+    expect(audit).to_contain_text(new)
     expect(audit).to_contain_text("web:admin")
     expect(audit).not_to_contain_text("let me")
     expect(admin.locator("#device-pins")).to_contain_text("re-pinned by web:admin")

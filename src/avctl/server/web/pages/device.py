@@ -76,16 +76,16 @@ def _charts(ctx: Ctx, user: Principal, name: str, readings: dict[str, Any], span
 
 @router.get("/devices/{name}", response_class=HTMLResponse)
 def device_page(request: Request, ctx: Ctx, user: Reader, name: str,
-                range: Annotated[str, Query()] = DEFAULT_RANGE) -> HTMLResponse:
-    if range not in RANGES:
-        range = DEFAULT_RANGE
+                span: Annotated[str, Query(alias="range")] = DEFAULT_RANGE) -> HTMLResponse:
+    if span not in RANGES:
+        span = DEFAULT_RANGE
     view = service.device(ctx, user, name)
     entry = service.find_device(ctx, user, name)
     actions = sorted(device_spec(ctx, entry).actions.values(), key=lambda a: a.id)
     audit = service.query_audit(ctx, user, device=name, limit=AUDIT_ROWS)
     return render(request, "device.html", user, {
-        "device": view, "actions": actions, "may_run": may_run, "range": range, "ranges": list(RANGES),
-        "charts": _charts(ctx, user, name, dict(view.readings), RANGES[range]),
+        "device": view, "actions": actions, "may_run": may_run, "range": span, "ranges": list(RANGES),
+        "charts": _charts(ctx, user, name, dict(view.readings), RANGES[span]),
         "files": files.downloads(ctx, user, name), "pins": pinning.pins(ctx, user, name),
         "audit": audit, "numeric": _numeric,
     })
