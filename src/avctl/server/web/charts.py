@@ -71,9 +71,10 @@ def _nice_step(span: float, count: int) -> float:
 def number(value: float) -> str:
     """A tick label: short (1.5k, 2M), no trailing zeros."""
     size = abs(value)
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+    # thousands from 10,000 on: 2500 stays 2500
+    for limit, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if size >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            return f"{value / scale:.3g}{suffix}"
     return f"{value:.4g}"
 
 
