@@ -182,12 +182,19 @@ def test_a_download_is_listed_and_served_and_nothing_else(browser: Browser, dash
     page = dashboard.page(browser, "operator")
     online(page, name)
     page.goto(f"/devices/{name}/actions/system_logs_get")
-    page.locator("#run-action").click()
-    expect(page.locator("#outcome-result")).to_contain_text("Download started as job", timeout=60_000)
+    run, outcome = page.locator("#run-action"), page.locator("#outcome-result")
+    run.click()
+    expect(outcome).to_contain_text("ok", timeout=60_000)
+    filename = page.locator("#outcome-file a[download]").inner_text()
+    assert re.fullmatch(r"logs_\w+\.tar", filename), filename
+    # the same file again is not replaced unless asked
+    run.click()
+    expect(outcome).to_contain_text("exists; not replaced", timeout=60_000)
+    page.get_by_label("Replace a downloaded file of the same name").check()
+    run.click()
+    expect(page.locator("#outcome-file a[download]")).to_have_text(filename, timeout=60_000)
     page.goto(f"/devices/{name}")
-    link = page.locator("#device-downloads a").first
-    expect(link).to_have_text(re.compile(r"^logs_.*\.tar$"), timeout=60_000)
-    filename = link.inner_text()
+    expect(page.locator("#device-downloads a")).to_have_text([filename])
     on_disk = dashboard.home / "downloads" / name / filename
     answer = page.request.get(f"/devices/{name}/downloads/{filename}")
     assert answer.status == 200

@@ -96,13 +96,14 @@ def _submit(ctx: ServerContext, sub: JobSubmission) -> None:
 
 
 async def run_action(ctx: ServerContext, principal: Principal, name: str, action: str,
-                     params: Mapping[str, Any]) -> ActionResult:
-    """Run one spec action on one device and wait (up to ``ctx.action_wait``) for its outcome."""
+                     params: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> ActionResult:
+    """Run one spec action on one device and wait (up to ``ctx.action_wait``) for its outcome.
+    ``options``: run options of TUNABLE (e.g. ``overwrite`` for a download)."""
     check(principal, "act")
     entry = find_device(ctx, principal, name)
     task = ActionTask(action, dict(params))
     sub = await asyncio.to_thread(_prepare, ctx, principal, task, [entry], f"name={entry.name}",
-                                  run_options(ctx, None))
+                                  run_options(ctx, options))
     with ctx.progress.subscribe(sub.job_id) as events:
         _submit(ctx, sub)
         with contextlib.suppress(TimeoutError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import PurePath
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -140,8 +141,8 @@ async def action_preview(request: Request, ctx: Ctx, user: Actor, name: str, act
 
 @router.post("/devices/{name}/actions/{action_id}/run", response_class=HTMLResponse)
 async def action_run(request: Request, ctx: Ctx, user: Actor, name: str, action_id: str) -> HTMLResponse:
-    """Runs the action (a one-device job); a download runs as a job whose file lands in the
-    device's downloads. A disruptive action needs the device's name typed as confirmation."""
+    """Runs the action (a one-device job; a download's file lands in the device's downloads).
+    A disruptive action needs the device's name typed as confirmation."""
     action = await asyncio.to_thread(_action, ctx, user, name, action_id)
     form = await form_of(request)
     if action.disruptive:
@@ -149,18 +150,17 @@ async def action_run(request: Request, ctx: Ctx, user: Actor, name: str, action_
         if form.get("confirm", "").strip() != name:
             raise UsageError(f"{action.id} is disruptive: type the device name ({name}) to confirm")
     params = parse_form(action, form)
-    if action.response == "file":
-        job_id = await service.start_job(ctx, user, name=action.id, mode="action", params=params,
-                                         selection=f"name={name}",
-                                         options={"overwrite": form.get("replace") == "on"})
-        return render(request, "device_outcome.html", user, {"job_id": job_id, "download": True, "name": name})
-    result = await service.run_action(ctx, user, name, action.id, params)
+    options = {"overwrite": form.get("replace") == "on"} if action.response == "file" else None
+    result = await service.run_action(ctx, user, name, action.id, params, options)
     data = result.outcome.data if result.outcome is not None else None
+    saved = None
+    if action.response == "file" and isinstance(data, dict) and isinstance(data.get("file"), str):
+        saved, data = PurePath(data["file"]).name, None  # a link to it, not the server's path
     text = "" if data is None else data if isinstance(data, str) else json.dumps(data, indent=2, ensure_ascii=False)
     if len(text) > MAX_DATA_CHARS:
         text = text[:MAX_DATA_CHARS] + "\n… (cut)"
     return render(request, "device_outcome.html", user, {
-        "job_id": result.job_id, "outcome": result.outcome, "data": text, "name": name})
+        "job_id": result.job_id, "outcome": result.outcome, "data": text, "saved": saved, "name": name})
 
 
 @router.post("/devices/{name}/pin", response_class=HTMLResponse)
