@@ -14,12 +14,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from avctl.errors import UnknownActionError, UsageError, ValidationError
 from avctl.server import service
+from avctl.server.context import ServerContext
 from avctl.server.model import Principal
 from avctl.server.service import downloads as files
 from avctl.server.service import pins as pinning
 from avctl.server.service.errors import NotFound, check
 from avctl.server.service.preview import device_action, device_spec, preview_action
-from avctl.server.web.charts import DEFAULT_RANGE, RANGES, chart
+from avctl.server.web.charts import DEFAULT_RANGE, RANGES, Chart, chart
 from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Admin, Ctx, Reader
 from avctl.server.web.forms import form_fields, parse_form
@@ -37,14 +38,16 @@ AUDIT_ROWS = 20
 
 
 async def form_of(request: Request) -> dict[str, str]:
-    """The submitted form (htmx sends it urlencoded), capped."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise UsageError(f"the form is larger than {MAX_FORM_BYTES} bytes")
+    """The submitted form (htmx sends it urlencoded); refused once past the cap, before reading on."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise UsageError(f"the form is larger than {MAX_FORM_BYTES} bytes")
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def _action(ctx: Ctx, user: Principal, name: str, action_id: str) -> Action:
+def _action(ctx: ServerContext, user: Principal, name: str, action_id: str) -> Action:
     try:
         return device_action(ctx, user, name, action_id)[1]
     except UnknownActionError as exc:
@@ -65,7 +68,7 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _charts(ctx: Ctx, user: Principal, name: str, readings: dict[str, Any], span: float) -> list[Any]:
+def _charts(ctx: ServerContext, user: Principal, name: str, readings: dict[str, Any], span: float) -> list[Chart]:
     until = ctx.clock()
     since = until - span
     made = []
