@@ -18,6 +18,7 @@ from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
+from avctl.transport.tls import TLSPolicy
 
 
 @dataclass
@@ -48,3 +49,6 @@ class ServerContext:
     retention: Retention = field(default_factory=Retention)
     #: what live pages listen to: published when device state, alerts or jobs change
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    #: the certificate pins the poller and the jobs check devices against (re-pinning goes through
+    #: it, so the running server checks the new pin at once)
+    device_tls: TLSPolicy = field(default_factory=TLSPolicy.pinned)
