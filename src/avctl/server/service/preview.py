@@ -19,7 +19,7 @@ from avctl.fleet.verbs import Task
 from avctl.server.context import ServerContext
 from avctl.server.model import Principal
 from avctl.server.service.errors import check
-from avctl.server.service.jobs import job_task, selected_devices
+from avctl.server.service.jobs import job_task, run_options, selected_devices
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class JobPreview:
 
 
 def preview_job(ctx: ServerContext, principal: Principal, *, name: str, mode: str, params: Mapping[str, Any],
-                selection: str) -> JobPreview:
+                selection: str, options: Mapping[str, Any] | None = None) -> JobPreview:
     """What `start_job` with these arguments would run. Raises what it would raise before any I/O
     (ValidationError for parameters, UsageError for a selection or task nothing can run), except
     the role's refusal of a disruptive job, which `allowed` tells."""
@@ -73,7 +73,7 @@ def preview_job(ctx: ServerContext, principal: Principal, *, name: str, mode: st
     task = job_task(name, mode, params)
     chosen, devices = selected_devices(ctx, principal, selection)
     specs = spec_provider(ctx.spec_overrides)
-    runner = FleetRunner(specs=specs)
+    runner = FleetRunner(specs=specs, options=run_options(ctx, options))
     counts = runner.plan(task, devices)
     disruptive = any(c["disruptive"] and c["run"] for c in counts.values())
     return JobPreview(task=task, selection=str(chosen),

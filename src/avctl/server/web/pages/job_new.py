@@ -10,6 +10,7 @@ server against a fresh plan (whatever the page showed), and only for roles that 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,15 +42,46 @@ async def read_form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=500))
 
 
+#: run options the wizard offers (the service's tunable ones), each read from its field as this type
+OPTIONS: dict[str, type] = {"concurrency": int, "per_site": int, "timeout": float, "retries": int, "wait": bool,
+                            "wait_timeout": float}
+OPTION_PREFIX = "o."
+
+
+def option_values(form: dict[str, str]) -> dict[str, Any]:
+    """The run options filled in (empty: the server's default)."""
+    found: dict[str, Any] = {}
+    for name, kind in OPTIONS.items():
+        text = form.get(OPTION_PREFIX + name, "").strip()
+        if not text:
+            continue
+        if kind is bool:
+            found[name] = text in ("on", "true")
+            continue
+        try:
+            found[name] = kind(text)
+        except ValueError:
+            raise UsageError(f"run option {name}: {text!r} is not a number") from None
+    return found
+
+
+def option_flags(options: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The run options as the CLI's flags (``--per-site 5``, ``--wait``)."""
+    return [("--" + name.replace("_", "-"), f"{value:g}" if isinstance(value, float) else value)
+            for name, value in options.items()]
+
+
 def param_texts(form: dict[str, str]) -> dict[str, str]:
     """The filled-in parameter fields, as the command line's ``key=value`` texts (each family's
     spec converts and checks them when the job is planned, as for ``avctl fleet``)."""
     return {k[len(PREFIX):]: v for k, v in form.items() if k.startswith(PREFIX) and v != ""}
 
 
-def job_cli(choice: Choice, selection: str, params: dict[str, Any], secret: frozenset[str] = frozenset()) -> str:
+def job_cli(choice: Choice, selection: str, params: dict[str, Any], secret: frozenset[str] = frozenset(),
+            options: dict[str, Any] | None = None) -> str:
     hidden = secret | {f.name for f in choice.fields if f.widget == "password"}
-    return cli_command(*choice.cli_words, options=[("--select", selection)], params=params, secret=hidden)
+    return cli_command(*choice.cli_words, options=[("--select", selection), *option_flags(options or {})],
+                       params=params, secret=hidden)
 
 
 def refusal(principal: Principal, name: str) -> str:
@@ -85,12 +117,25 @@ def new_job(request: Request, ctx: Ctx, user: Actor, action: str = "", select: s
     return render(request, "jobs_new.html", user, context)
 
 
-async def _plan(ctx: Ctx, user: Principal, form: dict[str, str]) -> tuple[Choice, dict[str, str], JobPreview]:
-    def plan() -> tuple[Choice, dict[str, str], JobPreview]:
+@dataclass(frozen=True)
+class Planned:
+    choice: Choice
+    params: dict[str, str]
+    options: dict[str, Any]
+    preview: JobPreview
+
+    @property
+    def cli(self) -> str:
+        return job_cli(self.choice, self.preview.selection, self.params, self.preview.secret_params, self.options)
+
+
+async def _plan(ctx: Ctx, user: Principal, form: dict[str, str]) -> Planned:
+    def plan() -> Planned:
         choice = catalogue(ctx, in_scope(ctx, user)).find(form.get("action", ""), form.get("mode") or None)
-        params = param_texts(form)
-        return choice, params, preview_job(ctx, user, name=choice.name, mode=choice.mode, params=params,
-                                           selection=form.get("select", ""))
+        params, options = param_texts(form), option_values(form)
+        return Planned(choice, params, options, preview_job(
+            ctx, user, name=choice.name, mode=choice.mode, params=params, selection=form.get("select", ""),
+            options=options))
 
     return await asyncio.to_thread(plan)
 
@@ -100,25 +145,24 @@ async def preview(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
     """The preview of the wizard's form, or why it cannot run (in the preview's place)."""
     form = await read_form(request)
     try:
-        choice, params, planned = await _plan(ctx, user, form)
+        planned = await _plan(ctx, user, form)
     except (AvctlError, service.ServiceError) as exc:
         return render(request, "jobs_preview.html", user, {"problem": exc.message, "hint": exc.hint})
     return render(request, "jobs_preview.html", user, {
-        "choice": choice, "preview": planned, "by_family": planned.counts_by("family"),
-        "by_site": planned.counts_by("site"),
-        "cli": job_cli(choice, planned.selection, params, planned.secret_params)})
+        "choice": planned.choice, "preview": planned.preview, "by_family": planned.preview.counts_by("family"),
+        "by_site": planned.preview.counts_by("site"), "cli": planned.cli})
 
 
 @router.post("/jobs")
 async def run_job(request: Request, ctx: Ctx, user: Actor) -> Response:
     form = await read_form(request)
-    choice, params, planned = await _plan(ctx, user, form)
-    if not planned.allowed:
+    planned = await _plan(ctx, user, form)
+    choice, runs = planned.choice, len(planned.preview.run)
+    if not planned.preview.allowed:
         raise service.Forbidden(refusal(user, choice.name))
-    if planned.disruptive and form.get("confirm", "").strip() != str(len(planned.run)):
-        raise UsageError(f"{choice.name} is disruptive: type the number of devices it will run on "
-                         f"({len(planned.run)}) to confirm",
+    if planned.preview.disruptive and form.get("confirm", "").strip() != str(runs):
+        raise UsageError(f"{choice.name} is disruptive: type the number of devices it will run on ({runs}) to confirm",
                          hint="preview the job again: the selection may have changed")
-    job_id = await service.start_job(ctx, user, name=choice.name, mode=choice.mode, params=params,
-                                     selection=planned.selection)
+    job_id = await service.start_job(ctx, user, name=choice.name, mode=choice.mode, params=planned.params,
+                                     selection=planned.preview.selection, options=planned.options)
     return Response(status_code=200, headers={"HX-Redirect": f"/jobs/{job_id}"})
