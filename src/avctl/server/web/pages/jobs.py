@@ -10,6 +10,7 @@ with the job's action and parameters (secret ones are not stored: the wizard ask
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -51,7 +52,8 @@ def _rerun_link(detail: service.JobDetail) -> tuple[list[str], str | None]:
     job = detail.job
     query: list[tuple[str, Any]] = [("action", job.action), ("mode", job.options.get("mode", "action")),
                                     ("select", ",".join(f"name={n}" for n in failed)), ("rerun_of", job.id)]
-    query += [(PREFIX + k, v) for k, v in job.params.items() if v != MASK]
+    # as a field shows it: a job started through the API keeps typed values (true, 35, {...})
+    query += [(PREFIX + k, v if isinstance(v, str) else json.dumps(v)) for k, v in job.params.items() if v != MASK]
     return failed, "/jobs/new?" + urlencode(query)
 
 
