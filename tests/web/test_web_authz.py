@@ -36,6 +36,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/devices/{name}/actions/{action_id}/preview"): "act",
     ("POST", "/devices/{name}/actions/{action_id}/run"): "act",
     ("POST", "/devices/{name}/pin"): "admin",
+    ("GET", "/jobs"): "read",
+    ("GET", "/jobs/{job_id}"): "read",
+    ("GET", "/jobs/{job_id}/events"): "read",
+    ("POST", "/jobs/{job_id}/resume"): "act",
+    ("GET", "/jobs/new"): "act",
+    ("POST", "/jobs/new"): "act",
+    ("POST", "/jobs"): "act",
 }
 
 #: what each path parameter is filled with: things that exist in the dashboard's fleet, in every scope
