@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avctl.errors import UsageError
-from avctl.server.alerts.rules import MAX_RULES_FILE_BYTES, RuleSet, RulesError, parse_rules
+from avctl.server.alerts.rules import MAX_RULES_FILE_BYTES, RulesError, RuleSet, parse_rules
 
 #: one replacement at a time in this process (check-digest-then-rename is one step)
 _LOCK = threading.Lock()

@@ -43,8 +43,8 @@ def alerts_page(
     return render(request, "alerts.html", user, {
         "alerts": found.items, "total": found.total, "page": page,
         "pages": max(1, -(-found.total // PAGE_SIZE)), "filters": filters,
-        "query": urlencode(kept), "page_link": lambda n: "/alerts?" + urlencode({**kept, "page": n}),
-        "here": here(request), "states": STATE_CHOICES, "severities": SEVERITIES, "silences": SILENCES, "now": ctx.clock(),
+        "page_link": lambda n: "/alerts?" + urlencode({**kept, "page": n}), "here": here(request),
+        "states": STATE_CHOICES, "severities": SEVERITIES, "silences": SILENCES, "now": ctx.clock(),
     })
 
 

@@ -30,11 +30,12 @@ def may_edit(principal: Principal) -> bool:
     return principal.can("admin") and not principal.sites
 
 
-def _page(request: Request, ctx: Ctx, user: Principal, **extra: object) -> HTMLResponse:
+def _page(request: Request, ctx: Ctx, user: Principal, template: str = "alerts_rules.html",
+          **extra: object) -> HTMLResponse:
     text = digest = None
     if may_edit(user) and ctx.rules_file is not None:
         text, digest = read_rules_text(ctx.rules_file)
-    return render(request, "alerts_rules.html", user, {
+    return render(request, template, user, {
         "rules": service.list_rules(ctx, user), "rules_file": ctx.rules_file, "editable": may_edit(user),
         "text": text, "digest": digest, **extra})
 
@@ -60,4 +61,4 @@ async def save_rules(request: Request, ctx: Ctx, admin: Admin, form: Posted) -> 
                              "rules": len(done.rules.rules)}, clock=ctx.clock)
     await ctx.reload_rules()  # the file was checked: a mistake now is a race with an edit on disk
     saved = f"Saved and in force: {len(done.rules.rules)} rules."
-    return await asyncio.to_thread(_page, request, ctx, admin, saved=saved, warnings=done.rules.warnings)
+    return await asyncio.to_thread(_page, request, ctx, admin, "alerts_rules_body.html", saved=saved, warnings=done.rules.warnings)

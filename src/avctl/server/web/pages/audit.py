@@ -92,7 +92,8 @@ def audit_page(request: Request, ctx: Ctx, user: Reader, filters: Filters,
     given = filters.given()
     return render(request, "audit.html", user, {
         "entries": found.items, "total": found.total, "page": page, "pages": max(1, -(-found.total // PAGE_SIZE)),
-        "filters": filters, "outcomes": OUTCOMES, "cli": filters.cli(), "params": params_text, "query": urlencode(given),
+        "filters": filters, "outcomes": OUTCOMES, "cli": filters.cli(), "params": params_text,
+        "query": urlencode(given),
         "page_link": lambda n: "/audit?" + urlencode({**given, "page": n}),
     })
 
