@@ -176,7 +176,7 @@ def test_audit_filter_and_export(browser: Browser, dashboard: Dashboard) -> None
     screenshot(page, "audit")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
-    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
     assert rows[0][:4] == ["id", "time", "user", "device"]
     assert len(rows) == 2
     assert rows[1][2] == "'=HYPERLINK(\"http://x\")"  # never a formula
@@ -210,7 +210,6 @@ def test_admin_adds_a_site_user_who_sees_only_that_site(browser: Browser, dashbo
     expect(page.locator("#flash")).to_contain_text("User branch-viewer added (viewer, sites branch)")
     row = page.locator("#user-branch-viewer")
     expect(row.get_by_label("Sites")).to_have_value("branch")
-    screenshot(page, "admin")
     them = dashboard.page(browser, None)
     login(them, "branch-viewer", "branch-viewer-pw-81")
     seen = them.request.get("/api/v1/devices").json()
@@ -263,6 +262,7 @@ def test_token_shown_once_works_then_revoked(browser: Browser, dashboard: Dashbo
     # shown once: not on the page again
     page.reload()
     expect(page.locator("#token-list")).to_contain_text("ci pipeline")
+    screenshot(page, "admin")
     assert secret not in page.content()
     page.locator("#token-list tr", has_text="ci pipeline").get_by_role("button", name="Revoke").click()
     expect(page.locator("#flash")).to_contain_text("Token ci pipeline of admin revoked")
@@ -280,3 +280,39 @@ def test_non_admins_get_403_on_admin(browser: Browser, dashboard: Dashboard) -> 
         assert csrf_fetch(page, "POST", "/admin/tokens", "name=sneaky&expires=never") == 403
     admin = dashboard.page(browser, "admin")
     assert "sneaky" not in {u["name"] for u in admin.request.get("/api/v1/users").json()}
+
+
+def test_site_limited_admin_manages_no_users_and_edits_no_rules(browser: Browser, dashboard: Dashboard) -> None:
+    assert dashboard.rules is not None
+    before = dashboard.rules.read_bytes()
+    page = dashboard.page(browser, "admin")
+    page.goto("/admin")
+    form = page.locator("#add-user")
+    form.get_by_label("Name").fill("hq-admin")
+    form.get_by_label("Password").fill("hq-admin-pw-5512")
+    form.get_by_label("Role").select_option("admin")
+    form.get_by_label("Sites").fill("hq")
+    form.get_by_role("button", name="Add user").click()
+    expect(page.locator("#flash")).to_contain_text("User hq-admin added (admin, sites hq)")
+    limited = dashboard.page(browser, None)
+    login(limited, "hq-admin", "hq-admin-pw-5512")
+    limited.goto("/admin")
+    expect(limited.locator("#users")).to_contain_text("Users are managed by an admin of every site")
+    expect(limited.locator("#user-table")).to_have_count(0)
+    expect(limited.locator("#token-form")).to_be_visible()  # their own tokens, still
+    assert csrf_fetch(limited, "POST", "/admin/users", "name=made-by-hq&password=made-by-hq-pw-1&role=admin") == 403
+    assert csrf_fetch(limited, "POST", "/admin/users/viewer", "role=admin") == 403
+    limited.goto("/alerts/rules")
+    expect(limited.locator("#rule-list")).to_be_visible()
+    expect(limited.locator("textarea")).to_have_count(0)
+    assert csrf_fetch(limited, "POST", "/alerts/rules", "digest=x&text=rules%3A%20%5B%5D%0A") == 403
+    assert dashboard.rules.read_bytes() == before
+    users = {u["name"]: u for u in page.request.get("/api/v1/users").json()}
+    assert "made-by-hq" not in users and users["viewer"]["role"] == "viewer"
+
+
+def test_unknown_alert_state_is_an_error_page(browser: Browser, dashboard: Dashboard) -> None:
+    page = dashboard.page(browser, "viewer")
+    answer = page.goto("/alerts?state=burning")
+    assert answer is not None and answer.status == 400
+    expect(page.locator("main")).to_contain_text("unknown alert state 'burning'")

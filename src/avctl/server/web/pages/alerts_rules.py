@@ -61,4 +61,5 @@ async def save_rules(request: Request, ctx: Ctx, admin: Admin, form: Posted) -> 
                              "rules": len(done.rules.rules)}, clock=ctx.clock)
     await ctx.reload_rules()  # the file was checked: a mistake now is a race with an edit on disk
     saved = f"Saved and in force: {len(done.rules.rules)} rules."
-    return await asyncio.to_thread(_page, request, ctx, admin, "alerts_rules_body.html", saved=saved, warnings=done.rules.warnings)
+    return await asyncio.to_thread(_page, request, ctx, admin, "alerts_rules_body.html", saved=saved,
+                                   warnings=done.rules.warnings)
