@@ -173,7 +173,6 @@ def test_audit_filter_and_export(browser: Browser, dashboard: Dashboard) -> None
     expect(table).to_contain_text("<script>alert(1)</script>")
     expect(table.locator("script")).to_have_count(0)
     expect(page.locator("#audit-cli")).to_have_text("avctl audit --action 'export.*' --json")
-    screenshot(page, "audit")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     rows = list(csv.reader(io.StringIO(download.value.path().read_text(encoding="utf-8"))))
@@ -194,6 +193,8 @@ def test_audit_filter_and_export(browser: Browser, dashboard: Dashboard) -> None
     expect(page.locator("#audit-total")).to_have_text("1")
     page.goto("/audit?action=export.*&until=2000-01-01")
     expect(page.locator("#audit-total")).to_have_text("0")
+    page.goto("/audit")
+    screenshot(page, "audit")
     page.goto("/audit?since=yesterday-ish")
     expect(page.locator("main")).to_contain_text("cannot read time")
 
