@@ -47,6 +47,18 @@ def csrf_fetch(page: Page, method: str, path: str, body: str = "") -> int:
     return status
 
 
+def add_user(page: Page, name: str, password: str, role: str, site: str) -> None:
+    """Through the admin page's form, as an admin does."""
+    page.goto("/admin")
+    form = page.locator("#add-user")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Password").fill(password)
+    form.get_by_label("Role").select_option(role)
+    form.get_by_label("Sites").fill(site)
+    form.get_by_role("button", name="Add user").click()
+    expect(page.locator("#flash")).to_contain_text(f"User {name} added ({role}, sites {site})")
+
+
 def test_alert_appears_live_then_ack_silence_unsilence(browser: Browser, dashboard: Dashboard) -> None:
     admin = dashboard.page(browser, "admin")
     admin.goto("/alerts?state=open")
@@ -201,14 +213,7 @@ def test_audit_filter_and_export(browser: Browser, dashboard: Dashboard) -> None
 
 def test_admin_adds_a_site_user_who_sees_only_that_site(browser: Browser, dashboard: Dashboard) -> None:
     page = dashboard.page(browser, "admin")
-    page.goto("/admin")
-    form = page.locator("#add-user")
-    form.get_by_label("Name").fill("branch-viewer")
-    form.get_by_label("Password").fill("branch-viewer-pw-81")
-    form.get_by_label("Role").select_option("viewer")
-    form.get_by_label("Sites").fill("branch")
-    form.get_by_role("button", name="Add user").click()
-    expect(page.locator("#flash")).to_contain_text("User branch-viewer added (viewer, sites branch)")
+    add_user(page, "branch-viewer", "branch-viewer-pw-81", "viewer", "branch")
     row = page.locator("#user-branch-viewer")
     expect(row.get_by_label("Sites")).to_have_value("branch")
     them = dashboard.page(browser, None)
@@ -287,14 +292,7 @@ def test_site_limited_admin_manages_no_users_and_edits_no_rules(browser: Browser
     assert dashboard.rules is not None
     before = dashboard.rules.read_bytes()
     page = dashboard.page(browser, "admin")
-    page.goto("/admin")
-    form = page.locator("#add-user")
-    form.get_by_label("Name").fill("hq-admin")
-    form.get_by_label("Password").fill("hq-admin-pw-5512")
-    form.get_by_label("Role").select_option("admin")
-    form.get_by_label("Sites").fill("hq")
-    form.get_by_role("button", name="Add user").click()
-    expect(page.locator("#flash")).to_contain_text("User hq-admin added (admin, sites hq)")
+    add_user(page, "hq-admin", "hq-admin-pw-5512", "admin", "hq")
     limited = dashboard.page(browser, None)
     login(limited, "hq-admin", "hq-admin-pw-5512")
     limited.goto("/admin")
