@@ -227,6 +227,13 @@ def test_admin_adds_a_site_user_who_sees_only_that_site(browser: Browser, dashbo
     row.get_by_role("button", name="Save").click()
     expect(page.locator("#flash")).to_contain_text("User branch-viewer changed")
     assert them.request.get("/api/v1/auth/whoami").json()["role"] == "helpdesk"
+    # a new password ends their sessions; the new one signs in
+    row.get_by_label("New password").fill("branch-viewer-pw-92")
+    row.get_by_role("button", name="Set").click()
+    expect(page.locator("#flash")).to_contain_text("User branch-viewer given a new password")
+    assert them.request.get("/api/v1/auth/whoami").status == 401
+    login(them, "branch-viewer", "branch-viewer-pw-92")
+    assert them.request.get("/api/v1/auth/whoami").json()["user"] == "branch-viewer"
     row.get_by_role("button", name="Disable").click()
     expect(page.locator("#flash")).to_contain_text("User branch-viewer disabled")
     expect(page.locator("#user-branch-viewer")).to_contain_text("disabled")
