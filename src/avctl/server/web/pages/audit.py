@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditEntry
 from avctl.fleet.output import csv_cell
-from avctl.redact import redact
+from avctl.redact import REDACTOR
 from avctl.server import service
 from avctl.server.api.deps import when
 from avctl.server.context import ServerContext
@@ -99,7 +99,9 @@ def audit_page(request: Request, ctx: Ctx, user: Reader, filters: Filters,
 
 
 def params_text(entry: AuditEntry) -> str:
-    return json.dumps(redact(entry.params), sort_keys=True, default=str, ensure_ascii=False)
+    """The parameters as JSON, with every secret this server knows masked (rows are written without
+    secrets; this is the second line, as the CLI's output has)."""
+    return REDACTOR.text(json.dumps(entry.params, sort_keys=True, default=str, ensure_ascii=False))
 
 
 def _matching(ctx: ServerContext, principal: Principal, filters: AuditFilters) -> Iterator[AuditEntry]:
@@ -121,7 +123,8 @@ def _csv_lines(entries: Iterator[AuditEntry]) -> Iterator[str]:
     out.writerow(COLUMNS)
     for e in entries:
         row = {**e.as_dict(), "params": params_text(e)}
-        out.writerow([csv_cell(row[c]) if row[c] is not None else "" for c in COLUMNS])
+        out.writerow([csv_cell(REDACTOR.text(row[c]) if isinstance(row[c], str) else row[c])
+                      if row[c] is not None else "" for c in COLUMNS])
         if buf.tell() > 64 * 1024:
             yield buf.getvalue()
             buf.seek(0)
@@ -133,8 +136,8 @@ def _json_lines(entries: Iterator[AuditEntry]) -> Iterator[str]:
     yield "["
     for i, e in enumerate(entries):
         # ensure_ascii: control characters and bidi overrides leave as \u escapes
-        yield ("," if i else "") + "\n" + json.dumps(redact({**e.as_dict(), "ts": e.ts}), ensure_ascii=True,
-                                                     default=str)
+        yield ("," if i else "") + "\n" + REDACTOR.text(json.dumps({**e.as_dict(), "ts": e.ts}, ensure_ascii=True,
+                                                                   default=str))
     yield "\n]\n"
 
 
