@@ -87,15 +87,17 @@ def add_user(request: Request, ctx: Ctx, admin: Admin, now: Clock, form: Posted)
                                  f"{', sites ' + ', '.join(made.sites) if made.sites else ''}).")
 
 
-@router.post("/admin/users/{name}", response_class=HTMLResponse)
-def change_user(request: Request, ctx: Ctx, admin: Admin, now: Clock, name: str, form: Posted) -> HTMLResponse:
+@router.post("/admin/users/{user}", response_class=HTMLResponse)
+def change_user(request: Request, ctx: Ctx, admin: Admin, now: Clock, user: str, form: Posted) -> HTMLResponse:
     """Role and sites (the row's form), a new password, or disabled: what the form sends is changed."""
     disabled = {"disable": True, "enable": False}.get(form.get("status", ""))
     password = form.get("password") or None
     role = form.get("role") or None
     sites = sites_of(form["sites"]) if "sites" in form else None
+    if role is None and sites is None and password is None and disabled is None:
+        raise ServiceError("nothing to change", hint="send a role, sites, a password or a status")
     try:
-        changed = manage.change_user(ctx.db, admin, name, role=role, sites=sites, password=password,
+        changed = manage.change_user(ctx.db, admin, user, role=role, sites=sites, password=password,
                                      disabled=disabled, clock=now)
     except AccessError as exc:
         raise refused(exc) from None
