@@ -43,6 +43,20 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/jobs/new"): "act",
     ("POST", "/jobs/new"): "act",
     ("POST", "/jobs"): "act",
+    ("GET", "/alerts"): "read",
+    ("POST", "/alerts/{alert_id}/ack"): "alerts",
+    ("POST", "/alerts/{alert_id}/silence"): "alerts",
+    ("POST", "/alerts/{alert_id}/unsilence"): "alerts",
+    ("GET", "/alerts/rules"): "read",
+    ("POST", "/alerts/rules"): "admin",
+    ("GET", "/audit"): "read",
+    ("GET", "/audit/export.csv"): "read",
+    ("GET", "/audit/export.json"): "read",
+    ("GET", "/admin"): "admin",
+    ("POST", "/admin/users"): "admin",
+    ("POST", "/admin/users/{user}"): "admin",
+    ("POST", "/admin/tokens"): "admin",
+    ("POST", "/admin/tokens/{token_id}/revoke"): "admin",
 }
 
 #: what each path parameter is filled with: things that exist in the dashboard's fleet, in every scope
