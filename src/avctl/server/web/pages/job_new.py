@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -26,20 +25,13 @@ from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Ctx
 from avctl.server.web.forms import PREFIX
 from avctl.server.web.job_choices import Catalogue, Choice, catalogue
+from avctl.server.web.posted import read_form
 from avctl.server.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 #: a job form has a few fields; a body larger than this is not a form of ours
 MAX_FORM_BYTES = 256 * 1024
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """The urlencoded body htmx sends (the last value of a repeated name)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise UsageError("the form is too large")
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=500))
 
 
 #: run options the wizard offers (the service's tunable ones), each read from its field as this type
@@ -143,7 +135,7 @@ async def _plan(ctx: Ctx, user: Principal, form: dict[str, str]) -> Planned:
 @router.post("/jobs/new", response_class=HTMLResponse)
 async def preview(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
     """The preview of the wizard's form, or why it cannot run (in the preview's place)."""
-    form = await read_form(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     try:
         planned = await _plan(ctx, user, form)
     except (AvctlError, service.ServiceError) as exc:
@@ -155,7 +147,7 @@ async def preview(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
 
 @router.post("/jobs")
 async def run_job(request: Request, ctx: Ctx, user: Actor) -> Response:
-    form = await read_form(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     planned = await _plan(ctx, user, form)
     choice, runs = planned.choice, len(planned.preview.run)
     if not planned.preview.allowed:

@@ -27,7 +27,8 @@ from avctl.server.service.jobs import list_jobs_counted
 from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Ctx, Reader
 from avctl.server.web.forms import PREFIX
-from avctl.server.web.pages.job_new import param_texts, read_form
+from avctl.server.web.pages.job_new import MAX_FORM_BYTES, param_texts
+from avctl.server.web.posted import read_form
 from avctl.server.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -117,6 +118,6 @@ async def job_events(ctx: Ctx, user: Reader, request: Request, job_id: int) -> S
 
 @router.post("/jobs/{job_id}/resume")
 async def resume(request: Request, ctx: Ctx, user: Actor, job_id: int) -> Response:
-    form = await read_form(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     await service.resume_job(ctx, user, job_id, param_texts(form), retry_in_doubt=form.get("retry_in_doubt") == "on")
     return Response(status_code=200, headers={"HX-Redirect": f"/jobs/{job_id}"})
