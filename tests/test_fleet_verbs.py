@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from avctl.capabilities import read_status, resolve_pointer, transform, verb_steps
+from avctl.capabilities import VerbStep, read_status, resolve_pointer, transform, verb_steps
 from avctl.errors import DeviceError, ValidationError
 from avctl.families import builtin_spec
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, probe_action
@@ -26,14 +26,14 @@ def test_macro_placeholder_takes_the_callers_value_typed_per_family() -> None:
     spec = builtin_spec("videoos")
     task = MacroTask("volume", {"volume": "30"})
     task.validate(spec)
-    assert verb_steps(spec, "volume", task.params) == [("audio_volume_set", {"volume": 30})]
+    assert verb_steps(spec, "volume", task.params) == [VerbStep("audio_volume_set", {"volume": 30})]
     with pytest.raises(ValidationError, match="needs volume"):
         MacroTask("volume", {}).validate(spec)
     with pytest.raises(ValidationError):
         MacroTask("volume", {"volume": "300"}).validate(spec)      # the spec's maximum still applies
     with pytest.raises(ValidationError, match="takes no parameter muted"):
         MacroTask("mute", {"muted": "false"}).validate(spec)       # a step's own constant is not overridable
-    assert verb_steps(spec, "mute", {}) == [("audio_muted_set", {"muted": True})]
+    assert verb_steps(spec, "mute", {}) == [VerbStep("audio_muted_set", {"muted": True})]
 
 
 def test_action_task_types_and_validates_per_spec() -> None:

@@ -17,6 +17,7 @@ import pytest
 from avctl import Device, ValidationError
 from avctl.families import builtin_spec
 from avctl.spec import read_spec
+from avctl.spec.model import ForEach
 from avctl.spec.params import validate
 
 from .conftest import DATA, SHARED
@@ -263,10 +264,12 @@ def test_feedbacks_and_macros_point_at_real_actions() -> None:
         "mute": [("audio_muted_set", {"muted": True})],
         "unmute": [("audio_muted_set", {"muted": False})],
         "volume": [("audio_volume_set", {"volume": "$volume"})],
+        "end_call": [("conferences_hangup", {"conf_id": "$each"})],
     }
+    assert SPEC.macros["end_call"].steps[0].for_each == ForEach("conferences_get", "/id")
     for macro in SPEC.macros.values():
         for step in macro.steps:
-            params = {k: (40 if v == "$volume" else v) for k, v in step.params.items()}
+            params = {k: (40 if v == "$volume" else 7 if v == "$each" else v) for k, v in step.params.items()}
             validate(SPEC.action(step.action), params)
 
 

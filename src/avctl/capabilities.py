@@ -13,18 +13,23 @@ auth, retries, caps, cleartext refusal, and the device's ``on_call`` hook the fl
 - **Verbs**: a Macro's steps run in order. ``{volume: $volume}`` takes the caller's ``volume``; a
   caller's parameter that a step does not fix itself goes to every step that declares it; a
   parameter no step accepts is an error. Every step is validated before the first one is sent.
+  A step with ``for_each`` runs once per item of a query's answer, ``$each`` being the item's value
+  (``end_call``: every active call, by its id). Those queries are read first, then every request
+  is validated, then sent: the device's answer is checked like a caller's parameters (and a list
+  longer than `MAX_EACH` is refused, not followed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from avctl.errors import BadAnswer, DeviceError, UsageError, ValidationError
 from avctl.spec import Spec, coerce_text, validate
-from avctl.spec.model import Action, Feedback, Macro
+from avctl.spec.model import Action, Feedback, ForEach, Macro
 
 #: the readings every family may report, typed on `Status`, in the order tables show them
 STATUS_FIELDS = ("reachable", "model", "firmware", "uptime", "in_call", "mic_muted", "volume")
@@ -345,24 +350,49 @@ def verbs_of(spec: Spec) -> dict[str, Verb]:
     return {name: describe_verb(spec, name) for name in spec.macros}
 
 
+#: the placeholder of a ``for_each`` step's item
+EACH = "$each"
+#: the most items a ``for_each`` step follows (a device that lists more is refused, not obeyed)
+MAX_EACH = 16
+
+
+def _each_param(params: Mapping[str, Any]) -> str | None:
+    return next((k for k, v in params.items() if v == EACH), None)
+
+
 def describe_verb(spec: Spec, verb: str) -> Verb:
     macro = _macro(spec, verb)
     needs: list[str] = []
     secrets: set[str] = set()
+    actions: list[str] = []
     for step in macro.steps:
         action = spec.action(step.action)
-        refs = {k: v[1:] for k, v in step.params.items() if isinstance(v, str) and v.startswith("$")}
+        refs = {k: v[1:] for k, v in step.params.items() if isinstance(v, str) and v.startswith("$") and v != EACH}
         needs.extend(n for n in refs.values() if n not in needs)
         for p in action.params:
             if p.secret:
                 secrets.update({p.name, refs.get(p.name, p.name)})
-    return Verb(name=macro.id, label=macro.label, steps=tuple(s.action for s in macro.steps),
+        if step.for_each is not None:
+            actions.append(step.for_each.action)
+        actions.append(step.action)
+    return Verb(name=macro.id, label=macro.label, steps=tuple(actions),
                 needs=tuple(needs), secrets=frozenset(secrets),
-                disruptive=any(spec.action(s.action).disruptive for s in macro.steps))
+                disruptive=any(spec.action(a).disruptive for a in actions))
 
 
-def verb_steps(spec: Spec, verb: str, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The verb's steps as (action id, values), every one validated: nothing is sent on error.
+class VerbStep(NamedTuple):
+    """One step of a verb: its action and values; with `for_each`, sent once per item of that
+    query's answer with `each` (the parameter that takes ``$each``) set (see `each_values`)."""
+
+    action: str
+    values: dict[str, Any]
+    for_each: ForEach | None = None
+    each: str | None = None
+
+
+def verb_steps(spec: Spec, verb: str, params: Mapping[str, Any]) -> list[VerbStep]:
+    """The verb's steps, every one validated: nothing is sent on error (a ``for_each`` step's
+    ``$each`` is validated per item, once the device has listed them: `each_values`).
 
     A value given as text is read per the step's declared type, as on the command line
     (``volume="30"`` -> 30 for an integer parameter).
@@ -373,7 +403,10 @@ def verb_steps(spec: Spec, verb: str, params: Mapping[str, Any]) -> list[tuple[s
     for step in macro.steps:
         action = spec.action(step.action)
         values: dict[str, Any] = {}
+        each = _each_param(step.params) if step.for_each is not None else None
         for key, value in step.params.items():
+            if key == each:
+                continue
             if isinstance(value, str) and value.startswith("$"):
                 wanted = value[1:]
                 if wanted not in params:
@@ -387,13 +420,50 @@ def verb_steps(spec: Spec, verb: str, params: Mapping[str, Any]) -> list[tuple[s
             if key not in step.params and action.param(key) is not None:
                 values[key] = _typed(action, key, value)
                 used.add(key)
-        steps.append((step.action, values))
+        steps.append(VerbStep(step.action, values, step.for_each, each))
     unknown = sorted(set(params) - used)
     if unknown:
         raise ValidationError(f"verb {verb} of family {spec.family} takes no parameter {', '.join(unknown)}")
-    for action_id, values in steps:
-        validate(spec.action(action_id), values)
+    for s in steps:
+        validate(_optional(spec.action(s.action), s.each), s.values)
     return steps
+
+
+def _optional(action: Action, name: str | None) -> Action:
+    """`action` with parameter `name` not required (it is filled in per item, later)."""
+    if name is None:
+        return action
+    return dataclasses.replace(action, params=tuple(
+        dataclasses.replace(p, required=False) if p.name == name else p for p in action.params))
+
+
+def each_values(spec: Spec, step: VerbStep, listing: Any) -> list[dict[str, Any]]:
+    """A ``for_each`` step's values, one per item of its query's answer `listing`, each validated.
+
+    The answer is the device's: anything but a list of at most `MAX_EACH` items that each have a
+    scalar at the step's pointer is a `BadAnswer`, and nothing is sent.
+    """
+    if step.for_each is None or step.each is None:
+        return [step.values]
+    where = f"{step.for_each.action} for {step.action}"
+    if not isinstance(listing, list):
+        raise BadAnswer(f"{where}: the answer is {_json_type(listing)}, not a list", status=200)
+    if len(listing) > MAX_EACH:
+        raise BadAnswer(f"{where}: {len(listing)} items, more than the {MAX_EACH} avctl follows", status=200)
+    out = []
+    for item in listing:
+        value, problem = _strict_pointer(item, step.for_each.pointer)
+        if problem is not None or isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise BadAnswer(f"{where}: an item has no usable {step.for_each.pointer or 'value'}", status=200)
+        values = {**step.values, step.each: value}
+        try:
+            validate(spec.action(step.action), values)
+        except ValidationError as exc:
+            # the device's text is not repeated: it is not ours to print
+            raise BadAnswer(f"{where}: an item's {step.each} does not fit the parameter ({exc.kind})",
+                            status=200) from None
+        out.append(values)
+    return out
 
 
 def _typed(action: Action, name: str, value: Any) -> Any:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
-from avctl.capabilities import Status, Verb, feedbacks_of, read_status, verb_steps, verbs_of
+from avctl.capabilities import Status, Verb, each_values, feedbacks_of, read_status, verb_steps, verbs_of
 from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import AvctlError, CleartextRefused, UsageError
 from avctl.families import Family, builtin_spec, get_family
@@ -216,12 +216,22 @@ class Device:
         self, verb: str, /, *, download_to: str | Path | None = None, overwrite: bool = False, **params: Any,
     ) -> tuple[Result, ...]:
         """Run the spec's Macro `verb`: its steps in order, one `Result` each. Every step is
-        validated before the first is sent; `$placeholders` take the caller's `params`."""
-        steps = verb_steps(self.spec, verb, params)
-        for action_id, values in steps:
+        validated before the first is sent; `$placeholders` take the caller's `params`.
+
+        A ``for_each`` step's query is read first (its `Result` comes first), then the step is
+        sent once per item it lists (none: nothing to do)."""
+        results: list[Result] = []
+        calls: list[tuple[str, dict[str, Any]]] = []
+        for step in verb_steps(self.spec, verb, params):
+            if step.for_each is None:
+                calls.append((step.action, step.values))
+                continue
+            listing = await self.call(step.for_each.action)
+            results.append(listing)
+            calls.extend((step.action, values) for values in each_values(self.spec, step, listing.data))
+        for action_id, values in calls:
             self.prepare(action_id, values)
-        results = []
-        for action_id, values in steps:
+        for action_id, values in calls:
             results.append(await self.call(action_id, download_to=download_to, overwrite=overwrite, **values))
         return tuple(results)
 

@@ -80,7 +80,8 @@ class VideoOSAdapter(FamilyAdapter):
     wrong_password_says: ClassVar[str] = "SessionRequestInvalid"
     locked_says: ClassVar[str] = "SessionPortLockout"
     feedback_approx: ClassVar[frozenset[str]] = frozenset({"uptime"})
-    macro_params: ClassVar[dict[str, dict[str, Any]]] = {"volume": {"volume": 30}}
+    #: "each": an item a for_each step would take from the device (end_call's conference id)
+    macro_params: ClassVar[dict[str, dict[str, Any]]] = {"volume": {"volume": 30}, "end_call": {"each": 7}}
 
     def logins(self, emu: Any) -> int:
         return int(emu.logins_accepted)
@@ -127,6 +128,7 @@ class PolyUCAdapter(FamilyAdapter):
     }
     read: ClassVar[Probe] = Probe("device_info", _uc_info)
     change: ClassVar[Change] = Change("callctrl_mute", {"state": "1"}, lambda e: e.phone.muted, True)
+    macro_params: ClassVar[dict[str, dict[str, Any]]] = {"end_call": {"each": "2341880"}}
     disruption: ClassVar[Disruption] = Disruption("safe_reboot", lambda e: e.phone.reboots == 1 and e.is_down)
     invalid_calls: ClassVar[tuple[tuple[str, dict[str, Any]], ...]] = (
         ("callctrl_mute", {"state": "maybe"}),
@@ -158,7 +160,8 @@ class PolyUCAdapter(FamilyAdapter):
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"restart": lambda e: e.phone.restarts == 1 and e.phone.reboots == 0,
-                   "reboot": lambda e: e.phone.reboots == 1 and e.is_down}
+                   "reboot": lambda e: e.phone.reboots == 1 and e.is_down,
+                   "mute": lambda e: e.phone.muted is True}
         return effects.get(macro)
 
 

@@ -22,6 +22,7 @@ from avctl.spec.model import (
     Action,
     AltRoute,
     Feedback,
+    ForEach,
     Macro,
     MacroStep,
     Param,
@@ -808,10 +809,32 @@ def _macros(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> 
             if isinstance(step, dict) and "action" in step:
                 if step["action"] not in actions:
                     r.problem(line, f"macro {raw['id']}: unknown action {step['action']!r}")
-                steps.append(MacroStep(str(step["action"]), dict(step.get("params") or {})))
+                params = dict(step.get("params") or {})
+                steps.append(MacroStep(str(step["action"]), params,
+                                       _for_each(r, line, str(raw["id"]), step.get("for_each"), params, actions)))
         if steps:
             out[str(raw["id"])] = Macro(str(raw["id"]), str(raw.get("label", "")), tuple(steps))
     return out
+
+
+def _for_each(r: _Reader, line: int, macro: str, raw: Any, params: Mapping[str, Any],
+              actions: Mapping[str, Action]) -> ForEach | None:
+    """A step's ``for_each: {action, pointer}``: the query whose answer (a list) the step repeats over."""
+    uses_each = "$each" in params.values()
+    if raw is None:
+        if uses_each:
+            r.problem(line, f"macro {macro}: $each needs a for_each")
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("action"), str):
+        r.problem(line, f"macro {macro}: for_each must be a mapping with an 'action'")
+        return None
+    source = actions.get(raw["action"])
+    if source is None or source.kind != "query" or any(p.required and not p.has_default for p in source.params):
+        r.problem(line, f"macro {macro}: for_each needs a query without required parameters, "
+                        f"not {raw['action']!r}")
+    if not uses_each:
+        r.problem(line, f"macro {macro}: a for_each step passes $each to one of its params")
+    return ForEach(raw["action"], str(raw.get("pointer", "")))
 
 
 def read_spec(path: str | Path, *, strict: bool | None = None) -> LoadResult:
@@ -911,7 +934,8 @@ def _parse_spec(path: Path, text: str, strict: bool | None) -> tuple[LoadResult,
 
 
 #: the dataclasses a cached load result is made of (the cache builds these and nothing else)
-_CACHED_TYPES = (LoadResult, Issue, Spec, Transport, Action, AltRoute, Param, Feedback, Macro, MacroStep)
+_CACHED_TYPES = (LoadResult, Issue, Spec, Transport, Action, AltRoute, Param, Feedback, Macro, MacroStep,
+                 ForEach)
 
 
 def _replace_safety(a: Action) -> Action:

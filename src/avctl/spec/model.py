@@ -158,9 +158,20 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class ForEach:
+    """A Macro step repeated for every item of a query's answer (a list): ``$each`` in the step's
+    params is the item's value at `pointer` (``end_call``: hang up every conference ``conferences_get``
+    lists, by its ``/id``)."""
+
+    action: str
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
 class MacroStep:
     action: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    for_each: ForEach | None = None
 
 
 @dataclass(frozen=True)
