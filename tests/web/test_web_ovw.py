@@ -72,14 +72,13 @@ def test_overview_counts_match_the_emulators(browser: Browser, dash: Dashboard) 
     # firmware: every codec runs the emulator's one firmware (the newest seen)
     expect(page.locator("#firmware-percent")).to_have_text("100", timeout=30_000)
     expect(page.locator("#alerts-critical")).to_have_text("0")
-    screenshot(page, "overview")
     assert dialogs == []
 
 
 def test_device_down_turns_offline_and_alerts_live(browser: Browser, dash: Dashboard) -> None:
     overview = dash.page(browser, "viewer")
     _all_online(overview, dash)
-    site_page = dash.page(browser, "viewer")
+    site_page = dash.page(browser, "operator")
     site_page.goto("/sites/branch")
     target = "br-lobby-phone"
     cell = site_page.locator(f".dev[data-device='{target}'] .badge.state-online")
@@ -96,6 +95,7 @@ def test_device_down_turns_offline_and_alerts_live(browser: Browser, dash: Dashb
         expect(overview.locator("#alerts-critical")).to_have_text("1", timeout=60_000)
         expect(overview.locator(f"#overview-attention tr[data-device='{target}']")).to_contain_text(
             "open critical alert")
+        screenshot(overview, "overview")
         expect(site_page.locator(f".dev[data-device='{target}'] .badge.state-offline")).to_be_visible(
             timeout=60_000)
         expect(site_page.locator("article[data-room='lobby'] .room-health .badge")).to_have_text("offline")

@@ -14,6 +14,7 @@ from avctl.server.service.devices import (
     device,
     events,
     find_device,
+    fleet_snapshot,
     fleet_views,
     history,
     list_devices,
@@ -32,7 +33,7 @@ from avctl.server.service.jobs import (
 
 __all__ = [
     "ActionResult", "AlertInfo", "Conflict", "EventItem", "Forbidden", "JobDetail", "NotFound", "Page",
-    "ServiceError", "ack_alert", "device", "events", "find_device", "fleet_views", "history", "job",
+    "ServiceError", "ack_alert", "device", "events", "find_device", "fleet_snapshot", "fleet_views", "history", "job",
     "jobs_running", "list_alerts", "list_devices", "list_jobs", "list_rules", "open_counts", "query_audit",
     "resume_job", "run_action", "silence_alert", "start_job",
 ]

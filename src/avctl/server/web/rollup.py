@@ -137,7 +137,7 @@ def firmware_compliance(views: Iterable[DeviceView]) -> list[FirmwareGroup]:
             groups.setdefault((v.family, model if isinstance(model, str) else "?"), []).append((v, firmware))
     out = []
     for (family, model), members in sorted(groups.items()):
-        newest = max((fw for _, fw in members), key=lambda fw: (version_key(fw), fw))
+        newest = max({fw for _, fw in members}, key=lambda fw: (version_key(fw), fw))
         behind = tuple(v for v, fw in sorted(members, key=lambda m: m[0].name) if fw != newest)
         out.append(FirmwareGroup(family, model, newest, len(members), behind))
     return out
@@ -175,8 +175,11 @@ class Site:
 
     def add(self, h: DeviceHealth) -> None:
         self.tally.add(h.health)
-        room = h.view.room or NO_ROOM
-        self.rooms.setdefault(room, Room(self.name, room)).devices.append(h)
+        name = h.view.room or NO_ROOM
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = Room(self.name, name)
+        room.devices.append(h)
 
     @property
     def health(self) -> str:
@@ -215,7 +218,10 @@ def fleet_health(views: Sequence[DeviceView], alerts: Iterable[AlertInfo]) -> Fl
     for h in devices:
         tally.add(h.health)
         name = site_of(h.view)
-        sites.setdefault(name, Site(name)).add(h)
+        site = sites.get(name)
+        if site is None:
+            site = sites[name] = Site(name)
+        site.add(h)
     return Fleet(devices, tally, dict(sorted(sites.items())))
 
 

@@ -27,7 +27,7 @@ ALERT_LIMIT = 100_000
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
-    views = service.list_devices(ctx, user, limit=1_000_000).items
+    views = service.fleet_snapshot(ctx, user)
     alerts = service.list_alerts(ctx, user, state="open", limit=ALERT_LIMIT).items
     fleet = fleet_health(views, alerts)
     states = Counter(v.state for v in views)

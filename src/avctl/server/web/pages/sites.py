@@ -22,7 +22,7 @@ from avctl.server.model import Principal
 from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Ctx, Reader
 from avctl.server.web.render import is_htmx, render
-from avctl.server.web.rollup import HEALTHS, NO_SITE, ROOM_COLUMNS, Fleet, fleet_health, key_readings
+from avctl.server.web.rollup import HEALTHS, NO_SITE, ROOM_COLUMNS, Fleet, fleet_health, key_readings, site_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,8 +38,13 @@ ROOM_VERBS = {
 MAX_FORM_BYTES = 8192
 
 
-def _fleet(ctx: ServerContext, user: Principal, selection: str = "") -> Fleet:
-    views = service.list_devices(ctx, user, selection=selection, limit=1_000_000).items
+def _fleet(ctx: ServerContext, user: Principal, site: str | None = None) -> Fleet:
+    """The devices in scope (of `site` only, if given: NotFound if it has none) with their health."""
+    views = service.fleet_snapshot(ctx, user)
+    if site is not None:
+        views = [v for v in views if site_of(v) == site]
+        if not views:
+            raise service.NotFound(f"no site named {site!r}")
     alerts = service.list_alerts(ctx, user, state="open", limit=100_000).items
     return fleet_health(views, alerts)
 
@@ -56,13 +61,6 @@ def sites(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
     return render(request, template, user, {"fleet": fleet, "healths": HEALTHS})
 
 
-def _site_devices(ctx: ServerContext, user: Principal, site: str) -> Fleet:
-    fleet = _fleet(ctx, user)
-    if site not in fleet.sites:
-        raise service.NotFound(f"no site named {site!r}")
-    return fleet
-
-
 @router.post("/sites/room-action", response_class=HTMLResponse)
 async def room_action(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
     form = await _form(request)
@@ -72,7 +70,7 @@ async def room_action(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
     params: dict[str, str] = {}
     if verb == "volume":
         params["volume"] = form.get("volume", "")
-    fleet = await asyncio.to_thread(_site_devices, ctx, user, site)
+    fleet = await asyncio.to_thread(_fleet, ctx, user, site)
     found = fleet.sites[site].rooms.get(room)
     if found is None:
         raise service.NotFound(f"no room named {room!r} in {site}")
@@ -90,7 +88,7 @@ async def room_action(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
 
 @router.get("/sites/{site:path}", response_class=HTMLResponse)
 def site_page(request: Request, ctx: Ctx, user: Reader, site: str) -> HTMLResponse:
-    chosen = _site_devices(ctx, user, site).sites[site]
+    chosen = _fleet(ctx, user, site).sites[site]
     rooms = sorted(chosen.rooms.values(), key=lambda r: r.name)
     others = any(r.others for r in rooms)
     template = "sites_site_live.html" if is_htmx(request) else "sites_site.html"
