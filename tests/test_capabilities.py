@@ -146,7 +146,7 @@ async def test_videoos_verbs_change_the_emulator(emulators: EmulatorThread, tls:
     assert isinstance(emu, EmulatedVideoOS)
     emu.faults.reboot_seconds = 0.2
     async with client(emu, tls) as dev:
-        assert set(dev.verbs) == {"reboot", "mute", "unmute", "volume"}
+        assert set(dev.verbs) == {"reboot", "mute", "unmute", "volume", "end_call"}
         assert dev.verbs["volume"].needs == ("volume",) and not dev.verbs["volume"].disruptive
         assert dev.verbs["reboot"].disruptive and dev.verbs["reboot"].steps == ("system_reboot",)
         [result] = await dev.run_verb("volume", volume=33)
@@ -165,7 +165,7 @@ async def test_polyuc_and_solstice_reboot_verbs(emulators: EmulatorThread, tls: 
     assert isinstance(phone, EmulatedPolyUC) and isinstance(pod, EmulatedSolstice)
     phone.faults.reboot_seconds = pod.faults.reboot_seconds = 0.2
     async with client(phone, tls) as dev:
-        assert set(dev.verbs) == {"reboot", "restart"}
+        assert set(dev.verbs) == {"reboot", "restart", "mute", "unmute", "end_call"}
         await dev.run_verb("reboot")
     assert phone.phone.reboots == 1
     async with client(pod, tls) as dev:
@@ -295,6 +295,6 @@ def test_sync_device_in_a_plain_script(emulators: EmulatorThread, tmp_path: Path
     out = json.loads(proc.stdout)
     assert out == {"repr": f"<SyncDevice videoos 'script-room' https://127.0.0.1:{emu.port} logged in>",
                    "before": 70, "model": emu.state.model, "step": "audio_volume_set", "after": 12, "call": 12,
-                   "verbs": ["mute", "reboot", "unmute", "volume"], "prepared": "audio_volume_set"}
+                   "verbs": ["end_call", "mute", "reboot", "unmute", "volume"], "prepared": "audio_volume_set"}
     assert emu.state.volume == 12 and PASSWORD not in proc.stdout + proc.stderr
     assert not emu.sessions  # the context manager logged out
