@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -21,6 +20,7 @@ from avctl.server.context import ServerContext
 from avctl.server.model import Principal
 from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Ctx, Reader
+from avctl.server.web.posted import read_form
 from avctl.server.web.render import is_htmx, render
 from avctl.server.web.rollup import HEALTHS, NO_SITE, ROOM_COLUMNS, Fleet, fleet_health, key_readings, site_of
 
@@ -63,7 +63,7 @@ def sites(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
 
 @router.post("/sites/room-action", response_class=HTMLResponse)
 async def room_action(request: Request, ctx: Ctx, user: Actor) -> HTMLResponse:
-    form = await _form(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     site, room, verb = form.get("site", ""), form.get("room", ""), form.get("verb", "")
     if verb not in ROOM_VERBS:
         raise HTTPException(400, f"unknown room action {verb!r}")
@@ -96,19 +96,3 @@ def site_page(request: Request, ctx: Ctx, user: Reader, site: str) -> HTMLRespon
         "site": chosen, "rooms": rooms, "columns": ROOM_COLUMNS, "others": others, "healths": HEALTHS,
         "room_id": room_id, "readings": key_readings, "verbs": ROOM_VERBS, "no_site": NO_SITE,
     })
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """An htmx form post (url-encoded), capped: the first value of each field."""
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raise HTTPException(415, "expected a form")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise HTTPException(413, "form too large")
-    out: dict[str, str] = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        out.setdefault(key, value)
-    return out
-
