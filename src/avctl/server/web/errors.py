@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,9 +30,11 @@ def is_page(request: Request) -> bool:
 
 def login_redirect(request: Request) -> Response:
     """To the login page, and back here after it (htmx follows HX-Redirect with a full page load)."""
-    here = request.headers.get("hx-current-url") if is_htmx(request) else None
-    target = "/login?next=" + quote(here or request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-                                    safe="")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if is_htmx(request):  # back to the page the fragment was for, by its path (never another site)
+        page = urlsplit(request.headers.get("hx-current-url", ""))
+        here = page.path + (f"?{page.query}" if page.query else "") if page.path else "/"
+    target = "/login?next=" + quote(here, safe="")
     if is_htmx(request):
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
