@@ -22,7 +22,7 @@ def test_verbs_span_families_and_carry_their_parameters() -> None:
     found = {c.name: c for c in verbs(SPECS)}
     assert {"status", "mute", "unmute", "volume", "reboot", "restart"} <= set(found)
     assert set(found["reboot"].families) == {"polyuc", "solstice", "videoos"} and found["reboot"].disruptive
-    assert set(found["mute"].families) == {"videoos"} and not found["mute"].disruptive
+    assert set(found["mute"].families) == {"polyuc", "videoos"} and not found["mute"].disruptive
     volume = {f.name: f for f in found["volume"].fields}["volume"]
     assert (volume.widget, volume.minimum, volume.maximum) == ("number", 0, 100)
     assert found["reboot"].cli_words == ("fleet", "reboot")
@@ -59,20 +59,20 @@ def _entry(name: str, family: str, *, disabled: bool = False) -> DeviceEntry:
 
 def test_planned_outcomes_are_what_the_run_records() -> None:
     """The preview's reasons are the runner's: the same outcomes without a single request."""
-    devices = [_entry("c1", "videoos"), _entry("c2", "videoos", disabled=True), _entry("p1", "polyuc")]
+    devices = [_entry("c1", "videoos"), _entry("c2", "videoos", disabled=True), _entry("s1", "solstice")]
     task = MacroTask("mute", {})
     planned = {d.name: planned_outcome(task, d, builtin_spec) for d in devices}
     assert planned["c1"] is None
     assert (planned["c2"].status, planned["c2"].reason) == ("skipped", "excluded")  # type: ignore[union-attr]
-    assert planned["p1"].message == "family polyuc has no 'mute' verb"  # type: ignore[union-attr]
+    assert planned["s1"].message == "family solstice has no 'mute' verb"  # type: ignore[union-attr]
     runner = FleetRunner()
     assert runner.plan(task, devices) == {"videoos": {"run": 1, "skip": 1, "disruptive": 0},
-                                          "polyuc": {"run": 0, "skip": 1, "disruptive": 0}}
+                                          "solstice": {"run": 0, "skip": 1, "disruptive": 0}}
 
     async def run_skipped() -> list[tuple[str, str, str | None]]:
         outcomes = await FleetRunner().run(task, devices[1:])
         return [(o.device, o.status, o.message) for o in outcomes]
 
     assert asyncio.run(run_skipped()) == [("c2", "skipped", "disabled in the inventory"),
-                                          ("p1", "skipped", "family polyuc has no 'mute' verb")]
+                                          ("s1", "skipped", "family solstice has no 'mute' verb")]
     assert planned_outcome(ActionTask("system_reboot", {}), devices[0], builtin_spec) is None
