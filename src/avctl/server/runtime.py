@@ -129,7 +129,7 @@ class ServerRuntime:
         self.writer = StateWriter(self.state, on_views=self._on_views)
         settings = PollSettings(interval=cfg.poll.interval, concurrency=cfg.poll.concurrency,
                                 per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
-                                ).with_family_minimums(self.family_min_interval)
+                                backoff_max=cfg.poll.backoff).with_family_minimums(self.family_min_interval)
         self.engine = PollEngine(sink=self._observed, tls=self.device_tls, resolver=self.resolver,
                                  settings=settings, clock=self.clock, on_lag=self.metrics.observe_lag)
         jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
