@@ -23,7 +23,8 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     assert (c.host, c.port) == ("0.0.0.0", 9443)
     assert c.tls_cert == str(cfg.parent / "c.pem") and c.rules == str(cfg.parent / "rules.yaml")
     assert c.public_url == "https://av.example.net"
-    assert (c.poll.interval, c.poll.concurrency, c.poll.per_site, c.poll.timeout, c.poll.backoff) == (120, 50, 5, 8, 300)
+    poll = c.poll
+    assert (poll.interval, poll.concurrency, poll.per_site, poll.timeout, poll.backoff) == (120, 50, 5, 8, 300)
     assert (c.retention.raw, c.retention.events) == (3 * 86400, 30 * 86400)
     # the command line wins over the file
     merged = c.merged({"listen": "127.0.0.1:8000", "interval": 30.0, "db": None})

@@ -17,6 +17,7 @@ from avctl.fleet.store import JobStore
 from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress
 from avctl.server.metrics import ServerMetrics
+from avctl.server.state import StateStore
 
 
 @dataclass
@@ -45,3 +46,5 @@ class ServerContext:
     action_wait: float = 120.0
     #: how long readings are kept raw and as rollups (history answers from what is kept)
     retention: Retention = field(default_factory=Retention)
+    #: the server's state store: device state is read from its memory (None: from the database)
+    state: StateStore | None = None

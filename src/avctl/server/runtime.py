@@ -139,7 +139,7 @@ class ServerRuntime:
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
                                  metrics=self.metrics, progress=self.progress, clock=self.clock,
-                                 retention=self.retention)
+                                 retention=self.retention, state=self.state)
         self.app = create_app(self.ctx)
         self.app.state.access = self.access_settings()
 
@@ -183,7 +183,7 @@ class ServerRuntime:
         while True:
             await asyncio.sleep(ALERT_SWEEP_SECONDS)
             try:
-                views = await asyncio.to_thread(self.state.views)
+                views = await asyncio.to_thread(self.state.current_views)
                 if await asyncio.to_thread(self.alerts.evaluate, views, every_device=True):
                     await self.dispatcher.send_due()
             except Exception as exc:  # the database may be busy: try again next sweep

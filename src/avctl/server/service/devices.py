@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import select
 
-from avctl.db import Database
 from avctl.db.models import DeviceState, Event
 from avctl.db.retention import Point
 from avctl.db.retention import history as retention_history
@@ -18,6 +17,7 @@ from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.server.context import ServerContext
 from avctl.server.model import DEVICE_STATES, DeviceView, Principal
 from avctl.server.service.errors import NotFound, check
+from avctl.server.state import CurrentRow
 
 T = TypeVar("T")
 
@@ -59,8 +59,13 @@ def find_device(ctx: ServerContext, principal: Principal, name: str) -> DeviceEn
     raise NotFound(f"no device named {name!r}")
 
 
-def _state_rows(db: Database, names: Sequence[str] | None) -> dict[str, DeviceState]:
-    with db.session() as s:
+def _state_rows(ctx: ServerContext, names: Sequence[str] | None) -> Mapping[str, DeviceState | CurrentRow]:
+    """The devices' current rows: the server's in-memory copy when it has one (the server is the
+    only writer of device state; reading 10,000 rows per request kept the API waiting), else the
+    database (the CLI on the server's database)."""
+    if ctx.state is not None:
+        return ctx.state.current()
+    with ctx.db.session() as s:
         q = select(DeviceState)
         if names is not None:
             q = q.where(DeviceState.device.in_(names))
@@ -84,18 +89,23 @@ class _Light(NamedTuple):
         return getattr(self, field)
 
 
-def _light_states(db: Database) -> dict[str, tuple[str, float, float | None, float | None]]:
-    with db.session() as s:
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in s.execute(select(*_LIGHT))}
+def _light_states(ctx: ServerContext) -> Mapping[str, Any]:
+    """name -> what a list filters and sorts on (``state``, ``since``, ``last_poll``, ``last_ok``)."""
+    if ctx.state is not None:
+        return ctx.state.current()
+    with ctx.db.session() as s:
+        return {r.device: r for r in s.execute(select(*_LIGHT))}
 
 
-def _view(entry: DeviceEntry, row: DeviceState | None, *, with_readings: bool) -> DeviceView:
+def _view(entry: DeviceEntry, row: DeviceState | CurrentRow | None, *, with_readings: bool) -> DeviceView:
     if row is None:
         return DeviceView(name=entry.name, family=entry.family, site=entry.site, room=entry.room,
                           tags=entry.tags, address=str(entry.address),
                           state="disabled" if entry.disabled else "unknown", since=0.0)
     readings: dict[str, Any] = {}
-    if with_readings:
+    if isinstance(row, CurrentRow):
+        readings = dict(row.readings) if with_readings else {}
+    elif with_readings:
         try:
             loaded = json.loads(row.readings or "{}")
         except ValueError:
@@ -126,14 +136,15 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
     devices = in_scope(ctx, principal) if principal.sites else list(ctx.inventory())
     if chosen:
         devices = [d for d in devices if chosen.matches(d)]
-    states = _light_states(ctx.db)
+    states = _light_states(ctx)
     light: list[_Light] = []
     for d in devices:
         st = states.get(d.name)
         if st is None:
             light.append(_Light(d, "disabled" if d.disabled else "unknown", None, None, None))
         else:
-            light.append(_Light(d, st[0] if st[0] in DEVICE_STATES else "error", st[1], st[2], st[3]))
+            light.append(_Light(d, st.state if st.state in DEVICE_STATES else "error", st.since, st.last_poll,
+                                st.last_ok))
     if state is not None:
         light = [x for x in light if x.state == state]
     light.sort(key=lambda x: x.entry.name)
@@ -143,7 +154,7 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
                        reverse=sort.startswith("-"))
         light = known + [x for x in light if x.key(key) is None]
     page = light[offset:offset + limit]
-    rows = _state_rows(ctx.db, [x.entry.name for x in page])
+    rows = _state_rows(ctx, [x.entry.name for x in page])
     return Page([_view(x.entry, rows.get(x.entry.name), with_readings=True) for x in page], len(light),
                 limit, offset)
 
@@ -151,12 +162,12 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
 def device(ctx: ServerContext, principal: Principal, name: str) -> DeviceView:
     check(principal, "read")
     entry = find_device(ctx, principal, name)
-    return _view(entry, _state_rows(ctx.db, [name]).get(name), with_readings=True)
+    return _view(entry, _state_rows(ctx, [name]).get(name), with_readings=True)
 
 
 def fleet_views(ctx: ServerContext) -> list[DeviceView]:
     """Every device of the inventory with its state (the server's own view: for metrics at start-up)."""
-    rows = _state_rows(ctx.db, None)
+    rows = _state_rows(ctx, None)
     return [_view(d, rows.get(d.name), with_readings=True) for d in ctx.inventory()]
 
 
