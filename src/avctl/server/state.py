@@ -220,7 +220,7 @@ class StateStore:
         return DeviceView(name=row.device, family=row.family, site=row.site, room=row.room,
                           tags=entry.tags if entry is not None else frozenset(), address=row.address or "",
                           state=row.state, since=row.since, last_poll=row.last_poll, last_ok=row.last_ok,
-                          error=row.error, readings=MappingProxyType(dict(row.readings)))
+                          error=row.error, readings=MappingProxyType(row.readings))  # never changed: no copy
 
     def views(self, names: Iterable[str] | None = None, *, include_removed: bool = False) -> list[DeviceView]:
         """The devices' current views, by name (read from the database, so another process's

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 
@@ -74,19 +75,8 @@ def _state_rows(ctx: ServerContext, names: Sequence[str] | None) -> Mapping[str,
 
 #: what a list filters and sorts on, read as plain tuples (10,000 ORM objects per request cost too much)
 _LIGHT = (DeviceState.device, DeviceState.state, DeviceState.since, DeviceState.last_poll, DeviceState.last_ok)
-
-
-class _Light(NamedTuple):
-    entry: DeviceEntry
-    state: str
-    since: float | None
-    last_poll: float | None
-    last_ok: float | None
-
-    def key(self, field: str) -> Any:
-        if field in ("name", "site", "room", "family"):
-            return getattr(self.entry, field)
-        return getattr(self, field)
+#: sort keys that are facts of the inventory entry (the rest are of the device's state)
+_ENTRY_KEYS = frozenset({"name", "site", "room", "family"})
 
 
 def _light_states(ctx: ServerContext) -> Mapping[str, Any]:
@@ -137,26 +127,34 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
     if chosen:
         devices = [d for d in devices if chosen.matches(d)]
     states = _light_states(ctx)
-    light: list[_Light] = []
-    for d in devices:
+
+    def state_of(d: DeviceEntry) -> str:
         st = states.get(d.name)
         if st is None:
-            light.append(_Light(d, "disabled" if d.disabled else "unknown", None, None, None))
-        else:
-            light.append(_Light(d, st.state if st.state in DEVICE_STATES else "error", st.since, st.last_poll,
-                                st.last_ok))
+            return "disabled" if d.disabled else "unknown"
+        return st.state if st.state in DEVICE_STATES else "error"
+
+    def value(d: DeviceEntry) -> Any:
+        if key in _ENTRY_KEYS:
+            return getattr(d, key)
+        if key == "state":
+            return state_of(d)
+        st = states.get(d.name)
+        return None if st is None else getattr(st, key)
+
+    # only what the request filters or sorts on is looked at: a page of 10,000 devices by name
+    # costs one pass over the inventory
     if state is not None:
-        light = [x for x in light if x.state == state]
-    light.sort(key=lambda x: x.entry.name)
+        devices = [d for d in devices if state_of(d) == state]
+    devices = sorted(devices, key=attrgetter("name"))
     if key != "name" or sort.startswith("-"):
         # devices without the value (never polled, no site) come last either way, in name order
-        known = sorted((x for x in light if x.key(key) is not None), key=lambda x: x.key(key),
-                       reverse=sort.startswith("-"))
-        light = known + [x for x in light if x.key(key) is None]
-    page = light[offset:offset + limit]
-    rows = _state_rows(ctx, [x.entry.name for x in page])
-    return Page([_view(x.entry, rows.get(x.entry.name), with_readings=True) for x in page], len(light),
-                limit, offset)
+        valued = [(v, d) for d in devices if (v := value(d)) is not None]
+        valued.sort(key=itemgetter(0), reverse=sort.startswith("-"))
+        devices = [d for _v, d in valued] + [d for d in devices if value(d) is None]
+    page = devices[offset:offset + limit]
+    rows = _state_rows(ctx, [d.name for d in page])
+    return Page([_view(d, rows.get(d.name), with_readings=True) for d in page], len(devices), limit, offset)
 
 
 def device(ctx: ServerContext, principal: Principal, name: str) -> DeviceView:
