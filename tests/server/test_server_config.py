@@ -27,8 +27,9 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     assert (poll.interval, poll.concurrency, poll.per_site, poll.timeout, poll.backoff) == (120, 50, 5, 8, 300)
     assert (c.retention.raw, c.retention.events) == (3 * 86400, 30 * 86400)
     # the command line wins over the file
-    merged = c.merged({"listen": "127.0.0.1:8000", "interval": 30.0, "db": None})
+    merged = c.merged({"listen": "127.0.0.1:8000", "interval": 30.0, "db": None, "backoff": 2.0})
     assert merged.listen == "127.0.0.1:8000" and merged.poll.interval == 30 and merged.db == c.db
+    assert merged.poll.backoff == 2.0
 
 
 @pytest.mark.parametrize(("text", "line", "needle"), [
