@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -122,6 +123,22 @@ def api(base: str, path: str, token: str, ctx: ssl.SSLContext, body: Any = None)
         return json.loads(answer.read() or b"null")
 
 
+def dashboard(base: str, ctx: ssl.SSLContext) -> None:
+    """The web dashboard of the same server: signed in as a browser would, the overview's headline."""
+    login = urllib.request.Request(base + "/api/v1/auth/login", method="POST",
+                                   data=json.dumps({"name": "admin", "password": "demo-admin-password"}).encode(),
+                                   headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(login, context=ctx, timeout=60) as answer:
+        cookies = "; ".join(c.split(";", 1)[0] for c in answer.headers.get_all("Set-Cookie") or [])
+    with urllib.request.urlopen(urllib.request.Request(base + "/", headers={"Cookie": cookies}), context=ctx,
+                                timeout=60) as answer:
+        page = answer.read().decode()
+    online = re.search(r'id="online-percent">(\d+)<', page)
+    print(f"\n# the web dashboard of the same server: open {base}/ and sign in as admin")
+    print(f"  overview: {online.group(1) if online else '?'}% online "
+          "(pages: overview, sites, devices, jobs, alerts, audit, admin; docs/dashboard.md)")
+
+
 def server_demo(inv: str) -> None:
     """The same fleet watched by `avctl serve`: state in the database, the REST API, a job through it."""
     env = {**os.environ, "AVCTL_HOME": str(OUT / "home")}
@@ -168,6 +185,7 @@ def server_demo(inv: str) -> None:
         print(f"  job {job['job']}: {detail['state']}, {detail['counts']}")
         print("  (the same job in the CLI's journal:)")
         avctl("jobs", "list", "-n", "3")
+        dashboard(base, ctx)
     finally:
         server.terminate()
         server.wait(30)

@@ -129,12 +129,15 @@ class SmtpServer:
 
 
 class ServerProcess:
-    """``avctl serve`` in its own process, with its own AVCTL_HOME; HTTPS with its self-signed cert."""
+    """``avctl serve`` in its own process, with its own AVCTL_HOME; HTTPS with its self-signed cert,
+    or plain HTTP on loopback with `http` (the browser tests)."""
 
-    def __init__(self, home: Path, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, args: Sequence[str], *, env: dict[str, str] | None = None,
+                 http: bool = False) -> None:
         self.home = home
         self.port = free_port()
-        self.args = [*args, "--listen", f"127.0.0.1:{self.port}"]
+        self.http = http
+        self.args = [*args, "--listen", f"127.0.0.1:{self.port}", *(["--http"] if http else [])]
         self.env = {**os.environ, "AVCTL_HOME": str(home), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / f"server-{self.port}.log"
@@ -144,7 +147,7 @@ class ServerProcess:
 
     @property
     def base(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{'http' if self.http else 'https'}://127.0.0.1:{self.port}"
 
     @property
     def certfile(self) -> Path:
@@ -156,13 +159,16 @@ class ServerProcess:
             self.proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "serve", *self.args],
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT)
         wait_for(self._ready, within=within, what=f"the server on port {self.port} (log: {self.log_text()[-2000:]})")
-        self.session.verify = str(self.certfile)
+        if not self.http:
+            self.session.verify = str(self.certfile)
         return self
 
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"avctl serve exited with {self.proc.returncode}: {self.log_text()[-3000:]}")
+        if self.http:  # refused until it listens: wait_for tries again
+            return requests.get(self.base + "/healthz", timeout=5).status_code == 200
         if not self.certfile.exists():
             return False
         r = requests.get(self.base + "/healthz", verify=str(self.certfile), timeout=5)

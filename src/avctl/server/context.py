@@ -16,6 +16,7 @@ from avctl.fleet.runner import RunOptions
 from avctl.fleet.store import JobStore
 from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress
+from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.state import StateStore
 
@@ -46,5 +47,7 @@ class ServerContext:
     action_wait: float = 120.0
     #: how long readings are kept raw and as rollups (history answers from what is kept)
     retention: Retention = field(default_factory=Retention)
+    #: what live pages listen to: published when device state, alerts or jobs change
+    changes: ChangeFeed = field(default_factory=ChangeFeed)
     #: the server's state store: device state is read from its memory (None: from the database)
     state: StateStore | None = None

@@ -27,6 +27,7 @@ from avctl.fleet.results import Outcome, summarize
 from avctl.fleet.runner import FleetRunner
 from avctl.fleet.store import JobStore, StoreError
 from avctl.server.executor import JobSubmission
+from avctl.server.live import ChangeFeed
 from avctl.transport.tls import TLSPolicy
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ class JobProgress:
     reader costs memory proportional to the job, never a stalled job.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, changes: ChangeFeed | None = None) -> None:
         self._subscribers: dict[int, set[asyncio.Queue[ProgressEvent]]] = {}
+        #: told of every event, for the pages that list jobs
+        self._changes = changes
 
     @contextlib.contextmanager
     def subscribe(self, job_id: int) -> Iterator[asyncio.Queue[ProgressEvent]]:
@@ -62,6 +65,8 @@ class JobProgress:
     def publish(self, job_id: int, event: ProgressEvent) -> None:
         for queue in self._subscribers.get(job_id, ()):
             queue.put_nowait(event)
+        if self._changes is not None:
+            self._changes.publish("jobs")
 
     def subscribers(self, job_id: int) -> int:
         return len(self._subscribers.get(job_id, ()))

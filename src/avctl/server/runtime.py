@@ -40,6 +40,7 @@ from avctl.server.config import ServerConfig
 from avctl.server.context import ServerContext
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
+from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.model import DeviceView, Observation
 from avctl.server.poll import PollEngine, PollRunner, PollSettings
@@ -47,6 +48,7 @@ from avctl.server.service import fleet_views
 from avctl.server.state import StateStore, StateWriter
 from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
 from avctl.server.watch import InventoryWatcher
+from avctl.server.web import mount_web
 from avctl.transport.tls import TLSPolicy
 
 log = logging.getLogger("avctl.server")
@@ -125,7 +127,8 @@ class ServerRuntime:
         self.alerts = AlertEngine(self.db, self.rules, clock=self.clock)
         self.dispatcher = Dispatcher(self.db, self.rules.channels, clock=self.clock, resolver=self.resolver)
         self.metrics = ServerMetrics()
-        self.progress = JobProgress()
+        self.changes = ChangeFeed()
+        self.progress = JobProgress(self.changes)
         self.writer = StateWriter(self.state, on_views=self._on_views)
         settings = PollSettings(interval=cfg.poll.interval, concurrency=cfg.poll.concurrency,
                                 per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
@@ -139,8 +142,9 @@ class ServerRuntime:
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
                                  metrics=self.metrics, progress=self.progress, clock=self.clock,
-                                 retention=self.retention, state=self.state)
+                                 retention=self.retention, changes=self.changes, state=self.state)
         self.app = create_app(self.ctx)
+        mount_web(self.app)
         self.app.state.access = self.access_settings()
 
     def _audit(self) -> SqlAuditLog:
@@ -175,8 +179,11 @@ class ServerRuntime:
     async def _on_views(self, views: list[DeviceView]) -> None:
         for view in views:
             self.metrics.observe(view, self._poll_seconds.pop(view.name, None))
+        if views:
+            self.changes.publish("state")
         changes = await asyncio.to_thread(self.alerts.evaluate, views)
         if changes:
+            self.changes.publish("alerts")
             await self.dispatcher.send_due()
 
     async def _sweep_alerts(self) -> None:
@@ -185,6 +192,7 @@ class ServerRuntime:
             try:
                 views = await asyncio.to_thread(self.state.current_views)
                 if await asyncio.to_thread(self.alerts.evaluate, views, every_device=True):
+                    self.changes.publish("alerts")
                     await self.dispatcher.send_due()
             except Exception as exc:  # the database may be busy: try again next sweep
                 log.error("avctl serve: alert sweep failed: %s: %s", type(exc).__name__, exc)

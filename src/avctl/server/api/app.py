@@ -40,7 +40,7 @@ def problem(status: int, error: str, *, hint: str | None = None, param: str | No
     return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
-def _avctl_status(exc: AvctlError) -> int:
+def avctl_status(exc: AvctlError) -> int:
     if isinstance(exc, ValidationError):
         return 422
     if isinstance(exc, StoreError):
@@ -57,7 +57,7 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _avctl_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AvctlError)
-    return problem(_avctl_status(exc), exc.message, hint=exc.hint, param=getattr(exc, "param", None))
+    return problem(avctl_status(exc), exc.message, hint=exc.hint, param=getattr(exc, "param", None))
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -81,7 +81,9 @@ def ack_alert(ctx: ServerContext, principal: Principal, alert_id: int) -> AlertI
         a = _alert(s, principal, alert_id)
         a.acked_by, a.acked_at = principal.audit_name, ctx.clock()
         _audit(s, ctx, principal, a, "alert_ack", {"alert": a.id, "rule": a.rule})
-        return AlertInfo.of(a)
+        info = AlertInfo.of(a)
+    ctx.changes.publish("alerts")
+    return info
 
 
 def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, seconds: float) -> AlertInfo:
@@ -97,7 +99,9 @@ def silence_alert(ctx: ServerContext, principal: Principal, alert_id: int, *, se
         a.silenced_by = principal.audit_name if seconds else None
         _audit(s, ctx, principal, a, "alert_silence" if seconds else "alert_unsilence",
                {"alert": a.id, "rule": a.rule, "until": a.silenced_until})
-        return AlertInfo.of(a)
+        info = AlertInfo.of(a)
+    ctx.changes.publish("alerts")
+    return info
 
 
 def _applies(rule: dict[str, Any], devices: list[DeviceEntry]) -> bool:
