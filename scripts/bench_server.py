@@ -253,7 +253,9 @@ rules:
             if metrics_after_first is None and now >= first_sweep_end:
                 metrics_after_first = http.get(f"{base}/metrics", timeout=30).text
             if down_at is None and now >= down_after:
-                state = http.get(f"{base}/api/v1/devices/{DOWN}", timeout=30).json().get("state")
+                state = None
+                with contextlib.suppress(requests.RequestException):  # a saturated server: ask again
+                    state = http.get(f"{base}/api/v1/devices/{DOWN}", timeout=30).json().get("state")
                 if state == "online":  # seen online first, else the alert would time nothing
                     down.faults.down = True
                     down_at = time.time()
