@@ -251,7 +251,7 @@ rules:
         while time.time() < end:
             now = time.time()
             if metrics_after_first is None and now >= first_sweep_end:
-                metrics_after_first = http.get(f"{base}/metrics", timeout=30).text
+                metrics_after_first = http.get(f"{base}/metrics", timeout=300).text
             if down_at is None and now >= down_after:
                 state = None
                 with contextlib.suppress(requests.RequestException):  # a saturated server: ask again
@@ -276,7 +276,7 @@ rules:
                 next_req += gap
             time.sleep(0.05)
         t_end = time.time()
-        at_end = http.get(f"{base}/metrics", timeout=60).text
+        at_end = http.get(f"{base}/metrics", timeout=300).text
         # a late alert is still measured (up to three intervals after the device went down)
         while down_at is not None and ("opened", DOWN) not in hook.arrived:
             if time.time() > down_at + 3 * args.interval:
