@@ -16,6 +16,7 @@ from avctl.errors import UsageError
 from avctl.server.alerts import engine as engine_module
 from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.rules import RuleSet, parse_rules
+from avctl.server.live import ChangeFeed
 from avctl.server.model import DeviceView, Principal
 from avctl.server.service import NotFound, ack_alert, list_alerts, open_counts, silence_alert
 
@@ -165,8 +166,8 @@ def test_hostile_reading_values_are_made_printable_and_capped(db: Database) -> N
 
 
 def service_ctx(db: Database, clock: Clock) -> Any:
-    """What the service's alert functions use of a server's context: its database and clock."""
-    return SimpleNamespace(db=db, clock=lambda: clock.now)
+    """What the service's alert functions use of a server's context: its database, clock and change feed."""
+    return SimpleNamespace(db=db, clock=lambda: clock.now, changes=ChangeFeed())
 
 
 ALICE = Principal(1, "alice", "operator")
