@@ -25,6 +25,7 @@ from avctl.fleet.credentials import CredentialResolver
 from avctl.server.alerts.engine import AlertEngine
 from avctl.server.alerts.notify import Dispatcher
 from avctl.server.alerts.rules import RuleSet, WebhookChannel, parse_rules
+from avctl.server.live import ChangeFeed
 from avctl.server.model import DeviceView, Principal
 from avctl.server.service import silence_alert
 from tests.ports import free_port as _dead_port
@@ -257,7 +258,8 @@ async def test_silence_and_removed_channels_are_honoured_at_send_time(db: Databa
     clock = Clock()
     rules = ruleset("generic, slack")
     [alert] = AlertEngine(db, rules, clock).evaluate([view()]).opened
-    ctx = SimpleNamespace(db=db, clock=lambda: clock.now)  # what the service uses of a server's context
+    # what the service uses of a server's context
+    ctx = SimpleNamespace(db=db, clock=lambda: clock.now, changes=ChangeFeed())
     silence_alert(ctx, Principal(2, "bob", "operator"), alert.id, seconds=600)
     disp = dispatcher(db, rules, receiver, clock)
     await disp.send_due()
