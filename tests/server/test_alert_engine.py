@@ -166,7 +166,7 @@ def test_hostile_reading_values_are_made_printable_and_capped(db: Database) -> N
 
 
 def service_ctx(db: Database, clock: Clock) -> Any:
-    """What the service's alert functions use of a server's context: its database, clock and change feed."""
+    """What the service's alert functions use of a server's context: its database and clock."""
     return SimpleNamespace(db=db, clock=lambda: clock.now, changes=ChangeFeed())
 
 

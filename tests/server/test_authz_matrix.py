@@ -325,11 +325,13 @@ def refused_unchanged(srv: AuthzServer, req: Req, headers: dict[str, str], want:
 
 
 def routes(srv: AuthzServer) -> set[tuple[str, str]]:
+    """The API's endpoints (the dashboard's pages have their own matrix: tests/web/test_web_authz.py)."""
     found = set()
     for rc in iter_route_contexts(srv.runtime.app.routes):
         for method in rc.methods or ():
             assert rc.path is not None
-            found.add((method, rc.path))
+            if rc.path.startswith(("/api/", "/healthz", "/metrics")):
+                found.add((method, rc.path))
     return found
 
 

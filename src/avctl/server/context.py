@@ -19,6 +19,7 @@ from avctl.server.jobs import JobProgress
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.state import StateStore
+from avctl.transport.tls import TLSPolicy
 
 
 @dataclass
@@ -49,5 +50,8 @@ class ServerContext:
     retention: Retention = field(default_factory=Retention)
     #: what live pages listen to: published when device state, alerts or jobs change
     changes: ChangeFeed = field(default_factory=ChangeFeed)
+    #: the certificate pins the poller and the jobs check devices against (re-pinning goes through
+    #: it, so the running server checks the new pin at once)
+    device_tls: TLSPolicy = field(default_factory=TLSPolicy.pinned)
     #: the server's state store: device state is read from its memory (None: from the database)
     state: StateStore | None = None

@@ -32,6 +32,7 @@ from avctl.db.retention import Retention, rollup_and_prune
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Inventory
+from avctl.paths import avctl_home
 from avctl.server.access import sessions
 from avctl.server.access.settings import AccessSettings
 from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
@@ -142,7 +143,8 @@ class ServerRuntime:
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
                                  metrics=self.metrics, progress=self.progress, clock=self.clock,
-                                 retention=self.retention, changes=self.changes, state=self.state)
+                                 retention=self.retention, changes=self.changes, device_tls=self.device_tls,
+                                 downloads=avctl_home() / "downloads", state=self.state)
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()

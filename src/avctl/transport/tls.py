@@ -350,3 +350,13 @@ class TLSPolicy:
 
     def pinned_fingerprint(self, host: str, port: int) -> str | None:
         return self.known_hosts.get(endpoint_key(host, port))
+
+    def replace_pin(self, host: str, port: int, fp: str, *, note: str = "") -> str | None:
+        """Pin `fp` for the endpoint in place of its pin (re-pinning after a reset), and forget the
+        old one this policy holds, so the next connection of this process checks the new one.
+        Returns the old fingerprint (None: there was none)."""
+        endpoint = endpoint_key(host, port)
+        old = self.known_hosts.get(endpoint)
+        self.known_hosts.set(endpoint, fp, replace=True, note=note)
+        self._fingerprints.pop(endpoint, None)
+        return old

@@ -106,7 +106,7 @@ class JobRequest(BaseModel):
     select: str = Field("", description="the CLI's selection syntax: site=hq,family=videoos; empty: all")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="concurrency, per_site, timeout, device_timeout, retries, "
-                                                "wait, wait_timeout")
+                                                "wait, wait_timeout, overwrite")
 
 
 class ResumeRequest(BaseModel):

@@ -30,8 +30,9 @@ from avctl.server.model import Principal
 from avctl.server.service.devices import find_device, in_scope
 from avctl.server.service.errors import Conflict, Forbidden, NotFound, check
 
-#: run options a request may set (never paths, ports or cleartext: those are the server's)
-TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout")
+#: run options a request may set (never paths, ports or cleartext: those are the server's);
+#: overwrite: a new download (a fresh log) replaces the device's file of that name in its own folder
+TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout", "overwrite")
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,14 @@ def _submit(ctx: ServerContext, sub: JobSubmission) -> None:
 
 
 async def run_action(ctx: ServerContext, principal: Principal, name: str, action: str,
-                     params: Mapping[str, Any]) -> ActionResult:
-    """Run one spec action on one device and wait (up to ``ctx.action_wait``) for its outcome."""
+                     params: Mapping[str, Any], options: Mapping[str, Any] | None = None) -> ActionResult:
+    """Run one spec action on one device and wait (up to ``ctx.action_wait``) for its outcome.
+    ``options``: run options of TUNABLE (e.g. ``overwrite`` for a download)."""
     check(principal, "act")
     entry = find_device(ctx, principal, name)
     task = ActionTask(action, dict(params))
     sub = await asyncio.to_thread(_prepare, ctx, principal, task, [entry], f"name={entry.name}",
-                                  run_options(ctx, None))
+                                  run_options(ctx, options))
     with ctx.progress.subscribe(sub.job_id) as events:
         _submit(ctx, sub)
         with contextlib.suppress(TimeoutError):
