@@ -25,6 +25,17 @@ from avctl.server.poll import PollEngine, PollSettings
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 
+def rss_kb() -> int:
+    """This process's resident memory (kB), from /proc (0 where there is none)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = time.time()
@@ -49,6 +60,7 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
         engine = PollEngine(sink=sink, tls=TLSPolicy.pinned(KnownHosts(Path(tmp) / "known_devices")),
                             resolver=CredentialResolver(base_dir=Path(tmp)),
                             settings=PollSettings(interval=60, jitter=0.0, concurrency=200), clock=clock)
+        rss0 = rss_kb()
         try:
             engine.set_targets(entries)
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -59,6 +71,7 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
                 clock.t += 60
                 await engine.step()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            rss = rss_kb() - rss0
         finally:
             await engine.close()
         online = sum(1 for o in seen if o.state == "online")
@@ -66,7 +79,9 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
                 "first_round_cpu_ms_per_poll": round(first_cpu / devices * 1000, 2),
                 "first_round_wall_s": round(first_wall, 2),
                 "steady_cpu_ms_per_poll": round(cpu / (devices * rounds) * 1000, 2),
-                "steady_wall_s_per_round": round(wall / rounds, 2)}
+                "steady_wall_s_per_round": round(wall / rounds, 2),
+                # connections kept, sessions, coordinators: what each polled device costs in memory
+                "rss_kb_per_device": round(rss / devices, 1)}
 
 
 def bench_state(devices: int) -> dict[str, float]:

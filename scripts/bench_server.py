@@ -141,6 +141,11 @@ class Sampler:
             return float("nan")
         return 100.0 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
+    def cpu_seconds_between(self, t0: float, t1: float) -> float:
+        """CPU seconds used between two times (nearest samples)."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        return inside[-1][1] - inside[0][1] if len(inside) >= 2 else float("nan")
+
 
 def counts_for(total: int) -> dict[str, int]:
     """A mixed fleet: the families in equal shares (one device goes to the in-process codec)."""
@@ -233,7 +238,8 @@ rules:
         end = t0 + args.minutes * 60
         first_sweep_end = t0 + args.interval * 1.2
         metrics_after_first: str | None = None
-        latencies: dict[str, list[float]] = {"list": [], "one": []}
+        #: (when it was sent, seconds) per kind: the first sweep (logins, handshakes) is told apart
+        latencies: dict[str, list[tuple[float, float]]] = {"list": [], "one": []}
         errors = 0
         one = "videoos-00001" if args.devices > 3 else DOWN
         gap = (end - t0) / max(args.requests, 1)
@@ -245,9 +251,11 @@ rules:
         while time.time() < end:
             now = time.time()
             if metrics_after_first is None and now >= first_sweep_end:
-                metrics_after_first = http.get(f"{base}/metrics", timeout=30).text
+                metrics_after_first = http.get(f"{base}/metrics", timeout=300).text
             if down_at is None and now >= down_after:
-                state = http.get(f"{base}/api/v1/devices/{DOWN}", timeout=30).json().get("state")
+                state = None
+                with contextlib.suppress(requests.RequestException):  # a saturated server: ask again
+                    state = http.get(f"{base}/api/v1/devices/{DOWN}", timeout=30).json().get("state")
                 if state == "online":  # seen online first, else the alert would time nothing
                     down.faults.down = True
                     down_at = time.time()
@@ -257,23 +265,23 @@ rules:
             if now >= next_req:
                 for kind, url in (("list", f"{base}/api/v1/devices?limit=50&offset={(i * 50) % max(args.devices, 1)}"),
                                   ("one", f"{base}/api/v1/devices/{one}")):
-                    r0 = time.perf_counter()
+                    sent, r0 = time.time(), time.perf_counter()
                     try:
                         ok = http.get(url, timeout=30).ok
                     except requests.RequestException:
                         ok = False
-                    latencies[kind].append(time.perf_counter() - r0)
+                    latencies[kind].append((sent, time.perf_counter() - r0))
                     errors += 0 if ok else 1
                 i += 1
                 next_req += gap
             time.sleep(0.05)
         t_end = time.time()
+        at_end = http.get(f"{base}/metrics", timeout=300).text
         # a late alert is still measured (up to three intervals after the device went down)
         while down_at is not None and ("opened", DOWN) not in hook.arrived:
             if time.time() > down_at + 3 * args.interval:
                 break
             time.sleep(0.2)
-        final = http.get(f"{base}/metrics", timeout=60).text
         states: dict[str, int] = {}
         for st in ("online", "offline", "error", "unknown", "auth_failed"):
             states[st] = http.get(f"{base}/api/v1/devices?limit=1&state={st}", timeout=60).json()["total"]
@@ -287,18 +295,26 @@ rules:
         log.close()
     peak_kb = max((s[2] for s in sampler.samples), default=0)
     alert_at = hook.arrived.get(("opened", DOWN))
-    lag_all = lag_histogram(final)
+    lag_all = lag_histogram(at_end)
     lag_first = lag_histogram(metrics_after_first or "")
     lag_steady = {le: lag_all.get(le, 0.0) - lag_first.get(le, 0.0) for le in lag_all}
-    lag_sum = sum(float(m.group(1)) for m in re.finditer(r"^avctl_poll_lag_seconds_sum\{[^}]*\} (\S+)$", final, re.M))
+    lag_sum = sum(float(m.group(1)) for m in re.finditer(r"^avctl_poll_lag_seconds_sum\{[^}]*\} (\S+)$", at_end, re.M))
     polls = lag_all.get(float("inf"), 0.0)
+    steady_polls = lag_steady.get(float("inf"), 0.0)
+    cpu_steady_s = sampler.cpu_seconds_between(first_sweep_end, t_end)
+
+    def ms(kind: str, q: float, steady: bool) -> float:
+        return 1000 * pct([d for sent, d in latencies[kind] if (sent >= first_sweep_end) == steady], q)
+
     return {
         "cpu_first_sweep_pct": sampler.cpu_between(t0, first_sweep_end),
         "cpu_sustained_pct": sampler.cpu_between(first_sweep_end, t_end),
         "cpu_whole_pct": sampler.cpu_between(t0, t_end),
+        # the sampler's window starts at the first-sweep scrape, the polls' at that scrape too
+        "cpu_ms_per_poll": 1000 * cpu_steady_s / steady_polls if steady_polls else float("nan"),
         "peak_rss_mb": peak_kb / PAGE,
-        "api_list_p50_ms": 1000 * pct(latencies["list"], 0.5), "api_list_p99_ms": 1000 * pct(latencies["list"], 0.99),
-        "api_one_p50_ms": 1000 * pct(latencies["one"], 0.5), "api_one_p99_ms": 1000 * pct(latencies["one"], 0.99),
+        **{f"api_{kind}_{phase}_p{q}_ms": ms(kind, q / 100, phase == "steady")
+           for kind in ("list", "one") for phase in ("first", "steady") for q in (50, 99)},
         "api_requests": len(latencies["list"]) + len(latencies["one"]), "api_errors": errors,
         "polls": polls, "lag_mean_s": lag_sum / polls if polls else float("nan"),
         "lag_p50_first": bucket_quantile(lag_first, 0.5), "lag_p99_first": bucket_quantile(lag_first, 0.99),
@@ -380,9 +396,10 @@ def report(args: argparse.Namespace, s: dict[str, Any], c: dict[str, Any], load:
         ("poll lag p50 / p99 (steady)", f"{s['lag_p50_steady']} / {s['lag_p99_steady']}", "", ""),
         ("poll lag p50 / p99 (first sweep)", f"{s['lag_p50_first']} / {s['lag_p99_first']}", "", ""),
         ("poll lag mean (all)", fmt(s["lag_mean_s"], " s", 3), "", ""),
-        ("API device list p50 / p99", f"{fmt(s['api_list_p50_ms'], ' ms')} / {fmt(s['api_list_p99_ms'], ' ms')}",
-         "", ""),
-        ("API one device p50 / p99", f"{fmt(s['api_one_p50_ms'], ' ms')} / {fmt(s['api_one_p99_ms'], ' ms')}", "", ""),
+        ("CPU ms per poll (sustained)", fmt(s["cpu_ms_per_poll"], " ms", 2), "", ""),
+        *((f"API {what} p50 / p99 ({phase})",
+           f"{fmt(s[f'api_{kind}_{phase}_p50_ms'], ' ms')} / {fmt(s[f'api_{kind}_{phase}_p99_ms'], ' ms')}", "", "")
+          for kind, what in (("list", "device list"), ("one", "one device")) for phase in ("steady", "first")),
         ("device down -> alert webhook", fmt(s["alert_s"], " s"), "", ""),
     ]
     print()
@@ -398,13 +415,15 @@ def report(args: argparse.Namespace, s: dict[str, Any], c: dict[str, Any], load:
     for name, a, b, r in rows:
         print(f"{name:{w}}  {a:>22}  {b:>22}  {r:>15}")
     print()
-    p99 = max(s["api_list_p99_ms"], s["api_one_p99_ms"])
+    p99 = max(s["api_list_steady_p99_ms"], s["api_one_steady_p99_ms"])
     print("targets (on 2 cores):")
     print(f"  CPU under {TARGET_CPU_PCT:g} % of one core sustained: {fmt(s['cpu_sustained_pct'], ' %')} "
           f"{met(s['cpu_sustained_pct'] < TARGET_CPU_PCT)}")
     mem = s["peak_rss_mb"]
     print(f"  memory under {TARGET_MEM_MB:g} MB: {fmt(mem, ' MB', 0)} {met(mem < TARGET_MEM_MB)}")
-    print(f"  API p99 under {TARGET_P99_MS:g} ms: {fmt(p99, ' ms')} {met(p99 < TARGET_P99_MS)}")
+    print(f"  API p99 under {TARGET_P99_MS:g} ms (after the first sweep): {fmt(p99, ' ms')} {met(p99 < TARGET_P99_MS)}")
+    p99_first = max(s["api_list_first_p99_ms"], s["api_one_first_p99_ms"])
+    print(f"    (during the first sweep, logins to every device: {fmt(p99_first, ' ms')})")
     alert = s["alert_s"]
     print(f"  alert within two poll intervals ({2 * args.interval:g} s): {fmt(alert, ' s')} "
           f"{met(alert is not None and alert <= 2 * args.interval)}")

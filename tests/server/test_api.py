@@ -437,3 +437,37 @@ def test_authorization_matrix_of_roles_and_sites(api_server: ApiServer) -> None:
                 assert status == expected, (role, sites, what, status)
                 if status != 200:
                     assert codec.requests.total == sent and len(api.audit_rows()) == audited, (role, sites, what)
+
+
+def test_the_servers_device_reads_come_from_its_state_store_and_match_the_database(api_server: ApiServer) -> None:
+    """With the store in the context (as `avctl serve` has it), lists and single devices are read
+    from its memory: the same answers as from the database, and a write shows at once."""
+    from dataclasses import replace
+
+    from avctl.server.model import Observation, Principal
+    from avctl.server.service import devices as service
+    from avctl.server.state import StateStore
+
+    api = api_server
+    store = StateStore(api.db)
+    entries = list(api.ctx.inventory().devices)
+    store.sync_inventory(entries)
+    by_name = {e.name: e for e in entries}
+    store.apply([(by_name["hq-codec-1"], Observation("hq-codec-1", 2000.0, "online", {"volume": 30, "fw": "4.6"})),
+                 (by_name["br-codec-1"], Observation("br-codec-1", 1000.0, "offline", error="refused"))])
+    memory, database = replace(api.ctx, state=store), api.ctx
+    viewer = Principal(user_id=1, user="vic", role="viewer")
+    branch = Principal(user_id=2, user="bob", role="viewer", sites=frozenset({"branch"}))
+    for who, kwargs in ((viewer, {}), (viewer, {"state": "online"}), (viewer, {"sort": "-since", "limit": 2}),
+                        (viewer, {"selection": "site=hq", "sort": "last_poll"}), (branch, {"offset": 1})):
+        assert service.list_devices(memory, who, **kwargs) == service.list_devices(database, who, **kwargs)
+    one = service.device(memory, viewer, "hq-codec-1")
+    assert one == service.device(database, viewer, "hq-codec-1")
+    assert (one.state, one.since, dict(one.readings)) == ("online", 2000.0, {"volume": 30, "fw": "4.6"})
+    assert service.fleet_views(memory) == service.fleet_views(database)
+
+    # what the store writes shows in the next read, without a database query in between
+    store.apply([(by_name["hq-codec-1"], Observation("hq-codec-1", 2060.0, "offline", error="gone"))])
+    assert service.device(memory, viewer, "hq-codec-1").state == "offline"
+    assert [d.name for d in service.list_devices(memory, viewer, state="offline").items] == ["br-codec-1",
+                                                                                          "hq-codec-1"]

@@ -18,6 +18,7 @@ from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.errors import UsageError
 from avctl.server.model import Observation
 from avctl.server.poll import PollRunner, PollSettings
 from avctl.server.poll.engine import TLS_READ_BUFFER
@@ -375,6 +376,38 @@ def test_idle_connections_outlive_the_longest_jittered_interval() -> None:
     assert PollSettings(interval=60, jitter=0.1).keepalive() == pytest.approx(60 * 1.1 + 15)
     # Solstice's floor of 10 s is the longest interval when the setting is shorter
     assert PollSettings(interval=5, jitter=0.1).keepalive() == pytest.approx(10 * 1.1 + 15)
+
+
+async def test_a_large_fleets_first_polls_are_spread_over_the_interval(tmp_path: Path) -> None:
+    """A few devices start within jitter x interval; thousands at about `start_rate` a second, over
+    at most one interval (a burst of logins would saturate the server and repeat every interval)."""
+    from avctl.fleet.inventory import DeviceEntry, parse_address
+
+    def fleet(n: int, prefix: str) -> list[DeviceEntry]:
+        return [DeviceEntry(name=f"{prefix}{i}", family="videoos", address=parse_address(f"127.0.0.1:{1000 + i}"))
+                for i in range(n)]
+
+    clock = Clock()
+    engine = engine_for(tmp_path, Sink(), clock, interval=60, jitter=0.1, start_rate=25)
+    try:
+        few = fleet(10, "few-")
+        engine.set_targets(few)
+        first = {d.name: (engine.coordinators[d.name], engine.coordinators[d.name].due) for d in few}
+        assert all(0 <= due - clock.t <= 6.0 for _c, due in first.values())  # type: ignore[operator]
+        many = fleet(1000, "many-")  # 1,000 new ones at 25 a second: 40 s
+        engine.set_targets(few + many)
+        delays = sorted(engine.coordinators[d.name].due - clock.t for d in many)  # type: ignore[operator]
+        assert delays[0] >= 0 and delays[-1] <= 40.0 and delays[len(delays) // 2] > 10.0
+        # the devices already polled keep their coordinators and schedule
+        assert {d.name: (engine.coordinators[d.name], engine.coordinators[d.name].due) for d in few} == first
+        huge = fleet(5000, "huge-")  # 5,000 at 25 a second would be 200 s: one interval at most
+        engine.set_targets(huge)
+        delays = sorted(engine.coordinators[d.name].due - clock.t for d in huge)  # type: ignore[operator]
+        assert delays[-1] <= 60.0 and delays[len(delays) // 2] > 20.0
+    finally:
+        await engine.close()
+    with pytest.raises(UsageError, match="start_rate"):
+        PollSettings(start_rate=0)
 
 
 async def test_kept_tls_connections_read_through_small_buffers(tmp_path: Path) -> None:

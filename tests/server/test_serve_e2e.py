@@ -95,7 +95,7 @@ def test_serve_end_to_end(emulators: EmulatorThread, tmp_path: Path, any_db_url:
 
     hook, smtp = WebhookReceiver().start(), SmtpServer().start()
     server = ServerProcess(home, ["-i", str(inventory), "--db", any_db_url, "--interval", "2s",
-                                  "--min-interval", "solstice=2s",
+                                  "--min-interval", "solstice=2s", "--backoff", "2s",
                                   "--rules", str(rules_file(tmp_path / "rules.yaml", hook, smtp))])
     try:
         server.start()

@@ -152,7 +152,7 @@ def test_kill9_during_polling_with_an_open_alert(emulators: EmulatorThread, tmp_
     rules.write_text(f"channels:\n  hook: {{type: webhook, url: '{hook.url}'}}\n"
                      "rules:\n  - {name: device-offline, when: offline for 2s, notify: [hook]}\n")
     args = ["-i", str(inventory), "--db", any_db_url, "--interval", "2s", "--min-interval", "solstice=2s",
-            "--rules", str(rules)]
+            "--backoff", "2s", "--rules", str(rules)]
     server = ServerProcess(home, args).start().use_token(token)
     try:
         wait_for(lambda: server.get("/api/v1/devices", state="online")["total"] == 3, within=60, what="polled")

@@ -16,18 +16,20 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     cfg.write_text("inventory: fleet.yaml\ndb: state.db\nlisten: 0.0.0.0:9443\n"
                    "tls: {cert: c.pem, key: k.pem}\ninsecure_http: false\nrules: rules.yaml\n"
                    "public_url: https://av.example.net/\n"
-                   "poll: {interval: 2m, concurrency: 50, per_site: 5, timeout: 8s}\n"
+                   "poll: {interval: 2m, concurrency: 50, per_site: 5, timeout: 8s, backoff: 5m}\n"
                    "retention: {raw: 3d, events: 30d}\n")
     c = load_config(cfg)
     assert c.inventory == str(cfg.parent / "fleet.yaml") and c.db == str(cfg.parent / "state.db")
     assert (c.host, c.port) == ("0.0.0.0", 9443)
     assert c.tls_cert == str(cfg.parent / "c.pem") and c.rules == str(cfg.parent / "rules.yaml")
     assert c.public_url == "https://av.example.net"
-    assert (c.poll.interval, c.poll.concurrency, c.poll.per_site, c.poll.timeout) == (120, 50, 5, 8)
+    poll = c.poll
+    assert (poll.interval, poll.concurrency, poll.per_site, poll.timeout, poll.backoff) == (120, 50, 5, 8, 300)
     assert (c.retention.raw, c.retention.events) == (3 * 86400, 30 * 86400)
     # the command line wins over the file
-    merged = c.merged({"listen": "127.0.0.1:8000", "interval": 30.0, "db": None})
+    merged = c.merged({"listen": "127.0.0.1:8000", "interval": 30.0, "db": None, "backoff": 2.0})
     assert merged.listen == "127.0.0.1:8000" and merged.poll.interval == 30 and merged.db == c.db
+    assert merged.poll.backoff == 2.0
 
 
 @pytest.mark.parametrize(("text", "line", "needle"), [

@@ -98,6 +98,26 @@ def test_apply_writes_state_changes_events_and_numeric_readings(poll_db: Databas
     assert store.view("a") == back
 
 
+def test_current_rows_are_snapshots_and_current_views_match_the_database(poll_db: Database) -> None:
+    """What the API and the alert sweep read without the database: a mapping a later write does
+    not change (a reader in another thread never sees half a batch), and the same views as the
+    database holds, removed devices left out."""
+    store = StateStore(poll_db, clock=Clock(5.0))
+    a, b, c = entry("a"), entry("b", site="lab"), entry("c")
+    store.sync_inventory([a, b, c])
+    store.apply([(a, Observation("a", 10.0, "online", {"volume": 40})), (b, Observation("b", 10.0, "offline"))])
+    before = store.current()
+    store.apply([(a, Observation("a", 70.0, "offline", error="gone"))])
+    assert before["a"].state == "online" and before["a"].readings == {"volume": 40}
+    assert store.current()["a"].state == "offline" and store.current()["a"].since == 70.0
+    assert store.current_views() == store.views()
+    store.sync_inventory([a, b])  # c leaves the inventory
+    assert [v.name for v in store.current_views()] == ["a", "b"] == [v.name for v in store.views()]
+    assert store.current()["c"].removed == 5.0 and "c" in before
+    # a restarted store (the same file) starts from what the database holds
+    assert StateStore(poll_db).current()["a"].state == "offline"
+
+
 def test_a_device_polled_before_it_was_synced_gets_its_row(poll_db: Database) -> None:
     store = StateStore(poll_db)
     [view] = store.apply([(entry("new", tags=frozenset({"x"})), Observation("new", 5.0, "auth_failed",

@@ -31,12 +31,14 @@ from avctl.cli.common import handle_errors
 @click.option("--interval", metavar="DURATION", help="Poll every device this often [default: 60s].")
 @click.option("--concurrency", type=click.IntRange(1, 10000), help="Polls in flight [default: 200].")
 @click.option("--per-site", type=click.IntRange(0, 10000), help="Polls in flight per site (0: no limit).")
+@click.option("--backoff", metavar="DURATION",
+              help="An unreachable device is polled at most this far apart [default: 10m].")
 @click.option("--min-interval", "min_intervals", multiple=True, metavar="FAMILY=DURATION",
               help="Lower or raise a family's minimum poll interval (Solstice: 10s).")
 def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, listen: str | None,
               tls_cert: str | None, tls_key: str | None, http: bool | None, insecure_http: bool | None,
               public_url: str | None, rules: str | None, interval: str | None, concurrency: int | None,
-              per_site: int | None, min_intervals: tuple[str, ...]) -> None:
+              per_site: int | None, backoff: str | None, min_intervals: tuple[str, ...]) -> None:
     """Watch the fleet: polling, history, alerts and the REST API.
 
     Polls every device of the inventory, keeps its state and history in the database, raises the
@@ -60,7 +62,8 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
                    "insecure_http": insecure_http, "rules": rules,
                    "public_url": check_public_url(public_url) if public_url else None,
                    "interval": parse_duration(interval, "--interval") if interval else None,
-                   "concurrency": concurrency, "per_site": per_site}
+                   "concurrency": concurrency, "per_site": per_site,
+                   "backoff": parse_duration(backoff, "--backoff") if backoff else None}
         minimums: dict[str, float] = {}
         for pair in min_intervals:
             family, sep, text = pair.partition("=")

@@ -16,6 +16,7 @@ The file (``avctl serve --config server.yaml``; every key optional)::
       concurrency: 200                           # polls in flight, in all
       per_site: 20                               # polls in flight per site (0: no limit)
       timeout: 10s                               # per request
+      backoff: 10m                               # an unreachable device: polled at most this far apart
     retention: {raw: 7d, events: 90d}
 
 Errors name the file and line and say how to fix them, before anything starts.
@@ -60,6 +61,8 @@ class PollConfig:
     concurrency: int = 200
     per_site: int = 0
     timeout: float = 10.0
+    #: an unreachable device's polls back off (interval x 2^failures) up to this many seconds
+    backoff: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ class _Reader:
         if "poll" in top:
             poll = self.mapping(top["poll"], "poll", _POLL)
             values: dict[str, Any] = {k: self.duration(poll[k], f"poll.{k}")
-                                      for k in ("interval", "timeout") if k in poll}
+                                      for k in ("interval", "timeout", "backoff") if k in poll}
             values.update({k: self.count(poll[k], f"poll.{k}", 1 if k == "concurrency" else 0)
                            for k in ("concurrency", "per_site") if k in poll})
             out["poll"] = PollConfig(**values)

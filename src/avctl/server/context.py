@@ -18,6 +18,7 @@ from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
+from avctl.server.state import StateStore
 from avctl.transport.tls import TLSPolicy
 
 
@@ -57,3 +58,5 @@ class ServerContext:
     #: reads the rules file again and puts its rules in force (AvctlError, rules unchanged, if it has a
     #: mistake); runs on the server's event loop. None without a rules file
     reload_rules: Callable[[], Awaitable[None]] | None = None
+    #: the server's state store: device state is read from its memory (None: from the database)
+    state: StateStore | None = None

@@ -133,7 +133,7 @@ class ServerRuntime:
         self.writer = StateWriter(self.state, on_views=self._on_views)
         settings = PollSettings(interval=cfg.poll.interval, concurrency=cfg.poll.concurrency,
                                 per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
-                                ).with_family_minimums(self.family_min_interval)
+                                backoff_max=cfg.poll.backoff).with_family_minimums(self.family_min_interval)
         self.engine = PollEngine(sink=self._observed, tls=self.device_tls, resolver=self.resolver,
                                  settings=settings, clock=self.clock, on_lag=self.metrics.observe_lag)
         jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
@@ -146,7 +146,7 @@ class ServerRuntime:
                                  retention=self.retention, changes=self.changes, device_tls=self.device_tls,
                                  downloads=avctl_home() / "downloads",
                                  rules_file=Path(cfg.rules) if cfg.rules else None,
-                                 reload_rules=self.reload_rules if cfg.rules else None)
+                                 reload_rules=self.reload_rules if cfg.rules else None, state=self.state)
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()
@@ -194,7 +194,7 @@ class ServerRuntime:
         while True:
             await asyncio.sleep(ALERT_SWEEP_SECONDS)
             try:
-                views = await asyncio.to_thread(self.state.views)
+                views = await asyncio.to_thread(self.state.current_views)
                 if await asyncio.to_thread(self.alerts.evaluate, views, every_device=True):
                     self.changes.publish("alerts")
                     await self.dispatcher.send_due()

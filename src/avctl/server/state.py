@@ -4,8 +4,10 @@
 polled every 60 s is ~170 observations a second, written as a few executemany statements rather
 than thousands of small transactions. The store keeps the current row of every device in memory
 (it is the only writer of ``device_state``), so a batch reads nothing back; the cache is updated
-only after the transaction committed. `StateWriter` collects observations from the event loop and
-flushes them through ``asyncio.to_thread`` every `max_delay` seconds or `max_items` observations.
+only after the transaction committed, by swapping in a new mapping: readers (`current`, the API,
+the alert sweep) take the mapping as it is without a lock and never wait for a write.
+`StateWriter` collects observations from the event loop and flushes them through
+``asyncio.to_thread`` every `max_delay` seconds or `max_items` observations.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -51,8 +53,9 @@ def _dump(value: Any) -> str:
 
 
 @dataclass
-class _Row:
-    """The in-memory copy of one ``device_state`` row."""
+class CurrentRow:
+    """The in-memory copy of one ``device_state`` row. Never changed once it is in the store's
+    mapping (a change is a new row): readers share it with the writer thread."""
 
     device: str
     family: str
@@ -70,7 +73,7 @@ class _Row:
     removed: float | None = None
 
     @classmethod
-    def of(cls, r: DeviceState) -> _Row:
+    def of(cls, r: DeviceState) -> CurrentRow:
         try:
             readings = json.loads(r.readings or "{}")
         except ValueError:
@@ -98,14 +101,24 @@ class StateStore:
         self.db = db
         self._clock = clock
         self._lock = threading.Lock()
-        self._rows: dict[str, _Row] | None = None
+        #: replaced whole, never changed in place (see the module's doc)
+        self._rows: Mapping[str, CurrentRow] | None = None
         self._entries: dict[str, DeviceEntry] = {}
 
-    def _cache(self) -> dict[str, _Row]:
+    def _cache(self) -> Mapping[str, CurrentRow]:
         if self._rows is None:
             with self.db.session() as s:
-                self._rows = {r.device: _Row.of(r) for r in s.scalars(select(DeviceState))}
+                self._rows = MappingProxyType({r.device: CurrentRow.of(r) for r in s.scalars(select(DeviceState))})
         return self._rows
+
+    def current(self) -> Mapping[str, CurrentRow]:
+        """Every device's current row (removed ones too), as this process last wrote it: a snapshot
+        that later writes do not change. Cheap: no copy, no database."""
+        rows = self._rows
+        if rows is None:
+            with self._lock:
+                rows = self._cache()
+        return rows
 
     def entry(self, name: str) -> DeviceEntry | None:
         """The inventory entry a device was last synced with."""
@@ -124,7 +137,7 @@ class StateStore:
             for entry in devices:
                 row = rows.get(entry.name)
                 if row is None:
-                    row = rows[entry.name] = _Row(entry.name, state="unknown", since=now, **_facts(entry))
+                    row = rows[entry.name] = CurrentRow(entry.name, state="unknown", since=now, **_facts(entry))
                     inserts.append(row.values())
                     continue
                 facts = _facts(entry)
@@ -140,7 +153,7 @@ class StateStore:
                     s.execute(insert(DeviceState), inserts)
                 if updates:
                     s.execute(update(DeviceState), updates)
-            self._rows = rows
+            self._rows = MappingProxyType(rows)
             self._entries = wanted
 
     def apply(self, batch: Sequence[tuple[DeviceEntry, Observation]]) -> list[DeviceView]:
@@ -148,7 +161,7 @@ class StateStore:
         (in batch order, one per observation)."""
         with self._lock:
             rows = self._cache()
-            changed: dict[str, _Row] = {}
+            changed: dict[str, CurrentRow] = {}
             fresh: set[str] = set()
             events: list[dict[str, Any]] = []
             readings: list[dict[str, Any]] = []
@@ -156,7 +169,7 @@ class StateStore:
             for entry, obs in batch:
                 old = changed.get(entry.name) or rows.get(entry.name)
                 if old is None:
-                    old = _Row(entry.name, state="unknown", since=obs.ts, **_facts(entry))
+                    old = CurrentRow(entry.name, state="unknown", since=obs.ts, **_facts(entry))
                     fresh.add(entry.name)
                 new = self._next(old, entry, obs, events, readings)
                 changed[entry.name] = new
@@ -171,12 +184,12 @@ class StateStore:
                     s.execute(insert(Event), events)
                 if readings:
                     s.execute(insert(Reading), readings)
-            rows.update(changed)
+            self._rows = MappingProxyType({**rows, **changed})
             return [self._view(entry, changed[name]) for entry, name in order]
 
     @staticmethod
-    def _next(old: _Row, entry: DeviceEntry, obs: Observation, events: list[dict[str, Any]],
-              readings: list[dict[str, Any]]) -> _Row:
+    def _next(old: CurrentRow, entry: DeviceEntry, obs: Observation, events: list[dict[str, Any]],
+              readings: list[dict[str, Any]]) -> CurrentRow:
         error = _error_line(obs.error)
         # `removed` is the inventory's to set: a late observation does not bring a device back
         new = replace(old, **_facts(entry), last_poll=obs.ts, error=error, poll_seconds=obs.poll_seconds)
@@ -203,11 +216,11 @@ class StateStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _view(self, entry: DeviceEntry | None, row: _Row) -> DeviceView:
+    def _view(self, entry: DeviceEntry | None, row: CurrentRow) -> DeviceView:
         return DeviceView(name=row.device, family=row.family, site=row.site, room=row.room,
                           tags=entry.tags if entry is not None else frozenset(), address=row.address or "",
                           state=row.state, since=row.since, last_poll=row.last_poll, last_ok=row.last_ok,
-                          error=row.error, readings=MappingProxyType(dict(row.readings)))
+                          error=row.error, readings=MappingProxyType(row.readings))  # never changed: no copy
 
     def views(self, names: Iterable[str] | None = None, *, include_removed: bool = False) -> list[DeviceView]:
         """The devices' current views, by name (read from the database, so another process's
@@ -218,8 +231,14 @@ class StateStore:
         if not include_removed:
             stmt = stmt.where(DeviceState.removed.is_(None))
         with self.db.session() as s:
-            rows = [_Row.of(r) for r in s.scalars(stmt)]
+            rows = [CurrentRow.of(r) for r in s.scalars(stmt)]
         return [self._view(self._entries.get(r.device), r) for r in rows]
+
+    def current_views(self) -> list[DeviceView]:
+        """The current views of the devices in the inventory, from memory (the server's own view)."""
+        rows = self.current()
+        return [self._view(entry, row) for name, entry in self._entries.items()
+                if (row := rows.get(name)) is not None and row.removed is None]
 
     def view(self, name: str) -> DeviceView | None:
         found = self.views([name], include_removed=True)
@@ -306,4 +325,4 @@ class StateWriter:
                 await asyncio.shield(self.flush())
 
 
-__all__ = ["StateStore", "StateWriter", "ViewsCallback"]
+__all__ = ["CurrentRow", "StateStore", "StateWriter", "ViewsCallback"]

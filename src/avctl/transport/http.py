@@ -104,7 +104,9 @@ class HttpTransport:
         _check_headers(request, headers)
         try:
             if scheme == "https":
-                ssl_arg = await asyncio.wait_for(self.tls.ssl_for(ep.host, ep.port), timeout)
+                known = self.tls.known_ssl_for(ep.host, ep.port)
+                ssl_arg = known if known is not None else await asyncio.wait_for(
+                    self.tls.ssl_for(ep.host, ep.port), timeout)
             if request.body is not None and not any(k.lower() == "content-length" for k, _ in headers):
                 headers.append(("Content-Length", str(len(request.body))))
             async with self._client().request(

@@ -332,6 +332,11 @@ class TLSPolicy:
         self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
         return self._fingerprints[endpoint]
 
+    def known_ssl_for(self, host: str, port: int) -> aiohttp.Fingerprint | None:
+        """What `ssl_for` would answer for a pinned endpoint it answered before, without awaiting
+        (every poll request asks; an await here cost a task per request); None: ask `ssl_for`."""
+        return self._fingerprints.get(endpoint_key(host, port)) if self.mode == "pin" else None
+
     def _pin_first_use(self, endpoint: str, host: str, der: bytes) -> str:
         """Pin a certificate met for the first time; say once (and note in the pin) what was odd."""
         fp = fingerprint(der)

@@ -136,6 +136,7 @@ class PollEngine:
             self._retire(name)
         self._disabled &= set(wanted)
         now = self._clock()
+        starting = sum(1 for d in devices if not d.disabled and d.name not in self.coordinators)
         for entry in devices:
             if entry.disabled:
                 if entry.name not in self._disabled:
@@ -148,7 +149,7 @@ class PollEngine:
                 current.entry = entry  # site, room, tags: read at the next poll
                 if not self._secret_changed(current):
                     continue  # its session goes on
-            self._start(entry, now)
+            self._start(entry, now, starting)
         self._poke()
 
     def _secret_changed(self, coordinator: Coordinator) -> bool:
@@ -166,7 +167,7 @@ class PollEngine:
             coordinator.due = None
             self._retired.append(coordinator)
 
-    def _start(self, entry: DeviceEntry, now: float) -> None:
+    def _start(self, entry: DeviceEntry, now: float, starting: int = 1) -> None:
         self._retire(entry.name)
         try:
             spec = self.specs(entry.family)
@@ -177,7 +178,7 @@ class PollEngine:
         coordinator = Coordinator(entry, spec, credentials, transport=self.transport, settings=self.settings,
                                   clock=self._clock, sleep=self._sleep)
         self.coordinators[entry.name] = coordinator
-        due = now + self.settings.first_delay(entry.family, self._rng)
+        due = now + self.settings.first_delay(entry.family, self._rng, starting)
         last = self._last_start.get(entry.name)
         if last is not None:
             due = max(due, last + self.settings.floor(entry.family))

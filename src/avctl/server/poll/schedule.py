@@ -42,6 +42,11 @@ class PollSettings:
     #: every Nth poll of a device (and on the first after it was not online); the polls between
     #: report their last values. 1: every poll
     health_every: int = 5
+    #: new devices' first polls start at about this many a second at most: a large fleet's first
+    #: sweep (a login and a TLS handshake each) is spread over up to one interval rather than
+    #: `jitter` x interval, so it neither saturates the server nor leaves a burst that repeats every
+    #: interval (10,000 devices in 6 s, polled again in the same 6 s a minute later)
+    start_rate: float = 25.0
 
     def __post_init__(self) -> None:
         for name in ("interval", "poll_timeout", "request_timeout", "backoff_max"):
@@ -50,6 +55,8 @@ class PollSettings:
                 raise UsageError(f"poll {name} must be a positive number of seconds, got {value!r}")
         if not 0 <= self.jitter < 1:
             raise UsageError(f"poll jitter must be from 0 to below 1, got {self.jitter!r}")
+        if not (math.isfinite(self.start_rate) and self.start_rate > 0):
+            raise UsageError(f"poll start_rate must be a positive number per second, got {self.start_rate!r}")
         if not (isinstance(self.health_every, int) and self.health_every >= 1):
             raise UsageError(f"poll health_every must be 1 or more polls, got {self.health_every!r}")
         if self.concurrency < 1 or self.per_site < 0:
@@ -76,9 +83,14 @@ class PollSettings:
         """The interval of a family's devices: the setting, raised to the family's floor."""
         return max(self.interval, self.floor(family))
 
-    def first_delay(self, family: str, rng: random.Random) -> float:
-        """Seconds until a new device's first poll: spread so a fleet does not start in lockstep."""
-        return rng.uniform(0.0, self.jitter * self.interval_for(family))
+    def first_delay(self, family: str, rng: random.Random, starting: int = 1) -> float:
+        """Seconds until a new device's first poll, `starting` devices starting together: spread over
+        `jitter` x interval so a fleet does not start in lockstep, and wider (up to one interval)
+        when that would start more than `start_rate` a second. No jitter: all at once (on purpose)."""
+        if not self.jitter:
+            return 0.0
+        interval = self.interval_for(family)
+        return rng.uniform(0.0, max(self.jitter * interval, min(interval, starting / self.start_rate)))
 
     def next_delay(self, family: str, failures: int, rng: random.Random) -> float:
         """Seconds from the start of a poll to the next one, after `failures` unreachable polls in a row."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
-from avctl.db import Database
 from avctl.db.models import DeviceState, Event
 from avctl.db.retention import Point
 from avctl.db.retention import history as retention_history
@@ -18,6 +18,7 @@ from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.server.context import ServerContext
 from avctl.server.model import DEVICE_STATES, DeviceView, Principal
 from avctl.server.service.errors import NotFound, check
+from avctl.server.state import CurrentRow
 
 T = TypeVar("T")
 
@@ -59,8 +60,13 @@ def find_device(ctx: ServerContext, principal: Principal, name: str) -> DeviceEn
     raise NotFound(f"no device named {name!r}")
 
 
-def _state_rows(db: Database, names: Sequence[str] | None) -> dict[str, DeviceState]:
-    with db.session() as s:
+def _state_rows(ctx: ServerContext, names: Sequence[str] | None) -> Mapping[str, DeviceState | CurrentRow]:
+    """The devices' current rows: the server's in-memory copy when it has one (the server is the
+    only writer of device state; reading 10,000 rows per request kept the API waiting), else the
+    database (the CLI on the server's database)."""
+    if ctx.state is not None:
+        return ctx.state.current()
+    with ctx.db.session() as s:
         q = select(DeviceState)
         if names is not None:
             q = q.where(DeviceState.device.in_(names))
@@ -69,37 +75,27 @@ def _state_rows(db: Database, names: Sequence[str] | None) -> dict[str, DeviceSt
 
 #: what a list filters and sorts on, read as plain tuples (10,000 ORM objects per request cost too much)
 _LIGHT = (DeviceState.device, DeviceState.state, DeviceState.since, DeviceState.last_poll, DeviceState.last_ok)
+#: sort keys that are facts of the inventory entry (the rest are of the device's state)
+_ENTRY_KEYS = frozenset({"name", "site", "room", "family"})
 
 
-class _Light(NamedTuple):
-    entry: DeviceEntry
-    state: str
-    since: float | None
-    last_poll: float | None
-    last_ok: float | None
-
-    def key(self, field: str) -> Any:
-        if field in ("name", "site", "room", "family"):
-            return getattr(self.entry, field)
-        return getattr(self, field)
+def _light_states(ctx: ServerContext) -> Mapping[str, Any]:
+    """name -> what a list filters and sorts on (``state``, ``since``, ``last_poll``, ``last_ok``)."""
+    if ctx.state is not None:
+        return ctx.state.current()
+    with ctx.db.session() as s:
+        return {r.device: r for r in s.execute(select(*_LIGHT))}
 
 
-def _light_states(db: Database) -> dict[str, tuple[str, float, float | None, float | None]]:
-    with db.session() as s:
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in s.execute(select(*_LIGHT))}
-
-
-#: a device's state: an ORM row, or the same columns read as a plain row (`fleet_snapshot`)
-_StateRow = DeviceState | Row[*tuple[Any, ...]]
-
-
-def _view(entry: DeviceEntry, row: _StateRow | None, *, with_readings: bool) -> DeviceView:
+def _view(entry: DeviceEntry, row: DeviceState | CurrentRow | None, *, with_readings: bool) -> DeviceView:
     if row is None:
         return DeviceView(name=entry.name, family=entry.family, site=entry.site, room=entry.room,
                           tags=entry.tags, address=str(entry.address),
                           state="disabled" if entry.disabled else "unknown", since=0.0)
     readings: dict[str, Any] = {}
-    if with_readings:
+    if isinstance(row, CurrentRow):
+        readings = dict(row.readings) if with_readings else {}
+    elif with_readings:
         try:
             loaded = json.loads(row.readings or "{}")
         except ValueError:
@@ -130,50 +126,54 @@ def list_devices(ctx: ServerContext, principal: Principal, *, selection: str = "
     devices = in_scope(ctx, principal) if principal.sites else list(ctx.inventory())
     if chosen:
         devices = [d for d in devices if chosen.matches(d)]
-    states = _light_states(ctx.db)
-    light: list[_Light] = []
-    for d in devices:
+    states = _light_states(ctx)
+
+    def state_of(d: DeviceEntry) -> str:
         st = states.get(d.name)
         if st is None:
-            light.append(_Light(d, "disabled" if d.disabled else "unknown", None, None, None))
-        else:
-            light.append(_Light(d, st[0] if st[0] in DEVICE_STATES else "error", st[1], st[2], st[3]))
+            return "disabled" if d.disabled else "unknown"
+        return st.state if st.state in DEVICE_STATES else "error"
+
+    def value(d: DeviceEntry) -> Any:
+        if key in _ENTRY_KEYS:
+            return getattr(d, key)
+        if key == "state":
+            return state_of(d)
+        st = states.get(d.name)
+        return None if st is None else getattr(st, key)
+
+    # only what the request filters or sorts on is looked at: a page of 10,000 devices by name
+    # costs one pass over the inventory
     if state is not None:
-        light = [x for x in light if x.state == state]
-    light.sort(key=lambda x: x.entry.name)
+        devices = [d for d in devices if state_of(d) == state]
+    devices = sorted(devices, key=attrgetter("name"))
     if key != "name" or sort.startswith("-"):
         # devices without the value (never polled, no site) come last either way, in name order
-        known = sorted((x for x in light if x.key(key) is not None), key=lambda x: x.key(key),
-                       reverse=sort.startswith("-"))
-        light = known + [x for x in light if x.key(key) is None]
-    page = light[offset:offset + limit]
-    rows = _state_rows(ctx.db, [x.entry.name for x in page])
-    return Page([_view(x.entry, rows.get(x.entry.name), with_readings=True) for x in page], len(light),
-                limit, offset)
-
-
-#: what a summary of the whole fleet reads of each device (no ORM objects: 10,000 of them cost too much)
-_SUMMARY = (*_LIGHT, DeviceState.error, DeviceState.readings)
+        valued = [(v, d) for d in devices if (v := value(d)) is not None]
+        valued.sort(key=itemgetter(0), reverse=sort.startswith("-"))
+        devices = [d for _v, d in valued] + [d for d in devices if value(d) is None]
+    page = devices[offset:offset + limit]
+    rows = _state_rows(ctx, [d.name for d in page])
+    return Page([_view(d, rows.get(d.name), with_readings=True) for d in page], len(devices), limit, offset)
 
 
 def fleet_snapshot(ctx: ServerContext, principal: Principal) -> list[DeviceView]:
-    """Every device in scope with its state and readings, in inventory order, from one read of the
-    state table: for pages that sum the fleet up (the dashboard's overview and sites)."""
+    """Every device in scope with its state and readings, in inventory order: for pages that sum
+    the fleet up (the dashboard's overview and sites). In the server, from its memory."""
     check(principal, "read")
-    with ctx.db.session() as s:
-        rows = {r.device: r for r in s.execute(select(*_SUMMARY))}
+    rows = _state_rows(ctx, None)
     return [_view(d, rows.get(d.name), with_readings=True) for d in in_scope(ctx, principal)]
 
 
 def device(ctx: ServerContext, principal: Principal, name: str) -> DeviceView:
     check(principal, "read")
     entry = find_device(ctx, principal, name)
-    return _view(entry, _state_rows(ctx.db, [name]).get(name), with_readings=True)
+    return _view(entry, _state_rows(ctx, [name]).get(name), with_readings=True)
 
 
 def fleet_views(ctx: ServerContext) -> list[DeviceView]:
     """Every device of the inventory with its state (the server's own view: for metrics at start-up)."""
-    rows = _state_rows(ctx.db, None)
+    rows = _state_rows(ctx, None)
     return [_view(d, rows.get(d.name), with_readings=True) for d in ctx.inventory()]
 
 
