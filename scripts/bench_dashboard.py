@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,14 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import requests
 from bench_server import cli, pct
 from playwright.sync_api import BrowserContext, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.ports import free_port  # noqa: E402
+from tests.server.harness import ServerProcess  # noqa: E402
 from tests.web.browser import CHROMIUM_ARGS  # noqa: E402
 
 FAMILIES = ("videoos", "polyuc", "solstice")
@@ -92,53 +90,17 @@ def fleet_up(devices: int, latency_ms: float, tmp: Path) -> Iterator[tuple[Path,
         fleet.stop()
 
 
-@contextlib.contextmanager
-def server_up(home: Path, inv: Path, interval: float) -> Iterator[tuple[str, requests.Session]]:
-    port = free_port()
-    log = home / "server.log"
-    env = {**os.environ, "AVCTL_HOME": str(home)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "serve", "-i", str(inv),
-                                 "--interval", f"{interval:g}s", "--listen", f"127.0.0.1:{port}"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"https://127.0.0.1:{port}"
-    http = requests.Session()
-    http.trust_env = False  # the server's own certificate, 127.0.0.1 only
-    try:
-        started = time.time()
-        while True:
-            if proc.poll() is not None or time.time() - started > 600:
-                raise SystemExit(f"the server did not start: {log.read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException, OSError):
-                cert = home / "server" / "tls-cert.pem"
-                if cert.exists():
-                    http.verify = str(cert)
-                    if http.get(f"{base}/healthz", timeout=5).ok:
-                        break
-            time.sleep(0.2)
-        print(f"  server up in {time.time() - started:.1f} s (pid {proc.pid})", flush=True)
-        yield base, http
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def wait_first_sweep(base: str, http: requests.Session, devices: int, within: float) -> dict[str, int]:
+def wait_first_sweep(server: ServerProcess, devices: int, within: float) -> dict[str, int]:
     """Until no device is left unpolled (or `within` s): the server's state counts then."""
-    r = http.post(f"{base}/api/v1/auth/login", json={"name": USER, "password": PASSWORD}, timeout=30)
-    r.raise_for_status()
+    server.login(USER, PASSWORD)
     t0 = time.time()
     while True:
-        unknown = http.get(f"{base}/api/v1/devices", params={"limit": 1, "state": "unknown"}, timeout=60).json()
-        if unknown["total"] == 0 or time.time() - t0 > within:
+        unknown = server.get("/api/v1/devices", limit=1, state="unknown")["total"]
+        if unknown == 0 or time.time() - t0 > within:
             break
         time.sleep(2)
-    print(f"  first sweep: {devices - unknown['total']} of {devices} devices polled in {time.time() - t0:.0f} s",
-          flush=True)
-    return {st: http.get(f"{base}/api/v1/devices", params={"limit": 1, "state": st}, timeout=60).json()["total"]
+    print(f"  first sweep: {devices - unknown} of {devices} devices polled in {time.time() - t0:.0f} s", flush=True)
+    return {st: server.get("/api/v1/devices", limit=1, state=st)["total"]
             for st in ("online", "offline", "error", "unknown")}
 
 
@@ -218,8 +180,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="avctl-bench-web-") as tmp, \
             fleet_up(args.devices, args.latency_ms, Path(tmp)) as (home, inv):
         cli(home, "users", "add", USER, "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n")
-        with server_up(home, inv, args.interval) as (base, http):
-            states = wait_first_sweep(base, http, args.devices, args.sweep_wait)
+        server = ServerProcess(home, ["-i", str(inv), "--interval", f"{args.interval:g}s"])
+        base = server.base
+        try:
+            t0 = time.time()
+            server.start(within=900)
+            print(f"  server up in {time.time() - t0:.1f} s", flush=True)
+            states = wait_first_sweep(server, args.devices, args.sweep_wait)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=chromium(), args=list(CHROMIUM_ARGS), headless=True)
                 try:
@@ -233,6 +200,8 @@ def main() -> None:
                         print(f"  {name}: measured", flush=True)
                 finally:
                     browser.close()
+        finally:
+            server.stop()
         load1 = " ".join(f"{x:.2f}" for x in os.getloadavg())
         report(args, results, states, (load0, load1))
 
