@@ -56,8 +56,8 @@ def test_filter_with_the_selection_syntax_and_state(browser: Browser, dash: Dash
     wanted = names(s for s in BIG if s.site in ("branch", "lab") and s.family == "polyuc" and "lobby" in s.tags)
     expect(page.locator("#device-total")).to_have_text(str(len(wanted)))
     assert row_names(page) == wanted
-    # the view is in the URL: linkable
-    assert parse_qs(urlsplit(page.url).query)["select"] == ["site=branch|lab,family=polyuc,tag=lobby"]
+    # the view is in the URL (only what differs from the defaults): linkable
+    assert parse_qs(urlsplit(page.url).query) == {"select": ["site=branch|lab,family=polyuc,tag=lobby"]}
     expect(page.locator("#device-table tbody .badge.state-online")).to_have_count(len(wanted), timeout=60_000)
     screenshot(page, "devices-filtered")
     # the state filter: nothing is offline
@@ -168,6 +168,11 @@ def test_csv_export_of_every_match_with_formula_cells_defused(browser: Browser, 
         spot.site, spot.room, " ".join(spot.tags))
     assert float(by_name[spot.name]["uptime"]) > 0  # numbers stay numbers
     assert all(not r[k].startswith(("=", "+", "-", "@")) for r in rows for k in r)
+    # a user limited to a site exports that site's devices only
+    scoped = dash.page(browser, "hq-helpdesk")
+    answer = scoped.request.get("/devices.csv")
+    assert answer.status == 200
+    assert [r["name"] for r in csv.DictReader(io.StringIO(answer.text()))] == names(s for s in BIG if s.site == "hq")
 
 
 def test_multi_select_links_to_a_job_on_exactly_those_devices(browser: Browser, dash: Dashboard) -> None:

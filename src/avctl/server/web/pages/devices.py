@@ -154,7 +154,9 @@ def devices(request: Request, ctx: Ctx, user: Reader, select: Select = "", state
     # a bad selection is shown next to its box: a whole page says 400; an htmx swap must be a 200,
     # or app.js would show it in the message area instead
     status = 400 if error is not None and not is_htmx(request) else 200
-    return render(request, "devices.html", user, context, status=status)
+    # a boosted link or form: the address bar shows the view's own URL (no empty or default fields)
+    headers = {"HX-Push-Url": context["here"]} if request.headers.get("hx-boosted") == "true" else None
+    return render(request, "devices.html", user, context, status=status, headers=headers)
 
 
 # --- CSV export ------------------------------------------------------------------------------------
