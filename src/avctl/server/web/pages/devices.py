@@ -145,17 +145,18 @@ def devices(request: Request, ctx: Ctx, user: Reader, select: Select = "", state
     except UsageError as exc:
         error, found = exc, service.Page([], 0, q.size, 0)
     current = found.offset // q.size + 1
+    here = q.url(page=current)
     context = {
         "q": q, "page": found, "current": current, "pages": max(1, math.ceil(found.total / q.size)),
         "columns": COLUMNS, "reading_text": reading_text, "sortable": SORTABLE, "states": DEVICE_STATES,
         "sizes": PAGE_SIZES, "error": error, "views": list_views(ctx, user), "view_url": view_url,
-        "here": q.url(page=current), "now": ctx.clock(),
+        "here": here, "now": ctx.clock(),
     }
     # a bad selection is shown next to its box: a whole page says 400; an htmx swap must be a 200,
     # or app.js would show it in the message area instead
     status = 400 if error is not None and not is_htmx(request) else 200
     # a boosted link or form: the address bar shows the view's own URL (no empty or default fields)
-    headers = {"HX-Push-Url": context["here"]} if request.headers.get("hx-boosted") == "true" else None
+    headers = {"HX-Push-Url": here} if request.headers.get("hx-boosted") == "true" else None
     return render(request, "devices.html", user, context, status=status, headers=headers)
 
 
