@@ -23,7 +23,7 @@ from avctl.errors import UsageError
 from avctl.server import service
 from avctl.server.context import ServerContext
 from avctl.server.model import DEVICE_STATES, DeviceView, Principal
-from avctl.server.service.views import ViewInfo, list_views
+from avctl.server.service.views import MAX_SELECTION, ViewInfo, list_views
 from avctl.server.web.deps import Ctx, Reader
 from avctl.server.web.render import duration, is_htmx, render
 
@@ -31,8 +31,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_SIZE = 50
-#: the columns a click sorts on (the service sorts on these; readings are only read for the page)
-SORTABLE = ("name", "state", "family", "site", "room", "last_poll")
 #: the CSV export reads this many devices at a time (memory stays flat however large the fleet)
 EXPORT_CHUNK = 1000
 
@@ -119,7 +117,7 @@ def _query(select: str, state: str, sort: str, page: int, size: int) -> TableQue
                       size=size if size in PAGE_SIZES else DEFAULT_SIZE)
 
 
-Select = Annotated[str, Query(max_length=4000)]
+Select = Annotated[str, Query(max_length=MAX_SELECTION)]
 State = Annotated[str, Query(max_length=32)]
 Sort = Annotated[str, Query(max_length=32)]
 
@@ -148,7 +146,7 @@ def devices(request: Request, ctx: Ctx, user: Reader, select: Select = "", state
     here = q.url(page=current)
     context = {
         "q": q, "page": found, "current": current, "pages": max(1, math.ceil(found.total / q.size)),
-        "columns": COLUMNS, "reading_text": reading_text, "sortable": SORTABLE, "states": DEVICE_STATES,
+        "columns": COLUMNS, "reading_text": reading_text, "states": DEVICE_STATES,
         "sizes": PAGE_SIZES, "error": error, "views": list_views(ctx, user), "view_url": view_url,
         "here": here, "now": ctx.clock(),
     }
