@@ -4,31 +4,18 @@ one (``/views/ID``: to the table with its filter and sort), remove one. Each use
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from avctl.server.model import Principal
 from avctl.server.service import views
 from avctl.server.web.deps import Ctx, Reader
+from avctl.server.web.pages.device import form_of
 from avctl.server.web.pages.devices import TableQuery, view_url
 from avctl.server.web.render import render
 
 router = APIRouter(include_in_schema=False)
-
-#: a view's form is a name and three short fields: a larger body is not one
-MAX_FORM_BYTES = 16_384
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded form htmx posts (the last value of a repeated field)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise HTTPException(status_code=413, detail="form too large")
-    return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
 def _views_part(request: Request, ctx: Ctx, user: Principal, q: TableQuery) -> HTMLResponse:
@@ -38,7 +25,7 @@ def _views_part(request: Request, ctx: Ctx, user: Principal, q: TableQuery) -> H
 
 @router.post("/views", response_class=HTMLResponse)
 async def save_view(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
-    form = await _form(request)
+    form = await form_of(request)
     q = TableQuery(select=form.get("select", ""), state=form.get("state") or None, sort=form.get("sort") or "name")
 
     def save() -> HTMLResponse:
