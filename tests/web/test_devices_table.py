@@ -65,6 +65,12 @@ def test_filter_with_the_selection_syntax_and_state(browser: Browser, dash: Dash
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#device-total")).to_have_text("0")
     expect(page).to_have_url(re.compile(r"state=offline"))
+    # each name opens the device's page
+    page.get_by_label("State").select_option("")
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("link", name=wanted[0], exact=True).click()
+    expect(page).to_have_url(dash.url(f"/devices/{wanted[0]}"))
+    expect(page.locator("#device-name")).to_have_text(wanted[0])
 
 
 def test_sort_page_and_refresh_keeps_the_page(browser: Browser, dash: Dashboard) -> None:
