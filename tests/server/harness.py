@@ -155,13 +155,32 @@ class ServerProcess:
 
     def start(self, *, within: float = 90.0) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "serve", *self.args],
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(self._ready, within=within, what=f"the server on port {self.port} (log: {self.log_text()[-2000:]})")
+        # a free port may be taken by another program before the server binds it (a loaded machine
+        # runs benchmarks with thousands of sockets): then the server says so and exits, and another
+        # port is tried; a server that did not exit is ours, so /healthz is never another's answer
+        for _attempt in range(5):
+            with open(self.log, "ab") as out:
+                self.proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "serve", *self.args],
+                                             env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                wait_for(self._ready, within=within,
+                         what=f"the server on port {self.port} (log: {self.log_text()[-2000:]})")
+                break
+            except RuntimeError:
+                if "address already in use" not in self.log_text().lower():
+                    raise
+                self._move(free_port())
+        else:
+            raise RuntimeError(f"no free port for the server after 5 tries: {self.log_text()[-2000:]}")
         if not self.http:
             self.session.verify = str(self.certfile)
         return self
+
+    def _move(self, port: int) -> None:
+        listen = self.args.index("--listen")
+        self.args[listen + 1] = f"127.0.0.1:{port}"
+        self.port = port
+        self.log = self.home / f"server-{port}.log"
 
     def _ready(self) -> bool:
         assert self.proc is not None

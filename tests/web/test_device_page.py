@@ -96,7 +96,7 @@ def test_preview_masks_a_secret_parameter(browser: Browser, dashboard: Dashboard
     assert secret not in preview.inner_text()
     assert secret not in page.locator("#cli").inner_text()
     # a form far larger than any action's parameters is refused
-    assert forged_post(page, f"/devices/{CODEC}/actions/audio_volume_set/preview", "p.volume=" + "1" * 300_000) == 400
+    assert forged_post(page, f"/devices/{CODEC}/actions/audio_volume_set/preview", "p.volume=" + "1" * 300_000) == 413
     # nothing was sent: a preview is built, never run
     assert not any(r.path == "/rest/conferences" and r.method == "POST" for r in dashboard.devices[CODEC].requests)
 

@@ -101,6 +101,22 @@ class RunOptions:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def planned_outcome(task: Task, entry: DeviceEntry, specs: SpecProvider) -> Outcome | None:
+    """A device's outcome known before anything is sent (disabled, no spec, the family lacks the
+    task); None: it will run. What a job's preview shows is what the run does."""
+    if entry.disabled:
+        return Outcome(entry.name, "skipped", family=entry.family, reason="excluded",
+                       message="disabled in the inventory")
+    try:
+        spec = specs(entry.family)
+    except AvctlError as exc:
+        return Outcome(entry.name, "failed", family=entry.family, reason=exc.kind, message=str(exc))
+    skip = task.skip_reason(spec)
+    if skip:
+        return Outcome(entry.name, "skipped", family=entry.family, reason="no_such_action", message=skip)
+    return None
+
+
 class FleetRunner:
     """Runs a task on many devices. One runner per job; create and use inside a running loop.
 
@@ -164,17 +180,10 @@ class FleetRunner:
         self.secret_params = set()
         for entry in devices:
             c = counts.setdefault(entry.family, {"run": 0, "skip": 0, "disruptive": 0})
-            if entry.disabled:
-                c["skip"] += 1
+            if planned_outcome(task, entry, self.specs) is not None:
+                c["skip"] += 1  # a family without a spec is reported per device as failed
                 continue
-            try:
-                spec = self.specs(entry.family)
-            except AvctlError:
-                c["skip"] += 1  # reported per device as failed
-                continue
-            if task.skip_reason(spec):
-                c["skip"] += 1
-                continue
+            spec = self.specs(entry.family)
             if c["run"] == 0:
                 task.validate(spec)
                 c["disruptive"] = int(task.disruptive(spec))
@@ -292,15 +301,10 @@ class FleetRunner:
                                  message=message, data=data, attempts=attempts, started=started,
                                  requests=requests))
 
-        if entry.disabled:
-            return done("skipped", reason="excluded", message="disabled in the inventory")
-        try:
-            spec = self.specs(entry.family)
-        except AvctlError as exc:
-            return done("failed", reason=exc.kind, message=str(exc))
-        skip = task.skip_reason(spec)
-        if skip:
-            return done("skipped", reason="no_such_action", message=skip)
+        decided = planned_outcome(task, entry, self.specs)
+        if decided is not None:
+            return done(decided.status, reason=decided.reason, message=decided.message)
+        spec = self.specs(entry.family)
         if entry.name in self._doubtful and task.changes_state(spec):
             self.in_doubt.append(entry.name)  # no outcome: it stays pending until someone decides
             return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,3 +52,8 @@ class ServerContext:
     #: the certificate pins the poller and the jobs check devices against (re-pinning goes through
     #: it, so the running server checks the new pin at once)
     device_tls: TLSPolicy = field(default_factory=TLSPolicy.pinned)
+    #: the rules file the server was started with (None: it runs without alert rules)
+    rules_file: Path | None = None
+    #: reads the rules file again and puts its rules in force (AvctlError, rules unchanged, if it has a
+    #: mistake); runs on the server's event loop. None without a rules file
+    reload_rules: Callable[[], Awaitable[None]] | None = None

@@ -144,7 +144,9 @@ class ServerRuntime:
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,
                                  metrics=self.metrics, progress=self.progress, clock=self.clock,
                                  retention=self.retention, changes=self.changes, device_tls=self.device_tls,
-                                 downloads=avctl_home() / "downloads")
+                                 downloads=avctl_home() / "downloads",
+                                 rules_file=Path(cfg.rules) if cfg.rules else None,
+                                 reload_rules=self.reload_rules if cfg.rules else None)
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()
@@ -208,15 +210,20 @@ class ServerRuntime:
 
     async def _reload_rules(self) -> None:
         """The rules file read again; one with a mistake keeps the rules in force, and says why."""
-        assert self.config.rules
         try:
-            rules = await asyncio.to_thread(load_rules, self.config.rules)
+            await self.reload_rules()
         except AvctlError as exc:
             log.error("avctl serve: rules not reloaded, keeping the rules loaded before: %s", exc)
-            return
+
+    async def reload_rules(self) -> None:
+        """The rules file read again and put in force (SIGHUP, the dashboard's rule editor); a file
+        with a mistake raises its RulesError and changes nothing."""
+        assert self.config.rules
+        rules = await asyncio.to_thread(load_rules, self.config.rules)
         self.rules = rules
         self.alerts.set_rules(rules)
         self.dispatcher.set_channels(rules.channels)
+        self.changes.publish("alerts")
         log.info("avctl serve: rules reloaded: %d rules, %d channels", len(rules.rules), len(rules.channels))
 
     # -- running ------------------------------------------------------------------------------------

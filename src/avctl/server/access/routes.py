@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from avctl.db import Database
-from avctl.server.access import audit, ratelimit, sessions, tokens, users
+from avctl.server.access import manage, ratelimit, sessions, tokens, users
 from avctl.server.access.deps import access_settings, check_origin, current_principal, database, guard, require
 from avctl.server.access.settings import AccessSettings
 from avctl.server.access.users import MAX_PASSWORD, AccessError
@@ -25,13 +25,18 @@ Settings = Annotated[AccessSettings, Depends(access_settings)]
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
+def _fail(exc: AccessError) -> HTTPException:
+    return HTTPException(status_code=exc.status, detail=f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+
+
+
 @guard
 def user_admin(principal: Annotated[Principal, Depends(require("admin"))]) -> Principal:
-    """Users are managed by admins of every site: a user can be given any sites and role, so an admin
-    limited to some sites who could manage users could make an admin of every site (or themselves one)."""
-    if principal.sites:
-        raise HTTPException(status_code=403, detail="only an admin of every site manages users (yours is "
-                                                    f"limited to {', '.join(sorted(principal.sites))})")
+    """An admin of every site (`manage.check_user_admin`)."""
+    try:
+        manage.check_user_admin(principal)
+    except AccessError as exc:
+        raise _fail(exc) from None
     return principal
 
 
@@ -40,10 +45,11 @@ Admin = Annotated[Principal, Depends(user_admin)]
 
 @guard
 def session_user(principal: Caller) -> Principal:
-    """A caller by browser session: a leaked token must not be able to mint its own successors."""
-    if principal.via != "session":
-        raise HTTPException(status_code=403, detail="tokens are created from a browser session or with "
-                                                    "'avctl tokens create', not with a token")
+    """A caller by browser session (`manage.check_session`)."""
+    try:
+        manage.check_session(principal)
+    except AccessError as exc:
+        raise _fail(exc) from None
     return principal
 
 
@@ -76,10 +82,6 @@ class UserChangeBody(BaseModel):
     sites: list[str] | None = Field(default=None, max_length=1000)
     password: str | None = Field(default=None, max_length=MAX_PASSWORD)
     disabled: bool | None = None
-
-
-def _fail(exc: AccessError) -> HTTPException:
-    return HTTPException(status_code=exc.status, detail=f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
 
 
 def _secure(request: Request, settings: AccessSettings) -> bool:
@@ -138,14 +140,10 @@ def whoami(request: Request, principal: Caller) -> dict[str, Any]:
 @router.post("/tokens", status_code=201, tags=["tokens"])
 def create_token(body: TokenBody, db: Db, settings: Settings, principal: SessionUser) -> dict[str, Any]:
     """A new API token for the caller, shown in this answer only."""
-    now = settings.clock()
     try:
-        issued = tokens.create(db, principal.user, body.name,
-                               now + body.expires_in if body.expires_in is not None else None, clock=settings.clock)
+        issued = manage.create_token(db, principal, body.name, body.expires_in, clock=settings.clock)
     except AccessError as exc:
         raise _fail(exc) from None
-    audit.record(db, principal.audit_name, "tokens.create", {"token": issued.info.id, "name": body.name},
-                 clock=settings.clock)
     return {**issued.info.as_dict(), "token": issued.secret, "note": "shown once: it is not stored and cannot "
                                                                     "be shown again"}
 
@@ -158,10 +156,9 @@ def list_tokens(db: Db, principal: Caller) -> list[dict[str, Any]]:
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
 def revoke_token(token_id: int, db: Db, settings: Settings, principal: Caller) -> None:
     try:
-        tokens.revoke(db, token_id, user=principal.user, clock=settings.clock)
+        manage.revoke_token(db, principal, token_id, clock=settings.clock)
     except AccessError as exc:
         raise _fail(exc) from None
-    audit.record(db, principal.audit_name, "tokens.revoke", {"token": token_id}, clock=settings.clock)
 
 
 # --- users (admins) ---------------------------------------------------------------------------------
@@ -175,32 +172,25 @@ def list_users(db: Db, _admin: Admin) -> list[dict[str, Any]]:
 @router.post("/users", status_code=201, tags=["users"])
 def create_user(body: NewUserBody, db: Db, settings: Settings, admin: Admin) -> dict[str, Any]:
     try:
-        user = users.add(db, body.name, body.password, body.role, body.sites, clock=settings.clock)
+        user = manage.add_user(db, admin, body.name, body.password, body.role, body.sites, clock=settings.clock)
     except AccessError as exc:
         raise _fail(exc) from None
-    audit.record(db, admin.audit_name, "users.add", {"user": user.name, "role": user.role,
-                                                     "sites": list(user.sites)}, clock=settings.clock)
     return user.as_dict()
 
 
 @router.patch("/users/{name}", tags=["users"])
 def change_user(name: str, body: UserChangeBody, db: Db, settings: Settings, admin: Admin) -> dict[str, Any]:
     try:
-        user = users.update(db, name, role=body.role, sites=body.sites, password=body.password,
-                            disabled=body.disabled)
+        user = manage.change_user(db, admin, name, role=body.role, sites=body.sites, password=body.password,
+                                  disabled=body.disabled, clock=settings.clock)
     except AccessError as exc:
         raise _fail(exc) from None
-    changed = body.model_dump(exclude_none=True)
-    if "password" in changed:
-        changed["password"] = "changed"
-    audit.record(db, admin.audit_name, "users.set", {"user": name, **changed}, clock=settings.clock)
     return user.as_dict()
 
 
 @router.delete("/users/{name}", status_code=204, tags=["users"])
 def delete_user(name: str, db: Db, settings: Settings, admin: Admin) -> None:
     try:
-        users.remove(db, name)
+        manage.remove_user(db, admin, name, clock=settings.clock)
     except AccessError as exc:
         raise _fail(exc) from None
-    audit.record(db, admin.audit_name, "users.remove", {"user": name}, clock=settings.clock)

@@ -123,16 +123,26 @@ async def start_job(ctx: ServerContext, principal: Principal, *, name: str, mode
     means their sites' codecs, and nothing tells them about other sites.
     """
     check(principal, "act")
+    task = job_task(name, mode, params)
+    chosen, devices = selected_devices(ctx, principal, selection)
+    sub = await asyncio.to_thread(_prepare, ctx, principal, task, devices, str(chosen), run_options(ctx, options))
+    _submit(ctx, sub)
+    return sub.job_id
+
+
+def job_task(name: str, mode: str, params: Mapping[str, Any]) -> Task:
     if mode not in ("action", "verb"):
         raise UsageError(f"unknown mode {mode!r}", hint="action or verb")
+    return make_task(name, dict(params), mode=mode)
+
+
+def selected_devices(ctx: ServerContext, principal: Principal, selection: str) -> tuple[Selection, list[DeviceEntry]]:
+    """The selection read among the principal's devices; UsageError when it matches none."""
     chosen = Selection.parse(selection or None)
     devices = [d for d in in_scope(ctx, principal) if chosen.matches(d)]
     if not devices:
         raise UsageError(f"the selection {chosen} matches no device", hint="GET /api/v1/devices?select=... lists them")
-    task = make_task(name, dict(params), mode=mode)
-    sub = await asyncio.to_thread(_prepare, ctx, principal, task, devices, str(chosen), run_options(ctx, options))
-    _submit(ctx, sub)
-    return sub.job_id
+    return chosen, devices
 
 
 def _visible_job(ctx: ServerContext, principal: Principal, job_id: int) -> Job:
@@ -166,6 +176,12 @@ def list_jobs(ctx: ServerContext, principal: Principal, *, limit: int = 50) -> l
         mine = {d.name for d in in_scope(ctx, principal)}
         jobs = [j for j in jobs if set(j.devices) <= mine]
     return jobs[:limit]
+
+
+def list_jobs_counted(ctx: ServerContext, principal: Principal, *, limit: int = 50) -> list[tuple[Job, dict[str, int]]]:
+    """`list_jobs` with each job's outcome counts (``total``: the job's devices, pending ones included)."""
+    found = list_jobs(ctx, principal, limit=limit)
+    return [(j, {**ctx.jobs.counts(j.id), "total": len(j.devices)}) for j in found]
 
 
 def running_here(found: Job) -> bool:

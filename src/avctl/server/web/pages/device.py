@@ -7,7 +7,6 @@ import asyncio
 import json
 from pathlib import PurePath
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -24,6 +23,7 @@ from avctl.server.web.charts import DEFAULT_RANGE, RANGES, Chart, chart
 from avctl.server.web.cli_text import cli_command
 from avctl.server.web.deps import Actor, Admin, Ctx, Reader
 from avctl.server.web.forms import form_fields, parse_form
+from avctl.server.web.posted import read_form
 from avctl.server.web.render import render
 from avctl.spec.model import Action
 
@@ -35,16 +35,6 @@ MAX_FORM_BYTES = 256 * 1024
 MAX_DATA_CHARS = 20_000
 #: rows of the device's audit trail on its page (the audit page has the rest)
 AUDIT_ROWS = 20
-
-
-async def form_of(request: Request) -> dict[str, str]:
-    """The submitted form (htmx sends it urlencoded); refused once past the cap, before reading on."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise UsageError(f"the form is larger than {MAX_FORM_BYTES} bytes")
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _action(ctx: ServerContext, user: Principal, name: str, action_id: str) -> Action:
@@ -132,7 +122,7 @@ def action_page(request: Request, ctx: Ctx, user: Reader, name: str, action_id: 
 async def action_preview(request: Request, ctx: Ctx, user: Actor, name: str, action_id: str) -> HTMLResponse:
     """The request the form's values would send (an invalid value: why, instead)."""
     action = await asyncio.to_thread(_action, ctx, user, name, action_id)
-    form = await form_of(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     try:
         params = parse_form(action, form)
         preview = await asyncio.to_thread(preview_action, ctx, user, name, action_id, params)
@@ -147,7 +137,7 @@ async def action_run(request: Request, ctx: Ctx, user: Actor, name: str, action_
     """Runs the action (a one-device job; a download's file lands in the device's downloads).
     A disruptive action needs the device's name typed as confirmation."""
     action = await asyncio.to_thread(_action, ctx, user, name, action_id)
-    form = await form_of(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     if action.disruptive:
         check(user, "act_disruptive")  # the service refuses too; this keeps the answer a plain 403
         if form.get("confirm", "").strip() != name:
@@ -169,7 +159,7 @@ async def action_run(request: Request, ctx: Ctx, user: Actor, name: str, action_
 @router.post("/devices/{name}/pin", response_class=HTMLResponse)
 async def repin(request: Request, ctx: Ctx, user: Admin, name: str) -> HTMLResponse:
     """Re-pin the device's certificates (admin only; audited with the reason)."""
-    form = await form_of(request)
+    form = await read_form(request, max_bytes=MAX_FORM_BYTES)
     done = await pinning.repin(ctx, user, name, form.get("reason", ""))
     view = await asyncio.to_thread(service.device, ctx, user, name)
     current = await asyncio.to_thread(pinning.pins, ctx, user, name)
