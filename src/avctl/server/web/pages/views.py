@@ -3,16 +3,14 @@ one (``/views/ID``: to the table with its filter and sort), remove one. Each use
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from avctl.server.model import Principal
 from avctl.server.service import views
 from avctl.server.web.deps import Ctx, Reader
-from avctl.server.web.pages.device import form_of
 from avctl.server.web.pages.devices import TableQuery, view_url
+from avctl.server.web.posted import Posted
 from avctl.server.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -24,15 +22,10 @@ def _views_part(request: Request, ctx: Ctx, user: Principal, q: TableQuery) -> H
 
 
 @router.post("/views", response_class=HTMLResponse)
-async def save_view(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
-    form = await form_of(request)
+def save_view(request: Request, ctx: Ctx, user: Reader, form: Posted) -> HTMLResponse:
     q = TableQuery(select=form.get("select", ""), state=form.get("state") or None, sort=form.get("sort") or "name")
-
-    def save() -> HTMLResponse:
-        views.save_view(ctx, user, form.get("name", ""), selection=q.select, state=q.state, sort=q.sort)
-        return _views_part(request, ctx, user, q)
-
-    return await asyncio.to_thread(save)
+    views.save_view(ctx, user, form.get("name", ""), selection=q.select, state=q.state, sort=q.sort)
+    return _views_part(request, ctx, user, q)
 
 
 @router.get("/views/{view_id}")
