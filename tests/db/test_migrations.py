@@ -62,7 +62,7 @@ def test_opening_twice_is_a_no_op(any_db_url: str) -> None:
     open_database(any_db_url).close()
     db = open_database(any_db_url)
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     db.close()
     assert schema_differences(any_db_url) == []
 
@@ -138,7 +138,7 @@ def test_two_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
         assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
         assert schema_differences(url) == []
         conn = sqlite3.connect(tmp_path / "avctl.db")
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         conn.close()
 
 

@@ -11,7 +11,8 @@ default, PostgreSQL by URL):
   downsampled aggregates);
 - alerts and their notifications (an outbox: a notification is a row before it is sent, so none is
   lost when sending fails or the process dies);
-- users, browser sessions, API tokens and login attempts.
+- users, browser sessions, API tokens and login attempts;
+- the dashboard's saved views (a user's named filter and sort of the device table).
 
 Times are UTC epoch seconds (REAL), as in the CLI's tables. JSON documents are stored as text
 (portable between SQLite and PostgreSQL; always written with `json.dumps`). The migrations in
@@ -299,3 +300,25 @@ class LoginAttempt(Base):
     #: "user:NAME" or "ip:ADDRESS"
     key: Mapped[str] = mapped_column(String(200))
     ts: Mapped[float] = mapped_column(Float)
+
+
+# --- the dashboard ----------------------------------------------------------------------------------
+
+
+class SavedView(Base):
+    """A user's named view of the device table: its selection, state filter and sort. Removed with
+    the user (the database cascades: users.remove knows nothing of views)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="saved_views_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    #: the CLI's selection syntax ("" = every device)
+    selection: Mapped[str] = mapped_column(Text)
+    #: a device state, or None for every state
+    state: Mapped[str | None] = mapped_column(String(16))
+    #: a sort key of the device list, "-" in front for descending
+    sort: Mapped[str] = mapped_column(String(32))
+    created: Mapped[float] = mapped_column(Float)
