@@ -193,10 +193,10 @@ def main() -> None:
             fleet_up(args.devices, args.latency_ms, Path(tmp)) as (home, inv):
         cli(home, "users", "add", USER, "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n")
         server = ServerProcess(home, ["-i", str(inv), "--interval", f"{args.interval:g}s"])
-        base = server.base
         try:
             t0 = time.time()
             server.start(within=900)
+            base = server.base  # after the start: a port taken meanwhile moves the server to another
             print(f"  server up in {time.time() - t0:.1f} s", flush=True)
             states = wait_first_sweep(server, args.devices, args.sweep_wait)
             with sync_playwright() as pw:
