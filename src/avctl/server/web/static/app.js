@@ -43,6 +43,9 @@
       const buttons = form ? form.querySelectorAll("[type=submit]") : [];
       const check = () => buttons.forEach((b) => { b.disabled = input.value.trim() !== input.dataset.mustEqual; });
       input.addEventListener("input", check);
+      // typing the confirmation changes nothing the form describes: it must not make a form that
+      // refreshes itself on change (the job preview) redraw the field empty under the user's click
+      input.addEventListener("change", (e) => e.stopPropagation());
       check();
     });
   }
