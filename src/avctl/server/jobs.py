@@ -112,6 +112,9 @@ class LocalJobExecutor:
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         """Polling is the poll engine's (``avctl.server.poll``); this executor only runs jobs."""
 
+    def forget_pins(self, endpoints: Sequence[tuple[str, int]]) -> None:
+        """Jobs check pins through the server's own policy, which replaced them itself."""
+
     def submit_job(self, job: JobSubmission) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job), name=f"avctl-job-{job.job_id}")
         self._tasks[job.job_id] = task

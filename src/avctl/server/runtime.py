@@ -1,7 +1,7 @@
 """The server process: every part of ``avctl serve`` wired together on one event loop.
 
     inventory file --(InventoryWatcher: change or SIGHUP)--> state rows + poll targets + metrics
-    PollEngine --Observation--> StateWriter (batched writes, off the loop)
+    PollProcess (a child process: PollEngine) --Observation--> StateWriter (batched writes, off the loop)
         --DeviceViews--> AlertEngine (alerts and their outbox rows, one transaction) + metrics
     Dispatcher: outbox -> webhook / Slack / Teams / e-mail, with retries
     LocalJobExecutor: fleet jobs started through the API, with the CLI's runner and journal
@@ -44,7 +44,8 @@ from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.model import DeviceView, Observation
-from avctl.server.poll import PollEngine, PollRunner, PollSettings
+from avctl.server.poll import PollSettings
+from avctl.server.poll.process import ChildConfig, PollProcess
 from avctl.server.service import fleet_views
 from avctl.server.state import StateStore, StateWriter
 from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
@@ -64,14 +65,17 @@ GRACEFUL_SECONDS = 3
 
 
 class LocalExecutor:
-    """Polling and jobs in this process: the executor of a single-process server."""
+    """Jobs in this process, polling in its child process: the executor of a single-host server."""
 
-    def __init__(self, poll: PollRunner, jobs: LocalJobExecutor) -> None:
+    def __init__(self, poll: PollProcess, jobs: LocalJobExecutor) -> None:
         self.poll = poll
         self.jobs = jobs
 
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         self.poll.set_poll_targets(devices)
+
+    def forget_pins(self, endpoints: Sequence[tuple[str, int]]) -> None:
+        self.poll.forget_pins(endpoints)
 
     def submit_job(self, job: JobSubmission) -> None:
         self.jobs.submit_job(job)
@@ -134,11 +138,12 @@ class ServerRuntime:
         settings = PollSettings(interval=cfg.poll.interval, concurrency=cfg.poll.concurrency,
                                 per_site=cfg.poll.per_site, request_timeout=cfg.poll.timeout,
                                 backoff_max=cfg.poll.backoff).with_family_minimums(self.family_min_interval)
-        self.engine = PollEngine(sink=self._observed, tls=self.device_tls, resolver=self.resolver,
-                                 settings=settings, clock=self.clock, on_lag=self.metrics.observe_lag)
+        poller = ChildConfig(settings=settings, base_dir=self.inventory_path.parent,
+                             known_hosts=self.device_tls.known_hosts.path,
+                             log_level=logging.getLogger().getEffectiveLevel())
         jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
                                 tls=self.device_tls, resolver=self.resolver)
-        self.executor = LocalExecutor(PollRunner(self.engine), jobs)
+        self.executor = LocalExecutor(PollProcess(poller, sink=self._observed, on_lag=self.metrics.observe_lag), jobs)
         self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
         self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
                                  jobs=self.jobs, audit=self._audit, rules=self._rules,

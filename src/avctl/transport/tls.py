@@ -107,6 +107,7 @@ class KnownHosts:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else avctl_home() / "known_devices"
         self._pins: dict[str, Pin] | None = None
+        self._pins_stamp: tuple[int, int, int] | None = None
 
     def _read(self) -> dict[str, Pin]:
         pins: dict[str, Pin] = {}
@@ -137,9 +138,23 @@ class KnownHosts:
         return pins
 
     def _cached(self) -> dict[str, Pin]:
-        if self._pins is None:
-            self._pins = self._read()
+        # another process (the server's poller, a CLI run) may have pinned a device since: a changed
+        # file is read again, so this process never pins over, nor shows as unpinned, what it has
+        stamp = self._stamp()
+        if self._pins is None or stamp != self._pins_stamp:
+            self._pins, self._pins_stamp = self._read(), stamp
         return self._pins
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def reload(self) -> None:
+        """Read the file again at the next lookup."""
+        self._pins = None
 
     def get(self, endpoint: str) -> str | None:
         pin = self._cached().get(_canonical(endpoint))
@@ -166,6 +181,9 @@ class KnownHosts:
             raise UsageError(f"{self.path}: cannot write the pinned certificates: {exc.strerror or exc}",
                              hint="check the path (--known-hosts, AVCTL_HOME) and the disk") from None
         pins[endpoint] = pin
+        # our own line is in the cache: not a change to read the whole file again for (10,000 first
+        # pins would read it 10,000 times)
+        self._pins_stamp = self._stamp()
 
     def remove(self, endpoint: str) -> bool:
         """Forget a pin (rewrites the file without that endpoint's lines)."""
@@ -178,7 +196,7 @@ class KnownHosts:
             with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as out:
                 out.write("".join(pin.line(k) for k, pin in sorted(pins.items())))
             os.replace(tmp, self.path)
-        self._pins = pins
+        self._pins, self._pins_stamp = pins, self._stamp()
         return found
 
 
@@ -350,6 +368,12 @@ class TLSPolicy:
 
     def pinned_fingerprint(self, host: str, port: int) -> str | None:
         return self.known_hosts.get(endpoint_key(host, port))
+
+    def forget(self, host: str, port: int) -> None:
+        """Forget what this policy holds for the endpoint: its pin is read again from the file (another
+        process replaced it), and the next connection checks that one."""
+        self._fingerprints.pop(endpoint_key(host, port), None)
+        self.known_hosts.reload()
 
     def replace_pin(self, host: str, port: int, fp: str, *, note: str = "") -> str | None:
         """Pin `fp` for the endpoint in place of its pin (re-pinning after a reset), and forget the

@@ -113,5 +113,6 @@ async def repin(ctx: ServerContext, principal: Principal, name: str, reason: str
         old = await asyncio.to_thread(ctx.device_tls.replace_pin, host, port, fp,
                                       note=f"re-pinned by {principal.audit_name}" + (f": {odd}" if odd else ""))
         done.append(Repinned(endpoint_key(host, port), old, fp, _expiry(der), odd))
+    ctx.executor.forget_pins([(host, port) for host, port, _der in fetched])
     await asyncio.to_thread(_record, ctx, principal, entry, done, reason)
     return done
