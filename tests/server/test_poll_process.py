@@ -102,6 +102,33 @@ async def test_a_killed_poller_is_started_again_with_its_targets(emulators: Emul
         await poller.stop()
 
 
+async def test_a_rejected_login_is_not_tried_again_by_a_restarted_poller(
+        emulators: EmulatorThread, tmp_path: Path) -> None:
+    (good,) = codecs(emulators, 1)
+    locked = emulators.add(EmulatedVideoOS("codec-locked", password="another-password"))
+    sink = Sink()
+    poller = PollProcess(config(tmp_path), sink=sink, restart_delays=(0.0,))
+    poller.set_poll_targets([entry_for(good), entry_for(locked)])
+    await poller.start()
+    try:
+        await until(lambda: "auth_failed" in sink.states("codec-locked"), "the login rejected")
+        assert len(locked.lockout.failures) == 1
+        assert poller.pid is not None
+        os.kill(poller.pid, signal.SIGKILL)
+        await until(lambda: poller.starts == 2, "a second poller started")
+        mark = len(sink.by["codec-1"])
+        await until(lambda: len(sink.by["codec-1"]) > mark + 2, "the new poller polls")
+        assert len(locked.lockout.failures) == 1  # the rejected login was not sent again
+        assert sink.states("codec-locked") == ["auth_failed"]
+        # a changed entry is a reason to try once more (the poller's environment is the one it
+        # started with: the new secret comes from a file, read by the poller)
+        (tmp_path / "codec-locked.pw").write_text("another-password\n")
+        poller.set_poll_targets([entry_for(good), entry_for(locked, password=f"file:{tmp_path}/codec-locked.pw")])
+        await until(lambda: "online" in sink.states("codec-locked"), "the right password taken")
+    finally:
+        await poller.stop()
+
+
 async def test_stop_logs_out_of_every_device_and_ends_the_child(emulators: EmulatorThread, tmp_path: Path) -> None:
     devices = codecs(emulators, 2)
     sink = Sink()

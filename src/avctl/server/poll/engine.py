@@ -18,7 +18,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from avctl.auth import Credentials
@@ -37,6 +37,8 @@ from avctl.transport.tls import TLSPolicy
 log = logging.getLogger(__name__)
 
 SpecProvider = Callable[[str], Spec]
+#: per device name: the entry and the secret digest its login was rejected with
+Rejected = Mapping[str, tuple[DeviceEntry, str | None]]
 
 
 #: the read buffer of each TLS connection: asyncio's default, 256 KiB zero-filled per connection,
@@ -123,12 +125,14 @@ class PollEngine:
 
     # -- targets ----------------------------------------------------------------------------------
 
-    def set_targets(self, devices: Sequence[DeviceEntry]) -> None:
+    def set_targets(self, devices: Sequence[DeviceEntry], *, rejected: Rejected | None = None) -> None:
         """The devices to poll from now on: new ones start, removed ones stop, changed ones restart.
 
         A device whose login was rejected stays stopped unless its entry changed (address, user,
         password reference...) or the secret its reference resolves to did; a changed secret
-        restarts any device (its next login would use the old one).
+        restarts any device (its next login would use the old one). ``rejected`` carries that over
+        from an engine before this one (name: the entry and secret digest its login was rejected
+        with): such a device is not started until its entry or secret changes.
         """
         wanted = {d.name: d for d in devices}
         self.resolver.clear()
@@ -149,7 +153,7 @@ class PollEngine:
                 current.entry = entry  # site, room, tags: read at the next poll
                 if not self._secret_changed(current):
                     continue  # its session goes on
-            self._start(entry, now, starting)
+            self._start(entry, now, starting, (rejected or {}).get(entry.name))
         self._poke()
 
     def _secret_changed(self, coordinator: Coordinator) -> bool:
@@ -167,7 +171,12 @@ class PollEngine:
             coordinator.due = None
             self._retired.append(coordinator)
 
-    def _start(self, entry: DeviceEntry, now: float, starting: int = 1) -> None:
+    def rejected(self) -> Rejected:
+        """The devices whose login was rejected: what a successor engine needs to keep them stopped."""
+        return {name: (c.entry, c.secret) for name, c in self.coordinators.items() if c.auth_failed}
+
+    def _start(self, entry: DeviceEntry, now: float, starting: int = 1,
+               rejected: tuple[DeviceEntry, str | None] | None = None) -> None:
         self._retire(entry.name)
         try:
             spec = self.specs(entry.family)
@@ -178,6 +187,9 @@ class PollEngine:
         coordinator = Coordinator(entry, spec, credentials, transport=self.transport, settings=self.settings,
                                   clock=self._clock, sleep=self._sleep)
         self.coordinators[entry.name] = coordinator
+        if rejected is not None and _same_connection(rejected[0], entry) and rejected[1] == coordinator.secret:
+            coordinator.auth_failed = True  # never tried again with what was rejected
+            return
         due = now + self.settings.first_delay(entry.family, self._rng, starting)
         last = self._last_start.get(entry.name)
         if last is not None:

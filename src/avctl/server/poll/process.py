@@ -38,7 +38,7 @@ from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.server.executor import ObservationSink
 from avctl.server.model import Observation
-from avctl.server.poll.engine import PollEngine, PollRunner
+from avctl.server.poll.engine import PollEngine, PollRunner, Rejected
 from avctl.server.poll.schedule import PollSettings
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
@@ -71,6 +71,8 @@ class ChildConfig:
 class _Batch:
     observations: list[Observation] = field(default_factory=list)
     lags: list[tuple[str, float]] = field(default_factory=list)
+    #: the devices whose login was rejected, as the child's engine knows them now (None: unchanged)
+    rejected: Rejected | None = None
 
 
 # -- messages between the processes ------------------------------------------------------------------
@@ -120,6 +122,8 @@ class PollProcess:
         self.on_lag = on_lag
         self.restart_delays = tuple(restart_delays)
         self._targets: list[DeviceEntry] | None = None
+        #: rejected logins, kept from the child's reports so that a restarted child does not retry them
+        self._rejected: Rejected = {}
         self._process: multiprocessing.process.BaseProcess | None = None
         self._to_child: Connection | None = None
         self._send_lock = threading.Lock()
@@ -139,7 +143,7 @@ class PollProcess:
 
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         self._targets = list(devices)
-        self._tell(("targets", self._targets))
+        self._tell(("targets", self._targets, None))
 
     def forget_pins(self, endpoints: Sequence[tuple[str, int]]) -> None:
         """The pins of these (host, port) were replaced: the child checks the new ones from now on."""
@@ -187,7 +191,7 @@ class PollProcess:
         self._spawned_at = time.monotonic()
         self.starts += 1
         if self._targets is not None:
-            self._tell(("targets", self._targets))
+            self._tell(("targets", self._targets, self._rejected))
         assert self._loop is not None
         reader = threading.Thread(target=self._read, args=(up_read, self._loop, process), name="avctl-poll-reader",
                                   daemon=True)
@@ -260,6 +264,8 @@ class PollProcess:
             if message[0] != "batch":
                 continue
             batch: _Batch = message[1]
+            if batch.rejected is not None:
+                self._rejected = batch.rejected
             if self.on_lag is not None:
                 for family, seconds in batch.lags:
                     self.on_lag(family, seconds)
@@ -291,6 +297,7 @@ class _Child:
         self.outbox = outbox
         self.batch = _Batch()
         self.flush_scheduled = False
+        self.reported_rejected: set[str] = set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -323,13 +330,17 @@ class _Child:
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         if message[0] == "targets":
-            self.engine.set_targets(message[1])
+            self.engine.set_targets(message[1], rejected=message[2])
         elif message[0] == "forget_pins":
             for host, port in message[1]:
                 self.tls.forget(host, port)
 
     async def _observed(self, observation: Observation) -> None:
         self.batch.observations.append(observation)
+        if observation.state == "auth_failed" or observation.device in self.reported_rejected:
+            # the server keeps the list: a poller started after this one dies must not try again
+            self.batch.rejected = self.engine.rejected()
+            self.reported_rejected = set(self.batch.rejected)
         self._later()
 
     def _lag(self, family: str, seconds: float) -> None:
