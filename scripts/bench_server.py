@@ -4,8 +4,9 @@
 One run, two phases on the same fleet and for the same duration:
 
 1. `avctl serve` as a process (its own AVCTL_HOME, SQLite, HTTPS with its self-signed certificate)
-   polls every device at ``--interval``. Measured from outside: its CPU (/proc/PID/stat utime+stime;
-   "sustained" = after the first sweep, which logs in to every device), its peak memory (VmHWM),
+   polls every device at ``--interval``. Measured from outside, the server and its poller process
+   together (and the server alone): CPU (/proc/PID/stat utime+stime; "sustained" = after the first
+   sweep, which logs in to every device), peak memory (the largest sum of their RSS samples),
    the API's latency (device list page and one device, spread over the run, with a viewer's token),
    the poll lag (``avctl_poll_lag_seconds`` from /metrics: how late polls started after they were
    due) and the time from one device going down to the alert webhook reaching a receiver here.
@@ -114,12 +115,25 @@ class Hook:
         self.server.shutdown()
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (the server and its poller process)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pids[i]}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    pids += [int(x) for x in (task / "children").read_text().split()]
+        i += 1
+    return pids
+
+
 class Sampler:
-    """Samples a process's CPU time and RSS every `every` seconds in a thread."""
+    """Samples CPU time and RSS of a process and its children every `every` seconds in a thread:
+    per sample (time, CPU s of all, RSS kB of all, CPU s of the process alone, its RSS kB)."""
 
     def __init__(self, pid: int, every: float = 1.0) -> None:
         self.pid, self.every = pid, every
-        self.samples: list[tuple[float, float, int]] = []  # (time, cpu s, rss kB)
+        self.samples: list[tuple[float, float, int, float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -127,19 +141,25 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                self.samples.append((time.time(), cpu_seconds(self.pid), status_kb(self.pid, "VmRSS")))
+                cpu, rss = cpu_seconds(self.pid), status_kb(self.pid, "VmRSS")
+                all_cpu, all_rss = cpu, rss
+                for child in process_tree(self.pid)[1:]:
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        all_cpu += cpu_seconds(child)
+                        all_rss += status_kb(child, "VmRSS")
+                self.samples.append((time.time(), all_cpu, all_rss, cpu, rss))
             self._stop.wait(self.every)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
-    def cpu_between(self, t0: float, t1: float) -> float:
-        """CPU share of one core (%) between two times (nearest samples)."""
+    def cpu_between(self, t0: float, t1: float, col: int = 1) -> float:
+        """CPU share of one core (%) between two times (nearest samples); col 3: the main process alone."""
         inside = [s for s in self.samples if t0 <= s[0] <= t1]
         if len(inside) < 2:
             return float("nan")
-        return 100.0 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+        return 100.0 * (inside[-1][col] - inside[0][col]) / (inside[-1][0] - inside[0][0])
 
     def cpu_seconds_between(self, t0: float, t1: float) -> float:
         """CPU seconds used between two times (nearest samples)."""
@@ -294,6 +314,7 @@ rules:
         sampler.stop()
         log.close()
     peak_kb = max((s[2] for s in sampler.samples), default=0)
+    peak_main_kb = max((s[4] for s in sampler.samples), default=0)
     alert_at = hook.arrived.get(("opened", DOWN))
     lag_all = lag_histogram(at_end)
     lag_first = lag_histogram(metrics_after_first or "")
@@ -309,10 +330,12 @@ rules:
     return {
         "cpu_first_sweep_pct": sampler.cpu_between(t0, first_sweep_end),
         "cpu_sustained_pct": sampler.cpu_between(first_sweep_end, t_end),
+        "cpu_sustained_main_pct": sampler.cpu_between(first_sweep_end, t_end, col=3),
         "cpu_whole_pct": sampler.cpu_between(t0, t_end),
         # the sampler's window starts at the first-sweep scrape, the polls' at that scrape too
         "cpu_ms_per_poll": 1000 * cpu_steady_s / steady_polls if steady_polls else float("nan"),
         "peak_rss_mb": peak_kb / PAGE,
+        "peak_rss_main_mb": peak_main_kb / PAGE,
         **{f"api_{kind}_{phase}_p{q}_ms": ms(kind, q / 100, phase == "steady")
            for kind in ("list", "one") for phase in ("first", "steady") for q in (50, 99)},
         "api_requests": len(latencies["list"]) + len(latencies["one"]), "api_errors": errors,
@@ -385,6 +408,7 @@ def report(args: argparse.Namespace, s: dict[str, Any], c: dict[str, Any], load:
     rows = [
         ("CPU, % of one core (sustained)", fmt(s["cpu_sustained_pct"], " %"), fmt(c["cpu_pct"], " %"),
          fmt(c["cpu_pct"] / s["cpu_sustained_pct"], "x") if s["cpu_sustained_pct"] else "n/a"),
+        ("  of which the API process (not polling)", fmt(s["cpu_sustained_main_pct"], " %"), "", ""),
         ("CPU, first sweep (logins)", fmt(s["cpu_first_sweep_pct"], " %"), "", ""),
         ("CPU s per sweep (interval)", fmt(s["cpu_sustained_pct"] * args.interval / 100, " s"),
          fmt(c["cpu_per_sweep_s"], " s"),
@@ -392,6 +416,7 @@ def report(args: argparse.Namespace, s: dict[str, Any], c: dict[str, Any], load:
          if s["cpu_sustained_pct"] else "n/a"),
         ("peak memory", fmt(s["peak_rss_mb"], " MB", 0), fmt(c["peak_rss_mb"], " MB", 0),
          fmt(c["peak_rss_mb"] / s["peak_rss_mb"], "x") if s["peak_rss_mb"] else "n/a"),
+        ("  of which the API process (not polling)", fmt(s["peak_rss_main_mb"], " MB", 0), "", ""),
         ("sweep wall time (mean / max)", "continuous", f"{c['wall_mean_s']:.1f} / {c['wall_max_s']:.1f} s", ""),
         ("poll lag p50 / p99 (steady)", f"{s['lag_p50_steady']} / {s['lag_p99_steady']}", "", ""),
         ("poll lag p50 / p99 (first sweep)", f"{s['lag_p50_first']} / {s['lag_p99_first']}", "", ""),
