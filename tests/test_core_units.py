@@ -117,6 +117,24 @@ def test_known_hosts_append_only_last_wins(tmp_path: Path) -> None:
     assert KnownHosts(tmp_path / "kh").get("h:2") == cc
 
 
+def test_known_hosts_sees_what_another_process_pinned(tmp_path: Path) -> None:
+    """The server and its poller process share the file: each sees the other's pins, and a policy
+    told to forget an endpoint checks the replaced pin from then on."""
+    aa, bb, cc = (fingerprint(x) for x in (b"a", b"b", b"c"))
+    server, poller = KnownHosts(tmp_path / "kh"), KnownHosts(tmp_path / "kh")
+    assert server.get("h:1") is None  # read (and cached) before the poller pinned anything
+    poller.set("h:1", aa)
+    poller.set("h:2", bb)
+    assert server.get("h:1") == aa and server.get("h:2") == bb
+    policy = TLSPolicy.pinned(poller)
+    policy._fingerprints["h:1"] = object()  # type: ignore[assignment]  # what a first connection left
+    assert policy.known_ssl_for("h", 1) is not None
+    server.set("h:1", cc, replace=True)  # a re-pin by an admin, in the server
+    policy.forget("h", 1)
+    assert policy.known_ssl_for("h", 1) is None  # the next connection asks for the pin again
+    assert poller.get("h:1") == cc
+
+
 def test_sync_device_for_scripts(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = emulators.add(EmulatedVideoOS("sync", spec=SPEC, password="pw"))
     with SyncDevice(SPEC, f"127.0.0.1:{dev.port}", credentials=Credentials(password="pw"), tls=tls) as d:
