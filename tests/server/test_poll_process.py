@@ -22,7 +22,7 @@ from avctl.emulator.core import EmulatorThread
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.fleet.inventory import DeviceEntry
 from avctl.server.poll import PollSettings
-from avctl.server.poll.process import ChildConfig, PollProcess
+from avctl.server.poll.process import POLLER_NICE, ChildConfig, PollProcess
 from tests.server.polling import Sink, entry_for
 
 #: polls of the same device at most this often (the tests wait for a few of them)
@@ -62,6 +62,9 @@ async def test_observations_and_lag_come_back_and_targets_change(emulators: Emul
     await poller.start()
     try:
         assert poller.pid is not None and poller.pid != os.getpid()
+        # polling yields the CPU to the server's API and pages when the host is busy
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, poller.pid) == min(19, own + POLLER_NICE)
         await until(lambda: "online" in sink.states("codec-1") and "online" in sink.states("codec-2"),
                     "both codecs online")
         assert sink.last("codec-1").readings["model"] == one.state.model
@@ -157,7 +160,7 @@ SERVER = textwrap.dedent("""
     from pathlib import Path
     from avctl.fleet.inventory import DeviceEntry, parse_address
     from avctl.server.poll import PollSettings
-    from avctl.server.poll.process import ChildConfig, PollProcess
+    from avctl.server.poll.process import POLLER_NICE, ChildConfig, PollProcess
 
     async def main() -> None:
         tmp = Path(sys.argv[1])

@@ -21,6 +21,7 @@ import copyreg
 import io
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import sys
@@ -54,6 +55,9 @@ FLUSH_SECONDS = 0.05
 RESTART_DELAYS = (1.0, 5.0, 30.0, 120.0)
 #: a child that ran this long before dying had not been dying in a loop: delays start over
 STABLE_SECONDS = 600.0
+#: the poller's CPU priority below the server's (nice): when the host is busy, a page or an API
+#: answer goes first and a poll starts a little later (the poll lag metric shows how much)
+POLLER_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,8 @@ def child_main(config: ChildConfig, inbox: Connection, outbox: Connection) -> No
     with contextlib.suppress(AttributeError):  # no SIGHUP on Windows
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    with contextlib.suppress(AttributeError, OSError):  # no nice() on Windows
+        os.nice(POLLER_NICE)
     asyncio.run(_Child(config, inbox, outbox).run())
 
 
