@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
@@ -50,7 +51,7 @@ class Marker:
         return {i for i, m in self.jobs.items() if m.state == "running"}
 
 
-def marker_query(watched: Collection[int]) -> Select[tuple[int, str, int]]:
+def marker_query(watched: Collection[int]) -> Select[Any]:
     """Id, state and outcome count of the running jobs, the `watched` ones (running at the last
     look) and the newest job."""
     j = JOBS.c
