@@ -95,6 +95,8 @@ def _compose(text: str, file: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
+        if " is not a valid " in str(problem):  # the value quoted: maybe a secret's
+            problem = "a value is not valid for its type (quote it to keep it as text)"
         raise RulesError(str(problem), file=file, line=mark.line + 1 if mark else None) from None
 
 
