@@ -11,10 +11,12 @@ import pytest
 
 from avctl.db.engine import Database
 from avctl.db.journal import open_journal_database
+from avctl.emulator.core import EmulatorThread, emulator_class
 from avctl.server.jobs import JobProgress, ProgressEvent
-from avctl.server.jobs_watch import JobsWatch, marker_query, read_marker
+from avctl.server.jobs_watch import JobMark, JobsWatch, marker_query, read_marker
 from avctl.server.live import ChangeFeed
 
+from .harness import run_cli, write_inventory
 from .jobs_writer import JobsWriter
 
 
@@ -114,3 +116,25 @@ def test_a_look_reads_outcomes_by_their_key_only(database: tuple[Database, str],
         plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     # the count walks one job's entries of the outcomes' key; the table itself is never read through
     assert "SCAN outcomes" not in plan and "SEARCH outcomes USING COVERING INDEX" in plan, plan
+
+
+def test_a_job_the_cli_ran_on_the_database_is_noticed(database: tuple[Database, str], tmp_path: Path) -> None:
+    db, path = database
+    with EmulatorThread() as emulators:
+        device = emulators.add(emulator_class("videoos")("hq-1", password="watch-pw-3Kq"))
+        (tmp_path / "fleet.password").write_text("watch-pw-3Kq\n")
+        inventory = write_inventory(tmp_path / "fleet.yaml", [device])
+
+        async def scenario() -> None:
+            changes = ChangeFeed()
+            watch = JobsWatch(db, JobProgress(changes), changes)
+            await watch.step()
+            before = changes.versions()["jobs"]
+            ran = await asyncio.to_thread(run_cli, tmp_path / "home", "fleet", "status", "-i", str(inventory),
+                                          "--store", path)
+            assert ran.returncode == 0, ran.stderr
+            assert await watch.step() is True
+            assert changes.versions()["jobs"] > before
+            assert watch.last is not None and watch.last.jobs[watch.last.newest] == JobMark("finished", 1)
+
+        asyncio.run(scenario())
