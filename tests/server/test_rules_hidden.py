@@ -144,10 +144,15 @@ def test_a_kept_secret_the_loader_refuses_is_told_without_its_value(tmp_path: Pa
     assert "zz" not in caught.value.message + (caught.value.hint or "")
 
 
-def test_a_file_that_is_not_yaml_is_not_shown(tmp_path: Path) -> None:
-    shown = read_for_editor(rules_file(tmp_path, "channels:\n  m: {type: email, password: !!int hunter2}\n  x: [\n"))
+def test_a_file_that_is_not_yaml_is_not_shown_nor_replaced(tmp_path: Path) -> None:
+    broken = "channels:\n  m: {type: email, password: !!int hunter2}\n  x: [\n"
+    path = rules_file(tmp_path, broken)
+    shown = read_for_editor(path)
     assert shown.text is None and shown.problem is not None and shown.problem.line == 2
     assert "hunter2" not in shown.problem.message
+    with pytest.raises(RulesError, match="not replaced from here") as caught:
+        replace_rules_file(path, "rules: []\n", shown.digest)
+    assert "hunter2" not in caught.value.message and path.read_text() == broken
 
 
 def test_loading_logs_each_literal_secret_by_key_and_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -189,9 +189,13 @@ def unmask(original: str, submitted: str, file: str = "<rules>") -> tuple[str, t
     """`submitted` (an edit of ``mask(original)``) with the secrets of `original` back at their
     placeholders; and the secrets kept, as found in the result. RulesError when a placeholder was
     changed, copied or moved, or its channel's destination changed: nothing is kept then."""
+    try:
+        hidden = {h.number: h for h in find_hidden(original, file)}
+    except RulesError as e:  # never written over unseen: the editor could not show it
+        raise RulesError(f"the rules file on disk is not read as YAML ({e.message}): it is not replaced from here",
+                         hint="fix it on the server; the rules in force stay until it is read again") from None
     if _MARKER not in submitted:
         return submitted, ()
-    hidden = {h.number: h for h in find_hidden(original, file)}
     found = sorted(_placeholders(submitted, file), key=lambda p: p[1].node.start_mark.index)
     seen: dict[int, int] = {}
     for number, use in found:
