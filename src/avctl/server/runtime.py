@@ -41,6 +41,7 @@ from avctl.server.config import ServerConfig
 from avctl.server.context import ServerContext
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
+from avctl.server.jobs_watch import JobsWatch
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.model import DeviceView, Observation
@@ -268,6 +269,7 @@ class ServerRuntime:
             ("avctl-state-writer", self.writer.run()), ("avctl-inventory-watch", self.watcher.run()),
             ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
             ("avctl-retention", self._retention()))]
+        tasks.append(asyncio.create_task(JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:

@@ -10,6 +10,7 @@ literal URL, which is masked in every repr) and the dispatcher resolves them whe
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -38,6 +39,7 @@ MAX_CHANNELS = 100
 #: a rules file is a few KB; this bounds what one reload may cost
 MAX_RULES_FILE_BYTES = 1024 * 1024
 MAX_SEND_TIMEOUT = 120.0
+log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ADDRESS_RE = re.compile(r"^[^\s<>@,;:\"]+@[^\s<>@,;:\"]+$")
 _WEBHOOK_KEYS = ("type", "url", "allow_http", "timeout", "ca_file")
@@ -45,6 +47,8 @@ _EMAIL_KEYS = ("type", "host", "port", "starttls", "ssl", "allow_plaintext", "us
                "timeout", "ca_file")
 _RULE_KEYS = ("name", "when", "severity", "scope", "notify", "description")
 _SCOPE_KEYS = tuple(k for k in SELECT_KEYS if k != "group")
+#: how a literal secret's warning ends
+_SECRET_HINT = ": store it with 'avctl secrets set NAME' and write secret:NAME in its place"
 
 
 class RulesError(InventoryError):
@@ -153,7 +157,11 @@ def load_rules(path: str | os.PathLike[str], *, known_readings: Collection[str] 
     except UnicodeDecodeError as e:
         raise RulesError("not UTF-8 text", file=str(p), line=raw.count(b"\n", 0, e.start) + 1,
                          hint="save the rules file as UTF-8") from None
-    return parse_rules(text, file=str(p), path=p, known_readings=known_readings)
+    rules = parse_rules(text, file=str(p), path=p, known_readings=known_readings)
+    for warning in rules.warnings:
+        if warning.endswith(_SECRET_HINT):  # a literal secret: said once per load, where it is (never what)
+            log.warning("%s", warning)
+    return rules
 
 
 def parse_rules(text: str, *, file: str = "<rules>", path: Path | None = None,
@@ -313,11 +321,10 @@ def _channels(ctx: _RulesCtx, node: yaml.Node, warnings: list[str]) -> dict[str,
         if kind == "email" and "password" in keys and CredentialRef.parse(
                 ctx.string(keys["password"][1], what)).is_plaintext:
             warnings.append(f"{ctx.where(keys['password'][1])}: channel {name}: plaintext password in the rules "
-                            "file; store it with 'avctl secrets set NAME' and write password: secret:NAME")
-        elif kind in ("slack", "teams") and "://" in ctx.string(keys["url"][1], what):
+                            f"file (channels.{name}.password){_SECRET_HINT}")
+        elif kind != "email" and "://" in ctx.string(keys["url"][1], what):
             warnings.append(f"{ctx.where(keys['url'][1])}: channel {name}: the webhook URL (a secret: it carries the "
-                            "token) is written in the rules file; store it with 'avctl secrets set NAME' and "
-                            "write url: secret:NAME")
+                            f"token) is written in the rules file (channels.{name}.url){_SECRET_HINT}")
     return out
 
 

@@ -3,8 +3,10 @@ every site (the file covers every site).
 
 A save is checked by the server's rules loader (a mistake is shown with its line, nothing is
 written), written atomically, put in force in the running server, and audited with the digests of
-the old and new file. The file is shown as written: channel secrets stay references (env:, file:,
-secret:), nothing is resolved.
+the old and new file. The file is shown as written, but for its secrets: a reference (env:, file:,
+secret:) is shown, never resolved; a secret written in the file itself is shown as a placeholder,
+put back by a save that leaves it (`avctl.server.alerts.hidden`). A file that is not YAML is not
+shown (its secrets cannot be told apart). Other roles see the rules in force, never the file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from avctl.server import service
 from avctl.server.access import audit
-from avctl.server.alerts.edit import RulesChanged, read_rules_text, replace_rules_file
+from avctl.server.alerts.edit import RulesChanged, read_for_editor, replace_rules_file
 from avctl.server.model import Principal
 from avctl.server.service import Conflict, Forbidden
 from avctl.server.web.deps import Admin, Ctx, Reader
@@ -32,12 +34,10 @@ def may_edit(principal: Principal) -> bool:
 
 def _page(request: Request, ctx: Ctx, user: Principal, template: str = "alerts_rules.html",
           **extra: object) -> HTMLResponse:
-    text = digest = None
-    if may_edit(user) and ctx.rules_file is not None:
-        text, digest = read_rules_text(ctx.rules_file)
+    shown = read_for_editor(ctx.rules_file) if may_edit(user) and ctx.rules_file is not None else None
     return render(request, template, user, {
         "rules": service.list_rules(ctx, user), "rules_file": ctx.rules_file, "editable": may_edit(user),
-        "text": text, "digest": digest, **extra})
+        "shown": shown, **extra})
 
 
 @router.get("/alerts/rules", response_class=HTMLResponse)
