@@ -116,6 +116,7 @@ def test_a_look_reads_outcomes_by_their_key_only(database: tuple[Database, str],
         plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     # the count walks one job's entries of the outcomes' key; the table itself is never read through
     assert "SCAN outcomes" not in plan and "SEARCH outcomes USING COVERING INDEX" in plan, plan
+    assert "SCAN jobs" not in plan, plan  # the running ones found by the index on state (0003)
 
 
 def test_a_job_the_cli_ran_on_the_database_is_noticed(database: tuple[Database, str], tmp_path: Path) -> None:

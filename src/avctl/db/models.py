@@ -34,6 +34,8 @@ class Base(DeclarativeBase):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # the server looks for running jobs every few seconds (migration 0003)
+    __table_args__ = (Index("jobs_state", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created: Mapped[float] = mapped_column(Float)

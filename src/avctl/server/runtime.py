@@ -268,8 +268,8 @@ class ServerRuntime:
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("avctl-state-writer", self.writer.run()), ("avctl-inventory-watch", self.watcher.run()),
             ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
-            ("avctl-retention", self._retention()))]
-        tasks.append(asyncio.create_task(JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))
+            ("avctl-retention", self._retention()),
+            ("avctl-jobs-watch", JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))]
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:
