@@ -51,17 +51,36 @@
   }
 
   // A part of a page that refreshes itself from the live stream (hx-trigger="sse:...") never
-  // redraws a form the user is in: the refresh waits while the focus is in a form of that part
-  // (the part is marked data-live-held meanwhile), and runs once when the user leaves the form or
-  // their own request from it is answered. What they typed and did not send is carried over into
-  // the form of the same id in the new content.
+  // redraws a form the user is in: the refresh waits while the user is editing a form of that part
+  // (the part is marked data-live-held meanwhile), and runs once when they leave the form or their
+  // request from it is answered. What they typed and did not send is carried over into the form of
+  // the same id in the new content.
   const held = new Map(); // live part -> its refresh, waiting
   const carried = new Map(); // form id -> [[field name, value or checked]] of its unsent fields
+  const sending = new Set(); // forms whose request is on its way
+  const sent = new WeakMap(); // form -> its fields as last sent
 
+  const fieldsOf = (form) => JSON.stringify(Array.from(new FormData(form)));
+
+  // editing: the focus is in a field of one of the part's forms, or on a button of one with changes
+  // not sent yet, or a request from one is on its way (a button keeps the focus once it is answered:
+  // that alone holds nothing)
   function editing(live) {
-    const form = document.activeElement && document.activeElement.closest("form");
-    return !!form && live.contains(form);
+    if (Array.from(sending).some((form) => live.contains(form))) return true;
+    const active = document.activeElement;
+    const form = active && active.closest("form");
+    if (!form || !live.contains(form)) return false;
+    if (active.matches("input, select, textarea")) return true;
+    return sent.has(form) ? fieldsOf(form) !== sent.get(form) : unsent(form).length > 0;
   }
+
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const form = e.detail.elt.closest("form");
+    if (form) {
+      sending.add(form);
+      sent.set(form, fieldsOf(form));
+    }
+  });
 
   document.addEventListener("htmx:confirm", (e) => {
     const trigger = e.detail.triggeringEvent;
@@ -82,7 +101,11 @@
   // on focusout the focus has not reached its next element yet: look once it has
   document.addEventListener("focusout", () => setTimeout(release, 0));
   // a form's own request answered (its row redrawn, the focus gone with it)
-  document.addEventListener("htmx:afterRequest", () => setTimeout(release, 0));
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const form = e.detail.elt.closest("form");
+    if (form) sending.delete(form);
+    setTimeout(release, 0);
+  });
 
   function unsent(form) {
     const fields = [];
