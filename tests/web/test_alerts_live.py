@@ -32,12 +32,16 @@ def alert_id(page: Page, device: str) -> int:
     return int(ident.removeprefix("alert-"))
 
 
-def test_typed_silence_survives_live_refreshes(browser: Browser, dash: Dashboard) -> None:
-    page = dash.page(browser, "admin")
+def open_alerts(dash: Dashboard, browser: Browser, user: str) -> Page:
+    """The open alerts, as `user`, once none is open."""
+    page = dash.page(browser, user)
     page.goto("/alerts?state=open")
-    other = dash.page(browser, "operator")
-    other.goto("/alerts?state=open")
     expect(page.locator("#alert-total")).to_have_text("0", timeout=60_000)
+    return page
+
+
+def test_typed_silence_survives_live_refreshes(browser: Browser, dash: Dashboard) -> None:
+    page, other = open_alerts(dash, browser, "admin"), open_alerts(dash, browser, "operator")
     page.evaluate("window.__same_page = true")  # gone if the page reloads
     for name in (TYPING, OTHER):
         dash.devices[name].faults.down = True
@@ -81,9 +85,7 @@ def test_typed_silence_survives_live_refreshes(browser: Browser, dash: Dashboard
 
 
 def test_without_a_form_in_use_the_table_refreshes_at_once(browser: Browser, dash: Dashboard) -> None:
-    page = dash.page(browser, "admin")
-    page.goto("/alerts?state=open")
-    expect(page.locator("#alert-total")).to_have_text("0", timeout=60_000)
+    page = open_alerts(dash, browser, "admin")
     device = dash.devices[OTHER]
     device.faults.down = True
     try:

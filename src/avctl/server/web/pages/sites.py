@@ -156,7 +156,7 @@ def site_page(request: Request, ctx: Ctx, user: Reader, site: str, room: RoomNam
     template = "sites_site_live.html" if is_htmx(request) else "sites_site.html"
     return render(request, template, user, {
         "site": chosen, "rooms": rooms, "matching": len(matching), "first": first, "q": q,
-        "current": current, "pages": pages, "here": q.url(page=current),
+        "page": current, "pages": pages, "page_link": lambda n: q.url(page=n), "here": q.url(page=current),
         "room_healths": Counter(r.health for r in chosen.rooms.values()),
         "others": any(r.others for r in rooms), "columns": ROOM_COLUMNS, "healths": ATTENTION_ORDER,
         "room_id": room_id, "readings": key_readings, "verbs": ROOM_VERBS, "no_site": NO_SITE,
