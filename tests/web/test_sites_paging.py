@@ -20,6 +20,7 @@ from avctl.server.model import DeviceStateName, DeviceView
 from avctl.server.web.pages.sites import ROOMS_PAGE, RoomQuery, rooms_in_view
 from avctl.server.web.rollup import fleet_health
 
+from .browser import screenshot
 from .dashboard import Dashboard, Spot, running, start_dashboard
 
 SITE = "big"
@@ -96,6 +97,7 @@ def test_first_page_shows_faulty_rooms_first_then_pages_and_filters(browser: Bro
     expect(page.locator("#page-of")).to_have_count(0)
     assert sum(int(t) for t in page.locator("#site-summary [data-count]").all_inner_texts()) == ROOMS
     expect(page.locator("#room-total")).to_have_text(str(ROOMS))
+    screenshot(page, "site-rooms")
 
     # filter by health, then page within the filter: the links keep it
     page.get_by_label("Room name").fill("")
