@@ -50,9 +50,105 @@
     });
   }
 
+  // A part of a page that refreshes itself from the live stream (hx-trigger="sse:...") never
+  // redraws a form the user is in: the refresh waits while the user is editing a form of that part
+  // (the part is marked data-live-held meanwhile), and runs once when they leave the form or their
+  // request from it is answered. What they typed and did not send is carried over into the form of
+  // the same id in the new content.
+  const held = new Map(); // live part -> its refresh, waiting
+  const carried = new Map(); // form id -> [[field name, value or checked]] of its unsent fields
+  const sending = new Set(); // forms whose request is on its way
+  const sent = new WeakMap(); // form -> its fields as last sent
+
+  const fieldsOf = (form) => JSON.stringify(Array.from(new FormData(form)));
+
+  // editing: the focus is in a field of one of the part's forms, or on a button of one with changes
+  // not sent yet, or a request from one is on its way (a button keeps the focus once it is answered:
+  // that alone holds nothing)
+  function editing(live) {
+    if (Array.from(sending).some((form) => live.contains(form))) return true;
+    const active = document.activeElement;
+    const form = active && active.closest("form");
+    if (!form || !live.contains(form)) return false;
+    if (active.matches("input, select, textarea")) return true;
+    return sent.has(form) ? fieldsOf(form) !== sent.get(form) : unsent(form).length > 0;
+  }
+
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const form = e.detail.elt.closest("form");
+    if (form) {
+      sending.add(form);
+      sent.set(form, fieldsOf(form));
+    }
+  });
+
+  document.addEventListener("htmx:confirm", (e) => {
+    const trigger = e.detail.triggeringEvent;
+    if (!trigger || !String(trigger.type).startsWith("sse:") || !editing(e.detail.elt)) return;
+    e.preventDefault();
+    held.set(e.detail.elt, e.detail.issueRequest);
+    e.detail.elt.setAttribute("data-live-held", "");
+  });
+
+  function release() {
+    held.forEach((refresh, live) => {
+      if (live.isConnected && editing(live)) return;
+      held.delete(live);
+      live.removeAttribute("data-live-held");
+      if (live.isConnected) refresh(true);
+    });
+  }
+  // on focusout the focus has not reached its next element yet: look once it has
+  document.addEventListener("focusout", () => setTimeout(release, 0));
+  // a form's own request answered (its row redrawn, the focus gone with it)
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const form = e.detail.elt.closest("form");
+    if (form) sending.delete(form);
+    setTimeout(release, 0);
+  });
+
+  function unsent(form) {
+    const fields = [];
+    for (const f of form.elements) {
+      if (!f.name || ["hidden", "submit", "button", "password"].includes(f.type)) continue;
+      if (f.type === "checkbox" || f.type === "radio") {
+        if (f.checked !== f.defaultChecked) fields.push([f.name, f.checked, f.value]);
+      } else if (f.tagName === "SELECT") {
+        if (Array.from(f.options).some((o) => o.selected !== o.defaultSelected)) fields.push([f.name, f.value]);
+      } else if (f.value !== f.defaultValue) {
+        fields.push([f.name, f.value]);
+      }
+    }
+    return fields;
+  }
+
+  document.addEventListener("htmx:beforeSwap", (e) => {
+    if (!(e.detail.elt.getAttribute("hx-trigger") || "").includes("sse:")) return;
+    e.detail.elt.querySelectorAll("form[id]").forEach((form) => {
+      const fields = unsent(form);
+      if (fields.length) carried.set(form.id, fields);
+    });
+  });
+
+  function carryOver() {
+    carried.forEach((fields, id) => {
+      const form = document.getElementById(id);
+      if (!form || form.tagName !== "FORM") return;
+      for (const [name, value, checkedValue] of fields) {
+        const f = checkedValue === undefined ? form.elements.namedItem(name)
+          : form.querySelector(`[name="${CSS.escape(name)}"][value="${CSS.escape(checkedValue)}"]`);
+        if (!f || f instanceof RadioNodeList) continue;
+        if (checkedValue === undefined) f.value = value; else f.checked = value;
+        f.dispatchEvent(new Event("input")); // what reacts to typing (a typed confirmation) sees it
+      }
+    });
+    carried.clear();
+  }
+
   function onLoad(root) {
     localTimes(root);
     typedConfirmations(root);
+    carryOver();
   }
 
   document.addEventListener("click", async (e) => {
