@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
@@ -92,9 +93,10 @@ def _view(entry: DeviceEntry, row: DeviceState | CurrentRow | None, *, with_read
         return DeviceView(name=entry.name, family=entry.family, site=entry.site, room=entry.room,
                           tags=entry.tags, address=str(entry.address),
                           state="disabled" if entry.disabled else "unknown", since=0.0)
-    readings: dict[str, Any] = {}
+    readings: Mapping[str, Any] = {}
     if isinstance(row, CurrentRow):
-        readings = dict(row.readings) if with_readings else {}
+        # a row in the store is never changed (a change is a new row): shared, not copied
+        readings = MappingProxyType(row.readings) if with_readings else {}
     elif with_readings:
         try:
             loaded = json.loads(row.readings or "{}")
