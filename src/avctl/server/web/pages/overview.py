@@ -8,8 +8,11 @@ notice: the summary is computed once per change and scope (`_Memo`), not once pe
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ from avctl.server.web.render import is_htmx, render
 from avctl.server.web.rollup import CERT_SOON_DAYS, HEALTHS, firmware_compliance, fleet_health
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 #: rows a list of the overview shows at most (the devices table has them all)
 LIST_LIMIT = 50
@@ -50,33 +54,82 @@ def summary(ctx: ServerContext, user: Principal) -> dict[str, Any]:
     }
 
 
+#: a summary that took this long to compute is a large fleet's: while the next one is computed in the
+#: background, requests get the last one (a fleet of thousands changes every second, and no page
+#: should wait for a pass over all of it)
+SLOW_SUMMARY_SECONDS = 0.1
+#: ... as long as it is no older than this; then a request waits for a fresh one
+MAX_STALE_SECONDS = 10.0
+
+Summary = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class _Entry:
     ctx: ServerContext
     inventory: Inventory
     versions: dict[str, int]
-    value: dict[str, Any]
+    value: Summary
+    #: when its inputs were read (the memo's clock), and how long it took to compute
+    at: float
+    took: float
 
 
 class _Memo:
     """The last summary per site scope, reused while the server reports no change of state, alerts
-    or jobs and the inventory is the same (what it shows depends on nothing else)."""
+    or jobs and the inventory is the same (what it shows depends on nothing else).
 
-    def __init__(self) -> None:
+    A large fleet's summary (`SLOW_SUMMARY_SECONDS` or more) is served once more after a change,
+    up to `MAX_STALE_SECONDS` old, while one thread per scope computes the next: the page is at most
+    one summary behind, and the live stream, which reports every batch of polls, brings the next
+    one. A small fleet's summary is always computed before the answer.
+    """
+
+    def __init__(self, compute: Callable[[ServerContext, Principal], Summary] = summary,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._compute = compute
+        self._clock = clock
         self._last: dict[frozenset[str], _Entry] = {}
+        self._refreshing: set[frozenset[str]] = set()
         self._lock = threading.Lock()
 
-    def get(self, ctx: ServerContext, user: Principal) -> dict[str, Any]:
-        # read before the summary: a change while it is computed makes the next request compute again
-        versions, inventory = ctx.changes.versions(), ctx.inventory()
+    def get(self, ctx: ServerContext, user: Principal) -> Summary:
         with self._lock:
             hit = self._last.get(user.sites)
-        if hit is not None and hit.ctx is ctx and hit.inventory is inventory and hit.versions == versions:
-            return hit.value
-        value = summary(ctx, user)
+        if hit is not None and hit.ctx is ctx and hit.inventory is ctx.inventory():
+            if hit.versions == ctx.changes.versions():
+                return hit.value
+            if hit.took >= SLOW_SUMMARY_SECONDS and self._clock() - hit.at < MAX_STALE_SECONDS:
+                self._refresh_later(ctx, user)
+                return hit.value
+        return self._fresh(ctx, user)
+
+    def _fresh(self, ctx: ServerContext, user: Principal) -> Summary:
+        # inputs read before the summary: a change while it is computed makes the next request compute again
+        at, versions, inventory = self._clock(), ctx.changes.versions(), ctx.inventory()
+        value = self._compute(ctx, user)
         with self._lock:
-            self._last[user.sites] = _Entry(ctx, inventory, versions, value)
+            self._last[user.sites] = _Entry(ctx, inventory, versions, value, at, self._clock() - at)
         return value
+
+    def _refresh_later(self, ctx: ServerContext, user: Principal) -> threading.Thread | None:
+        with self._lock:
+            if user.sites in self._refreshing:
+                return None
+            self._refreshing.add(user.sites)
+
+        def refresh() -> None:
+            try:
+                self._fresh(ctx, user)
+            except Exception as exc:  # the next request after MAX_STALE_SECONDS computes (and reports) it
+                log.warning("avctl: the overview could not be computed: %s: %s", type(exc).__name__, exc)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(user.sites)
+
+        thread = threading.Thread(target=refresh, name="avctl-overview", daemon=True)
+        thread.start()
+        return thread
 
 
 _memo = _Memo()
