@@ -135,6 +135,7 @@ class PollProcess:
         self._inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._reader: threading.Thread | None = None
         self._stopping = False
         self._spawned_at = 0.0
         #: deaths in a row, each within STABLE_SECONDS of its start (the next restart waits longer)
@@ -165,8 +166,11 @@ class PollProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         await self._end_child()
+        if self._reader is not None:
+            # everything the child sent before it ended is in the inbox before the end marker
+            await asyncio.to_thread(self._reader.join, STOP_SECONDS)
         if self._consumer is not None:
-            await self._inbox.put(None)  # what the child sent before it ended is still delivered
+            await self._inbox.put(None)
             await self._consumer
 
     # the child
@@ -181,7 +185,7 @@ class PollProcess:
         down_read.close()
         up_write.close()
         try:
-            hello = await asyncio.wait_for(asyncio.to_thread(_receive, up_read), START_SECONDS)
+            await asyncio.wait_for(asyncio.to_thread(_receive, up_read), START_SECONDS)  # its "ready"
         except (EOFError, OSError, TimeoutError) as exc:
             process.kill()
             process.join()
@@ -189,17 +193,15 @@ class PollProcess:
                       else f"it ended with exit code {process.exitcode}")
             raise AvctlError(f"avctl serve: the poller process did not start: {reason}",
                              hint="see the lines it wrote above") from None
-        if hello[0] != "ready":
-            raise AvctlError(f"avctl serve: the poller process did not start: it said {hello[0]!r}")
         self._process, self._to_child, self.pid = process, down_write, process.pid
         self._spawned_at = time.monotonic()
         self.starts += 1
         if self._targets is not None:
             self._tell(("targets", self._targets, self._rejected))
         assert self._loop is not None
-        reader = threading.Thread(target=self._read, args=(up_read, self._loop, process), name="avctl-poll-reader",
-                                  daemon=True)
-        reader.start()
+        self._reader = threading.Thread(target=self._read, args=(up_read, self._loop, process),
+                                        name="avctl-poll-reader", daemon=True)
+        self._reader.start()
 
     def _tell(self, message: tuple[Any, ...]) -> None:
         conn = self._to_child
