@@ -112,10 +112,10 @@ class _Memo:
             self._last[user.sites] = _Entry(ctx, inventory, versions, value, at, self._clock() - at)
         return value
 
-    def _refresh_later(self, ctx: ServerContext, user: Principal) -> threading.Thread | None:
+    def _refresh_later(self, ctx: ServerContext, user: Principal) -> None:
         with self._lock:
             if user.sites in self._refreshing:
-                return None
+                return
             self._refreshing.add(user.sites)
 
         def refresh() -> None:
@@ -127,9 +127,7 @@ class _Memo:
                 with self._lock:
                     self._refreshing.discard(user.sites)
 
-        thread = threading.Thread(target=refresh, name="avctl-overview", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=refresh, name="avctl-overview", daemon=True).start()
 
 
 _memo = _Memo()
