@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from avctl.errors import UsageError
+from avctl.fleet.config_blocks import ConfigBlock
 from avctl.fleet.credentials import CredentialRef, SecretsStore
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
@@ -112,6 +113,9 @@ class DeviceEntry:
     allow_cleartext: bool = False
     #: where the device is defined, "file:line", for messages
     source: str = ""
+    #: its desired configuration: every ``config:`` block (and template) that applies to it,
+    #: lowest precedence first (defaults, site, groups in reverse order, device)
+    config: tuple[ConfigBlock, ...] = ()
 
     @property
     def host(self) -> str:
