@@ -9,14 +9,45 @@ entry-point group), which also knows the family's built-in spec and emulator.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
-from avctl.errors import DeviceError
+from avctl.errors import DeviceError, UsageError
 from avctl.families.registry import FamilyPlugin, family_names, get_plugin, register_plugin
 from avctl.request import Request, Response
 from avctl.retry import RetryPolicy
 from avctl.spec.model import Action, Spec
+
+
+@dataclass(frozen=True)
+class ConfigCall:
+    """One request of a configuration read or write: a spec action, its parameters, and the
+    configuration keys it reads or writes (a write's keys are what the read-back verifies)."""
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    #: a read whose failure is a note in the snapshot, not a failed device (an older API's extras)
+    optional: bool = False
+
+
+@dataclass
+class ConfigRead:
+    """What a family made of one read: flat ``key -> value`` and the keys whose value is a secret
+    by its shape (Solstice's salted hashes), whatever the catalogue says."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)
+
+
+def by_action(changes: Mapping[str, Any], via: Mapping[str, str]) -> dict[str, list[str]]:
+    """The changed keys per writing action, actions in name order, keys in the given order."""
+    out: dict[str, list[str]] = {}
+    for key in changes:
+        out.setdefault(via[key], []).append(key)
+    return dict(sorted(out.items()))
 
 
 class Family:
@@ -59,6 +90,29 @@ class Family:
         """Facts worth surfacing beside the data (e.g. Solstice's reboot_required)."""
         return {}
 
+    # -- configuration (issue 12): how the family's API reads and writes configuration keys.
+    # Pure: requests out, answers in; `avctl.config` sends them through the device. Which keys
+    # exist, their types and how a value travels come from the spec's Variables (the catalogue).
+
+    def config_reads(self, spec: Spec, keys: Sequence[str], *, full: bool = False) -> list[ConfigCall]:
+        """The requests that read `keys` (``full``: everything the device's configuration holds,
+        for a backup)."""
+        raise UsageError(f"family {self.name} has no configuration support in avctl")
+
+    def config_parse(self, call: ConfigCall, data: Any, into: ConfigRead) -> None:
+        """Add what one read answered to `into`."""
+        raise UsageError(f"family {self.name} has no configuration support in avctl")
+
+    def config_writes(self, spec: Spec, changes: Mapping[str, Any], via: Mapping[str, str]) -> list[ConfigCall]:
+        """The requests that write `changes` (key -> value in wire form), grouped the way the API
+        takes them; ``via``: key -> the action that writes it (the catalogue's ``write_via``)."""
+        raise UsageError(f"family {self.name} has no configuration support in avctl")
+
+    def config_refused(self, call: ConfigCall, data: Any) -> dict[str, str]:
+        """Keys a write's answer says were not taken (key -> the device's word), for APIs that
+        answer per key (VideoOS); a whole request refused is a `DeviceError` instead."""
+        return {}
+
 
 #: one instance per plugin (a plugin registered again from code gets its own)
 _FAMILIES: dict[FamilyPlugin, Family] = {}
@@ -92,6 +146,8 @@ def builtin_spec(family: str) -> Spec:
 _GENERIC = Family()
 
 __all__ = [
+    "ConfigCall",
+    "ConfigRead",
     "Family",
     "FamilyPlugin",
     "builtin_spec",

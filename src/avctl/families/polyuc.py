@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.auth.http import BASIC_SECRET, Challenge, basic_authorization, digest_authorization, parse_challenges
 from avctl.errors import AccountLockedError, ApiDisabled, AuthenticationError, DeviceBusy, DeviceError, UsageError
-from avctl.families import Family
+from avctl.families import ConfigCall, ConfigRead, Family, by_action
 from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.retry import RetryPolicy
@@ -73,7 +74,14 @@ ENABLE_HINT = (
     'parameter apps.restapi.enabled="1"'
 )
 
+#: parameters per config request: the phone refuses large ones (Status 4009); companions need room
+CONFIG_BATCH = 15
+
 HANDLE_RE = re.compile(r"^(?:0[xX])?([0-9a-fA-F]{1,16})$")
+
+
+def _param_chunks(keys: Sequence[str]) -> list[Sequence[str]]:
+    return [keys[i:i + CONFIG_BATCH] for i in range(0, len(keys), CONFIG_BATCH)]
 
 
 # --- call handles ------------------------------------------------------------------------------
@@ -276,6 +284,32 @@ class PolyUC(Family):
         if isinstance(body, dict) and code is not None:
             return body.get("data")
         return body
+
+    # -- configuration parameters: read and written by name, about 20 per request (Status 4009) --
+
+    def config_reads(self, spec: Spec, keys: Sequence[str], *, full: bool = False) -> list[ConfigCall]:
+        return [ConfigCall("config_get", {"names": list(chunk)}, tuple(chunk)) for chunk in _param_chunks(keys)]
+
+    def config_parse(self, call: ConfigCall, data: Any, into: ConfigRead) -> None:
+        if not isinstance(data, dict):
+            return
+        for name in call.keys:
+            item = data.get(name)
+            if isinstance(item, dict) and "Value" in item:
+                into.values[name] = item["Value"]
+
+    def config_writes(self, spec: Spec, changes: Mapping[str, Any], via: Mapping[str, str]) -> list[ConfigCall]:
+        calls = []
+        for action, keys in by_action(changes, via).items():
+            for chunk in _param_chunks(keys):
+                values = {k: changes[k] for k in chunk}
+                for key in chunk:
+                    # a device.* parameter takes effect only with device.set and its own .set at "1" (seed 002)
+                    if key.startswith("device.") and key != "device.set" and not key.endswith(".set"):
+                        values.setdefault("device.set", "1")
+                        values.setdefault(f"{key}.set", "1")
+                calls.append(ConfigCall(action, {"values": values}, tuple(chunk)))
+        return calls
 
     def status_error(self, action: Action, response: Response, code: str, body: Any) -> DeviceError:
         meaning = STATUS_MEANINGS.get(code, "unknown status")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -35,7 +35,7 @@ import jwt
 from avctl.auth import Auth, Credentials, Flow, register_auth
 from avctl.auth.session import SessionAuth
 from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError, ValidationError
-from avctl.families import Family
+from avctl.families import ConfigCall, ConfigRead, Family, by_action
 from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
@@ -295,6 +295,45 @@ def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None)
     return replace(spec, actions=actions)
 
 
+#: v1 configuration keys are kept under this prefix in snapshots (read-only for desired state)
+V1_PREFIX = "v1."
+#: v1 facts that change on every read (a snapshot of them would never deduplicate)
+V1_VOLATILE = ("v1.m_systemCuration.dateTime",)
+#: v1 facts that grant access: the screen key of the moment (its name says nothing of a secret)
+V1_SECRETS = ("v1.m_authenticationCuration.sessionKey",)
+#: the shapes v2 gives a secret: {secret_salt, secret_hash} when read, {secret} when written
+_SECRET_FIELDS = frozenset({"secret", "secret_salt", "secret_hash"})
+#: how deep a configuration tree is followed (a hostile pod cannot make avctl recurse without end)
+MAX_CONFIG_DEPTH = 12
+
+
+def _flatten(tree: Any, prefix: str, into: ConfigRead, depth: int = 0) -> None:
+    """Leaves of `tree` as dotted keys; a secret object is one key whose value is not kept."""
+    if not isinstance(tree, dict):
+        return
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and value and set(value) <= _SECRET_FIELDS:
+            into.values[key] = None
+            into.secrets.add(key)
+        elif isinstance(value, dict) and value and depth < MAX_CONFIG_DEPTH:
+            _flatten(value, key + ".", into, depth + 1)
+        else:
+            into.values[key] = value
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys -> the nested patch PATCH /v2/config takes (a deep merge on the pod)."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 class Solstice(Family):
     name = "solstice"
 
@@ -319,6 +358,27 @@ class Solstice(Family):
         if action.id == "screen_key_verify" and response.status in (200, 404):
             return {"valid": response.status == 200}
         return super().unwrap(action, response)
+
+    # -- configuration: the v2 tree, flattened to dotted keys; v1's record adds a few facts --
+
+    def config_reads(self, spec: Spec, keys: Sequence[str], *, full: bool = False) -> list[ConfigCall]:
+        calls = [ConfigCall("config_get")]  # the pod answers its whole tree: one request whatever the keys
+        if full and spec.has_action("v1_config_get"):
+            calls.append(ConfigCall("v1_config_get", optional=True))
+        return calls
+
+    def config_parse(self, call: ConfigCall, data: Any, into: ConfigRead) -> None:
+        if call.action == "v1_config_get":
+            _flatten(data, V1_PREFIX, into)
+            for key in V1_VOLATILE:
+                into.values.pop(key, None)
+            into.secrets.update(k for k in V1_SECRETS if k in into.values)
+        else:
+            _flatten(data, "", into)
+
+    def config_writes(self, spec: Spec, changes: Mapping[str, Any], via: Mapping[str, str]) -> list[ConfigCall]:
+        return [ConfigCall(action, {"config": _nest({k: changes[k] for k in keys})}, tuple(keys))
+                for action, keys in by_action(changes, via).items()]
 
     def error(self, action: Action, response: Response) -> DeviceError:
         body = response.try_json()

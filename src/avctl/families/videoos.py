@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from avctl.auth import Auth, Credentials, register_auth
 from avctl.auth.session import SessionAuth
 from avctl.errors import AccountLockedError, AuthenticationError, DeviceError, UsageError
-from avctl.families import Family
+from avctl.families import ConfigCall, ConfigRead, Family, by_action
 from avctl.families.registry import FamilyPlugin, SpecResource
 from avctl.request import Request, Response
 from avctl.spec.model import Action, Spec
@@ -179,6 +180,41 @@ class VideoOS(Family):
 
     def unwrap(self, action: Action, response: Response) -> Any:
         return super().unwrap(action, response)
+
+    # -- configuration variables: read by name, written as a list, answered per variable --
+
+    def config_reads(self, spec: Spec, keys: Sequence[str], *, full: bool = False) -> list[ConfigCall]:
+        return [ConfigCall("config_get", {"names": list(chunk)}, tuple(chunk)) for chunk in _chunks(keys)]
+
+    def config_parse(self, call: ConfigCall, data: Any, into: ConfigRead) -> None:
+        for var in _vars(data):
+            name = var.get("name")
+            if name in call.keys and var.get("result") == "NOERROR":
+                into.values[name] = var.get("value")
+                if var.get("isSecure"):
+                    into.secrets.add(name)
+
+    def config_writes(self, spec: Spec, changes: Mapping[str, Any], via: Mapping[str, str]) -> list[ConfigCall]:
+        return [ConfigCall(action, {"vars": [{"name": k, "value": changes[k]} for k in keys]}, tuple(keys))
+                for action, keys in by_action(changes, via).items()]
+
+    def config_refused(self, call: ConfigCall, data: Any) -> dict[str, str]:
+        return {str(v.get("name")): str(v.get("result")) for v in _vars(data)
+                if v.get("name") in call.keys and v.get("result") != "NOERROR"}
+
+
+#: variables per read: the reference shows lists of a few names; keep requests modest
+CONFIG_BATCH = 50
+
+
+def _chunks(keys: Sequence[str]) -> list[Sequence[str]]:
+    return [keys[i:i + CONFIG_BATCH] for i in range(0, len(keys), CONFIG_BATCH)]
+
+
+def _vars(data: Any) -> list[dict[str, Any]]:
+    """The ``vars`` of a config answer; anything else in a hostile answer is ignored."""
+    items = data.get("vars") if isinstance(data, dict) else None
+    return [v for v in items if isinstance(v, dict)] if isinstance(items, list) else []
 
 
 #: the reference's error table (seed 003, Diagnostics -> Error Codes)
