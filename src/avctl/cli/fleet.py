@@ -232,7 +232,26 @@ def wait_options(fn: F) -> F:
                         help="Afterwards, wait until each device answers again (after a reboot).")(fn)
 
 
-def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
+@dataclasses.dataclass
+class JobSetup:
+    """What a fleet command's options and inventory make of a job, before the store is opened."""
+
+    selection: Selection
+    inventory: Inventory
+    devices: list[DeviceEntry]
+    options: RunOptions
+    overrides: dict[str, str]
+    specs: Callable[[str], Spec]
+    tls: Any
+    resolver: CredentialResolver
+
+    def runner(self, store: Any, audit: Any, bar: ProgressBar) -> FleetRunner:
+        return FleetRunner(store=store, audit=audit, specs=self.specs, tls=self.tls, resolver=self.resolver,
+                           options=self.options, processors=[BarProgress(bar)])
+
+
+def job_setup(kwargs: dict[str, Any]) -> JobSetup:
+    """The selection, inventory and run options of a fleet command (run_options + selection_options)."""
     _install_log_redaction()
     selection = _selection(kwargs)
     inv = _load(kwargs["inventory_path"])
@@ -251,17 +270,23 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
                          overwrite=kwargs.get("overwrite", False),
                          max_response_bytes=kwargs["max_response"], max_download_bytes=kwargs["max_download"])
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
-    resolver = CredentialResolver(base_dir=inv.base_dir)
     specs = spec_provider(overrides)
     if ports:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
+    return JobSetup(selection, inv, devices, options, overrides, specs, tls,
+                    CredentialResolver(base_dir=inv.base_dir))
+
+
+def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
+    setup = job_setup(kwargs)
+    selection, inv, devices, options, overrides = (setup.selection, setup.inventory, setup.devices,
+                                                   setup.options, setup.overrides)
     store, audit = open_journal(kwargs["store_path"])
     with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
         audit.check_writable()
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
-        runner = FleetRunner(store=store, audit=audit, specs=specs, tls=tls, resolver=resolver, options=options,
-                             processors=[BarProgress(bar)])
+        runner = setup.runner(store, audit, bar)
         _confirm(runner, task, devices, kwargs["yes"])
         job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
                          options=options, spec_overrides=overrides, secret_params=runner.secret_params)
