@@ -23,7 +23,9 @@ Format (see docs/fleet.md)::
 
 Precedence, as in nornir: the device's own value, then its groups in the order listed, then its
 site, then ``defaults``. ``tags`` are the union of every level; ``data`` mappings are merged with the
-same precedence. Every error names ``file:line`` (from PyYAML node marks) and what is wrong.
+same precedence. Every level may also carry a ``config:`` block (desired configuration, see
+`avctl.fleet.inventory_config`): a device keeps every block that applies, lowest precedence first.
+Every error names ``file:line`` (from PyYAML node marks) and what is wrong.
 
 Selection (:class:`Selection`) is a list of ``key=pattern`` terms (shell globs, ``|`` for
 alternatives, ``!=`` to exclude). Terms on different keys AND; terms on the same key OR; a bare
