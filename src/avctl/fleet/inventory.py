@@ -187,7 +187,7 @@ class _Ctx:
         self._loader = yaml.SafeLoader("")
         self.families = families
         self.base_dir = base_dir if base_dir is not None else Path.cwd()
-        #: template files already read in this load (resolved path -> values): each is read once
+        #: template files already read in this load (absolute path -> values): each is read once
         self.templates = templates if templates is not None else {}
 
     def for_file(self, file: str) -> _Ctx:
