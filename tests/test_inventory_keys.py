@@ -9,7 +9,7 @@ import pytest
 from avctl.fleet.inventory import KEYS, DeviceEntry, InventoryError, keys_for, parse_inventory
 
 INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", "data", "disabled", "room",
-               "schemes", "allow_cleartext")
+               "schemes", "allow_cleartext", "config")
 
 
 def test_which_block_may_set_which_key() -> None:

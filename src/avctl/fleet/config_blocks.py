@@ -20,9 +20,13 @@ What the values mean is decided by `avctl.config` (the catalogue of each family'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+#: a family name, as written in ``family:`` and as a key of a ``config:`` block
+FAMILY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class DesiredValue:
     where: str
 
 
+#: family name -> configuration key -> desired value
+FamilyValues = Mapping[str, Mapping[str, DesiredValue]]
+
+
 @dataclass(frozen=True)
 class ConfigBlock:
     """One ``config:`` block or one template file it names, as seen by one device."""
@@ -42,7 +50,7 @@ class ConfigBlock:
     #: "template baselines/secure.yaml (from site hq)"
     level: str
     #: family name -> configuration key -> desired value
-    families: Mapping[str, Mapping[str, DesiredValue]]
+    families: FamilyValues
     #: "file:line" of the block (or of the template file's first line)
     where: str = ""
 

@@ -23,7 +23,9 @@ Format (see docs/fleet.md)::
 
 Precedence, as in nornir: the device's own value, then its groups in the order listed, then its
 site, then ``defaults``. ``tags`` are the union of every level; ``data`` mappings are merged with the
-same precedence. Every error names ``file:line`` (from PyYAML node marks) and what is wrong.
+same precedence. Every level may also carry a ``config:`` block (desired configuration, see
+`avctl.fleet.inventory_config`): a device keeps every block that applies, lowest precedence first.
+Every error names ``file:line`` (from PyYAML node marks) and what is wrong.
 
 Selection (:class:`Selection`) is a list of ``key=pattern`` terms (shell globs, ``|`` for
 alternatives, ``!=`` to exclude). Terms on different keys AND; terms on the same key OR; a bare
@@ -44,8 +46,9 @@ from typing import Any, NamedTuple
 import yaml
 
 from avctl.errors import UsageError
-from avctl.fleet.config_blocks import ConfigBlock
+from avctl.fleet.config_blocks import FAMILY_NAME, ConfigBlock, FamilyValues
 from avctl.fleet.credentials import CredentialRef, SecretsStore
+from avctl.fleet.inventory_config import parse_config
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
 from avctl.safeyaml import write_yaml as write_inventory
@@ -67,7 +70,6 @@ __all__ = [
 ]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 TOP_KEYS = ("defaults", "sites", "groups", "devices")
 SCHEMES = ("https", "http")
@@ -176,11 +178,31 @@ class Inventory:
 
 
 class _Ctx:
-    """Loader state: the file name for messages and a constructor for scalar values."""
+    """Loader state: the file name for messages and a constructor for scalar values; for ``config:``
+    blocks, the known families, the folder template paths are relative to and the templates read."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, families: Collection[str] | None = None, base_dir: Path | None = None,
+                 templates: dict[Path, FamilyValues] | None = None) -> None:
         self.file = file
         self._loader = yaml.SafeLoader("")
+        self.families = families
+        self.base_dir = base_dir if base_dir is not None else Path.cwd()
+        #: template files already read in this load (absolute path -> values): each is read once
+        self.templates = templates if templates is not None else {}
+
+    def for_file(self, file: str) -> _Ctx:
+        """The state for another file of the same load (a template): its own name in messages."""
+        return _Ctx(file, families=self.families, base_dir=self.base_dir, templates=self.templates)
+
+    def compose(self, text: str) -> yaml.Node | None:
+        """The file's node graph (None if empty); YAML errors and safe-loader limits name file:line."""
+        try:
+            return compose_yaml(text)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = mark.line + 1 if mark else None
+            problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
+            raise InventoryError(str(problem), file=self.file, line=line) from None
 
     def err(self, node: yaml.Node | None, message: str, hint: str | None = None) -> InventoryError:
         line = node.start_mark.line + 1 if node is not None else None
@@ -256,7 +278,7 @@ class _Key:
 
 def _family(ctx: _Ctx, node: yaml.Node, here: str) -> str:
     fam = ctx.string(node, here)
-    if not _FAMILY_RE.match(fam):
+    if not FAMILY_NAME.match(fam):
         raise ctx.err(node, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)")
     return fam
 
@@ -367,6 +389,7 @@ KEYS: Mapping[str, _Key] = MappingProxyType({
     "room": _Key(_string),
     "schemes": _Key(_schemes),
     "allow_cleartext": _Key(_flag),
+    "config": _Key(parse_config),
 })
 
 
@@ -414,7 +437,8 @@ def _read_text(p: Path) -> str:
 
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
                     path: Path | None = None, check_duplicates: bool = True) -> Inventory:
-    ctx = _Ctx(file)
+    base_dir = path.parent if path is not None else None
+    ctx = _Ctx(file, families=families, base_dir=base_dir)
     top = _top_level(ctx, text)
     defaults = _parse_level(ctx, top["defaults"][1], "defaults", "defaults") if "defaults" in top else {}
     sites = _blocks(ctx, top, "sites", "site")
@@ -442,13 +466,7 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
 
 def _top_level(ctx: _Ctx, text: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     """The top-level keys of the file: known ones only, and ``devices`` among them."""
-    try:
-        root = compose_yaml(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        problem = e.problem if isinstance(e, YAMLLimitError) else f"not valid YAML: {e.problem or e.context}"
-        raise InventoryError(str(problem), file=ctx.file, line=line) from None
+    root = ctx.compose(text)
     if root is None:
         raise InventoryError("inventory is empty", file=ctx.file, hint="add a 'devices:' mapping")
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -526,7 +544,8 @@ def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]
         groups=tuple(own["groups"]), user=_pick(levels, "user"), password=pw.text if pw else None,
         scheme=scheme, disabled=bool(_pick(levels, "disabled")), data=_merged(levels, "data"),
         ports=_merged(levels, "ports"), schemes=_merged(levels, "schemes"),
-        allow_cleartext=bool(_pick(levels, "allow_cleartext")), source=ctx.where(knode))
+        allow_cleartext=bool(_pick(levels, "allow_cleartext")), source=ctx.where(knode),
+        config=tuple(block for lv in reversed(levels) for block in lv.get("config", ())))
 
 
 def _default_port(family: str, scheme: str | None) -> int:
