@@ -73,21 +73,14 @@ class SqlSnapshotStore(_OnDatabase):
     """Snapshots on a `Database`; closes it on `close` only if ``owns`` (the server passes its own).
     Thread-safe: each call uses its own pooled connection."""
 
-    @contextlib.contextmanager
-    def _device_transaction(self, device: str) -> Iterator[Connection]:
-        """One transaction that holds the device's save lock from its start (see the module)."""
-        with db_errors(self.db, "write"), self.db.engine.connect() as conn:
-            if self.db.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                key = zlib.crc32(device.encode()) - 2**31  # the lock's second key is a signed int4
-                conn.execute(_PG_LOCK, {"a": _PG_SNAPSHOT_LOCK, "b": key})
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+    def _lock_device(self, conn: Connection, device: str) -> None:
+        """Take the device's save lock at the start of ``conn``'s transaction, held to its end (see the
+        module): the look-up of the newest snapshot and the write then see no other save in between."""
+        if self.db.dialect == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the whole database's write lock, from the start
+        else:
+            key = zlib.crc32(device.encode()) - 2**31  # the lock's second key is a signed int4
+            conn.execute(_PG_LOCK, {"a": _PG_SNAPSHOT_LOCK, "b": key})
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -103,7 +96,8 @@ class SqlSnapshotStore(_OnDatabase):
         sha = digest(stored, keys)
         at = time.time() if now is None else now
         c = SNAPSHOTS.c
-        with self._device_transaction(device) as conn:
+        with db_errors(self.db, "write"), self.db.engine.begin() as conn:
+            self._lock_device(conn, device)
             newest = conn.execute(select(c.id, c.digest).where(c.device == device)
                                   .order_by(c.id.desc()).limit(1)).first()
             if newest is not None and newest.digest == sha:
