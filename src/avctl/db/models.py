@@ -12,7 +12,8 @@ default, PostgreSQL by URL):
 - alerts and their notifications (an outbox: a notification is a row before it is sent, so none is
   lost when sending fails or the process dies);
 - users, browser sessions, API tokens and login attempts;
-- the dashboard's saved views (a user's named filter and sort of the device table).
+- the dashboard's saved views (a user's named filter and sort of the device table);
+- configuration snapshots (``config_snapshots``: each device's full configuration, versioned).
 
 Times are UTC epoch seconds (REAL), as in the CLI's tables. JSON documents are stored as text
 (portable between SQLite and PostgreSQL; always written with `json.dumps`). The migrations in
@@ -324,3 +325,31 @@ class SavedView(Base):
     #: a sort key of the device list, "-" in front for descending
     sort: Mapped[str] = mapped_column(String(32))
     created: Mapped[float] = mapped_column(Float)
+
+
+# --- configuration management (issue 12) -----------------------------------------------------------
+
+
+class ConfigSnapshot(Base):
+    """One device's full configuration at one time (`avctl.config.store`). A secret's value is never
+    here: its key holds `avctl.config.model.SECRET_MARKER` and is listed in ``secrets``. Rows of one
+    device are deduplicated: reading the configuration of the newest row again only moves its
+    ``confirmed_at``."""
+
+    __tablename__ = "config_snapshots"
+    # a device's history and its newest snapshot (every save looks it up)
+    __table_args__ = (Index("config_snapshots_device_id", "device", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device: Mapped[str] = mapped_column(String(128))
+    family: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[float] = mapped_column(Float)
+    confirmed_at: Mapped[float] = mapped_column(Float)
+    #: sha256 (hex) of the canonical JSON of values and secrets
+    digest: Mapped[str] = mapped_column(String(64))
+    values: Mapped[str] = mapped_column(Text)  # JSON object: key -> value
+    secrets: Mapped[str] = mapped_column(Text)  # JSON list of keys
+    #: backup | pre-apply | pre-restore | drift
+    reason: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str] = mapped_column(Text)  # JSON list of strings
