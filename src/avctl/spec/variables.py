@@ -169,11 +169,17 @@ def known_keys(spec: Spec) -> list[str]:
     return sorted(k for k in keys if lookup(spec, k) is not None)
 
 
+_EFFECT_ORDER = ("live", "restart", "reboot")
+
+
 def applies(spec: Spec, path: str) -> str:
-    """What a change at `path` takes ("live", "restart", "reboot") by the most specific entry that
-    matches it, whether or not `path` is a leaf (an emulator sees a secret's salt and hash)."""
+    """What a change at `path` takes ("live", "restart", "reboot"): the most specific entry that
+    matches it, whether or not `path` is a leaf (an emulator sees a secret's salt and hash), or
+    the strongest of the entries under it (a change of a whole branch changes all of them)."""
     entry = _best(list(spec.variables), path)
-    return entry.applies if entry is not None else "live"
+    effects = [entry.applies if entry is not None else "live"]
+    effects += [v.applies for v in spec.variables if v.id[: _literal_prefix(v.id)].startswith(path + ".")]
+    return max(effects, key=_EFFECT_ORDER.index)
 
 
 # --- values -------------------------------------------------------------------------------------
