@@ -933,9 +933,9 @@ def _variable(r: _Reader, raw: Any, line: int, actions: Mapping[str, Action], sp
     var = Variable(id=raw["id"], line=vline, **fields)
     if var.has_default:
         try:
-            to_wire(var, var.default)
+            to_wire(var, var.default, "default")
         except ValidationError as exc:
-            ctx.problem(f"default: {exc.message}")
+            ctx.problem(exc.message)
     return var
 
 
