@@ -62,6 +62,12 @@ def _errors(path: Path) -> list[str]:
     return [str(i) for i in read_spec(path).errors]
 
 
+def _entry(spec: Any, key: str) -> Variable:
+    var = lookup(spec, key)
+    assert var is not None, key
+    return var
+
+
 def _rejects(spec: Any, key: str, value: Any) -> str:
     with pytest.raises(ValidationError) as info:
         check_value(spec, key, value)
@@ -212,7 +218,7 @@ def test_polyuc_has_its_companions_and_secrets() -> None:
     keys = known_keys(POLYUC)
     assert {"device.set", "device.prov.serverName", "device.prov.serverName.set", "reg.1.auth.password",
             "device.prov.password", "device.prov.password.set", "apps.restapi.enabled"} <= set(keys)
-    assert [k for k in keys if lookup(POLYUC, k).secret] == ["device.prov.password", "reg.1.auth.password"]  # type: ignore[union-attr]
+    assert [k for k in keys if _entry(POLYUC, k).secret] == ["device.prov.password", "reg.1.auth.password"]
     assert all(k.endswith(".set") or not k.startswith("device.") or f"{k}.set" in keys
                for k in keys if k != "device.set")
 
@@ -222,7 +228,7 @@ def test_solstice_keys_are_the_schema_leaves() -> None:
     assert "sharing.airplay.enabled" in keys and "connection.ethernet.vlans.0.tag" in keys
     assert "display.splash.images.5.32x9.hash" in keys
     assert not any(k.endswith((".secret", ".secret_salt", ".secret_hash")) for k in keys)
-    secret = [k for k in keys if lookup(SOLSTICE, k).secret]  # type: ignore[union-attr]
+    secret = [k for k in keys if _entry(SOLSTICE, k).secret]
     assert {"security.admin_password", "connection.http_proxy.password", "kepler.secret_key",
             "security.display_certificate.key.data"} <= set(secret)
     assert "security.display_certificate.key.name" not in secret
