@@ -17,30 +17,14 @@ from avctl.spec.loader import VARIABLE_KEYS
 from avctl.spec.model import Variable
 from avctl.spec.variables import applies, check_value, known_keys, lookup, schema_leaf
 
-from .conftest import SHARED
+from .test_spec_keys import CATALOG, _errors
+from .test_spec_keys import HEAD as ACTIONS_HEAD
 
 VIDEOOS = builtin_spec("videoos")
 POLYUC = builtin_spec("polyuc")
 SOLSTICE = builtin_spec("solstice")
-CATALOG = SHARED / "ai4av-sample" / "specs"
 
-HEAD = """---
-spec_id: t
-schema_version: 1
-title: T
-license: MIT
-family: t
----
-
-## Transport
-
-```yaml
-protocols: [https]
-```
-
-## Actions
-
-```yaml
+HEAD = ACTIONS_HEAD + """\
 - {id: cfg_get, label: Read, kind: query, method: GET, path: /cfg}
 - {id: cfg_set, label: Write, method: POST, path: /cfg}
 ```
@@ -56,10 +40,6 @@ def _spec_file(tmp_path: Path, variables_yaml: str) -> Path:
     path = tmp_path / "t.md"
     path.write_text(HEAD + variables_yaml + "```\n", encoding="utf-8")
     return path
-
-
-def _errors(path: Path) -> list[str]:
-    return [str(i) for i in read_spec(path).errors]
 
 
 def _entry(spec: Any, key: str) -> Variable:
