@@ -104,6 +104,8 @@ def test_an_entry_with_every_field_lands_in_its_fields(tmp_path: Path) -> None:
     ("{id: a, pattern: '(['}", "variable a: pattern '([' is not a regular expression"),
     ("{id: a, wire: xml}", "variable a: wire must be one of json, string, not 'xml'"),
     ("{id: a, type: boolean, wire: string}", "variable a: a boolean sent as a string needs wire_true and wire_false"),
+    ("{id: a, type: object, wire: string}", "variable a: an object has no string form: use wire: json"),
+    ("{id: a, wire: string, default: [1]}", "variable a: default: expected a string or a number, got [1]"),
     ("{id: a, type: integer, maximum: 3, default: 7}", "variable a: default: must be at most 3, got 7"),
     ("{id: a, schema_ref: missing.json}", "variable a: schema_ref missing.json:"),
     ("{type: string}", "a variable must be a mapping with an 'id'"),

@@ -928,6 +928,9 @@ def _variable(r: _Reader, raw: Any, line: int, actions: Mapping[str, Action], sp
                                                                             fields["wire_false"]):
         ctx.problem("a boolean sent as a string needs wire_true and wire_false")
         fields["wire"] = "json"
+    if fields["wire"] == "string" and fields["type"] in ("object", "array"):
+        ctx.problem(f"an {fields['type']} has no string form: use wire: json")
+        fields["wire"] = "json"
     if fields["access"] == "RO" and fields["write_via"]:
         ctx.problem("a read-only variable has no write_via")
     var = Variable(id=raw["id"], line=vline, **fields)

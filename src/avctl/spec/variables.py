@@ -292,8 +292,8 @@ def _wire(entry: Variable, value: Any) -> Any:
     if entry.wire == "json":
         # the schema's secrets are written as {"secret": ...} and read back as salt + hash
         return {"secret": value} if entry.secret and entry.schema_ref is not None else value
-    if isinstance(value, bool):
+    if entry.type == "boolean":
         return entry.wire_true if value else entry.wire_false
-    if isinstance(value, float) and value.is_integer() and entry.type == "integer":
-        return str(int(value))
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Bad("expected a string or a number, got {value}")  # type any: no string form known
+    return str(value)
