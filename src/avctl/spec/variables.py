@@ -80,21 +80,6 @@ def _is_secret(root: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     return any("secret_hash" in (f.get("properties") or {}) for f in forms)
 
 
-# one walk per schema document: the entry's identity is the key, the entry is kept so it stays alive
-_LEAF_CACHE: dict[int, tuple[Variable, dict[str, Mapping[str, Any]]]] = {}
-
-
-def _leaves_of(entry: Variable) -> dict[str, Mapping[str, Any]]:
-    cached = _LEAF_CACHE.get(id(entry))
-    if cached is not None and cached[0] is entry:
-        return cached[1]
-    leaves = schema_leaves(entry.schema or {})
-    if len(_LEAF_CACHE) > 64:
-        _LEAF_CACHE.clear()
-    _LEAF_CACHE[id(entry)] = (entry, leaves)
-    return leaves
-
-
 # --- lookups ------------------------------------------------------------------------------------
 
 
@@ -102,24 +87,57 @@ def _literal_prefix(pattern: str) -> int:
     return len(re.split(r"[*?\[]", pattern, maxsplit=1)[0])
 
 
-def _best(entries: list[Variable], key: str) -> Variable | None:
-    """An exact id wins; else the matching pattern with the longest literal prefix (first declared)."""
-    for entry in entries:
-        if not entry.is_pattern and entry.id == key:
-            return entry
-    matching = [e for e in entries if e.is_pattern and fnmatch.fnmatchcase(key, e.id)]
-    return max(matching, key=lambda e: _literal_prefix(e.id), default=None)
+class _Entries:
+    """Entries by exact id, and patterns most specific first (longest literal part, then the
+    first declared): the first pattern that matches is the one `lookup` takes."""
+
+    def __init__(self, entries: list[Variable]) -> None:
+        self.exact: dict[str, Variable] = {}
+        for entry in entries:
+            if not entry.is_pattern:
+                self.exact.setdefault(entry.id, entry)
+        self.patterns = sorted((e for e in entries if e.is_pattern), key=lambda e: -_literal_prefix(e.id))
+
+    def best(self, key: str) -> Variable | None:
+        exact = self.exact.get(key)
+        if exact is not None:
+            return exact
+        return next((e for e in self.patterns if fnmatch.fnmatchcase(key, e.id)), None)
 
 
-def _schema_entry(spec: Spec, key: str) -> Variable | None:
-    return _best([v for v in spec.variables if v.schema is not None], key)
+class _Index:
+    """What lookups need of one spec, computed once: the schema walks and every key found."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec  # kept: the cache below is keyed by its identity
+        self.entries = _Entries(list(spec.variables))
+        self.schemas = _Entries([v for v in spec.variables if v.schema is not None])
+        self.leaves = {id(v): schema_leaves(v.schema or {}) for v in spec.variables if v.schema is not None}
+        #: keys found (bounded by the catalogue; a miss is not kept, so no caller can grow it)
+        self.found: dict[str, Variable] = {}
+
+    def leaves_of(self, entry: Variable) -> Mapping[str, Mapping[str, Any]]:
+        return self.leaves[id(entry)]
+
+
+_INDEXES: dict[int, _Index] = {}
+
+
+def _index(spec: Spec) -> _Index:
+    index = _INDEXES.get(id(spec))
+    if index is None or index.spec is not spec:
+        if len(_INDEXES) > 64:  # specs are loaded once per process; a test suite loads many
+            _INDEXES.clear()
+        index = _INDEXES[id(spec)] = _Index(spec)
+    return index
 
 
 def schema_leaf(spec: Spec, key: str) -> Mapping[str, Any] | None:
     """The schema node of `key` when a schema_ref entry covers it (None when none does, or when
     `key` is not one of that schema's leaves)."""
-    entry = _schema_entry(spec, key)
-    return None if entry is None else _leaves_of(entry).get(key)
+    index = _index(spec)
+    entry = index.schemas.best(key)
+    return None if entry is None else index.leaves_of(entry).get(key)
 
 
 def lookup(spec: Spec, key: str) -> Variable | None:
@@ -128,16 +146,18 @@ def lookup(spec: Spec, key: str) -> Variable | None:
     Under a schema_ref entry only the schema's leaf paths exist; the entry returned then carries
     the leaf's type, values, bounds and secret mark (its `id` stays the entry's, pattern or not).
     """
-    entry = _best(list(spec.variables), key)
-    if entry is None:
-        return None
-    governing = _schema_entry(spec, key)
-    if governing is None:
-        return entry
-    leaf = _leaves_of(governing).get(key)
-    if leaf is None:
-        return None
-    return _with_leaf(entry, governing, leaf)
+    index = _index(spec)
+    found = index.found.get(key)
+    if found is not None:
+        return found
+    entry = index.entries.best(key)
+    governing = index.schemas.best(key)
+    if entry is not None and governing is not None:
+        leaf = index.leaves_of(governing).get(key)
+        entry = None if leaf is None else _with_leaf(entry, governing, leaf)
+    if entry is not None:
+        index.found[key] = entry
+    return entry
 
 
 def _with_leaf(entry: Variable, governing: Variable, leaf: Mapping[str, Any]) -> Variable:
@@ -162,10 +182,11 @@ def _with_leaf(entry: Variable, governing: Variable, leaf: Mapping[str, Any]) ->
 
 def known_keys(spec: Spec) -> list[str]:
     """Every concrete key a full read returns, sorted: exact ids and the leaves of schema entries."""
+    index = _index(spec)
     keys = {v.id for v in spec.variables if not v.is_pattern and v.schema is None}
     for entry in spec.variables:
         if entry.schema is not None:
-            keys.update(k for k in _leaves_of(entry) if fnmatch.fnmatchcase(k, entry.id))
+            keys.update(k for k in index.leaves_of(entry) if fnmatch.fnmatchcase(k, entry.id))
     return sorted(k for k in keys if lookup(spec, k) is not None)
 
 
@@ -176,7 +197,7 @@ def applies(spec: Spec, path: str) -> str:
     """What a change at `path` takes ("live", "restart", "reboot"): the most specific entry that
     matches it, whether or not `path` is a leaf (an emulator sees a secret's salt and hash), or
     the strongest of the entries under it (a change of a whole branch changes all of them)."""
-    entry = _best(list(spec.variables), path)
+    entry = _index(spec).entries.best(path)
     effects = [entry.applies if entry is not None else "live"]
     effects += [v.applies for v in spec.variables if v.id[: _literal_prefix(v.id)].startswith(path + ".")]
     return max(effects, key=_EFFECT_ORDER.index)
