@@ -14,7 +14,7 @@ from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.solstice.state import leaf_paths
 from avctl.emulator.videoos import EmulatedVideoOS
-from avctl.families import builtin_spec
+from avctl.families import ConfigRead, builtin_spec, get_family
 from avctl.spec.model import Spec
 from avctl.spec.variables import check_value, known_keys, lookup
 
@@ -167,3 +167,28 @@ async def test_solstice_restart_and_reboot_follow_the_spec(pod: EmulatedSolstice
         result = await dev.call(action, config=patch)  # confirmation is the command line's, not the client's
     assert (result.info["restart_required"], result.info["reboot_required"]) == (
         effect == "restart", effect == "reboot")
+
+
+# --- the family's reader and the catalogue agree ---------------------------------------------------
+
+
+async def test_each_familys_config_reader_sees_exactly_the_catalogue(emulators: EmulatorThread,
+                                                                     tls: TLSPolicy) -> None:
+    """Over HTTPS, the family's config requests (avctl.families config_reads/config_parse) read
+    every catalogue key from the emulator and nothing else; secrets by shape are the catalogue's."""
+    devices = [
+        (emulators.add(EmulatedVideoOS("room-r", password=PASSWORD)), VIDEOOS, "admin"),
+        (emulators.add(EmulatedPolyUC("vvx-r", password=PASSWORD)), POLYUC, None),
+        (emulators.add(EmulatedSolstice("pod-r", "127.0.0.1", 0, password=PASSWORD)), SOLSTICE, "admin"),
+    ]
+    for emu, spec, user in devices:
+        family = get_family(spec.family or "")
+        read = ConfigRead()
+        ports = {"https": emu.v1_https_port} if isinstance(emu, EmulatedSolstice) else None
+        async with Device(spec, f"127.0.0.1:{emu.port}", credentials=Credentials(user, PASSWORD), tls=tls,
+                          ports=ports) as dev:
+            for call in family.config_reads(spec, known_keys(spec)):
+                family.config_parse(call, (await dev.call(call.action, **call.params)).data, read)
+        assert sorted(read.values) == known_keys(spec), spec.family
+        # a phone's answer does not show which values are secrets: only the catalogue knows
+        assert read.secrets == (set() if spec is POLYUC else _secret_keys(spec)), spec.family
