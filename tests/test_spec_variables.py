@@ -108,6 +108,9 @@ def test_an_entry_with_every_field_lands_in_its_fields(tmp_path: Path) -> None:
     ("{id: a, wire: string, default: [1]}", "variable a: default: expected a string or a number, got [1]"),
     ("{id: a, type: integer, maximum: 3, default: 7}", "variable a: default: must be at most 3, got 7"),
     ("{id: a, schema_ref: missing.json}", "variable a: schema_ref missing.json:"),
+    ("{id: a, schema_ref: ../../etc/x.json}",
+     "variable a: schema_ref must be the name of a file beside the spec, not '../../etc/x.json'"),
+    ("{id: a, schema_ref: /dev/zero}", "variable a: schema_ref must be the name of a file beside the spec"),
     ("{type: string}", "a variable must be a mapping with an 'id'"),
 ])
 def test_a_bad_entry_is_an_error_with_its_line(tmp_path: Path, entry: str, message: str) -> None:
@@ -137,6 +140,11 @@ def test_entries_under_a_schema_must_name_its_keys(tmp_path: Path) -> None:
         f"{path}:{VARIABLES_LINE + 2}: error: variable net.hots: no such key in c.schema.json",
         f"{path}:{VARIABLES_LINE + 3}: error: variable disk.*: no such key in c.schema.json",
     ]
+
+
+def test_the_section_must_be_a_list(tmp_path: Path) -> None:
+    path = _spec_file(tmp_path, "a: {type: string}\n")
+    assert _errors(path) == [f"{path}:{VARIABLES_LINE}: error: Variables must be a YAML list"]
 
 
 def test_a_schema_that_is_not_an_object_schema_is_refused(tmp_path: Path) -> None:

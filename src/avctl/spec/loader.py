@@ -782,6 +782,7 @@ def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action |
 
 # -- configuration variables (the catalogue) --
 
+MAX_SCHEMA_BYTES = 4 * 1024 * 1024
 #: the catalog's spellings of access (barco: read_write, read)
 _ACCESS_ALIASES = {"read_write": "RW", "readwrite": "RW", "read": "RO", "readonly": "RO", "write": "WO",
                    "writeonly": "WO"}
@@ -849,9 +850,15 @@ def _var_schema(ctx: _KeyCtx, value: Any) -> Any:
     """The JSON schema file `schema_ref` names, beside the spec (a mapping, or a reported problem)."""
     if value is None:
         return None
-    ref = ctx.spec_dir / str(value)
+    if not isinstance(value, str) or Path(value).name != value or value in (".", ".."):
+        # a spec may be anyone's (a catalog download): it names a file beside itself, nothing else
+        ctx.problem(f"schema_ref must be the name of a file beside the spec, not {value!r}")
+        return None
+    ref = ctx.spec_dir / value
     ctx.r.sources.append(ref)  # the spec cache checks it on every hit
     try:
+        if not ref.is_file() or ref.stat().st_size > MAX_SCHEMA_BYTES:
+            raise OSError(f"not a regular file of at most {MAX_SCHEMA_BYTES} bytes")
         schema = json.loads(ref.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         ctx.problem(f"schema_ref {value}: {exc}")
