@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from avctl.spec.loader import Issue, LoadResult, load_spec, read_spec
-from avctl.spec.model import Action, Feedback, Macro, Param, Spec, Transport
+from avctl.spec.model import Action, Feedback, Macro, Param, Spec, Transport, Variable
 from avctl.spec.params import coerce_text, validate
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Param",
     "Spec",
     "Transport",
+    "Variable",
     "coerce_text",
     "load_spec",
     "read_spec",

@@ -7,6 +7,7 @@ file and line, and only a file that cannot be read at all has no spec.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import re
@@ -15,10 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from avctl.errors import SpecError
+from avctl.errors import SpecError, ValidationError
 from avctl.spec.diskcache import default_cache
 from avctl.spec.model import (
+    ACCESS_MODES,
+    APPLIES,
     PARAM_TYPES,
+    VARIABLE_TYPES,
+    WIRES,
     Action,
     AltRoute,
     Feedback,
@@ -28,7 +33,9 @@ from avctl.spec.model import (
     Param,
     Spec,
     Transport,
+    Variable,
 )
+from avctl.spec.variables import schema_leaves, to_wire
 
 if TYPE_CHECKING:  # imported on the first parse (see _loaders)
     import yaml
@@ -467,6 +474,8 @@ class _KeyCtx:
     line: int
     spec_dir: Path
     fields: dict[str, Any] = field(default_factory=dict)
+    #: the spec's actions (for keys that name one: read_via, write_via)
+    actions: Mapping[str, Action] = field(default_factory=dict)
 
     def problem(self, message: str) -> None:
         self.r.problem(self.line, f"{self.what}: {message}")
@@ -771,6 +780,193 @@ def _action(r: _Reader, raw: Any, default_line: int, spec_dir: Path) -> Action |
     return Action(id=action_id, line=line, **_parse_keys(ctx, ACTION_KEYS))
 
 
+# -- configuration variables (the catalogue) --
+
+MAX_SCHEMA_BYTES = 4 * 1024 * 1024
+#: the catalog's spellings of access (barco: read_write, read)
+_ACCESS_ALIASES = {"read_write": "RW", "readwrite": "RW", "read": "RO", "readonly": "RO", "write": "WO",
+                   "writeonly": "WO"}
+
+
+def _var_type(ctx: _KeyCtx, value: Any) -> str:
+    kind = TYPE_ALIASES.get(str(value), str(value)) if value is not None else "any"
+    if kind not in VARIABLE_TYPES:
+        ctx.problem(f"unknown type {kind!r} (one of {', '.join(VARIABLE_TYPES)})")
+        return "any"
+    if kind == "enum" and not ctx.fields["values"]:
+        ctx.problem("enum without 'values'")
+        return "any"
+    return kind
+
+
+def _access(ctx: _KeyCtx, value: Any) -> str:
+    text = str(value)
+    if not ctx.r.strict:
+        text = _ACCESS_ALIASES.get(text.lower().replace("-", "_"), text.upper())
+    if text not in ACCESS_MODES:
+        ctx.problem(f"access must be one of {', '.join(ACCESS_MODES)}, not {text!r}")
+        return "RW"
+    return text
+
+
+def _bool_key(key: str) -> KeyParser:
+    def parse(ctx: _KeyCtx, value: Any) -> bool:
+        if not isinstance(value, bool):
+            ctx.problem(f"{key} must be true or false, not {value!r}")
+            return False
+        return value
+
+    return parse
+
+
+def _action_ref(ctx: _KeyCtx, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in ctx.actions:
+        ctx.problem(f"unknown action {value!r}")
+        return None
+    return value
+
+
+def _regex(ctx: _KeyCtx, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(str(value))
+    except re.error as exc:
+        ctx.problem(f"pattern {value!r} is not a regular expression: {exc}")
+        return None
+    return str(value)
+
+
+def _wire_text(ctx: _KeyCtx, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        ctx.problem(f"wire_true and wire_false must be strings, not {value!r}")
+        return None
+    return value
+
+
+def _var_schema(ctx: _KeyCtx, value: Any) -> Any:
+    """The JSON schema file `schema_ref` names, beside the spec (a mapping, or a reported problem)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or Path(value).name != value or value in (".", ".."):
+        # a spec may be anyone's (a catalog download): it names a file beside itself, nothing else
+        ctx.problem(f"schema_ref must be the name of a file beside the spec, not {value!r}")
+        return None
+    ref = ctx.spec_dir / value
+    ctx.r.sources.append(ref)  # the spec cache checks it on every hit
+    try:
+        if not ref.is_file() or ref.stat().st_size > MAX_SCHEMA_BYTES:
+            raise OSError(f"not a regular file of at most {MAX_SCHEMA_BYTES} bytes")
+        schema = json.loads(ref.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        ctx.problem(f"schema_ref {value}: {exc}")
+        return None
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        ctx.problem(f"schema_ref {value}: not a JSON schema of an object with properties")
+        return None
+    return schema
+
+
+#: variable key -> its parser and field, in the order problems are reported (``id`` is read first)
+VARIABLE_KEYS: tuple[_Row, ...] = (
+    _Row("values", _values),
+    _Row("type", _var_type),
+    _Row("access", _access, default="RW"),
+    _Row("secret", _bool_key("secret"), default=False),
+    _Row("applies", _choice("live", APPLIES, f"applies must be one of {', '.join(APPLIES)}, not {{value!r}}"),
+         default="live"),
+    _Row("read_via", _action_ref),
+    _Row("write_via", _action_ref),
+    _Row("minimum", _bound("minimum", "min", 0)),
+    _Row("maximum", _bound("maximum", "max", 1)),
+    _Row("pattern", _regex),
+    _Row("wire", _choice("json", WIRES, f"wire must be one of {', '.join(WIRES)}, not {{value!r}}"),
+         default="json"),
+    _Row("wire_true", _wire_text),
+    _Row("wire_false", _wire_text),
+    _Row("default", _as_is),
+    _Row("default", _has("default"), "has_default"),
+    _Row("schema_ref", _as_is),
+    _Row("schema_ref", _var_schema, "schema"),
+    _Row("notes", _text, default=""),
+)
+_VARIABLE_FIELDS = {"id"} | {row.key for row in VARIABLE_KEYS}
+_VARIABLE_ALIASES = {"min", "max", "range"}  # as parameters have them
+
+
+def _variables(r: _Reader, block: _Block | None, actions: Mapping[str, Action],
+               spec_dir: Path) -> tuple[Variable, ...]:
+    """The ``## Variables`` entries. A loose catalog spec's entries are taken as far as they go and
+    reported nowhere: its lint output is the catalog's, and nothing there is configured by avctl."""
+    if block is None or block.value is None:
+        return ()
+    vr = r if r.strict else _Reader(r.path, strict=False)
+    if not isinstance(block.value, list):
+        vr.problem(block.line, "Variables must be a YAML list")
+        return ()
+    out: dict[str, Variable] = {}
+    for raw in block.value:
+        var = _variable(vr, raw, block.line, actions, spec_dir)
+        if var is None:
+            continue
+        if var.id in out:
+            vr.problem(var.line, f"variable {var.id!r} is declared twice (first at line {out[var.id].line})")
+            continue
+        out[var.id] = var
+    variables = tuple(out.values())
+    _check_schema_keys(vr, variables)
+    if vr is not r:
+        r.sources.extend(vr.sources)
+    return variables
+
+
+def _variable(r: _Reader, raw: Any, line: int, actions: Mapping[str, Action], spec_dir: Path) -> Variable | None:
+    vline = _line(raw, line)
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        r.problem(vline, "a variable must be a mapping with an 'id'")
+        return None
+    ctx = _KeyCtx(r, raw, raw["id"], f"variable {raw['id']}", vline, spec_dir, actions=actions)
+    for unknown in sorted(set(raw) - _VARIABLE_FIELDS - _VARIABLE_ALIASES) if r.strict else ():
+        ctx.problem(f"unknown field {unknown!r} (one of {', '.join(sorted(_VARIABLE_FIELDS))})")
+    fields = _parse_keys(ctx, VARIABLE_KEYS)
+    if fields["type"] == "boolean" and fields["wire"] == "string" and None in (fields["wire_true"],
+                                                                            fields["wire_false"]):
+        ctx.problem("a boolean sent as a string needs wire_true and wire_false")
+        fields["wire"] = "json"
+    if fields["wire"] == "string" and fields["type"] in ("object", "array"):
+        ctx.problem(f"an {fields['type']} has no string form: use wire: json")
+        fields["wire"] = "json"
+    if fields["access"] == "RO" and fields["write_via"]:
+        ctx.problem("a read-only variable has no write_via")
+    var = Variable(id=raw["id"], line=vline, **fields)
+    if var.has_default:
+        try:
+            to_wire(var, var.default, "default")
+        except ValidationError as exc:
+            ctx.problem(exc.message)
+    return var
+
+
+def _check_schema_keys(r: _Reader, variables: Sequence[Variable]) -> None:
+    """Entries under a schema_ref entry name keys of that schema: a typo would be a dead entry."""
+    schemas = [(v, schema_leaves(v.schema)) for v in variables if v.schema is not None]
+    for var in variables:
+        for entry, leaves in schemas:
+            if var is entry or not _covers(entry, var):
+                continue
+            found = any(fnmatch.fnmatchcase(k, var.id) for k in leaves) if var.is_pattern else var.id in leaves
+            if not found:
+                r.problem(var.line, f"variable {var.id}: no such key in {entry.schema_ref}")
+
+
+def _covers(entry: Variable, var: Variable) -> bool:
+    """`entry`'s pattern covers `var`'s id (a pattern covers the keys its literal part starts)."""
+    probe = re.split(r"[*?\[]", var.id, maxsplit=1)[0] + ("x" if var.is_pattern else "")
+    return fnmatch.fnmatchcase(probe, entry.id) if entry.is_pattern else entry.id == var.id
+
+
 def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) -> tuple[Feedback, ...]:
     if block is None or not isinstance(block.value, list):
         return ()
@@ -927,6 +1123,7 @@ def _parse_spec(path: Path, text: str, strict: bool | None) -> tuple[LoadResult,
         feedbacks=_feedbacks(r, sections.get("Feedbacks"), actions),
         macros=_macros(r, sections.get("Macros"), actions),
         traits=traits,
+        variables=_variables(r, sections.get("Variables"), actions, path.parent),
         meta=meta,
         source=str(path),
     )
@@ -935,7 +1132,7 @@ def _parse_spec(path: Path, text: str, strict: bool | None) -> tuple[LoadResult,
 
 #: the dataclasses a cached load result is made of (the cache builds these and nothing else)
 _CACHED_TYPES = (LoadResult, Issue, Spec, Transport, Action, AltRoute, Param, Feedback, Macro, MacroStep,
-                 ForEach)
+                 ForEach, Variable)
 
 
 def _replace_safety(a: Action) -> Action:

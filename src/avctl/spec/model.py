@@ -17,6 +17,11 @@ ParamLocation = Literal["path", "query", "body", "header"]
 BodyKind = Literal["json", "value", "form", "binary", "multipart", "none"]
 ResponseKind = Literal["json", "file", "text", "none"]
 ActionKind = Literal["query", "action"]
+Access = Literal["RW", "RO", "WO"]
+#: what a change of a configuration variable takes before it is in effect
+Applies = Literal["live", "restart", "reboot"]
+#: how a variable's values travel: as JSON values, or as strings (booleans as wire_true/wire_false)
+Wire = Literal["json", "string"]
 
 #: what a device may make avctl read: a JSON or text answer in memory, a download on disk
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -181,6 +186,55 @@ class Macro:
     steps: tuple[MacroStep, ...] = ()
 
 
+VARIABLE_TYPES = (*SCALAR_TYPES, "enum", "object", "array", "any")
+ACCESS_MODES: tuple[Access, ...] = ("RW", "RO", "WO")
+APPLIES: tuple[Applies, ...] = ("live", "restart", "reboot")
+WIRES: tuple[Wire, ...] = ("json", "string")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One entry of a spec's configuration catalogue (the ``## Variables`` section).
+
+    `id` is a key (``cast.miracast.enabled``) or a glob pattern (``connection.*``, ``*``) that
+    covers many keys; a pattern with a `schema_ref` covers exactly the schema's leaf paths.
+    See avctl.spec.variables for lookups and value checks.
+    """
+
+    id: str
+    type: str = "any"
+    access: Access = "RW"
+    #: a password, PIN or key: never stored or shown in clear
+    secret: bool = False
+    applies: Applies = "live"
+    #: action ids of the same spec that read / write the variable
+    read_via: str | None = None
+    write_via: str | None = None
+    values: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    wire: Wire = "json"
+    wire_true: str | None = None
+    wire_false: str | None = None
+    default: Any = None
+    has_default: bool = False
+    #: a JSON Schema file beside the spec whose leaf paths are the keys under this entry
+    schema_ref: str | None = None
+    #: that file's content, read by the loader
+    schema: Mapping[str, Any] | None = None
+    notes: str = ""
+    line: int = 0
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(c in self.id for c in "*?[")
+
+    @property
+    def settable(self) -> bool:
+        return self.access != "RO"
+
+
 @dataclass(frozen=True)
 class Spec:
     """A loaded device spec: metadata plus everything a client and an emulator need."""
@@ -193,6 +247,8 @@ class Spec:
     feedbacks: tuple[Feedback, ...] = ()
     macros: Mapping[str, Macro] = field(default_factory=dict)
     traits: tuple[str, ...] = ()
+    #: the configuration catalogue, in the spec's order
+    variables: tuple[Variable, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
 

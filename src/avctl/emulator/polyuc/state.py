@@ -12,6 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from avctl.errors import ValidationError
+from avctl.families import builtin_spec
+from avctl.spec.model import Variable
+from avctl.spec.variables import to_wire
+
 
 class UcStatus(Exception):
     """A non-2000 answer: `code` and optional `data` (e.g. the unknown parameter names)."""
@@ -27,12 +32,10 @@ class UcStatus(Exception):
 
 @dataclass
 class ConfigParam:
-    """One parameter: typed (bool "0"/"1", int with a range, or free string) with its source."""
+    """One parameter, typed by its entry in the spec's catalogue, with its value and source."""
 
+    variable: Variable
     default: str
-    kind: str = "string"  # bool | int | string
-    minimum: int | None = None
-    maximum: int | None = None
     value: str | None = None
     source: str = "default"
 
@@ -40,39 +43,26 @@ class ConfigParam:
     def current(self) -> str:
         return self.default if self.value is None else self.value
 
+    @property
+    def shown(self) -> str:
+        """What config/get answers: a password parameter reads back empty (what a real phone
+        answers is not documented; avctl's emulator never hands a secret out)."""
+        return "" if self.variable.secret else self.current
+
     def check(self, value: str) -> bool:
-        if self.kind == "bool":
-            return value in ("0", "1")
-        if self.kind == "int":
-            try:
-                number = int(value)
-            except ValueError:
-                return False
-            return (self.minimum is None or number >= self.minimum) and (
-                self.maximum is None or number <= self.maximum
-            )
+        try:
+            to_wire(self.variable, value)
+        except ValidationError:
+            return False
         return True
 
 
 def default_config() -> dict[str, ConfigParam]:
+    """The phone's parameters: exactly the spec's catalogue, with its defaults in wire form."""
     return {
-        "apps.restapi.enabled": ConfigParam("0", "bool"),
-        "device.set": ConfigParam("0", "bool"),
-        "device.prov.serverName": ConfigParam(""),
-        "device.prov.serverName.set": ConfigParam("0", "bool"),
-        "device.prov.serverType": ConfigParam("2", "int", 0, 9),
-        "device.prov.serverType.set": ConfigParam("0", "bool"),
-        "call.transfer.blindPreferred": ConfigParam("0", "bool"),
-        "diags.pcap.enabled": ConfigParam("0", "bool"),
-        "lcl.ml.lang": ConfigParam("English_United_States"),
-        "reg.1.address": ConfigParam(""),
-        "reg.1.label": ConfigParam(""),
-        "reg.1.displayName": ConfigParam(""),
-        "tone.dtmf.level": ConfigParam("-15", "int", -33, 3),
-        "up.backlight.idleIntensity": ConfigParam("1", "int", 0, 3),
-        "voice.volume.persist.handset": ConfigParam("0", "bool"),
-        "feature.callRecording.enabled": ConfigParam("0", "bool"),
-        "sec.tls.protocol.restApi": ConfigParam("TLSv1_2"),
+        v.id: ConfigParam(v, str(to_wire(v, v.default)) if v.has_default else "")
+        for v in builtin_spec("polyuc").variables
+        if not v.is_pattern
     }
 
 
@@ -365,7 +355,7 @@ class UcPhone:
         unknown = [n for n in names if n not in self.config]
         if unknown:
             raise UcStatus("4000", {"UnknownParameters": unknown})
-        return {n: {"Value": self.config[n].current, "Source": self.config[n].source} for n in names}
+        return {n: {"Value": self.config[n].shown, "Source": self.config[n].source} for n in names}
 
     def config_set(self, values: dict[str, str]) -> None:
         unknown = [n for n in values if n not in self.config]

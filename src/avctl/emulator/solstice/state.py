@@ -22,25 +22,12 @@ from typing import Any
 
 import jsonschema
 
+from avctl.families import builtin_spec
+from avctl.spec.variables import applies
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "specs" / "solstice_config.schema.json"
 ASPECTS = ("16x9", "32x9")
 SPLASH_SLOTS = 6
-
-#: a change under one of these prefixes needs a reboot / a software restart to apply
-REBOOT_PREFIXES = ("connection.",)
-RESTART_PREFIXES = (
-    "display.output_mode",
-    "display.input_mode",
-    "display.input_hdcp_mode",
-    "display.preferred_input.",
-    "locale.",
-    "security.deliver_app_on_443",
-    "security.encryption_enabled",
-    "security.display_certificate.",
-    "sharing.airplay.",
-    "sharing.miracast.",
-)
-
 
 @cache
 def config_schema() -> dict[str, Any]:
@@ -260,8 +247,9 @@ class SolsticeState:
         stored = normalise(patch)
         paths = leaf_paths(stored)
         deep_merge(self.config, stored)
-        reboot = any(p.startswith(REBOOT_PREFIXES) or p + "." in REBOOT_PREFIXES for p in paths)
-        restart = any(p.startswith(RESTART_PREFIXES) for p in paths)
+        # what each key takes is the spec's (its Variables); a secret's path ends in its salt/hash
+        effects = {applies(builtin_spec("solstice"), p) for p in paths}
+        reboot, restart = "reboot" in effects, "restart" in effects
         self.reboot_required = self.reboot_required or reboot
         self.restart_required = self.restart_required or restart
         return self.reboot_required, self.restart_required

@@ -8,7 +8,7 @@ people camera, PTZ), 2 (Aux content input) and 3 (built-in camera); no presets; 
 camera exists only during a call); local directory entries 1 (Alice Meyer, favorite) and 2
 (Helpdesk), a read-only global server with g-1, g-2 and the group g-all; three calendar meetings
 (in 1 h, 3 h and 30 h); an active collaboration session with two pages and a random 4-digit room
-PIN (`state.room_pin`); the Poly provider app; configuration variables seen in seed 000.
+PIN (`state.room_pin`); the Poly provider app; the configuration variables of the spec's catalogue.
 """
 
 from __future__ import annotations
@@ -20,22 +20,22 @@ from typing import Any
 
 from avctl.emulator.videoos.calls import Calls
 from avctl.emulator.videoos.directory import Directory
+from avctl.families import builtin_spec
+from avctl.spec.variables import to_wire
 
 
 def _default_config() -> dict[str, dict[str, Any]]:
-    def var(value: str, editable: bool = True) -> dict[str, Any]:
-        return {"value": value, "isEditable": editable, "isHidden": False, "isSecure": False}
-
+    """The configuration variables: exactly the spec's catalogue. Read-only entries answer
+    isEditable false (as S000's captures of cast.*), secret ones are isSecure and hidden."""
     return {
-        "system.network.wireless.wifi.enabled": var("True"),
-        "system.network.wireless.bt.enabled": var("True"),
-        "cast.miracast.enabled": var("True", editable=False),
-        "cast.airplay.enabled": var("True", editable=False),
-        "comm.nics.sipnic.sipusername": var(""),
-        "comm.nics.h323nic.h323name": var(""),
-        "comm.nics.h323nic.h323extension": var(""),
-        "device.local.devicename": var(""),
-        "device.local.adminpassword": {"value": "", "isEditable": True, "isHidden": True, "isSecure": True},
+        v.id: {
+            "value": str(to_wire(v, v.default)) if v.has_default else "",
+            "isEditable": v.settable,
+            "isHidden": v.secret,
+            "isSecure": v.secret,
+        }
+        for v in builtin_spec("videoos").variables
+        if not v.is_pattern
     }
 
 
