@@ -29,6 +29,8 @@ COMMANDS = {
     "fleet": LazyCommand("avctl.cli.fleet:fleet_group",
                          "Run actions and verbs on many devices at once (see 'avctl inventory list' for the "
                          "selection)."),
+    "config": LazyCommand("avctl.cli.config_cmd:config_group",
+                          "Configuration as desired state: snapshots (backup), plan, apply, drift, restore."),
     "jobs": LazyCommand("avctl.cli.fleet:jobs_group", "Fleet jobs recorded in the job store: list, show, resume."),
     "serve": LazyCommand("avctl.cli.serve:serve_cmd",
                          "Watch the fleet: polling, history, alerts and the REST API."),

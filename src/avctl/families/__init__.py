@@ -54,6 +54,9 @@ class Family:
     """Default behaviour: JSON in, JSON out, any non-success status is a `DeviceError`."""
 
     name: ClassVar[str] = "generic"
+    #: factory-default admin passwords the vendor documents ("": none set); `avctl.admin_password:
+    #: not_default` in a desired configuration checks the inventory's password against these
+    default_passwords: ClassVar[tuple[str, ...]] = ("",)
     #: the retry policy of a `Device` created without one (see `avctl.retry`): no retries
     retry: ClassVar[RetryPolicy] = RetryPolicy()
 

@@ -232,6 +232,8 @@ def _uc_auth(spec: Spec, credentials: Credentials) -> Auth:
 
 class PolyUC(Family):
     name = "polyuc"
+    #: the factory admin password (apiref/polyuc.md: EYE, POSH, ITEST; Status 4010 refuses it)
+    default_passwords = ("", "456")
     #: a phone answers busy while it handles another request: worth a few retries by default
     retry = RetryPolicy(attempts=5, backoff=0.25, busy_only=True)
 

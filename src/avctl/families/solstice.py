@@ -297,8 +297,8 @@ def with_v1_endpoint(spec: Spec, scheme: str = "https", port: int | None = None)
 
 #: v1 configuration keys are kept under this prefix in snapshots (read-only for desired state)
 V1_PREFIX = "v1."
-#: v1 facts that change on every read (a snapshot of them would never deduplicate)
-V1_VOLATILE = ("v1.m_systemCuration.dateTime",)
+#: clocks: they change on every read (a snapshot holding them would never deduplicate)
+VOLATILE = ("display.clock.current_time", "v1.m_systemCuration.dateTime")
 #: v1 facts that grant access: the screen key of the moment (its name says nothing of a secret)
 V1_SECRETS = ("v1.m_authenticationCuration.sessionKey",)
 #: the shapes v2 gives a secret: {secret_salt, secret_hash} when read, {secret} when written
@@ -370,11 +370,11 @@ class Solstice(Family):
     def config_parse(self, call: ConfigCall, data: Any, into: ConfigRead) -> None:
         if call.action == "v1_config_get":
             _flatten(data, V1_PREFIX, into)
-            for key in V1_VOLATILE:
-                into.values.pop(key, None)
             into.secrets.update(k for k in V1_SECRETS if k in into.values)
         else:
             _flatten(data, "", into)
+        for key in VOLATILE:
+            into.values.pop(key, None)
 
     def config_writes(self, spec: Spec, changes: Mapping[str, Any], via: Mapping[str, str]) -> list[ConfigCall]:
         return [ConfigCall(action, {"config": _nest({k: changes[k] for k in keys})}, tuple(keys))

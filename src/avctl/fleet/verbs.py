@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from avctl.capabilities import check_status, describe_verb, status_plan, verb_steps
 from avctl.device import Device, Result
+from avctl.errors import UsageError
 from avctl.spec import Spec, coerce_text, validate
 from avctl.spec.model import Action
 
@@ -162,6 +163,9 @@ class StatusTask:
 
 def make_task(name: str, params: Mapping[str, str], *, mode: str) -> Task:
     """The task for a stored job (resume) or a CLI command."""
+    if mode == "config":
+        raise UsageError(f"{name} jobs are not resumed: run 'avctl {name.replace('-', ' ')}' again",
+                         hint="it reads each device again and sends only what still differs")
     if mode == "action":
         return ActionTask(name, dict(params))
     if name == "status":
