@@ -69,6 +69,7 @@ class _Session:
         audit.check_writable()
         self.snapshots = open_snapshot_store(kwargs["store_path"])
         self._stack.enter_context(closing(self.snapshots))
+        self.snapshots.check_writable()
         self.store, self.audit = store, audit
         self.label = label
 
@@ -369,8 +370,8 @@ def _confirm_apply(rows: Sequence[DriftRow], yes: bool) -> dict[str, frozenset[s
     restart = needs_confirmation(rows)
     if restart:
         keys = sorted({k for ks in restart.values() for k in ks})
-        confirm_disruptive(f"{len(keys)} key(s) need a restart or reboot to take effect on {len(restart)} "
-                           f"device(s) ({', '.join(keys[:5])}); the devices are not restarted by avctl", yes)
+        confirm_disruptive(f"changing {len(keys)} key(s) that take effect only after a restart or reboot "
+                           f"({', '.join(keys[:5])}) on {len(restart)} device(s)", yes)
     elif not yes and sys.stdin.isatty() and not click.confirm("Apply these changes?", default=False, err=True):
         raise UsageError("not confirmed; nothing was sent")
     return restart
