@@ -124,6 +124,11 @@ def test_backup_drift_apply_then_plan_is_empty(fleet: dict[str, EmulatedDevice],
     assert body == {"vars": [{"name": "system.network.wireless.bt.enabled", "value": "False"}]}
     assert fleet["codec-1"].state.config["system.network.wireless.bt.enabled"]["value"] == "False"
     assert _json(avctl("config", "plan", "-i", inv, "--json"))["changes"] == []
+    # the audit log has the one write, under the apply job the journal lists
+    rows = json.loads(avctl("audit", "--json", "--since", "1h"))
+    last = [r for r in rows if r["job_id"] == max(r["job_id"] for r in rows)]
+    assert [(r["device"], r["action"], r["outcome"]) for r in last] == [("codec-1", "config_set", "ok")]
+    assert "config-apply" in avctl("jobs", "show", str(last[0]["job_id"]))
 
     history = json.loads(avctl("config", "history", "codec-1", "--json"))
     assert [h["reason"] for h in history][:2] == ["pre-apply", "backup"]
