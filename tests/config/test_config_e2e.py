@@ -178,6 +178,13 @@ def test_a_refused_value_fails_that_device_and_the_others_are_applied(
 def test_secrets_are_in_no_file_and_no_output(fleet: dict[str, EmulatedDevice], tmp_path: Path,
                                               avctl_home: Path) -> None:
     inv = str(write_inventory(tmp_path / "inventory.yaml", fleet))
+    # one codec answers its admin password in clear (a firmware that forgets to hide it): the
+    # catalogue marks the variable secret, so avctl keeps it out all the same
+    fleet["codec-0"].state.config["device.local.adminpassword"]["isSecure"] = False
+    codec = fleet["codec-0"]
+    revealed = avctl("call", "-f", "videoos", f"{codec.host}:{codec.port}", "config_get",
+                     'names=["device.local.adminpassword"]', "--password-file", str(tmp_path / "fleet.password"))
+    assert VIDEOOS_ADMIN in revealed  # the device really sends it
     outputs = [avctl("config", "backup", "-i", inv, "--json"),
                avctl("config", "apply", "-i", inv, "--yes", "--json"),
                avctl("config", "drift", "-i", inv, "--csv"),
