@@ -108,10 +108,29 @@ def fleet_demo() -> None:
         avctl("fleet", "reboot", "-i", inv, "--family", "polyuc", "--yes", "--wait", "--wait-grace", "3", check=False)
         avctl("jobs", "list")
         avctl("audit", "-n", "8")
+        config_demo(inv)
         server_demo(inv)
     finally:
         emulator.terminate()
         emulator.wait(20)
+
+
+def config_demo(inv: str) -> None:
+    """Configuration as desired state: the shipped baselines on the whole fleet."""
+    cfg = OUT / "fleet-config.yaml"
+    baselines = ROOT / "docs" / "baselines"
+    text = Path(inv).read_text().replace(
+        "defaults:\n", "defaults:\n  config:\n    templates:\n"
+        f"    - {baselines / 'secure-rooms.yaml'}\n    - {baselines / 'room-names.yaml'}\n", 1)
+    cfg.write_text(text)
+    print("\n# configuration as desired state: the shipped baselines (docs/baselines) on the whole fleet")
+    avctl("config", "backup", "-i", str(cfg), "--quiet")
+    avctl("config", "plan", "-i", str(cfg), "--site", "site-1", "--family", "solstice", check=False)
+    print("\n# apply sends only the differences and reads each one back (read-only keys are reported, not sent):")
+    avctl("config", "apply", "-i", str(cfg), "--yes", "--quiet", check=False)
+    avctl("config", "drift", "-i", str(cfg), "--family", "solstice|polyuc", check=False)
+    name = next(line.split(":")[0].strip() for line in text.splitlines() if line.strip().startswith("solstice-"))
+    avctl("config", "history", name)
 
 
 def api(base: str, path: str, token: str, ctx: ssl.SSLContext, body: Any = None) -> Any:
