@@ -15,6 +15,7 @@ from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.solstice.state import leaf_paths
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.families import ConfigRead, builtin_spec, get_family
+from avctl.families.solstice import VOLATILE
 from avctl.spec.model import Spec
 from avctl.spec.variables import check_value, known_keys, lookup
 
@@ -189,6 +190,7 @@ async def test_each_familys_config_reader_sees_exactly_the_catalogue(emulators: 
                           ports=ports) as dev:
             for call in family.config_reads(spec, known_keys(spec)):
                 family.config_parse(call, (await dev.call(call.action, **call.params)).data, read)
-        assert sorted(read.values) == known_keys(spec), spec.family
+        # clocks are left out of what is read (they change on every read; see the Solstice codec)
+        assert sorted(read.values) == [k for k in known_keys(spec) if k not in VOLATILE], spec.family
         # a phone's answer does not show which values are secrets: only the catalogue knows
         assert read.secrets == (set() if spec is POLYUC else _secret_keys(spec)), spec.family
