@@ -7,6 +7,7 @@
     LocalJobExecutor: fleet jobs started through the API, with the CLI's runner and journal
     uvicorn: the API (avctl.server.api), HTTPS by default
     every hour: readings rolled up, old rows pruned
+    DriftSchedule (``--drift-every``): a configuration drift job through the executor, on a schedule
 
 Every part is built inside the running loop (`ServerRuntime.run`); a failure to start any of them
 (the inventory, the rules file, the database, the TLS pair, the port) stops the start with one
@@ -40,6 +41,7 @@ from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
 from avctl.server.api.app import create_app
 from avctl.server.config import ServerConfig
 from avctl.server.context import ServerContext
+from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
@@ -281,6 +283,9 @@ class ServerRuntime:
             ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
             ("avctl-retention", self._retention()),
             ("avctl-jobs-watch", JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))]
+        if self.config.drift_every is not None:
+            tasks.append(asyncio.create_task(DriftSchedule(self.ctx, self.config.drift_every).run(),
+                                             name="avctl-config-drift"))
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:
