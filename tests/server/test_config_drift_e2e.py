@@ -81,9 +81,12 @@ def finished(server: ServerProcess, job: int) -> dict[str, Any] | None:
     return body if body["state"] == "finished" else None
 
 
-def user_session(server: ServerProcess, home: Path, db: str, name: str, role: str, sites: str | None) -> requests.Session:
+def user_session(server: ServerProcess, home: Path, db: str, name: str, role: str,
+                 sites: str | None) -> requests.Session:
+    """A user made with the CLI, signed in through the API (a browser session with its CSRF token)."""
     pw = f"{name}-drift-pw-Zk81x"
-    args = ["users", "add", name, "--role", role, "--password-stdin", "--db", db, *(["--sites", sites] if sites else [])]
+    args = ["users", "add", name, "--role", role, "--password-stdin", "--db", db,
+            *(["--sites", sites] if sites else [])]
     made = run_cli(home, *args, stdin=pw + "\n")
     assert made.returncode == 0, made.stderr
     s = requests.Session()
