@@ -157,6 +157,11 @@ def snapshots(ctx: ServerContext, principal: Principal, name: str, *, limit: int
     return SqlSnapshotStore(ctx.db).history(entry.name, limit=limit)
 
 
+def changed_keys(newer: Snapshot, older: Snapshot) -> list[str]:
+    """Keys whose stored value differs between two snapshots (added and removed ones included)."""
+    return sorted(k for k in set(newer.values) | set(older.values) if newer.values.get(k) != older.values.get(k))
+
+
 def snapshot(ctx: ServerContext, principal: Principal, name: str, snapshot_id: int) -> Snapshot:
     check(principal, "read")
     entry = find_device(ctx, principal, name)
