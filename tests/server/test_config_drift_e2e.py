@@ -17,7 +17,7 @@ import requests
 from avctl.emulator.core import EmulatedDevice, EmulatorThread, emulator_class
 from avctl.emulator.videoos import EmulatedVideoOS
 
-from .harness import ServerProcess, add_admin, run_cli, wait_for
+from .harness import ServerProcess, WebhookReceiver, add_admin, run_cli, wait_for
 
 PASSWORD = "drift-fleet-pw-6Qp2"
 VIDEOOS_ADMIN = "Vos-Drift-Secret-3391"
@@ -74,6 +74,10 @@ def cli(home: Path, *args: str) -> str:
 
 def reads_of(dev: EmulatedDevice) -> int:
     return dev.requests.total
+
+
+def hook_events(hook: WebhookReceiver, device: str) -> list[str]:
+    return [b["event"] for b in hook.bodies() if b["alert"]["device"] == device]
 
 
 def finished(server: ServerProcess, job: int) -> dict[str, Any] | None:
@@ -191,11 +195,16 @@ def test_scheduled_drift_check(emulators: EmulatorThread, tmp_path: Path) -> Non
     token = add_admin(home, db)
     config = tmp_path / "server.yaml"
     config.write_text("config_drift: {every: 1s}\n")
+    hook = WebhookReceiver().start()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"channels:\n  hook: {{type: webhook, url: '{hook.url}'}}\n"
+                     "rules:\n  - {name: drifted, when: config_drift > 0, severity: warning, notify: [hook]}\n")
     server = ServerProcess(home, ["-i", inv, "--db", db, "--config", str(config), "--interval", "60s",
-                                 "--min-interval", "solstice=60s"])
+                                 "--min-interval", "solstice=60s", "--rules", str(rules)])
     try:
         server.start()
         server.use_token(token)
+        assert "config_drift" not in server.log_text()  # a reading the rules know: no warning
 
         def drifted() -> list[tuple[str, str]] | None:
             d = server.get("/api/v1/config/drift")
@@ -204,11 +213,23 @@ def test_scheduled_drift_check(emulators: EmulatorThread, tmp_path: Path) -> Non
         assert wait_for(drifted, what="a scheduled drift check") == [("br-codec-1", BT)]
         first = server.get("/api/v1/config/drift")["job"]
         assert server.get(f"/api/v1/jobs/{first}")["user"] == "server"
+        # the drifted keys are the device's config_drift reading: the rule opens, the webhook hears it
+        wait_for(lambda: hook_events(hook, "br-codec-1") == ["opened"], what="the drift alert's webhook")
+        assert all(hook_events(hook, d) == [] for d in devs if d != "br-codec-1")
+        assert server.get("/api/v1/devices/br-codec-1")["readings"]["config_drift"] == 1
+        assert server.get("/api/v1/devices/hq-codec-1")["readings"]["config_drift"] == 0
+        assert "config_drift" not in server.get("/api/v1/devices/hq-codec-off")["readings"]
+        metrics = server.session.get(server.base + "/metrics", timeout=30).text
+        assert any(line.startswith("avctl_reading{") and 'device="br-codec-1"' in line
+                   and 'reading="config_drift"' in line and line.endswith(" 1.0") for line in metrics.splitlines())
         cli(home, "config", "apply", "-i", inv, "--yes", "--store", db)
         assert devs["br-codec-1"].state.config[BT]["value"] == "False"
         # a later check (one that started after the apply) shows nothing drifted
         applied = max(j["id"] for j in server.get("/api/v1/jobs", limit=50)["items"] if j["action"] == "config-apply")
         wait_for(lambda: (d := server.get("/api/v1/config/drift"))["job"] > applied and d["items"] == [],
                  what="a scheduled check after the apply")
+        wait_for(lambda: hook_events(hook, "br-codec-1") == ["opened", "resolved"], what="the drift alert resolved")
+        assert server.get("/api/v1/devices/br-codec-1")["readings"]["config_drift"] == 0
     finally:
         server.stop()
+        hook.stop()

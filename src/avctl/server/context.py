@@ -32,6 +32,8 @@ class DriftStatus:
     error_at: float | None = None
     #: the last check this server started
     last_job: int | None = None
+    #: tasks waiting for a check to end (kept: a running task is not collected)
+    followers: set[Any] = field(default_factory=set)
 
 
 @dataclass
@@ -74,3 +76,5 @@ class ServerContext:
     state: StateStore | None = None
     #: the configuration drift checks' refusals and the last one started (``service.config``)
     drift: DriftStatus = field(default_factory=DriftStatus)
+    #: told a drift check's job id once it ends (the runtime turns it into the config_drift reading)
+    after_drift: Callable[[int], Awaitable[None]] | None = None

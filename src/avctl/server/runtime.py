@@ -47,10 +47,11 @@ from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
-from avctl.server.model import DeviceView, Observation
+from avctl.server.model import DRIFT_READING, DeviceView, Observation
 from avctl.server.poll import PollSettings
 from avctl.server.poll.process import ChildConfig, PollProcess
 from avctl.server.service import fleet_views
+from avctl.server.service.config import drift_readings
 from avctl.server.state import StateStore, StateWriter
 from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
 from avctl.server.watch import InventoryWatcher
@@ -161,6 +162,7 @@ class ServerRuntime:
                                  downloads=avctl_home() / "downloads",
                                  rules_file=Path(cfg.rules) if cfg.rules else None,
                                  reload_rules=self.reload_rules if cfg.rules else None, state=self.state)
+        self.ctx.after_drift = self._after_drift
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()
@@ -203,6 +205,13 @@ class ServerRuntime:
         if changes:
             self.changes.publish("alerts")
             await self.dispatcher.send_due()
+
+    async def _after_drift(self, job_id: int) -> None:
+        """A drift check ended: its counts become each device's config_drift reading, checked
+        against the rules at once."""
+        values = await asyncio.to_thread(drift_readings, self.ctx, job_id)
+        if values is not None:
+            await self._on_views(await asyncio.to_thread(self.state.set_derived, DRIFT_READING, values))
 
     async def _sweep_alerts(self) -> None:
         while True:
@@ -266,6 +275,10 @@ class ServerRuntime:
         tls = self._server_tls()
         self._build()
         inventory = self.watcher.load_first()
+        # the newest drift check's readings, as before a restart (the rules see them at the next poll)
+        latest = await asyncio.to_thread(drift_readings, self.ctx)
+        if latest is not None:
+            await asyncio.to_thread(self.state.set_derived, DRIFT_READING, latest)
         # what exists now (modules, routes, the inventory) lives as long as the process: the
         # collector need not go over it again and again
         gc.collect()

@@ -12,6 +12,8 @@ in ``ctx.drift`` (`DriftStatus`) for the page and the API, and logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,8 @@ from avctl.server.model import Principal
 from avctl.server.service.devices import find_device, in_scope
 from avctl.server.service.errors import NotFound, check
 from avctl.server.service.jobs import _submit, run_options
+
+log = logging.getLogger("avctl.server")
 
 #: the drift check's job name (the journal's action), as ``avctl config drift`` names its job
 DRIFT_JOB = "config-drift"
@@ -94,11 +98,48 @@ def _record(ctx: ServerContext, user: str) -> JobSubmission:
 
 async def start_drift(ctx: ServerContext, user: str = SERVER_USER) -> int:
     """Start a drift check over the fleet; its job id. ConfigError (kept in ``ctx.drift``) if the
-    desired state is invalid: then nothing is recorded or sent."""
+    desired state is invalid: then nothing is recorded or sent. ``ctx.after_drift`` is told when
+    the check ends."""
     sub = await asyncio.to_thread(_record, ctx, user)
-    _submit(ctx, sub)
+    watch = contextlib.ExitStack()
+    events = watch.enter_context(ctx.progress.subscribe(sub.job_id))  # before the job can end
+    try:
+        _submit(ctx, sub)
+    except BaseException:
+        watch.close()
+        raise
     ctx.drift.last_job = sub.job_id
+    follower = asyncio.get_running_loop().create_task(_when_done(ctx, sub.job_id, events, watch),
+                                                     name=f"avctl-drift-{sub.job_id}")
+    ctx.drift.followers.add(follower)
+    follower.add_done_callback(ctx.drift.followers.discard)
     return sub.job_id
+
+
+async def _when_done(ctx: ServerContext, job_id: int, events: asyncio.Queue[dict[str, Any]],
+                     watch: contextlib.ExitStack) -> None:
+    with watch:
+        while (await events.get())["event"] != "done":
+            pass
+    if ctx.after_drift is not None:
+        try:
+            await ctx.after_drift(job_id)
+        except Exception as exc:  # the database may be busy: the next check sets the readings again
+            log.error("avctl serve: drift check %s: readings not updated: %s: %s", job_id, type(exc).__name__, exc)
+
+
+def drift_readings(ctx: ServerContext, job_id: int | None = None) -> dict[str, int] | None:
+    """Device -> its drifted keys in check ``job_id`` (default: the newest finished one), for every
+    device the check read; None if the check did not finish (or there is none). A device the check
+    could not read has no value: its rules on config_drift are unknown, neither firing nor resolving."""
+    job = _latest_check(ctx) if job_id is None else ctx.jobs.get_job(job_id)
+    if job is None or job.state != "finished":
+        return None
+    outcomes = ctx.jobs.outcomes(job.id)
+    counts = {o.device: 0 for o in outcomes if o.status == "ok"}
+    for row in drift_rows(outcomes):
+        counts[row.device] += 1
+    return counts
 
 
 def drift_running(ctx: ServerContext) -> int | None:
