@@ -13,19 +13,10 @@ from playwright.sync_api import Browser, Page, expect
 from avctl.emulator.core import EmulatorThread
 
 from ..server.harness import run_cli, wait_for
+from ..server.test_config_drift_e2e import BT, CONFIG
 from .dashboard import Dashboard, running, start_dashboard
 
-BT = "system.network.wireless.bt.enabled"
 DRIFTED = "hq-board-codec"
-CONFIG = """\
-  config:
-    videoos:
-      system.network.wireless.bt.enabled: false
-    polyuc:
-      up.backlight.idleIntensity: 2
-    solstice:
-      display.presence_bar.show_name: false
-"""
 
 
 def write_desired(dash: Dashboard) -> str:
