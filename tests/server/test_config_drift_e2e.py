@@ -146,7 +146,15 @@ def test_drift_check_now_shows_exactly_the_drifted_key(emulators: EmulatorThread
         helpdesk = user_session(server, home, db, "desk", "helpdesk", None)
         assert helpdesk.post(server.base + "/api/v1/config/drift", timeout=30).status_code == 403
         operator = user_session(server, home, db, "op", "operator", "br")
-        assert operator.post(server.base + "/api/v1/config/drift", timeout=30).status_code == 202
+        devs["hq-pod-1"].faults.paused = True  # the check cannot end before the test lets it
+        try:
+            started = operator.post(server.base + "/api/v1/config/drift", timeout=30)
+            assert started.status_code == 202, started.text
+            again = operator.post(server.base + "/api/v1/config/drift", timeout=30)  # one check at a time
+            assert again.status_code == 409 and f"drift check {started.json()['job']}" in again.json()["error"]
+        finally:
+            devs["hq-pod-1"].faults.paused = False
+        wait_for(lambda: finished(server, started.json()["job"]), what="the operator's check")
 
         # snapshots: as stored, never a secret; out of scope = missing
         snaps = server.get("/api/v1/devices/hq-codec-1/config/snapshots")["items"]

@@ -95,10 +95,11 @@ def get_drift(ctx: Ctx, principal: Reader,
 
 
 @router.post("/config/drift", response_model=JobStarted, status_code=202, summary="Check configuration drift now",
-             responses={400: {"model": Problem}})
+             responses={400: {"model": Problem}, 409: {"model": Problem}})
 async def run_drift(ctx: Ctx, principal: Checker) -> JobStarted:
     """The server's drift check over every device with desired configuration (operator, admin).
-    An invalid desired state is refused (400) with each problem's file:line."""
+    An invalid desired state is refused (400) with each problem's file:line; while a check runs,
+    409 names it."""
     job_id = await drift.run_drift_now(ctx, principal)
     return JobStarted(job=job_id, url=f"/api/v1/jobs/{job_id}", events=f"/api/v1/jobs/{job_id}/events")
 

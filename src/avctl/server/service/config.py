@@ -20,13 +20,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from avctl.config.desired import ConfigError, desired_fleet
+from avctl.config.desired import ConfigError, Desired, desired_fleet
 from avctl.config.engine import DriftRow, drift_rows, key_counts
 from avctl.config.model import Snapshot
 from avctl.config.store import SqlSnapshotStore
 from avctl.config.tasks import PlanTask
 from avctl.db import models
 from avctl.errors import UsageError
+from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.jobs import create_job, spec_provider
 from avctl.fleet.results import Outcome
 from avctl.fleet.store import Job
@@ -35,7 +36,7 @@ from avctl.server.context import ServerContext
 from avctl.server.executor import JobSubmission
 from avctl.server.model import Principal
 from avctl.server.service.devices import find_device, in_scope
-from avctl.server.service.errors import NotFound, check
+from avctl.server.service.errors import Conflict, NotFound, check
 from avctl.server.service.jobs import _submit, run_options
 
 log = logging.getLogger("avctl.server")
@@ -71,7 +72,7 @@ class DriftReport:
     error_at: float | None = None
 
 
-def _desired(ctx: ServerContext) -> tuple[dict[str, Any], list[Any]]:
+def _desired(ctx: ServerContext) -> tuple[dict[str, dict[str, Desired]], list[DeviceEntry]]:
     """Desired configuration of the enabled devices, and those devices, in inventory order."""
     inventory = ctx.inventory()
     enabled = [d for d in inventory.devices if not d.disabled]
@@ -155,8 +156,11 @@ def drift_running(ctx: ServerContext) -> int | None:
 
 async def run_drift_now(ctx: ServerContext, principal: Principal) -> int:
     """"Check now" (operator, admin): the same check as the schedule's, over the whole fleet (it
-    changes nothing); the audit log names who asked."""
+    changes nothing); the audit log names who asked. Conflict while a check runs: one at a time."""
     check(principal, RUN_PERMISSION)
+    running = await asyncio.to_thread(drift_running, ctx)
+    if running is not None:
+        raise Conflict(f"drift check {running} is running", hint=f"follow it: GET /api/v1/jobs/{running}")
     job_id = await start_drift(ctx, principal.audit_name)
     await asyncio.to_thread(access_audit.record, ctx.db, principal.audit_name, DRIFT_AUDIT_ACTION, {"job": job_id},
                             clock=ctx.clock)

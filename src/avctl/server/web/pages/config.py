@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from avctl.config.desired import ConfigError
 from avctl.server.model import Principal
 from avctl.server.service import config as drift
+from avctl.server.service.errors import Conflict
 from avctl.server.web.deps import Ctx, Reader, page_require
 from avctl.server.web.render import render
 
@@ -32,6 +33,7 @@ def config_page(request: Request, ctx: Ctx, user: Reader) -> HTMLResponse:
 @router.post("/config/check", response_class=HTMLResponse)
 async def check_now(request: Request, ctx: Ctx, user: Checker) -> HTMLResponse:
     started: int | None = None
-    with contextlib.suppress(ConfigError):  # kept in ctx.drift.error: the section shows it
+    # an invalid desired state is kept in ctx.drift.error, a running check in the report: the section shows both
+    with contextlib.suppress(ConfigError, Conflict):
         started = await drift.run_drift_now(ctx, user)
     return render(request, "config_drift.html", user, {"report": drift.drift_report(ctx, user), "started": started})
