@@ -57,6 +57,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/alerts/{alert_id}/unsilence"): "alerts",
     ("GET", "/alerts/rules"): "read",
     ("POST", "/alerts/rules"): "admin",
+    ("GET", "/config"): "read",
+    ("POST", "/config/check"): "act_disruptive",
     ("GET", "/audit"): "read",
     ("GET", "/audit/export.csv"): "read",
     ("GET", "/audit/export.json"): "read",

@@ -35,10 +35,13 @@ from avctl.cli.common import handle_errors
               help="An unreachable device is polled at most this far apart [default: 10m].")
 @click.option("--min-interval", "min_intervals", multiple=True, metavar="FAMILY=DURATION",
               help="Lower or raise a family's minimum poll interval (Solstice: 10s).")
+@click.option("--drift-every", metavar="DURATION",
+              help="Check configuration drift (the inventory's config: blocks) this often [default: never].")
 def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, listen: str | None,
               tls_cert: str | None, tls_key: str | None, http: bool | None, insecure_http: bool | None,
               public_url: str | None, rules: str | None, interval: str | None, concurrency: int | None,
-              per_site: int | None, backoff: str | None, min_intervals: tuple[str, ...]) -> None:
+              per_site: int | None, backoff: str | None, min_intervals: tuple[str, ...],
+              drift_every: str | None) -> None:
     """Watch the fleet: polling, history, alerts and the REST API.
 
     Polls every device of the inventory, keeps its state and history in the database, raises the
@@ -63,7 +66,8 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
                    "public_url": check_public_url(public_url) if public_url else None,
                    "interval": parse_duration(interval, "--interval") if interval else None,
                    "concurrency": concurrency, "per_site": per_site,
-                   "backoff": parse_duration(backoff, "--backoff") if backoff else None}
+                   "backoff": parse_duration(backoff, "--backoff") if backoff else None,
+                   "drift_every": parse_duration(drift_every, "--drift-every") if drift_every else None}
         minimums: dict[str, float] = {}
         for pair in min_intervals:
             family, sep, text = pair.partition("=")

@@ -18,6 +18,7 @@ The file (``avctl serve --config server.yaml``; every key optional)::
       timeout: 10s                               # per request
       backoff: 10m                               # an unreachable device: polled at most this far apart
     retention: {raw: 7d, events: 90d}
+    config_drift: {every: 6h}                    # check configuration drift this often (default: never)
 
 Errors name the file and line and say how to fix them, before anything starts.
 """
@@ -85,6 +86,8 @@ class ServerConfig:
     rules: str | None = None
     poll: PollConfig = field(default_factory=PollConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    #: seconds between configuration drift checks (None: the server runs none)
+    drift_every: float | None = None
 
     @property
     def host(self) -> str:
@@ -186,7 +189,7 @@ class _Reader:
 
     def config(self, node: yaml.Node) -> ServerConfig:
         keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "public_url", "rules", "poll",
-                "retention"}
+                "retention", "config_drift"}
         top = self.mapping(node, "the server config", keys)
         out: dict[str, Any] = {}
         for key in ("inventory", "rules"):
@@ -229,4 +232,8 @@ class _Reader:
         if "retention" in top:
             ret = self.mapping(top["retention"], "retention", {"raw", "events"})
             out["retention"] = RetentionConfig(**{k: self.duration(v, f"retention.{k}") for k, v in ret.items()})
+        if "config_drift" in top:
+            drift = self.mapping(top["config_drift"], "config_drift", {"every"})
+            if "every" in drift:
+                out["drift_every"] = self.duration(drift["every"], "config_drift.every")
         return ServerConfig(**out)

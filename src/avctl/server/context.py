@@ -23,6 +23,20 @@ from avctl.transport.tls import TLSPolicy
 
 
 @dataclass
+class DriftStatus:
+    """What the server knows of its configuration drift checks beyond the journal (in memory)."""
+
+    #: why the last check did not start: the desired state's problems (file:line each); None once
+    #: a check started
+    error: str | None = None
+    error_at: float | None = None
+    #: the last check this server started
+    last_job: int | None = None
+    #: tasks waiting for a check to end (kept: a running task is not collected)
+    followers: set[Any] = field(default_factory=set)
+
+
+@dataclass
 class ServerContext:
     db: Database
     #: the current inventory (the lead's reloader swaps what it returns)
@@ -60,3 +74,7 @@ class ServerContext:
     reload_rules: Callable[[], Awaitable[None]] | None = None
     #: the server's state store: device state is read from its memory (None: from the database)
     state: StateStore | None = None
+    #: the configuration drift checks' refusals and the last one started (``service.config``)
+    drift: DriftStatus = field(default_factory=DriftStatus)
+    #: told a drift check's job id once it ends (the runtime turns it into the config_drift reading)
+    after_drift: Callable[[int], Awaitable[None]] | None = None

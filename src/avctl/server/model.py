@@ -33,6 +33,11 @@ class Observation:
     poll_seconds: float | None = None
 
 
+#: a reading the server derives itself rather than polls: the device's drifted configuration keys in
+#: the newest drift check (``service.config``); rules, metrics and the device page see it as any other
+DRIFT_READING = "config_drift"
+
+
 @dataclass(frozen=True)
 class DeviceView:
     """One device as the service shows it: its inventory facts and its current state."""

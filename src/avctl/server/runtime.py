@@ -7,6 +7,7 @@
     LocalJobExecutor: fleet jobs started through the API, with the CLI's runner and journal
     uvicorn: the API (avctl.server.api), HTTPS by default
     every hour: readings rolled up, old rows pruned
+    DriftSchedule (``--drift-every``): a configuration drift job through the executor, on a schedule
 
 Every part is built inside the running loop (`ServerRuntime.run`); a failure to start any of them
 (the inventory, the rules file, the database, the TLS pair, the port) stops the start with one
@@ -40,15 +41,17 @@ from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
 from avctl.server.api.app import create_app
 from avctl.server.config import ServerConfig
 from avctl.server.context import ServerContext
+from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
-from avctl.server.model import DeviceView, Observation
+from avctl.server.model import DRIFT_READING, DeviceView, Observation
 from avctl.server.poll import PollSettings
 from avctl.server.poll.process import ChildConfig, PollProcess
 from avctl.server.service import fleet_views
+from avctl.server.service.config import drift_readings
 from avctl.server.state import StateStore, StateWriter
 from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
 from avctl.server.watch import InventoryWatcher
@@ -159,6 +162,7 @@ class ServerRuntime:
                                  downloads=avctl_home() / "downloads",
                                  rules_file=Path(cfg.rules) if cfg.rules else None,
                                  reload_rules=self.reload_rules if cfg.rules else None, state=self.state)
+        self.ctx.after_drift = self._after_drift
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()
@@ -201,6 +205,13 @@ class ServerRuntime:
         if changes:
             self.changes.publish("alerts")
             await self.dispatcher.send_due()
+
+    async def _after_drift(self, job_id: int) -> None:
+        """A drift check ended: its counts become each device's config_drift reading, checked
+        against the rules at once."""
+        values = await asyncio.to_thread(drift_readings, self.ctx, job_id)
+        if values is not None:
+            await self._on_views(await asyncio.to_thread(self.state.set_derived, DRIFT_READING, values))
 
     async def _sweep_alerts(self) -> None:
         while True:
@@ -264,6 +275,10 @@ class ServerRuntime:
         tls = self._server_tls()
         self._build()
         inventory = self.watcher.load_first()
+        # the newest drift check's readings, as before a restart (the rules see them at the next poll)
+        latest = await asyncio.to_thread(drift_readings, self.ctx)
+        if latest is not None:
+            await asyncio.to_thread(self.state.set_derived, DRIFT_READING, latest)
         # what exists now (modules, routes, the inventory) lives as long as the process: the
         # collector need not go over it again and again
         gc.collect()
@@ -281,6 +296,9 @@ class ServerRuntime:
             ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
             ("avctl-retention", self._retention()),
             ("avctl-jobs-watch", JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))]
+        if self.config.drift_every is not None:
+            tasks.append(asyncio.create_task(DriftSchedule(self.ctx, self.config.drift_every).run(),
+                                             name="avctl-config-drift"))
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:

@@ -104,6 +104,9 @@ class StateStore:
         #: replaced whole, never changed in place (see the module's doc)
         self._rows: Mapping[str, CurrentRow] | None = None
         self._entries: dict[str, DeviceEntry] = {}
+        #: readings the server derives itself (config_drift, from its drift checks): device -> id -> value,
+        #: kept over each poll's readings so rules, metrics and the device page see them as any other
+        self._derived: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
     def _cache(self) -> Mapping[str, CurrentRow]:
         if self._rows is None:
@@ -171,7 +174,7 @@ class StateStore:
                 if old is None:
                     old = CurrentRow(entry.name, state="unknown", since=obs.ts, **_facts(entry))
                     fresh.add(entry.name)
-                new = self._next(old, entry, obs, events, readings)
+                new = self._next(old, entry, obs, events, readings, self._derived.get(entry.name))
                 changed[entry.name] = new
                 order.append((entry, entry.name))
             with self.db.session() as s:
@@ -189,7 +192,7 @@ class StateStore:
 
     @staticmethod
     def _next(old: CurrentRow, entry: DeviceEntry, obs: Observation, events: list[dict[str, Any]],
-              readings: list[dict[str, Any]]) -> CurrentRow:
+              readings: list[dict[str, Any]], derived: Mapping[str, Any] | None = None) -> CurrentRow:
         error = _error_line(obs.error)
         # `removed` is the inventory's to set: a late observation does not bring a device back
         new = replace(old, **_facts(entry), last_poll=obs.ts, error=error, poll_seconds=obs.poll_seconds)
@@ -199,7 +202,7 @@ class StateStore:
                            "old": _dump(old.state), "new": _dump(obs.state), "message": error})
         if obs.state == "online":
             new.last_ok, new.consecutive_failures = obs.ts, 0
-            current = dict(obs.readings)
+            current = {**obs.readings, **(derived or {})}
             for metric, value in current.items():
                 if _numeric(value):
                     readings.append({"device": entry.name, "metric": metric[:64], "ts": obs.ts,
@@ -213,6 +216,32 @@ class StateStore:
         elif obs.state != "disabled":
             new.consecutive_failures = old.consecutive_failures + 1
         return new
+
+    def set_derived(self, reading: str, values: Mapping[str, Any]) -> list[DeviceView]:
+        """Replace one derived reading of every device: ``values`` (device -> value) holds it from now
+        on, every other device loses it. The devices whose reading changed, as views (for the rules
+        and the metrics); their rows are written at once, later polls keep the value."""
+        with self._lock:
+            rows = self._cache()
+            derived = {name: dict(v) for name, v in self._derived.items()}
+            changed: dict[str, CurrentRow] = {}
+            for name in set(values) | {n for n, v in derived.items() if reading in v}:
+                mine = derived.setdefault(name, {})
+                if name in values:
+                    mine[reading] = values[name]
+                else:
+                    mine.pop(reading, None)
+                row = rows.get(name)
+                if row is None or row.readings.get(reading) == mine.get(reading):
+                    continue
+                kept = {k: v for k, v in row.readings.items() if k != reading}
+                changed[name] = replace(row, readings={**kept, **({reading: values[name]} if name in values else {})})
+            self._derived = MappingProxyType({k: MappingProxyType(v) for k, v in derived.items() if v})
+            if changed:
+                with self.db.session() as s:
+                    s.execute(update(DeviceState), [row.values() for row in changed.values()])
+                self._rows = MappingProxyType({**rows, **changed})
+            return [self._view(self._entries.get(name), row) for name, row in changed.items()]
 
     # -- reading ----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from avctl.fleet.inventory import SELECT_KEYS, DeviceEntry, InventoryError, Sele
 from avctl.safeyaml import YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
 from avctl.server.alerts.conditions import Condition, ConditionError, parse_condition, parse_duration
-from avctl.server.model import DeviceView
+from avctl.server.model import DRIFT_READING, DeviceView
 from avctl.transport.address import Address
 
 Severity = Literal["info", "warning", "critical"]
@@ -202,10 +202,10 @@ def parse_rules(text: str, *, file: str = "<rules>", path: Path | None = None,
 
 
 def family_readings() -> set[str]:
-    """The reading ids (spec Feedbacks) of every installed family with a spec."""
+    """The reading ids (spec Feedbacks) of every installed family with a spec, and the server's own."""
     from avctl.families.registry import plugins  # loading specs costs: only when a rules file is read
 
-    out: set[str] = set()
+    out: set[str] = {DRIFT_READING}
     for plugin in plugins():
         if plugin.spec is not None:
             out.update(f.id for f in plugin.load_spec().feedbacks)

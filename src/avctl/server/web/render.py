@@ -25,6 +25,7 @@ NAV = (
     ("Devices", "/devices", "read"),
     ("Jobs", "/jobs", "read"),
     ("Alerts", "/alerts", "read"),
+    ("Configuration", "/config", "read"),
     ("Audit", "/audit", "read"),
     ("Admin", "/admin", "admin"),
 )

@@ -1,5 +1,6 @@
 """The device page, ``/devices/{name}``: live status, history charts, every action of the device's
-spec as a form with a preview of its request, downloads, certificate pins, the audit trail."""
+spec as a form with a preview of its request, downloads, certificate pins, its configuration drift
+and snapshots, the audit trail."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from avctl.config.model import Snapshot
 from avctl.errors import UnknownActionError, UsageError, ValidationError
 from avctl.server import service
 from avctl.server.context import ServerContext
 from avctl.server.model import Principal
+from avctl.server.service import config as configuration
 from avctl.server.service import downloads as files
 from avctl.server.service import pins as pinning
 from avctl.server.service.errors import NotFound, check
@@ -35,6 +38,8 @@ MAX_FORM_BYTES = 256 * 1024
 MAX_DATA_CHARS = 20_000
 #: rows of the device's audit trail on its page (the audit page has the rest)
 AUDIT_ROWS = 20
+#: configuration snapshots listed on the page (the API has the rest)
+SNAPSHOT_ROWS = 10
 
 
 def _action(ctx: ServerContext, user: Principal, name: str, action_id: str) -> Action:
@@ -81,8 +86,15 @@ def device_page(request: Request, ctx: Ctx, user: Reader, name: str,
         "device": view, "actions": actions, "may_run": may_run, "range": span, "ranges": list(RANGES),
         "charts": _charts(ctx, user, name, dict(view.readings), RANGES[span]),
         "files": files.downloads(ctx, user, name), "pins": pinning.pins(ctx, user, name),
-        "audit": audit, "numeric": _numeric,
+        "audit": audit, "numeric": _numeric, "drift": configuration.drift_report(ctx, user, device=name),
+        "snapshots": _with_changes(configuration.snapshots(ctx, user, name, limit=SNAPSHOT_ROWS + 1)),
     })
+
+
+def _with_changes(snapshots: list[Snapshot]) -> list[tuple[Snapshot, list[str] | None]]:
+    """Newest first, each with the keys changed since the one before it (None: the oldest shown)."""
+    return [(s, configuration.changed_keys(s, snapshots[i + 1]) if i + 1 < len(snapshots) else None)
+            for i, s in enumerate(snapshots[:SNAPSHOT_ROWS])]
 
 
 @router.get("/devices/{name}/status", response_class=HTMLResponse)
