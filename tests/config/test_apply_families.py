@@ -76,7 +76,7 @@ def test_a_restart_key_that_changed_after_the_plan_is_not_sent(emulators: Emulat
     store, snaps = SqliteJobStore(None), open_snapshot_store(None)
     jobs = ConfigJobs(store, snaps, lambda: FleetRunner(store=store, specs=builtin_spec, tls=tls,
                                                         resolver=CredentialResolver(base_dir=path.parent)),
-                      builtin_spec, inv)
+                      inv)
     report = asyncio.run(jobs.apply(inv.devices, desired, confirmed={}))  # the plan confirmed nothing
     outcome = report.outcomes[0]
     assert outcome.status == "failed" and "changed after the plan was confirmed" in str(outcome.message)

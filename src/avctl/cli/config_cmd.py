@@ -80,7 +80,7 @@ class _Session:
             bar = ProgressBar(devices, self.label, enabled=False if quiet else None)
             return self.setup.runner(self.store, self.audit, bar)
 
-        return ConfigJobs(self.store, self.snapshots, runner, self.setup.specs, self.setup.inventory,
+        return ConfigJobs(self.store, self.snapshots, runner, self.setup.inventory,
                           selection=str(self.setup.selection))
 
     def close(self) -> None:

@@ -7,11 +7,11 @@ applied keys); `drift_rows` and `key_counts` turn plan/drift outcomes into a rep
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avctl.config.desired import Desired, SpecProvider
+from avctl.config.desired import Desired
 from avctl.config.model import Snapshot, SnapshotStore
 from avctl.config.tasks import ApplyTask, BackupTask, PlanTask, _ConfigTask, config_support
 from avctl.errors import UsageError
@@ -31,16 +31,16 @@ class ConfigJobs:
 
     store: JobStore
     snapshots: SnapshotStore
-    runner: Any  # Callable[[], FleetRunner]
-    specs: SpecProvider
+    runner: Callable[[], FleetRunner]
     inventory: Inventory
     selection: str = "all"
     user: str | None = None
 
     async def _run(self, task: _ConfigTask, devices: Sequence[DeviceEntry],
                    decided: Sequence[Outcome] = ()) -> JobReport:
-        runner: FleetRunner = self.runner()
-        all_devices = [*devices, *(d for d in self.inventory.devices if d.name in {o.device for o in decided})]
+        runner = self.runner()
+        by_name = {d.name: d for d in self.inventory.devices}
+        all_devices = [*devices, *(by_name[o.device] for o in decided)]
         job = create_job(self.store, task, selection=self.selection, devices=all_devices,
                          inventory=self.inventory, options=runner.options, user=self.user)
         task.job_id = job.id
@@ -51,19 +51,19 @@ class ConfigJobs:
 
     async def plan(self, devices: Sequence[DeviceEntry], desired: Mapping[str, Mapping[str, Desired]], *,
                    name: str = "config-plan") -> JobReport:
-        run, decided = _split(devices, desired, self.specs)
+        run, decided = _split(devices, desired)
         return await self._run(PlanTask(desired, name=name), run, decided)
 
     async def apply(self, devices: Sequence[DeviceEntry], desired: Mapping[str, Mapping[str, Desired]],
                     confirmed: Mapping[str, frozenset[str]], *, name: str = "config-apply",
                     reason: Any = "pre-apply") -> JobReport:
-        run, decided = _split(devices, desired, self.specs)
+        run, decided = _split(devices, desired)
         task = ApplyTask(desired, self.snapshots, confirmed=confirmed, name=name, reason=reason)
         return await self._run(task, run, decided)
 
 
-def _split(devices: Sequence[DeviceEntry], desired: Mapping[str, Mapping[str, Desired]],
-           specs: SpecProvider) -> tuple[list[DeviceEntry], list[Outcome]]:
+def _split(devices: Sequence[DeviceEntry],
+           desired: Mapping[str, Mapping[str, Desired]]) -> tuple[list[DeviceEntry], list[Outcome]]:
     """Devices to run, and the outcomes of those with nothing desired (skipped before any I/O)."""
     run, decided = [], []
     for d in devices:
