@@ -102,9 +102,14 @@ class Dashboard:
         return page
 
     def close(self) -> None:
-        for context in self.contexts:
-            context.close()
-        self.server.stop()
+        try:
+            for context in self.contexts:
+                # a module's browser may have ended first (fixture teardown follows set-up order,
+                # which differs when tests are spread over workers): its contexts went with it
+                if context.browser is not None and context.browser.is_connected():
+                    context.close()
+        finally:
+            self.server.stop()
 
 
 def login(page: Page, user: str, password: str | None = None) -> None:
