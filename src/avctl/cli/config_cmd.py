@@ -301,6 +301,17 @@ def _desired(setup: JobSetup) -> dict[str, dict[str, Desired]]:
     return desired
 
 
+def _read_job(kwargs: dict[str, Any], name: str) -> tuple[JobReport, list[DriftRow]]:
+    """Plan and drift: the selection's desired state checked, then read in one job."""
+    setup = job_setup(kwargs)
+    desired = _desired(setup)
+    session = _Session(setup, kwargs, name.replace("-", " "))
+    with closing(session):
+        report, rows = _plan(session, setup.devices, desired, name)
+    _announce(report, kwargs)
+    return report, rows
+
+
 @config_group.command("plan")
 @inventory_option
 @selection_options
@@ -308,12 +319,7 @@ def _desired(setup: JobSetup) -> dict[str, dict[str, Desired]]:
 @handle_errors
 def config_plan(**kwargs: Any) -> None:
     """Read the selected devices and show, per device, what apply would change."""
-    setup = job_setup(kwargs)
-    desired = _desired(setup)
-    session = _Session(setup, kwargs, "config plan")
-    with closing(session):
-        report, rows = _plan(session, setup.devices, desired, "config-plan")
-    _announce(report, kwargs)
+    report, rows = _read_job(kwargs, "config-plan")
     if kwargs["as_json"]:
         emit_json({"job": report.job_id, "changes": [r.as_dict() for r in rows], "counts": report.counts,
                    "problems": _problems(report)})
@@ -341,12 +347,7 @@ def _csv(rows: Sequence[DriftRow]) -> str:
 @handle_errors
 def config_drift(**kwargs: Any) -> None:
     """Report which devices differ from their desired configuration, with counts per key."""
-    setup = job_setup(kwargs)
-    desired = _desired(setup)
-    session = _Session(setup, kwargs, "config drift")
-    with closing(session):
-        report, rows = _plan(session, setup.devices, desired, "config-drift")
-    _announce(report, kwargs)
+    report, rows = _read_job(kwargs, "config-drift")
     counts = key_counts(rows)
     if kwargs["as_json"]:
         emit_json({"job": report.job_id, "drift": [r.as_dict() for r in rows], "keys": counts,
