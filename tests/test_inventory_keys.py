@@ -14,7 +14,8 @@ INHERITABLE = ("family", "port", "ports", "scheme", "user", "password", "tags", 
 
 def test_which_block_may_set_which_key() -> None:
     """The table decides where a key may go (and the order "unknown key" hints list them in)."""
-    assert keys_for("defaults") == keys_for("site") == INHERITABLE
+    site_only = ("timezone", "window", "firmware")  # a site's clock, its window, the firmware baseline
+    assert keys_for("defaults") == keys_for("site") == (*INHERITABLE, *site_only)
     assert keys_for("group") == ("site", *INHERITABLE)
     assert keys_for("device") == ("address", "site", "groups", *INHERITABLE)
 

@@ -207,8 +207,11 @@ def _from_source(name: str, text: str) -> str:
 
 
 def confirm_disruptive(what: str, yes: bool) -> None:
-    """Ask before a disruptive action; without a terminal, only --yes may go ahead."""
-    if yes:
+    """Ask before a disruptive action; without a terminal, only --yes may go ahead. A command a
+    schedule starts was confirmed when the schedule was added (``avctl schedule add``)."""
+    from avctl.schedule.link import scheduled_run
+
+    if yes or scheduled_run() is not None:
         return
     if not sys.stdin.isatty():
         raise ConfirmationRequired(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
+from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, parse_duration
 from avctl.errors import UsageError
 
 
@@ -35,3 +35,27 @@ REQUEST_SECONDS = Seconds(MAX_REQUEST_TIMEOUT)
 DEADLINE_SECONDS = Seconds(MAX_DEADLINE)
 #: --wait-grace (0: take the first answer at face value)
 GRACE_SECONDS = Seconds(MAX_DEADLINE, allow_zero=True)
+
+
+class Duration(click.ParamType[float, object]):
+    """``90``, ``90s``, ``30m``, ``4h``, ``2d`` -> seconds (more than 0, at most ``maximum``)."""
+
+    name = "duration"
+
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except UsageError as exc:
+            self.fail(f"{exc.message} ({exc.hint})", param, ctx)
+        if seconds > self.maximum:
+            self.fail(f"{value!r} is longer than {self.maximum / 3600:g} h", param, ctx)
+        return seconds
+
+
+#: --wait-idle, --soak: minutes to hours
+WAIT_DURATION = Duration(MAX_DEADLINE)

@@ -33,7 +33,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
-from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS
+from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
 from avctl.db.factory import open_audit, open_journal, open_store
@@ -62,6 +62,7 @@ from avctl.fleet.results import JobReport, Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
 from avctl.redact import install_log_redaction, shown
+from avctl.schedule.link import note_job
 from avctl.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,10 +142,80 @@ def run_options(fn: F) -> F:
         click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table (exit code only)."),
         click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
                      help="Job database: a file or a URL (postgresql://...) [default: $AVCTL_HOME/avctl.db]."),
+        *guard_options,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return endpoint_options(tls_options(fn))
+
+
+#: the in-call guard, maintenance windows and rollout rings (docs/schedules.md): every job command has them
+guard_options = [
+    click.option("--if-idle", is_flag=True,
+                 help="Skip devices in a call or sharing (the skip reason says so). On a schedule, the default "
+                      "for disruptive work."),
+    click.option("--wait-idle", type=WAIT_DURATION, metavar="MAX",
+                 help="Wait up to MAX (30m, 2h) for a busy device to be idle, then skip it."),
+    click.option("--ignore-calls", is_flag=True,
+                 help="On a schedule, run disruptive work even on devices in a call (no --if-idle default)."),
+    click.option("--in-window", is_flag=True,
+                 help="Start devices only inside their site's maintenance window (waits for it to open); "
+                      "devices not started before it closes end skipped and can be resumed."),
+    click.option("--rings", metavar="RINGS",
+                 help="Roll out ring by ring: 'canary=tag:canary,pilot=site:hq,all' (terms key:glob, joined with "
+                      "'+'; a last ring without '=' takes every device left)."),
+    click.option("--gate", metavar="PERCENT",
+                 help="Success rate a ring must reach before the next ring starts, e.g. 95%."),
+    click.option("--soak", type=WAIT_DURATION, metavar="DURATION",
+                 help="Wait this long after each ring before judging its gate (30m, 2h)."),
+]
+
+
+def parse_rings(text: str | None) -> tuple[tuple[str, str], ...]:
+    """``canary=tag:canary,pilot=site:hq+tag:lobby,all`` -> ((name, selection), ...); the selection of
+    a last ring without ``=`` is "" (every device not in an earlier ring)."""
+    if not text:
+        return ()
+    rings: list[tuple[str, str]] = []
+    items = [item.strip() for item in text.split(",")]
+    for n, item in enumerate(items):
+        name, sep, terms = item.partition("=")
+        name = name.strip()
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise UsageError(f"--rings: {item!r} is not NAME=key:glob", hint="e.g. --rings canary=tag:canary,all")
+        if any(name == seen for seen, _ in rings):
+            raise UsageError(f"--rings: ring {name!r} is given twice")
+        if not sep:
+            if n != len(items) - 1:
+                raise UsageError(f"--rings: ring {name!r} takes every device left, so it must be the last one",
+                                 hint="e.g. --rings canary=tag:canary,pilot=site:hq,all")
+            rings.append((name, ""))
+            continue
+        selection = []
+        for term in terms.split("+"):
+            key, colon, glob = term.strip().partition(":")
+            if not colon or not key or not glob:
+                raise UsageError(f"--rings: {term!r} in ring {name!r} is not key:glob",
+                                 hint="keys: name, family, site, room, tag; e.g. tag:canary or site:hq+tag:lobby")
+            selection.append(f"{key.strip()}={glob.strip()}")
+        rings.append((name, ",".join(selection)))
+    return tuple(rings)
+
+
+def parse_gate(text: str | None) -> float | None:
+    """``95%`` or ``95`` or ``0.95`` -> 0.95."""
+    if text is None:
+        return None
+    raw = text.strip().rstrip("%").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"--gate: {text!r} is not a success rate", hint="e.g. --gate 95%") from None
+    if value > 1 or text.strip().endswith("%"):
+        value /= 100
+    if not 0 < value <= 1:
+        raise UsageError(f"--gate: {text!r} is not between 0 and 100 %", hint="e.g. --gate 95%")
+    return value
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -268,7 +339,10 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
                          output_dir=kwargs.get("output_dir", "."), ports=ports, schemes=schemes,
                          allow_cleartext=kwargs["allow_cleartext"],
                          overwrite=kwargs.get("overwrite", False),
-                         max_response_bytes=kwargs["max_response"], max_download_bytes=kwargs["max_download"])
+                         max_response_bytes=kwargs["max_response"], max_download_bytes=kwargs["max_download"],
+                         if_idle=kwargs.get("if_idle", False), wait_idle=kwargs.get("wait_idle"),
+                         in_window=kwargs.get("in_window", False), rings=parse_rings(kwargs.get("rings")),
+                         gate=parse_gate(kwargs.get("gate")), soak=kwargs.get("soak") or 0.0)
     tls = tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"])
     specs = spec_provider(overrides)
     if ports:
@@ -278,7 +352,11 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
 
 
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
-    setup = job_setup(kwargs)
+    run_job(task, job_setup(kwargs), kwargs)
+
+
+def run_job(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
+    """Record and run one fleet job on ``setup.devices``, print its report and exit with its status."""
     selection, inv, devices, options, overrides = (setup.selection, setup.inventory, setup.devices,
                                                    setup.options, setup.overrides)
     store, audit = open_journal(kwargs["store_path"])
@@ -290,6 +368,7 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
         _confirm(runner, task, devices, kwargs["yes"])
         job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
                          options=options, spec_overrides=overrides, secret_params=runner.secret_params)
+        note_job(kwargs["store_path"], job.id)
         click.echo(f"job {job.id}: {task.name} on {len(devices)} device(s)", err=True)
         try:
             with bar:

@@ -49,6 +49,7 @@ from avctl.errors import UsageError
 from avctl.fleet.config_blocks import FAMILY_NAME, ConfigBlock, FamilyValues
 from avctl.fleet.credentials import CredentialRef, SecretsStore
 from avctl.fleet.inventory_config import parse_config
+from avctl.fleet.windows import Window, WindowError, parse_window, zone
 from avctl.safeyaml import MAX_DOCUMENT_CHARS, YAMLLimitError
 from avctl.safeyaml import compose as compose_yaml
 from avctl.safeyaml import write_yaml as write_inventory
@@ -71,7 +72,7 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-TOP_KEYS = ("defaults", "sites", "groups", "devices")
+TOP_KEYS = ("defaults", "sites", "groups", "devices", "firmware")
 SCHEMES = ("https", "http")
 
 
@@ -118,6 +119,13 @@ class DeviceEntry:
     #: its desired configuration: every ``config:`` block (and template) that applies to it,
     #: lowest precedence first (defaults, site, groups in reverse order, device)
     config: tuple[ConfigBlock, ...] = ()
+    #: its site's IANA time zone (``Europe/Berlin``); None: not given
+    timezone: str | None = None
+    #: its site's maintenance window (in ``timezone``); None: not given
+    window: Window | None = None
+    #: the firmware baseline of its family: model (or model glob, ``*``) -> version, nearest level
+    #: winning per model (site over ``defaults`` over the top-level ``firmware:``)
+    firmware: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def host(self) -> str:
@@ -142,6 +150,8 @@ class DeviceEntry:
             **({"ports": dict(self.ports)} if self.ports else {}),
             **({"schemes": dict(self.schemes)} if self.schemes else {}),
             **({"allow_cleartext": True} if self.allow_cleartext else {}),
+            **({"timezone": self.timezone} if self.timezone else {}),
+            **({"window": str(self.window)} if self.window else {}),
         }
 
 
@@ -364,6 +374,39 @@ def _flag(ctx: _Ctx, node: yaml.Node, here: str) -> bool:
     return flag
 
 
+def _timezone(ctx: _Ctx, node: yaml.Node, here: str) -> str:
+    name = ctx.string(node, here)
+    try:
+        zone(name)
+    except WindowError as e:
+        raise ctx.err(node, f"{here}: {e}") from None
+    return name
+
+
+def _window(ctx: _Ctx, node: yaml.Node, here: str) -> Window:
+    raw = ctx.str_list(node, here)
+    try:
+        return parse_window(raw[0] if len(raw) == 1 else raw)
+    except WindowError as e:
+        raise ctx.err(node, f"{here}: {e}", hint='e.g. window: "Mon-Fri 01:00-04:00, Sat-Sun 00:00-06:00"') from None
+
+
+def _firmware(ctx: _Ctx, node: yaml.Node, here: str) -> dict[str, dict[str, str]]:
+    """``{family: {model or glob: version}}``: the firmware each model should run."""
+    out: dict[str, dict[str, str]] = {}
+    for fam, fknode, models in ctx.mapping(node, here):
+        if not FAMILY_NAME.match(fam):
+            raise ctx.err(fknode, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)",
+                          hint='e.g. firmware: {videoos: {"Studio X30": "4.6.2"}}')
+        out[fam] = {}
+        for model, _mknode, version in ctx.mapping(models, f"{here}.{fam}"):
+            raw = ctx.value(version)
+            if isinstance(raw, bool) or not isinstance(raw, str | int | float) or not str(raw).strip():
+                raise ctx.err(version, f"{here}.{fam}.{model}: must be a version such as \"4.6.2\" (quote it)")
+            out[fam][model] = str(raw).strip()
+    return out
+
+
 def _address(ctx: _Ctx, node: yaml.Node, here: str) -> Address:
     text = ctx.string(node, here)
     try:
@@ -390,6 +433,9 @@ KEYS: Mapping[str, _Key] = MappingProxyType({
     "schemes": _Key(_schemes),
     "allow_cleartext": _Key(_flag),
     "config": _Key(parse_config),
+    "timezone": _Key(_timezone, frozenset({"site", "defaults"})),
+    "window": _Key(_window, frozenset({"site", "defaults"})),
+    "firmware": _Key(_firmware, frozenset({"site", "defaults"})),
 })
 
 
@@ -441,6 +487,9 @@ def parse_inventory(text: str, *, file: str = "<inventory>", families: Collectio
     ctx = _Ctx(file, families=families, base_dir=base_dir)
     top = _top_level(ctx, text)
     defaults = _parse_level(ctx, top["defaults"][1], "defaults", "defaults") if "defaults" in top else {}
+    if "firmware" in top:  # the top-level baseline: below defaults
+        defaults = {**defaults, "firmware": _merged_firmware(
+            [defaults, {"firmware": _firmware(ctx, top["firmware"][1], "firmware")}])}
     sites = _blocks(ctx, top, "sites", "site")
     groups = _blocks(ctx, top, "groups", "group")
     devnode = top["devices"][1]
@@ -524,6 +573,15 @@ def _merged(levels: Sequence[Mapping[str, Any]], key: str) -> Mapping[str, Any]:
     return MappingProxyType(out)
 
 
+def _merged_firmware(levels: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """The ``firmware:`` baselines of the levels merged per family and model, nearer level winning."""
+    out: dict[str, dict[str, str]] = {}
+    for lv in reversed(levels):
+        for fam, models in lv.get("firmware", {}).items():
+            out.setdefault(fam, {}).update(models)
+    return out
+
+
 def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]],
             families: Collection[str] | None) -> DeviceEntry:
     """One device after inheritance: ``levels`` from :func:`_levels`."""
@@ -538,6 +596,9 @@ def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]
     addr: Address = own["address"]
     scheme = addr.scheme or _pick(levels, "scheme")
     pw: _Password | None = _pick(levels, "password")
+    if _pick(levels, "window") is not None and _pick(levels, "timezone") is None:
+        raise ctx.err(knode, f"{what}: its site has a maintenance window but no timezone",
+                      hint="add timezone: (an IANA name such as Europe/Berlin) beside window:")
     return DeviceEntry(
         name=name, family=family, address=Address(addr.host, addr.port or _pick(levels, "port"), scheme),
         site=own["site"], room=_pick(levels, "room"), tags=frozenset(t for lv in levels for t in lv.get("tags", ())),
@@ -545,7 +606,9 @@ def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]
         scheme=scheme, disabled=bool(_pick(levels, "disabled")), data=_merged(levels, "data"),
         ports=_merged(levels, "ports"), schemes=_merged(levels, "schemes"),
         allow_cleartext=bool(_pick(levels, "allow_cleartext")), source=ctx.where(knode),
-        config=tuple(block for lv in reversed(levels) for block in lv.get("config", ())))
+        config=tuple(block for lv in reversed(levels) for block in lv.get("config", ())),
+        timezone=_pick(levels, "timezone"), window=_pick(levels, "window"),
+        firmware=MappingProxyType(_merged_firmware(levels).get(family, {})))
 
 
 def _default_port(family: str, scheme: str | None) -> int:

@@ -50,7 +50,10 @@ def spec_provider(overrides: Mapping[str, str] | None = None) -> Any:
 
 def options_from(stored: Mapping[str, Any]) -> RunOptions:
     known = RunOptions.__dataclass_fields__
-    return RunOptions(**{k: v for k, v in stored.items() if k in known})
+    values = {k: v for k, v in stored.items() if k in known}
+    if "rings" in values:  # JSON keeps them as lists
+        values["rings"] = tuple((str(name), str(sel)) for name, sel in values["rings"])
+    return RunOptions(**values)
 
 
 def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence[DeviceEntry],

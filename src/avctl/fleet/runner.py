@@ -82,6 +82,15 @@ class RunOptions:
     retry_in_doubt: bool = False
     max_response_bytes: int | None = None  # caps on answers and downloads (None: each spec's)
     max_download_bytes: int | None = None
+    # -- the in-call guard, maintenance windows and rollout rings (docs/schedules.md) --
+    if_idle: bool = False  # skip a device that is in a call or sharing (skip reason "in_call")
+    wait_idle: float | None = None  # wait up to this long for a busy device to be idle, then skip it
+    idle_poll: float = 60.0  # how often a busy device is looked at again while waiting
+    in_window: bool = False  # start devices only inside their site's maintenance window
+    #: rollout rings in order: (name, selection); the selection "" is every device not in a ring yet
+    rings: tuple[tuple[str, str], ...] = ()
+    gate: float | None = None  # success rate (0 to 1) a ring must reach before the next one starts
+    soak: float = 0.0  # seconds to wait after a ring finished before its gate is judged
 
     def __post_init__(self) -> None:
         # a zero, negative, nan or infinite duration would switch a timeout off: refuse at construction
@@ -91,6 +100,14 @@ class RunOptions:
         check_seconds("wait_timeout", self.wait_timeout, maximum=MAX_DEADLINE)
         check_seconds("wait_grace", self.wait_grace, maximum=MAX_DEADLINE, allow_zero=True)
         check_seconds("poll_interval", self.poll_interval, maximum=MAX_REQUEST_TIMEOUT)
+        if self.wait_idle is not None:
+            check_seconds("wait_idle", self.wait_idle, maximum=MAX_DEADLINE)
+        check_seconds("idle_poll", self.idle_poll, maximum=MAX_DEADLINE)
+        check_seconds("soak", self.soak, maximum=MAX_DEADLINE, allow_zero=True)
+        if self.gate is not None and not 0 < self.gate <= 1:
+            raise UsageError(f"gate {self.gate!r} is not a success rate", hint="give a percentage, e.g. 95%")
+        if (self.gate is not None or self.soak) and not self.rings:
+            raise UsageError("a gate or a soak time needs rings", hint="e.g. --rings canary=tag:canary,all")
         self.retry_policy  # noqa: B018 - validates retries and backoff
 
     @property

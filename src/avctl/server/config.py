@@ -33,27 +33,9 @@ from typing import Any
 
 import yaml
 
+from avctl.durations import parse_duration as parse_duration
 from avctl.errors import UsageError
 from avctl.safeyaml import compose
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-
-
-def parse_duration(text: str | float, what: str = "duration") -> float:
-    """``90``, ``90s``, ``5m``, ``4h``, ``7d``, ``2w`` -> seconds (more than 0)."""
-    if isinstance(text, bool):
-        raise UsageError(f"{what}: {text!r} is not a duration", hint="e.g. 30s, 5m, 4h, 7d")
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        m = _DURATION_RE.match(text)
-        if not m:
-            raise UsageError(f"{what}: {text!r} is not a duration", hint="e.g. 30s, 5m, 4h, 7d")
-        value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    if not value > 0:
-        raise UsageError(f"{what}: {text!r} must be more than 0", hint="e.g. 30s, 5m, 4h, 7d")
-    return value
 
 
 @dataclass(frozen=True)

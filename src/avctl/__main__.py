@@ -1,0 +1,5 @@
+"""``python -m avctl``: the command line (schedules start their commands this way)."""
+
+from avctl.cli.main import main
+
+main()
