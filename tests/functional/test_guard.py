@@ -109,6 +109,6 @@ async def test_wait_idle_gives_up_after_max(adapter: FamilyAdapter, emulators: E
     clock = FakeClock()
     outcome = await run_reboot(adapter, emu, tls, clock, wait_idle=600.0, idle_poll=120.0)
     assert (outcome.status, outcome.reason) == ("skipped", "in_call"), outcome
-    assert "after waiting 600 s" in (outcome.message or "")
+    assert "after waiting 10 min" in (outcome.message or "")
     assert sum(clock.sleeps) <= 600.0 and len(clock.sleeps) == 5
     assert reboot_requests(adapter, emu) == []

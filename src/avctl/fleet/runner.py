@@ -49,7 +49,7 @@ from typing import Any
 
 from avctl.auth import Credentials
 from avctl.device import CallEvent, Device
-from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
+from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, describe_duration
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
 from avctl.families import builtin_spec
 from avctl.fleet.audit import AuditSink
@@ -462,7 +462,7 @@ class FleetRunner:
                     await asyncio.wait_for(dev.close(), self.options.timeout)
 
     def _busy_message(self, detail: str, busy: bool | None) -> str:
-        waited = f" after waiting {self.options.wait_idle:g} s" if self.options.wait_idle is not None else ""
+        waited = f" after waiting {describe_duration(self.options.wait_idle)}" if self.options.wait_idle else ""
         if busy:
             return f"not touched: {detail}{waited}"
         return f"not touched: could not tell whether the room is in use ({detail}){waited}"
