@@ -91,6 +91,7 @@ async def test_wait_idle_runs_once_the_call_ends(adapter: FamilyAdapter, emulato
 
     def after_wait(n: int) -> None:
         seen_while_busy.append(len(reboot_requests(adapter, emu)))
+        assert adapter.open_sessions(emu) in (0, None)  # it logged out while it waits
         if n == 3:  # the meeting ends during the third wait
             adapter.end_call(emu)
 

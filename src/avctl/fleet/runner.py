@@ -402,11 +402,14 @@ class FleetRunner:
 
     async def _device_work(self, task: Task, entry: DeviceEntry, started: float) -> None:
         dev: Device | None = None
+        #: retries and requests of the device's sessions already closed (an idle wait logs out)
+        spent = [0, 0]
 
         def done(status: str, *, reason: str | None = None, message: str | None = None,
                  data: Any = None) -> None:
             # the device's own counters: every request it sent, every retry it made
-            attempts, requests = (0, 0) if dev is None else (1 + dev.retries, dev.sent)
+            retries, requests = spent[0] + (dev.retries if dev else 0), spent[1] + (dev.sent if dev else 0)
+            attempts = 1 + retries if dev is not None or requests else 0
             self._start(entry)
             self._finish(Outcome(entry.name, status, family=entry.family, reason=reason,  # type: ignore[arg-type]
                                  message=message, data=data, attempts=attempts, started=started,
@@ -449,17 +452,27 @@ class FleetRunner:
                             return done("failed", reason=exc.kind, message=str(exc))
                     if idle_deadline is None and self.options.wait_idle is not None:
                         idle_deadline = self._clock() + self.options.wait_idle
-                    if not await self._attempt(task, entry, dev, idle_deadline, done):
+                    try:
+                        waiting = await self._attempt(task, entry, dev, idle_deadline, done)
+                    finally:
+                        # the logout is inside the slots: the limits count it like any request
+                        spent[0], spent[1] = spent[0] + dev.retries, spent[1] + dev.sent
+                        await self._close(dev)
+                        dev = None
+                    if not waiting:
                         return None
-                # busy and still allowed to wait: give the slots back while waiting
+                # busy and still allowed to wait: logged out, the slots given back while waiting
                 await self._sleep(self.options.idle_poll)
         finally:
             if dev is not None:
-                # log out (VideoOS sessions left open degrade the device) and release the device's
-                # pooled connections (memory follows the concurrency, not the fleet size); never let
-                # either change the outcome
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(dev.close(), self.options.timeout)
+                await self._close(dev)
+
+    async def _close(self, dev: Device) -> None:
+        """Log out (VideoOS sessions left open degrade the device) and release the device's pooled
+        connections (memory follows the concurrency, not the fleet size); never let either change
+        the outcome."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(dev.close(), self.options.timeout)
 
     def _busy_message(self, detail: str, busy: bool | None) -> str:
         waited = f" after waiting {describe_duration(self.options.wait_idle)}" if self.options.wait_idle else ""
