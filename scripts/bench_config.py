@@ -64,13 +64,18 @@ def avctl(*args: str) -> list[str]:
     return [sys.executable, "-c", "from avctl.cli.main import main; main()", *args]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fleet_arguments(doc: str | None) -> argparse.Namespace:
+    """The options every emulated-fleet benchmark takes: size, latency, concurrency, workers."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--latency", type=float, default=50.0, help="emulated latency per request, ms")
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=0, help="emulator processes [default: auto]")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = fleet_arguments(__doc__)
 
     import yaml
 

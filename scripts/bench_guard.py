@@ -19,7 +19,6 @@ logout after the outcome is not counted), summed from the JSON report. A first, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_config import avctl, run  # the scripts folder is not a package
+from bench_config import avctl, fleet_arguments, run  # the scripts folder is not a package
 
 
 def requests_of(result: dict[str, Any]) -> tuple[int, int]:
@@ -39,12 +38,7 @@ def requests_of(result: dict[str, Any]) -> tuple[int, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--devices", type=int, default=1000)
-    ap.add_argument("--latency", type=float, default=50.0, help="emulated latency per request, ms")
-    ap.add_argument("--concurrency", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=0, help="emulator processes [default: auto]")
-    args = ap.parse_args()
+    args = fleet_arguments(__doc__)
 
     from avctl.emulator.fleet import EmulatedFleet
 
