@@ -99,11 +99,25 @@ def check_command(argv: Sequence[str], cwd: Path) -> Checked:
     inventory = None
     if "inventory_path" in params:
         inventory = str((cwd / str(params["inventory_path"] or DEFAULT_INVENTORY)).resolve())
-        words = [*words, "--inventory", inventory]
+        words = [*words[:2], *_without_inventory(words[2:]), "--inventory", inventory]
         _parse(command, rest[0], words[2:], sub_ctx)
     selection = [*params.get("select", ())]
     selection += [f"{k}={v}" for k in SELECT_KEYS for v in params.get(f"sel_{k}", ())]
     return Checked(words, inventory, selection, _disruptive(group_name, rest[0], params))
+
+
+def _without_inventory(args: list[str]) -> list[str]:
+    """``args`` without its ``-i``/``--inventory`` options (the stored command names it absolute)."""
+    out: list[str] = []
+    skip = False
+    for word in args:
+        if skip:
+            skip = False
+        elif word in ("-i", "--inventory"):
+            skip = True
+        elif not word.startswith(("--inventory=", "-i")):
+            out.append(word)
+    return out
 
 
 def _parse(command: click.Command, name: str, args: list[str], parent: click.Context) -> dict[str, Any]:
@@ -272,7 +286,7 @@ def schedule_show(name: str, limit: int, as_json: bool, store_path: str | None) 
     for col in ("run", "due (local)", "zone", "trigger", "state", "job", "counts", "detail"):
         table.add_column(col)
     for r in runs:
-        shown_counts = ", ".join(f"{k} {v}" for k, v in sorted(counts.get(r.job_id or -1, {}).items()))
+        shown_counts = ", ".join(f"{k} {v}" for k, v in sorted(counts.get(r.job_id or -1, {}).items()) if v)
         table.add_row(str(r.id), local_text(r.due, r.zone), r.zone, r.trigger, r.state,
                       "" if r.job_id is None else str(r.job_id), shown_counts, cell(r.reason or ""))
     wide_console().print(table)

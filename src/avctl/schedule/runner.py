@@ -36,6 +36,7 @@ from avctl.schedule.store import OUTPUT_CAP, Run, Schedule, ScheduleStore
 from avctl.schedule.timing import decide, due_instants
 
 SITES_ENV = "AVCTL_SCHEDULE_SITES"
+SUPERSEDED = "not run: no scheduler ran at its time, and only the newest due time runs"
 #: zone -> the site names of the selection in that zone (None: no limit, one zone only)
 Zones = dict[str, list[str | None] | None]
 
@@ -80,8 +81,10 @@ def due_runs(store: ScheduleStore, now: float, *,
             newest = store.newest_due(schedule.id, name)
             after = max(schedule.evaluated_from, newest if newest is not None else schedule.evaluated_from)
             due = decide(due_instants(schedule.cron, zone(name), after, now), now, schedule.grace)
-            store.record_missed(schedule, name, due.missed, now=now,
-                                reason="not run: the scheduler was not running at its time, or a newer one ran")
+            late = due.missed[-1:] if due.run is None else ()
+            store.record_missed(schedule, name, due.missed[:len(due.missed) - len(late)], now=now, reason=SUPERSEDED)
+            store.record_missed(schedule, name, late, now=now,
+                                reason=f"not run: no scheduler ran within its grace ({schedule.grace:g}s)")
             if due.run is not None:
                 _claim(store, schedule, name, due.run, "cron", sites, now, launches, skipped)
     return launches, skipped
