@@ -33,7 +33,7 @@ from avctl.fleet.windows import zone
 from avctl.paths import ensure_private_dir
 from avctl.schedule.link import RUN_ENV
 from avctl.schedule.store import OUTPUT_CAP, Run, Schedule, ScheduleStore
-from avctl.schedule.timing import decide, due_instants
+from avctl.schedule.timing import decide, due_instants, next_due
 
 SITES_ENV = "AVCTL_SCHEDULE_SITES"
 SUPERSEDED = "not run: no scheduler ran at its time, and only the newest due time runs"
@@ -179,3 +179,15 @@ def run_pass(store: ScheduleStore, store_arg: str | None, launches: Sequence[Lau
     for run_id, proc in started:
         states.append(ended(store, run_id, proc.wait()))
     return states
+
+
+def next_wake(store: ScheduleStore, now: float, *, zones: Callable[[Schedule], Zones] = schedule_zones) -> float | None:
+    """The soonest instant an active schedule falls due after ``now`` (None: no active schedule)."""
+    soonest: float | None = None
+    for schedule in store.schedules():
+        if schedule.paused:
+            continue
+        for name in zones(schedule):
+            when = next_due(schedule.cron, zone(name), max(now, schedule.evaluated_from))
+            soonest = when if soonest is None else min(soonest, when)
+    return soonest
