@@ -106,7 +106,8 @@ def test_a_run_due_while_the_previous_one_runs_is_skipped(store: ScheduleStore) 
         assert launches == [] and skipped.state == "skipped" and skipped.job_id == 7
         assert skipped.reason == f"the previous run {first.run.id} (job 7) is still running"
         # another zone of the same schedule is not held up
-        launches, skipped_too = due_runs(store, utc(2026, 6, 1, 0, 30), zones=lambda _s: {"UTC": None, "Asia/Tokyo": ["tk"]})
+        two = {"UTC": None, "Asia/Tokyo": ["tk"]}
+        launches, skipped_too = due_runs(store, utc(2026, 6, 1, 0, 30), zones=lambda _s: two)
         assert [launch.run.zone for launch in launches] == ["Asia/Tokyo"] and len(skipped_too) == 1
     finally:
         holder.communicate(b"")
@@ -152,8 +153,8 @@ def test_paused_schedules_start_nothing(store: ScheduleStore) -> None:
     assert len(due_runs(store, utc(2026, 6, 1, 2), zones=lambda _s: {"UTC": None})[0]) == 1
 
 
-def test_note_job_writes_the_job_on_the_run(store: ScheduleStore, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_note_job_writes_the_job_on_the_run(store: ScheduleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     add(store, "0 * * * *", utc(2026, 6, 1))
     (launch,), _ = due_runs(store, utc(2026, 6, 1, 1), zones=lambda _s: {"UTC": None})
     note_job(str(tmp_path / "avctl.db"), 41)  # outside a schedule: nothing
