@@ -92,7 +92,8 @@ def check_command(argv: Sequence[str], cwd: Path) -> Checked:
         return Checked(words, None, [], (group_name, rest[0]) in DISRUPTIVE)
     assert isinstance(group, click.Group)
     sub_ctx = click.Context(group, info_name=group_name, parent=root)
-    command = group.get_command(sub_ctx, rest[0])
+    # a fleet verb no built-in family has would run as a verb none of the devices can do
+    command = group.get_command(sub_ctx, rest[0]) if rest[0] in group.list_commands(sub_ctx) else None
     if command is None:
         raise UsageError(f"'{group_name} {rest[0]}': no such command", hint=f"see 'avctl {group_name} --help'")
     params = _parse(command, rest[0], rest[1:], sub_ctx)
