@@ -18,7 +18,7 @@ from avctl.emulator.core import EmulatorThread, emulator_class
 from avctl.schedule.store import INTERRUPTED, RUNS, open_schedule_store
 from avctl.schedule.timing import next_due
 
-from ..server.harness import ServerProcess, db_rows, run_cli, wait_for, write_inventory
+from ..server.harness import ServerProcess, add_admin, db_rows, run_cli, wait_for, write_inventory
 
 PASSWORD = "sched-serve-pw-7Yh3"
 
@@ -62,10 +62,16 @@ def test_the_server_runs_schedules_and_keeps_their_history_across_a_restart(emul
     before = runs(db)
     # a restart at the next night's run: the first is not repeated, the second runs
     second = next_due("0 3 * * *", ZoneInfo("UTC"), first)
-    server = ServerProcess(home, args, env={"AVCTL_CLOCK_START": iso(second - 2)}).start()
+    token = add_admin(home, db)
+    server = ServerProcess(home, args, env={"AVCTL_CLOCK_START": iso(second - 2)}).start().use_token(token)
     try:
         wait_for(lambda: [r for r in runs(db) if r[1] == second and r[2] == "ok"], within=90,
                  what=f"the next night's run ({server.log_text()[-2000:]})")
+        (listed,) = server.get("/api/v1/schedules")["items"]
+        assert listed["name"] == "nightly" and listed["last_run"]["due"] == second
+        detail = server.get("/api/v1/schedules/nightly")
+        assert [(r["due"], r["state"]) for r in detail["runs"][:2]] == [(second, "ok"), (first, "ok")]
+        assert all(r["job"] for r in detail["runs"][:2])
     finally:
         assert server.stop() == 0
     after = runs(db)
