@@ -4,6 +4,7 @@ one start per run, overlap, pause/resume/remove, bad input, and the history read
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -175,3 +176,20 @@ def test_the_command_gets_the_run_the_database_and_its_sites(tmp_path: Path, avc
     assert json.loads(env[SITES_ENV]) == ["hq", None] and env["KEEP"] == "1"
     _argv, env = child_command(Launch(schedule, whole), "postgresql://db/avctl", env_in)
     assert SITES_ENV not in env and env["AVCTL_DB"] == "postgresql://db/avctl"
+
+
+def test_two_passes_at_once_start_a_run_once(fleet: list[EmulatedDevice], avctl_home: Path) -> None:
+    avctl("schedule", "add", "twice", "--cron", "0 4 * * *", "--timezone", "UTC", "--", "fleet", "status",
+          "-i", "fleet.yaml")
+    due = next_due("0 4 * * *", UTC_ZONE, time.time())
+    env = {**os.environ, "AVCTL_HOME": str(avctl_home)}
+    passes = [subprocess.Popen([sys.executable, "-m", "avctl", "schedule", "run-due", "--now", iso(due), "--json"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in passes]
+    assert [p.returncode for p in passes] == [0, 0], outs
+    started = [run for out, _err in outs for run in json.loads(out)]
+    assert len(started) == 1 and started[0]["state"] == "ok"
+    (shown,) = json.loads(avctl("schedule", "list", "--json"))
+    assert shown["last_run"]["job"] == started[0]["job"]
+    jobs = run_cli(avctl_home, "jobs", "list", "--json")
+    assert len(json.loads(jobs.stdout)) == 1, jobs.stdout

@@ -189,3 +189,14 @@ def test_zones_come_from_the_selected_devices_sites(store: ScheduleStore, tmp_pa
     assert zones(["site=hq"]) == {"Europe/Berlin": None}  # one zone: no limit passed
     assert zones(["site=nowhere"]) == {"UTC": None}
     assert zones([], tmp_path / "missing.yaml") == {"UTC": None}  # the command will report it
+
+
+def test_a_schedule_that_cannot_be_evaluated_holds_up_no_other(store: ScheduleStore) -> None:
+    from avctl.schedule.store import SCHEDULES
+
+    add(store, "0 * * * *", utc(2026, 6, 1), name="broken")
+    add(store, "0 * * * *", utc(2026, 6, 1), name="fine")
+    with store.db.engine.begin() as conn:
+        conn.execute(update(SCHEDULES).where(SCHEDULES.c.name == "broken").values(cron="0 99 * * *"))
+    launches, _ = due_runs(store, utc(2026, 6, 1, 1), zones=lambda s: {"UTC": None})
+    assert [launch.schedule.name for launch in launches] == ["fine"]

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,14 @@ def schedule_group() -> None:
 # --- checking the command --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class Checked:
     """A job command as a schedule stores it."""
 
-    def __init__(self, argv: list[str], inventory: str | None, selection: list[str], disruptive: bool) -> None:
-        self.argv, self.inventory, self.selection, self.disruptive = argv, inventory, selection, disruptive
+    argv: list[str]
+    inventory: str | None
+    selection: list[str]
+    disruptive: bool
 
 
 def check_command(argv: Sequence[str], cwd: Path) -> Checked:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,14 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from cronsim import CronSimError
+
 from avctl.errors import AvctlError
 from avctl.fleet.inventory import Selection, load_inventory
 from avctl.fleet.paths import avctl_home
-from avctl.fleet.windows import zone
+from avctl.fleet.windows import WindowError, zone
 from avctl.paths import ensure_private_dir
 from avctl.schedule.link import RUN_ENV
 from avctl.schedule.store import OUTPUT_CAP, Run, Schedule, ScheduleStore
 from avctl.schedule.timing import decide, due_instants, next_due
+
+log = logging.getLogger("avctl.schedule")
 
 SITES_ENV = "AVCTL_SCHEDULE_SITES"
 SUPERSEDED = "not run: no scheduler ran at its time, and only the newest due time runs"
@@ -77,17 +82,25 @@ def due_runs(store: ScheduleStore, now: float, *,
     for schedule in store.schedules():
         if schedule.paused:
             continue
-        for name, sites in zones(schedule).items():
-            newest = store.newest_due(schedule.id, name)
-            after = max(schedule.evaluated_from, newest if newest is not None else schedule.evaluated_from)
-            due = decide(due_instants(schedule.cron, zone(name), after, now), now, schedule.grace)
-            late = due.missed[-1:] if due.run is None else ()
-            store.record_missed(schedule, name, due.missed[:len(due.missed) - len(late)], now=now, reason=SUPERSEDED)
-            store.record_missed(schedule, name, late, now=now,
-                                reason=f"not run: no scheduler ran within its grace ({schedule.grace:g}s)")
-            if due.run is not None:
-                _claim(store, schedule, name, due.run, "cron", sites, now, launches, skipped)
+        try:
+            for name, sites in zones(schedule).items():
+                _evaluate(store, schedule, name, sites, now, launches, skipped)
+        except (CronSimError, WindowError) as exc:  # a row changed by hand: the other schedules still run
+            log.error("schedule %s cannot be evaluated: %s", schedule.name, exc)
     return launches, skipped
+
+
+def _evaluate(store: ScheduleStore, schedule: Schedule, zone_name: str, sites: list[str | None] | None,
+              now: float, launches: list[Launch], skipped: list[Run]) -> None:
+    newest = store.newest_due(schedule.id, zone_name)
+    after = max(schedule.evaluated_from, newest if newest is not None else schedule.evaluated_from)
+    due = decide(due_instants(schedule.cron, zone(zone_name), after, now), now, schedule.grace)
+    late = due.missed[-1:] if due.run is None else ()
+    store.record_missed(schedule, zone_name, due.missed[:len(due.missed) - len(late)], now=now, reason=SUPERSEDED)
+    store.record_missed(schedule, zone_name, late, now=now,
+                        reason=f"not run: no scheduler ran within its grace ({schedule.grace:g}s)")
+    if due.run is not None:
+        _claim(store, schedule, zone_name, due.run, "cron", sites, now, launches, skipped)
 
 
 def run_now(store: ScheduleStore, schedule: Schedule, now: float, *,

@@ -63,6 +63,9 @@ class ScheduleLoop:
         except AvctlError as exc:  # a database that cannot be read or written: the next pass tries again
             log.error("avctl serve: schedules: pass failed: %s", exc.message)
             return []
+        except Exception:  # a bug must not end the schedules for the server's lifetime: logged, tried again
+            log.exception("avctl serve: schedules: pass failed")
+            return []
         for run in skipped:
             log.info("avctl serve: schedule run %s skipped: %s", run.id, run.reason)
         for launch in launches:
