@@ -112,6 +112,8 @@ def test_pause_resume_remove(fleet: list[EmulatedDevice]) -> None:
     assert "resumed" in avctl("schedule", "resume", "hourly")
     (run,) = json.loads(avctl("schedule", "run-due", "--now", iso(due + 3600), "--json"))
     assert run["state"] == "ok"
+    (now,) = json.loads(avctl("schedule", "run-now", "hourly", "--json"))
+    assert now["trigger"] == "manual" and now["state"] == "ok" and now["job"] is not None
     assert "removed" in avctl("schedule", "remove", "hourly")
     assert json.loads(avctl("schedule", "list", "--json")) == []
     assert "no schedule named 'hourly'" in avctl("schedule", "show", "hourly", code=2)
@@ -130,6 +132,7 @@ def test_pause_resume_remove(fleet: list[EmulatedDevice]) -> None:
     (["--cron", "0 2 * * *", "--", "fleet", "run", "x", "password=hunter2"], "does not store secret values"),
     (["--cron", "0 2 * * *", "--", "fleet", "run", "x", "password=@prompt"], "no terminal"),
     (["--cron", "0 2 * * *", "--", "fleet", "reboot"], "disruptive: every run will go ahead without asking"),
+    (["--cron", "0 2 * * *", "--", "fleet", "status", "--store", "x.db"], "the schedule's database"),
     (["--cron", "0 2 * * *", "--", "config", "apply"], "needs confirmation"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(fleet: list[EmulatedDevice], args: list[str], error: str) -> None:

@@ -24,8 +24,9 @@ def utc(*args: int) -> float:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ScheduleStore]:
-    with open_schedule_store(str(tmp_path / "avctl.db")) as s:
+def store(any_db_url: str) -> Iterator[ScheduleStore]:
+    """On SQLite and on PostgreSQL."""
+    with open_schedule_store(any_db_url) as s:
         yield s
 
 
@@ -153,14 +154,15 @@ def test_paused_schedules_start_nothing(store: ScheduleStore) -> None:
     assert len(due_runs(store, utc(2026, 6, 1, 2), zones=lambda _s: {"UTC": None})[0]) == 1
 
 
-def test_note_job_writes_the_job_on_the_run(store: ScheduleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_note_job_writes_the_job_on_the_run(store: ScheduleStore, any_db_url: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     add(store, "0 * * * *", utc(2026, 6, 1))
     (launch,), _ = due_runs(store, utc(2026, 6, 1, 1), zones=lambda _s: {"UTC": None})
-    note_job(str(tmp_path / "avctl.db"), 41)  # outside a schedule: nothing
+    note_job(any_db_url, 41)  # outside a schedule: nothing
     monkeypatch.setenv(RUN_ENV, str(launch.run.id))
-    note_job(str(tmp_path / "avctl.db"), 42)
-    note_job(str(tmp_path / "avctl.db"), 43)  # the first job of a run is its job
+    note_job(any_db_url, 42)
+    note_job(any_db_url, 43)  # the first job of a run is its job
     run = store.get_run(launch.run.id)
     assert run is not None and run.job_id == 42
     (tmp_path / "dir.db").mkdir()

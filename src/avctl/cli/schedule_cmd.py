@@ -90,6 +90,9 @@ def check_command(argv: Sequence[str], cwd: Path) -> Checked:
         raise UsageError(f"'{' '.join(words[:2])}' cannot be scheduled",
                          hint=f"schedule one of: {', '.join(f'{group_name} {s}' for s in sorted(allowed or ()))}")
     _refuse_secrets(words)
+    if any(w == "--store" or w.startswith("--store=") for w in words):
+        raise UsageError("the scheduled command gives --store: its job goes to the schedule's database",
+                         hint="give --store (or AVCTL_DB) to 'avctl schedule add' instead")
     root = click.Context(cli, info_name="avctl")
     group = cli.get_command(root, group_name)
     if group is None:  # a command this version does not have yet (firmware): its own parse decides
@@ -339,13 +342,14 @@ def schedule_remove(name: str, store_path: str | None) -> None:
 
 @schedule_group.command("run-now")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @store_option
 @handle_errors
-def schedule_run_now(name: str, store_path: str | None) -> None:
+def schedule_run_now(name: str, as_json: bool, store_path: str | None) -> None:
     """Run the schedule's command now (once per time zone), wait for it and record it as a run."""
     with _store(store_path) as store:
         launches, skipped = run_now(store, store.get(name), time.time())
-        _finish(store, store_path, launches, skipped, as_json=False)
+        _finish(store, store_path, launches, skipped, as_json=as_json)
 
 
 def _parse_now(text: str | None) -> float:
