@@ -30,7 +30,7 @@ from typing import IO
 from cronsim import CronSimError
 
 from avctl.errors import AvctlError
-from avctl.fleet.inventory import Selection, load_inventory
+from avctl.fleet.inventory import Inventory, Selection, load_inventory
 from avctl.fleet.paths import avctl_home
 from avctl.fleet.windows import WindowError, zone
 from avctl.paths import ensure_private_dir
@@ -52,7 +52,7 @@ def schedule_zones(schedule: Schedule) -> Zones:
     try:
         if schedule.inventory is None:
             raise AvctlError("no inventory")
-        devices = load_inventory(schedule.inventory).select(Selection.parse(list(schedule.selection)))
+        devices = _inventory(schedule.inventory).select(Selection.parse(list(schedule.selection)))
     except AvctlError:
         return {schedule.timezone: None}
     by_zone: dict[str, set[str | None]] = {}
@@ -62,6 +62,24 @@ def schedule_zones(schedule: Schedule) -> Zones:
     if len(by_zone) <= 1:
         return {next(iter(by_zone), schedule.timezone): None}
     return {z: sorted(sites, key=lambda s: (s is None, s or "")) for z, sites in sorted(by_zone.items())}
+
+
+#: path -> (its size and modification time, the inventory): a pass reads an unchanged file once
+_INVENTORIES: dict[str, tuple[tuple[int, int], Inventory]] = {}
+
+
+def _inventory(path: str) -> Inventory:
+    try:
+        st = os.stat(path)
+    except OSError:
+        _INVENTORIES.pop(path, None)
+        return load_inventory(path)  # its error says what is wrong
+    key = (st.st_size, st.st_mtime_ns)
+    cached = _INVENTORIES.get(path)
+    if cached is None or cached[0] != key:
+        cached = (key, load_inventory(path))
+        _INVENTORIES[path] = cached
+    return cached[1]
 
 
 @dataclass(frozen=True)
