@@ -211,6 +211,9 @@ def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None,
     argv = list(command[1:] if command and command[0] == "--" else command)
     cwd = Path.cwd()
     checked = check_command(argv, cwd)
+    if checked.inventory is not None and not Path(checked.inventory).is_file():
+        click.echo(f"avctl: warning: the inventory {shown(checked.inventory)} does not exist (yet): "
+                   "runs fail until it does", err=True)
     if checked.disruptive:
         what = f"'{shown(' '.join(argv))}' is disruptive: every run will go ahead without asking"
         if not yes:
