@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 AVCTL = str(ROOT / ".venv" / "bin" / "avctl")
 OUT = ROOT / "demo-out"
@@ -108,11 +110,26 @@ def fleet_demo() -> None:
         avctl("fleet", "reboot", "-i", inv, "--family", "polyuc", "--yes", "--wait", "--wait-grace", "3", check=False)
         avctl("jobs", "list")
         avctl("audit", "-n", "8")
+        guard_demo(inv)
         config_demo(inv)
         server_demo(inv)
     finally:
         emulator.terminate()
         emulator.wait(20)
+
+
+def guard_demo(inv: str) -> None:
+    """The in-call guard and a rollout in rings (docs/schedules.md)."""
+    devices = yaml.safe_load(Path(inv).read_text())["devices"]
+    codecs = [name for name, d in devices.items() if d["family"] == "videoos" and d.get("site") == "site-1"]
+    print(f"\n# the in-call guard: {codecs[0]} joins a meeting; a reboot with --if-idle leaves that room alone")
+    avctl("fleet", "run", "conferences_dial", "address=bob@example.com", "-i", inv, "--name", codecs[0], "--quiet")
+    avctl("fleet", "reboot", "-i", inv, "--family", "videoos", "--site", "site-1", "--if-idle", "--yes", "--wait",
+          "--wait-grace", "3", check=False)
+    avctl("fleet", "end_call", "-i", inv, "--name", codecs[0], "--quiet", "--yes", check=False)
+    print("\n# a rollout in rings: site-1 first; the rest only if at least 95% of site-1 succeeded")
+    avctl("fleet", "mute", "-i", inv, "--family", "videoos|polyuc", "--rings", "canary=site:site-1,all", "--gate",
+          "95%", check=False)
 
 
 def config_demo(inv: str) -> None:

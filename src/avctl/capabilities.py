@@ -155,6 +155,45 @@ async def read_status(spec: Spec, query: Query) -> Status:
                   unavailable=errors, declared=tuple(values))
 
 
+#: the readings that say a room is in use, and how the in-call guard names them
+BUSY_READINGS = {"in_call": "in a call", "sharing": "sharing content"}
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Whether a device is in use (a call, sharing), from the spec's busy readings only.
+
+    ``busy`` is None when the device could not tell (a reading unavailable, or none declared):
+    the in-call guard treats that as busy, since a room it cannot see may be in a meeting.
+    """
+
+    busy: bool | None
+    detail: str
+
+
+async def read_busy(spec: Spec, query: Query) -> Busy:
+    """Read only the busy readings (`BUSY_READINGS`) the spec declares: one query per action."""
+    declared = [fb for fb in spec.feedbacks if fb.id in BUSY_READINGS and fb.action and spec.has_action(fb.action)]
+    if not declared:
+        return Busy(None, f"family {spec.family} declares no in-call reading")
+    answers: dict[str, Any] = {}
+    for fb in declared:
+        assert fb.action is not None
+        if fb.action not in answers:
+            try:
+                answers[fb.action] = await query(fb.action)
+            except DeviceError as exc:
+                if exc.transient and exc.status != NOT_IMPLEMENTED:
+                    raise
+                return Busy(None, f"{fb.id} could not be read ({fb.action}: {exc.kind}, HTTP {exc.status})")
+        value, problem = read_feedback(spec.action(fb.action), answers[fb.action], fb)
+        if problem is not None or not isinstance(value, bool):
+            return Busy(None, f"{fb.id} could not be read ({fb.action}: {problem or 'not reported'})")
+        if value:
+            return Busy(True, f"{BUSY_READINGS[fb.id]} ({fb.id} from {fb.action})")
+    return Busy(False, "idle")
+
+
 #: what each typed `Status` field holds (a spec may declare a common reading with another type)
 _FIELD_TYPES: dict[str, str] = {"model": "string", "firmware": "string", "uptime": "number",
                                 "in_call": "boolean", "mic_muted": "boolean", "volume": "integer"}

@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
-from avctl.capabilities import Status, Verb, each_values, feedbacks_of, read_status, verb_steps, verbs_of
+from avctl.capabilities import (
+    Busy,
+    Status,
+    Verb,
+    each_values,
+    feedbacks_of,
+    read_busy,
+    read_status,
+    verb_steps,
+    verbs_of,
+)
 from avctl.durations import MAX_REQUEST_TIMEOUT, check_seconds
 from avctl.errors import AvctlError, CleartextRefused, UsageError
 from avctl.families import Family, builtin_spec, get_family
@@ -211,6 +221,11 @@ class Device:
         read, BadAnswer if no answer fits its declared type.
         """
         return await read_status(self.spec, self._data)
+
+    async def busy(self) -> Busy:
+        """Whether the device is in a call or sharing (only those readings are read), for the
+        in-call guard; see `avctl.capabilities.read_busy`."""
+        return await read_busy(self.spec, self._data)
 
     async def run_verb(
         self, verb: str, /, *, download_to: str | Path | None = None, overwrite: bool = False, **params: Any,

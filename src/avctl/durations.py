@@ -46,3 +46,12 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
     if not value > 0:
         raise UsageError(f"{what}: {text!r} must be more than 0", hint="e.g. 30s, 5m, 4h, 7d")
     return value
+
+
+def describe_duration(seconds: float) -> str:
+    """``600`` -> ``10 min``, ``5400`` -> ``1.5 h``, ``45`` -> ``45 s``: for messages."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"

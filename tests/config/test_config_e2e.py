@@ -229,3 +229,22 @@ def test_invalid_desired_state_is_refused_with_file_line_before_any_request(
         assert f"inventory.yaml:{line_of('bt.enabled')}:" in out, out
         assert "nothing was sent" in out
     assert all(len(d.requests) == 0 for d in fleet.values())
+
+
+def test_a_scheduled_apply_leaves_a_pod_in_use_alone_when_the_change_restarts_it(
+        fleet: dict[str, EmulatedDevice], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a schedule, a change that restarts the device gets --if-idle by default (issue 13)."""
+    pods = {name: d for name, d in fleet.items() if name.startswith("pod-")}
+    inv = str(write_inventory(tmp_path / "inventory.yaml", pods,
+                              config="defaults:\n  config:\n    solstice:\n      display.output_mode: mirror\n"))
+    busy = pods["pod-0"]
+    assert isinstance(busy, EmulatedSolstice)
+    busy.state.connected_users = 1  # someone is sharing to it
+    monkeypatch.setenv("AVCTL_SCHEDULE_RUN", "1")  # started by a schedule: no --yes needed, guard on
+    result = CliRunner().invoke(cli, ["config", "apply", "-i", inv, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    applied = {d["device"]: d for d in _json(result.stdout)["devices"]}
+    assert (applied["pod-0"]["status"], applied["pod-0"]["reason"]) == ("skipped", "in_call")
+    assert applied["pod-1"]["status"] == "ok"
+    assert writes(busy) == [] and len(writes(pods["pod-1"])) == 1
+    assert "devices in a call are skipped" in result.stderr

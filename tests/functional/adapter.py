@@ -21,6 +21,7 @@ from avctl import Credentials, Device, Result
 from avctl.emulator.core import EmulatedDevice, EmulatorThread
 from avctl.errors import AccountLockedError, AuthenticationError, AvctlError
 from avctl.families import builtin_spec
+from avctl.fleet.inventory import DeviceEntry, parse_address
 from avctl.spec import Spec
 from avctl.transport.tls import TLSPolicy
 
@@ -156,6 +157,19 @@ class FamilyAdapter:
     def macro_effect(self, emu: Any, macro: str) -> Callable[[Any], bool] | None:
         """How running `macro` shows in the emulator (None: the suite only validates it)."""
         return None
+
+    def start_call(self, emu: Any) -> None:
+        """Put the room in use as its family shows it (a call, content being shared)."""
+        raise NotImplementedError
+
+    def end_call(self, emu: Any) -> None:
+        """The room is idle again."""
+        raise NotImplementedError
+
+    def entry(self, emu: Any, password_ref: str) -> DeviceEntry:
+        """The emulator as an inventory device (the fleet runner's view of it)."""
+        return DeviceEntry(emu.name, self.family, parse_address(f"127.0.0.1:{emu.port}"), user=self.user,
+                           password=password_ref)
 
     def download_dir(self, tmp_path: Path) -> dict[str, Any]:
         return {"download_to": tmp_path}

@@ -6,10 +6,12 @@ A new family adds one `FamilyAdapter` subclass here (or in its own package's tes
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, ClassVar
 
 from avctl import Device, Result
+from avctl.fleet.inventory import DeviceEntry
 from avctl.transport.tls import TLSPolicy
 
 from .adapter import Change, Disruption, FamilyAdapter, Params, Probe
@@ -102,6 +104,12 @@ class VideoOSAdapter(FamilyAdapter):
                 "mic_muted": True, "volume": 64, "video_muted": False, "sip_status": "UP",
                 "peripheral_list": emu.peripherals()}
 
+    def start_call(self, emu: Any) -> None:
+        _videoos_dial(emu)
+
+    def end_call(self, emu: Any) -> None:
+        emu.state.calls.hang_up_all(emu.state.now_ms())
+
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"mute": lambda e: e.state.muted is True, "volume": lambda e: e.state.volume == 30,
                    "reboot": lambda e: e.state.reboots == 1 and e.is_down}
@@ -158,6 +166,13 @@ class PolyUCAdapter(FamilyAdapter):
                 "uptime": ((days * 24 + hours) * 60 + minutes) * 60 + seconds, "in_call": True,
                 "mic_muted": True, "sip_status": "unregistered"}
 
+    def start_call(self, emu: Any) -> None:
+        emu.phone.dial("123", 1, "SIP")
+
+    def end_call(self, emu: Any) -> None:
+        for call in list(emu.phone.calls.values()):
+            emu.phone.end(call)
+
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"restart": lambda e: e.phone.restarts == 1 and e.phone.reboots == 0,
                    "reboot": lambda e: e.phone.reboots == 1 and e.is_down,
@@ -205,6 +220,15 @@ class SolsticeAdapter(FamilyAdapter):
     def feedback_expected(self, emu: Any) -> dict[str, Any]:
         return {"name": emu.name, "model": "Solstice Pod", "firmware": emu.state.firmware,
                 "serial": emu.state.device_id, "in_call": True, "connected_users": 2}
+
+    def start_call(self, emu: Any) -> None:
+        emu.state.connected_users = 2  # two people sharing to the pod
+
+    def end_call(self, emu: Any) -> None:
+        emu.state.connected_users = 0
+
+    def entry(self, emu: Any, password_ref: str) -> DeviceEntry:
+        return dataclasses.replace(super().entry(emu, password_ref), ports={"https": emu.v1_https_port})
 
     def macro_effect(self, emu: Any, macro: str) -> Any:
         effects = {"restart": lambda e: e.state.restarts == 1 and not e.is_down,

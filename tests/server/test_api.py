@@ -474,3 +474,28 @@ def test_the_servers_device_reads_come_from_its_state_store_and_match_the_databa
     assert service.device(memory, viewer, "hq-codec-1").state == "offline"
     assert [d.name for d in service.list_devices(memory, viewer, state="offline").items] == ["br-codec-1",
                                                                                           "hq-codec-1"]
+
+
+def test_jobs_take_the_in_call_guard_and_rings(api_server: ApiServer) -> None:
+    """The API's jobs have the guards of every fleet job (issue 13): a room in a call is skipped
+    with nothing disruptive sent; rings that do not parse are refused before anything is sent."""
+    from .harness import wait_for
+
+    api = api_server
+    busy = api.devices["hq-codec-1"]
+    busy.state.calls.dial(busy.state.now_ms(), "bob@example.com", 1024, "SIP")
+    r = api.post("/api/v1/jobs", OPERATOR, json={"verb": "reboot", "select": "name=hq-codec-*",
+                                                 "options": {"if_idle": True}})
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    final = wait_for(lambda: (j := api.get(f"/api/v1/jobs/{job}", OPERATOR).json())["state"] == "finished" and j,
+                     what="the job to finish")
+    by = {o["device"]: o for o in final["outcomes"]}
+    assert (by["hq-codec-1"]["status"], by["hq-codec-1"]["reason"]) == ("skipped", "in_call")
+    assert by["hq-codec-2"]["status"] == "ok"
+    assert not any(q.path == "/rest/system/reboot" for q in busy.requests)
+    sent = {name: dev.requests.total for name, dev in api.devices.items()}
+    for options in ({"rings": [["canary"]]}, {"rings": [["canary", "colour=red"]]}, {"gate": 0.9}):
+        r = api.post("/api/v1/jobs", OPERATOR, json={"verb": "mute", "select": "site=hq", "options": options})
+        assert r.status_code == 400, (options, r.text)
+    assert {name: dev.requests.total for name, dev in api.devices.items()} == sent

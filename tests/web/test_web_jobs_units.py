@@ -51,6 +51,10 @@ def test_run_options_from_the_form_and_as_cli_flags() -> None:
     assert option_flags(options) == [("--per-site", 5), ("--timeout", "600"), ("--wait", True)]
     with pytest.raises(UsageError, match="timeout"):
         option_values({"o.timeout": "soon"})
+    # the in-call guard and the maintenance window (issue 13), as the CLI writes them
+    guard = option_values({"o.if_idle": "on", "o.in_window": "on", "o.wait_idle": "900"})
+    assert guard == {"if_idle": True, "wait_idle": 900.0, "in_window": True}
+    assert option_flags(guard) == [("--if-idle", True), ("--wait-idle", "900"), ("--in-window", True)]
 
 
 def _entry(name: str, family: str, *, disabled: bool = False) -> DeviceEntry:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, closing
 from typing import Any
 
@@ -48,6 +49,7 @@ from avctl.fleet.inventory import Selection
 from avctl.fleet.output import summary_line
 from avctl.fleet.results import JobReport
 from avctl.redact import shown
+from avctl.schedule.link import note_job, scheduled_run
 
 
 @click.group("config")
@@ -81,7 +83,8 @@ class _Session:
             return self.setup.runner(self.store, self.audit, bar)
 
         return ConfigJobs(self.store, self.snapshots, runner, self.setup.inventory,
-                          selection=str(self.setup.selection))
+                          selection=str(self.setup.selection),
+                          on_job=lambda job_id: note_job(self.kwargs["store_path"], job_id))
 
     def close(self) -> None:
         self._stack.close()
@@ -378,6 +381,17 @@ def _confirm_apply(rows: Sequence[DriftRow], yes: bool) -> dict[str, frozenset[s
     return restart
 
 
+def _idle_on_schedule(setup: JobSetup, kwargs: dict[str, Any], restart: Mapping[str, frozenset[str]]) -> None:
+    """On a schedule, changes that restart or reboot a device leave rooms in a meeting alone."""
+    opts = setup.options
+    if (not restart or scheduled_run() is None or opts.if_idle or opts.wait_idle is not None
+            or kwargs.get("ignore_calls")):
+        return
+    setup.options = dataclasses.replace(opts, if_idle=True)
+    click.echo("avctl: note: some changes restart or reboot devices and this runs on a schedule: devices in a "
+               "call are skipped (--if-idle; --ignore-calls to apply anyway)", err=True)
+
+
 def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str, Desired]], *,
            name: str, reason: str) -> None:
     session = _Session(setup, kwargs, name.replace("-", " "))
@@ -391,6 +405,7 @@ def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str,
             _exit_for(plan)
             return
         confirmed = _confirm_apply(rows, kwargs["yes"])
+        _idle_on_schedule(setup, kwargs, confirmed)
         devices = [d for d in setup.devices if d.name in todo]
         report = _run(session.jobs(len(devices)).apply(devices, {k: desired[k] for k in todo}, confirmed,
                                                        name=name, reason=reason))

@@ -62,7 +62,7 @@ from avctl.fleet.results import JobReport, Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
 from avctl.redact import install_log_redaction, shown
-from avctl.schedule.link import note_job
+from avctl.schedule.link import SITES_ENV, note_job, scheduled_run
 from avctl.spec import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -275,7 +275,8 @@ def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool)
 
 def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> None:
     if as_json:
-        click.echo(to_json(report.outcomes, report.counts, job=report.job_id, task=report.task))
+        extra = {"stopped": report.stopped} if report.stopped else {}
+        click.echo(to_json(report.outcomes, report.counts, job=report.job_id, task=report.task, **extra))
     elif as_csv:
         click.echo(to_csv(report.outcomes), nl=False)
     elif not quiet:
@@ -285,6 +286,8 @@ def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> N
 
 
 def _exit_for(report: JobReport) -> None:
+    if report.stopped:
+        click.echo(f"avctl: error: rollout stopped: {report.stopped}; the later rings were not touched", err=True)
     if report.store_error:
         # never exit 0 when something was not recorded
         click.echo(f"avctl: error: {report.store_error}", err=True)
@@ -326,7 +329,7 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
     _install_log_redaction()
     selection = _selection(kwargs)
     inv = _load(kwargs["inventory_path"])
-    devices = inv.select(selection)
+    devices = scheduled_sites(inv.select(selection))
     if not devices:
         raise UsageError(f"the selection {selection} matches no device in {inv.path}",
                          hint="see 'avctl inventory list'")
@@ -351,14 +354,61 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
                     CredentialResolver(base_dir=inv.base_dir))
 
 
+def scheduled_sites(devices: list[DeviceEntry]) -> list[DeviceEntry]:
+    """A schedule that spans time zones runs once per zone: its run names the sites it covers
+    (``AVCTL_SCHEDULE_SITES``, a JSON list; null: devices without a site)."""
+    raw = os.environ.get(SITES_ENV)
+    if raw is None or scheduled_run() is None:
+        return devices
+    try:
+        sites = json.loads(raw)
+        if not isinstance(sites, list) or not all(s is None or isinstance(s, str) for s in sites):
+            raise ValueError("not a list of site names")
+    except ValueError as exc:
+        raise UsageError(f"{SITES_ENV} is not a JSON list of site names: {exc}") from None
+    return [d for d in devices if d.site in sites]
+
+
+def _idle_by_default(runner: FleetRunner, task: Task, devices: Sequence[DeviceEntry], kwargs: dict[str, Any]) -> None:
+    """On a schedule, disruptive work leaves rooms in a meeting alone unless told otherwise."""
+    opts = runner.options
+    if scheduled_run() is None or opts.if_idle or opts.wait_idle is not None or kwargs.get("ignore_calls"):
+        return
+    counts = runner.plan(task, devices)
+    if any(c["disruptive"] and c["run"] for c in counts.values()):
+        runner.options = dataclasses.replace(opts, if_idle=True)
+        click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
+                   "skipped (--if-idle; --ignore-calls to run anyway)", err=True)
+
+
+def _window_notes(devices: Sequence[DeviceEntry], options: RunOptions) -> None:
+    """With --in-window, say per site when its window opens or closes (the job may wait for it)."""
+    if not options.in_window:
+        return
+    from datetime import UTC, datetime
+
+    from avctl.fleet.windows import zone
+
+    now = datetime.now(UTC)
+    seen: set[str | None] = set()
+    for d in devices:
+        if d.site in seen or d.window is None or d.timezone is None:
+            continue
+        seen.add(d.site)
+        tz = zone(d.timezone)
+        opens, closes = d.window.next_open(now, tz)
+        when = ("open until " if opens <= now else f"opens {opens.astimezone(tz):%a %Y-%m-%d %H:%M}, closes ")
+        click.echo(f"avctl: site {shown(d.site or '(none)')}: window {d.window} ({d.timezone}): {when}"
+                   f"{closes.astimezone(tz):%a %Y-%m-%d %H:%M %Z}", err=True)
+
+
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     run_job(task, job_setup(kwargs), kwargs)
 
 
 def run_job(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
     """Record and run one fleet job on ``setup.devices``, print its report and exit with its status."""
-    selection, inv, devices, options, overrides = (setup.selection, setup.inventory, setup.devices,
-                                                   setup.options, setup.overrides)
+    selection, inv, devices, overrides = setup.selection, setup.inventory, setup.devices, setup.overrides
     store, audit = open_journal(kwargs["store_path"])
     with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
@@ -366,8 +416,10 @@ def run_job(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
         bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
         runner = setup.runner(store, audit, bar)
         _confirm(runner, task, devices, kwargs["yes"])
+        _idle_by_default(runner, task, devices, kwargs)
+        _window_notes(devices, runner.options)
         job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
-                         options=options, spec_overrides=overrides, secret_params=runner.secret_params)
+                         options=runner.options, spec_overrides=overrides, secret_params=runner.secret_params)
         note_job(kwargs["store_path"], job.id)
         click.echo(f"job {job.id}: {task.name} on {len(devices)} device(s)", err=True)
         try:

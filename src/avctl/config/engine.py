@@ -35,6 +35,8 @@ class ConfigJobs:
     inventory: Inventory
     selection: str = "all"
     user: str | None = None
+    #: told each job's id as soon as it is recorded (a scheduled command links its run to it)
+    on_job: Callable[[int], None] | None = None
 
     async def _run(self, task: _ConfigTask, devices: Sequence[DeviceEntry],
                    decided: Sequence[Outcome] = ()) -> JobReport:
@@ -44,6 +46,8 @@ class ConfigJobs:
         job = create_job(self.store, task, selection=self.selection, devices=all_devices,
                          inventory=self.inventory, options=runner.options, user=self.user)
         task.job_id = job.id
+        if self.on_job is not None:
+            self.on_job(job.id)
         return await execute(self.store, job, runner, task, devices, decided=decided)
 
     async def backup(self, devices: Sequence[DeviceEntry]) -> JobReport:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, and_, func, insert, make_url, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, make_url, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -303,6 +303,17 @@ class SqlJobStore(_OnDatabase):
                     OUTCOMES, and_(o.job_id == d.job_id, o.device == d.device)))
                 .where(d.job_id == job_id, o.device.is_(None)).order_by(d.position)).scalars())
 
+
+    def reopen(self, job_id: int, reason: str) -> list[str]:
+        """Make the devices skipped for ``reason`` pending again (`SqliteJobStore.reopen`)."""
+        o, d = OUTCOMES.c, JOB_DEVICES.c
+        which = and_(o.job_id == job_id, o.status == "skipped", o.reason == reason)
+        with self._write() as conn:
+            names = list(conn.execute(select(o.device).select_from(OUTCOMES.join(
+                JOB_DEVICES, and_(d.job_id == o.job_id, d.device == o.device))).where(which)
+                .order_by(d.position)).scalars())
+            conn.execute(delete(OUTCOMES).where(which))
+        return names
 
 def glob_regex(pattern: str) -> str:
     """A shell glob (`room-*`, `r?om`, `[ab]*`) as an anchored POSIX regex (PostgreSQL has no GLOB)."""

@@ -10,6 +10,9 @@ Several processes may resume one job at once (or resume it while it runs): each 
 claimed atomically before it starts (``JobStore.claim_device``), so every device is run by one
 process only; a claim of a process that died on this host is taken over.
 
+Devices a maintenance window closed on (skipped, ``window_closed``) were never started: a resume
+makes them pending again and runs them, in the window that is open then (``--in-window`` is kept).
+
 A parameter that was redacted when the job was recorded (a password parameter) cannot be replayed
 from the store; resume asks for it again (``avctl jobs resume ID name=value``).
 """
@@ -17,6 +20,7 @@ from the store; resume asks for it again (``avctl jobs resume ID name=value``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,7 +33,7 @@ from avctl.fleet.credentials import MASK
 from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
 from avctl.fleet.paths import os_user
 from avctl.fleet.results import JobReport, Outcome
-from avctl.fleet.runner import FleetRunner, RunOptions
+from avctl.fleet.runner import WINDOW_CLOSED, FleetRunner, RunOptions
 from avctl.fleet.store import Job, JobStore, StoreError
 from avctl.fleet.verbs import Task, make_task
 from avctl.spec import Spec, load_spec
@@ -93,14 +97,14 @@ async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
                 store.set_state(job.id, "finished")
             elif not store.claimed_elsewhere(job.id, pending):
                 store.set_state(job.id, "interrupted")
-            return JobReport.of(job.id, task.name, store.outcomes(job.id))
+            return JobReport.of(job.id, task.name, store.outcomes(job.id), stopped=runner.stopped)
         except StoreError as exc:
             runner.store_error = exc
     with contextlib.suppress(StoreError):
         store.set_state(job.id, "interrupted")
     outcomes = [runner.outcomes[d.name] for d in devices if d.name in runner.outcomes]
     lost = runner.store_error.message if runner.store_error else None
-    return JobReport.of(job.id, task.name, outcomes, store_error=lost)
+    return JobReport.of(job.id, task.name, outcomes, store_error=lost, stopped=runner.stopped)
 
 
 @dataclass
@@ -113,14 +117,18 @@ class ResumePlan:
     spec_overrides: dict[str, str]
     #: pending devices no longer in the inventory: they get a 'failed' outcome on resume
     missing: list[str]
+    #: devices a maintenance window closed on: made pending again when the resume starts
+    window_closed: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | None = None,
                 inventory_path: str | None = None) -> ResumePlan:
     job = store.get_job(job_id)
+    window_closed = [o.device for o in store.outcomes(job_id)
+                     if o.status == "skipped" and o.reason == WINDOW_CLOSED]
     # a job still running elsewhere is not refused: devices are claimed one by one in the store, so
     # this process runs only those no live process has claimed, and no device is called twice
-    if job.effective_state == "finished" and not store.pending_devices(job_id):
+    if job.effective_state == "finished" and not store.pending_devices(job_id) and not window_closed:
         raise UsageError(f"job {job_id} is finished: every device has an outcome")
     merged = dict(job.params)
     merged.update(params or {})
@@ -133,17 +141,23 @@ def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | Non
         raise UsageError(f"job {job_id} has no inventory file recorded", hint="give --inventory")
     inventory = load_inventory(path)
     pending = store.pending_devices(job_id)
+    if window_closed:  # started in a later window: they come back in job order
+        order = {name: n for n, name in enumerate(job.devices)}
+        pending = sorted({*pending, *window_closed}, key=lambda name: order.get(name, len(order)))
     by_name = {d.name: d for d in inventory.devices}
     mode = str(job.options.get("mode", "action"))
     return ResumePlan(
         job=job, task=make_task(job.action, merged, mode=mode),
         devices=[by_name[n] for n in pending if n in by_name], inventory=inventory,
         options=options_from(job.options.get("run", {})),
-        spec_overrides=dict(job.options.get("specs", {})), missing=[n for n in pending if n not in by_name])
+        spec_overrides=dict(job.options.get("specs", {})), missing=[n for n in pending if n not in by_name],
+        window_closed=window_closed)
 
 
 async def run_resume(store: JobStore, plan: ResumePlan, runner: FleetRunner) -> JobReport:
     store.claim(plan.job.id)
+    if plan.window_closed:
+        store.reopen(plan.job.id, WINDOW_CLOSED)
     gone = [Outcome(name, "failed", reason="inventory", message="no longer in the inventory")
             for name in plan.missing]
     return await execute(store, plan.job, runner, plan.task, plan.devices, decided=gone)

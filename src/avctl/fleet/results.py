@@ -64,16 +64,18 @@ class JobReport:
     counts: dict[str, int]
     #: why outcomes or audit rows could not be recorded (the job then ended early); None: all kept
     store_error: str | None = None
+    #: why a rollout stopped before its last ring (a failed gate); None: it did not stop
+    stopped: str | None = None
 
     @classmethod
     def of(cls, job_id: int, task: str, outcomes: Iterable[Outcome], *,
-           store_error: str | None = None) -> JobReport:
+           store_error: str | None = None, stopped: str | None = None) -> JobReport:
         kept = list(outcomes)
-        return cls(job_id, task, kept, summarize(kept), store_error=store_error)
+        return cls(job_id, task, kept, summarize(kept), store_error=store_error, stopped=stopped)
 
     @property
     def failed(self) -> bool:
-        return bool(self.counts["failed"] or self.counts["unreachable"] or self.store_error)
+        return bool(self.counts["failed"] or self.counts["unreachable"] or self.store_error or self.stopped)
 
 
 def classify(error: BaseException) -> tuple[OutcomeStatus, str]:

@@ -20,6 +20,15 @@ Shaped like nornir (inventory, filter, run, per-host result) on asyncio:
   finish, the rest end ``skipped`` / ``not_run``, and ``store_error`` says what happened;
 - a per-request timeout and a per-device deadline;
 - every device ends with exactly one outcome (ok, failed, unreachable, skipped);
+- the in-call guard (``if_idle``, ``wait_idle``): before the task, only the spec's busy readings
+  are read (`Device.busy`); a device in a call or sharing, or one that cannot tell, ends *skipped*
+  with nothing sent, or is looked at again every ``idle_poll`` seconds (its slots given back) until
+  ``wait_idle`` has passed;
+- maintenance windows (``in_window``): a device waits until its site's window is open; once the
+  window closes, no new device of that site starts (they end *skipped*, ``window_closed``, and
+  ``avctl jobs resume`` runs them in a later window);
+- rollout rings (``rings``, ``gate``, ``soak``): a ring starts when the one before it finished,
+  soaked and reached the gate; a failed gate skips every later device and says why (``stopped``);
 - what happens is told to processors (``avctl.fleet.processors``: job and device started and
   finished, each call finished): the job store commits each outcome the moment it is known, the
   audit log records state-changing calls, the CLI's progress bar counts; a processor that fails
@@ -34,21 +43,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
 from avctl.device import CallEvent, Device
-from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds
+from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, describe_duration
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
 from avctl.families import builtin_spec
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.credentials import CredentialResolver
-from avctl.fleet.inventory import DeviceEntry
+from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.fleet.processors import AuditRecorder, JobInfo, Processor, StoreRecorder
 from avctl.fleet.results import Outcome, classify
 from avctl.fleet.store import JobStore, StoreError
 from avctl.fleet.verbs import Task, probe_action
+from avctl.fleet.windows import zone
 from avctl.retry import RetryPolicy
 from avctl.spec import Spec
 from avctl.spec.model import Action
@@ -56,6 +67,8 @@ from avctl.transport.http import HttpTransport, Transport
 from avctl.transport.tls import TLSPolicy
 
 SpecProvider = Callable[[str], Spec]
+#: the skip reason of devices a maintenance window closed on (a resume runs them again)
+WINDOW_CLOSED = "window_closed"
 log = logging.getLogger(__name__)
 
 
@@ -118,6 +131,43 @@ class RunOptions:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def check_windows(devices: Sequence[DeviceEntry]) -> None:
+    """``--in-window`` needs a window for the site of every selected device: UsageError naming the
+    sites that have none (before anything is sent)."""
+    missing = sorted({d.site or "(no site)" for d in devices if d.window is None or d.timezone is None})
+    if missing:
+        raise UsageError(f"--in-window: no maintenance window for site(s) {', '.join(missing)}",
+                         hint='give each site timezone: and window: ("Mon-Fri 01:00-04:00") in the inventory, '
+                              "or leave them out of the selection")
+
+
+def ring_of(devices: Sequence[DeviceEntry], rings: Sequence[tuple[str, str]]) -> dict[str, list[DeviceEntry]]:
+    """Devices per ring, rings in order: each device in the first ring whose selection it matches
+    (the selection "" takes every device left). UsageError for a selection that does not parse."""
+    parsed = [(name, Selection.parse(sel) if sel else None) for name, sel in rings]
+    out: dict[str, list[DeviceEntry]] = {name: [] for name, _ in parsed}
+    for d in devices:
+        for name, sel in parsed:
+            if sel is None or sel.matches(d):
+                out[name].append(d)
+                break
+    return out
+
+
+def gate_failure(ring: str, outcomes: Sequence[Outcome], gate: float) -> str | None:
+    """Why ring ``ring`` did not pass the gate (the share of its devices that ran and ended ok), or
+    None. Devices skipped without running (in a call, excluded) do not count; a ring where none ran
+    cannot be judged, so it does not pass."""
+    ran = [o for o in outcomes if o.status != "skipped"]
+    ok = sum(o.status == "ok" for o in ran)
+    if not ran:
+        return f"ring {ring}: no device ran, so the {gate:.0%} gate cannot be judged"
+    rate = ok / len(ran)
+    if rate + 1e-9 < gate:
+        return f"ring {ring}: {ok} of {len(ran)} device(s) ok ({rate:.0%}), below the {gate:.0%} gate"
+    return None
+
+
 def planned_outcome(task: Task, entry: DeviceEntry, specs: SpecProvider) -> Outcome | None:
     """A device's outcome known before anything is sent (disabled, no spec, the family lacks the
     task); None: it will run. What a job's preview shows is what the run does."""
@@ -154,6 +204,7 @@ class FleetRunner:
         options: RunOptions | None = None,
         processors: Sequence[Processor] = (),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.audit = audit
@@ -174,7 +225,12 @@ class FleetRunner:
         self.processor_errors: list[tuple[str, str, str]] = []
         self._global = asyncio.Semaphore(max(1, self.options.concurrency))
         self._sites: dict[str, asyncio.Semaphore] = {}
-        self._sleep = sleep  # backoff sleeps of every device (tests inject a no-op)
+        self._sleep = sleep  # backoff, idle and window waits of every device (tests inject a clock)
+        self._clock = clock  # wall-clock seconds: windows are wall-clock times of each site
+        #: per site, when its maintenance window (seen open in this job) closes
+        self._window_close: dict[str, datetime] = {}
+        #: why a rollout stopped before its last ring (a failed gate); None: it did not stop
+        self.stopped: str | None = None
         #: parameters the specs mark secret (set by plan()): never stored in the job
         self.secret_params: set[str] = set()
         #: the first failure to write the store or audit log; once set, no new device starts
@@ -209,6 +265,10 @@ class FleetRunner:
         if devices and not any(c["run"] for c in counts.values()):
             raise UsageError(f"no selected device can run {task.name!r}",
                              hint="check the action or verb name; 'avctl actions FAMILY' lists actions")
+        if self.options.in_window:
+            check_windows(devices)
+        if self.options.rings:
+            ring_of(devices, self.options.rings)  # every ring's selection is checked before any I/O
         return counts
 
     # -- running --------------------------------------------------------------------------------
@@ -233,15 +293,10 @@ class FleetRunner:
         try:
             for outcome in decided:
                 self._finish(outcome)
-            tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for t in tasks:
-                    t.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            if self.options.rings:
+                await self._run_rings(task, devices)
+            else:
+                await self._run_all(task, devices)
         finally:
             if self._own_transport and self._transport is not None:
                 await self._transport.close()
@@ -249,6 +304,45 @@ class FleetRunner:
             ran = [self.outcomes[d.name] for d in devices if d.name in self.outcomes]
             self._emit("job_finished", lambda p: p.job_finished(self._job, ran))
         return ran
+
+    async def _run_all(self, task: Task, devices: Sequence[DeviceEntry]) -> None:
+        tasks = [asyncio.create_task(self._device(task, d), name=f"avctl-{d.name}") for d in devices]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _run_rings(self, task: Task, devices: Sequence[DeviceEntry]) -> None:
+        """Ring by ring: a ring starts when the one before it finished, soaked, and passed the gate.
+        A failed gate stops the rollout: every device of the later rings ends skipped, unsent."""
+        opts = self.options
+        rings = ring_of(devices, opts.rings)
+        ringed = {d.name for ring in rings.values() for d in ring}
+        outside = [d for d in devices if d.name not in ringed]
+        for d in outside:
+            self._finish(Outcome(d.name, "skipped", family=d.family, reason="no_ring",
+                                 message=f"in none of the rings {', '.join(rings)}"))
+        names = list(rings)
+        for n, name in enumerate(names):
+            members = rings[name]
+            if self.stopped is not None:
+                for d in members:
+                    self._finish(Outcome(d.name, "skipped", family=d.family, reason="gate",
+                                         message=f"not run: {self.stopped}"))
+                continue
+            log.info("avctl: ring %s: %d device(s)", name, len(members))
+            await self._run_all(task, members)
+            if n == len(names) - 1 or not members:
+                continue
+            if opts.soak:
+                await self._sleep(opts.soak)
+            if opts.gate is not None:
+                self.stopped = gate_failure(name, [self.outcomes[d.name] for d in members
+                                                   if d.name in self.outcomes], opts.gate)
 
     def _site_sem(self, site: str | None) -> contextlib.AbstractAsyncContextManager[Any]:
         if not self.options.per_site:
@@ -329,49 +423,123 @@ class FleetRunner:
             creds = self._credentials(entry)
         except AvctlError as exc:
             return done("failed", reason="credentials", message=str(exc))
-        async with self._site_sem(entry.site), self._global:
-            assert self._transport is not None
-            if not self._claim(entry):
-                return None  # another process resuming this job runs it and records its outcome
-            self._start(entry)
-            if self.store_error is not None:
-                return done("skipped", reason="not_run",
-                            message="not run: the job store could not be written, so no new device was started")
-            try:
-                dev = Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
-                             transport=self._transport, timeout=self.options.timeout, name=entry.name,
-                             ports={**entry.ports, **self.options.ports},
-                             schemes={**entry.schemes, **self.options.schemes},
-                             allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext,
-                             max_response_bytes=self.options.max_response_bytes,
-                             max_download_bytes=self.options.max_download_bytes,
-                             retry=self.options.retry_policy, sleep=self._sleep,
-                             on_call=lambda call: self._call_finished(entry, call),
-                             on_send=lambda action: self._sending(entry, action))
-            except AvctlError as exc:
-                return done("failed", reason=exc.kind, message=str(exc))
-            try:
-                async with asyncio.timeout(self.options.device_timeout):
-                    # one folder per device: every device names its log file the same way
-                    data = await task.run(dev, download_to=Path(self.options.output_dir) / entry.name,
-                                          overwrite=self.options.overwrite)
-                    if self.options.wait:
-                        back = await self._wait_until_back(dev)
-                        data = {"back_after": round(back, 1)} if data is None else {
-                            "result": data, "back_after": round(back, 1)}
-                done("ok", data=data)
-            except TimeoutError:
-                done("unreachable", reason="timeout",
-                     message=f"no outcome within the device deadline of {self.options.device_timeout:g} s")
-            except Exception as exc:  # every device must end with an outcome
-                status, reason = classify(exc)
-                done(status, reason=reason, message=str(exc) or type(exc).__name__)
-            finally:
+        idle_deadline: float | None = None  # set when the device is first looked at (after its window opened)
+        claimed = False
+        try:
+            while True:
+                if self.options.in_window:
+                    await self._window_opens(entry)
+                async with self._site_sem(entry.site), self._global:
+                    assert self._transport is not None
+                    if not claimed:
+                        if not self._claim(entry):
+                            return None  # another process resuming this job runs it and records its outcome
+                        claimed = True
+                        self._start(entry)
+                    if self.store_error is not None:
+                        return done("skipped", reason="not_run", message="not run: the job store could not be "
+                                    "written, so no new device was started")
+                    closed = self._window_closed(entry)
+                    if closed is not None:
+                        return done("skipped", reason=WINDOW_CLOSED, message=closed)
+                    if dev is None:
+                        try:
+                            dev = self._new_device(spec, entry, creds)
+                        except AvctlError as exc:
+                            return done("failed", reason=exc.kind, message=str(exc))
+                    if idle_deadline is None and self.options.wait_idle is not None:
+                        idle_deadline = self._clock() + self.options.wait_idle
+                    if not await self._attempt(task, entry, dev, idle_deadline, done):
+                        return None
+                # busy and still allowed to wait: give the slots back while waiting
+                await self._sleep(self.options.idle_poll)
+        finally:
+            if dev is not None:
                 # log out (VideoOS sessions left open degrade the device) and release the device's
                 # pooled connections (memory follows the concurrency, not the fleet size); never let
                 # either change the outcome
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(dev.close(), self.options.timeout)
+
+    def _busy_message(self, detail: str, busy: bool | None) -> str:
+        waited = f" after waiting {describe_duration(self.options.wait_idle)}" if self.options.wait_idle else ""
+        if busy:
+            return f"not touched: {detail}{waited}"
+        return f"not touched: could not tell whether the room is in use ({detail}){waited}"
+
+    async def _attempt(self, task: Task, entry: DeviceEntry, dev: Device, idle_deadline: float | None,
+                       done: Callable[..., None]) -> bool:
+        """One try at the device: the in-call guard, then the task. True: the device is busy and may
+        still be waited for (nothing was sent); False: it has its outcome."""
+        try:
+            async with asyncio.timeout(self.options.device_timeout):
+                if self.options.if_idle or self.options.wait_idle is not None:
+                    busy = await dev.busy()
+                    if busy.busy is not False:
+                        if idle_deadline is not None and self._clock() + self.options.idle_poll <= idle_deadline:
+                            return True
+                        done("skipped", reason="in_call" if busy.busy else "idle_unknown",
+                             message=self._busy_message(busy.detail, busy.busy))
+                        return False
+                # one folder per device: every device names its log file the same way
+                data = await task.run(dev, download_to=Path(self.options.output_dir) / entry.name,
+                                      overwrite=self.options.overwrite)
+                if self.options.wait:
+                    back = await self._wait_until_back(dev)
+                    data = {"back_after": round(back, 1)} if data is None else {
+                        "result": data, "back_after": round(back, 1)}
+            done("ok", data=data)
+        except TimeoutError:
+            done("unreachable", reason="timeout",
+                 message=f"no outcome within the device deadline of {self.options.device_timeout:g} s")
+        except Exception as exc:  # every device must end with an outcome
+            status, reason = classify(exc)
+            done(status, reason=reason, message=str(exc) or type(exc).__name__)
+        return False
+
+    def _new_device(self, spec: Spec, entry: DeviceEntry, creds: Credentials) -> Device:
+        assert self._transport is not None
+        return Device(spec, entry.host, port=entry.port, scheme=entry.scheme, credentials=creds,
+                      transport=self._transport, timeout=self.options.timeout, name=entry.name,
+                      ports={**entry.ports, **self.options.ports},
+                      schemes={**entry.schemes, **self.options.schemes},
+                      allow_cleartext=entry.allow_cleartext or self.options.allow_cleartext,
+                      max_response_bytes=self.options.max_response_bytes,
+                      max_download_bytes=self.options.max_download_bytes,
+                      retry=self.options.retry_policy, sleep=self._sleep,
+                      on_call=lambda call: self._call_finished(entry, call),
+                      on_send=lambda action: self._sending(entry, action))
+
+    # -- maintenance windows -------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _window_opens(self, entry: DeviceEntry) -> None:
+        """Wait until the device's site window is open, unless this job already saw it open (then
+        `_window_closed` decides: a window that closed does not reopen within the job)."""
+        key = entry.site or ""
+        while key not in self._window_close:
+            assert entry.window is not None and entry.timezone is not None  # checked by check_windows
+            now = self._now()
+            opens, closes = entry.window.next_open(now, zone(entry.timezone))
+            if opens <= now:
+                self._window_close[key] = closes
+                return
+            log.info("avctl: %s waits for the window of site %s (opens %s)", entry.name, key, opens.isoformat())
+            await self._sleep((opens - now).total_seconds())
+
+    def _window_closed(self, entry: DeviceEntry) -> str | None:
+        """Why the device may not start now (its site's window closed), or None."""
+        if not self.options.in_window:
+            return None
+        closes = self._window_close.get(entry.site or "")
+        if closes is None or self._now() < closes:
+            return None
+        assert entry.timezone is not None
+        local = closes.astimezone(zone(entry.timezone))
+        return (f"not started: the maintenance window of site {entry.site or '(none)'} closed at "
+                f"{local:%Y-%m-%d %H:%M %Z}; resume the job in the next window")
 
     def _credentials(self, entry: DeviceEntry) -> Credentials:
         if entry.password is None:

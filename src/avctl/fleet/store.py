@@ -156,6 +156,7 @@ class JobStore(Protocol):
     def list_jobs(self, limit: int = 20) -> list[Job]: ...
     def outcomes(self, job_id: int) -> list[Outcome]: ...
     def pending_devices(self, job_id: int) -> list[str]: ...
+    def reopen(self, job_id: int, reason: str) -> list[str]: ...
     def counts(self, job_id: int) -> dict[str, int]: ...
     def close(self) -> None: ...
 
@@ -418,3 +419,14 @@ class SqliteJobStore:
                 " ON o.job_id = d.job_id AND o.device = d.device"
                 " WHERE d.job_id = ? AND o.device IS NULL ORDER BY d.position", (job_id,))]
 
+    def reopen(self, job_id: int, reason: str) -> list[str]:
+        """Make the devices skipped for ``reason`` pending again (a maintenance window that closed:
+        they were never started), so a resume runs them; their names, in job order."""
+        with self._lock, store_errors(self.path, "write"):
+            names = [r[0] for r in self._conn.execute(
+                "SELECT o.device FROM outcomes o JOIN job_devices d ON d.job_id = o.job_id AND d.device = o.device"
+                " WHERE o.job_id = ? AND o.status = 'skipped' AND o.reason = ? ORDER BY d.position",
+                (job_id, reason))]
+            self._conn.execute("DELETE FROM outcomes WHERE job_id = ? AND status = 'skipped' AND reason = ?",
+                               (job_id, reason))
+        return names

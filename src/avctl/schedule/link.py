@@ -12,6 +12,8 @@ import sys
 
 #: the environment variable naming the schedule run a child process works for
 RUN_ENV = "AVCTL_SCHEDULE_RUN"
+#: the sites a run covers when its schedule spans time zones (a JSON list; null: no site)
+SITES_ENV = "AVCTL_SCHEDULE_SITES"
 
 
 def scheduled_run() -> int | None:

@@ -106,7 +106,9 @@ class JobRequest(BaseModel):
     select: str = Field("", description="the CLI's selection syntax: site=hq,family=videoos; empty: all")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="concurrency, per_site, timeout, device_timeout, retries, "
-                                                "wait, wait_timeout, overwrite")
+                                                "wait, wait_timeout, overwrite; if_idle, wait_idle (s), "
+                                                "in_window, rings ([[name, selection], ...]), gate (0-1), "
+                                                "soak (s)")
 
 
 class ResumeRequest(BaseModel):

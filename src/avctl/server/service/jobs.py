@@ -32,7 +32,9 @@ from avctl.server.service.errors import Conflict, Forbidden, NotFound, check
 
 #: run options a request may set (never paths, ports or cleartext: those are the server's);
 #: overwrite: a new download (a fresh log) replaces the device's file of that name in its own folder
-TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout", "overwrite")
+TUNABLE = ("concurrency", "per_site", "timeout", "device_timeout", "retries", "wait", "wait_timeout", "overwrite",
+           # the in-call guard, maintenance windows and rollout rings (docs/schedules.md)
+           "if_idle", "wait_idle", "in_window", "rings", "gate", "soak")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,16 @@ def run_options(ctx: ServerContext, requested: Mapping[str, Any] | None) -> RunO
     if unknown:
         raise UsageError(f"unknown job option {unknown[0]!r}", hint=f"options: {', '.join(TUNABLE)}")
     base = dataclasses.replace(ctx.run_options, output_dir=str(ctx.downloads))
+    values = dict(requested or {})
+    if "rings" in values:  # [[name, selection], ...] as JSON has it
+        rings = values["rings"]
+        if not isinstance(rings, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in rings):
+            raise UsageError("invalid job options: rings must be a list of [name, selection] pairs",
+                             hint='e.g. [["canary", "tag=canary"], ["all", ""]]')
+        values["rings"] = tuple((name, sel) for name, sel in rings)
     try:
-        return dataclasses.replace(base, **dict(requested or {}))
+        return dataclasses.replace(base, **values)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"invalid job options: {exc}") from None
 

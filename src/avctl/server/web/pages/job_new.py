@@ -36,7 +36,7 @@ MAX_FORM_BYTES = 256 * 1024
 
 #: run options the wizard offers (the service's tunable ones), each read from its field as this type
 OPTIONS: dict[str, type] = {"concurrency": int, "per_site": int, "timeout": float, "retries": int, "wait": bool,
-                            "wait_timeout": float}
+                            "wait_timeout": float, "if_idle": bool, "wait_idle": float, "in_window": bool}
 OPTION_PREFIX = "o."
 
 
