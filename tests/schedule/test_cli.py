@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from avctl.cli.main import cli
 from avctl.emulator.core import EmulatedDevice, EmulatorThread, emulator_class
-from avctl.schedule.runner import SITES_ENV, Launch, child_command, run_pass
+from avctl.schedule.link import SITES_ENV
+from avctl.schedule.runner import Launch, child_command, run_pass
 from avctl.schedule.store import open_schedule_store
 from avctl.schedule.timing import next_due
 
@@ -197,3 +198,28 @@ def test_two_passes_at_once_start_a_run_once(fleet: list[EmulatedDevice], avctl_
     assert shown["last_run"]["job"] == started[0]["job"]
     jobs = run_cli(avctl_home, "jobs", "list", "--json")
     assert len(json.loads(jobs.stdout)) == 1, jobs.stdout
+
+
+def test_a_schedule_over_two_time_zones_runs_each_zones_sites_at_their_local_time(
+        emulators: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    berlin = [emulators.add(emulator_class("videoos")(f"hq-{i}", password=PASSWORD)) for i in range(2)]
+    new_york = [emulators.add(emulator_class("videoos")(f"ny-{i}", password=PASSWORD)) for i in range(2)]
+    (tmp_path / "fleet.password").write_text(PASSWORD + "\n")
+    lines = ["defaults: {password: 'file:fleet.password'}",
+             "sites:", "  hq: {timezone: Europe/Berlin}", "  ny: {timezone: America/New_York}", "devices:"]
+    lines += [f"  {d.name}: {{family: videoos, address: '127.0.0.1:{d.port}', site: {d.name[:2]}}}"
+              for d in berlin + new_york]
+    (tmp_path / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AVCTL_DB", raising=False)
+    out = avctl("schedule", "add", "morning", "--cron", "0 3 * * *", "--", "fleet", "status", "-i", "fleet.yaml")
+    assert "next run in Europe/Berlin" in out and "next run in America/New_York" in out
+    at_berlin = next_due("0 3 * * *", ZoneInfo("Europe/Berlin"), time.time())
+    at_new_york = next_due("0 3 * * *", ZoneInfo("America/New_York"), at_berlin)
+    (run,) = json.loads(avctl("schedule", "run-due", "--now", iso(at_berlin), "--json"))
+    assert (run["zone"], run["sites"], run["state"]) == ("Europe/Berlin", ["hq"], "ok")
+    assert requests_to(berlin) > 0 and requests_to(new_york) == 0  # 03:00 in Berlin: Berlin's rooms only
+    seen = requests_to(berlin)
+    (run,) = json.loads(avctl("schedule", "run-due", "--now", iso(at_new_york), "--json"))
+    assert (run["zone"], run["sites"], run["state"]) == ("America/New_York", ["ny"], "ok")
+    assert requests_to(new_york) > 0 and requests_to(berlin) == seen

@@ -34,13 +34,12 @@ from avctl.fleet.inventory import Inventory, Selection, load_inventory
 from avctl.fleet.paths import avctl_home
 from avctl.fleet.windows import WindowError, zone
 from avctl.paths import ensure_private_dir
-from avctl.schedule.link import RUN_ENV
+from avctl.schedule.link import RUN_ENV, SITES_ENV
 from avctl.schedule.store import OUTPUT_CAP, Run, Schedule, ScheduleStore
 from avctl.schedule.timing import decide, due_instants, next_due
 
 log = logging.getLogger("avctl.schedule")
 
-SITES_ENV = "AVCTL_SCHEDULE_SITES"
 SUPERSEDED = "not run: no scheduler ran at its time, and only the newest due time runs"
 #: zone -> the site names of the selection in that zone (None: no limit, one zone only)
 Zones = dict[str, list[str | None] | None]
