@@ -188,7 +188,7 @@ def _disruptive(group: str, sub: str, params: dict[str, Any]) -> bool:
 @click.option("--cron", required=True, metavar="EXPR",
               help="Five fields, minute hour day-of-month month day-of-week, in local time: '0 2 * * *'.")
 @click.option("--timezone", "tz", metavar="ZONE",
-              help="IANA zone of devices whose site has no timezone: [default: the host's].")
+              help="IANA zone of devices whose site has no timezone [default: the host's].")
 @click.option("--grace", default="1h", show_default=True, metavar="DURATION",
               help="A run missed (the scheduler was not running) still starts this late; older ones are recorded "
                    "missed.")
@@ -197,7 +197,7 @@ def _disruptive(group: str, sub: str, params: dict[str, Any]) -> bool:
 @handle_errors
 def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None, grace: str, yes: bool,
                  store_path: str | None) -> None:
-    """Schedule COMMAND (after '--'), e.g.
+    """Run COMMAND (a fleet, config or firmware job, after '--') on a cron expression.
 
     \b
     avctl schedule add nightly-reboot --cron "0 2 * * *" -- fleet reboot --site hq --if-idle
