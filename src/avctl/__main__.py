@@ -2,4 +2,5 @@
 
 from avctl.cli.main import main
 
-main()
+if __name__ == "__main__":  # importing the module (every module is, in tests/test_portability.py) runs nothing
+    main()
