@@ -345,6 +345,7 @@ def test_rules_health_and_every_route_documented_and_closed(api_server: ApiServe
         ("/api/v1/config/drift", "GET"), ("/api/v1/config/drift", "POST"),
         ("/api/v1/devices/{name}/config/snapshots", "GET"),
         ("/api/v1/devices/{name}/config/snapshots/{snapshot_id}", "GET"),
+        ("/api/v1/schedules", "GET"), ("/api/v1/schedules/{name}", "GET"),
         ("/api/v1/alerts", "GET"), ("/api/v1/alerts/{alert_id}/ack", "POST"),
         ("/api/v1/alerts/{alert_id}/silence", "POST"), ("/api/v1/rules", "GET"), ("/api/v1/audit", "GET"),
         ("/healthz", "GET"), ("/metrics", "GET"),
@@ -370,11 +371,11 @@ def routes_of_the_routers() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
 
     from avctl.server.access import routes as access
-    from avctl.server.api import alerts, audit, config, devices, jobs, rules, system
+    from avctl.server.api import alerts, audit, config, devices, jobs, rules, schedules, system
     from avctl.server.api.app import PREFIX
 
     found = set()
-    for module in (alerts, audit, config, devices, jobs, rules, system, access):
+    for module in (alerts, audit, config, devices, jobs, rules, schedules, system, access):
         prefix = "" if module in (system, access) else PREFIX  # access's router carries /api/v1 itself
         for route in module.router.routes:
             assert isinstance(route, APIRoute)

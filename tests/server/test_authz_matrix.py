@@ -24,6 +24,7 @@ from avctl.db.models import Alert
 from avctl.fleet.jobs import create_job
 from avctl.fleet.runner import RunOptions
 from avctl.fleet.verbs import ActionTask
+from avctl.schedule.store import ScheduleStore
 from avctl.server.access import tokens, users
 from avctl.server.access.deps import SAFE_METHODS
 from avctl.server.model import PERMISSIONS, ROLES
@@ -173,6 +174,18 @@ def on_alert(verb: str, body: Any) -> Builder:
     return build
 
 
+def on_schedule(w: World, who: Who, t: str) -> Req:
+    """A schedule (made once), or none."""
+    name = "no-such-schedule"
+    if t != "missing":
+        name = "matrix-nightly"
+        store = ScheduleStore(w.srv.db)
+        if not any(s.name == name for s in store.schedules()):
+            store.add(name=name, cron="0 2 * * *", timezone="UTC", grace=3600, argv=["fleet", "status"], cwd="/",
+                      inventory=None, selection=[], disruptive=False, user="matrix", now=time.time())
+    return Req("GET", f"/api/v1/schedules/{name}", ident=name)
+
+
 def login(w: World, who: Who, t: str) -> Req:
     return Req("POST", "/api/v1/auth/login", {"name": "login-user", "password": AUTHZ_PASSWORD})
 
@@ -241,6 +254,8 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("POST", "/api/v1/jobs/{job_id}/resume", Rule("act", "object", then=DISRUPTIVE, ok=202),
             resume("system_reboot", {}), OBJECT, "disruptive: reboot"),
     Variant("GET", "/api/v1/jobs/{job_id}/events", READ_OBJECT, on_job("/api/v1/jobs/{}/events"), OBJECT),
+    Variant("GET", "/api/v1/schedules", Rule("read", unscoped_only=True), get("/api/v1/schedules")),
+    Variant("GET", "/api/v1/schedules/{name}", Rule("read", unscoped_only=True), on_schedule, ("-", "missing")),
     Variant("GET", "/api/v1/alerts", READ_LIST, get("/api/v1/alerts?state=all")),
     Variant("POST", "/api/v1/alerts/{alert_id}/ack", Rule("alerts", "object"), on_alert("ack", None), OBJECT),
     Variant("POST", "/api/v1/alerts/{alert_id}/silence", Rule("alerts", "object"),

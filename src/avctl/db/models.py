@@ -13,7 +13,8 @@ default, PostgreSQL by URL):
   lost when sending fails or the process dies);
 - users, browser sessions, API tokens and login attempts;
 - the dashboard's saved views (a user's named filter and sort of the device table);
-- configuration snapshots (``config_snapshots``: each device's full configuration, versioned).
+- configuration snapshots (``config_snapshots``: each device's full configuration, versioned);
+- schedules and a record of each of their runs (``schedules``, ``schedule_runs``).
 
 Times are UTC epoch seconds (REAL), as in the CLI's tables. JSON documents are stored as text
 (portable between SQLite and PostgreSQL; always written with `json.dumps`). The migrations in
@@ -353,3 +354,62 @@ class ConfigSnapshot(Base):
     reason: Mapped[str] = mapped_column(String(16))
     job_id: Mapped[int | None] = mapped_column(Integer)
     notes: Mapped[str] = mapped_column(Text)  # JSON list of strings
+
+
+# --- schedules (issue 13) ------------------------------------------------------------------------------
+
+
+class Schedule(Base):
+    """A command run on a cron expression (`avctl.schedule`). ``argv`` never holds a secret value
+    (``avctl schedule add`` refuses one): secrets are references (``@env:``, ``@file:``, the secrets file)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    #: the zone of devices without a site time zone (IANA name)
+    timezone: Mapped[str] = mapped_column(String(64))
+    grace: Mapped[float] = mapped_column(Float)
+    argv: Mapped[str] = mapped_column(Text)  # JSON list: the avctl arguments
+    cwd: Mapped[str] = mapped_column(Text)
+    #: the command's inventory (absolute) and selection expressions (JSON list), for its time zones
+    inventory: Mapped[str | None] = mapped_column(Text)
+    selection: Mapped[str] = mapped_column(Text)
+    disruptive: Mapped[int] = mapped_column(Integer)
+    paused: Mapped[int] = mapped_column(Integer)
+    created: Mapped[float] = mapped_column(Float)
+    #: due instants after this one are evaluated (its creation, then each resume: no back-fill)
+    evaluated_from: Mapped[float] = mapped_column(Float)
+    user: Mapped[str] = mapped_column(Text)
+
+
+class ScheduleRun(Base):
+    """One due instant of a schedule in one time zone. The unique key makes a second start of one run
+    (two scheduler passes at once) fail in the database."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "zone", "due", name="schedule_runs_once"),
+                      Index("schedule_runs_state", "state"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
+    zone: Mapped[str] = mapped_column(String(64))
+    due: Mapped[float] = mapped_column(Float)  # UTC epoch seconds
+    #: cron | manual (run-now)
+    trigger: Mapped[str] = mapped_column(String(16))
+    #: JSON list of the site names this run is limited to (null: no limit)
+    sites: Mapped[str | None] = mapped_column(Text)
+    #: running | ok | failed | skipped | missed
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    started: Mapped[float | None] = mapped_column(Float)
+    finished: Mapped[float | None] = mapped_column(Float)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    #: the command's process and the scheduler's (the run is live while either is)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    scheduler_pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(Text)
+    #: the last 64 KiB of its output, secrets masked
+    output: Mapped[str | None] = mapped_column(Text)

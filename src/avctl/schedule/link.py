@@ -8,6 +8,7 @@ job calls :func:`note_job` right after the job is recorded; outside a schedule i
 from __future__ import annotations
 
 import os
+import sys
 
 #: the environment variable naming the schedule run a child process works for
 RUN_ENV = "AVCTL_SCHEDULE_RUN"
@@ -23,6 +24,14 @@ def scheduled_run() -> int | None:
 
 def note_job(store_url: str | None, job_id: int) -> None:
     """Record ``job_id`` on the schedule run this process works for (no-op outside a schedule)."""
-    if scheduled_run() is None:
+    run_id = scheduled_run()
+    if run_id is None:
         return
-    # TODO(schedules helper): write job_id on the run record in the database at store_url
+    from avctl.errors import AvctlError
+    from avctl.schedule.store import open_schedule_store
+
+    try:
+        with open_schedule_store(store_url) as store:
+            store.set_job(run_id, job_id)
+    except AvctlError as exc:  # the job runs all the same; its run record shows no job
+        sys.stderr.write(f"avctl: warning: schedule run {run_id}: job {job_id} not recorded on it: {exc.message}\n")

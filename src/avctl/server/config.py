@@ -19,6 +19,7 @@ The file (``avctl serve --config server.yaml``; every key optional)::
       backoff: 10m                               # an unreachable device: polled at most this far apart
     retention: {raw: 7d, events: 90d}
     config_drift: {every: 6h}                    # check configuration drift this often (default: never)
+    schedules: true                              # run the schedules (avctl schedule; default: true)
 
 Errors name the file and line and say how to fix them, before anything starts.
 """
@@ -70,6 +71,8 @@ class ServerConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     #: seconds between configuration drift checks (None: the server runs none)
     drift_every: float | None = None
+    #: run the schedules of the database (`avctl.server.schedules`)
+    schedules: bool = True
 
     @property
     def host(self) -> str:
@@ -171,7 +174,7 @@ class _Reader:
 
     def config(self, node: yaml.Node) -> ServerConfig:
         keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "public_url", "rules", "poll",
-                "retention", "config_drift"}
+                "retention", "config_drift", "schedules"}
         top = self.mapping(node, "the server config", keys)
         out: dict[str, Any] = {}
         for key in ("inventory", "rules"):
@@ -192,7 +195,7 @@ class _Reader:
                 out["public_url"] = check_public_url(self.text(top["public_url"], "public_url"))
             except UsageError as exc:
                 raise self.err(top["public_url"], exc.message, exc.hint) from None
-        for key in ("http", "insecure_http"):
+        for key in ("http", "insecure_http", "schedules"):
             if key in top:
                 flag = self.scalar(top[key], key)
                 if not isinstance(flag, bool):

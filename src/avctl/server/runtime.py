@@ -8,6 +8,7 @@
     uvicorn: the API (avctl.server.api), HTTPS by default
     every hour: readings rolled up, old rows pruned
     DriftSchedule (``--drift-every``): a configuration drift job through the executor, on a schedule
+    ScheduleLoop (``schedules: true``): the schedules' commands as child processes, their runs recorded
 
 Every part is built inside the running loop (`ServerRuntime.run`); a failure to start any of them
 (the inventory, the rules file, the database, the TLS pair, the port) stops the start with one
@@ -35,6 +36,7 @@ from avctl.errors import AvctlError, UsageError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Inventory
 from avctl.paths import avctl_home
+from avctl.schedule.store import ScheduleStore
 from avctl.server.access import sessions
 from avctl.server.access.settings import AccessSettings
 from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
@@ -50,6 +52,7 @@ from avctl.server.metrics import ServerMetrics
 from avctl.server.model import DRIFT_READING, DeviceView, Observation
 from avctl.server.poll import PollSettings
 from avctl.server.poll.process import ChildConfig, PollProcess
+from avctl.server.schedules import ScheduleLoop, schedule_clock
 from avctl.server.service import fleet_views
 from avctl.server.service.config import drift_readings
 from avctl.server.state import StateStore, StateWriter
@@ -299,6 +302,9 @@ class ServerRuntime:
         if self.config.drift_every is not None:
             tasks.append(asyncio.create_task(DriftSchedule(self.ctx, self.config.drift_every).run(),
                                              name="avctl-config-drift"))
+        if self.config.schedules:
+            loop_ = ScheduleLoop(ScheduleStore(self.db), self.config.db, clock=schedule_clock())
+            tasks.append(asyncio.create_task(loop_.run(), name="avctl-schedules"))
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:

@@ -21,7 +21,7 @@ from avctl.errors import AvctlError, UsageError, ValidationError
 from avctl.fleet.store import StoreError
 from avctl.server.access.deps import current_principal, is_guard
 from avctl.server.access.routes import router as access_router
-from avctl.server.api import alerts, audit, config, devices, jobs, rules, system
+from avctl.server.api import alerts, audit, config, devices, jobs, rules, schedules, system
 from avctl.server.api.deps import Anyone, authenticate_again
 from avctl.server.context import ServerContext
 from avctl.server.service import ServiceError
@@ -121,7 +121,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.db = ctx.db  # what the access dependencies read (users, sessions, tokens)
     _documentation(app)
-    for module in (devices, config, jobs, alerts, audit, rules):
+    for module in (devices, config, jobs, schedules, alerts, audit, rules):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(access_router)  # login, logout, whoami, tokens, users: already under /api/v1
     app.include_router(system.router)
