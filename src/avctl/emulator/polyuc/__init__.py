@@ -61,6 +61,7 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         *,
         model: str = "VVX 450",
         firmware: str = "6.4.3.5156",
+        provisioned_firmware: str | None = None,
         auth_modes: tuple[str, ...] = ("basic", "digest"),
         processing_seconds: float = 0.0,
         nonce_seconds: float = 300.0,
@@ -80,8 +81,13 @@ class EmulatedPolyUC(UcHandlers, EmulatedDevice):
         self.processing_seconds = processing_seconds
         self.nonce_seconds = nonce_seconds
         self.status_as_number = status_as_number
-        self.phone = UcPhone(name=name, rng=self.random, model=model, firmware=firmware, ip=host,
-                             connect_after=connect_after)
+        self.phone = UcPhone(name=name, rng=self.random, model=str(model), firmware=str(firmware), ip=host,
+                             connect_after=connect_after,
+                             provisioned_firmware=None if provisioned_firmware is None else str(provisioned_firmware))
+        prov = self.phone.config["device.prov.serverName"]
+        if self.phone.provisioned_firmware and not prov.current:
+            # a phone offered a build by its provisioning server is provisioned by one
+            prov.value, prov.source = "prov.example.test", "device"
         self.nonces: dict[str, dict[str, Any]] = {}
         self.auth_failures = 0  # wrong password (a scheme that is not accepted does not count)
         self.lockout = Lockout(int(lockout_after), float(lockout_seconds), float(lockout_window))

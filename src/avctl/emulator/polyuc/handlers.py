@@ -126,6 +126,11 @@ class UcHandlers:
         if not self.phone.config["device.prov.serverName"].current:
             raise UcStatus("4006")
         self.phone.provisioning_checks += 1
+        offered = self.phone.provisioned_firmware
+        if offered and offered != self.phone.firmware:
+            # the phone answers, downloads the build its provisioning server names and reboots into it
+            self.phone.firmware = offered
+            self._go_down(reboot=True)
         return self.ok()
 
     async def on_config_reset(self, ctx: Ctx) -> web.StreamResponse:

@@ -176,6 +176,8 @@ class UcPhone:
     factory_resets: int = 0
     config_resets: list[str] = field(default_factory=list)
     provisioning_checks: int = 0
+    #: the software build the provisioning server offers; a check that finds another one installs it
+    provisioned_firmware: str | None = None
     captures_uploaded: list[str] = field(default_factory=list)
     pending_restart: str | None = None  # "restart"/"reboot" waiting for calls to end
     next_handles: list[int] = field(default_factory=list)  # test hook: handles the next calls get

@@ -129,6 +129,8 @@ class EmulatedSolstice(EmulatedDevice):
         v1_https_port: int | str | None = None,
         token_lifetime: float | str = 3600.0,
         firmware: str = "5.5.3.14",
+        model: str = "Solstice Pod",
+        update_to: str | None = "5.5.4.2",
         lockout_after: int = 5,
         lockout_window: float = 60.0,
         lockout_seconds: float = 60.0,
@@ -152,7 +154,10 @@ class EmulatedSolstice(EmulatedDevice):
         if v1_http_port == "off":  # a pod whose port 80 is closed (firewalled): v1 over HTTPS only
             del self.extra_ports["http"]
         self.mac = "00:1a:" + ":".join(f"{self.random.randrange(256):02x}" for _ in range(4))
-        self.state = SolsticeState(name=name, host=host, rng=self.random, firmware=firmware)
+        # `--set update_to=none` (or null, ""): a pod with no update to offer
+        offered = None if update_to is None or str(update_to).strip().lower() in ("", "none") else str(update_to)
+        self.state = SolsticeState(name=name, host=host, rng=self.random, firmware=str(firmware), model=str(model),
+                                   update_available_to=offered)
         self.state.set_admin_password(self.password)
 
     def info(self) -> dict[str, Any]:
