@@ -93,6 +93,8 @@ UPDATE = {"firmware_update": "Install the update"}
     (ok(model="StudioX30", firmware="4.5.0-100"), {"*": "4.6.2"}, "outdated", "older than the baseline 4.6.2"),
     (Outcome("dev", "unreachable", reason="connect", message="connection refused"), {"*": "1"}, "unknown",
      "unreachable: [connect] connection refused"),
+    (Outcome("dev", "unreachable", reason="unreachable", message="no route"), {"*": "1"}, "unknown",
+     "unreachable: no route"),
     (Outcome("dev", "failed", reason="auth", message="login refused"), {"*": "1"}, "unknown",
      "failed: [auth] login refused"),
     (Outcome("dev", "skipped", reason="no_spec", message="no spec"), {"*": "1"}, "unknown",
@@ -137,10 +139,10 @@ def test_counts_per_model_site_and_total() -> None:
     c = counts(rows)
     assert c["total"] == {"compliant": 1, "outdated": 2, "unknown": 1, "total": 4}
     assert c["models"] == [
-        {"family": "videoos", "model": "", "compliant": 0, "outdated": 0, "unknown": 1, "total": 1},
+        {"family": "videoos", "model": None, "compliant": 0, "outdated": 0, "unknown": 1, "total": 1},
         {"family": "videoos", "model": "A", "compliant": 1, "outdated": 1, "unknown": 0, "total": 2},
         {"family": "videoos", "model": "B", "compliant": 0, "outdated": 1, "unknown": 0, "total": 1}]
     assert c["sites"] == [
-        {"site": "", "compliant": 0, "outdated": 0, "unknown": 1, "total": 1},
+        {"site": None, "compliant": 0, "outdated": 0, "unknown": 1, "total": 1},
         {"site": "hq", "compliant": 1, "outdated": 1, "unknown": 0, "total": 2},
         {"site": "lab", "compliant": 0, "outdated": 1, "unknown": 0, "total": 1}]

@@ -47,6 +47,7 @@ from avctl.schedule.link import note_job
 EXIT_OUTDATED = 3
 
 COMPLIANCE_STYLE = {"compliant": "green", "outdated": "red", "unknown": "yellow"}
+_NOT_GIVEN = {"model": "(not reported)", "site": "(no site)"}
 ROW_FIELDS = ("device", "family", "site", "model", "firmware", "baseline", "baseline_model", "compliance",
               "detail", "update")
 
@@ -134,7 +135,8 @@ def _table(rows: Sequence[FirmwareRow], report: JobReport) -> None:
         for col in (*first, "compliant", "outdated", "unknown", "total"):
             part.add_column(col)
         for line in doc[key]:
-            part.add_row(*(cell(line[c]) for c in (*first, "compliant", "outdated", "unknown", "total")))
+            part.add_row(*(cell(_NOT_GIVEN[c] if line[c] is None else line[c])
+                           for c in (*first, "compliant", "outdated", "unknown", "total")))
         console.print(part)
     console.print(_count_line(doc["total"]))
 

@@ -134,7 +134,7 @@ def assess(entry: DeviceEntry, outcome: Outcome | None, verbs: Mapping[str, str]
     if outcome is None:
         return row("unknown", "status not read")
     if outcome.status != "ok":
-        why = f"[{outcome.reason}] " if outcome.reason else ""
+        why = f"[{outcome.reason}] " if outcome.reason and outcome.reason != outcome.status else ""
         return row("unknown", f"{outcome.status}: {why}{outcome.message or ''}".rstrip())
     if not entry.firmware:
         return row("unknown", f"no firmware baseline for {entry.family} in the inventory")
@@ -156,18 +156,18 @@ def assess(entry: DeviceEntry, outcome: Outcome | None, verbs: Mapping[str, str]
 
 
 def counts(rows: Iterable[FirmwareRow]) -> dict[str, Any]:
-    """``total``, and the same counts per (family, model) and per site, sorted."""
+    """``total``, and the same counts per (family, model) and per site (None: not reported, no site)."""
     total = _zero()
-    models: dict[tuple[str, str], dict[str, int]] = {}
-    sites: dict[str, dict[str, int]] = {}
+    models: dict[tuple[str, str | None], dict[str, int]] = {}
+    sites: dict[str | None, dict[str, int]] = {}
     for r in rows:
-        for bucket in (total, models.setdefault((r.family, r.model or ""), _zero()),
-                       sites.setdefault(r.site or "", _zero())):
+        for bucket in (total, models.setdefault((r.family, r.model), _zero()), sites.setdefault(r.site, _zero())):
             bucket[r.compliance] += 1
             bucket["total"] += 1
     return {"total": total,
-            "models": [{"family": f, "model": m, **c} for (f, m), c in sorted(models.items())],
-            "sites": [{"site": s, **c} for s, c in sorted(sites.items())]}
+            "models": [{"family": f, "model": m, **c}
+                       for (f, m), c in sorted(models.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))],
+            "sites": [{"site": s, **c} for s, c in sorted(sites.items(), key=lambda kv: kv[0] or "")]}
 
 
 def _zero() -> dict[str, int]:
