@@ -165,7 +165,7 @@ async def test_polyuc_and_solstice_reboot_verbs(emulators: EmulatorThread, tls: 
     assert isinstance(phone, EmulatedPolyUC) and isinstance(pod, EmulatedSolstice)
     phone.faults.reboot_seconds = pod.faults.reboot_seconds = 0.2
     async with client(phone, tls) as dev:
-        assert set(dev.verbs) == {"reboot", "restart", "mute", "unmute", "end_call"}
+        assert set(dev.verbs) == {"reboot", "restart", "mute", "unmute", "end_call", "firmware_update"}
         await dev.run_verb("reboot")
     assert phone.phone.reboots == 1
     async with client(pod, tls) as dev:

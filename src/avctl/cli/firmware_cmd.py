@@ -54,7 +54,11 @@ ROW_FIELDS = ("device", "family", "site", "model", "firmware", "baseline", "base
 
 @click.group("firmware")
 def firmware_group() -> None:
-    """Firmware compliance against the inventory's baseline, and the updates each family's API has."""
+    """Firmware compliance with the inventory's baseline; updates.
+
+    'report' compares each device's firmware with the baseline; 'update' runs the update action each
+    family's API has (Solstice, Poly UC) on the outdated devices.
+    """
 
 
 def _read_status(setup: JobSetup, kwargs: dict[str, Any], *, label: str, quiet: bool) -> JobReport:

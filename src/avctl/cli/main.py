@@ -34,8 +34,7 @@ COMMANDS = {
     "schedule": LazyCommand("avctl.cli.schedule_cmd:schedule_group",
                             "Run fleet, config and firmware commands on a cron expression in each site's time zone."),
     "firmware": LazyCommand("avctl.cli.firmware_cmd:firmware_group",
-                            "Firmware compliance against the inventory's baseline, and the updates each family's "
-                            "API has."),
+                            "Firmware compliance with the inventory's baseline; updates."),
     "jobs": LazyCommand("avctl.cli.fleet:jobs_group", "Fleet jobs recorded in the job store: list, show, resume."),
     "serve": LazyCommand("avctl.cli.serve:serve_cmd",
                          "Watch the fleet: polling, history, alerts and the REST API."),
