@@ -140,10 +140,10 @@ def _changes(dev: EmulatedDevice, r: Recorded) -> bool:
 
 def test_report_table_csv_and_exit_codes(fleet: dict[str, EmulatedDevice], tmp_path: Path) -> None:
     inv = write_inventory(tmp_path / "inventory.yaml", fleet, unreachable=False)
-    fleet["codec-1"].state.model = "Studio X50 [bold]=cmd()"  # hostile text stays text
+    fleet["codec-1"].state.model = "=cmd()|X50 [bold]"  # hostile text stays text
     table = run("firmware", "report", "-i", inv).stdout
     assert "no update action in the VideoOS REST API" in table
-    assert "Studio X50 [bold]=cmd()" in table
+    assert "=cmd()|X50 [bold]" in table
     assert "per model" in table and "per site" in table
     assert table.rstrip().endswith("7 device(s): 2 compliant, 3 outdated, 2 unknown")
 
@@ -152,7 +152,7 @@ def test_report_table_csv_and_exit_codes(fleet: dict[str, EmulatedDevice], tmp_p
                              "compliance", "detail", "update"]
     got = {r["device"]: r for r in rows}
     assert got["pod-0"]["compliance"] == "outdated" and got["pod-0"]["firmware"] == "5.5.3.14"
-    assert got["codec-1"]["model"] == "Studio X50 [bold]=cmd()"  # a cell starting with '=' would be quoted
+    assert got["codec-1"]["model"] == "'=cmd()|X50 [bold]"  # never a spreadsheet formula
     assert got["phone-1"]["baseline"] == ""
 
     run("firmware", "report", "-i", inv, "--quiet", "--fail-on-outdated", code=3)
@@ -200,3 +200,28 @@ def test_update_reaches_only_outdated_devices_with_an_update_action(fleet: dict[
     again = run("firmware", "update", "-i", inv, "--yes")
     assert "0 outdated device(s) with an update action" in again.stderr
     assert len(json.loads(run("jobs", "list", "--json").stdout)) == 6  # 5 status reads, 1 update
+
+
+def test_emulator_update_settings() -> None:
+    """What `avctl emulate ... --set` hands over (YAML-typed text): no update, a model, a provisioned build."""
+    assert EmulatedSolstice("p", update_to="none").state.update_available_to is None
+    assert EmulatedSolstice("p", update_to=None).state.update_available_to is None
+    pod = EmulatedSolstice("p", update_to="5.6.0.1", model="Solstice Pod Gen3", firmware=5.5)
+    assert (pod.state.update_available_to, pod.state.model, pod.state.firmware) == ("5.6.0.1", "Solstice Pod Gen3",
+                                                                                   "5.5")
+    phone = EmulatedPolyUC("ph", provisioned_firmware="7.2.2.1094")
+    # a phone its provisioning server offers a build to has one configured, so the update can reach it
+    assert phone.phone.config["device.prov.serverName"].current
+    assert not EmulatedPolyUC("ph2").phone.config["device.prov.serverName"].current
+
+
+def test_a_phone_without_a_provisioning_server_fails_the_update(emulators: EmulatorThread, tmp_path: Path,
+                                                               avctl_home: Path) -> None:
+    phone = EmulatedPolyUC("phone-0", password=PASSWORD, seed=80, firmware="6.4.3.5156")
+    emulators.add(phone)
+    phone.phone.provisioned_firmware = "7.2.2.1094"  # offered, but the phone knows no server to ask
+    inv = write_inventory(tmp_path / "inventory.yaml", {"phone-0": phone}, unreachable=False)
+    done = json.loads(run("firmware", "update", "-i", inv, "--yes", "--json", code=1).stdout)
+    [outcome] = done["devices"]
+    assert outcome["status"] == "failed" and "4006" in json.dumps(outcome)
+    assert phone.phone.firmware == "6.4.3.5156" and not phone.is_down

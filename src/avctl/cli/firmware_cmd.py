@@ -215,7 +215,8 @@ def firmware_update(dry_run: bool, **kwargs: Any) -> None:
     update action in their family's API, as for VideoOS).
     """
     setup = job_setup(kwargs)
-    report = _read_status(_read_options(setup), kwargs, label="firmware status", quiet=True)
+    machine = kwargs["as_json"] or kwargs["as_csv"]
+    report = _read_status(_read_options(setup), kwargs, label="firmware status", quiet=kwargs["quiet"] or machine)
     rows = _assess(setup, report)
     _store_problem(report)
     if report.store_error:
