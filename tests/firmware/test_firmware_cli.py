@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from avctl.cli.main import cli
+from avctl.db.factory import open_store
 from avctl.emulator.core import EmulatedDevice, EmulatorThread, Recorded
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
@@ -179,11 +181,21 @@ def test_update_reaches_only_outdated_devices_with_an_update_action(fleet: dict[
     for dev in fleet.values():
         assert not [r for r in dev.requests if _changes(dev, r)], dev.name
 
-    result = run("firmware", "update", "-i", inv, "--yes", "--json")
+    # through rings: the update job carries them (the runner acts on them), the status read does not
+    result = run("firmware", "update", "-i", inv, "--yes", "--json", "--rings", "canary=name:pod-*,all",
+                 "--gate", "100%")
     assert "left out codec-0 (videoos): outdated, but no update action in the VideoOS REST API" in result.stderr
     done = json.loads(result.stdout)
     assert done["task"] == "firmware_update"
     assert {d["device"]: d["status"] for d in done["devices"]} == {"phone-0": "ok", "pod-0": "ok"}
+    with closing(open_store(None)) as store:
+        update_job, read_job = store.list_jobs(2)
+    assert update_job.id == done["job"] and update_job.action == "firmware_update"
+    assert sorted(update_job.devices) == ["phone-0", "pod-0"]
+    assert update_job.options["run"]["rings"] == [["canary", "name=pod-*"], ["all", ""]]
+    assert update_job.options["run"]["gate"] == 1.0
+    assert read_job.action == "status" and len(read_job.devices) == 7
+    assert read_job.options["run"]["rings"] == [] and read_job.options["run"]["gate"] is None
 
     sent = {name: [(r.method, r.path) for r in dev.requests if _changes(dev, r)] for name, dev in fleet.items()}
     assert sent == {"codec-0": [], "codec-1": [], "phone-0": [("POST", "/api/v1/mgmt/updateConfiguration")],
