@@ -125,6 +125,11 @@ def assess(entry: DeviceEntry, outcome: Outcome | None, verbs: Mapping[str, str]
     update, updatable = update_path(entry.family, verbs)
     data = outcome.data if outcome is not None and isinstance(outcome.data, dict) else {}
     model, firmware = _text(data.get("model")), _text(data.get("firmware"))
+    unavailable: dict[str, Any] = data.get("unavailable") or {}
+
+    def missing(reading: str) -> str:
+        why = unavailable.get(reading)  # the read of this one reading failed: say why
+        return f"{reading} not reported" + (f" ({why})" if why else "")
 
     def row(compliance: Compliance, detail: str, found: tuple[str, str] | None = None) -> FirmwareRow:
         return FirmwareRow(entry.name, entry.family, entry.site, model, firmware,
@@ -140,9 +145,9 @@ def assess(entry: DeviceEntry, outcome: Outcome | None, verbs: Mapping[str, str]
         return row("unknown", f"no firmware baseline for {entry.family} in the inventory")
     found = baseline_for(model, entry.firmware)
     if found is None:
-        return row("unknown", "model not reported" if model is None else f"no baseline for model {model}")
+        return row("unknown", missing("model") if model is None else f"no baseline for model {model}")
     if firmware is None:
-        return row("unknown", "firmware not reported", found)
+        return row("unknown", missing("firmware"), found)
     want = parse_version(found[1])
     if want is None:
         return row("unknown", f"baseline {found[1]!r} for {found[0]!r} is not a version", found)
