@@ -175,6 +175,9 @@ def test_update_reaches_only_outdated_devices_with_an_update_action(fleet: dict[
     assert left["codec-0"].startswith("outdated, but no update action in the VideoOS REST API")
     assert left["pod-1"] == "compliant: same as the baseline 5.5.4"
     assert left["phone-1"] == "unknown: no baseline for model Trio 8800"
+    text = run("firmware", "update", "-i", inv, "--dry-run")
+    assert [line.split(" (")[0] for line in text.stdout.splitlines()] == ["would update phone-0", "would update pod-0"]
+    assert "2 outdated device(s) with an update action, 5 left out" in text.stderr
     # disruptive: without a terminal and without --yes nothing is sent
     refused = run("firmware", "update", "-i", inv, code=1)
     assert "--yes" in refused.output
@@ -211,7 +214,7 @@ def test_update_reaches_only_outdated_devices_with_an_update_action(fleet: dict[
     # nothing left to do: no job, exit 0
     again = run("firmware", "update", "-i", inv, "--yes")
     assert "0 outdated device(s) with an update action" in again.stderr
-    assert len(json.loads(run("jobs", "list", "--json").stdout)) == 6  # 5 status reads, 1 update
+    assert len(json.loads(run("jobs", "list", "--json").stdout)) == 7  # 6 status reads, 1 update
 
 
 def test_emulator_update_settings() -> None:
