@@ -156,8 +156,10 @@ def firmware_report(fail_on_outdated: bool, **kwargs: Any) -> None:
     """Compliant, outdated or unknown per device against the inventory's firmware baseline.
 
     \b
-    Exit codes: 0 the report was made; 1 a device was unreachable or its status could not be read,
-    or a record could not be stored; 3 (with --fail-on-outdated) a device is outdated.
+    Exit codes:
+      0  the report was made
+      1  a device was unreachable or its status read failed, or a record was not stored
+      3  with --fail-on-outdated: a device is outdated (and nothing above happened)
     """
     setup = job_setup(kwargs)
     machine = kwargs["as_json"] or kwargs["as_csv"]
