@@ -240,3 +240,30 @@ def test_a_phone_without_a_provisioning_server_fails_the_update(emulators: Emula
     [outcome] = done["devices"]
     assert outcome["status"] == "failed" and "4006" in json.dumps(outcome)
     assert phone.phone.firmware == "6.4.3.5156" and not phone.is_down
+
+
+def test_update_leaves_a_pod_in_use_alone_with_if_idle(fleet: dict[str, EmulatedDevice], tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inventory.yaml", fleet, unreachable=False)
+    pod = fleet["pod-0"]
+    assert isinstance(pod, EmulatedSolstice)
+    pod.state.connected_users = 2  # someone is sharing to the screen
+    done = json.loads(run("firmware", "update", "-i", inv, "--yes", "--json", "--if-idle").stdout)
+    rows = {d["device"]: (d["status"], d["reason"]) for d in done["devices"]}
+    assert rows == {"phone-0": ("ok", None), "pod-0": ("skipped", "in_call")}
+    assert not [r for r in pod.requests if r.path == "/api/version/update"]
+    assert pod.state.firmware == "5.5.3.14" and pod.state.update_available_to == "5.5.4.2"
+
+
+def test_a_failed_canary_stops_the_update_before_the_next_ring(fleet: dict[str, EmulatedDevice],
+                                                              tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inventory.yaml", fleet, unreachable=False)
+    phone, pod = fleet["phone-0"], fleet["pod-0"]
+    assert isinstance(phone, EmulatedPolyUC) and isinstance(pod, EmulatedSolstice)
+    phone.phone.config["device.prov.serverName"].value = ""  # its update fails (Status 4006)
+    result = run("firmware", "update", "-i", inv, "--yes", "--json", "--rings", "canary=name:phone-*,all",
+                 "--gate", "100%", code=1)
+    rows = {d["device"]: (d["status"], d["reason"]) for d in json.loads(result.stdout)["devices"]}
+    assert rows["phone-0"][0] == "failed" and rows["pod-0"] == ("skipped", "gate")
+    assert "rollout stopped" in result.stderr
+    assert not [r for r in pod.requests if r.path == "/api/version/update"]
+    assert pod.state.firmware == "5.5.3.14"
