@@ -162,9 +162,11 @@ def test_note_job_writes_the_job_on_the_run(store: ScheduleStore, any_db_url: st
     note_job(any_db_url, 41)  # outside a schedule: nothing
     monkeypatch.setenv(RUN_ENV, str(launch.run.id))
     note_job(any_db_url, 42)
-    note_job(any_db_url, 43)  # the first job of a run is its job
     run = store.get_run(launch.run.id)
     assert run is not None and run.job_id == 42
+    note_job(any_db_url, 43)  # a command that reads, then acts: the run is known by the job that acts
+    run = store.get_run(launch.run.id)
+    assert run is not None and run.job_id == 43
     (tmp_path / "dir.db").mkdir()
     note_job(str(tmp_path / "dir.db"), 44)  # a database that cannot be opened: a warning, the job goes on
     assert "job 44 not recorded" in capsys.readouterr().err

@@ -258,8 +258,10 @@ class ScheduleStore(_OnDatabase):
                 output=shown, finished=now))
 
     def set_job(self, run_id: int, job_id: int) -> None:
+        """The run's job: the newest one its command recorded (a command that reads first and then
+        acts, as ``config apply`` and ``firmware update`` do, is known by the job that acts)."""
         with self._write() as conn:
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.job_id.is_(None)).values(job_id=job_id))
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(job_id=job_id))
 
     def close_stale(self, *, now: float) -> list[int]:
         """Close the runs of this host whose command and scheduler are both gone (`INTERRUPTED`)."""
