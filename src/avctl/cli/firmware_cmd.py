@@ -8,13 +8,10 @@ and the in-call guard apply as for any fleet verb.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import io
-import sys
 from collections.abc import Mapping, Sequence
-from contextlib import closing
 from typing import Any
 
 import click
@@ -26,22 +23,20 @@ from avctl.cli.fleet import (
     JobSetup,
     inventory_option,
     job_setup,
+    record_and_run,
     run_job,
     run_options,
     selection_options,
     wait_options,
     wide_console,
 )
-from avctl.cli.output import ProgressBar, cell
-from avctl.db.factory import open_journal
+from avctl.cli.output import cell
 from avctl.errors import AvctlError
 from avctl.fleet.firmware import UPDATE_VERB, FirmwareRow, assess, counts
-from avctl.fleet.jobs import create_job, execute
 from avctl.fleet.output import csv_cell
 from avctl.fleet.results import JobReport
 from avctl.fleet.verbs import MacroTask, StatusTask
 from avctl.redact import shown
-from avctl.schedule.link import note_job
 
 #: ``firmware report --fail-on-outdated`` when some device is outdated (and nothing worse happened)
 EXIT_OUTDATED = 3
@@ -63,23 +58,8 @@ def firmware_group() -> None:
 
 def _read_status(setup: JobSetup, kwargs: dict[str, Any], *, label: str, quiet: bool) -> JobReport:
     """Record and run a status job on ``setup.devices``: the firmware report's data."""
-    store, audit = open_journal(kwargs["store_path"])
-    with closing(store), closing(audit):
-        store.check_writable()  # before any device is contacted
-        audit.check_writable()
-        bar = ProgressBar(len(setup.devices), label, enabled=False if quiet else None)
-        runner = setup.runner(store, audit, bar)
-        task = StatusTask()
-        job = create_job(store, task, selection=str(setup.selection), devices=setup.devices,
-                         inventory=setup.inventory, options=setup.options, spec_overrides=setup.overrides)
-        note_job(kwargs["store_path"], job.id)
-        click.echo(f"job {job.id}: reading model and firmware of {len(setup.devices)} device(s)", err=True)
-        try:
-            with bar:
-                return asyncio.run(execute(store, job, runner, task, setup.devices))
-        except KeyboardInterrupt:
-            click.echo(f"avctl: interrupted; continue with 'avctl jobs resume {job.id}'", err=True)
-            sys.exit(130)
+    return record_and_run(StatusTask(), setup, kwargs, announce="reading model and firmware of", label=label,
+                          bar_enabled=False if quiet else None)
 
 
 def _assess(setup: JobSetup, report: JobReport) -> list[FirmwareRow]:

@@ -408,30 +408,40 @@ def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
 
 def run_job(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
     """Record and run one fleet job on ``setup.devices``, print its report and exit with its status."""
-    selection, inv, devices, overrides = setup.selection, setup.inventory, setup.devices, setup.overrides
+    report = record_and_run(task, setup, kwargs)
+    _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=kwargs["quiet"])
+    _exit_for(report)
+
+
+def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, announce: str | None = None,
+                   label: str | None = None, bar_enabled: bool | None = None) -> JobReport:
+    """Check the journal can be written, confirm a disruptive task, record the job and run it: the
+    report (nothing printed of it). ``announce``: what the "job N: ..." line says it does;
+    ``label``: the progress bar's."""
+    devices = setup.devices
     store, audit = open_journal(kwargs["store_path"])
     with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
         audit.check_writable()
-        bar = ProgressBar(len(devices), task.name, enabled=None if not kwargs["quiet"] else False)
+        enabled = bar_enabled if bar_enabled is not None else (None if not kwargs["quiet"] else False)
+        bar = ProgressBar(len(devices), label or task.name, enabled=enabled)
         runner = setup.runner(store, audit, bar)
-        _confirm(runner, task, devices, kwargs["yes"])
+        _confirm(runner, task, devices, kwargs.get("yes", False))
         _idle_by_default(runner, task, devices, kwargs)
         _window_notes(devices, runner.options)
-        job = create_job(store, task, selection=str(selection), devices=devices, inventory=inv,
-                         options=runner.options, spec_overrides=overrides, secret_params=runner.secret_params)
+        job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
+                         options=runner.options, spec_overrides=setup.overrides,
+                         secret_params=runner.secret_params)
         note_job(kwargs["store_path"], job.id)
-        click.echo(f"job {job.id}: {task.name} on {len(devices)} device(s)", err=True)
+        click.echo(f"job {job.id}: {announce or task.name} on {len(devices)} device(s)", err=True)
         try:
             with bar:
-                report = asyncio.run(execute(store, job, runner, task, devices))
+                return asyncio.run(execute(store, job, runner, task, devices))
         except KeyboardInterrupt:
             done = sum(store.counts(job.id).values())
             click.echo(f"avctl: interrupted; {done} outcome(s) kept; continue with 'avctl jobs resume {job.id}'",
                        err=True)
             sys.exit(130)
-    _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=kwargs["quiet"])
-    _exit_for(report)
 
 
 def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:
