@@ -45,6 +45,8 @@ def preview(page: Page, path: str, *, timeout: str | None = None) -> None:
         page.get_by_role("button", name="Preview").click()
         expect(page.locator("#cli-preview")).to_contain_text(f"--timeout {timeout}")
     expect(page.locator("#preview-summary")).to_be_visible()
+    # no preview still on its way: a late one would replace what the test types next (the count)
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
 
 
 def test_disruptive_job_needs_the_typed_count_and_updates_live(browser: Browser, dashboard: Dashboard) -> None:
