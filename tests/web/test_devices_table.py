@@ -190,6 +190,8 @@ def test_multi_select_links_to_a_job_on_exactly_those_devices(browser: Browser, 
     page.get_by_label(f"Select {second}").check()
     page.get_by_label(f"Select {first}").check()
     expect(run).to_have_text("Run a job on 2 devices")
+    # the table refreshes itself live: wait for the link as the page script leaves it after a swap
+    expect(run).to_have_attribute("href", re.compile(r"[?&]select=name%3D"))
     select = parse_qs(urlsplit(run.get_attribute("href") or "").query)["select"]
     assert select == [f"name={first},name={second}"]
     # the selection syntax ORs repeated name= terms: exactly these two devices of the inventory
