@@ -264,13 +264,15 @@ class BarProgress(BaseProcessor):
         self.bar.update(outcome)
 
 
-def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool) -> None:
+def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool) -> dict[str, dict[str, int]]:
+    """Plan the task (validated per family) and ask before a disruptive one; the plan's counts."""
     counts = runner.plan(task, devices)
     hit = {fam: c["run"] for fam, c in counts.items() if c["disruptive"] and c["run"]}
     if hit:
         total = sum(hit.values())
         per = ", ".join(f"{fam}: {n}" for fam, n in sorted(hit.items()))
         confirm_disruptive(f"{task.name} on {total} device(s) ({per})", yes)
+    return counts
 
 
 def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> None:
@@ -369,12 +371,12 @@ def scheduled_sites(devices: list[DeviceEntry]) -> list[DeviceEntry]:
     return [d for d in devices if d.site in sites]
 
 
-def _idle_by_default(runner: FleetRunner, task: Task, devices: Sequence[DeviceEntry], kwargs: dict[str, Any]) -> None:
+def _idle_by_default(runner: FleetRunner, task: Task, counts: dict[str, dict[str, int]],
+                     kwargs: dict[str, Any]) -> None:
     """On a schedule, disruptive work leaves rooms in a meeting alone unless told otherwise."""
     opts = runner.options
     if scheduled_run() is None or opts.if_idle or opts.wait_idle is not None or kwargs.get("ignore_calls"):
         return
-    counts = runner.plan(task, devices)
     if any(c["disruptive"] and c["run"] for c in counts.values()):
         runner.options = dataclasses.replace(opts, if_idle=True)
         click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
@@ -426,8 +428,8 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
         enabled = bar_enabled if bar_enabled is not None else (None if not kwargs["quiet"] else False)
         bar = ProgressBar(len(devices), label or task.name, enabled=enabled)
         runner = setup.runner(store, audit, bar)
-        _confirm(runner, task, devices, kwargs.get("yes", False))
-        _idle_by_default(runner, task, devices, kwargs)
+        counts = _confirm(runner, task, devices, kwargs.get("yes", False))
+        _idle_by_default(runner, task, counts, kwargs)
         _window_notes(devices, runner.options)
         job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
                          options=runner.options, spec_overrides=setup.overrides,
