@@ -423,7 +423,7 @@ CASES: dict[str, Case] = {
     ),
     "cameras_snapshot_get": Case(lambda e: {"snapshot_id": "near_image_1.jpg"}, check_snapshot),
     # -- collaboration --
-    "collaboration_get": Case(no_params, lambda e, r: r.data["sessionState"] == "ACTIVE" or pytest.fail()),
+    "collaboration_get": Case(no_params, lambda e, r: r.data["state"] == "ACTIVE" or pytest.fail()),
     "collaboration_end": Case(
         lambda e: {},
         lambda e, r: (
@@ -676,8 +676,8 @@ CASES: dict[str, Case] = {
         lambda e, r: [s["state"] for s in r.data] == ["UP"] or pytest.fail(),
     ),
     "system_status_get": Case(
-        in_call(),
-        lambda e, r: {s["name"]: s["stateList"] for s in r.data}["system.status.incall"] == ["up"] or pytest.fail(),
+        with_setup(set_state(calendar_status="OFFLINE"), {}),
+        lambda e, r: {s["name"]: s["stateList"] for s in r.data}["system.status.calendar"] == ["off"] or pytest.fail(),
     ),
     "system_time_get": Case(
         with_setup(set_state(time_offset_ms=3_600_000, tz_offset=60), {}),
@@ -746,7 +746,7 @@ CASES: dict[str, Case] = {
     ),
     "system_apps_get": Case(
         no_params,
-        lambda e, r: [a["appName"] for a in r.data] == ["PolyVideo", "ZoomRooms", "MicrosoftTeams"] or pytest.fail(),
+        lambda e, r: [a["appName"] for a in r.data] == ["Poly", "ZoomRooms", "MicrosoftTeams"] or pytest.fail(),
     ),
     "system_apps_all_get": Case(no_params, lambda e, r: len(r.data) == 3 or pytest.fail()),
     "system_mode_get": Case(

@@ -4,7 +4,8 @@ The login rules follow the real device (seed 000, apiref/videoos.md section 2):
 - `POST /rest/session` (or `/rest/current/session`) with `{"user","password"}`, with or without a
   Content-Type header; success sets `session_id` (HttpOnly) and, on firmware 4.6.2+, `XSRF-TOKEN`.
 - Every other `/rest/...` call needs the session cookie; on 4.6.2+ also `X-XSRF-TOKEN` equal to the
-  session's token, else 403. An unknown or expired session answers 401 (one form seen in the field).
+  session's token, else 403. An unknown or expired session answers 403 too, as real systems do
+  (AVISPL's client for a Studio X30 logs in again only on a 403; tests/fidelity cites it).
 - Wrong password: 400 `{"success":false,"reason":"SessionRequestInvalid"}`; after `lockout_after`
   failures in a row (within `lockout_window` seconds, when set) the account is locked for
   `lockout_seconds` of the device's clock: `SessionPortLockout`, even for the right password.
@@ -119,7 +120,7 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
             del self.sessions[session_id or ""]
             session = None
         if session is None:
-            return reply({"success": False, "reason": "SessionNoActiveSession"}, 401)
+            return reply({"success": False, "reason": "SessionNoActiveSession"}, 403)
         if self.xsrf_required and request.headers.get("X-XSRF-TOKEN") != session["xsrf"]:
             return reply({"success": False, "reason": "XSRF token missing or wrong"}, 403)
         session["last"] = time.time()

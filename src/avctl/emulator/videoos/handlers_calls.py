@@ -29,7 +29,7 @@ class CallHandlers(HandlerBase):
     def _dial(
         self, address: str, rate: int | None, dial_type: str | None, conf_id: int | None = None
     ) -> Connection:
-        if self.state.provider != "PolyVideo":
+        if self.state.provider != "Poly":
             # partner providers (Teams, Zoom) own calling; Poly's API refuses (PLG observation)
             raise HTTPError(403, fail(f"blocked: the system is in {self.state.provider} provider mode"))
         conn = self.state.calls.dial(self.state.now_ms(), address, rate or 1920, dial_type or "AUTO", conf_id)
@@ -213,10 +213,9 @@ class CallHandlers(HandlerBase):
             raise HTTPError(403, fail("PIN invalid"))
 
     async def on_collaboration_get(self, ctx: Ctx) -> web.StreamResponse:
-        s = self.state
-        return reply(
-            {"sessionId": "Local Session", "sessionState": "ACTIVE" if s.collaboration_active else "INACTIVE"}
-        )
+        # real systems name the fields `id` and `state` (the reference guide: sessionId/sessionState)
+        state = "ACTIVE" if self.state.collaboration_active else "INACTIVE"
+        return reply({"id": "Local Session", "state": state})
 
     async def on_collaboration_end(self, ctx: Ctx) -> web.StreamResponse:
         body_object(ctx)

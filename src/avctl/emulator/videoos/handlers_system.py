@@ -80,7 +80,7 @@ class SystemHandlers(HandlerBase):
                 "deviceType": kind,
                 "ip": extra.get("ip", ""),
                 "macAddress": extra.get("mac", ""),
-                "networkInterface": "",
+                "networkInterface": extra.get("interface", ""),
                 "productName": name,
                 "serialNumber": serial,
                 "softwareVersion": extra.get("version", "1.0.0"),
@@ -89,18 +89,20 @@ class SystemHandlers(HandlerBase):
             }
 
         attached = [
-            device("SYSTEM", "CODEC", s.model, s.serial, connection="ETHERNET", version=s.firmware),
+            # connectionType values as a Studio X30 sends them (tests/fidelity cites the capture)
+            device("SYSTEM", "CODEC", s.model, s.serial, connection="Unknown", version=s.firmware),
             device(
                 "MODULE",
                 "TOUCHCONTROL",
                 "Poly TC8",
                 "TC8" + s.serial[4:],
-                connection="ETHERNET",
+                connection="Corp",
+                interface="eth0",
                 mac="00:E0:DB:11:22:33",
                 state="PAIRED",
             ),
             device("CAMERA", "CAMERA", "EagleEye Cube USB", "EC" + s.serial[4:]),
-            device("REMOTE", "REMOTE", "Polycom Remote", "80:6F:B0:45:BF:81", connection="BLUETOOTH"),
+            device("REMOTE", "REMOTE", "Polycom Remote", "80:6F:B0:45:BF:81", connection="Unknown", state="PAIRED"),
         ]
         return [p for p in attached if p["deviceType"] not in s.detached]
 
@@ -258,11 +260,12 @@ class SystemHandlers(HandlerBase):
     # -- sessions (login and logout are answered in EmulatedVideoOS.authenticate, before routing) --
 
     async def on_session_sessions_get(self, ctx: Ctx) -> web.StreamResponse:
-        # session ids are secrets: the list shows who is logged in, never their ids
+        # real systems list each session with its id (the AVISPL capture of a Studio X30)
         return reply(
             {
                 "sessionList": [
                     {
+                        "sessionId": sid,
                         "role": "ADMIN",
                         "clientType": "WEB",
                         "location": s.get("location", ""),
@@ -270,10 +273,10 @@ class SystemHandlers(HandlerBase):
                         "creationTime": int(s.get("created", 0) * 1000),
                         "isAuthenticated": True,
                         "isStale": False,
-                        "isNew": False,
-                        "isConnected": True,
+                        "isNew": True,
+                        "isConnected": False,
                     }
-                    for s in self.sessions.values()
+                    for sid, s in self.sessions.items()
                 ]
             }
         )

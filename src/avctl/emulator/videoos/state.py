@@ -171,7 +171,8 @@ def _default_meetings() -> dict[str, Meeting]:
 
 
 PROVIDER_APPS = [
-    {"appName": "PolyVideo", "personaName": "Poly Video", "packageName": "com.polycom.videoui"},
+    # the Poly app as a Studio X30 names it (AVISPL capture); the partner apps' names are not captured
+    {"appName": "Poly", "personaName": "Poly", "packageName": "com.poly.polylauncher"},
     {"appName": "ZoomRooms", "personaName": "Zoom Rooms", "packageName": "us.zoom.zpcontroller"},
     {
         "appName": "MicrosoftTeams",
@@ -227,7 +228,7 @@ class VideoOSState:
     device_mode: bool = False
     signage_mode: bool = False
     environment_app: bool = False
-    provider: str = "PolyVideo"
+    provider: str = "Poly"
     log_lines: list[str] = field(default_factory=list)
     pings: list[str] = field(default_factory=list)
 
@@ -325,7 +326,7 @@ class VideoOSState:
         self.volume, self.muted, self.video_muted = 50, False, False
         self.presets.clear()
         self.device_mode = self.signage_mode = self.environment_app = False
-        self.provider = "PolyVideo"
+        self.provider = "Poly"
         self.time_offset_ms, self.tz_offset = 0, 0
         if not keep.get("directory"):
             self.directory = Directory()
@@ -336,18 +337,29 @@ class VideoOSState:
         self.log(f"settings reset (keep={keep})")
 
     def status(self) -> list[dict[str, Any]]:
-        def item(name: str, *states: str) -> dict[str, Any]:
-            return {"langtag": name.replace(".", "_"), "name": name, "stateList": list(states)}
+        """The indicators with the names and langtags a Studio X30 sends (tests/fidelity cites it)."""
 
-        sip_up = bool(self.config["comm.nics.sipnic.sipusername"]["value"])
+        def item(langtag: str, name: str, state: str) -> dict[str, Any]:
+            return {"langtag": langtag, "name": f"system.status.{name}", "stateList": [state]}
+
+        def up(flag: bool, on: str = "up") -> str:
+            return on if flag else "off"
+
+        cameras = [c.connected for c in self.near.values()]
+        remote = "REMOTE" not in self.detached and self.config["system.network.wireless.bt.enabled"]["value"] == "True"
         return [
-            item("system.status.camera", "up" if any(c.connected for c in self.near.values()) else "off"),
-            item("system.status.microphones", "all_up"),
-            item("system.status.sip", "up" if sip_up else "off"),
-            item("system.status.h323", "off"),
-            item("system.status.calendar", "up" if self.calendar_status == "ONLINE" else "off"),
-            item("system.status.directory", "up"),
-            item("system.status.incall", "up" if self.calls.conferences else "none_up"),
+            item("LAN_NETWORK_HEADING", "ipnetwork", "up"),
+            item("CAMERA_MODEL_BUILT_IN_1.0", "trackablecamera", up(any(cameras))),
+            item("AUTO_ANSWER_P2P_HEADING", "autoanswerp2p", "up"),
+            item("SIP_SERVER_HEADING", "sipserver", up(bool(self.config["comm.nics.sipnic.sipusername"]["value"]))),
+            item("GATEKEEPER_HEADING", "gatekeeper", up(bool(self.config["comm.nics.h323nic.h323name"]["value"]))),
+            item("CAMERAS_HEADING", "mr.camera", up(bool(cameras) and all(cameras), "all_up")),
+            item("PROVISIONING_SERVICE_HEADING", "provisioning", "off"),
+            item("MICROPHONES_HEADING", "mr.audio", "all_up"),
+            item("REMOTE_CONTROL_HEADING", "remotecontrol", up(remote)),
+            item("LOG_THRESHOLD_HEADING", "logthreshold", "off"),
+            item("SYSTEM_STATUS_GLOBALDIRECTORY_SERVER", "globaldirectory", "off"),
+            item("CALENDAR_SERVICE_HEADING", "calendar", up(self.calendar_status == "ONLINE")),
         ]
 
     def provider_apps(self) -> list[dict[str, Any]]:
@@ -357,8 +369,8 @@ class VideoOSState:
                 "appSize": 104857600,
                 "ecoMode": False,
                 "lastUpdatedOn": 1700000000000,
-                "polyCallFeaturesEnabled": app["appName"] == "PolyVideo",
-                "versionInfo": self.firmware if app["appName"] == "PolyVideo" else "1.0.0",
+                "polyCallFeaturesEnabled": app["appName"] == "Poly",
+                "versionInfo": self.firmware if app["appName"] == "Poly" else "1.0.0",
             }
             for app in PROVIDER_APPS
         ]
@@ -372,5 +384,5 @@ class VideoOSState:
             "appPersona": persona,
             "ecoMode": False,
             "mode": "DEVICE" if self.device_mode else ("SIGNAGE" if self.signage_mode else "NORMAL"),
-            "polyCallControl": self.provider == "PolyVideo",
+            "polyCallControl": self.provider == "Poly",
         }
