@@ -25,7 +25,7 @@ from typing import Any
 MASK = "********"
 #: parameter / field names whose values are secrets whatever they contain
 SENSITIVE_KEY_RE = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|credential|api[_-]?key|private[_-]?key|pin$|lock[_-]?code",
+    r"pass(word|wd|phrase)?|secret|token|credential|api[_-]?key|private[_-]?key|pin$|lock[_-]?code|session[_-]?id",
     re.IGNORECASE)
 
 

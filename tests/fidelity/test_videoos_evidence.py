@@ -184,3 +184,27 @@ async def test_apps_name_the_poly_app_as_real_systems_do(emulators: EmulatorThre
         assert all(set(a) == X30_APP_KEYS for a in apps)
         assert {k: apps[0][k] for k in X30_POLY_APP} == X30_POLY_APP
         assert (await d.call("system_mode_get")).data["app"] == "Poly"
+
+
+def test_other_sessions_ids_are_never_printed(emulators: EmulatorThread, avctl_home: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real systems list every open session with its `sessionId` (AVI multi.json): a bearer credential
+    of another user. `avctl call` shows the list with every id masked."""
+    import json
+
+    from click.testing import CliRunner
+
+    from avctl.cli.main import cli
+    from avctl.redact import MASK
+
+    dev = studio(emulators)
+    monkeypatch.setenv("X30_PW", PASSWORD)
+    args = ["call", "-f", "videoos", f"127.0.0.1:{dev.port}", "--password-env", "X30_PW"]
+    CliRunner().invoke(cli, [*args, "system_get"], catch_exceptions=False)  # a first session, left to list
+    result = CliRunner().invoke(cli, [*args, "session_sessions_get", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout[result.stdout.index("{"):])
+    ids = [s["sessionId"] for s in listed["data"]["sessionList"]] if "data" in listed else [
+        s["sessionId"] for s in listed["sessionList"]]
+    assert ids and set(ids) == {MASK}
+    assert not any(sid in result.output for sid in dev.sessions)

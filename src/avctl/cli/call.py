@@ -26,7 +26,7 @@ from avctl.cli.durations import REQUEST_SECONDS
 from avctl.cli.sizes import BYTES
 from avctl.device import Device
 from avctl.families import builtin_spec
-from avctl.redact import install_log_redaction, shown
+from avctl.redact import install_log_redaction, redact, shown
 from avctl.retry import RetryPolicy
 
 
@@ -115,7 +115,7 @@ def call_cmd(
         if audit is not None:
             audit.close()
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(redact(result.to_dict()))  # fields named like secrets (a session list's ids) masked
         return
     # everything below comes from the device: secrets masked, control characters neutralised
     if result.info:
@@ -124,8 +124,8 @@ def call_cmd(
     if result.file is not None:
         click.echo(f"saved {shown(result.file)}")
     elif result.data is not None:
-        click.echo(shown(json.dumps(result.data, indent=2) if not isinstance(result.data, str) else result.data,
-                         multiline=True))
+        click.echo(shown(json.dumps(redact(result.data), indent=2) if not isinstance(result.data, str)
+                         else result.data, multiline=True))
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
 
 
