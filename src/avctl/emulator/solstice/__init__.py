@@ -289,7 +289,8 @@ class EmulatedSolstice(EmulatedDevice):
         now = self.clock()
         if self.lockout.locked(now):
             return self._locked_answer(now)
-        if fields["username"] != self.user or fields["password"] != self.password:
+        # a pod has one user: production clients send an empty username (AVI-SPL's Pod Gen3 adapter)
+        if fields["username"] not in ("", self.user) or fields["password"] != self.password:
             if self.lockout.fail(now):
                 return self._locked_answer(now)
             return reply({"error": "invalid_grant"}, 401)
@@ -487,8 +488,7 @@ class EmulatedSolstice(EmulatedDevice):
     # -- v2: Active Routing -------------------------------------------------------------------------
 
     async def on_activerouting_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({**self.state.routing, "active": bool(self.state.routes),
-                      "connections": self.state.routes})
+        return reply(self.state.routing_session())
 
     async def on_activerouting_configure(self, ctx: Ctx) -> web.StreamResponse:
         data = self._object(ctx)
@@ -499,10 +499,10 @@ class EmulatedSolstice(EmulatedDevice):
         return reply({"message": SUCCESS})
 
     async def on_activerouting_licensing_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({"licensed": True, "feature": "active_routing"})
+        return reply({"licensed": True, "trial": False, "subscription": True})
 
     async def on_activerouting_connections_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({"connections": self.state.routes})
+        return reply({"connections": self.state.routing_connections()})
 
     async def on_activerouting_connect(self, ctx: Ctx) -> web.StreamResponse:
         data = self._object(ctx)
