@@ -92,7 +92,8 @@ def test_v1_config_carries_the_fields_public_samples_read(pod: EmulatedSolstice,
     record = _v1_config(pod, ca)
     network = record["m_networkCuration"]
     assert isinstance(network["connectionShowFlags"], int)
-    assert "{0:b}".format(network["connectionShowFlags"])  # the demo's own line, which crashed before
+    # the demo formats it as binary, which raised TypeError on the missing key before
+    assert format(network["connectionShowFlags"], "b")
     for key in ("maximumLicensedConnections", "maximumImageSize", "maximumAirPlayUsers", "remoteViewMode",
                 "firewallMode", "wifiMode"):
         assert isinstance(network[key], int) and not isinstance(network[key], bool), key
