@@ -122,8 +122,11 @@ def test_connection_show_flags_follow_the_v2_display_settings(pod: EmulatedSolst
 
 
 # Evidence: AVISPL/... SolsticePodGen3Communicator.java `getAllAvailableTimeZones()` keeps only
-# timeZones items that have `id`, `name` and `offset` (dto/TimeZone.java: offset in minutes);
-# a Crestron client's classes (namespace MersiveSolstice) deserialize IList<TimeZone{id, name, offset}>.
+# timeZones items that have `id`, `name` and `offset`; a Crestron client's classes (namespace
+# MersiveSolstice) deserialize IList<TimeZone{id, name, offset}>. The values are rows of the
+# "Valid Time Zone Values" table (ID, Name, Offset (ms)) of Mersive's OpenControl API 1.0 Guide
+# (copy: daneabernathy/Simple-Mersive-Solstice-Commands, APIdocumentation.md), whose prose calls
+# timeZones "a string array": the clients' shape is followed (spec Notes).
 
 
 def test_v1_time_zones_are_objects_with_id_name_and_offset(pod: EmulatedSolstice, ca: str) -> None:
@@ -133,8 +136,32 @@ def test_v1_time_zones_are_objects_with_id_name_and_offset(pod: EmulatedSolstice
     assert all(isinstance(z["id"], str) and isinstance(z["name"], str) and isinstance(z["offset"], int)
                for z in zones)
     # the current zone is one of the offered ids, as the adapter looks its name up by id
-    assert {"id": "America/Denver", "name": "Mountain Standard Time", "offset": -420} in zones
+    assert {"id": "America/Denver", "name": "GMT-6:00, Mountain Time", "offset": -21600000} in zones
     assert system["timeZone"] in {z["id"] for z in zones}
+
+
+# Evidence: the OpenControl API 1.0 Guide (copy above), section "HDMI Input": its curl transcript of a
+# v1 config POST shows the pod's answer {"rebootRequired":false, "restartRequired": false}; the guide
+# also says every GET/POST "result[s] in a JSON formatted response".
+
+
+def test_v1_config_post_answers_json_flags(pod: EmulatedSolstice, ca: str) -> None:
+    url = f"https://127.0.0.1:{pod.v1_https_port}/api/config"
+    renamed = requests.post(url, json={"password": PASSWORD, "m_displayInformation": {"m_displayName": "Pikes Peak"}},
+                            verify=ca, timeout=10)
+    assert (renamed.status_code, renamed.json()) == (200, {"rebootRequired": False, "restartRequired": False})
+    network = requests.post(url, json={"password": PASSWORD, "m_networkCuration": {"discoveryBroadcastEnabled": False}},
+                            verify=ca, timeout=10)
+    assert network.json() == {"rebootRequired": True, "restartRequired": False}
+    assert pod.state.config["display"]["name"] == "Pikes Peak"
+
+
+def test_v1_config_post_with_a_wrong_password_is_still_ignored(pod: EmulatedSolstice, ca: str) -> None:
+    url = f"https://127.0.0.1:{pod.v1_https_port}/api/config"
+    ignored = requests.post(url, json={"password": "nope", "m_displayInformation": {"m_displayName": "X"}},
+                            verify=ca, timeout=10)
+    assert (ignored.status_code, ignored.content) == (200, b"")
+    assert pod.state.config["display"]["name"] == "pod-evidence"
 
 
 # --- 3. Active Routing GET answers -------------------------------------------------------------------------
@@ -175,7 +202,13 @@ async def test_avctl_client_reads_the_corrected_answers(pod: EmulatedSolstice, t
         connections = await dev.call("activerouting_connections_get")
         config = await dev.call("v1_config_get")
         status = await dev.status()
+        rename = await dev.call("v1_config_update", config={"m_displayInformation": {"m_displayName": "Room 2"}})
+        network = await dev.call("v1_network_config_update",
+                                 config={"m_networkCuration": {"discoveryBroadcastEnabled": False}})
     assert session.data["connections"] == 1
     assert connections.data["connections"]["127.0.0.9"]["ip"] == "127.0.0.9"
     assert isinstance(config.data["m_systemCuration"]["timeZones"][0], dict)
     assert status.reachable and status.firmware == pod.state.firmware
+    # the v1 POST's camelCase flags reach the result as the v2 ones do
+    assert rename.info.get("reboot_required") is False
+    assert network.info["reboot_required"] is True and network.info["apply_with"] == "v1_control_reboot"

@@ -530,7 +530,11 @@ class EmulatedSolstice(EmulatedDevice):
         if new_password is not None:
             self.password = new_password
             self.state.set_admin_password(new_password)
-        return web.Response(status=200)
+        # a pod answers a v1 config POST with its flags, camelCase: the OpenControl API 1.0 Guide's
+        # curl transcript of POST /api/config/hdmi_input (copy in daneabernathy/Simple-Mersive-
+        # Solstice-Commands APIdocumentation.md) shows {"rebootRequired":false, "restartRequired": false}
+        return reply({"rebootRequired": self.state.reboot_required,
+                      "restartRequired": self.state.restart_required})
 
     on_v1_network_config_update = on_v1_config_update
 

@@ -28,16 +28,20 @@ from avctl.spec.variables import applies
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "specs" / "solstice_config.schema.json"
 ASPECTS = ("16x9", "32x9")
 SPLASH_SLOTS = 6
-# v1 `m_systemCuration.timeZones` items are objects {id, name, offset (minutes from UTC)}, as the
-# AVI-SPL Pod Gen3 adapter (dto/TimeZone.java) and Crestron client classes read them; the names
-# are ours (no recorded list is public)
+# v1 `m_systemCuration.timeZones` items are objects {id, name, offset}, as the AVI-SPL Pod Gen3
+# adapter (getAllAvailableTimeZones) and a Crestron client's classes read them, not the strings the
+# guide's prose says; ids, names and offsets (milliseconds) are rows of the guide's "Valid Time
+# Zone Values" table (OpenControl API 1.0 Guide, copy in daneabernathy/Simple-Mersive-Solstice-Commands)
 TIME_ZONES = (
-    {"id": "America/Los_Angeles", "name": "Pacific Standard Time", "offset": -480},
-    {"id": "America/Denver", "name": "Mountain Standard Time", "offset": -420},
-    {"id": "America/Chicago", "name": "Central Standard Time", "offset": -360},
-    {"id": "America/New_York", "name": "Eastern Standard Time", "offset": -300},
-    {"id": "Europe/London", "name": "Greenwich Mean Time", "offset": 0},
-    {"id": "UTC", "name": "Coordinated Universal Time", "offset": 0},
+    {"id": "Pacific/Honolulu", "name": "GMT-10:00, Hawaii", "offset": -36000000},
+    {"id": "America/Los_Angeles", "name": "GMT-7:00, Pacific Time", "offset": -25200000},
+    {"id": "America/Denver", "name": "GMT-6:00, Mountain Time", "offset": -21600000},
+    {"id": "America/Chicago", "name": "GMT-5:00, Central Time", "offset": -18000000},
+    {"id": "America/New_York", "name": "GMT-4:00, Eastern Time", "offset": -14400000},
+    {"id": "Europe/London", "name": "GMT+1:00, London, Dublin", "offset": 3600000},
+    {"id": "Europe/Amsterdam", "name": "GMT+2:00, Amsterdam, Berlin", "offset": 7200000},
+    {"id": "Asia/Tokyo", "name": "GMT+9:00, Tokyo, Osaka", "offset": 32400000},
+    {"id": "Australia/Sydney", "name": "GMT+10:00, Sydney, Canberra", "offset": 36000000},
 )
 # v1 `wifiMode` is an integer: off 0, client 1, access point 2 (zlynx/APIdemo OpenControlGETdemo.py)
 V1_WIFI_MODES = {"off": 0, "client": 1, "wap": 2}
