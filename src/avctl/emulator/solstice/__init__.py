@@ -10,13 +10,15 @@ One pod answers on three sockets, as a real one does:
 
 Auth rules (seed 004, apiref/solstice.md):
 - `POST /v2/token`, form `grant_type=password&username=admin&password=...` (also accepted in the
-  query string) -> `{"access_token": <JWT HS256, claim exp>, "token_type": "jwt"}`; a wrong user
-  or password -> 401 `{"error": "invalid_grant"}`, a malformed request -> 400 `{"error": ...}`.
+  query string) -> `{"access_token": <JWT HS256, claim exp>, "token_type": "jwt"}`; an empty
+  username is accepted as the pod's one user (production clients send it so: spec Notes); another
+  user or a wrong password -> 401 `{"error": "invalid_grant"}`, a malformed request -> 400.
 - Every other `/v2` call needs `Authorization: Bearer <token>`, else 401
   `{"errors": [{"error": "invalid_token", ...}]}`. `POST /v2/info/screen_key` also works without
   a token (the seed's own sample sends none), never with a bad one.
 - v1: with an admin password set, the password must come as `?password=`, a JSON body field or a
   multipart field; otherwise the command is ignored and the answer is empty (as the real pod).
+  An accepted config POST answers `{"rebootRequired", "restartRequired"}` (spec Notes).
 
 Bodies: over the spec's `max_body_bytes` (50 MiB) answer 413 `{"errors":[{"error":"invalid_request",
 ...}]}` unread; a v2 call's bearer token is checked before its body is read (a v1 call's password
