@@ -26,16 +26,17 @@ PASSWORD = "pod-evidence-1"
 
 @pytest.fixture
 def pod(emulators: EmulatorThread) -> EmulatedSolstice:
-    dev = emulators.add(EmulatedSolstice("pod-evidence", "127.0.0.1", 0, password=PASSWORD))
-    assert isinstance(dev, EmulatedSolstice)
-    return dev
+    """A pod whose v1 and v2 answers are checked; `emulators.add` starts it and returns it."""
+    pod = EmulatedSolstice("pod-evidence", "127.0.0.1", 0, password=PASSWORD)
+    emulators.add(pod)
+    return pod
 
 
 @pytest.fixture
 def ca(pod: EmulatedSolstice, tmp_path: Path) -> str:
-    path = tmp_path / "pod.pem"
-    path.write_bytes(pod.cert_pem)
-    return str(path)
+    """The pod's own certificate, for `requests` to verify it (as `verify=` takes a path)."""
+    (tmp_path / "pod.pem").write_bytes(pod.cert_pem)
+    return str(tmp_path / "pod.pem")
 
 
 def _token(pod: EmulatedSolstice, ca: str, form: dict[str, str]) -> Any:
