@@ -419,13 +419,15 @@ class Solstice(Family):
         return err
 
     def result_info(self, action: Action, data: Any) -> dict[str, Any]:
-        """reboot_required / restart_required from Success and PatchSuccess answers."""
+        """reboot_required / restart_required from Success and PatchSuccess answers (v2), and from
+        the camelCase rebootRequired / restartRequired of a v1 config POST's answer."""
         if not isinstance(data, dict):
             return {}
         info: dict[str, Any] = {}
-        for flag in ("reboot_required", "restart_required"):
-            if flag in data:
-                info[flag] = bool(data[flag])
+        for flag, v1_flag in (("reboot_required", "rebootRequired"), ("restart_required", "restartRequired")):
+            for key in (flag, v1_flag):
+                if key in data:
+                    info[flag] = bool(data[key])
         if info.get("reboot_required"):
             info["apply_with"] = "v1_control_reboot"
         elif info.get("restart_required"):

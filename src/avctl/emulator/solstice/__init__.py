@@ -10,13 +10,15 @@ One pod answers on three sockets, as a real one does:
 
 Auth rules (seed 004, apiref/solstice.md):
 - `POST /v2/token`, form `grant_type=password&username=admin&password=...` (also accepted in the
-  query string) -> `{"access_token": <JWT HS256, claim exp>, "token_type": "jwt"}`; a wrong user
-  or password -> 401 `{"error": "invalid_grant"}`, a malformed request -> 400 `{"error": ...}`.
+  query string) -> `{"access_token": <JWT HS256, claim exp>, "token_type": "jwt"}`; an empty
+  username is accepted as the pod's one user (production clients send it so: spec Notes); another
+  user or a wrong password -> 401 `{"error": "invalid_grant"}`, a malformed request -> 400.
 - Every other `/v2` call needs `Authorization: Bearer <token>`, else 401
   `{"errors": [{"error": "invalid_token", ...}]}`. `POST /v2/info/screen_key` also works without
   a token (the seed's own sample sends none), never with a bad one.
 - v1: with an admin password set, the password must come as `?password=`, a JSON body field or a
   multipart field; otherwise the command is ignored and the answer is empty (as the real pod).
+  An accepted config POST answers `{"rebootRequired", "restartRequired"}` (spec Notes).
 
 Bodies: over the spec's `max_body_bytes` (50 MiB) answer 413 `{"errors":[{"error":"invalid_request",
 ...}]}` unread; a v2 call's bearer token is checked before its body is read (a v1 call's password
@@ -289,7 +291,8 @@ class EmulatedSolstice(EmulatedDevice):
         now = self.clock()
         if self.lockout.locked(now):
             return self._locked_answer(now)
-        if fields["username"] != self.user or fields["password"] != self.password:
+        # a pod has one user: production clients send an empty username (AVI-SPL's Pod Gen3 adapter)
+        if fields["username"] not in ("", self.user) or fields["password"] != self.password:
             if self.lockout.fail(now):
                 return self._locked_answer(now)
             return reply({"error": "invalid_grant"}, 401)
@@ -487,8 +490,7 @@ class EmulatedSolstice(EmulatedDevice):
     # -- v2: Active Routing -------------------------------------------------------------------------
 
     async def on_activerouting_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({**self.state.routing, "active": bool(self.state.routes),
-                      "connections": self.state.routes})
+        return reply(self.state.routing_session())
 
     async def on_activerouting_configure(self, ctx: Ctx) -> web.StreamResponse:
         data = self._object(ctx)
@@ -499,10 +501,10 @@ class EmulatedSolstice(EmulatedDevice):
         return reply({"message": SUCCESS})
 
     async def on_activerouting_licensing_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({"licensed": True, "feature": "active_routing"})
+        return reply({"licensed": True, "trial": False, "subscription": True})
 
     async def on_activerouting_connections_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply({"connections": self.state.routes})
+        return reply({"connections": self.state.routing_connections()})
 
     async def on_activerouting_connect(self, ctx: Ctx) -> web.StreamResponse:
         data = self._object(ctx)
@@ -530,7 +532,11 @@ class EmulatedSolstice(EmulatedDevice):
         if new_password is not None:
             self.password = new_password
             self.state.set_admin_password(new_password)
-        return web.Response(status=200)
+        # a pod answers a v1 config POST with its flags, camelCase: the OpenControl API 1.0 Guide's
+        # curl transcript of POST /api/config/hdmi_input (copy in daneabernathy/Simple-Mersive-
+        # Solstice-Commands APIdocumentation.md) shows {"rebootRequired":false, "restartRequired": false}
+        return reply({"rebootRequired": self.state.reboot_required,
+                      "restartRequired": self.state.restart_required})
 
     on_v1_network_config_update = on_v1_config_update
 

@@ -28,6 +28,26 @@ from avctl.spec.variables import applies
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "specs" / "solstice_config.schema.json"
 ASPECTS = ("16x9", "32x9")
 SPLASH_SLOTS = 6
+# v1 `m_systemCuration.timeZones` items are objects {id, name, offset}, as the AVI-SPL Pod Gen3
+# adapter (getAllAvailableTimeZones) and a Crestron client's classes read them, not the strings the
+# guide's prose says; ids, names and offsets (milliseconds) are rows of the guide's "Valid Time
+# Zone Values" table (OpenControl API 1.0 Guide, copy in daneabernathy/Simple-Mersive-Solstice-Commands)
+TIME_ZONES = (
+    {"id": "Pacific/Honolulu", "name": "GMT-10:00, Hawaii", "offset": -36000000},
+    {"id": "America/Los_Angeles", "name": "GMT-7:00, Pacific Time", "offset": -25200000},
+    {"id": "America/Denver", "name": "GMT-6:00, Mountain Time", "offset": -21600000},
+    {"id": "America/Chicago", "name": "GMT-5:00, Central Time", "offset": -18000000},
+    {"id": "America/New_York", "name": "GMT-4:00, Eastern Time", "offset": -14400000},
+    {"id": "Europe/London", "name": "GMT+1:00, London, Dublin", "offset": 3600000},
+    {"id": "Europe/Amsterdam", "name": "GMT+2:00, Amsterdam, Berlin", "offset": 7200000},
+    {"id": "Asia/Tokyo", "name": "GMT+9:00, Tokyo, Osaka", "offset": 32400000},
+    {"id": "Australia/Sydney", "name": "GMT+10:00, Sydney, Canberra", "offset": 36000000},
+)
+# v1 `wifiMode` is an integer: off 0, client 1, access point 2 (zlynx/APIdemo OpenControlGETdemo.py)
+V1_WIFI_MODES = {"off": 0, "client": 1, "wap": 2}
+# connectionShowFlags bits (OpenControlGETdemo.py): 1 name on splash, 4 IP on splash, 8 name on
+# presence bar, 16 IP on presence bar, 32 key on splash, 64 key on presence bar
+_SHOW_NAME, _SHOW_IP, _BAR_NAME, _BAR_IP, _SHOW_KEY, _BAR_KEY = 1, 4, 8, 16, 32, 64
 
 @cache
 def config_schema() -> dict[str, Any]:
@@ -297,9 +317,23 @@ class SolsticeState:
 
     # -- v1 views --
 
+    def connection_show_flags(self) -> int:
+        """The v1 bit field of what the splash screen and presence bar show, from the v2 config."""
+        display = self.config["display"]
+        bar, splash = display["presence_bar"], display["splash"]
+        flags = 0
+        for on, bit in ((splash["show_name"], _SHOW_NAME), (splash["screen_key"]["show"], _SHOW_KEY),
+                        (bar["show_name"], _BAR_NAME), (bar["show_ip_address"], _BAR_IP),
+                        (bar["show_screenkey"], _BAR_KEY),
+                        # the splash shows the address unless set to show the host name instead
+                        (not splash["show_hostname_instead_of_ip"], _SHOW_IP)):
+            flags |= bit if on else 0
+        return flags
+
     def v1_config(self) -> dict[str, Any]:
         display = self.config["display"]
         conn = self.config["connection"]
+        sharing = self.config["sharing"]
         record: dict[str, Any] = {
             "m_displayId": self.device_id,
             "m_serverVersion": self.firmware,
@@ -318,6 +352,8 @@ class SolsticeState:
                 "localConfigEnabled": self.config["security"]["allow_local_configuration"],
                 "browserConfigEnabled": self.config["security"]["allow_web_browser_configuration"],
                 "autoConnectOnClientLaunch": True,
+                "autoSDSOnClientLaunch": False,
+                "hdmiOutDisplayMode": 0,
             },
             "m_authenticationCuration": {
                 "authenticationMode": 0,
@@ -325,23 +361,50 @@ class SolsticeState:
                 "moderatorApprovalDisabled": True,
                 "sessionKey": self.screen_key,
             },
+            # the keys zlynx/APIdemo OpenControlGETdemo.py and AVI-SPL's model-mapping.yml read
             "m_networkCuration": {
+                "connectionShowFlags": self.connection_show_flags(),
                 "discoveryBroadcastEnabled": conn["discovery"]["broadcast"],
                 "publishToNameServer": conn["discovery"]["publish_to_sds"],
                 "maximumConnections": 64,
+                "maximumLicensedConnections": 4294967295,
+                "maximumImageSize": 1048576,
                 "maximumPublished": 64,
+                "maximumAirPlayUsers": 4,
+                "sdsHostName": "",
+                "sdsHostName2": "",
+                "remoteViewMode": 0,
+                "firewallMode": 0,
+                "postTypeDesktopSupported": sharing["desktop"]["enabled"],
+                "postTypeApplicationWindowSupported": sharing["application"]["enabled"],
+                "postTypeMediaFilesSupported": True,
+                "postTypeAirPlaySupported": sharing["airplay"]["enabled"],
+                "postTypeAndroidMirroringSupported": sharing["android_mirroring_enabled"],
+                "bonjourProxyEnabled": sharing["airplay"]["proxy_enabled"],
                 "ethernetEnabled": conn["ethernet"]["enabled"],
                 "ethernetGatewayCheckEnabled": conn["gateway_check_enabled"],
-                "wifiMode": conn["wifi"]["mode"],
+                "wifiMode": V1_WIFI_MODES.get(str(conn["wifi"]["mode"]), 0),
+                "bulletinEnabled": False,
+                "bulletinText": "",
+                "emergencyEnabled": False,
+                "emergencyText": "",
+                "m_rssFeedList": [],
             },
-            "m_licenseCuration": {"licenseStatus": 2},
+            "m_licenseCuration": {
+                "licenseStatus": 2, "trustFlags": 0, "fulfillmentType": "", "enabled": True,
+                "fulfillmentId": self.device_id, "entitlementId": "", "productId": "", "suiteId": "",
+                "expirationDate": "", "featureLine": "", "numDaysToExpiration": 0, "maxUsers": "Unlimited",
+            },
             "m_userGroupCuration": {"adminPassword": "unknown", "passwordValidationEnabled": True},
             "m_systemCuration": {
                 "autoDateTime": display["clock"]["ntp_server"]["enabled"],
                 "ntpServer": display["clock"]["ntp_server"]["hostname"],
                 "dateTime": int(time.time() * 1000),
                 "timeZone": display["clock"]["timezone"],
-                "timeZones": ["America/Denver", "Europe/London", "UTC"],
+                "l24HourTime": display["clock"]["show_24_hours"],
+                "scheduledRestartEnabled": self.config["maintenance"]["daily_restart"]["enabled"],
+                "scheduledRestartTime": self.config["maintenance"]["daily_restart"]["time"],
+                "timeZones": [dict(zone) for zone in TIME_ZONES],
             },
             "m_powerManagementCuration": {"enabled": self.config["maintenance"]["power_management"][
                 "off_hours_enabled"]},
@@ -371,6 +434,20 @@ class SolsticeState:
             rest.pop(key, None)
         deep_merge(self.v1_overrides, rest)
         return new_password if isinstance(new_password, str) else None
+
+    def routing_session(self) -> dict[str, Any]:
+        """GET /v2/content/activerouting: the keys AVI-SPL's adapter reads (ActiveRoutingProperty.java):
+        `state`, `connections` (a count), `framesPerSecond`, `bytesPerSecond`; plus the configured
+        presentation. The values of `state` are not public: ASSUMPTION "active"/"idle"."""
+        count = len(self.routes)
+        return {**self.routing, "state": "active" if count else "idle", "connections": count,
+                "framesPerSecond": 30 if count else 0, "bytesPerSecond": 250000 * count}
+
+    def routing_connections(self) -> dict[str, dict[str, Any]]:
+        """GET .../connections: `connections` is an object whose members carry `name` and `ip`
+        (AVI-SPL's SolsticePodGen3Communicator reads it only when it is an object), keyed by sink."""
+        return {str(route["sink"]): {"name": str(route.get("name", route["sink"])), "ip": str(route["sink"])}
+                for route in self.routes}
 
     def v1_stats(self) -> dict[str, Any]:
         return {
