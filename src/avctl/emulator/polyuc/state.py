@@ -348,8 +348,9 @@ class UcPhone:
         call.state = "Connected"
 
     def end(self, call: Call) -> None:
-        call.refresh(time.monotonic())
-        seconds = None if call.connected_at is None else call.duration(time.monotonic())
+        now = time.monotonic()
+        call.refresh(now)
+        seconds = None if call.connected_at is None else call.duration(now)
         if call.direction == "Outgoing":
             self._log("Placed", call, seconds)
         else:
