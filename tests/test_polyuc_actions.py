@@ -169,7 +169,7 @@ CASES: dict[str, Case] = {
         lambda dev: {"kind": "missed"},
         setup=lambda dev: (dev.phone.reject(ring(dev)), dev.phone.end(dial(dev, "9"))),
     ),
-    "poll_for_status": Case(lambda dev, data: (data["State"] == "Ringing") or _fail(), setup=ring),
+    "poll_for_status": Case(lambda dev, data: (data["State"] == "Active") or _fail(), setup=ring),
     "transfer_type_get": Case(
         lambda dev, data: (data == {"Type": "Blind"}) or _fail(),
         setup=lambda dev: _set(dev, call__transfer__blindPreferred="1"),

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from avctl.emulator.core import Ctx, Faults
-from avctl.emulator.polyuc.state import KEY_NAMES, Call, UcPhone, UcStatus
+from avctl.emulator.polyuc.state import KEY_NAMES, Call, UcPhone, UcStatus, uc_duration, uc_time
 
 HANDLE_CHARS = set("0123456789abcdefABCDEF")
+#: device.prov.serverType values as runningConfig names them (MIV shows "FTP"; the numbers are the
+#: admin guide's, see the parameter's notes in the spec)
+PROV_SERVER_TYPES = {"0": "FTP", "1": "TFTP", "2": "HTTP", "7": "HTTPS", "8": "FTPS"}
 
 
 def _text(value: Any, *, required: bool = True) -> str | None:
@@ -70,8 +73,8 @@ class UcHandlers:
     def data(ctx: Ctx) -> Any:
         """The `data` member of the request body (None for an empty body)."""
         body = ctx.json()  # a body that is not JSON: BadBody, answered Status 4000
-        if body is None:
-            return None
+        if body is None or body == {}:
+            return None  # a bare `{}` is no data, as an empty body is (call control without Ref)
         if not isinstance(body, dict) or "data" not in body:
             raise UcStatus("4000")
         return body["data"]
@@ -209,28 +212,46 @@ class UcHandlers:
         p = self.phone
         busy = 10 * len(p.calls)
         current = min(100, 3 + busy + p.rng.randrange(0, 8))
+        # Memory and RAMDiskSize count bytes, CPU has one decimal, and the heap of each of the
+        # phone's processes is its own member (MIV: Trio 8800 device/stats, "Total": "519995392")
+        used = 274_051_072 + p.rng.randrange(0, 4096) * 1024
+        heap = {"arena": "12677120", "uordblks": "34790512", "fordblks": "455568", "hblkhd": "22568960"}
         return self.ok(
             {
-                "CPU": {"Current": f"{current:.2f}", "Average": f"{3 + busy / 2:.2f}"},
-                "Memory": {"Total": "1011740", "Used": str(423100 + p.rng.randrange(0, 5000)),
-                           "Free": str(588640 - p.rng.randrange(0, 5000)), "Cached": "204512",
-                           "SReclaim": "9084", "ComAS": "918392"},
-                "RAMDiskSize": "32768",
+                "CPU": {"Current": f"{current:.1f}", "Average": f"{3 + busy / 2:.1f}"},
+                "Memory": {"Total": "519995392", "Used": str(used), "Free": str(519_995_392 - used),
+                           "Cached": "240484352", "SReclaim": "0", "ComAS": "0",
+                           "polyapp": heap, "pgui": dict(heap, arena="19066016")},
+                "RAMDiskSize": "67108864",
             }
         )
 
     async def on_running_config(self, ctx: Ctx) -> web.StreamResponse:
+        # The groups and keys of a captured Trio 8800 (MIV: runningConfig); values are display
+        # words ("Enabled", "IPv4 Only", "FTP"), not the configuration parameters' wire values.
         c = self.phone.config
+        server_type = c["device.prov.serverType"].current
         return self.ok(
             {
-                "Network": {"IPAddress": self.host, "SubnetMask": "255.0.0.0", "DefaultGateway": "127.0.0.1",
-                            "VLANID": "", "LLDP": "Enabled", "CDPCompatibility": "Enabled"},
-                "DHCP": {"Enabled": "True", "BootServer": "Option 66", "Option60Format": "RFC 3925"},
+                "Network": {"IPAddress": self.host, "SubnetMask": "255.0.0.0", "IPGateway": "127.0.0.1",
+                            "VLAN": "", "VLANFiltering": "Disabled", "StormFiltering": "Enabled",
+                            "StormFilterPPS": "38", "IPStack": "IPv4 Only", "PreferredNetwork": "IPv4",
+                            "IPv6Address": "::", "IPv6LinkAddress": "::", "IPv6ULAAddress": "::",
+                            "IPv6Gateway": "::", "IPv6AddressDiscovery": "DHCP", "CDP": "Enabled",
+                            "LLDP": "Enabled"},
+                "DHCP": {"Feature": "Enabled", "OfferTimeout": "1", "BootServerOption": "160",
+                         "BootServerUseOption": "Custom then Default", "BootServerOptionType": "String",
+                         "Option60Format": "ASCII String", "VLANDiscovery": "Default",
+                         "VLANDiscoveryOption": "129"},
                 "Provisioning": {"Server": c["device.prov.serverName"].current,
-                                 "ServerType": c["device.prov.serverType"].current},
-                "DNS": {"Server": "127.0.0.53", "AltServer": "", "Domain": "example.invalid"},
-                "SNTP": {"Address": "pool.ntp.org", "GMTOffset": "0"},
-                "Syslog": {"Server": "", "Transport": "UDP", "Facility": "16"},
+                                 "ServerType": PROV_SERVER_TYPES.get(server_type, server_type),
+                                 "User": "PlcmSpIp", "MaxServers": "8", "FileTxTries": "3", "RetryWait": "1",
+                                 "NetworkEnv": "Cable/DSL", "TagSerialNo": "Disabled"},
+                "DNS": {"Feature": "Enabled", "PrimaryServer": "127.0.0.53", "SecondaryServer": "",
+                        "Domain": "example.invalid"},
+                "SNTP": {"Server": "pool.ntp.org", "GMTOffsetHours": "0", "GMTOffsetSeconds": "0"},
+                "Syslog": {"Server": "", "Transport": "UDP", "Facility": "16", "RenderLevel": "4",
+                           "PrependMAC": "Disabled"},
             }
         )
 
@@ -306,12 +327,17 @@ class UcHandlers:
                 continue
             secs = max(1, call.duration(now))
             packets = secs * 50  # 20 ms frames
+            ref = f"0x{call.hex}"
+            # a voice stream as a real phone reports it (AVT: PolycomTrio.java, the recorded
+            # stream in parseAudioChannelStats): the stream's Ref is the call's handle, codecs
+            # carry their RTP payload number ("9:G.722"), payload sizes are given both ways
             sessions.append(
                 {
-                    "Ref": f"0x{call.hex}",
+                    "Ref": ref,
                     "Streams": [
                         {
-                            "Ref": "0", "Category": "0:Voice", "TxCodec": "G.722", "RxCodec": "G.722",
+                            "Ref": ref, "Category": "0:Voice", "TxCodec": "9:G.722", "RxCodec": "9:G.722",
+                            "TxPayloadSize": "20", "RxPayloadSize": "20",
                             "PacketsSent": str(packets), "PacketsReceived": str(packets - 1),
                             "PacketsExpected": str(packets), "PacketsLost": "1",
                             "OctetsSent": str(packets * 160), "OctetsReceived": str((packets - 1) * 160),
@@ -343,11 +369,16 @@ class UcHandlers:
         return self.ok([e.to_json() for e in self.phone.logs[kind]])
 
     async def on_poll_for_status(self, ctx: Ctx) -> web.StreamResponse:
-        calls = self.phone.active_calls()
-        ringing = any(c.ringing for c in calls)
-        state = "Ringing" if ringing else ("InCall" if calls else "Idle")
-        return self.ok({"State": state, "StateData": str(len(calls)),
-                        "Muted": "True" if self.phone.muted else "False"})
+        # State "Active" with "Active call duration <span>" or "Idle" with "Time of last call
+        # <time>": the two shapes Posh-UCS parses (UcsRest.psm1, Get-UcsRestStatus)
+        p = self.phone
+        calls = p.active_calls()
+        if calls:
+            seconds = max(c.duration(time.monotonic()) for c in calls)
+            return self.ok({"State": "Active", "StateData": f"Active call duration {uc_duration(seconds)}"})
+        # a phone without a call since it booted: the boot time (what a real one says is unknown)
+        last = p.last_call_at if p.last_call_at is not None else time.time() - p.uptime()
+        return self.ok({"State": "Idle", "StateData": f"Time of last call {uc_time(last)}"})
 
     async def on_transfer_type_get(self, ctx: Ctx) -> web.StreamResponse:
         blind = self.phone.config["call.transfer.blindPreferred"].current == "1"
@@ -467,7 +498,7 @@ class UcHandlers:
             "LineID": str(c.line),
             "CallSequence": str(c.sequence),
             "Type": c.direction,
-            "Protocol": c.protocol,
+            "Protocol": c.protocol.upper(),  # "SIP" in v2 (MIV callStatus), "Sip" in v1 (S002)
             "CallState": c.state,
             "Ringing": "1" if c.ringing else "0",
             "Muted": "1" if self.phone.muted else "0",
@@ -478,7 +509,7 @@ class UcHandlers:
             "RTPPort": "2222",
             "RTCPPort": "2223",
             "UIAppearanceIndex": f"{c.line}*",
-            "StartTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - (now - c.created))),
+            "StartTime": uc_time(time.time() - (now - c.created)),
             "DurationSeconds": str(c.duration(now)),
         }
 
@@ -529,21 +560,26 @@ class UcHandlers:
         self.phone.dial(dest, line, call_type)
         return self.ok()
 
-    async def on_callctrl_answer_call(self, ctx: Ctx) -> web.StreamResponse:
+    def _call(self, ctx: Ctx, *current: str) -> Call:
+        """The call `Ref` names; without a `Ref` (no body, `{}`, `{"data": {}}`) and when `current`
+        names states, the phone's current call in one of them: Posh-UCS (UcsRest.psm1,
+        Start-UcsRestCallAnswer and the hold/resume cmdlet) posts an empty body when it has no
+        handle and expects the ringing, connected or held call to be acted on."""
         ref = self.fields(ctx).get("Ref")
-        call = self.phone.ringing_call() if ref in (None, "") else self.phone.find(_handle(ref))
-        self.phone.answer(call)
+        if ref in (None, "") and current:
+            return self.phone.current_call(*current)
+        return self.phone.find(_handle(ref))
+
+    async def on_callctrl_answer_call(self, ctx: Ctx) -> web.StreamResponse:
+        self.phone.answer(self._call(ctx, "Offering"))
         return self.ok()
 
-    def _call(self, ctx: Ctx) -> Call:
-        return self.phone.find(_handle(self.fields(ctx).get("Ref")))
-
     async def on_callctrl_ignore_call(self, ctx: Ctx) -> web.StreamResponse:
-        self.phone.ignore(self._call(ctx))
+        self.phone.ignore(self._call(ctx, "Offering"))
         return self.ok()
 
     async def on_callctrl_reject_call(self, ctx: Ctx) -> web.StreamResponse:
-        self.phone.reject(self._call(ctx))
+        self.phone.reject(self._call(ctx, "Offering"))
         self._call_ended()
         return self.ok()
 
@@ -553,11 +589,11 @@ class UcHandlers:
         return self.ok()
 
     async def on_callctrl_hold_call(self, ctx: Ctx) -> web.StreamResponse:
-        self.phone.hold(self._call(ctx))
+        self.phone.hold(self._call(ctx, "Connected"))
         return self.ok()
 
     async def on_callctrl_resume_call(self, ctx: Ctx) -> web.StreamResponse:
-        self.phone.resume(self._call(ctx))
+        self.phone.resume(self._call(ctx, "Hold"))
         return self.ok()
 
     async def on_callctrl_transfer_call(self, ctx: Ctx) -> web.StreamResponse:

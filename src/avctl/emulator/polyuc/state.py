@@ -113,20 +113,39 @@ class Call:
         return int(now - self.connected_at) if self.connected_at is not None else 0
 
 
+def uc_duration(seconds: int) -> str:
+    """A span as phones write it: "4 mins 49 secs", "26 secs", "1 day 2 hours 3 mins 1 sec".
+
+    Zero parts are left out (MIV call logs: "4 secs", "4 mins 49 secs"); the order and the
+    singulars follow the format Posh-UCS parses (UcsRestUtil.psm1 Convert-UcsRestDuration)."""
+    days, rest = divmod(max(0, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n} {unit}{'' if n == 1 else 's'}"
+             for n, unit in ((days, "day"), (hours, "hour"), (minutes, "min"), (secs, "sec")) if n]
+    return " ".join(parts) or "0 secs"
+
+
+def uc_time(wall: float) -> str:
+    """A wall-clock instant in the phones' form ("2022-06-29T12:51:46", MIV callLogs StartTime)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(wall))
+
+
 @dataclass
 class LogEntry:
     line: int
     number: str
     name: str
     start: float  # wall-clock
-    seconds: int
+    seconds: int | None  # None: the call was never connected
 
     def to_json(self) -> dict[str, str]:
-        minutes, secs = divmod(self.seconds, 60)
         return {
             "LineNumber": str(self.line),
-            "Duration": f"{minutes} mins {secs} secs",
-            "StartTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.start)),
+            # a call that never connected has an empty Duration (MIV: every Missed entry and the
+            # unanswered Placed ones)
+            "Duration": "" if self.seconds is None else uc_duration(self.seconds),
+            "StartTime": uc_time(self.start),
             "RemotePartyName": self.name,
             "RemotePartyNumber": self.number,
         }
@@ -180,6 +199,7 @@ class UcPhone:
     provisioned_firmware: str | None = None
     captures_uploaded: list[str] = field(default_factory=list)
     pending_restart: str | None = None  # "restart"/"reboot" waiting for calls to end
+    last_call_at: float | None = None  # wall clock of the last call's end (pollForStatus)
     next_handles: list[int] = field(default_factory=list)  # test hook: handles the next calls get
 
     def __post_init__(self) -> None:
@@ -290,10 +310,15 @@ class UcPhone:
         call.refresh(time.monotonic())
         return call
 
-    def ringing_call(self) -> Call:
-        for call in self.active_calls():
-            if call.state == "Offering":
+    def current_call(self, *states: str) -> Call:
+        """The call a request without `Ref` acts on: the first in one of `states`, else any call
+        (whose state then refuses the action with 4003); no call at all is 4007."""
+        calls = self.active_calls()
+        for call in calls:
+            if call.state in states:
                 return call
+        if calls:
+            return calls[0]
         raise UcStatus("4007")
 
     def answer(self, call: Call) -> None:
@@ -309,7 +334,7 @@ class UcPhone:
     def reject(self, call: Call) -> None:
         if call.state != "Offering":
             raise UcStatus("4003")
-        self._log("Missed", call, 0)
+        self._log("Missed", call, None)
         del self.calls[call.handle]
 
     def hold(self, call: Call) -> None:
@@ -324,12 +349,12 @@ class UcPhone:
 
     def end(self, call: Call) -> None:
         now = time.monotonic()
+        call.refresh(now)
+        seconds = None if call.connected_at is None else call.duration(now)
         if call.direction == "Outgoing":
-            self._log("Placed", call, call.duration(now))
-        elif call.connected_at is not None:
-            self._log("Received", call, call.duration(now))
+            self._log("Placed", call, seconds)
         else:
-            self._log("Missed", call, 0)
+            self._log("Received" if seconds is not None else "Missed", call, seconds)
         del self.calls[call.handle]
 
     def transfer(self, call: Call, dest: str) -> None:
@@ -347,8 +372,9 @@ class UcPhone:
                 return call
         raise UcStatus("4007")
 
-    def _log(self, kind: str, call: Call, seconds: int) -> None:
-        start = time.time() - (time.monotonic() - call.created)
+    def _log(self, kind: str, call: Call, seconds: int | None) -> None:
+        self.last_call_at = time.time()
+        start = self.last_call_at - (time.monotonic() - call.created)
         self.logs[kind].insert(0, LogEntry(call.line, call.remote_number, call.remote_name, start, seconds))
 
     # -- configuration --
