@@ -214,6 +214,16 @@ class Device:
         self._emit(CallEvent(self.name, action, params, result=result))
         return result
 
+    async def fetch(self, action_id: str, /, **params: Any) -> tuple[Request, Response]:
+        """One read, sent once and returned raw (status, headers, body as the device sent them):
+        what `avctl capture` records and `avctl conformance` compares. The request is the one the
+        spec builds, before the auth flow adds credentials. Only queries that answer in memory:
+        a change or a download never goes out this way."""
+        action, request = self.prepare(action_id, params)
+        if action.kind != "query" or action.response == "file":
+            raise UsageError(f"{action_id} is not a read that answers in memory; fetch sends only those")
+        return request, await self._send_serialised(action, request)
+
     async def status(self) -> Status:
         """What the device reports (its spec's Feedbacks), typed; see `avctl.capabilities.read_status`.
 

@@ -16,6 +16,7 @@ from avctl.cli.common import emit_json, handle_errors
 from avctl.emulator.core import Faults, check_listen_address
 from avctl.errors import UsageError
 from avctl.families import builtin_spec, family_names
+from avctl.profile import Profile, load_profile, shipped_profiles
 
 
 class _FamilyCommands(click.Group):
@@ -69,12 +70,15 @@ def _emulate_command(family: str) -> click.Command:
                   help="How long a reboot keeps a device unreachable.")
     @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
                   help="Family-specific emulator setting, e.g. --set firmware=4.5.0 (VideoOS).")
+    @click.option("--profile", "profile_name", metavar="FILE|NAME",
+                  help="Answer reads as the device of this profile did (a file from 'avctl capture', or a "
+                       "shipped profile: " + ", ".join(shipped_profiles()) + ").")
     @click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
     @handle_errors
     def command(count: int, host: str, allow_remote: bool, port: int, distinct_addresses: bool,
                 password: str | None, latency: float, error_rate: float, drop_rate: float,
                 session_ttl: float | None, reboot_seconds: float, settings: tuple[str, ...],
-                as_json: bool) -> None:
+                profile_name: str | None, as_json: bool) -> None:
         warning = check_listen_address(host, allow_remote)
         if warning:
             click.echo(f"avctl: {warning}", err=True)
@@ -85,17 +89,26 @@ def _emulate_command(family: str) -> click.Command:
             raise UsageError(f"--set {bad[0]!r}: expected KEY=VALUE")
         # values typed the YAML way: 5 -> int, true -> bool, anything else stays text
         extra: dict[str, Any] = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in settings)}
-        asyncio.run(_serve(family, count, host, port, distinct_addresses, password, faults, extra, as_json))
+        profile = load_profile(profile_name) if profile_name else None
+        if profile is not None and profile.family != family:
+            raise UsageError(f"--profile {profile_name}: a profile of a {profile.family} device, not {family}",
+                             hint=f"avctl emulate {profile.family} --profile {profile_name}")
+        asyncio.run(_serve(family, count, host, port, distinct_addresses, password, faults, extra, as_json,
+                           profile))
 
     return command
 
 
 async def _serve(family: str, count: int, host: str, port: int, distinct: bool, password: str | None,
-                 faults: Faults, settings: dict[str, Any], as_json: bool) -> None:
+                 faults: Faults, settings: dict[str, Any], as_json: bool, profile: Profile | None = None) -> None:
     import ipaddress
     import secrets
 
     from avctl.emulator.core import EmulatorServer, emulator_class
+    from avctl.emulator.profiled import attach, profile_settings
+
+    if profile is not None:
+        settings = profile_settings(profile, settings)
 
     cls = emulator_class(family)
     spec = builtin_spec(family)
@@ -113,6 +126,8 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
         except (TypeError, ValueError) as exc:  # an unknown setting, or a value of the wrong type
             raise UsageError(f"--set: {exc}", hint="see the family's emulator settings in docs") from None
         dev.faults = dataclasses.replace(faults)
+        if profile is not None:
+            attach(dev, profile)
         await server.add(dev)
         infos.append(dev.info())
     if as_json:

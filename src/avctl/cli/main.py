@@ -20,6 +20,8 @@ COMMANDS = {
     "call": LazyCommand("avctl.cli.call:call_cmd", "Run ACTION on the device at HOST[:PORT] with key=value PARAMS."),
     "trust": LazyCommand("avctl.cli.trust:trust_cmd",
                          "Show, pin or re-pin the certificate of the device at ADDRESS[:PORT]."),
+    "capture": LazyCommand("avctl.cli.capture_cmd:capture_cmd",
+                           "Read everything the device at HOST[:PORT] answers without changing it, into a profile."),
     "spec": LazyCommand("avctl.cli.spec_cmd:spec_group", "Work with device spec files."),
     "emulate": LazyCommand("avctl.cli.emulate:emulate_group",
                            "Run emulated devices on loopback (for demos, tests and your own control code)."),

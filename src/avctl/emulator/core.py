@@ -40,7 +40,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -48,6 +48,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from avctl.emulator.certs import make_certificate, server_context
+from avctl.emulator.profiled import ProfileOverlay
 from avctl.errors import UsageError
 from avctl.families import builtin_spec
 from avctl.families.registry import find_plugin, get_plugin
@@ -192,10 +193,13 @@ class Ctx:
     action: Action
     path_params: dict[str, str]
     body: bytes
+    #: the query a handler sees instead of the request's (a profile asks the device's own answer
+    #: to a read it has on record, from inside another request)
+    query_override: Mapping[str, str] | None = None
 
     @property
     def query(self) -> Any:
-        return self.request.query
+        return self.request.query if self.query_override is None else self.query_override
 
     def json(self) -> Any:
         """The body as JSON (None when empty); anything else raises `BadBody`."""
@@ -371,6 +375,8 @@ class EmulatedDevice:
         self.server: EmulatorServer | None = None
         #: more sockets of the same device: scheme -> port (0 = any free); filled in by the server
         self.extra_ports: dict[str, int] = {}
+        #: a device profile this device answers reads from (`avctl emulate --profile`)
+        self.overlay: ProfileOverlay | None = None
 
     # -- hooks for families --
 
@@ -416,6 +422,7 @@ class EmulatedDevice:
             "scheme": self.scheme,
             "user": self.user,
             "password": self.password,
+            **({"profile": self.overlay.describe()} if self.overlay is not None else {}),
         }
 
     # -- helpers for handlers --
@@ -435,6 +442,8 @@ class EmulatedDevice:
         )
         if handler is None:
             return reply({"error": f"emulator has no handler for {ctx.action.id}"}, 501)
+        if self.overlay is not None:
+            return await self.overlay.dispatch(self, ctx, handler)
         return await handler(ctx)
 
 

@@ -48,6 +48,7 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         port: int = 0,
         *,
         firmware: str = "4.6.2",
+        model: str | None = None,
         lockout_after: int = 5,
         lockout_seconds: float = 60.0,
         lockout_window: float | None = None,
@@ -61,6 +62,8 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         self.logins_accepted = 0  # sessions handed out (tests count re-logins by it)
         self.sessions: dict[str, dict[str, Any]] = {}
         self.state = VideoOSState(name=name, firmware=self.firmware, rng=self.random)
+        if model is not None:
+            self.state.model = str(model)
 
     @property
     def lockout_after(self) -> int:
