@@ -224,6 +224,14 @@ class Device:
             raise UsageError(f"{action_id} is not a read that answers in memory; fetch sends only those")
         return request, await self._send_serialised(action, request)
 
+    async def probe(self, request: Request) -> Response:
+        """`request` sent once exactly as given, without the auth flow: how the device answers a
+        client that has no (or a made-up) session. For `avctl conformance`; never a login."""
+        self._refuse_cleartext(request)
+        self.sent += 1
+        outgoing = replace(request, max_bytes=self.max_response_bytes, max_file_bytes=self.max_download_bytes)
+        return await self.transport.send(self.endpoint, outgoing, timeout=self.timeout)
+
     async def status(self) -> Status:
         """What the device reports (its spec's Feedbacks), typed; see `avctl.capabilities.read_status`.
 

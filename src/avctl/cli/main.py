@@ -22,6 +22,9 @@ COMMANDS = {
                          "Show, pin or re-pin the certificate of the device at ADDRESS[:PORT]."),
     "capture": LazyCommand("avctl.cli.capture_cmd:capture_cmd",
                            "Read everything the device at HOST[:PORT] answers without changing it, into a profile."),
+    "conformance": LazyCommand("avctl.cli.conformance_cmd:conformance_cmd",
+                               "Run the family's conformance checks against the emulator and, given HOST[:PORT], "
+                               "against that device too, and show where the two differ."),
     "spec": LazyCommand("avctl.cli.spec_cmd:spec_group", "Work with device spec files."),
     "emulate": LazyCommand("avctl.cli.emulate:emulate_group",
                            "Run emulated devices on loopback (for demos, tests and your own control code)."),
