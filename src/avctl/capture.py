@@ -24,6 +24,7 @@ from avctl.device import Device
 from avctl.errors import AuthenticationError, ConnectError, DeviceError, TLSError, TransportError
 from avctl.families import get_family
 from avctl.profile import Exchange, Profile, Scrubber, Skipped
+from avctl.profile.model import MAX_PROFILE_BYTES
 from avctl.request import Request, Response
 from avctl.spec.model import Spec
 
@@ -62,16 +63,22 @@ def _config_reads(spec: Spec) -> list[PlannedRead]:
     return [PlannedRead(c.action, dict(c.params)) for c in calls]
 
 
-async def capture(device: Device, progress: Callable[[str, str], None] | None = None) -> Profile:
+async def capture(device: Device, progress: Callable[[str, str], None] | None = None, *,
+                  max_bytes: int = MAX_PROFILE_BYTES) -> Profile:
     """Read `device` as `plan_reads` says and return the redacted profile. `progress` is told
-    (action, what happened) after each read."""
+    (action, what happened) after each read. Answers are kept up to `max_bytes` in all (each one is
+    capped by the device's own response cap): a device cannot make a capture grow without end."""
     spec = device.spec
     family = get_family(spec.family)
     reads, skipped = plan_reads(spec)
     scrubber = Scrubber.for_spec(spec)
     exchanges: list[Exchange] = []
     facts: dict[str, Any] = {}
+    kept = 0
     for planned in reads:
+        if kept > max_bytes:
+            skipped.append(Skipped(planned.action, f"not read: the answers so far passed {max_bytes} bytes"))
+            continue
         try:
             request, response = await device.fetch(planned.action, **planned.params)
         except (AuthenticationError, ConnectError, TLSError):
@@ -90,6 +97,7 @@ async def capture(device: Device, progress: Callable[[str, str], None] | None = 
                 continue
             data = None  # a refusal (not found, not on this model) is the device's real answer
         _remember_facts(spec, planned.action, data, facts)
+        kept += len(response.body)
         answer = _decode(response)
         if answer is None:
             skipped.append(Skipped(planned.action, "the answer is not text (not kept in a profile)"))

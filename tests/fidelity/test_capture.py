@@ -259,3 +259,17 @@ def test_emulate_refuses_a_profile_of_another_family(tmp_path: Path) -> None:
     assert "a profile of a polyuc device, not videoos" in done.stderr and "Traceback" not in done.stderr
     missing = _avctl("emulate", "videoos", "--profile", "no-such-model")
     assert "no profile file or shipped profile named 'no-such-model'" in missing.stderr
+
+
+def test_a_capture_stops_keeping_answers_past_its_size_cap() -> None:
+    with EmulatorThread() as emu:
+        dev = _device(emu, "solstice")
+
+        async def run() -> Profile:
+            async with _client(dev) as client:
+                return await capture(client, max_bytes=2000)
+
+        profile = asyncio.run(run())
+    capped = [s for s in profile.skipped if "passed 2000 bytes" in s.reason]
+    assert profile.exchanges and capped
+    assert len(profile.exchanges) + len(capped) == len(plan_reads(builtin_spec("solstice"))[0])
