@@ -273,3 +273,39 @@ def test_a_capture_stops_keeping_answers_past_its_size_cap() -> None:
     capped = [s for s in profile.skipped if "passed 2000 bytes" in s.reason]
     assert profile.exchanges and capped
     assert len(profile.exchanges) + len(capped) == len(plan_reads(builtin_spec("solstice"))[0])
+
+
+def test_avctl_emulate_serves_a_captured_profile_over_https(tmp_path: Path) -> None:
+    import signal
+
+    with EmulatorThread() as emu:
+        profile = asyncio.run(_capture(_device(emu, "polyuc", model="Trio 8800", firmware="7.2.2.1094")))
+    path = tmp_path / "trio.json"
+    save_profile(profile, path)
+    recorded = next(e.answer["data"] for e in profile.exchanges if e.action == "device_info")
+    proc = subprocess.Popen([sys.executable, "-m", "avctl", "emulate", "polyuc", "--profile", str(path), "--json",
+                             "--host", "127.0.0.52"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while not lines or lines[-1].rstrip() != "]":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            lines.append(line)
+        info = json.loads("".join(lines))[0]
+        assert info["profile"] == f"Trio 8800 7.2.2.1094 ({len(profile.exchanges)} reads)"
+        assert info["model"] == "Trio 8800"
+        host, port = info["address"].rsplit(":", 1)
+
+        async def read() -> Any:
+            async with Device("polyuc", host, port=int(port), credentials=Credentials(info["user"], info["password"]),
+                              tls=TLSPolicy.insecure()) as client:
+                return (await client.call("device_info")).data, await client.status()
+
+        served, status = asyncio.run(read())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.returncode == 0
+    assert served == recorded
+    assert (status.model, status.firmware) == ("Trio 8800", "7.2.2.1094")
