@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from avctl.errors import ValidationError
-from avctl.families import builtin_spec
+from avctl.emulator.polyuc.params import ParamInfo, catalogue, is_secret, lookup
 from avctl.spec.model import Variable
-from avctl.spec.variables import to_wire
 
 
 class UcStatus(Exception):
@@ -29,41 +28,102 @@ class UcStatus(Exception):
 
 # --- configuration parameters ---------------------------------------------------------------------
 
+#: parameters per config/set: "setConfig API has limit of 20 parameters in each request"
+#: (eupubs/vvxme vvxme.py, setConfig, tested on UC Software 6.1); a larger one is refused with
+#: Status 4009 "input size limit exceeded" (POSH, ITEST status tables)
+CONFIG_SET_LIMIT = 20
 
-@dataclass
+
 class ConfigParam:
-    """One parameter, typed by its entry in the spec's catalogue, with its value and source."""
+    """One parameter of one phone: the shared table's entry and the phone's own value and source.
 
-    variable: Variable
-    default: str
-    value: str | None = None
-    source: str = "default"
+    A view, made on each lookup: the value lives in the phone's `PhoneConfig`, and only while it
+    differs from the default (a fleet of phones shares one table)."""
+
+    __slots__ = ("_own", "info", "name")
+
+    def __init__(self, name: str, info: ParamInfo, own: dict[str, list[str | None]]) -> None:
+        self.name, self.info, self._own = name, info, own
+
+    @property
+    def variable(self) -> Variable | None:
+        return self.info.variable
+
+    @property
+    def default(self) -> str:
+        return self.info.default
+
+    def _get(self, index: int) -> str | None:
+        entry = self._own.get(self.name)
+        return None if entry is None else entry[index]
+
+    def _put(self, index: int, item: str | None) -> None:
+        entry = self._own.setdefault(self.name, [None, "default"])
+        entry[index] = item
+        if entry == [None, "default"]:
+            del self._own[self.name]
+
+    @property
+    def value(self) -> str | None:
+        return self._get(0)
+
+    @value.setter
+    def value(self, value: str | None) -> None:
+        self._put(0, value)
+
+    @property
+    def source(self) -> str:
+        return self._get(1) or "default"
+
+    @source.setter
+    def source(self, source: str) -> None:
+        self._put(1, source)
 
     @property
     def current(self) -> str:
-        return self.default if self.value is None else self.value
+        value = self.value
+        return self.default if value is None else value
 
     @property
     def shown(self) -> str:
-        """What config/get answers: a password parameter reads back empty (what a real phone
-        answers is not documented; avctl's emulator never hands a secret out)."""
-        return "" if self.variable.secret else self.current
+        """What config/get answers: a password parameter reads back empty."""
+        return "" if is_secret(self.name, self.info) else self.current
 
     def check(self, value: str) -> bool:
-        try:
-            to_wire(self.variable, value)
-        except ValidationError:
-            return False
-        return True
+        return self.info.accepts(value)
 
 
-def default_config() -> dict[str, ConfigParam]:
-    """The phone's parameters: exactly the spec's catalogue, with its defaults in wire form."""
-    return {
-        v.id: ConfigParam(v, str(to_wire(v, v.default)) if v.has_default else "")
-        for v in builtin_spec("polyuc").variables
-        if not v.is_pattern
-    }
+class PhoneConfig(Mapping[str, ConfigParam]):
+    """One phone's parameters: every name the shared table knows, holding only this phone's own
+    values. Iterating yields the spec's catalogue (the parameters avctl reads and writes); a lookup
+    by name reaches every parameter of the table."""
+
+    def __init__(self) -> None:
+        self._own: dict[str, list[str | None]] = {}  # name -> [value or None, source]
+
+    def __getitem__(self, name: str) -> ConfigParam:
+        info = lookup(name)
+        if info is None:
+            raise KeyError(name)
+        return ConfigParam(name, info, self._own)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and lookup(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(catalogue())
+
+    def __len__(self) -> int:
+        return len(catalogue())
+
+    def own(self) -> dict[str, tuple[str | None, str]]:
+        """The parameters this phone holds a value or a source of its own for."""
+        return {name: (entry[0], entry[1] or "default") for name, entry in self._own.items()}
+
+    def reset(self, source: str | None) -> None:
+        """Back to the defaults: every parameter, or those last set from `source`."""
+        for name in [n for n, entry in self._own.items() if source is None or entry[1] == source]:
+            del self._own[name]
 
 
 # --- lines and calls ----------------------------------------------------------------------------------
@@ -180,7 +240,7 @@ class UcPhone:
     calls: dict[int, Call] = field(default_factory=dict)
     muted: bool = False
     volume: int = 8
-    config: dict[str, ConfigParam] = field(default_factory=default_config)
+    config: PhoneConfig = field(default_factory=PhoneConfig)
     key_events: list[dict[str, str]] = field(default_factory=list)
     touch_events: list[dict[str, Any]] = field(default_factory=list)
     text_inputs: list[dict[str, str]] = field(default_factory=list)
@@ -386,6 +446,8 @@ class UcPhone:
         return {n: {"Value": self.config[n].shown, "Source": self.config[n].source} for n in names}
 
     def config_set(self, values: dict[str, str]) -> None:
+        if len(values) > CONFIG_SET_LIMIT:
+            raise UcStatus("4009")
         unknown = [n for n in values if n not in self.config]
         if unknown:
             raise UcStatus("4000", {"UnknownParameters": unknown})
@@ -409,13 +471,11 @@ class UcPhone:
         return flag("device.set") == "1" and flag(f"{name}.set") == "1"
 
     def config_reset(self, source: str | None) -> None:
-        for param in self.config.values():
-            if source is None or param.source == source:
-                param.value, param.source = None, "default"
+        self.config.reset(source)
         self.config_resets.append(source or "all")
 
     def factory_reset(self) -> None:
-        self.config = default_config()  # the REST API is off by default: a reset phone refuses /api
+        self.config = PhoneConfig()  # the REST API is off by default: a reset phone refuses /api
         self.calls.clear()
         self.logs = {"Placed": [], "Received": [], "Missed": []}
         self.skype_user = self.skype_address = None
