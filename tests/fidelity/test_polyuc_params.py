@@ -9,7 +9,10 @@ Evidence:
 - VVXME: eupubs/vvxme (UCS 6.1 tested) `vvxme/menu/quick_configuration_submenu.py`, the parameters
   its menus read and write, and `vvxme/vvxme.py` setConfig: "setConfig API has limit of 20
   parameters in each request".
-- AVT: AVI-SPL Symphony PolycomTrio adapter (`PolycomTrio.java`) reads `video.callRate`.
+- AVT: AVI-SPL Symphony PolycomTrio adapter (`PolycomTrio.java`): reads `video.callRate`, whose
+  recorded config/get answer on a Trio is `{"Value": "2048", "Source": "default"}`; its recorded
+  sessionStats answer (populateInCallStats) has a "1:Video" stream and "SRTPCall"/"H235Call"; its
+  notes say 4009 is "Parameter count exceeded limit of 20 parameters".
 - MIV: HL727/Meeting `endpoint/tests/mock_data/poly_trio.py`, a config/get answered by a Trio 8800
   on UC Software 7.2.2: `"ptt.volume": {"Value": "-20", "Source": "default"}`.
 - POSH/ITEST: Status 4009 "input size limit exceeded" (apiref/polyuc.md section 2).
@@ -47,8 +50,8 @@ CATALOGUE_VS_TEMPLATES = {
 }
 
 
-def add_phone(emulators: EmulatorThread, name: str = "vvx") -> EmulatedPolyUC:
-    dev = EmulatedPolyUC(name, password=PASSWORD)
+def add_phone(emulators: EmulatorThread, name: str = "vvx", model: str = "VVX 450") -> EmulatedPolyUC:
+    dev = EmulatedPolyUC(name, password=PASSWORD, model=model)
     emulators.add(dev)
     return dev
 
@@ -202,3 +205,47 @@ def test_the_table_is_loaded_once_and_shared() -> None:
     first, again = uc_params.table(), uc_params.table()
     assert first is again and "video.callRate" in first
     assert "tone.dtmf.level" not in first  # the catalogue's entries are typed by the spec instead
+
+
+# --- 2. model differences: a Trio's defaults and video stream (AVT) -------------------------------------
+
+#: the fields of AVT's recorded video stream (PolycomTrio.java, populateInCallStats)
+AVT_VIDEO_STREAM = {
+    "Ref", "RxPayloadSize", "VideoRxFrameWidth", "Jitter", "Category", "PacketsSent", "PacketsExpected",
+    "TxPayloadSize", "VideoTxFramerate", "OctetsSent", "MaxJitter", "VideoRxFramerate", "PacketsReceived",
+    "VideoRxFastUpdateReqCnt", "VideoTxActBitrateKbps", "RxCodec", "OctetsReceived", "PacketsLost", "Latency",
+    "TxCodec", "VideoTxFastUpdateReqCnt", "VideoTxFrameWidth", "VideoTxFrameHeight", "VideoTxConfigBitrateKbps",
+    "VideoRxFrameHeight", "VideoRxActBitrateKbps",
+}
+
+
+async def test_a_trio_reports_its_own_video_call_rate(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    trio, vvx = add_phone(emulators, "trio", "Trio 8800"), add_phone(emulators)
+    async with client(trio, tls) as d:
+        on_trio = (await d.call("config_get", names=["video.callRate"])).data
+        trio.phone.factory_reset()
+    async with client(vvx, tls) as d:
+        on_vvx = (await d.call("config_get", names=["video.callRate"])).data
+    assert on_trio == {"video.callRate": {"Value": "2048", "Source": "default"}}  # AVT, recorded on a Trio
+    assert on_vvx == {"video.callRate": {"Value": "512", "Source": "default"}}  # TPL video.cfg
+    assert trio.phone.config["video.callRate"].current == "2048"  # a factory reset keeps the model's
+
+
+async def test_a_trio_call_has_a_video_stream(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    trio, vvx = add_phone(emulators, "trio", "Trio 8800"), add_phone(emulators)
+    call = trio.phone.dial("123", 1, "SIP")
+    vvx.phone.dial("456", 1, "SIP")
+    async with client(trio, tls) as d:
+        [session] = (await d.call("session_stats")).data
+    async with client(vvx, tls) as d:
+        [audio_only] = (await d.call("session_stats")).data
+    voice, video = session["Streams"]
+    assert voice["Category"] == "0:Voice" and video["Category"] == "1:Video"
+    assert set(video) == AVT_VIDEO_STREAM and all(isinstance(v, str) for v in video.values())
+    assert video["TxCodec"] == video["RxCodec"] == "24:H.264"  # RTP payload number and name, as recorded
+    assert video["TxPayloadSize"] == video["RxPayloadSize"] == "v"
+    assert session["Ref"] == f"0x{call.hex}" != video["Ref"]  # the recording's streams have their own Refs
+    assert (session["SRTPCall"], session["H235Call"]) == ("False", "False")
+    # no recording shows a VVX's streams: voice only, with the session fields of the recording
+    assert [s["Category"] for s in audio_only["Streams"]] == ["0:Voice"]
+    assert (audio_only["SRTPCall"], audio_only["H235Call"]) == ("False", "False")

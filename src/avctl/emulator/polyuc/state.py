@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from avctl.emulator.polyuc.params import ParamInfo, catalogue, is_secret, lookup
@@ -30,8 +30,18 @@ class UcStatus(Exception):
 
 #: parameters per config/set: "setConfig API has limit of 20 parameters in each request"
 #: (eupubs/vvxme vvxme.py, setConfig, tested on UC Software 6.1); a larger one is refused with
-#: Status 4009 "input size limit exceeded" (POSH, ITEST status tables)
+#: Status 4009, "Parameter count exceeded limit of 20 parameters" (AVT PolycomTrio.java)
 CONFIG_SET_LIMIT = 20
+
+#: defaults a model family reports other than the templates' (which are VVX-era UC Software 5.x):
+#: a Trio answers config/get of video.callRate with {"Value": "2048", "Source": "default"} (AVT
+#: PolycomTrio.java, retrieveConfigData); the templates say 512
+MODEL_DEFAULTS: dict[str, dict[str, str]] = {"Trio": {"video.callRate": "2048"}}
+
+
+def model_defaults(model: str) -> Mapping[str, str]:
+    """The defaults `model` reports other than the table's (shared, never copied per phone)."""
+    return next((d for family, d in MODEL_DEFAULTS.items() if model.startswith(family)), {})
 
 
 class ConfigParam:
@@ -98,13 +108,16 @@ class PhoneConfig(Mapping[str, ConfigParam]):
     values. Iterating yields the spec's catalogue (the parameters avctl reads and writes); a lookup
     by name reaches every parameter of the table."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: Mapping[str, str] | None = None) -> None:
+        self._defaults = defaults or {}  # the model's own defaults (model_defaults)
         self._own: dict[str, list[str | None]] = {}  # name -> [value or None, source]
 
     def __getitem__(self, name: str) -> ConfigParam:
         info = lookup(name)
         if info is None:
             raise KeyError(name)
+        if name in self._defaults:
+            info = replace(info, default=self._defaults[name])
         return ConfigParam(name, info, self._own)
 
     def __contains__(self, name: object) -> bool:
@@ -269,6 +282,7 @@ class UcPhone:
         self.booted_at -= self.rng.uniform(43200, 259200)
         if not self.lines:
             self.lines = [Line(1, "1001", True, "1001"), Line(2, "1002", False, "1002")]
+        self.config = PhoneConfig(model_defaults(self.model))
         # an emulated phone has its REST API switched on (set from the web UI), as a usable phone must
         self.config["apps.restapi.enabled"].value = "1"
         self.config["apps.restapi.enabled"].source = "web"
@@ -475,7 +489,8 @@ class UcPhone:
         self.config_resets.append(source or "all")
 
     def factory_reset(self) -> None:
-        self.config = PhoneConfig()  # the REST API is off by default: a reset phone refuses /api
+        # the REST API is off by default: a reset phone refuses /api
+        self.config = PhoneConfig(model_defaults(self.model))
         self.calls.clear()
         self.logs = {"Placed": [], "Received": [], "Missed": []}
         self.skype_user = self.skype_address = None
