@@ -62,13 +62,15 @@ def _config_reads(spec: Spec) -> list[PlannedRead]:
     return [PlannedRead(c.action, dict(c.params)) for c in calls]
 
 
-async def capture(device: Device, progress: Callable[[str, str], None] | None = None) -> Profile:
+async def capture(device: Device, progress: Callable[[str, str], None] | None = None,
+                  scrubber: Scrubber | None = None) -> Profile:
     """Read `device` as `plan_reads` says and return the redacted profile. `progress` is told
-    (action, what happened) after each read."""
+    (action, what happened) after each read. A `scrubber` given goes on numbering its placeholders
+    (a profile assembled from a capture and public recordings keeps one placeholder per value)."""
     spec = device.spec
     family = get_family(spec.family)
     reads, skipped = plan_reads(spec)
-    scrubber = Scrubber.for_spec(spec)
+    scrubber = scrubber or Scrubber.for_spec(spec)
     exchanges: list[Exchange] = []
     facts: dict[str, Any] = {}
     for planned in reads:
