@@ -35,7 +35,7 @@ from avctl import Credentials, Device
 from avctl.capture import capture
 from avctl.emulator.core import EmulatedDevice, EmulatorThread, emulator_class
 from avctl.families import builtin_spec
-from avctl.profile import Exchange, Profile, Scrubber, save_profile
+from avctl.profile import Exchange, Profile, Redaction, Scrubber, save_profile
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,12 +190,46 @@ def build(name: str, model: Model, differences: list[str] | None = None) -> Prof
         firmware=str(model.settings["firmware"]),
         exchanges=exchanges,
         settings=dict(model.settings),
-        redactions=scrubber.report(),
+        redactions=still_there(scrubber.report(), exchanges),
         skipped=captured.skipped,
         source="; ".join([*sources, f"emulator: avctl {model.family} emulator ({settings}) for every read "
                           "with no public recording"]),
         created=CREATED,
     )
+
+
+def still_there(report: list[Redaction], exchanges: list[Exchange]) -> list[Redaction]:
+    """The report without the places of emulator answers a recording replaced: each place kept is
+    one where the file holds the placeholder."""
+    answers: dict[str, list[Any]] = {}
+    for e in exchanges:
+        answers.setdefault(e.action, []).append(e.answer)
+    kept = []
+    for item in report:
+        where = tuple(w for w in item.where if _holds(answers, w, item.placeholder))
+        if where:
+            kept.append(replace(item, where=where))
+    return kept
+
+
+def _holds(answers: dict[str, list[Any]], where: str, placeholder: str) -> bool:
+    action, _, pointer = where.partition(" ")
+    if not pointer.startswith("/") and pointer:
+        return True  # a request's parameters or body: not replaced by a recording
+    for answer in answers.get(action, ()):
+        value = answer
+        for part in pointer.split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                value = None
+                break
+        if isinstance(value, str) and placeholder in value:
+            return True
+    return False
 
 
 def compare(dev: EmulatedDevice, name: str, captured: Profile, recorded: list[dict[str, Any]]) -> list[str]:
