@@ -63,12 +63,15 @@ class Model:
     uptime: float
     user: str | None = "admin"
     sources: tuple[str, ...] = field(default=())
+    #: (path, key) of a recorded answer naming the device: the emulator takes that name, so its own
+    #: answers and the recorded ones name the device with the same placeholder
+    name_from: tuple[str, str] | None = None
 
 
 MODELS: dict[str, Model] = {
     # AVI's recordings: /rest/system says "model":"StudioX30", "softwareVersion":"3.12.0", uptime 693845 s
     "studio-x30": Model("videoos", {"model": "StudioX30", "firmware": "3.12.0"}, 693845.31,
-                        sources=("studio-x30.json",)),
+                        sources=("studio-x30.json",), name_from=("/rest/system", "systemName")),
     # no public recording of a G7500 was found: the emulator's answers, as that model
     "g7500": Model("videoos", {"model": "G7500", "firmware": "4.6.2"}, 2 * 86400.0),
     # MIV's recordings: v2 device/info says "ModelNumber":"Trio 8800", "Application":"7.2.2.1094 ..."
@@ -176,7 +179,10 @@ def build(name: str, model: Model, differences: list[str] | None = None) -> Prof
     scrubber = Scrubber.for_spec(spec)
     recorded = load_sources(model)
     with tempfile.TemporaryDirectory() as tmp, fixed_clock(), EmulatorThread() as emulators:
-        dev = emulators.add(emulator_class(model.family)(name, password=PASSWORD, seed=SEED, **model.settings))
+        device_name = next((r["json"][model.name_from[1]] for r in recorded
+                            if model.name_from and r["path"] == model.name_from[0]), name)
+        dev = emulators.add(emulator_class(model.family)(device_name, password=PASSWORD, seed=SEED,
+                                                         **model.settings))
         _set_uptime(dev, model.uptime)
         captured = asyncio.run(_capture(dev, model, scrubber, Path(tmp) / "known_devices"))
         if differences is not None:
