@@ -184,6 +184,41 @@ def test_recorded_answers_are_the_recordings_redacted() -> None:
     assert re.fullmatch(r"name-\d+", system.answer["systemName"])
 
 
+_PLACEHOLDER = re.compile(r"X0*\d+|(?:REDACTED-)?[a-z]+-\d+|host-\d+\.example\.invalid|"
+                          r"(?:sip:)?user-\d+@example\.invalid|(?:192\.0\.2|198\.51\.100|203\.0\.113)\.\d+|00[:-]?00[:-]?5[eE][:-]?00[:-]?53[:-]?[0-9a-fA-F]{2}")
+
+
+def _same_but_redacted(served: Any, real: Any, at: str = "") -> list[str]:
+    """Where `served` differs from `real` other than by a placeholder standing for a value."""
+    if isinstance(real, dict) and isinstance(served, dict):
+        if set(real) != set(served):
+            return [f"{at}: keys {sorted(set(real) ^ set(served))}"]
+        return [d for k in real for d in _same_but_redacted(served[k], real[k], f"{at}/{k}")]
+    if isinstance(real, list) and isinstance(served, list):
+        if len(real) != len(served):
+            return [f"{at}: {len(served)} items, recorded {len(real)}"]
+        pairs = enumerate(zip(served, real, strict=True))
+        return [d for i, (a, b) in pairs for d in _same_but_redacted(a, b, f"{at}/{i}")]
+    if served == real or (isinstance(served, str) and _PLACEHOLDER.fullmatch(served) and served != real):
+        return []
+    return [f"{at}: {served!r}, recorded {real!r}"]
+
+
+@pytest.mark.parametrize("name", ["studio-x30", "trio-8800"])
+def test_every_recorded_read_is_in_its_profile_as_recorded(name: str) -> None:
+    """Each saved recording is a read of the profile, whose answer is the recording with only
+    identifying values replaced (AVI, MIV)."""
+    prof = profile(name)
+    source = recorded(name)
+    for read in source["reads"]:
+        exchange = read_of(prof, read["method"], read["path"], read.get("body"))
+        assert exchange.source == f"recorded: {source['source']}"
+        assert (exchange.status, exchange.content_type, exchange.is_json) == (
+            read["status"], read["content_type"], "json" in read)
+        assert _same_but_redacted(exchange.answer, read.get("json", read.get("text"))) == [], read["path"]
+    assert sum(e.source != NO_RECORDING for e in prof.exchanges) == len(source["reads"])
+
+
 def test_build_script_reproduces_the_shipped_files() -> None:
     """Running scripts/build_profiles.py again gives the same bytes (fixed clock, seed and date)."""
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_profiles.py"), "--check"],
