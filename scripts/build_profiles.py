@@ -74,8 +74,9 @@ MODELS: dict[str, Model] = {
                         sources=("studio-x30.json",), name_from=("/rest/system", "systemName")),
     # no public recording of a G7500 was found: the emulator's answers, as that model
     "g7500": Model("videoos", {"model": "G7500", "firmware": "4.6.2"}, 2 * 86400.0),
-    # MIV's recordings: v2 device/info says "ModelNumber":"Trio 8800", "Application":"7.2.2.1094 ..."
-    "trio-8800": Model("polyuc", {"model": "Trio 8800", "firmware": "7.2.2.1094"}, 91288.0, user=None,
+    # MIV's recordings: v2 device/info says "ModelNumber":"Trio 8800", "Application":"7.2.2.1094 ...",
+    # UpTime 1 day 1:41:28
+    "trio-8800": Model("polyuc", {"model": "Trio 8800", "firmware": "7.2.2.1094"}, 92488.0, user=None,
                        sources=("trio-8800.json",)),
     "vvx-450": Model("polyuc", {"model": "VVX 450", "firmware": "6.4.3.5156"}, 3 * 86400.0, user=None),
     "solstice-pod-gen3": Model("solstice", {"model": "Solstice Pod", "firmware": "5.5.3.14"}, 86400.0),
