@@ -131,6 +131,9 @@ def test_profile_loads_and_names_its_sources(name: str) -> None:
     assert (prof.family, prof.model, prof.firmware) == (family, model, firmware)
     assert prof.settings == {"model": model, "firmware": firmware}
     assert prof.created == "2026-11-30T00:00:00Z" and prof.exchanges
+    # each read once (capture planned Solstice's config read twice: once as a query, once as the
+    # family's configuration read)
+    assert len({e.key() for e in prof.exchanges}) == len(prof.exchanges)
     for exchange in prof.exchanges:
         assert exchange.source == NO_RECORDING or (
             exchange.source.startswith("recorded: ") and exchange.source in prof.source), exchange
