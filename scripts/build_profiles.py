@@ -102,6 +102,8 @@ class _FixedClock:
 
 @contextlib.contextmanager
 def fixed_clock() -> Iterator[None]:
+    """The emulators' uptimes and timestamps from a fixed clock, so every run answers the same.
+    Only the emulators' modules see it: the client and the event loop keep the real clock."""
     modules = [importlib.import_module(name) for name in CLOCK_MODULES]
     saved = [(m, m.time) for m in modules if hasattr(m, "time")]
     for module, _ in saved:
@@ -114,6 +116,8 @@ def fixed_clock() -> Iterator[None]:
 
 
 def _set_uptime(dev: EmulatedDevice, uptime: float) -> None:
+    """Boot the device `uptime` seconds before the fixed clock (VideoOS counts wall time, Poly UC
+    monotonic time; a Solstice pod reports no uptime)."""
     state = getattr(dev, "state", None) or getattr(dev, "phone", None)
     if state is not None and hasattr(state, "booted_at"):
         origin = FIXED_MONOTONIC if dev.family == "polyuc" else FIXED_EPOCH
