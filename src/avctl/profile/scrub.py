@@ -37,9 +37,12 @@ _URL_HOST = re.compile(r"(?<=://)(?:[^/@\s]*@)?([A-Za-z0-9.-]+)")
 _NAME_KEY = re.compile(
     r"(system|device|display|host|room|friendly|owner|site|building|user|login|remote|far|party|caller|"
     r"callee|contact|organi[sz]er|wifi)[_. -]?(name|number|uri|address)$|"
-    r"^(label|subject|location|extension|ssid|user|user_?id|owner|callerid|display)$|sip[_. -]?(address|uri)|"
+    r"^(label|subject|location|ssid|user|user_?id|owner|callerid|display)$|extension$|sip[_. -]?(address|uri)|"
     r"phone[_. -]?number|meeting[_. -]?(subject|title)|^(room|site|floor|building)$",
     re.IGNORECASE)
+#: Poly UC's sipStatus names each line's SIP user "Name" (capitalised; a lower-case "name" elsewhere
+#: names a parameter or an app, which must stay)
+_LINE_USER_KEY = "Name"
 _SERIAL_KEY = re.compile(r"serial|^sn$|hardware[_. -]?id|device[_. -]?id$|uuid$|^guid$|licen[cs]e[_. -]?key",
                          re.IGNORECASE)
 _MAC_KEY = re.compile(r"mac([_. -]?address)?$|^mac|bssid", re.IGNORECASE)
@@ -149,6 +152,8 @@ class Scrubber:
         key = key.rsplit(".", 1)[-1]  # a configuration parameter is judged by its last part
         if self._is_secret_key(key):
             return self._placeholder("secret", text, where)
+        if key == _LINE_USER_KEY:
+            return self._placeholder("name", text, where)
         if key and _MODEL_KEY.search(key) and not _SERIAL_KEY.search(key) and not _MAC_KEY.search(key):
             return text
         if key and _SERIAL_KEY.search(key) and any(c.isdigit() for c in text):
