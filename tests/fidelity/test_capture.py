@@ -74,8 +74,8 @@ def test_round_trip_serves_every_captured_read_identically(family: str, tmp_path
         loaded = load_profile(path)
         assert _reads(loaded) == _reads(first)
         cls = emulator_class(family)
-        served = attach(emu.add(cls("served", "127.0.0.48", password="other-pw-0815",
-                                    **profile_settings(loaded, {}))), loaded)
+        served = emu.add(attach(cls("served", "127.0.0.48", password="other-pw-0815",
+                                    **profile_settings(loaded, {})), loaded))
 
         async def again() -> Profile:
             async with Device(family, served.host, port=served.port,
@@ -152,7 +152,7 @@ def test_state_changes_show_through_a_served_profile() -> None:
             if e.action == "system_get":
                 profile.exchanges[i] = type(e)(**{**e.__dict__, "answer": {**e.answer, "softwareVersion": "9.9.9-rec",
                                                                           "recordedOnly": "kept"}})
-        served = attach(emu.add(emulator_class("videoos")("served", "127.0.0.49", password=PASSWORD)), profile)
+        served = emu.add(attach(emulator_class("videoos")("served", "127.0.0.49", password=PASSWORD), profile))
 
         async def run() -> tuple[Any, Any, Any, Any]:
             async with _client(served) as client:
@@ -171,8 +171,8 @@ def test_state_changes_show_through_a_served_profile() -> None:
 def test_a_call_on_a_served_phone_shows_in_the_call_status() -> None:
     with EmulatorThread() as emu:
         profile = asyncio.run(_capture(_device(emu, "polyuc")))
-        served = attach(emu.add(emulator_class("polyuc")("served", "127.0.0.50", password=PASSWORD,
-                                                        **profile_settings(profile, {}))), profile)
+        served = emu.add(attach(emulator_class("polyuc")("served", "127.0.0.50", password=PASSWORD,
+                                                        **profile_settings(profile, {})), profile))
 
         async def run() -> tuple[Any, Any, Any]:
             async with _client(served) as client:
@@ -192,7 +192,7 @@ def test_a_read_the_profile_lacks_is_answered_by_the_emulator() -> None:
     with EmulatorThread() as emu:
         profile = asyncio.run(_capture(_device(emu, "solstice")))
         profile.exchanges = [e for e in profile.exchanges if e.action != "info_get"]
-        served = attach(emu.add(emulator_class("solstice")("served", "127.0.0.51", password=PASSWORD)), profile)
+        served = emu.add(attach(emulator_class("solstice")("served", "127.0.0.51", password=PASSWORD), profile))
 
         async def run() -> Any:
             async with _client(served) as client:

@@ -333,7 +333,6 @@ async def test_x30_mute_and_volume_show_while_the_rest_stays_recorded(emulators:
         assert (await d.call("audio_get")).data == {"muteLocked": False, "muted": True, "numOfMicsConnected": 1,
                                                     "volume": 39}
         # muted first: the emulator starts unmuted, so only a change of its own state is seen
-        # (see the xfail test below)
         await d.call("audio_muted_set", muted=True)
         await d.call("audio_muted_set", muted=False)
         await d.call("audio_volume_set", volume=55)
@@ -350,8 +349,6 @@ async def test_x30_mute_and_volume_show_while_the_rest_stays_recorded(emulators:
         k: recorded_system[k] for k in ("model", "softwareVersion", "serialNumber", "systemName", "lanStatus")}
 
 
-@pytest.mark.xfail(strict=True, reason="overlay bug: a change to a value the emulator already holds (unmute; "
-                   "the emulator starts unmuted, the X30 was recorded muted) is never seen")
 async def test_x30_first_unmute_shows(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = serve(emulators, "studio-x30")
     async with client(dev, tls) as d:
@@ -418,8 +415,6 @@ async def test_trio_call_control_without_ref_shows_in_the_next_reads(emulators: 
     assert info == recorded_info["data"]  # the call changed nothing the device info recorded
 
 
-@pytest.mark.xfail(strict=True, reason="overlay bug: a state change that comes with no request (a call "
-                   "arriving) is not seen until some request changes the state")
 async def test_trio_an_arriving_call_shows(emulators: EmulatorThread, tls: TLSPolicy) -> None:
     dev = serve(emulators, "trio-8800")
     async with client(dev, tls) as d:

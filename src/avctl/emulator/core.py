@@ -535,6 +535,8 @@ class EmulatorServer:
                 device.extra_ports[scheme] = listener.port
             self._listeners[(device.host, listener.port)] = listener
             await self._open(listener)
+        if device.overlay is not None:
+            await device.overlay.start(device)
         return device
 
     def _of(self, device: EmulatedDevice) -> list[_Listener]:
@@ -686,6 +688,10 @@ class EmulatorServer:
         if not early:
             refused = await device.authenticate(request, action, body)
             if refused is not None:
+                if device.overlay is not None and refused.status < 400:
+                    # a login or logout answered by the auth layer: the sessions it changes are
+                    # the client's, not a change in the room a profile should show
+                    await device.overlay.absorb(device, request)
                 return refused
         if isinstance(resolved, int):
             return reply(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
 JsonPath = tuple[str, ...]
 #: a read whose handler failed, as opposed to any JSON value
 _FAILED = object()
+#: members that are clock readings (they change by themselves, see `_changed`)
+_CLOCK = re.compile(r"time|date|uptime|elapsed|duration|stamp|since|seconds|clock", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class ProfileOverlay:
             self._reads[exchange.key(self._ignore_case)] = _Read(exchange, *resolved)
         #: per read: the parts (JSON paths; () is the whole answer) served from the emulator's state
         self.live_paths: dict[str, set[JsonPath]] = {}
+        #: the emulator's own answers as last seen (None before the first request)
+        self._seen: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self._reads)
@@ -67,7 +72,21 @@ class ProfileOverlay:
         what = " ".join(x for x in (self.profile.model, self.profile.firmware) if x) or self.profile.family
         return f"{what} ({len(self)} reads)"
 
+    async def start(self, device: EmulatedDevice) -> None:
+        """Note the emulator's state as the profile starts out (the server does this when it adds
+        the device), so that what changes before the first request (a call arriving) is seen."""
+        from aiohttp.test_utils import make_mocked_request
+
+        # no request is in flight yet: the handlers are asked from a request of our own making
+        self._seen = await self._live(device, make_mocked_request("GET", "/"))
+
+    async def absorb(self, device: EmulatedDevice, request: web.Request) -> None:
+        """Take the emulator's current answers as seen, without marking anything (after a login)."""
+        self._seen = await self._live(device, request)
+
     async def dispatch(self, device: EmulatedDevice, ctx: Ctx, handler: Handler) -> web.StreamResponse:
+        if self._seen is None:  # attached after the device was added: start from now
+            self._seen = await self._live(device, ctx.request)
         if ctx.action.kind == "query":
             key = request_key(ctx.request.method, device.normalize_path(ctx.request.path),
                               list(ctx.request.query.items()), _body(ctx.body), self._ignore_case)
@@ -75,31 +94,81 @@ class ProfileOverlay:
             if read is None:
                 return await handler(ctx)
             return await self._answer(key, read, ctx, handler)
-        before = await self._live(device, ctx)
+        before = await self._live(device, ctx.request)
+        self._mark_drift(self._seen, before)  # what changed by itself meanwhile
         response = await handler(ctx)
-        if response.status < 400:
-            after = await self._live(device, ctx)
-            for key, old in before.items():
-                changed = _changed(old, after[key])
+        if response.status >= 400:
+            self._seen = before
+            return response
+        after = await self._live(device, ctx.request)
+        self._mark(before, after, _changed)
+        self._mark_written(device, ctx)
+        self._seen = after
+        return response
+
+    def _mark(self, old: dict[str, Any], new: dict[str, Any],
+              compare: Callable[[Any, Any], set[JsonPath]]) -> None:
+        """Add the paths `compare` finds between two sets of live answers to `live_paths`."""
+        for key, value in new.items():
+            if key in old:
+                changed = compare(old[key], value)
                 if changed:
                     self.live_paths.setdefault(key, set()).update(changed)
-        return response
+
+    def _mark_drift(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Changes the emulator made by itself between requests (a call arrived, a session ended)
+        count where they make its answer's structure differ from the recording's: a recording with
+        one session keeps being served while the emulator also has one (the client's own)."""
+        for key, value in new.items():
+            if key not in old or key not in self._reads:
+                continue
+            recorded = self._reads[key].exchange.answer
+            for path in _structure_changed(old[key], value):
+                mine, present = _get(recorded, path)
+                live, here = _get(value, path) if value is not _FAILED else (None, False)
+                if present != here or _structure_changed(mine, live):
+                    self.live_paths.setdefault(key, set()).add(path)
+
+    def _mark_written(self, device: EmulatedDevice, ctx: Ctx) -> None:
+        """A write to a read's own URL (a PUT of what a GET reads) makes what it wrote live, even
+        when the emulator held that value already (unmute a system recorded muted); so does a write
+        to a member's URL (`/rest/audio/muted`) for that member of the parent's answer."""
+        target = _url(device.normalize_path(ctx.request.path), self._ignore_case)
+        written = _written_paths(ctx.body)
+        parent, _, member = target.rpartition("/")
+        for key, read in self._reads.items():
+            recorded, url = read.exchange.answer, _url(read.exchange.path, self._ignore_case)
+            if url == target:
+                # a bare value replaces the whole answer; an object's members count where the
+                # recording has them (not a password the request carries beside them)
+                marks: set[JsonPath] = {()} if written is None else {p for p in written if _has(recorded, p)}
+            elif url == parent and isinstance(recorded, dict):
+                marks = {(str(k),) for k in recorded if str(k).lower() == member.lower()}
+            else:
+                continue
+            if marks:
+                self.live_paths.setdefault(key, set()).update(marks)
 
     async def _answer(self, key: str, read: _Read, ctx: Ctx, handler: Handler) -> web.StreamResponse:
         exchange = read.exchange
-        paths = self.live_paths.get(key)
-        if not paths or not exchange.is_json:
+        if not exchange.is_json or exchange.status >= 300:
             return _reply(exchange, exchange.answer)
         response = await handler(ctx)
         live = _json_of(response)
+        if self._seen is not None and key in self._seen:
+            self._mark_drift({key: self._seen[key]}, {key: live})
+            self._seen[key] = live
+        paths = self.live_paths.get(key)
+        if not paths:
+            return _reply(exchange, exchange.answer)
         if live is _FAILED:
             return response  # the device's state now makes this read fail (e.g. the call is gone)
         if () in paths:
             return _reply(exchange, live)
         return _reply(exchange, _overlay(exchange.answer, live, paths))
 
-    async def _live(self, device: EmulatedDevice, ctx: Ctx) -> dict[str, Any]:
-        """The emulator's own answer to every recorded JSON read, asked from inside `ctx`'s request."""
+    async def _live(self, device: EmulatedDevice, request: web.Request) -> dict[str, Any]:
+        """The emulator's own answer to every recorded JSON read, asked from inside `request`."""
         from avctl.emulator.core import Ctx
 
         answers: dict[str, Any] = {}
@@ -112,7 +181,7 @@ class ProfileOverlay:
                 continue
             body = b"" if exchange.body is None else json.dumps(exchange.body).encode()
             try:
-                response = await handler(Ctx(ctx.request, read.action, dict(read.path_params), body,
+                response = await handler(Ctx(request, read.action, dict(read.path_params), body,
                                              query_override=dict(exchange.query)))
                 answers[key] = _json_of(response)
             except Exception:  # an error answer (the family's exception) is a state like any other
@@ -161,18 +230,66 @@ def _reply(exchange: Exchange, answer: Any) -> web.Response:
 
 
 def _changed(old: Any, new: Any, at: JsonPath = ()) -> set[JsonPath]:
-    """The paths where two answers differ: object members by key, anything else (lists too) whole."""
+    """The paths where two answers differ: object members by key, anything else (lists too) whole.
+    Clock readings (uptime, times, durations) are left out: they move by themselves, and one
+    request apart they would make a recorded uptime the emulator's."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: set[JsonPath] = set()
         for k in old.keys() | new.keys():
             if k not in old or k not in new:
                 out.add((*at, k))
-            else:
+            elif not (_CLOCK.search(str(k)) and _scalar(old[k]) and _scalar(new[k])):
                 out |= _changed(old[k], new[k], (*at, k))
         return out
     if old is _FAILED or new is _FAILED:
         return {()} if old is not new else set()
     return set() if old == new else {at}
+
+
+def _structure_changed(old: Any, new: Any, at: JsonPath = ()) -> set[JsonPath]:
+    """Changes the emulator makes by itself between requests that count (a call arriving, a
+    session ending: members or list items come or go); values that drift (meters, counters) do not."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: set[JsonPath] = set()
+        for k in old.keys() | new.keys():
+            out |= {(*at, k)} if k not in old or k not in new else _structure_changed(old[k], new[k], (*at, k))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        return {at} if len(old) != len(new) else set()
+    if old is _FAILED or new is _FAILED or type(old) is not type(new):
+        return {at} if old is not new else set()
+    return set()
+
+
+def _scalar(value: Any) -> bool:
+    return not isinstance(value, (dict, list))
+
+
+def _url(path: str, ignore_case: bool) -> str:
+    path = path.rstrip("/") or "/"
+    return path.lower() if ignore_case else path
+
+
+def _written_paths(raw: bytes) -> set[JsonPath] | None:
+    """The members a write's JSON object body sets (leaf paths); None for a bare JSON value (the
+    write sets the whole); an empty set for anything else (a form, no body)."""
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return set()
+    return _leaves(body) if isinstance(body, dict) else None
+
+
+def _leaves(body: dict[str, Any]) -> set[JsonPath]:
+    out: set[JsonPath] = set()
+    for key, value in body.items():
+        inner = _leaves(value) if isinstance(value, dict) and value else {()}
+        out |= {(str(key), *rest) for rest in inner}
+    return out
+
+
+def _has(doc: Any, path: JsonPath) -> bool:
+    return _get(doc, path)[1]
 
 
 def _overlay(recorded: Any, live: Any, paths: set[JsonPath]) -> Any:
