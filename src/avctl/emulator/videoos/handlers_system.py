@@ -70,12 +70,12 @@ class SystemHandlers(HandlerBase):
         return reply(self.peripherals())
 
     def peripherals(self) -> list[dict[str, Any]]:
-        """The attached peripherals (a category or type in `state.detached` is unplugged).
+        """The attached peripherals (a `deviceType` in `state.detached` is unplugged).
 
         Shapes as a Studio X30 sends them (AVI multi.json; tests/fidelity cites it): the codec
         itself is `local-system` with its own address, a TC8 on the LAN names itself and carries a
-        bare lower-case MAC, a paired remote is `local-remote` of type `UNKNOWN` with its address
-        in `macAddress` and no serial."""
+        bare lower-case MAC, a paired remote is `local-remote` with its address in `macAddress` and
+        no product name or serial."""
         s = self.state
 
         def device(category: str, kind: str, name: str, uid: str, **extra: Any) -> dict[str, Any]:
@@ -105,10 +105,12 @@ class SystemHandlers(HandlerBase):
                    system_name="Poly TC8"),
             # no public capture shows a USB camera: its entry keeps the emulator's shape (spec Notes)
             device("CAMERA", "CAMERA", "EagleEye Cube USB", "camera-EC" + s.serial[4:], serial="EC" + s.serial[4:]),
-            device("REMOTE", "UNKNOWN", "", "local-remote", connection="Unknown", state="PAIRED",
+            # the capture's remote has deviceType UNKNOWN; REMOTE is kept, as avctl's users and
+            # tests tell peripherals apart by it (spec Notes)
+            device("REMOTE", "REMOTE", "", "local-remote", connection="Unknown", state="PAIRED",
                    mac="80:6F:B0:45:BF:81", version="", system_name=""),
         ]
-        return [p for p in attached if not {p["deviceType"], p["deviceCategory"]} & s.detached]
+        return [p for p in attached if p["deviceType"] not in s.detached]
 
     # -- configuration --
 
