@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -40,15 +40,15 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
 @pytest.fixture
 def pod(emulators: EmulatorThread) -> EmulatedSolstice:
-    pod = EmulatedSolstice("pod-gaps", "127.0.0.1", 0, password=PASSWORD)
-    emulators.add(pod)
-    return pod
+    return cast(EmulatedSolstice, emulators.add(EmulatedSolstice("pod-gaps", "127.0.0.1", 0, password=PASSWORD)))
 
 
 @pytest.fixture
 def ca(pod: EmulatedSolstice, tmp_path: Path) -> str:
-    (tmp_path / "pod.pem").write_bytes(pod.cert_pem)
-    return str(tmp_path / "pod.pem")
+    """The pod's own certificate as a file, which `requests` and curl trust."""
+    path = tmp_path / "pod-gaps.pem"
+    path.write_bytes(pod.cert_pem)
+    return str(path)
 
 
 def _splash_url(pod: EmulatedSolstice, slot: int | None = None) -> str:
