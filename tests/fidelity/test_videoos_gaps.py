@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from avctl import Credentials, Device
-from avctl.emulator.core import EmulatorThread
+from avctl.emulator.core import Ctx, EmulatorThread, reply
 from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.families import builtin_spec
 from avctl.transport.tls import TLSPolicy
@@ -131,6 +132,21 @@ async def test_content_status_is_the_bare_word(studio: EmulatedVideoOS, raw: Raw
     studio.state.content_status = "CONTENT_SENDING"
     async with client(studio, tls) as d:
         assert (await d.call("cameras_contentstatus_get")).data == "CONTENT_SENDING"
+
+
+class _GuideContentStatus(EmulatedVideoOS):
+    """Answers the content status as S003 shows it: a quoted JSON string."""
+
+    async def on_cameras_contentstatus_get(self, ctx: Ctx) -> web.StreamResponse:
+        return reply(self.state.content_status)
+
+
+async def test_client_reads_the_guides_quoted_status_too(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    dev = _GuideContentStatus("x30-guide", password=PASSWORD)
+    emulators.add(dev)
+    async with client(dev, tls) as d:
+        assert (await d.call("cameras_contentstatus_get")).data == "CONTENT_IDLE"
+    assert dev.requests[-2].path == "/rest/cameras/contentstatus"  # the call, then the logout
 
 
 # -- 4. servers and microphones ---------------------------------------------------------------------------------
