@@ -179,7 +179,16 @@ class VideoOS(Family):
         return err
 
     def unwrap(self, action: Action, response: Response) -> Any:
-        return super().unwrap(action, response)
+        data = super().unwrap(action, response)
+        if action.response == "text" and isinstance(data, str) and data.startswith('"'):
+            # a word real systems send bare (/rest/cameras/contentstatus) the reference shows as a
+            # JSON string: read both as the word (spec Notes)
+            try:
+                word = json.loads(data)
+            except ValueError:
+                return data
+            return word if isinstance(word, str) else data
+        return data
 
     # -- configuration variables: read by name, written as a list, answered per variable --
 

@@ -16,9 +16,10 @@ Auth rules (seed 004, apiref/solstice.md):
 - Every other `/v2` call needs `Authorization: Bearer <token>`, else 401
   `{"errors": [{"error": "invalid_token", ...}]}`. `POST /v2/info/screen_key` also works without
   a token (the seed's own sample sends none), never with a bad one.
-- v1: with an admin password set, the password must come as `?password=`, a JSON body field or a
-  multipart field; otherwise the command is ignored and the answer is empty (as the real pod).
-  An accepted config POST answers `{"rebootRequired", "restartRequired"}` (spec Notes).
+- v1: with an admin password set, the password must come as `?password=`, a JSON body field, a
+  URL-encoded form field or a multipart field; otherwise the command is ignored and the answer is
+  empty (as the real pod). An accepted config POST answers `{"rebootRequired", "restartRequired"}`,
+  a splash reset `{"result": "Success"}` (spec Notes).
 
 Bodies: over the spec's `max_body_bytes` (50 MiB) answer 413 `{"errors":[{"error":"invalid_request",
 ...}]}` unread; a v2 call's bearer token is checked before its body is read (a v1 call's password
@@ -97,6 +98,24 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
         if isinstance(name, str) and isinstance(payload, bytes):
             fields[name] = payload
     return fields
+
+
+def _v1_fields(content_type: str, body: bytes) -> dict[str, bytes]:
+    """The named fields of a v1 POST, whichever way the client encoded them: multipart (the guide's
+    Postman steps), a URL-encoded form (its curl transcripts) or a JSON object (AVI-SPL's adapter
+    posts `{"file": "reset default", "password": ...}`)."""
+    if content_type.startswith("multipart/"):
+        return _multipart_fields(content_type, body)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {name: values[-1].encode() for name, values in form.items()}
+    try:
+        data = parse_json(body)
+    except BadBody:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v.encode() for k, v in data.items() if isinstance(v, str)}
 
 
 def _v1_port(host: str, wanted: int | str | None, default: int) -> int:
@@ -242,17 +261,8 @@ class EmulatedSolstice(EmulatedDevice):
     def _v1_password(self, request: web.Request, body: bytes) -> str | None:
         if "password" in request.query:
             return request.query["password"]
-        content_type = request.headers.get("Content-Type", "")
-        if content_type.startswith("multipart/"):
-            field = _multipart_fields(content_type, body).get("password")
-            return field.decode("utf-8", "replace") if field is not None else None
-        try:
-            data = parse_json(body)
-        except BadBody:
-            return None
-        if isinstance(data, dict) and isinstance(data.get("password"), str):
-            return str(data["password"])
-        return None
+        field = _v1_fields(request.headers.get("Content-Type", ""), body).get("password")
+        return field.decode("utf-8", "replace") if field is not None else None
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -541,11 +551,19 @@ class EmulatedSolstice(EmulatedDevice):
     on_v1_network_config_update = on_v1_config_update
 
     def _v1_splash(self, ctx: Ctx, slot: int | None) -> web.StreamResponse:
-        fields = _multipart_fields(ctx.request.headers.get("Content-Type", ""), ctx.body)
+        content_type = ctx.request.headers.get("Content-Type", "")
+        fields = _v1_fields(content_type, ctx.body)
         if "file" not in fields:
-            raise HTTPError(400, {"error": "multipart field 'file' missing"})
+            raise HTTPError(400, {"error": "field 'file' missing"})
         data = fields["file"]
-        self.state.v1_splash[slot] = None if data.strip() == b"reset default" else data
+        if data.strip() == b"reset default":
+            self.state.v1_splash[slot] = None
+            # AVI-SPL's Pod Gen3 adapter (`sendCommandSetDefaultBackground`) takes only this answer
+            # as success; no source shows the answer to an image upload, left empty
+            return reply({"result": "Success"})
+        if not content_type.startswith("multipart/"):
+            raise HTTPError(400, {"error": "an image travels as a multipart field 'file'"})
+        self.state.v1_splash[slot] = data
         return web.Response(status=200)
 
     async def on_v1_splash_background_set(self, ctx: Ctx) -> web.StreamResponse:

@@ -148,8 +148,10 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
         self.logins_accepted += 1
         session_id = secrets.token_urlsafe(36)
         xsrf = str(uuid.uuid4())
+        created = int(self.state.uptime)  # real systems count sessions' creationTime from boot
         self.sessions[session_id] = {
             "xsrf": xsrf,
+            "uptime_at_login": created,
             "created": time.time(),
             "last": time.time(),
             "location": peer,
@@ -168,7 +170,7 @@ class EmulatedVideoOS(VideoOSHandlers, EmulatedDevice):
                 "location": peer,
                 "sessionId": session_id,
                 "userId": self.user,
-                "creationTime": int(time.monotonic()),
+                "creationTime": created,
                 "isAuthenticated": True,
                 "role": "ADMIN",
                 "isStale": False,

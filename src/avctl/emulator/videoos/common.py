@@ -99,6 +99,7 @@ class HandlerBase:
     state: VideoOSState
     sessions: dict[str, dict[str, Any]]
     faults: Faults
+    host: str
 
     if TYPE_CHECKING:
         # declared only for the type checker: a real method here would shadow EmulatedDevice's

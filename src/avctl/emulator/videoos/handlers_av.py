@@ -89,8 +89,9 @@ class AudioVideoHandlers(HandlerBase):
                     "mute": mute,
                     "type": 0,
                     "typeInString": "Studio X50 built-in microphone",
-                    "hwVersion": "1",
-                    "swVersion": self.state.firmware,
+                    # a built-in microphone reports no versions: "NA" (AVI: a Studio X30's)
+                    "hwVersion": "NA",
+                    "swVersion": "NA",
                     "parentID": 0,
                     "state": "MIC_STATE_GREEN",
                 },
@@ -135,7 +136,9 @@ class AudioVideoHandlers(HandlerBase):
         return reply(not self.state.device_mode)
 
     async def on_cameras_contentstatus_get(self, ctx: Ctx) -> web.StreamResponse:
-        return reply(self.state.content_status)
+        # the bare word, not a JSON string, though labelled JSON: a Studio X30 answers
+        # `CONTENT_IDLE` (AVI multi.json) and AVI's client keeps the body as it comes
+        return web.Response(text=self.state.content_status, content_type="application/json")
 
     async def on_cameras_near_all_get(self, ctx: Ctx) -> web.StreamResponse:
         return reply([c.as_json() for c in self.state.near.values()])

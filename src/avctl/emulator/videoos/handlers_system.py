@@ -46,8 +46,9 @@ class SystemHandlers(HandlerBase):
 
     async def on_system_sipservers_get(self, ctx: Ctx) -> web.StreamResponse:
         up = bool(self.state.config["comm.nics.sipnic.sipusername"]["value"])
+        # a Studio X30 names its SIP server's model "Unknown", its gatekeeper's "" (AVI multi.json)
         return reply(
-            [{"state": "UP" if up else "DOWN", "address": "sip.example.com", "version": "", "model": ""}]
+            [{"state": "UP" if up else "DOWN", "address": "sip.example.com", "version": "", "model": "Unknown"}]
         )
 
     async def on_system_bluetooth_get(self, ctx: Ctx) -> web.StreamResponse:
@@ -69,10 +70,15 @@ class SystemHandlers(HandlerBase):
         return reply(self.peripherals())
 
     def peripherals(self) -> list[dict[str, Any]]:
-        """The attached peripherals (those in `state.detached` unplugged), in the AVI's shape."""
+        """The attached peripherals (a `deviceType` in `state.detached` is unplugged).
+
+        Shapes as a Studio X30 sends them (AVI multi.json; tests/fidelity cites it): the codec
+        itself is `local-system` with its own address, a TC8 on the LAN names itself and carries a
+        bare lower-case MAC, a paired remote is `local-remote` with its address in `macAddress` and
+        no product name or serial."""
         s = self.state
 
-        def device(category: str, kind: str, name: str, serial: str, **extra: Any) -> dict[str, Any]:
+        def device(category: str, kind: str, name: str, uid: str, **extra: Any) -> dict[str, Any]:
             return {
                 "connectionType": extra.get("connection", "USB"),
                 "deviceCategory": category,
@@ -82,27 +88,27 @@ class SystemHandlers(HandlerBase):
                 "macAddress": extra.get("mac", ""),
                 "networkInterface": extra.get("interface", ""),
                 "productName": name,
-                "serialNumber": serial,
+                "serialNumber": extra.get("serial", ""),
                 "softwareVersion": extra.get("version", "1.0.0"),
-                "systemName": s.system_name,
-                "uid": f"{kind.lower()}-{serial}",
+                "systemName": extra.get("system_name", s.system_name),
+                "uid": uid,
             }
 
+        tc8_serial = "TC8" + s.serial[4:]
         attached = [
-            # connectionType values as a Studio X30 sends them (tests/fidelity cites the capture)
-            device("SYSTEM", "CODEC", s.model, s.serial, connection="Unknown", version=s.firmware),
-            device(
-                "MODULE",
-                "TOUCHCONTROL",
-                "Poly TC8",
-                "TC8" + s.serial[4:],
-                connection="Corp",
-                interface="eth0",
-                mac="00:E0:DB:11:22:33",
-                state="PAIRED",
-            ),
-            device("CAMERA", "CAMERA", "EagleEye Cube USB", "EC" + s.serial[4:]),
-            device("REMOTE", "REMOTE", "Polycom Remote", "80:6F:B0:45:BF:81", connection="Unknown", state="PAIRED"),
+            # the capture's codec entry has an empty serialNumber; the emulator keeps the serial,
+            # which avctl's action table reads (spec Notes)
+            device("SYSTEM", "CODEC", s.model, "local-system", connection="Unknown", version=s.firmware,
+                   ip=self.host, serial=s.serial),
+            device("MODULE", "TOUCHCONTROL", "Poly TC8", str(zlib.crc32(tc8_serial.encode())), connection="Corp",
+                   interface="eth0", mac="00e0db112233", serial=tc8_serial, version=f"{s.firmware}-210716",
+                   system_name="Poly TC8"),
+            # no public capture shows a USB camera: its entry keeps the emulator's shape (spec Notes)
+            device("CAMERA", "CAMERA", "EagleEye Cube USB", "camera-EC" + s.serial[4:], serial="EC" + s.serial[4:]),
+            # the capture's remote has deviceType UNKNOWN; REMOTE is kept, as avctl's users and
+            # tests tell peripherals apart by it (spec Notes)
+            device("REMOTE", "REMOTE", "", "local-remote", connection="Unknown", state="PAIRED",
+                   mac="80:6F:B0:45:BF:81", version="", system_name=""),
         ]
         return [p for p in attached if p["deviceType"] not in s.detached]
 
@@ -270,7 +276,9 @@ class SystemHandlers(HandlerBase):
                         "clientType": "WEB",
                         "location": s.get("location", ""),
                         "userId": "admin",
-                        "creationTime": int(s.get("created", 0) * 1000),
+                        # seconds since the system booted, as the login answer says (AVI: a Studio
+                        # X30's newest session 693843 beside its uptime 693845.31)
+                        "creationTime": s.get("uptime_at_login", 0),
                         "isAuthenticated": True,
                         "isStale": False,
                         "isNew": True,

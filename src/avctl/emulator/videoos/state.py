@@ -264,7 +264,7 @@ class VideoOSState:
             "model": self.model,
             "hardwareVersion": "1",
             "softwareVersion": self.firmware,
-            "buildType": "release",
+            "buildType": "Release",  # capitalised, as a Studio X30 sends it (AVI multi.json)
             "build": "460046",
             "systemTime": self.now_ms(),
             "timeOffset": self.tz_offset,
