@@ -19,6 +19,7 @@ from aiohttp import web
 
 from avctl.emulator.core import Ctx, EmulatedDevice, EmulatorThread, emulator_class, reply
 from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.profile import load_profile, shipped_profiles
 
 FAMILIES = ("videoos", "polyuc", "solstice")
 PASSWORD = "Conformance-Pw-1"
@@ -121,3 +122,17 @@ def test_host_and_profile_together_are_refused() -> None:
     done = _avctl("conformance", "-f", "polyuc", "127.0.0.1:1", "--profile", "x.json")
     assert done.returncode == 2 or "not both" in done.stderr
     assert "give a HOST or --profile, not both" in done.stderr
+
+
+@pytest.mark.parametrize("name", sorted(shipped_profiles()))
+def test_the_suite_passes_against_every_shipped_profile(name: str) -> None:
+    """Each shipped profile stands in for a real device (two of them hold recorded answers of a
+    Studio X30 and a Trio 8800): the emulator, set up as that model, must answer as it does, down
+    to the members (a Trio's empty AttachedHardware, no canStartUpdate before VideoOS 4)."""
+    family = load_profile(name).family
+    done = _avctl("conformance", "-f", family, "--profile", name, "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, json.dumps(report["differences"]) + json.dumps(
+        [c for c in report["checks"] if c["differs"]])
+    assert report["clean"] and report["reads_compared"] >= 15
+    assert all(c["device"]["ok"] is not False for c in report["checks"])

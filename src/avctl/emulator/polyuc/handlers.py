@@ -184,7 +184,8 @@ class UcHandlers:
                 "UpTime": {"Days": str(days), "Hours": str(hours), "Minutes": str(minutes),
                            "Seconds": str(seconds)},
                 "AppState": "AppStateCall" if in_call else "AppStateIdle",
-                "AttachedHardware": {"EM": [], "Camera": ""},
+                # a Trio has no expansion-module port: it sends {} (MIV's Trio 8800 recording)
+                "AttachedHardware": {} if p.model.startswith("Trio") else {"EM": [], "Camera": ""},
                 "CanApplyShutdownRequest": "False" if in_call else "True",
                 "ReadyToUse": "True",
                 "IntendToShutdown": "True" if p.pending_restart else "False",

@@ -270,7 +270,9 @@ class VideoOSState:
             "timeOffset": self.tz_offset,
             "uptime": self.uptime,
             "state": "READY",
-            "canStartUpdate": True,
+            # a StudioX50 on 4.6.2 sends canStartUpdate (seed 000), a Studio X30 on 3.12.0 does not
+            # (AVI multi.json): the member is there from VideoOS 4 on
+            **({"canStartUpdate": True} if _major(self.firmware) >= 4 else {}),
             "rebootNeeded": False,
             "lanStatus": {"state": "LAN_UP", "speedMbps": 1000, "duplex": "FULL"},
             "timeServerState": "TIMESERVER_UP",
@@ -386,3 +388,9 @@ class VideoOSState:
             "mode": "DEVICE" if self.device_mode else ("SIGNAGE" if self.signage_mode else "NORMAL"),
             "polyCallControl": self.provider == "Poly",
         }
+
+
+def _major(version: str) -> int:
+    """The major number of a firmware version ("4.6.2" -> 4; 0 when it does not start with one)."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
