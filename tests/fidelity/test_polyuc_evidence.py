@@ -165,8 +165,11 @@ async def test_session_stats_fields_and_codecs(emulators: EmulatorThread, tls: T
     async with client(dev, tls) as d:
         [session] = (await d.call("session_stats")).data
     [stream] = session["Streams"]
-    # AVT's recorded stream: Ref is the call handle, "TxCodec": "3:G.722.1", payload sizes both ways
-    assert session["Ref"] == stream["Ref"] == f"0x{call.hex}"
+    # AVT's recorded sessionStats (PolycomTrio.java, populateInCallStats): the session's Ref is the
+    # call handle ("0xb53e57c0", the CallHandle of the recorded callStatus), the voice stream has a
+    # Ref of its own ("0xb4e5dfa0"), "TxCodec": "3:G.722.1", payload sizes both ways
+    assert session["Ref"] == f"0x{call.hex}"
+    assert re.fullmatch(r"0x[0-9a-f]+", stream["Ref"]) and stream["Ref"] != session["Ref"]
     assert re.fullmatch(r"\d+:G\.722", stream["TxCodec"]) and stream["RxCodec"] == stream["TxCodec"]
     recorded = {"Ref", "RxPayloadSize", "Jitter", "Category", "PacketsSent", "PacketsExpected",
                 "TxPayloadSize", "TxMOSCQ", "OctetsSent", "MaxJitter", "PacketsReceived", "RxCodec",

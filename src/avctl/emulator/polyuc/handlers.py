@@ -330,14 +330,15 @@ class UcHandlers:
             packets = secs * 50  # 20 ms frames
             ref = f"0x{call.hex}"
             # a voice stream as a real phone reports it (AVT: PolycomTrio.java, the recorded
-            # stream in parseAudioChannelStats): the stream's Ref is the call's handle, codecs
-            # carry their RTP payload number ("9:G.722"), payload sizes are given both ways
+            # sessionStats in populateInCallStats): the session's Ref is the call's handle, each
+            # stream has a Ref of its own, codecs carry their RTP payload number ("9:G.722"),
+            # payload sizes are given both ways
             sessions.append(
                 {
                     "Ref": ref,
                     "Streams": [
                         {
-                            "Ref": ref, "Category": "0:Voice", "TxCodec": "9:G.722", "RxCodec": "9:G.722",
+                            "Ref": f"0x{(call.handle + 0x5F0) & 0xFFFFFFFF:x}", "Category": "0:Voice", "TxCodec": "9:G.722", "RxCodec": "9:G.722",
                             "TxPayloadSize": "20", "RxPayloadSize": "20",
                             "PacketsSent": str(packets), "PacketsReceived": str(packets - 1),
                             "PacketsExpected": str(packets), "PacketsLost": "1",
