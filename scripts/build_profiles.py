@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl import Credentials, Device
-from avctl.capture import capture
+from avctl.capture import capture, finish_exchange
 from avctl.emulator.core import EmulatedDevice, EmulatorThread, emulator_class
 from avctl.families import builtin_spec
 from avctl.profile import Exchange, Profile, Redaction, Scrubber, save_profile
@@ -157,7 +157,7 @@ def merge(dev: EmulatedDevice, captured: Profile, recorded: list[dict[str, Any]]
                         params=scrubber.scrub(read.get("params", {}), f"{action.id} (parameters)"),
                         body=scrubber.scrub(read.get("body"), f"{action.id} (request)"))
         out.append(_recorded(base, read, scrubber))
-    return [_finish(e, scrubber) for e in out]
+    return [finish_exchange(e, scrubber) for e in out]
 
 
 def _recorded(exchange: Exchange, read: dict[str, Any], scrubber: Scrubber) -> Exchange:
@@ -165,10 +165,6 @@ def _recorded(exchange: Exchange, read: dict[str, Any], scrubber: Scrubber) -> E
     answer = read["json"] if is_json else read["text"]
     return replace(exchange, status=read["status"], is_json=is_json, content_type=read["content_type"],
                    answer=scrubber.scrub(answer, f"{exchange.action} "), source=read["source"])
-
-
-def _finish(exchange: Exchange, scrubber: Scrubber) -> Exchange:
-    return replace(exchange, answer=scrubber.finish(exchange.answer), body=scrubber.finish(exchange.body))
 
 
 async def _capture(dev: EmulatedDevice, model: Model, scrubber: Scrubber, known: Path) -> Profile:

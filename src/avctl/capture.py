@@ -107,7 +107,7 @@ async def capture(device: Device, progress: Callable[[str, str], None] | None = 
             continue
         exchanges.append(_exchange(planned, request, response, answer, scrubber))
         _tell(progress, planned.action, f"HTTP {response.status}")
-    exchanges = [_finish(e, scrubber) for e in exchanges]
+    exchanges = [finish_exchange(e, scrubber) for e in exchanges]
     model, firmware = str(facts.get("model") or ""), str(facts.get("firmware") or "")
     return Profile(
         family=spec.family or spec.id,
@@ -177,7 +177,9 @@ def _exchange(planned: PlannedRead, request: Request, response: Response, answer
     )
 
 
-def _finish(exchange: Exchange, scrubber: Scrubber) -> Exchange:
+def finish_exchange(exchange: Exchange, scrubber: Scrubber) -> Exchange:
+    """`exchange` after the scrubber's second pass (values found elsewhere replaced inside text too)."""
     query = tuple((k, v) for k, v in scrubber.finish([[k, v] for k, v in exchange.query]))
-    return replace(exchange, answer=scrubber.finish(exchange.answer), path=scrubber.finish(exchange.path),
-                   query=query, body=scrubber.finish(exchange.body))
+    return replace(exchange, answer=scrubber.finish(exchange.answer, f"{exchange.action} "),
+                   path=scrubber.finish(exchange.path), query=query,
+                   body=scrubber.finish(exchange.body, f"{exchange.action} (request)"))

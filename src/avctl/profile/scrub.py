@@ -111,9 +111,10 @@ class Scrubber:
     def scrub_query(self, query: Iterable[tuple[str, str]], where: str) -> tuple[tuple[str, str], ...]:
         return tuple((k, self._text(v, f"{where}?{k}", k)) for k, v in query)
 
-    def finish(self, value: Any) -> Any:
+    def finish(self, value: Any, where: str | None = None) -> Any:
         """Second pass: each value already replaced is replaced again wherever it appears inside
-        another string (a serial in a URL, a room name in a description)."""
+        another string (a serial in a URL, a room name in a description). With `where`, each
+        place is added to the report as the first pass does."""
         whole = {orig: ph for (_, orig), ph in self._by_value.items()}
         pairs = sorted(((orig, ph) for (_, orig), ph in self._by_value.items() if len(orig) >= _MIN_EMBEDDED),
                        key=lambda p: -len(p[0]))
@@ -124,18 +125,29 @@ class Scrubber:
         pattern = re.compile("(" + _PLACEHOLDER_IN_TEXT + ")" + "".join("|" + re.escape(orig) for orig, _ in pairs))
         table = dict(pairs)
 
-        def walk(item: Any) -> Any:
+        def note(placeholder: str, at: str | None) -> str:
+            if at is not None:
+                places = self._where.setdefault(placeholder, [])
+                if at not in places:
+                    places.append(at)
+            return placeholder
+
+        def text(item: str, at: str | None) -> str:
+            if len(item) >= 3 and item in whole:
+                return note(whole[item], at)
+            return pattern.sub(lambda m: m.group(0) if m.group(1) else note(table[m.group(0)], at), item)
+
+        def walk(item: Any, at: str | None) -> Any:
             if isinstance(item, dict):
-                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+                return {text(k, None) if isinstance(k, str) else k: walk(v, _below(at, str(k)))
+                        for k, v in item.items()}
             if isinstance(item, list):
-                return [walk(v) for v in item]
+                return [walk(v, _below(at, str(i))) for i, v in enumerate(item)]
             if isinstance(item, str):
-                if len(item) >= 3 and item in whole:
-                    return whole[item]
-                return pattern.sub(lambda m: m.group(0) if m.group(1) else table[m.group(0)], item)
+                return text(item, at)
             return item
 
-        return walk(value)
+        return walk(value, where)
 
     def report(self) -> list[Redaction]:
         return [Redaction(self._kind_of[ph], ph, tuple(where)) for ph, where in self._where.items()]
@@ -239,6 +251,10 @@ def _make(kind: str, original: str, n: int) -> str:
 
 def _looks_like_address(text: str) -> bool:
     return bool(_IPV4.fullmatch(text) or _MAC.fullmatch(text))
+
+
+def _below(at: str | None, key: str) -> str | None:
+    return None if at is None else f"{at}/{_escape(key)}"
 
 
 def _escape(key: str) -> str:

@@ -338,7 +338,8 @@ class UcHandlers:
                     "Ref": ref,
                     "Streams": [
                         {
-                            "Ref": f"0x{(call.handle + 0x5F0) & 0xFFFFFFFF:x}", "Category": "0:Voice", "TxCodec": "9:G.722", "RxCodec": "9:G.722",
+                            "Ref": f"0x{(call.handle + 0x5F0) & 0xFFFFFFFF:x}", "Category": "0:Voice",
+                            "TxCodec": "9:G.722", "RxCodec": "9:G.722",
                             "TxPayloadSize": "20", "RxPayloadSize": "20",
                             "PacketsSent": str(packets), "PacketsReceived": str(packets - 1),
                             "PacketsExpected": str(packets), "PacketsLost": "1",
