@@ -309,3 +309,17 @@ def test_avctl_emulate_serves_a_captured_profile_over_https(tmp_path: Path) -> N
     assert proc.returncode == 0
     assert served == recorded
     assert (status.model, status.firmware) == ("Trio 8800", "7.2.2.1094")
+
+
+def test_a_value_found_again_inside_other_text_is_replaced_and_reported() -> None:
+    from avctl.profile import Scrubber
+
+    scrubber = Scrubber()
+    first = scrubber.scrub({"serialNumber": "8L19A4450626DF", "systemName": "Boardroom-4th-Floor"}, "system_get ")
+    later = scrubber.scrub({"url": "https://example.net/device/8L19A4450626DF/logs",
+                            "note": "Boardroom-4th-Floor codec"}, "status_get ")
+    done = scrubber.finish(later, "status_get ")
+    assert first == {"serialNumber": "X0000000000001", "systemName": "name-1"}
+    assert "8L19A4450626DF" not in json.dumps(done) and "Boardroom-4th-Floor" not in json.dumps(done)
+    places = {r.placeholder: r.where for r in scrubber.report()}
+    assert "status_get /url" in places["X0000000000001"] and "status_get /note" in places["name-1"]
