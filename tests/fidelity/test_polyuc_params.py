@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from avctl import Credentials, Device, DeviceError, TLSPolicy
+from avctl import Credentials, Device, DeviceError, TLSPolicy, ValidationError
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.polyuc import params as uc_params
@@ -197,9 +197,19 @@ async def test_config_set_takes_at_most_20_parameters(emulators: EmulatorThread,
         with pytest.raises(DeviceError) as too_many:
             await d.call("config_set", values={n: "1" for n in names})
         await d.call("config_set", values={n: "1" for n in names[:CONFIG_SET_LIMIT]})
-        data = (await d.call("config_get", names=names)).data  # config/get has no known limit
+        data = (await d.call("config_get", names=names[:CONFIG_SET_LIMIT])).data
+        last = (await d.call("config_get", names=names[CONFIG_SET_LIMIT:])).data
+        # AVT lists 4009 among config/get's answers too: the spec caps names at 20, so the client
+        # refuses 21 before anything is sent; the phone answers 4009 to a client that sends them
+        sent = len(dev.requests)
+        with pytest.raises(ValidationError, match="names"):
+            await d.call("config_get", names=names)
+        assert len(dev.requests) == sent
     assert too_many.value.code == "4009"
-    assert [data[n]["Value"] for n in names] == ["1"] * CONFIG_SET_LIMIT + [""]
+    assert [data[n]["Value"] for n in names[:CONFIG_SET_LIMIT]] == ["1"] * CONFIG_SET_LIMIT
+    assert last[names[-1]]["Value"] == ""
+    raw = _raw_post(dev, "/api/v1/mgmt/config/get", {"data": names})
+    assert raw["Status"] == "4009"
 
 
 def test_the_table_is_loaded_once_and_shared() -> None:
@@ -250,3 +260,20 @@ async def test_a_trio_call_has_a_video_stream(emulators: EmulatorThread, tls: TL
     # no recording shows a VVX's streams: voice only, with the session fields of the recording
     assert [s["Category"] for s in audio_only["Streams"]] == ["0:Voice"]
     assert (audio_only["SRTPCall"], audio_only["H235Call"]) == ("False", "False")
+
+
+def _raw_post(dev: EmulatedPolyUC, path: str, body: object) -> dict[str, object]:
+    """A request as a client without avctl's checks sends it (Basic auth over HTTPS)."""
+    import base64
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cadata=dev.cert_pem.decode())
+    context.check_hostname = False  # the emulator's certificate names the device, not 127.0.0.1
+    auth = base64.b64encode(f"{dev.user}:{dev.password}".encode()).decode()
+    request = urllib.request.Request(f"https://127.0.0.1:{dev.port}{path}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Authorization": f"Basic {auth}",
+                                                             "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20, context=context) as answer:
+        result: dict[str, object] = json.loads(answer.read())
+        return result

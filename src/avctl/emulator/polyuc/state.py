@@ -28,9 +28,10 @@ class UcStatus(Exception):
 
 # --- configuration parameters ---------------------------------------------------------------------
 
-#: parameters per config/set: "setConfig API has limit of 20 parameters in each request"
-#: (eupubs/vvxme vvxme.py, setConfig, tested on UC Software 6.1); a larger one is refused with
-#: Status 4009, "Parameter count exceeded limit of 20 parameters" (AVT PolycomTrio.java)
+#: parameters per config/set and config/get: "setConfig API has limit of 20 parameters in each
+#: request" (eupubs/vvxme vvxme.py, setConfig, tested on UC Software 6.1); a larger one is refused
+#: with Status 4009, "Parameter count exceeded limit of 20 parameters" (AVT PolycomTrio.java, listed
+#: among config/get's return codes too)
 CONFIG_SET_LIMIT = 20
 
 #: defaults a model family reports other than the templates' (which are VVX-era UC Software 5.x):
@@ -454,6 +455,8 @@ class UcPhone:
     # -- configuration --
 
     def config_get(self, names: list[str]) -> dict[str, dict[str, str]]:
+        if len(names) > CONFIG_SET_LIMIT:
+            raise UcStatus("4009")
         unknown = [n for n in names if n not in self.config]
         if unknown:
             raise UcStatus("4000", {"UnknownParameters": unknown})
