@@ -262,3 +262,19 @@ async def test_feedbacks_read_the_corrected_emulator(emulators: EmulatorThread, 
     assert idle.reachable and idle.in_call is False and idle.uptime is not None and idle.uptime > 0
     assert busy.in_call is True and busy.mic_muted is False
     assert idle.model == "VVX 450" and not idle.unavailable
+
+
+# --- v1 device info's uptime words (AVT; a Trio simulator's README; a Rust client's comment) ----------------
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (22 * 3600 + 2 * 60 + 9, "0 Day 22:02:09"),  # AVT, a Trio on UC Software 5.7.1
+    (6 * 3600 + 16 * 60 + 10, "0 Day 6:16:10"),  # a VVX 411 on 5.5.0: the hour is not padded
+    (20 * 86400 + 16 * 3600 + 11 * 60 + 42, "20 Days 16:11:42"),  # a Trio on 5.5.4: plural
+])
+async def test_v1_uptime_words(emulators: EmulatorThread, tls: TLSPolicy, seconds: int, words: str) -> None:
+    dev = add_phone(emulators)
+    dev.phone.uptime = lambda now=None: float(seconds)  # type: ignore[method-assign]  # time held still
+    async with client(dev, tls) as d:
+        info = (await d.call("device_info_v1")).data
+    assert info["UpTimeSinceLastReboot"] == words

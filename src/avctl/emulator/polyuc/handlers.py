@@ -204,7 +204,11 @@ class UcHandlers:
                 "MACAddress": p.mac,
                 "IPV4Address": self.host,
                 "IPV6Address": "::",
-                "UpTimeSinceLastReboot": f"{days} Day {hours:02d}:{minutes:02d}:{seconds:02d}",
+                # "0 Day 22:02:09", "20 Days 16:11:42", "0 Day 6:16:10": the word plural past one
+                # day, the hour not padded (AVI-SPL PolycomTrio.java, a Trio on 5.7.1; a Trio
+                # simulator's README, 5.5.4; a Rust client's comment, a VVX 411 on 5.5.0)
+                "UpTimeSinceLastReboot": f"{days} {'Days' if days > 1 else 'Day'} "
+                                         f"{hours}:{minutes:02d}:{seconds:02d}",
                 "AttachedHardware": {},
             }
         )
