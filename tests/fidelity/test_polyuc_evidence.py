@@ -278,3 +278,21 @@ async def test_v1_uptime_words(emulators: EmulatorThread, tls: TLSPolicy, second
     async with client(dev, tls) as d:
         info = (await d.call("device_info_v1")).data
     assert info["UpTimeSinceLastReboot"] == words
+
+
+# --- a Trio's lines and v1 call status (MIV's Trio 8800 lineInfo; AVT's recorded Trio callStatus) ----------
+
+
+async def test_a_trio_says_auto_where_a_vvx_says_sip(emulators: EmulatorThread, tls: TLSPolicy) -> None:
+    trio, vvx = add_phone(emulators, model="Trio 8800"), add_phone(emulators)
+    answers = {}
+    for dev in (trio, vvx):
+        dev.phone.dial("123", 1, "SIP")
+        async with client(dev, tls) as d:
+            answers[dev.phone.model] = ((await d.call("line_info_v1")).data[0],
+                                        (await d.call("call_status_v1")).data)
+    (trio_line, trio_call), (vvx_line, vvx_call) = answers["Trio 8800"], answers["VVX 450"]
+    assert (trio_line["Protocol"], trio_line["Port"]) == ("Auto", "0")  # MIV
+    assert trio_call["Protocol"] == "Auto"  # AVT: {"CallHandle": "0xb53e57c0", ..., "Protocol": "Auto"}
+    assert (vvx_line["Protocol"], vvx_line["Port"]) == ("SIP", "5060")
+    assert vvx_call["Protocol"] == "Sip"  # seed 002

@@ -288,6 +288,11 @@ class UcHandlers:
              "UpTime": f"{days} day{'s' if days != 1 else ''} {hours}:{minutes:02d}:{seconds:02d}"}
         )
 
+    @property
+    def _trio(self) -> bool:
+        """A Trio conference phone (some answers differ from a desk phone's, per recordings)."""
+        return self.phone.model.startswith("Trio")
+
     async def on_line_info(self, ctx: Ctx) -> web.StreamResponse:
         return self.ok(
             [
@@ -314,11 +319,12 @@ class UcHandlers:
                     "RegistrationStatus": "registered" if line.registered else "unregistered",
                     "LineType": "private",
                     "SIPAddress": line.sip_address,
-                    "Protocol": "SIP",
+                    # a Trio's lines say "Auto" (SIP or H.323) and port "0" (MIV's Trio 8800)
+                    "Protocol": "Auto" if self._trio else "SIP",
                     "Label": line.label,
                     "UserID": line.user,
                     "ProxyAddress": line.server,
-                    "Port": "5060",
+                    "Port": "0" if self._trio else "5060",
                 }
                 for line in self.phone.lines
             ]
@@ -558,7 +564,8 @@ class UcHandlers:
                 "CallHandle": f"0x{c.hex}",
                 "LineId": str(c.line),
                 "Type": c.direction,
-                "Protocol": c.protocol,
+                # a Trio answers "Auto" (AVT's recorded callStatus), a VVX "Sip" (seed 002)
+                "Protocol": "Auto" if self._trio else c.protocol,
                 "CallState": c.state,
                 "RemotePartyName": c.remote_name,
                 "DurationInSeconds": str(c.duration(now)),
