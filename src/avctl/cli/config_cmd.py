@@ -25,6 +25,8 @@ from avctl.cli.fleet import (
     JobSetup,
     _exit_for,
     _report,
+    device_line,
+    dry_run_option,
     inventory_option,
     job_setup,
     run_options,
@@ -48,7 +50,7 @@ from avctl.errors import UsageError
 from avctl.fleet.inventory import Selection
 from avctl.fleet.output import summary_line
 from avctl.fleet.results import JobReport
-from avctl.redact import shown
+from avctl.redact import redact, shown
 from avctl.schedule.link import note_job, scheduled_run
 
 
@@ -394,6 +396,9 @@ def _idle_on_schedule(setup: JobSetup, kwargs: dict[str, Any], restart: Mapping[
 
 def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str, Desired]], *,
            name: str, reason: str) -> None:
+    if kwargs["dry_run"]:
+        _dry_run(setup, kwargs, desired, name)
+        return
     session = _Session(setup, kwargs, name.replace("-", " "))
     with closing(session):
         plan, rows = _plan(session, setup.devices, desired, "config-plan")
@@ -414,10 +419,36 @@ def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str,
     _exit_for(report if report.failed else plan)
 
 
+def _dry_run(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str, Desired]], name: str) -> None:
+    """The desired values each device would be brought to (the ones that differ are sent); no device is
+    read, nothing sent, no job recorded."""
+    devices = {d.name: d for d in setup.devices}
+    rows = [{"device": dev, "family": devices[dev].family, "site": devices[dev].site,
+             "address": str(devices[dev].address),
+             "keys": redact({k: w.value for k, w in sorted(keys.items()) if w.settable}),
+             "restart": sorted(k for k, w in keys.items() if w.settable and w.applies != "live")}
+            for dev, keys in desired.items() if dev in devices]
+    left = sorted(d for d in devices if d not in desired)
+    if kwargs["as_json"]:
+        emit_json({"dry_run": True, "task": name, "devices": rows, "no_desired_configuration": left})
+        return
+    if kwargs["quiet"]:
+        return
+    click.echo(f"dry run: {name} on {len(rows)} device(s); nothing sent, no job recorded; only the keys that "
+               "differ are sent ('avctl config plan' reads the devices and shows which)")
+    for r in rows:
+        values = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in r["keys"].items())
+        restart = f" [restart or reboot: {', '.join(r['restart'])}]" if r["restart"] else ""
+        click.echo(shown(f"  send  {device_line(devices[r['device']])} at {r['address']}: {values}{restart}"))
+    for dev in left:
+        click.echo(shown(f"  skip  {dev}: no desired configuration"))
+
+
 @config_group.command("apply")
 @inventory_option
 @selection_options
 @run_options
+@dry_run_option
 @handle_errors
 def config_apply(**kwargs: Any) -> None:
     """Plan, then send only the differences and read each changed key back. Each device's
@@ -431,6 +462,7 @@ def config_apply(**kwargs: Any) -> None:
 @click.argument("snapshot")
 @inventory_option
 @run_options
+@dry_run_option
 @handle_errors
 def config_restore(device: str, snapshot: str, **kwargs: Any) -> None:
     """Return DEVICE to the configuration of SNAPSHOT (an id, 'latest' or 'latest~N'): every key
