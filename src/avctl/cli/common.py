@@ -280,7 +280,8 @@ def handle_errors(fn: F) -> F:
                 if problem.hint:
                     click.echo(f"avctl: hint: {shown(problem.hint)}", err=True)
             if not getattr(exc, "problems", ()):
-                click.echo(f"avctl: error: {shown(exc.message)}", err=True)
+                for line in exc.message.splitlines():  # a list of problems: one line each
+                    click.echo(f"avctl: error: {shown(line)}", err=True)
             if exc.hint:
                 click.echo(f"avctl: hint: {shown(exc.hint)}", err=True)
             from avctl.errors import ValidationError

@@ -231,8 +231,9 @@ class _Ctx:
         """The one problem found, or all of them (`InventoryProblems`)."""
         if len(self.problems) == 1:
             raise self.problems[0]
-        if self.problems:
-            raise InventoryProblems(self.problems)
+        if self.problems:  # in the order of the file (sites are read before the devices above them)
+            raise InventoryProblems(sorted(self.problems, key=lambda e: (e.file != self.file, e.file or "",
+                                                                         e.line or 0)))
 
     def compose(self, text: str) -> yaml.Node | None:
         """The file's node graph (None if empty); YAML errors and safe-loader limits name file:line."""
