@@ -1012,7 +1012,8 @@ def jobs_prune(older_than: float, store_path: str | None) -> None:
 
     with closing(open_store(store_path)) as store:
         removed = store.prune(time.time() - older_than)
-    click.echo(f"removed {removed} finished job(s) older than {describe_duration(older_than)}")
+    age = f"{older_than / 86400:g} day(s)" if older_than >= 86400 else describe_duration(older_than)
+    click.echo(f"removed {removed} finished job(s) older than {age}")
 
 
 # --- audit -----------------------------------------------------------------------------------------
