@@ -232,8 +232,8 @@ class _Ctx:
         if len(self.problems) == 1:
             raise self.problems[0]
         if self.problems:  # in the order of the file (sites are read before the devices above them)
-            raise InventoryProblems(sorted(self.problems, key=lambda e: (e.file != self.file, e.file or "",
-                                                                         e.line or 0)))
+            raise InventoryProblems(sorted(self.problems, key=lambda e: (
+                e.file != self.file, e.file or "", e.line is None, e.line or 0)))
 
     def compose(self, text: str) -> yaml.Node | None:
         """The file's node graph (None if empty); YAML errors and safe-loader limits name file:line."""
