@@ -20,7 +20,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from avctl.cli.common import confirm_disruptive, emit_json, handle_errors
+from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, output_format
 from avctl.cli.fleet import (
     JobSetup,
     _exit_for,
@@ -205,6 +205,7 @@ def _changed_keys(a: Snapshot, b: Snapshot) -> str:
 def config_diff(device: str, refs: tuple[str, ...], **kwargs: Any) -> None:
     """Differences between two snapshots of DEVICE; with one (or none: the newest), between it and
     the device now (read now and kept as a snapshot). Refs: an id, 'latest' or 'latest~N'."""
+    output_format(kwargs["as_json"], kwargs["as_csv"])
     if len(refs) > 2:
         raise UsageError("give at most two snapshots", hint="avctl config diff DEVICE [SNAP_A] [SNAP_B]")
     with closing(open_snapshot_store(kwargs["store_path"])) as snaps:
