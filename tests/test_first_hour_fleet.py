@@ -127,15 +127,22 @@ def test_dry_run_sends_nothing_records_nothing_and_masks_secrets(emulators: Emul
 
 def test_config_apply_and_restore_dry_run(emulators: EmulatorThread, tmp_path: Path) -> None:
     devs = spawn(emulators, 2, password=PW)
-    inv = inventory(tmp_path, devs, defaults="family: videoos, password: env:FH_PW, "
-                                             "config: {videoos: {system.network.wireless.bt.enabled: false}}")
+    key = "system.network.wireless.bt.enabled"
+    inv = inventory(tmp_path, devs,
+                    defaults=f"family: videoos, password: env:FH_PW, config: {{videoos: {{{key}: false}}}}")
     r = run("config", "apply", "-i", str(inv), "--dry-run", env={"FH_PW": PW})
     assert "dry run: config-apply on 2 device(s); nothing sent, no job recorded" in r.stdout
-    assert "  send  room-0 (videoos, site lab) at 127.0.0.1:" in r.stdout and "system.network.wireless.bt.enabled=\"False\"" in r.stdout
+    assert f'  send  room-0 (videoos, site lab) at 127.0.0.1:{devs[0].port}: {key}="False"' in r.stdout
     doc = json.loads(run("config", "apply", "-i", str(inv), "--dry-run", "--json", env={"FH_PW": PW}).stdout)
-    assert [(d["device"], d["keys"]) for d in doc["devices"]] == [("room-0", {"system.network.wireless.bt.enabled": "False"}),
-                                                                  ("room-1", {"system.network.wireless.bt.enabled": "False"})]
+    assert [(d["device"], d["keys"]) for d in doc["devices"]] == [("room-0", {key: "False"}),
+                                                                  ("room-1", {key: "False"})]
     assert requests(devs) == 0 and jobs() == []
+    run("config", "backup", "-i", str(inv), "--name", "room-0", "-q", env={"FH_PW": PW})  # reads: a snapshot
+    before, recorded = requests(devs), len(jobs())
+    r = run("config", "restore", "room-0", "latest", "-i", str(inv), "--dry-run", env={"FH_PW": PW})
+    assert "dry run: config-restore on 1 device(s); nothing sent, no job recorded" in r.stdout
+    assert "  send  room-0 (videoos, site lab)" in r.stdout
+    assert requests(devs) == before and len(jobs()) == recorded
 
 
 def test_prompt_names_the_first_devices_and_where_to_see_all(emulators: EmulatorThread, tmp_path: Path) -> None:
