@@ -377,8 +377,10 @@ def _confirm_apply(rows: Sequence[DriftRow], yes: bool) -> dict[str, frozenset[s
     restart = needs_confirmation(rows)
     if restart:
         keys = sorted({k for ks in restart.values() for k in ks})
+        families = {r.device: r.family for r in rows}
+        named = [f"{dev} ({families.get(dev) or '?'}): {', '.join(sorted(ks))}" for dev, ks in restart.items()]
         confirm_disruptive(f"changing {len(keys)} key(s) that take effect only after a restart or reboot "
-                           f"({', '.join(keys[:5])}) on {len(restart)} device(s)", yes)
+                           f"({', '.join(keys[:5])}) on {len(restart)} device(s)", yes, named)
     elif not yes and sys.stdin.isatty() and not click.confirm("Apply these changes?", default=False, err=True):
         raise UsageError("not confirmed; nothing was sent")
     return restart
@@ -407,7 +409,8 @@ def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str,
             _print_plan(rows, plan)
         todo = {r.device for r in rows if r.settable}
         if not todo:
-            click.echo("nothing to apply", err=True)
+            if not kwargs["quiet"]:
+                click.echo("nothing to apply", err=True)
             _exit_for(plan)
             return
         confirmed = _confirm_apply(rows, kwargs["yes"])

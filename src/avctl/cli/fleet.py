@@ -650,41 +650,44 @@ def inventory_check(inventory_path: str, spec_overrides: tuple[str, ...]) -> Non
     and maintenance windows, the desired configuration of config: blocks against each family's
     catalogue, and that every password reference resolves now (env:, file:, keyring:, secret:).
     """
+    inv, problems = _inventory_problems(inventory_path, _overrides(spec_overrides))
+    for p in problems:
+        click.echo(shown(p.message))
+        if p.hint:
+            click.echo(shown(f"  hint: {p.hint}"))
+    if inv is None or problems:
+        click.echo(f"avctl: {len(problems)} problem(s) in {inventory_path}; nothing was contacted", err=True)
+        click.get_current_context().exit(1)
+        return
+    sites = {d.site for d in inv.devices if d.site}
+    click.echo(f"{inventory_path}: ok: {len(inv)} device(s), {len(sites)} site(s), every password reference "
+               "resolves (no device was contacted)", err=True)
+
+
+def _inventory_problems(path: str, overrides: dict[str, str]) -> tuple[Inventory | None, list[AvctlError]]:
+    """The inventory (None if it does not load) and every problem found in it, without I/O to devices."""
     from avctl.config.desired import ConfigError, desired_fleet
     from avctl.families import family_names
     from avctl.fleet.credentials import CredentialProblems
     from avctl.fleet.inventory import InventoryError
 
-    overrides = _overrides(spec_overrides)
+    try:
+        inv = load_inventory(path, families={*family_names(), *overrides})
+    except InventoryError as exc:
+        return None, list(getattr(exc, "problems", None) or [exc])
+    for w in inv.warnings:
+        click.echo(f"avctl: warning: {w}", err=True)
     problems: list[AvctlError] = []
     try:
-        inv = load_inventory(inventory_path, families={*family_names(), *overrides})
-    except InventoryError as exc:
-        problems += getattr(exc, "problems", None) or [exc]
-        inv = None
-    if inv is not None:
-        for w in inv.warnings:
-            click.echo(f"avctl: warning: {w}", err=True)
-        try:
-            desired_fleet(inv.devices, spec_provider(overrides))
-        except ConfigError as exc:
-            # one problem per line after the heading (avctl.config.desired.problem_text)
-            problems += [UsageError(line.strip()) for line in exc.message.splitlines()[1:]]
-        try:
-            check_passwords(CredentialResolver(base_dir=inv.base_dir), inv.devices)
-        except CredentialProblems as exc:
-            problems += exc.problems
-    for p in problems:
-        click.echo(shown(p.message))
-        if p.hint:
-            click.echo(shown(f"  hint: {p.hint}"))
-    if problems:
-        click.echo(f"avctl: {len(problems)} problem(s) in {inventory_path}; nothing was contacted", err=True)
-        click.get_current_context().exit(1)
-    assert inv is not None
-    sites = {d.site for d in inv.devices if d.site}
-    click.echo(f"{inventory_path}: ok: {len(inv)} device(s), {len(sites)} site(s), every password reference "
-               "resolves (no device was contacted)", err=True)
+        desired_fleet(inv.devices, spec_provider(overrides))
+    except ConfigError as exc:
+        # one problem per line after the heading (avctl.config.desired.problem_text)
+        problems += [UsageError(line.strip()) for line in exc.message.splitlines()[1:]]
+    try:
+        check_passwords(CredentialResolver(base_dir=inv.base_dir), inv.devices)
+    except CredentialProblems as exc:
+        problems += exc.problems
+    return inv, problems
 
 
 @inventory_group.command("import")
