@@ -416,7 +416,8 @@ def _idle_by_default(runner: FleetRunner, task: Task, counts: dict[str, dict[str
         return
     if any(c["disruptive"] and c["run"] for c in counts.values()):
         runner.options = dataclasses.replace(opts, if_idle=True)
-        click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
+        if not kwargs["quiet"]:
+            click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
                    "skipped (--if-idle; --ignore-calls to run anyway)", err=True)
 
 
@@ -500,7 +501,8 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
         runner = setup.runner(store, audit, bar)
         counts = _confirm(runner, task, devices, kwargs.get("yes", False))
         _idle_by_default(runner, task, counts, kwargs)
-        _window_notes(devices, runner.options)
+        if not kwargs["quiet"]:
+            _window_notes(devices, runner.options)
         job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
                          options=runner.options, spec_overrides=setup.overrides,
                          secret_params=runner.secret_params)
