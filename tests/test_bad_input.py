@@ -242,14 +242,14 @@ def test_damaged_pins_file_is_not_skipped(files: dict[str, Path]) -> None:
     assert "--replace" in str(getattr(info.value, "hint", ""))
 
 
-def test_binary_credential_file_in_an_inventory_fails_the_device_clearly(tmp_path: Path) -> None:
+def test_binary_credential_file_in_an_inventory_fails_before_the_job_clearly(tmp_path: Path) -> None:
     (tmp_path / "pw.bin").write_bytes(b"a\x00b")
     inv = tmp_path / "inv.yaml"
     inv.write_text("devices:\n  a: {family: videoos, address: '127.0.0.1:1', password: 'file:pw.bin'}\n")
     result = invoke("fleet", "status", "-i", str(inv))
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert result.exit_code == 1
-    assert "credential file" in result.stdout and "pw.bin is binary" in result.stdout
+    assert result.exit_code == 2  # issue 15: every reference is checked before a job starts
+    assert "password file:pw.bin of a: credential file" in result.stderr and "pw.bin is binary" in result.stderr
 
 
 def test_inventory_error_type_carries_file_and_line(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,18 +109,41 @@ def _pairs(option: str, items: tuple[str, ...], *, digits: bool = False) -> dict
 
 
 def credential_options(fn: F) -> F:
-    fn = click.option(
-        "--password-file",
-        type=click.Path(dir_okay=False),
-        help="Read the password from this file (first line).",
-    )(fn)
-    fn = click.option(
-        "--password-env",
-        metavar="VAR",
-        help="Read the password from this environment variable [default: AVCTL_PASSWORD].",
-    )(fn)
+    fn = password_options(fn, "Read the password from this file (first line).",
+                          "Read the password from this environment variable [default: AVCTL_PASSWORD].")
     fn = click.option("--user", "-u", help="User name [default: the family's default user].")(fn)
     return fn
+
+
+def password_options(fn: F, file_help: str, env_help: str) -> F:
+    """--password-env VAR / --password-file FILE (never the password itself as an argument)."""
+    fn = click.option("--password-file", type=click.Path(dir_okay=False), help=file_help)(fn)
+    return click.option("--password-env", metavar="VAR", help=env_help)(fn)
+
+
+def fleet_password_options(fn: F) -> F:
+    """The password of selected devices whose inventory entry names none (fleet commands)."""
+    return password_options(
+        fn, "Password for devices the inventory gives none: the first line of this file.",
+        "Password for devices the inventory gives none: this environment variable.")
+
+
+def fleet_password_ref(password_env: str | None, password_file: str | None) -> str | None:
+    """--password-env / --password-file as a credential reference (``env:VAR``, ``file:/abs/path``),
+    checked like the inventory's own references before a job starts."""
+    if password_env and password_file:
+        raise UsageError("--password-env and --password-file contradict each other", hint="choose one")
+    if password_env:
+        return f"env:{password_env}"
+    if password_file:
+        return f"file:{Path(password_file).expanduser().resolve()}"
+    return None
+
+
+def output_format(as_json: bool, as_csv: bool) -> None:
+    """--json and --csv together: refused rather than one silently winning."""
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be used together", hint="choose one output format")
 
 
 def read_credentials(
@@ -206,13 +229,26 @@ def _from_source(name: str, text: str) -> str:
                      hint="use @env:VAR, @file:PATH or @prompt; write @@ for a value that starts with @")
 
 
-def confirm_disruptive(what: str, yes: bool) -> None:
+#: how many devices a confirmation prompt names before "... and N more"
+PROMPT_DEVICES = 10
+
+
+def confirm_disruptive(what: str, yes: bool, devices: Sequence[str] = ()) -> None:
     """Ask before a disruptive action; without a terminal, only --yes may go ahead. A command a
-    schedule starts was confirmed when the schedule was added (``avctl schedule add``)."""
+    schedule starts was confirmed when the schedule was added (``avctl schedule add``).
+
+    ``devices``: one line per device it would hit ("name (family, site)"); the first ones are shown
+    with where to see them all (``--dry-run``)."""
     from avctl.schedule.link import scheduled_run
 
     if yes or scheduled_run() is not None:
         return
+    if devices:
+        for line in devices[:PROMPT_DEVICES]:
+            click.echo(f"  {shown(line)}", err=True)
+        more = len(devices) - PROMPT_DEVICES
+        if more > 0:
+            click.echo(f"  ... and {more} more (the full list: the same command with --dry-run)", err=True)
     if not sys.stdin.isatty():
         raise ConfirmationRequired(
             f"{what} is disruptive and needs confirmation", hint="run again with --yes to confirm"
@@ -239,7 +275,13 @@ def handle_errors(fn: F) -> F:
             if debug:
                 raise
             # messages quote devices and URLs: secrets masked, control characters neutralised
-            click.echo(f"avctl: error: {shown(exc.message)}", err=True)
+            for problem in getattr(exc, "problems", ()):  # several problems: one line each
+                click.echo(f"avctl: error: {shown(problem.message)}", err=True)
+                if problem.hint:
+                    click.echo(f"avctl: hint: {shown(problem.hint)}", err=True)
+            if not getattr(exc, "problems", ()):
+                for line in exc.message.splitlines():  # a list of problems: one line each
+                    click.echo(f"avctl: error: {shown(line)}", err=True)
             if exc.hint:
                 click.echo(f"avctl: hint: {shown(exc.hint)}", err=True)
             from avctl.errors import ValidationError

@@ -20,11 +20,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from avctl.cli.common import confirm_disruptive, emit_json, handle_errors
+from avctl.cli.common import confirm_disruptive, emit_json, handle_errors, output_format
 from avctl.cli.fleet import (
     JobSetup,
     _exit_for,
     _report,
+    device_line,
+    dry_run_option,
     inventory_option,
     job_setup,
     run_options,
@@ -48,7 +50,7 @@ from avctl.errors import UsageError
 from avctl.fleet.inventory import Selection
 from avctl.fleet.output import summary_line
 from avctl.fleet.results import JobReport
-from avctl.redact import shown
+from avctl.redact import redact, shown
 from avctl.schedule.link import note_job, scheduled_run
 
 
@@ -203,6 +205,7 @@ def _changed_keys(a: Snapshot, b: Snapshot) -> str:
 def config_diff(device: str, refs: tuple[str, ...], **kwargs: Any) -> None:
     """Differences between two snapshots of DEVICE; with one (or none: the newest), between it and
     the device now (read now and kept as a snapshot). Refs: an id, 'latest' or 'latest~N'."""
+    output_format(kwargs["as_json"], kwargs["as_csv"])
     if len(refs) > 2:
         raise UsageError("give at most two snapshots", hint="avctl config diff DEVICE [SNAP_A] [SNAP_B]")
     with closing(open_snapshot_store(kwargs["store_path"])) as snaps:
@@ -374,8 +377,10 @@ def _confirm_apply(rows: Sequence[DriftRow], yes: bool) -> dict[str, frozenset[s
     restart = needs_confirmation(rows)
     if restart:
         keys = sorted({k for ks in restart.values() for k in ks})
+        families = {r.device: r.family for r in rows}
+        named = [f"{dev} ({families.get(dev) or '?'}): {', '.join(sorted(ks))}" for dev, ks in restart.items()]
         confirm_disruptive(f"changing {len(keys)} key(s) that take effect only after a restart or reboot "
-                           f"({', '.join(keys[:5])}) on {len(restart)} device(s)", yes)
+                           f"({', '.join(keys[:5])}) on {len(restart)} device(s)", yes, named)
     elif not yes and sys.stdin.isatty() and not click.confirm("Apply these changes?", default=False, err=True):
         raise UsageError("not confirmed; nothing was sent")
     return restart
@@ -394,6 +399,9 @@ def _idle_on_schedule(setup: JobSetup, kwargs: dict[str, Any], restart: Mapping[
 
 def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str, Desired]], *,
            name: str, reason: str) -> None:
+    if kwargs["dry_run"]:
+        _dry_run(setup, kwargs, desired, name)
+        return
     session = _Session(setup, kwargs, name.replace("-", " "))
     with closing(session):
         plan, rows = _plan(session, setup.devices, desired, "config-plan")
@@ -401,7 +409,8 @@ def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str,
             _print_plan(rows, plan)
         todo = {r.device for r in rows if r.settable}
         if not todo:
-            click.echo("nothing to apply", err=True)
+            if not kwargs["quiet"]:
+                click.echo("nothing to apply", err=True)
             _exit_for(plan)
             return
         confirmed = _confirm_apply(rows, kwargs["yes"])
@@ -414,10 +423,36 @@ def _apply(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str,
     _exit_for(report if report.failed else plan)
 
 
+def _dry_run(setup: JobSetup, kwargs: dict[str, Any], desired: dict[str, dict[str, Desired]], name: str) -> None:
+    """The desired values each device would be brought to (the ones that differ are sent); no device is
+    read, nothing sent, no job recorded."""
+    devices = {d.name: d for d in setup.devices}
+    rows = [{"device": dev, "family": devices[dev].family, "site": devices[dev].site,
+             "address": str(devices[dev].address),
+             "keys": redact({k: w.value for k, w in sorted(keys.items()) if w.settable}),
+             "restart": sorted(k for k, w in keys.items() if w.settable and w.applies != "live")}
+            for dev, keys in desired.items() if dev in devices]
+    left = sorted(d for d in devices if d not in desired)
+    if kwargs["as_json"]:
+        emit_json({"dry_run": True, "task": name, "devices": rows, "no_desired_configuration": left})
+        return
+    if kwargs["quiet"]:
+        return
+    click.echo(f"dry run: {name} on {len(rows)} device(s); nothing sent, no job recorded; only the keys that "
+               "differ are sent ('avctl config plan' reads the devices and shows which)")
+    for r in rows:
+        values = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in r["keys"].items())
+        restart = f" [restart or reboot: {', '.join(r['restart'])}]" if r["restart"] else ""
+        click.echo(shown(f"  send  {device_line(devices[r['device']])} at {r['address']}: {values}{restart}"))
+    for dev in left:
+        click.echo(shown(f"  skip  {dev}: no desired configuration"))
+
+
 @config_group.command("apply")
 @inventory_option
 @selection_options
 @run_options
+@dry_run_option
 @handle_errors
 def config_apply(**kwargs: Any) -> None:
     """Plan, then send only the differences and read each changed key back. Each device's
@@ -431,6 +466,7 @@ def config_apply(**kwargs: Any) -> None:
 @click.argument("snapshot")
 @inventory_option
 @run_options
+@dry_run_option
 @handle_errors
 def config_restore(device: str, snapshot: str, **kwargs: Any) -> None:
     """Return DEVICE to the configuration of SNAPSHOT (an id, 'latest' or 'latest~N'): every key

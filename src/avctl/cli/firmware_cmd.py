@@ -210,14 +210,15 @@ def firmware_update(dry_run: bool, **kwargs: Any) -> None:
                    "left_out": [{"device": r.device, "family": r.family, "compliance": r.compliance,
                                  "reason": _left_out_reason(r)} for r in left_out],
                    "devices": [r.as_dict() for r in rows]})
-    else:
+    elif not kwargs["quiet"] or dry_run:
         for r in left_out:
             click.echo(shown(f"avctl: left out {r.device} ({r.family}): {_left_out_reason(r)}"), err=True)
         for r in rows if dry_run else ():
             if r.device in chosen:
                 click.echo(shown(f"would update {r.device} ({r.family}, {r.model}, firmware {r.firmware}, "
                                  f"baseline {r.baseline}): {r.update}"))
-    click.echo(f"{len(chosen)} outdated device(s) with an update action, {len(left_out)} left out", err=True)
+    if not kwargs["quiet"] or dry_run:
+        click.echo(f"{len(chosen)} outdated device(s) with an update action, {len(left_out)} left out", err=True)
     if dry_run or not chosen:
         click.get_current_context().exit(1 if report.failed else 0)
     setup.devices = [d for d in setup.devices if d.name in chosen]

@@ -27,21 +27,27 @@ from avctl.cli.common import (
     emit_json,
     endpoint_maps,
     endpoint_options,
+    fleet_password_options,
+    fleet_password_ref,
     handle_errors,
+    output_format,
     param_text,
     tls_options,
     tls_policy,
     warn_unused_ports,
 )
-from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION
+from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION, Duration
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
 from avctl.db.factory import open_audit, open_journal, open_store
+from avctl.durations import describe_duration
 from avctl.errors import AvctlError, UsageError
-from avctl.fleet.audit import parse_when
+from avctl.fleet.audit import audit_csv, parse_when
 from avctl.fleet.credentials import (
+    MASK,
     CredentialResolver,
     SecretsStore,
+    check_references,
     generate_key,
     read_secret_file,
     redact,
@@ -55,11 +61,11 @@ from avctl.fleet.inventory import (
     import_ip_pass,
     load_inventory,
 )
-from avctl.fleet.jobs import create_job, execute, plan_resume, run_resume, spec_provider
-from avctl.fleet.output import summary_line, to_csv, to_json
+from avctl.fleet.jobs import ResumePlan, create_job, execute, plan_rerun, plan_resume, run_resume, spec_provider
+from avctl.fleet.output import to_csv, to_json
 from avctl.fleet.processors import BaseProcessor, JobInfo
 from avctl.fleet.results import JobReport, Outcome
-from avctl.fleet.runner import FleetRunner, RunOptions
+from avctl.fleet.runner import FleetRunner, RunOptions, planned_outcome
 from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
 from avctl.redact import install_log_redaction, shown
 from avctl.schedule.link import SITES_ENV, note_job, scheduled_run
@@ -110,8 +116,11 @@ def _selection(kwargs: dict[str, Any]) -> Selection:
         **{k: kwargs.pop(f"sel_{k}", ()) for k in ("name", "family", "site", "room", "tag")})
 
 
-def _load(path: str) -> Inventory:
-    inv = load_inventory(path)
+def _load(path: str, spec_families: Sequence[str] = ()) -> Inventory:
+    """The inventory; a device's family must be a registered one or one given a spec by --spec."""
+    from avctl.families import family_names
+
+    inv = load_inventory(path, families={*family_names(), *spec_families})
     for w in inv.warnings:
         click.echo(f"avctl: warning: {w}", err=True)
     return inv
@@ -139,14 +148,21 @@ def run_options(fn: F) -> F:
         click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions."),
         click.option("--json", "as_json", is_flag=True, help="Print results as JSON."),
         click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table (exit code only)."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="Print nothing but errors (no progress bar, table or summary); the exit code tells."),
         click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
                      help="Job database: a file or a URL (postgresql://...) [default: $AVCTL_HOME/avctl.db]."),
         *guard_options,
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return endpoint_options(tls_options(fn))
+    return endpoint_options(tls_options(fleet_password_options(fn)))
+
+
+def dry_run_option(fn: F) -> F:
+    return click.option("--dry-run", is_flag=True,
+                        help="Show what would be sent to which devices (and which are skipped, and why); send "
+                             "nothing, record no job.")(fn)
 
 
 #: the in-call guard, maintenance windows and rollout rings (docs/schedules.md): every job command has them
@@ -271,8 +287,15 @@ def _confirm(runner: FleetRunner, task: Task, devices: Sequence[Any], yes: bool)
     if hit:
         total = sum(hit.values())
         per = ", ".join(f"{fam}: {n}" for fam, n in sorted(hit.items()))
-        confirm_disruptive(f"{task.name} on {total} device(s) ({per})", yes)
+        named = [device_line(d) for d in devices
+                 if d.family in hit and planned_outcome(task, d, runner.specs) is None]
+        confirm_disruptive(f"{task.name} on {total} device(s) ({per})", yes, named)
     return counts
+
+
+def device_line(d: DeviceEntry) -> str:
+    """"name (family, site hq)": a device as prompts and dry runs name it."""
+    return f"{d.name} ({d.family}" + (f", site {d.site}" if d.site else "") + ")"
 
 
 def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> None:
@@ -283,8 +306,6 @@ def _report(report: JobReport, *, as_json: bool, as_csv: bool, quiet: bool) -> N
         click.echo(to_csv(report.outcomes), nl=False)
     elif not quiet:
         render_table(report.outcomes, report.counts, title=f"job {report.job_id}: {report.task}")
-    else:
-        click.echo(summary_line(report.counts), err=True)
 
 
 def _exit_for(report: JobReport) -> None:
@@ -329,13 +350,15 @@ class JobSetup:
 def job_setup(kwargs: dict[str, Any]) -> JobSetup:
     """The selection, inventory and run options of a fleet command (run_options + selection_options)."""
     _install_log_redaction()
+    output_format(kwargs["as_json"], kwargs["as_csv"])
     selection = _selection(kwargs)
-    inv = _load(kwargs["inventory_path"])
-    devices = scheduled_sites(inv.select(selection))
+    overrides = _overrides(kwargs["spec_overrides"])
+    inv = _load(kwargs["inventory_path"], list(overrides))
+    devices = with_password(scheduled_sites(inv.select(selection)),
+                            fleet_password_ref(kwargs["password_env"], kwargs["password_file"]))
     if not devices:
         raise UsageError(f"the selection {selection} matches no device in {inv.path}",
                          hint="see 'avctl inventory list'")
-    overrides = _overrides(kwargs["spec_overrides"])
     ports, schemes = endpoint_maps(kwargs["port_map"], kwargs["scheme_map"])
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
@@ -352,8 +375,22 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
     specs = spec_provider(overrides)
     if ports:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
-    return JobSetup(selection, inv, devices, options, overrides, specs, tls,
-                    CredentialResolver(base_dir=inv.base_dir))
+    resolver = CredentialResolver(base_dir=inv.base_dir)
+    check_passwords(resolver, devices)
+    return JobSetup(selection, inv, devices, options, overrides, specs, tls, resolver)
+
+
+def with_password(devices: list[DeviceEntry], ref: str | None) -> list[DeviceEntry]:
+    """--password-env / --password-file: the password of the devices the inventory gives none."""
+    if ref is None:
+        return devices
+    return [dataclasses.replace(d, password=ref) if d.password is None else d for d in devices]
+
+
+def check_passwords(resolver: CredentialResolver, devices: Sequence[DeviceEntry]) -> None:
+    """Every password reference of the devices that will be contacted, resolved before a job
+    starts: one error listing all that cannot be (nothing is sent to any device)."""
+    check_references(resolver, [(d.name, d.password) for d in devices if d.password is not None and not d.disabled])
 
 
 def scheduled_sites(devices: list[DeviceEntry]) -> list[DeviceEntry]:
@@ -379,7 +416,8 @@ def _idle_by_default(runner: FleetRunner, task: Task, counts: dict[str, dict[str
         return
     if any(c["disruptive"] and c["run"] for c in counts.values()):
         runner.options = dataclasses.replace(opts, if_idle=True)
-        click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
+        if not kwargs["quiet"]:
+            click.echo(f"avctl: note: {task.name} is disruptive and runs on a schedule: devices in a call are "
                    "skipped (--if-idle; --ignore-calls to run anyway)", err=True)
 
 
@@ -405,7 +443,40 @@ def _window_notes(devices: Sequence[DeviceEntry], options: RunOptions) -> None:
 
 
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
-    run_job(task, job_setup(kwargs), kwargs)
+    setup = job_setup(kwargs)
+    if kwargs.get("dry_run"):
+        dry_run(task, setup, kwargs)
+        return
+    run_job(task, setup, kwargs)
+
+
+def dry_run(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
+    """What the job would do: the task (secret parameters masked), each device it would reach, each
+    it would skip and why. The task is validated per family; nothing is sent, no job recorded."""
+    runner = FleetRunner(specs=setup.specs, resolver=setup.resolver, options=setup.options)
+    counts = runner.plan(task, setup.devices)
+    params = redact({k: (MASK if k in runner.secret_params and v else v) for k, v in task.params.items()})
+    run, skip = [], []
+    for d in setup.devices:
+        planned = planned_outcome(task, d, setup.specs)
+        if planned is None:
+            run.append({"device": d.name, "family": d.family, "site": d.site, "address": str(d.address),
+                        "disruptive": bool(counts[d.family]["disruptive"])})
+        else:
+            skip.append({"device": d.name, "family": d.family, "site": d.site, "status": planned.status,
+                         "reason": planned.reason, "message": planned.message})
+    if kwargs["as_json"]:
+        emit_json({"dry_run": True, "task": task.name, "params": params, "run": run, "skip": skip})
+        return
+    if kwargs["quiet"]:
+        return
+    click.echo(shown(f"dry run: {task.name}" + (f" {json.dumps(params)}" if params else "")
+                     + f" would be sent to {len(run)} device(s); {len(skip)} skipped; nothing sent, no job recorded"))
+    for r in run:
+        click.echo(shown(f"  send  {r['device']} ({r['family']}" + (f", site {r['site']}" if r["site"] else "")
+                         + f") at {r['address']}" + (" [disruptive]" if r["disruptive"] else "")))
+    for k in skip:
+        click.echo(shown(f"  skip  {k['device']} ({k['family']}): {k['reason']}: {k['message']}"))
 
 
 def run_job(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
@@ -430,12 +501,14 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
         runner = setup.runner(store, audit, bar)
         counts = _confirm(runner, task, devices, kwargs.get("yes", False))
         _idle_by_default(runner, task, counts, kwargs)
-        _window_notes(devices, runner.options)
+        if not kwargs["quiet"]:
+            _window_notes(devices, runner.options)
         job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
                          options=runner.options, spec_overrides=setup.overrides,
                          secret_params=runner.secret_params)
         note_job(kwargs["store_path"], job.id)
-        click.echo(f"job {job.id}: {announce or task.name} on {len(devices)} device(s)", err=True)
+        if not kwargs["quiet"]:
+            click.echo(f"job {job.id}: {announce or task.name} on {len(devices)} device(s)", err=True)
         try:
             with bar:
                 return asyncio.run(execute(store, job, runner, task, devices))
@@ -488,6 +561,7 @@ def _verb_command(verb: str) -> click.Command:
     @selection_options
     @run_options
     @wait_options
+    @dry_run_option
     @handle_errors
     def command(params: tuple[str, ...], **kwargs: Any) -> None:
         _run_task(MacroTask(verb, _params(params)), kwargs)
@@ -510,6 +584,7 @@ def fleet_group() -> None:
 @click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False), default=".",
               help="Downloads go to OUTPUT/<device>/ [default: .].")
 @click.option("--overwrite", is_flag=True, help="Let downloads replace existing files.")
+@dry_run_option
 @handle_errors
 def fleet_run(action: str, params: tuple[str, ...], **kwargs: Any) -> None:
     """Run spec ACTION with key=value PARAMS on every selected device whose family has it.
@@ -524,6 +599,7 @@ def fleet_run(action: str, params: tuple[str, ...], **kwargs: Any) -> None:
 @inventory_option
 @selection_options
 @run_options
+@dry_run_option
 @handle_errors
 def fleet_status(**kwargs: Any) -> None:
     """Reachable, model, firmware, uptime, in a call, mic mute, volume: whatever each family reports."""
@@ -562,6 +638,58 @@ def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
                       cell(s["password"] or ""))
     wide_console().print(table)
     click.echo(f"{len(devices)} of {len(inv)} device(s) match '{selection}'", err=True)
+
+
+@inventory_group.command("check")
+@inventory_option
+@click.option("--spec", "spec_overrides", multiple=True, metavar="FAMILY=FILE",
+              help="Use this spec file for FAMILY instead of the built-in one.")
+@handle_errors
+def inventory_check(inventory_path: str, spec_overrides: tuple[str, ...]) -> None:
+    """Check an inventory without contacting any device; print every problem (exit 1 if any).
+
+    Checks: the file's syntax and keys, families (did you mean), duplicate devices, sites' time zones
+    and maintenance windows, the desired configuration of config: blocks against each family's
+    catalogue, and that every password reference resolves now (env:, file:, keyring:, secret:).
+    """
+    inv, problems = _inventory_problems(inventory_path, _overrides(spec_overrides))
+    for p in problems:
+        click.echo(shown(p.message))
+        if p.hint:
+            click.echo(shown(f"  hint: {p.hint}"))
+    if inv is None or problems:
+        click.echo(f"avctl: {len(problems)} problem(s) in {inventory_path}; nothing was contacted", err=True)
+        click.get_current_context().exit(1)
+        return
+    sites = {d.site for d in inv.devices if d.site}
+    click.echo(f"{inventory_path}: ok: {len(inv)} device(s), {len(sites)} site(s), every password reference "
+               "resolves (no device was contacted)", err=True)
+
+
+def _inventory_problems(path: str, overrides: dict[str, str]) -> tuple[Inventory | None, list[AvctlError]]:
+    """The inventory (None if it does not load) and every problem found in it, without I/O to devices."""
+    from avctl.config.desired import ConfigError, desired_fleet
+    from avctl.families import family_names
+    from avctl.fleet.credentials import CredentialProblems
+    from avctl.fleet.inventory import InventoryError
+
+    try:
+        inv = load_inventory(path, families={*family_names(), *overrides})
+    except InventoryError as exc:
+        return None, list(getattr(exc, "problems", None) or [exc])
+    for w in inv.warnings:
+        click.echo(f"avctl: warning: {w}", err=True)
+    problems: list[AvctlError] = []
+    try:
+        desired_fleet(inv.devices, spec_provider(overrides))
+    except ConfigError as exc:
+        # one problem per line after the heading (avctl.config.desired.problem_text)
+        problems += [UsageError(line.strip()) for line in exc.message.splitlines()[1:]]
+    try:
+        check_passwords(CredentialResolver(base_dir=inv.base_dir), inv.devices)
+    except CredentialProblems as exc:
+        problems += exc.problems
+    return inv, problems
 
 
 @inventory_group.command("import")
@@ -669,7 +797,7 @@ def store_option(fn: F) -> F:
 
 @click.group("jobs")
 def jobs_group() -> None:
-    """Fleet jobs recorded in the job store: list, show, resume."""
+    """Fleet jobs recorded in the job store: list, show, resume, rerun, prune."""
 
 
 def _when(ts: float | None) -> str:
@@ -714,6 +842,7 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
 @handle_errors
 def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) -> None:
     """One job: parameters (redacted) and every device's outcome so far."""
+    output_format(as_json, as_csv)
     with closing(open_store(store_path)) as store:
         job = store.get_job(job_id)
         outcomes = store.outcomes(job_id)
@@ -735,54 +864,85 @@ def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) 
         click.echo(f"{len(pending)} device(s) without an outcome: resume with 'avctl jobs resume {job.id}'")
 
 
+def job_run_options(fn: F) -> F:
+    """What a resume or rerun may change of the job's recorded options, and how it reports."""
+    for opt in reversed([
+        store_option,
+        click.option("--inventory", "-i", "inventory_path", type=click.Path(dir_okay=False),
+                     help="Inventory file [default: the one the job used]."),
+        tls_options,
+        fleet_password_options,
+        click.option("--concurrency", "-c", type=click.IntRange(1, 10000),
+                     help="Devices worked on at once [default: the job's]."),
+        click.option("--per-site", type=click.IntRange(0, 10000),
+                     help="Devices at once per site, 0: no limit [default: the job's]."),
+        click.option("--timeout", type=REQUEST_SECONDS, help="Seconds per request [default: the job's]."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions."),
+        click.option("--json", "as_json", is_flag=True, help="Print results as JSON."),
+        click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV."),
+        click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors; the exit code tells."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _changed_options(plan: ResumePlan, kwargs: dict[str, Any]) -> RunOptions:
+    """The job's recorded options with what this command changes (--concurrency, --per-site, --timeout)."""
+    changes = {k: kwargs[k] for k in ("concurrency", "per_site", "timeout") if kwargs[k] is not None}
+    return dataclasses.replace(plan.options, **changes)
+
+
+def _job_runner(plan: ResumePlan, kwargs: dict[str, Any], options: RunOptions, store: Any, audit: Any,
+                bar: ProgressBar) -> FleetRunner:
+    """The runner of a resume or rerun; every password reference is checked before it starts."""
+    plan.devices = with_password(plan.devices, fleet_password_ref(kwargs["password_env"], kwargs["password_file"]))
+    resolver = CredentialResolver(base_dir=plan.inventory.base_dir)
+    check_passwords(resolver, plan.devices)
+    return FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
+                       tls=tls_policy(kwargs["known_hosts"], kwargs["ca_bundle"], kwargs["insecure"]),
+                       resolver=resolver, options=options, processors=[BarProgress(bar)])
+
+
 @jobs_group.command("resume")
 @click.argument("job_id", type=int)
 @click.argument("params", nargs=-1)
-@store_option
-@click.option("--inventory", "-i", "inventory_path", type=click.Path(dir_okay=False),
-              help="Inventory file [default: the one the job used].")
-@tls_options
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before disruptive actions.")
+@job_run_options
 @click.option("--retry-in-doubt", is_flag=True,
               help="Also run devices a process that died had already sent the action to (it may have acted).")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--csv", "as_csv", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True)
 @handle_errors
-def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, inventory_path: str | None,
-                known_hosts: str | None, ca_bundle: str | None, insecure: bool, yes: bool, retry_in_doubt: bool,
-                as_json: bool, as_csv: bool, quiet: bool) -> None:
+def jobs_resume(job_id: int, params: tuple[str, ...], retry_in_doubt: bool, **kwargs: Any) -> None:
     """Finish an interrupted job: only devices without a final outcome are touched.
 
     A device whose state-changing request a process that died had already sent is in doubt (the
     device may have acted on it): it is left alone, and listed, unless --retry-in-doubt.
+    --concurrency, --per-site and --timeout change the job's for this run.
     """
     _install_log_redaction()
-    store, audit = open_journal(store_path)
+    output_format(kwargs["as_json"], kwargs["as_csv"])
+    quiet = kwargs["quiet"]
+    store, audit = open_journal(kwargs["store_path"])
     with closing(store), closing(audit):
         store.check_writable()  # before any device is contacted
         audit.check_writable()
-        plan = plan_resume(store, job_id, params=_params(params), inventory_path=inventory_path)
+        plan = plan_resume(store, job_id, params=_params(params), inventory_path=kwargs["inventory_path"])
+        options = dataclasses.replace(_changed_options(plan, kwargs), retry_in_doubt=retry_in_doubt)
         bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
-        options = dataclasses.replace(plan.options, retry_in_doubt=retry_in_doubt)
-        runner = FleetRunner(store=store, audit=audit, specs=spec_provider(plan.spec_overrides),
-                             tls=tls_policy(known_hosts, ca_bundle, insecure),
-                             resolver=CredentialResolver(base_dir=plan.inventory.base_dir), options=options,
-                             processors=[BarProgress(bar)])
+        runner = _job_runner(plan, kwargs, options, store, audit, bar)
         if plan.job.effective_state == "running":
             click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
                        "this process takes only the devices no live process has claimed", err=True)
         if plan.devices:
-            _confirm(runner, plan.task, plan.devices, yes)
-        click.echo(f"job {job_id}: resuming {plan.task.name} on {len(plan.devices)} device(s) without an outcome",
-                   err=True)
+            _confirm(runner, plan.task, plan.devices, kwargs["yes"])
+        if not quiet:
+            click.echo(f"job {job_id}: resuming {plan.task.name} on {len(plan.devices)} device(s) without an "
+                       "outcome", err=True)
         try:
             with bar:
                 report = asyncio.run(run_resume(store, plan, runner))
         except KeyboardInterrupt:
             click.echo(f"avctl: interrupted; continue with 'avctl jobs resume {job_id}'", err=True)
             sys.exit(130)
-    _report(report, as_json=as_json, as_csv=as_csv, quiet=quiet)
+    _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=quiet)
     if runner.in_doubt:
         shown_names = ", ".join(runner.in_doubt[:10]) + (" ..." if len(runner.in_doubt) > 10 else "")
         click.echo(f"avctl: {len(runner.in_doubt)} device(s) in doubt, not run: the process that ran this job "
@@ -792,6 +952,73 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
                    "again", err=True)
         sys.exit(1)
     _exit_for(report)
+
+
+@jobs_group.command("rerun")
+@click.argument("job_id", type=int)
+@click.argument("params", nargs=-1)
+@click.option("--failed", is_flag=True, help="Run the devices that ended failed or unreachable (required).")
+@job_run_options
+@handle_errors
+def jobs_rerun(job_id: int, params: tuple[str, ...], failed: bool, **kwargs: Any) -> None:
+    """Start a NEW job with the action and parameters of JOB on its failed and unreachable devices.
+
+    \b
+    Example: avctl jobs rerun 12 --failed --concurrency 10
+    """
+    _install_log_redaction()
+    if not failed:
+        raise UsageError("say which devices to run again: --failed (those that ended failed or unreachable)",
+                         hint=f"avctl jobs rerun {job_id} --failed; 'avctl jobs resume {job_id}' finishes an "
+                              "interrupted job instead")
+    output_format(kwargs["as_json"], kwargs["as_csv"])
+    quiet = kwargs["quiet"]
+    store, audit = open_journal(kwargs["store_path"])
+    with closing(store), closing(audit):
+        store.check_writable()
+        audit.check_writable()
+        plan = plan_rerun(store, job_id, params=_params(params), inventory_path=kwargs["inventory_path"])
+        for name in plan.missing:
+            click.echo(f"avctl: warning: {name} is no longer in {plan.inventory.path}: left out", err=True)
+        if not plan.devices:
+            raise UsageError(f"no failed device of job {job_id} is in {plan.inventory.path}")
+        bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
+        runner = _job_runner(plan, kwargs, _changed_options(plan, kwargs), store, audit, bar)
+        _confirm(runner, plan.task, plan.devices, kwargs["yes"])
+        job = create_job(store, plan.task, selection=f"rerun of job {job_id} (failed)", devices=plan.devices,
+                         inventory=plan.inventory, options=runner.options, spec_overrides=plan.spec_overrides,
+                         secret_params=runner.secret_params)
+        if not quiet:
+            click.echo(f"job {job.id}: {plan.task.name} again on {len(plan.devices)} failed device(s) of job "
+                       f"{job_id}", err=True)
+        try:
+            with bar:
+                report = asyncio.run(execute(store, job, runner, plan.task, plan.devices))
+        except KeyboardInterrupt:
+            click.echo(f"avctl: interrupted; continue with 'avctl jobs resume {job.id}'", err=True)
+            sys.exit(130)
+    _report(report, as_json=kwargs["as_json"], as_csv=kwargs["as_csv"], quiet=quiet)
+    _exit_for(report)
+
+
+#: --older-than: up to ten years
+AGE = Duration(3650 * 86400.0)
+
+
+@jobs_group.command("prune")
+@click.option("--older-than", "older_than", type=AGE, required=True, metavar="DURATION",
+              help="Remove finished jobs that ended longer ago than this (30d, 12w, 48h).")
+@store_option
+@handle_errors
+def jobs_prune(older_than: float, store_path: str | None) -> None:
+    """Remove finished jobs and their outcomes from the job store (interrupted ones stay: they can
+    be resumed). The audit log keeps its rows."""
+    import time
+
+    with closing(open_store(store_path)) as store:
+        removed = store.prune(time.time() - older_than)
+    age = f"{older_than / 86400:g} day(s)" if older_than >= 86400 else describe_duration(older_than)
+    click.echo(f"removed {removed} finished job(s) older than {age}")
 
 
 # --- audit -----------------------------------------------------------------------------------------
@@ -807,18 +1034,23 @@ def jobs_resume(job_id: int, params: tuple[str, ...], store_path: str | None, in
 @click.option("--since", help="Start: ISO time or a duration ago (30m, 2h, 7d).")
 @click.option("--until", help="End: ISO time or a duration ago.")
 @click.option("--limit", "-n", type=int, default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the entries as CSV.")
 @handle_errors
 def audit_cmd(store_path: str | None, device: str | None, action: str | None, user: str | None,
               outcome: str | None, job_id: int | None, since: str | None, until: str | None, limit: int,
-              as_json: bool) -> None:
+              as_json: bool, as_csv: bool) -> None:
     """Show the audit log of state-changing calls (newest first), filtered."""
+    output_format(as_json, as_csv)
     with closing(open_audit(store_path)) as audit:
         entries = audit.query(device=device, action=action, user=user, outcome=outcome, job_id=job_id,
                               since=parse_when(since) if since else None,
                               until=parse_when(until) if until else None, limit=limit)
     if as_json:
         emit_json([e.as_dict() for e in entries])
+        return
+    if as_csv:
+        click.echo(audit_csv(entries), nl=False)
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("time", "user", "device", "action", "params", "outcome", "job", "detail"):

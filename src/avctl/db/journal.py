@@ -315,6 +315,19 @@ class SqlJobStore(_OnDatabase):
             conn.execute(delete(OUTCOMES).where(which))
         return names
 
+    def prune(self, before: float) -> int:
+        """Remove the finished jobs that ended before ``before`` (`SqliteJobStore.prune`)."""
+        j = JOBS.c
+        with self._write() as conn:
+            ids = list(conn.execute(select(j.id).where(
+                j.state == "finished", func.coalesce(j.finished, j.created) < before)).scalars())
+            if ids:
+                for table in (CLAIMS, OUTCOMES, JOB_DEVICES):
+                    conn.execute(delete(table).where(table.c.job_id.in_(ids)))
+                conn.execute(delete(JOBS).where(j.id.in_(ids)))
+        return len(ids)
+
+
 def glob_regex(pattern: str) -> str:
     """A shell glob (`room-*`, `r?om`, `[ab]*`) as an anchored POSIX regex (PostgreSQL has no GLOB)."""
     out = ["^"]

@@ -23,11 +23,13 @@ Query with :meth:`AuditLog.query` (the filters of ``avctl audit``).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,6 +78,24 @@ class AuditEntry:
                 "user": self.user, "device": self.device, "address": self.address, "family": self.family,
                 "action": self.action, "params": self.params, "outcome": self.outcome,
                 "error_kind": self.error_kind, "message": self.message, "job_id": self.job_id}
+
+
+AUDIT_CSV_COLUMNS = ("time", "user", "device", "address", "family", "action", "params", "outcome", "error_kind",
+                     "message", "job_id")
+
+
+def audit_csv(entries: Sequence[AuditEntry]) -> str:
+    """The entries as CSV, one row each (parameters as compact JSON; cells never a formula)."""
+    from avctl.fleet.output import csv_cell
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(AUDIT_CSV_COLUMNS)
+    for e in entries:
+        d = redact(e.as_dict())
+        d["params"] = json.dumps(d["params"], separators=(",", ":"), default=str) if d["params"] else ""
+        w.writerow([csv_cell("" if d[c] is None else d[c]) for c in AUDIT_CSV_COLUMNS])
+    return buf.getvalue()
 
 
 class AuditSink(Protocol):

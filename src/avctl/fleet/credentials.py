@@ -34,7 +34,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ __all__ = [
     "MASK",
     "REDACTOR",
     "SENSITIVE_KEY_RE",
+    "CredentialProblems",
     "CredentialRef",
     "CredentialResolver",
     "RedactingFilter",
@@ -388,3 +389,41 @@ class CredentialResolver:
             return self.store.get(ref.value)
         raise UsageError(f"unknown credential scheme {ref.scheme!r}")  # pragma: no cover - parse() guards
 
+
+
+class CredentialProblems(UsageError):
+    """Password references that cannot be resolved, all of them, found before a job starts: one
+    problem per reference, naming the devices that use it."""
+
+    def __init__(self, problems: list[UsageError], devices: int) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(p.message for p in problems),
+                         hint=f"{devices} device(s) have no usable password; nothing was sent to any device")
+
+
+#: devices named per reference in a problem before "and N more"
+_NAMED = 5
+
+
+def check_references(resolver: CredentialResolver, uses: Iterable[tuple[str, str]]) -> None:
+    """Resolve every reference of ``uses`` ((device name, reference) pairs) now, each once, and
+    raise one `CredentialProblems` listing every reference that fails with its devices."""
+    by_ref: dict[str, list[str]] = {}
+    for device, ref in uses:
+        by_ref.setdefault(ref, []).append(device)
+    problems: list[UsageError] = []
+    failed = 0
+    for ref, devices in by_ref.items():
+        try:
+            resolver.resolve(ref)
+        except UsageError as exc:
+            try:
+                shown_ref = CredentialRef.parse(ref).describe()
+            except UsageError:  # pragma: no cover - the inventory parsed it already
+                shown_ref = MASK
+            more = len(devices) - _NAMED
+            names = ", ".join(devices[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+            problems.append(UsageError(f"password {shown_ref} of {names}: {exc.message}", hint=exc.hint))
+            failed += len(devices)
+    if problems:
+        raise CredentialProblems(problems, failed)

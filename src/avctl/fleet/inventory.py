@@ -34,6 +34,7 @@ word is a name glob: ``site=hq,tag=lobby``, ``family=videoos|polyuc``, ``hq-*``,
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -62,6 +63,7 @@ __all__ = [
     "ImportResult",
     "Inventory",
     "InventoryError",
+    "InventoryProblems",
     "Selection",
     "import_ip_list",
     "import_ip_pass",
@@ -87,6 +89,18 @@ class InventoryError(UsageError):
         super().__init__(f"{where}{message}", hint=hint)
         self.file = file
         self.line = line
+
+
+class InventoryProblems(InventoryError):
+    """Several problems in one inventory (each an `InventoryError` naming file:line), all reported
+    at once so a file is corrected in one pass."""
+
+    def __init__(self, problems: Sequence[InventoryError]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__("; ".join(p.message for p in self.problems),
+                         hint=f"{len(self.problems)} problems; nothing was sent; correct them and run again")
+        self.file, self.line = first.file, first.line
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -192,17 +206,34 @@ class _Ctx:
     blocks, the known families, the folder template paths are relative to and the templates read."""
 
     def __init__(self, file: str, *, families: Collection[str] | None = None, base_dir: Path | None = None,
-                 templates: dict[Path, FamilyValues] | None = None) -> None:
+                 templates: dict[Path, FamilyValues] | None = None,
+                 problems: list[InventoryError] | None = None,
+                 device_families: Collection[str] | None = None) -> None:
         self.file = file
         self._loader = yaml.SafeLoader("")
-        self.families = families
+        self.families = families  # of config blocks
+        self.device_families = device_families
         self.base_dir = base_dir if base_dir is not None else Path.cwd()
         #: template files already read in this load (absolute path -> values): each is read once
         self.templates = templates if templates is not None else {}
+        #: every problem found so far: the load goes on after one and reports them all at the end
+        self.problems = problems if problems is not None else []
 
     def for_file(self, file: str) -> _Ctx:
         """The state for another file of the same load (a template): its own name in messages."""
-        return _Ctx(file, families=self.families, base_dir=self.base_dir, templates=self.templates)
+        return _Ctx(file, families=self.families, base_dir=self.base_dir, templates=self.templates,
+                    problems=self.problems, device_families=self.device_families)
+
+    def report(self, error: InventoryError) -> None:
+        self.problems.append(error)
+
+    def raise_problems(self) -> None:
+        """The one problem found, or all of them (`InventoryProblems`)."""
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:  # in the order of the file (sites are read before the devices above them)
+            raise InventoryProblems(sorted(self.problems, key=lambda e: (
+                e.file != self.file, e.file or "", e.line is None, e.line or 0)))
 
     def compose(self, text: str) -> yaml.Node | None:
         """The file's node graph (None if empty); YAML errors and safe-loader limits name file:line."""
@@ -240,7 +271,8 @@ class _Ctx:
             key = str(k.value)
             if key in seen:
                 first = seen[key].start_mark.line + 1
-                raise self.err(k, f"{what}: duplicate key {key!r} (first at line {first})")
+                self.report(self.err(k, f"{what}: duplicate key {key!r} (first at line {first})"))
+                continue
             seen[key] = k
             out.append((key, k, v))
         return out
@@ -290,7 +322,18 @@ def _family(ctx: _Ctx, node: yaml.Node, here: str) -> str:
     fam = ctx.string(node, here)
     if not FAMILY_NAME.match(fam):
         raise ctx.err(node, f"{here}: {fam!r} is not a family name (lower case, e.g. videoos)")
+    known = ctx.device_families
+    if known is not None and fam not in known:
+        raise ctx.err(node, f"{here.removesuffix('.family')}: unknown family {fam!r}",
+                      hint=unknown_family_hint(fam, known))
     return fam
+
+
+def unknown_family_hint(family: str, known: Collection[str]) -> str:
+    """"did you mean 'videoos'? known families: ..." for a family name nobody has."""
+    close = difflib.get_close_matches(family, sorted(known), n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f"{guess}known families: {', '.join(sorted(known))}"
 
 
 def _port(ctx: _Ctx, node: yaml.Node, here: str) -> int:
@@ -445,21 +488,43 @@ def keys_for(block: str) -> tuple[str, ...]:
 
 
 def _parse_level(ctx: _Ctx, node: yaml.Node, what: str, block: str) -> dict[str, Any]:
-    """Parse one block (device, group, site, defaults) into checked values, key by key."""
+    """Parse one block (device, group, site, defaults) into checked values, key by key.
+
+    A key that is wrong is reported and the block marked broken (devices that inherit from it
+    are not built: their errors would only repeat this one)."""
     allowed = keys_for(block)
     out: dict[str, Any] = {}
-    for key, knode, v in ctx.mapping(node, what):
-        if key not in allowed:
-            raise ctx.err(knode, f"{what}: unknown key {key!r}",
-                          hint=f"expected one of: {', '.join(allowed)}")
-        out[key] = KEYS[key].parse(ctx, v, f"{what}.{key}")
+    try:
+        pairs = ctx.mapping(node, what)
+    except InventoryError as e:
+        ctx.report(e)
+        return {_BROKEN: True}
+    for key, knode, v in pairs:
+        try:
+            if key not in allowed:
+                raise ctx.err(knode, f"{what}: unknown key {key!r}", hint=f"expected one of: {', '.join(allowed)}")
+            out[key] = KEYS[key].parse(ctx, v, f"{what}.{key}")
+        except InventoryError as e:
+            ctx.report(e)
+            out[_BROKEN] = True
     return out
 
 
+#: marks a block with a problem already reported
+_BROKEN = "\0broken"
+
+
 def load_inventory(path: str | os.PathLike[str], *, families: Collection[str] | None = None) -> Inventory:
-    """Load and check an inventory file. ``families``: known family names, to reject typos early."""
+    """Load and check an inventory file: every problem is reported (`InventoryProblems`), each with
+    file:line. ``families``: the family names a device may have [default: every registered family]."""
+    from avctl.families import family_names
+
     p = Path(path)
-    return parse_inventory(_read_text(p), file=str(p), families=families, path=p)
+    if families is not None:
+        return parse_inventory(_read_text(p), file=str(p), families=families, path=p)
+    # config blocks name families too: their unknown ones are listed with every other problem of
+    # the desired configuration (`avctl.config.desired`), when a config command reads them
+    return parse_inventory(_read_text(p), file=str(p), device_families=family_names(), path=p)
 
 
 def _read_text(p: Path) -> str:
@@ -482,35 +547,59 @@ def _read_text(p: Path) -> str:
 
 
 def parse_inventory(text: str, *, file: str = "<inventory>", families: Collection[str] | None = None,
-                    path: Path | None = None, check_duplicates: bool = True) -> Inventory:
+                    path: Path | None = None, check_duplicates: bool = True,
+                    device_families: Collection[str] | None = None) -> Inventory:
+    """``families``: the known families, for devices and config blocks; ``device_families``: for
+    devices only (None, both: any name)."""
     base_dir = path.parent if path is not None else None
-    ctx = _Ctx(file, families=families, base_dir=base_dir)
+    ctx = _Ctx(file, families=families, base_dir=base_dir,
+               device_families=device_families if device_families is not None else families)
     top = _top_level(ctx, text)
     defaults = _parse_level(ctx, top["defaults"][1], "defaults", "defaults") if "defaults" in top else {}
     if "firmware" in top:  # the top-level baseline: below defaults
-        defaults = {**defaults, "firmware": _merged_firmware(
-            [defaults, {"firmware": _firmware(ctx, top["firmware"][1], "firmware")}])}
+        try:
+            defaults = {**defaults, "firmware": _merged_firmware(
+                [defaults, {"firmware": _firmware(ctx, top["firmware"][1], "firmware")}])}
+        except InventoryError as e:
+            ctx.report(e)
     sites = _blocks(ctx, top, "sites", "site")
     groups = _blocks(ctx, top, "groups", "group")
-    devnode = top["devices"][1]
-    if isinstance(devnode, yaml.SequenceNode):
-        raise ctx.err(devnode, "devices must be a mapping of name: {address: ..., ...}, not a list")
     devices: list[DeviceEntry] = []
     warnings: dict[str, str] = {}  # by where the password is written: one warning each
-    for name, knode, v in ctx.mapping(devnode, "devices"):
-        if not _NAME_RE.match(name):
-            raise ctx.err(knode, f"device name {name!r} is not valid",
-                          hint="letters, digits, '.', '_' and '-'; starting with a letter or digit")
-        own = _parse_level(ctx, v, f"devices.{name}", "device")
-        levels = _levels(ctx, name, knode, own, defaults, sites if "sites" in top else None, groups)
-        devices.append(_device(ctx, name, knode, levels, families))
+    try:
+        nodes = _device_nodes(ctx, top["devices"][1])
+    except InventoryError as e:
+        ctx.report(e)
+        nodes = []
+    for name, knode, v in nodes:
+        try:
+            if not _NAME_RE.match(name):
+                raise ctx.err(knode, f"device name {name!r} is not valid",
+                              hint="letters, digits, '.', '_' and '-'; starting with a letter or digit")
+            own = _parse_level(ctx, v, f"devices.{name}", "device")
+            if _BROKEN in own:
+                continue
+            levels = _levels(ctx, name, knode, own, defaults, sites if "sites" in top else None, groups)
+            if any(_BROKEN in lv for lv in levels):
+                continue  # reported where the block is wrong
+            devices.append(_device(ctx, name, knode, levels))
+        except InventoryError as e:
+            ctx.report(e)
+            continue
         pw: _Password | None = _pick(levels, "password")
         if pw is not None and pw.plaintext:
             warnings.setdefault(pw.where, f"{pw.where}: plaintext password in the inventory; "
                                           "store it with 'avctl secrets set NAME' and write secret:NAME")
     if check_duplicates:
-        _refuse_duplicates(devices, file)
+        _report_duplicates(ctx, devices)
+    ctx.raise_problems()
     return Inventory(tuple(devices), path=path, warnings=tuple(warnings.values()))
+
+
+def _device_nodes(ctx: _Ctx, devnode: yaml.Node) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    if isinstance(devnode, yaml.SequenceNode):
+        raise ctx.err(devnode, "devices must be a mapping of name: {address: ..., ...}, not a list")
+    return ctx.mapping(devnode, "devices")
 
 
 def _top_level(ctx: _Ctx, text: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -521,11 +610,12 @@ def _top_level(ctx: _Ctx, text: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key, knode, v in ctx.mapping(root, "inventory"):
         if key not in TOP_KEYS:
-            raise ctx.err(knode, f"unknown top-level key {key!r}",
-                          hint=f"expected one of: {', '.join(TOP_KEYS)}")
+            ctx.report(ctx.err(knode, f"unknown top-level key {key!r}", hint=f"expected one of: {', '.join(TOP_KEYS)}"))
+            continue
         top[key] = (knode, v)
     if "devices" not in top:
-        raise InventoryError("inventory has no 'devices:' mapping", file=ctx.file)
+        ctx.report(InventoryError("inventory has no 'devices:' mapping", file=ctx.file))
+        ctx.raise_problems()
     return top
 
 
@@ -535,9 +625,16 @@ def _blocks(ctx: _Ctx, top: Mapping[str, tuple[yaml.Node, yaml.Node]], section: 
     out: dict[str, dict[str, Any]] = {}
     if section not in top:
         return out
-    for name, knode, v in ctx.mapping(top[section][1], section):
+    try:
+        pairs = ctx.mapping(top[section][1], section)
+    except InventoryError as e:
+        ctx.report(e)
+        return out
+    for name, knode, v in pairs:
         if block == "group" and not _NAME_RE.match(name):
-            raise ctx.err(knode, f"group name {name!r} is not valid")
+            ctx.report(ctx.err(knode, f"group name {name!r} is not valid"))
+            out[name] = {_BROKEN: True}
+            continue
         out[name] = _parse_level(ctx, v, f"{section}.{name}", block)
     return out
 
@@ -582,16 +679,12 @@ def _merged_firmware(levels: Sequence[Mapping[str, Any]]) -> dict[str, dict[str,
     return out
 
 
-def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]],
-            families: Collection[str] | None) -> DeviceEntry:
+def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]) -> DeviceEntry:
     """One device after inheritance: ``levels`` from :func:`_levels`."""
     what = f"devices.{name}"
     family = _pick(levels, "family")
     if family is None:
         raise ctx.err(knode, f"{what}: no family (set it on the device, a group, the site or defaults)")
-    if families is not None and family not in families:
-        raise ctx.err(knode, f"{what}: unknown family {family!r}",
-                      hint=f"known: {', '.join(sorted(families))}")
     own = levels[0]
     addr: Address = own["address"]
     scheme = addr.scheme or _pick(levels, "scheme")
@@ -623,24 +716,22 @@ def _default_port(family: str, scheme: str | None) -> int:
     return transport.port_for(scheme or transport.default_scheme)
 
 
-def _refuse_duplicates(devices: Sequence[DeviceEntry], file: str) -> None:
+def _report_duplicates(ctx: _Ctx, devices: Sequence[DeviceEntry]) -> None:
     """Two enabled entries that reach the same host and port are one device listed twice: a fleet
-    action would reach it twice (two reboots)."""
-    dup = _first_duplicate(devices)
-    if dup:
-        first, dev, where = dup
+    action would reach it twice (two reboots). Every such pair is reported."""
+    for first, dev, where in _duplicates(devices):
         line = int(dev.source.rsplit(":", 1)[1])
-        raise InventoryError(
+        ctx.report(InventoryError(
             f"devices.{dev.name}: same device as devices.{first.name} at {first.source} (both reach {where})",
-            file=file, line=line, hint=_DUPLICATE_HINT)
+            file=ctx.file, line=line, hint=_DUPLICATE_HINT))
 
 
 _DUPLICATE_HINT = ("list each device once (a device listed twice gets every action twice); "
                    "if they are two devices, correct the address or port of one")
 
 
-def _first_duplicate(devices: Sequence[DeviceEntry]) -> tuple[DeviceEntry, DeviceEntry, Address] | None:
-    """(first entry, later entry, the address both reach) for the first device listed twice.
+def _duplicates(devices: Sequence[DeviceEntry]) -> Iterator[tuple[DeviceEntry, DeviceEntry, Address]]:
+    """(first entry, later entry, the address both reach) for every device listed twice.
 
     Spellings are compared canonically (host case, IPv6 forms, scheme prefix, trailing slash,
     the family's default port); disabled entries do not count."""
@@ -657,8 +748,7 @@ def _first_duplicate(devices: Sequence[DeviceEntry]) -> tuple[DeviceEntry, Devic
             key = dev.address.identity(default)
             first = seen.setdefault(key, dev)
             if first is not dev:
-                return first, dev, Address(key[0], key[1])
-    return None
+                yield first, dev, Address(key[0], key[1])
 
 
 def _refuse_imported_duplicates(path: Path, current: Sequence[DeviceEntry],
@@ -667,7 +757,7 @@ def _refuse_imported_duplicates(path: Path, current: Sequence[DeviceEntry],
     another name: the merged file would be refused on its next load."""
     added = parse_inventory(yaml.safe_dump({"devices": {k: dict(v) for k, v in devices.items()}}),
                             file="<import>", check_duplicates=False).devices
-    dup = _first_duplicate([*current, *added])
+    dup = next(_duplicates([*current, *added]), None)
     if dup:
         first, dev, where = dup
         known = f"devices.{first.name} at {first.source}" if first in current else f"{first.name} of this import"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.errors import UsageError
-from avctl.families import builtin_spec
+from avctl.families import builtin_spec, family_names
 from avctl.fleet.credentials import MASK
 from avctl.fleet.inventory import DeviceEntry, Inventory, load_inventory
 from avctl.fleet.paths import os_user
@@ -129,29 +129,61 @@ def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | Non
     # a job still running elsewhere is not refused: devices are claimed one by one in the store, so
     # this process runs only those no live process has claimed, and no device is called twice
     if job.effective_state == "finished" and not store.pending_devices(job_id) and not window_closed:
-        raise UsageError(f"job {job_id} is finished: every device has an outcome")
-    merged = dict(job.params)
-    merged.update(params or {})
-    redacted = sorted(k for k, v in merged.items() if v == MASK)
-    if redacted:
-        raise UsageError(f"job {job_id} had secret parameters that were not stored: {', '.join(redacted)}",
-                         hint=f"give them again: avctl jobs resume {job_id} {redacted[0]}=...")
-    path = inventory_path or job.inventory
-    if not path:
-        raise UsageError(f"job {job_id} has no inventory file recorded", hint="give --inventory")
-    inventory = load_inventory(path)
+        raise UsageError(f"job {job_id} is finished: every device has an outcome",
+                         hint=f"run its failed devices again as a new job: avctl jobs rerun {job_id} --failed")
+    task = _task_of(job, params, "resume")
+    inventory = _inventory_of(job, inventory_path)
     pending = store.pending_devices(job_id)
     if window_closed:  # started in a later window: they come back in job order
         order = {name: n for n, name in enumerate(job.devices)}
         pending = sorted({*pending, *window_closed}, key=lambda name: order.get(name, len(order)))
     by_name = {d.name: d for d in inventory.devices}
-    mode = str(job.options.get("mode", "action"))
     return ResumePlan(
-        job=job, task=make_task(job.action, merged, mode=mode),
-        devices=[by_name[n] for n in pending if n in by_name], inventory=inventory,
+        job=job, task=task, devices=[by_name[n] for n in pending if n in by_name], inventory=inventory,
         options=options_from(job.options.get("run", {})),
         spec_overrides=dict(job.options.get("specs", {})), missing=[n for n in pending if n not in by_name],
         window_closed=window_closed)
+
+
+#: the outcomes ``jobs rerun --failed`` runs again
+RERUN_STATUSES = ("failed", "unreachable")
+
+
+def plan_rerun(store: JobStore, job_id: int, *, params: Mapping[str, str] | None = None,
+               inventory_path: str | None = None) -> ResumePlan:
+    """A new job's plan: the same task, parameters and options as job ``job_id``, on its devices that
+    ended failed or unreachable (``missing``: those no longer in the inventory, left out)."""
+    job = store.get_job(job_id)
+    again = [o.device for o in store.outcomes(job_id) if o.status in RERUN_STATUSES]
+    if not again:
+        raise UsageError(f"job {job_id} has no failed or unreachable device", hint=f"see 'avctl jobs show {job_id}'")
+    task = _task_of(job, params, "rerun")
+    inventory = _inventory_of(job, inventory_path)
+    by_name = {d.name: d for d in inventory.devices}
+    return ResumePlan(job=job, task=task, devices=[by_name[n] for n in again if n in by_name], inventory=inventory,
+                      options=options_from(job.options.get("run", {})),
+                      spec_overrides=dict(job.options.get("specs", {})),
+                      missing=[n for n in again if n not in by_name])
+
+
+def _task_of(job: Job, params: Mapping[str, str] | None, verb: str) -> Task:
+    """The job's task with its stored parameters, ``params`` over them; a secret parameter (stored
+    masked) must be given again."""
+    merged = dict(job.params)
+    merged.update(params or {})
+    redacted = sorted(k for k, v in merged.items() if v == MASK)
+    if redacted:
+        raise UsageError(f"job {job.id} had secret parameters that were not stored: {', '.join(redacted)}",
+                         hint=f"give them again: avctl jobs {verb} {job.id} {redacted[0]}=...")
+    return make_task(job.action, merged, mode=str(job.options.get("mode", "action")))
+
+
+def _inventory_of(job: Job, inventory_path: str | None) -> Inventory:
+    """The inventory the job used (or ``inventory_path``); families of its --spec files are known."""
+    path = inventory_path or job.inventory
+    if not path:
+        raise UsageError(f"job {job.id} has no inventory file recorded", hint="give --inventory")
+    return load_inventory(path, families={*family_names(), *job.options.get("specs", {})})
 
 
 async def run_resume(store: JobStore, plan: ResumePlan, runner: FleetRunner) -> JobReport:

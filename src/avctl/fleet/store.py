@@ -158,6 +158,7 @@ class JobStore(Protocol):
     def pending_devices(self, job_id: int) -> list[str]: ...
     def reopen(self, job_id: int, reason: str) -> list[str]: ...
     def counts(self, job_id: int) -> dict[str, int]: ...
+    def prune(self, before: float) -> int: ...
     def close(self) -> None: ...
 
 
@@ -430,3 +431,20 @@ class SqliteJobStore:
             self._conn.execute("DELETE FROM outcomes WHERE job_id = ? AND status = 'skipped' AND reason = ?",
                                (job_id, reason))
         return names
+
+    def prune(self, before: float) -> int:
+        """Remove the finished jobs that ended before ``before`` (epoch seconds), with their
+        devices, outcomes and claims; how many jobs. Interrupted and running jobs stay (resumable)."""
+        with self._lock, store_errors(self.path, "write"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r[0] for r in self._conn.execute(
+                    "SELECT id FROM jobs WHERE state = 'finished' AND COALESCE(finished, created) < ?", (before,))]
+                for table in ("claims", "outcomes", "job_devices"):
+                    self._conn.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(i,) for i in ids])
+                self._conn.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(ids)
