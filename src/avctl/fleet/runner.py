@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
+from avctl.capabilities import unknown_task_hint
 from avctl.device import CallEvent, Device
 from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, describe_duration
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
@@ -263,8 +264,12 @@ class FleetRunner:
                 self.secret_params |= task.secret_names(spec)
             c["run"] += 1
         if devices and not any(c["run"] for c in counts.values()):
+            specs = []
+            for family in counts:
+                with contextlib.suppress(AvctlError):  # a family without a spec offers no names
+                    specs.append(self.specs(family))
             raise UsageError(f"no selected device can run {task.name!r}",
-                             hint="check the action or verb name; 'avctl actions FAMILY' lists actions")
+                             hint=unknown_task_hint(task.name, specs, verb=task.mode == "verb"))
         if self.options.in_window:
             check_windows(devices)
         if self.options.rings:
