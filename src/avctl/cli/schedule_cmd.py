@@ -31,6 +31,7 @@ from avctl.redact import shown
 from avctl.schedule.runner import due_runs, run_now, run_pass, schedule_zones
 from avctl.schedule.store import Run, Schedule, ScheduleStore, open_schedule_store
 from avctl.schedule.timing import check_cron, check_zone, host_zone, local_text, next_due
+from avctl.timestamps import iso_time
 
 #: the command groups a schedule may run, and their subcommands (None: any)
 JOB_COMMANDS: dict[str, frozenset[str] | None] = {
@@ -237,10 +238,6 @@ def _next(schedule: Schedule, now: float) -> dict[str, float]:
     return {z: next_due(schedule.cron, zone(z), start) for z in schedule_zones(schedule)}
 
 
-def _when(instant: float | None) -> str:
-    return "" if instant is None else datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 @schedule_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @store_option
@@ -251,7 +248,7 @@ def schedule_list(as_json: bool, store_path: str | None) -> None:
     with _store(store_path) as store:
         rows = [(s, store.runs(s.id, limit=1)) for s in store.schedules()]
     if as_json:
-        emit_json([{**s.to_json(), "next": {} if s.paused else {z: _when(t) for z, t in _next(s, now).items()},
+        emit_json([{**s.to_json(), "next": {} if s.paused else {z: iso_time(t) for z, t in _next(s, now).items()},
                     "last_run": last[0].to_json() if last else None} for s, last in rows])
         return
     if not rows:
