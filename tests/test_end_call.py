@@ -1,6 +1,7 @@
 """The ``end_call`` verb (a Macro step with ``for_each``): every active call is hung up, by the id
 the device lists, against the emulators over real HTTPS on loopback (a pod's end_call, one step
-without a list, is in test_first_hour_verbs.py); a device's list is checked like a caller's parameters before anything is sent."""
+without a list, is in test_first_hour_verbs.py); a device's list is checked like a caller's
+parameters before anything is sent."""
 
 from __future__ import annotations
 

@@ -81,3 +81,57 @@ def test_end_call_ends_a_pods_session(emulators: EmulatorThread, tmp_path: Path,
     assert any(r.path == "/api/control/boot" for r in fleet.pod.requests)
     after = avctl("fleet", "status", "-i", str(fleet.inventory), "--family", "solstice", "--json").stdout
     assert json.loads(after[after.index("{"):])["devices"][0]["data"]["in_call"] is False
+
+
+# --- "did you mean" -------------------------------------------------------------------------------
+
+
+def one_error(result_output: str) -> None:
+    assert "Traceback" not in result_output
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("fleat",), "Did you mean 'fleet'?"),
+    (("trst", "list"), "Did you mean 'trust'?"),
+    (("jobs", "lst"), "Did you mean 'list'?"),
+    (("trust", "lst"), "Did you mean 'list'?"),  # a typo, not a host named lst to connect to
+    (("trust", "remve", "10.0.0.1"), "Did you mean 'remove'?"),
+])
+def test_subcommand_suggestions(args: tuple[str, ...], says: str, avctl_home: Path) -> None:
+    result = avctl(*args, code=2)
+    one_error(result.output)
+    assert says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("call", "-f", "videos", "127.0.0.1:1", "system_get"),
+    ("conformance", "-f", "videos"),
+    ("capture", "-f", "videos", "127.0.0.1:1", "-o", "x.yaml"),
+    ("actions", "videos"),
+    ("describe", "videos", "system_get"),
+])
+def test_family_suggestions_in_every_command_taking_one(args: tuple[str, ...], avctl_home: Path) -> None:
+    result = avctl(*args, code=2)
+    one_error(result.output)
+    assert "avctl: error: unknown device family 'videos' (did you mean videoos?)" in result.stderr, result.stderr
+
+
+def test_verb_and_action_suggestions(emulators: EmulatorThread, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, avctl_home: Path) -> None:
+    fleet = mixed_fleet(emulators, tmp_path, monkeypatch)
+    inv = str(fleet.inventory)
+    verb = avctl("fleet", "mutee", "-i", inv, code=2)
+    assert "avctl: error: no selected device can run 'mutee'" in verb.stderr
+    assert "did you mean mute or unmute? 'avctl fleet --help' lists the verbs" in verb.stderr
+    action = avctl("fleet", "run", "audio_mute_set", "-i", inv, code=2)
+    assert "did you mean audio_muted_set" in action.stderr and "'avctl actions FAMILY'" in action.stderr
+    nothing_close = avctl("fleet", "run", "zzzz", "-i", inv, code=2)
+    assert "did you mean" not in nothing_close.stderr
+    assert not any(r.method != "GET" for r in fleet.codec.requests)  # nothing was sent
+
+
+def test_an_unknown_family_in_the_inventory_is_named(tmp_path: Path, avctl_home: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("devices:\n  a: {address: 10.0.0.1, family: videos, password: env:X}\n")
+    result = avctl("fleet", "status", "-i", str(inv), code=2)
+    assert "unknown device family 'videos' (did you mean videoos?)" in result.stderr

@@ -7,6 +7,7 @@ and ``remove`` only read and rewrite the pins file.
 from __future__ import annotations
 
 import asyncio
+import difflib
 
 import click
 
@@ -43,10 +44,14 @@ def port_option(fn: click.decorators.FC) -> click.decorators.FC:
 
 
 class TrustGroup(click.Group):
-    """`avctl trust ADDRESS` stays the short form of `avctl trust pin ADDRESS`."""
+    """`avctl trust ADDRESS` stays the short form of `avctl trust pin ADDRESS`; a word close to a
+    subcommand (`avctl trust lst`) is a typo, not a host to connect to (`avctl trust pin lst` is)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            word = args[0]
+            if not any(c in word for c in ".:[") and difflib.get_close_matches(word, list(self.commands), cutoff=0.7):
+                raise click.exceptions.NoSuchCommand(word, possibilities=list(self.commands), ctx=ctx)
             args = ["pin", *args]
         return super().parse_args(ctx, args)
 

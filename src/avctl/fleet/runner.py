@@ -264,12 +264,14 @@ class FleetRunner:
                 self.secret_params |= task.secret_names(spec)
             c["run"] += 1
         if devices and not any(c["run"] for c in counts.values()):
-            specs = []
+            specs, unknown = [], []
             for family in counts:
-                with contextlib.suppress(AvctlError):  # a family without a spec offers no names
+                try:
                     specs.append(self.specs(family))
-            raise UsageError(f"no selected device can run {task.name!r}",
-                             hint=unknown_task_hint(task.name, specs, verb=task.mode == "verb"))
+                except AvctlError as exc:  # an unknown family: say so (with its close names) first
+                    unknown.append(exc.message)
+            raise UsageError(f"no selected device can run {task.name!r}", hint="; ".join(
+                [*unknown, unknown_task_hint(task.name, specs, verb=task.mode == "verb")]))
         if self.options.in_window:
             check_windows(devices)
         if self.options.rings:
