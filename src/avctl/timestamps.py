@@ -8,6 +8,7 @@ command that prints a time goes through these two (jobs, audit, fleet results, s
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 #: how `table_time` writes a moment, for the tests and the docs
 TABLE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -25,3 +26,15 @@ def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+#: the members of the CLI's JSON documents that hold a moment (Unix time in the stores)
+TIME_KEYS = frozenset({"created", "due", "started", "finished", "taken_at", "confirmed_at", "expires",
+                       "last_used", "revoked"})
+
+
+def with_iso_times(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with every number under a `TIME_KEYS` member written as `iso_time` (the stores and the
+    server's API keep Unix time; the command line's JSON speaks ISO 8601)."""
+    return {k: iso_time(v) if k in TIME_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) else v
+            for k, v in doc.items()}
