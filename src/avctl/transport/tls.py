@@ -388,14 +388,15 @@ class TLSPolicy:
         if not self.known_hosts.set(endpoint, fp, note=f"first use: {odd}" if odd else ""):
             # another process pinned it a moment ago: that pin is the one to check against
             return self.known_hosts.get(endpoint) or fp
-        # said once per device: this process checks this pin from now on, and the next run finds it
+        # said once per device: this process checks this pin from now on, and the next run finds it.
+        # Flushed: it comes before the results on a shared stream (2>&1), never inside them
         if odd:
             print(f"avctl: warning: pinned NEW fingerprint {fp} for {endpoint} on first use although "
                   f"the certificate is odd: {odd}; if that is not expected, remove the pin with "
-                  f"'avctl trust remove {endpoint}' and check the device", file=sys.stderr)
+                  f"'avctl trust remove {endpoint}' and check the device", file=sys.stderr, flush=True)
         else:
             print(f"avctl: pinned NEW fingerprint {fp} for {endpoint} (first use; "
-                  f"'avctl trust list' shows the pins)", file=sys.stderr)
+                  f"'avctl trust list' shows the pins)", file=sys.stderr, flush=True)
         return fp
 
     def pinned_fingerprint(self, host: str, port: int) -> str | None:
