@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -95,3 +97,30 @@ def test_a_note_with_device_text_is_listed_escaped(avctl_home: Path) -> None:
     KnownHosts().set("room:443", "SHA256:" + ":".join(["EF"] * 32), note="issued for evil\x1b[31m")
     out = avctl("trust", "list").stdout
     assert "\x1b" not in out and "room:443" in out
+
+
+def test_a_pin_written_while_another_process_rewrites_the_file_is_kept(
+        avctl_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--replace` and `remove` write a new file: a writer that waited for the old one's lock must not
+    append its line to the file that lost its name (that pin would be gone)."""
+    import contextlib
+
+    import avctl.transport.tls as tls
+
+    kh = KnownHosts()
+    kh.set("a:443", "SHA256:" + ":".join(["AB"] * 32))
+    real_lock = tls.exclusive_lock
+    other = KnownHosts()  # another process: its own cache
+
+    @contextlib.contextmanager
+    def lock_after_a_rewrite(fh: IO[str]) -> Iterator[None]:
+        # the first time: while this writer waits, the other process replaces a's pin
+        monkeypatch.setattr(tls, "exclusive_lock", real_lock)
+        other.set("a:443", "SHA256:" + ":".join(["CD"] * 32), replace=True)
+        with real_lock(fh):
+            yield
+
+    monkeypatch.setattr(tls, "exclusive_lock", lock_after_a_rewrite)
+    kh.set("b:443", "SHA256:" + ":".join(["EF"] * 32))
+    fresh = KnownHosts().pins()
+    assert {k: p.fingerprint[7:9] for k, p in fresh.items()} == {"a:443": "CD", "b:443": "EF"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import functools
 import hashlib
 import ipaddress
@@ -19,10 +20,10 @@ import os
 import re
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 from avctl.errors import ConnectError, DeviceTimeout, TLSError, UsageError
 from avctl.filelock import exclusive_lock
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # imported where used: `avctl --help` and `avctl actions` nee
 
 TLSMode = Literal["pin", "ca", "insecure"]
 _T = TypeVar("_T")
+#: how often a writer opens the pins file again after another process replaced it under its feet
+_LOCK_ATTEMPTS = 20
 
 
 def fingerprint(der: bytes) -> str:
@@ -186,7 +189,7 @@ class KnownHosts:
             self._rewrite(lambda current: current.update({endpoint: pin}))
             return True
         try:
-            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh, exclusive_lock(fh):
+            with self._locked(os.O_WRONLY | os.O_APPEND, "a") as fh:
                 fh.write(pin.line(endpoint))
         except OSError as exc:
             raise _write_error(self.path, exc) from None
@@ -203,11 +206,23 @@ class KnownHosts:
         key = _canonical(endpoint)
         return self._rewrite(lambda current: current.pop(key, None)) is not None
 
+    @contextlib.contextmanager
+    def _locked(self, flags: int, mode: str) -> Iterator[IO[str]]:
+        """The pins file, open and locked. A rewrite replaces the file: a process that waited for the
+        lock of the file it replaced opens the new one again, or its line would go to a file that
+        no longer has a name."""
+        for _attempt in range(_LOCK_ATTEMPTS):
+            with os.fdopen(open_private(self.path, flags), mode) as fh, exclusive_lock(fh):
+                if os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino:
+                    yield fh
+                    return
+        raise OSError(errno.EBUSY, f"replaced {_LOCK_ATTEMPTS} times while avctl waited to write it")
+
     def _rewrite(self, change: Callable[[dict[str, Pin]], _T]) -> _T:
         """Apply `change` to the pins as the file holds them now (under its lock) and write them back,
         one line each, through a temporary file (a crash leaves the old file or the new one)."""
         try:
-            with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh, exclusive_lock(fh):
+            with self._locked(os.O_RDWR, "r+"):
                 pins = self._read()
                 result = change(pins)
                 tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
