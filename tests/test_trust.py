@@ -1,4 +1,4 @@
-"""Trust on first use: odd certificates are pinned with a word (once) and a note; pins per typed name."""
+"""Trust on first use: every first pin said once (odd ones as a warning, with a note); pins per typed name."""
 
 from __future__ import annotations
 
@@ -61,8 +61,11 @@ def test_odd_certificate_pinned_with_a_warning_once(cert: dict[str, Any], odd: s
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("avctl: warning:")]
     assert len(warnings) == 1, err
-    assert f"pinned the certificate of {endpoint} on first use although it is odd: {odd}" in warnings[0]
-    assert f"'avctl trust {endpoint} --remove'" in warnings[0]
+    fp = KnownHosts().get(endpoint)
+    assert f"pinned NEW fingerprint {fp} for {endpoint} on first use although the certificate is odd: {odd}" \
+        in warnings[0]
+    assert f"'avctl trust remove {endpoint}'" in warnings[0]
+    assert err.count("pinned NEW") == 1, err
     line = next(ln for ln in (avctl_home / "known_devices").read_text().splitlines() if ln.startswith(endpoint))
     assert line.endswith(f"# first use: {odd}")
     assert KnownHosts().note(endpoint) == f"first use: {odd}"
@@ -72,9 +75,15 @@ def test_odd_certificate_pinned_with_a_warning_once(cert: dict[str, Any], odd: s
 
 def test_ordinary_self_signed_certificate_is_pinned_silently(emulators: EmulatorThread, avctl_home: Path) -> None:
     dev = device(emulators)
-    code, err = call(f"127.0.0.1:{dev.port}")
+    endpoint = f"127.0.0.1:{dev.port}"
+    code, err = call(endpoint)
     assert code == 0 and "warning" not in err, err
     assert "#" not in (avctl_home / "known_devices").read_text()
+    # said once, with the fingerprint: the user can compare it with the device's own display
+    assert f"avctl: pinned NEW fingerprint {KnownHosts().get(endpoint)} for {endpoint}" in err
+    assert err.count("pinned NEW") == 1, err
+    code, err = call(endpoint)
+    assert code == 0 and "pinned" not in err, err
 
 
 def test_pins_are_per_typed_name(emulators: EmulatorThread, avctl_home: Path) -> None:
@@ -83,7 +92,7 @@ def test_pins_are_per_typed_name(emulators: EmulatorThread, avctl_home: Path) ->
     assert call(f"127.0.0.1:{dev.port}")[0] == 0
     code, err = call(f"localhost:{dev.port}")
     assert code == 0, err
-    assert f"certificate of localhost:{dev.port} on first use although it is odd: issued for 127.0.0.1, " \
+    assert f"for localhost:{dev.port} on first use although the certificate is odd: issued for 127.0.0.1, " \
            "not localhost" in err
     kh = KnownHosts()
     assert kh.get(f"localhost:{dev.port}") == kh.get(f"127.0.0.1:{dev.port}") is not None

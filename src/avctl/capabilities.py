@@ -22,8 +22,9 @@ auth, retries, caps, cleartext refusal, and the device's ``on_call`` hook the fl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -33,6 +34,10 @@ from avctl.spec.model import Action, Feedback, ForEach, Macro
 
 #: the readings every family may report, typed on `Status`, in the order tables show them
 STATUS_FIELDS = ("reachable", "model", "firmware", "uptime", "in_call", "mic_muted", "volume")
+
+#: the unit of each numeric reading, the same for every family (a spec's Feedback converts to it:
+#: Poly UC's {"Days","Hours",...} uptime by ``transform: seconds``); docs/fleet.md lists them
+READING_UNITS = {"uptime": "s", "volume": "%", "connected_users": "users"}
 
 NOT_IMPLEMENTED = 501
 
@@ -512,3 +517,18 @@ def _typed(action: Action, name: str, value: Any) -> Any:
 def feedbacks_of(spec: Spec) -> dict[str, Feedback]:
     """The Feedbacks a status read reports (``reachable`` is always reported too), by id."""
     return {fb.id: fb for fbs in status_plan(spec).values() for fb in fbs}
+
+
+# --- suggestions ----------------------------------------------------------------------------------
+
+
+def unknown_task_hint(name: str, specs: Iterable[Spec], *, verb: bool) -> str:
+    """The hint for a verb (or action) no selected family has: the close names those families offer,
+    and where the full list is."""
+    known = [n for spec in specs for n in (spec.macros if verb else spec.actions)]
+    if verb:
+        known.append("status")  # every family's status is a verb of its own
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
+    where = ("'avctl fleet --help' lists the verbs" if verb
+             else "'avctl actions FAMILY' lists a family's actions")
+    return (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + where

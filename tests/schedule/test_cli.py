@@ -22,6 +22,7 @@ from avctl.schedule.link import SITES_ENV
 from avctl.schedule.runner import Launch, child_command, run_pass
 from avctl.schedule.store import open_schedule_store
 from avctl.schedule.timing import next_due
+from avctl.timestamps import iso_time
 
 from ..server.harness import run_cli, write_inventory
 
@@ -66,7 +67,7 @@ def test_a_scheduled_status_runs_once_at_its_time_with_its_job(fleet: list[Emula
     assert requests_to(fleet) == 0
     (run,) = json.loads(avctl("schedule", "run-due", "--now", iso(due), "--json"))
     assert run["schedule"] == "status" and run["state"] == "ok" and run["exit_code"] == 0
-    assert run["job"] is not None and run["due"] == due
+    assert run["job"] is not None and run["due"] == iso_time(due)  # JSON speaks ISO 8601
     assert requests_to(fleet) > 0
     seen = requests_to(fleet)
     # the same instant again (a second cron call, a pass of the server): nothing starts

@@ -123,9 +123,11 @@ def call_cmd(
             click.echo(f"{shown(key)}: {shown(value)}", err=True)
     if result.file is not None:
         click.echo(f"saved {shown(result.file)}")
-    elif result.data is not None:
+    elif result.data is not None and result.data != "":
         click.echo(shown(json.dumps(redact(result.data), indent=2) if not isinstance(result.data, str)
                          else result.data, multiline=True))
+    else:
+        click.echo("ok")  # a change the device acknowledged without a body: say that it worked
     click.echo(f"{result.action}: HTTP {result.status} in {result.elapsed * 1000:.0f} ms", err=True)
 
 

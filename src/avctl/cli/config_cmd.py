@@ -52,6 +52,7 @@ from avctl.fleet.output import summary_line
 from avctl.fleet.results import JobReport
 from avctl.redact import redact, shown
 from avctl.schedule.link import note_job, scheduled_run
+from avctl.timestamps import iso_time, table_time
 
 
 @click.group("config")
@@ -154,18 +155,12 @@ def _store_only(fn: Any) -> Any:
 
 
 def _snapshot_dict(s: Snapshot, *, values: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": s.id, "device": s.device, "family": s.family, "taken_at": _iso(s.taken_at),
-                           "confirmed_at": _iso(s.confirmed_at), "reason": s.reason, "job": s.job_id,
+    out: dict[str, Any] = {"id": s.id, "device": s.device, "family": s.family, "taken_at": iso_time(s.taken_at),
+                           "confirmed_at": iso_time(s.confirmed_at), "reason": s.reason, "job": s.job_id,
                            "keys": len(s.values), "secrets": list(s.secrets), "notes": list(s.notes)}
     if values:
         out["values"] = dict(s.values)
     return out
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 @config_group.command("history")
@@ -186,7 +181,8 @@ def config_history(device: str, store_path: str | None, as_json: bool) -> None:
         table.add_column(col)
     for newer, older in zip(history, [*history[1:], None], strict=True):
         changed = "" if older is None else _changed_keys(older, newer)
-        table.add_row(cell(newer.id), cell(_iso(newer.taken_at)), cell(_iso(newer.confirmed_at)), cell(newer.reason),
+        table.add_row(cell(newer.id), cell(table_time(newer.taken_at)), cell(table_time(newer.confirmed_at)),
+                      cell(newer.reason),
                       cell(newer.job_id or ""), cell(len(newer.values)), cell(changed))
     wide_console().print(table)
 
@@ -216,7 +212,7 @@ def config_diff(device: str, refs: tuple[str, ...], **kwargs: Any) -> None:
         emit_json({"device": device, "a": _snapshot_dict(a), "b": _snapshot_dict(b),
                    "changes": [{"key": k, "a": va, "b": vb} for k, va, vb in rows]})
         return
-    click.echo(f"{device}: snapshot {a.id} ({_iso(a.taken_at)}) -> snapshot {b.id} ({_iso(b.taken_at)})")
+    click.echo(f"{device}: snapshot {a.id} ({table_time(a.taken_at)}) -> snapshot {b.id} ({table_time(b.taken_at)})")
     if not rows:
         click.echo("no differences")
         return

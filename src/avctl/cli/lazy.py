@@ -41,6 +41,15 @@ class LazyGroup(click.Group):
             cmd = self.load(cmd_name)
         return cmd
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        """click's, but "did you mean" looks at every command, not only the ones imported so far."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=self.list_commands(ctx),
+                                                 ctx=ctx) from None
+
     def load(self, name: str) -> click.Command:
         """Import the command `name` and keep it (the next lookup is a dict access)."""
         module, _sep, attr = self.lazy_commands[name].target.partition(":")

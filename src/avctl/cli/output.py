@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from avctl.capabilities import STATUS_FIELDS
-from avctl.fleet.output import is_status, short_text, status_columns, summary_line
+from avctl.fleet.output import detail_text, is_status, reading_text, status_columns, summary_line
 from avctl.fleet.store import Outcome
 from avctl.redact import printable, shown
 
@@ -54,10 +54,10 @@ def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: 
             missing = (o.data or {}).get("unavailable") if isinstance(o.data, dict) else None
             detail = f"not available: {', '.join(sorted(missing))}" if missing else ""
         else:
-            detail = short_text(o.data)
+            detail = detail_text(o.data)
         if o.reason and o.status != "ok":
             detail = f"[{o.reason}] {detail}"
-        cells = [short_text((o.data or {}).get(c)) if isinstance(o.data, dict) else "" for c in extra]
+        cells = [reading_text(c, o.data.get(c)) if isinstance(o.data, dict) else "" for c in extra]
         # device text is data, not markup: "[auth] ..." must print as written
         table.add_row(cell(o.device), cell(o.family or ""), Text(o.status, style=STATUS_STYLE[o.status]),
                       *(cell(c) for c in cells), cell(detail))

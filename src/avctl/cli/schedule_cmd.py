@@ -31,6 +31,7 @@ from avctl.redact import shown
 from avctl.schedule.runner import due_runs, run_now, run_pass, schedule_zones
 from avctl.schedule.store import Run, Schedule, ScheduleStore, open_schedule_store
 from avctl.schedule.timing import check_cron, check_zone, host_zone, local_text, next_due
+from avctl.timestamps import iso_time, with_iso_times
 
 #: the command groups a schedule may run, and their subcommands (None: any)
 JOB_COMMANDS: dict[str, frozenset[str] | None] = {
@@ -237,10 +238,6 @@ def _next(schedule: Schedule, now: float) -> dict[str, float]:
     return {z: next_due(schedule.cron, zone(z), start) for z in schedule_zones(schedule)}
 
 
-def _when(instant: float | None) -> str:
-    return "" if instant is None else datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 @schedule_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @store_option
@@ -251,8 +248,9 @@ def schedule_list(as_json: bool, store_path: str | None) -> None:
     with _store(store_path) as store:
         rows = [(s, store.runs(s.id, limit=1)) for s in store.schedules()]
     if as_json:
-        emit_json([{**s.to_json(), "next": {} if s.paused else {z: _when(t) for z, t in _next(s, now).items()},
-                    "last_run": last[0].to_json() if last else None} for s, last in rows])
+        emit_json([{**with_iso_times(s.to_json()),
+                    "next": {} if s.paused else {z: iso_time(t) for z, t in _next(s, now).items()},
+                    "last_run": with_iso_times(last[0].to_json()) if last else None} for s, last in rows])
         return
     if not rows:
         click.echo("no schedules ('avctl schedule add' makes one)")
@@ -285,8 +283,9 @@ def schedule_show(name: str, limit: int, as_json: bool, store_path: str | None) 
         runs = store.runs(schedule.id, limit=limit)
     counts = _job_counts(store_path, [r.job_id for r in runs if r.job_id is not None])
     if as_json:
-        emit_json({**schedule.to_json(), "runs": [{**r.to_json(output=True), "counts": counts.get(r.job_id or -1)}
-                                                  for r in runs]})
+        emit_json({**with_iso_times(schedule.to_json()),
+                   "runs": [{**with_iso_times(r.to_json(output=True)), "counts": counts.get(r.job_id or -1)}
+                            for r in runs]})
         return
     state = "paused" if schedule.paused else "active"
     click.echo(f"schedule {shown(schedule.name)} ({state}): cron '{schedule.cron}', zone {schedule.timezone}, "
@@ -387,7 +386,8 @@ def _finish(store: ScheduleStore, store_path: str | None, launches: list[Any], s
              **{s.id: s.name for s in store.schedules()}}
     runs = [store.get_run(launch.run.id) for launch in launches] + list(skipped)
     if as_json:
-        emit_json([{"schedule": names.get(r.schedule_id), **r.to_json()} for r in runs if r is not None])
+        emit_json([{"schedule": names.get(r.schedule_id), **with_iso_times(r.to_json())}
+                   for r in runs if r is not None])
     else:
         for r in runs:
             if r is not None:

@@ -12,7 +12,6 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -24,6 +23,7 @@ from avctl.fleet.paths import ensure_home, os_user
 from avctl.redact import REDACTOR, shown
 from avctl.server.access import audit, tokens, users
 from avctl.server.model import ROLES
+from avctl.timestamps import table_time
 
 _DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 365 * 86400}
 
@@ -79,7 +79,7 @@ def _sites(text: str | None) -> list[str] | None:
 
 
 def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    return table_time(ts) or "-"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -240,7 +240,7 @@ def tokens_create(name: str, user: str, expires: str | None, db_url: str | None)
         issued = tokens.create(db, user, name, until, clock=lambda: now)
         audit.record(db, os_user(), "tokens.create", {"user": user, "token": issued.info.id, "name": name})
     click.echo(f"avctl: token {issued.info.id} ({name}) for {user}, "
-               f"{'expires ' + _when(until) + ' UTC' if until else 'no expiry'}", err=True)
+               f"{'expires ' + _when(until) if until else 'no expiry'}", err=True)
     click.echo("avctl: warning: this is the only time the token is shown; store it now "
                "(it is kept only as a hash)", err=True)
     # stdout carries the token alone, so `TOKEN=$(avctl tokens create ...)` works

@@ -19,6 +19,7 @@ package or aiohttp's server.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ def get_plugin(name: str) -> FamilyPlugin:
     plugin = find_plugin(name)
     if plugin is None:
         known = family_names()
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
         raise UsageError(
-            f"unknown device family {name!r}",
+            f"unknown device family {name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""),
             hint=f"known families: {', '.join(known)}" if known else _INSTALL_HINT,
         )
     return plugin

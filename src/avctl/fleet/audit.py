@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from avctl.fleet.credentials import redact
 from avctl.fleet.paths import os_user
 from avctl.fleet.store import check_writable, connect, default_db_path, store_errors
+from avctl.timestamps import iso_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -74,7 +75,7 @@ class AuditEntry:
     job_id: int | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.ts)),
+        return {"id": self.id, "time": iso_time(self.ts),
                 "user": self.user, "device": self.device, "address": self.address, "family": self.family,
                 "action": self.action, "params": self.params, "outcome": self.outcome,
                 "error_kind": self.error_kind, "message": self.message, "job_id": self.job_id}

@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from avctl.capabilities import STATUS_FIELDS
+from avctl.durations import human_duration
 from avctl.fleet.credentials import redact
 from avctl.fleet.results import Outcome
 from avctl.redact import printable
@@ -32,6 +34,46 @@ def short_text(value: Any) -> str:
         text = json.dumps(value, separators=(",", ":"), default=str)
         return text if len(text) <= 60 else text[:57] + "..."
     return str(value)
+
+
+#: readings a table shows in words (JSON and CSV keep the number, in the unit of `READING_UNITS`)
+_SHOWN_AS = {"uptime": human_duration}
+
+
+def reading_text(name: str, value: Any) -> str:
+    """One status reading as a table cell: an uptime as ``3 d 4 h``, others as `short_text`."""
+    how = _SHOWN_AS.get(name)
+    if how is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return how(value)
+    return short_text(value)
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def result_flags(data: Any) -> dict[str, Any]:
+    """What an answer says must happen next (``reboot_required``, ``restartRequired``,
+    ``rebootNeeded``): its true/false members named ``*_required`` or ``*_needed``, by snake-case
+    name, so that a table never cuts them off."""
+    if not isinstance(data, Mapping):
+        return {}
+    flags = {}
+    for key, value in data.items():
+        name = _CAMEL.sub("_", str(key)).lower()
+        if isinstance(value, bool) and name.endswith(("_required", "_needed")):
+            flags[name] = value
+    return flags
+
+
+def detail_text(data: Any) -> str:
+    """The detail cell of a result: its flags in full (``restart_required: yes``), then the rest of the
+    answer as `short_text`."""
+    flags = result_flags(data)
+    if not flags:
+        return short_text(data)
+    rest = {k: v for k, v in data.items() if _CAMEL.sub("_", str(k)).lower() not in flags}
+    shown = ", ".join(f"{k}: {short_text(v)}" for k, v in flags.items())
+    return shown + (f"; {short_text(rest)}" if rest else "")
 
 
 def is_status(outcomes: Sequence[Outcome]) -> bool:

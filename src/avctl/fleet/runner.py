@@ -39,16 +39,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from avctl.auth import Credentials
+from avctl.capabilities import unknown_task_hint
 from avctl.device import CallEvent, Device
 from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, describe_duration
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
@@ -264,24 +264,19 @@ class FleetRunner:
                 self.secret_params |= task.secret_names(spec)
             c["run"] += 1
         if devices and not any(c["run"] for c in counts.values()):
-            raise UsageError(f"no selected device can run {task.name!r}",
-                             hint=self._suggestion(task, counts) + "check the action or verb name; "
-                                  "'avctl actions FAMILY' lists actions")
+            specs, unknown = [], []
+            for family in counts:
+                try:
+                    specs.append(self.specs(family))
+                except AvctlError as exc:  # an unknown family: say so (with its close names) first
+                    unknown.append(exc.message)
+            raise UsageError(f"no selected device can run {task.name!r}", hint="; ".join(
+                [*unknown, unknown_task_hint(task.name, specs, verb=task.mode == "verb")]))
         if self.options.in_window:
             check_windows(devices)
         if self.options.rings:
             ring_of(devices, self.options.rings)  # every ring's selection is checked before any I/O
         return counts
-
-    def _suggestion(self, task: Task, families: Iterable[str]) -> str:
-        """"did you mean ...? " from the names the selected families' specs have (actions, or verbs)."""
-        names: set[str] = set()
-        for family in families:
-            with contextlib.suppress(AvctlError):
-                spec = self.specs(family)
-                names |= set(spec.actions) if task.mode == "action" else {*spec.macros, "status"}
-        close = difflib.get_close_matches(task.name, sorted(names), n=3)
-        return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
     # -- running --------------------------------------------------------------------------------
 

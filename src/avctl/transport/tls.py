@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import errno
 import functools
 import hashlib
 import ipaddress
@@ -19,9 +20,10 @@ import os
 import re
 import ssl
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal, TypeVar
 
 from avctl.errors import ConnectError, DeviceTimeout, TLSError, UsageError
 from avctl.filelock import exclusive_lock
@@ -32,6 +34,9 @@ if TYPE_CHECKING:  # imported where used: `avctl --help` and `avctl actions` nee
     from cryptography import x509
 
 TLSMode = Literal["pin", "ca", "insecure"]
+_T = TypeVar("_T")
+#: how often a writer opens the pins file again after another process replaced it under its feet
+_LOCK_ATTEMPTS = 20
 
 
 def fingerprint(der: bytes) -> str:
@@ -165,39 +170,75 @@ class KnownHosts:
         pin = self._cached().get(_canonical(endpoint))
         return pin.note if pin else ""
 
-    def set(self, endpoint: str, fp: str, *, replace: bool = False, note: str = "") -> None:
-        """Pin `fp` for `endpoint`. Appends one line under a file lock (the last line for an endpoint
-        wins), so pinning thousands of devices stays linear and concurrent processes lose nothing."""
+    def pins(self) -> dict[str, Pin]:
+        """Every pin, by endpoint, in the file's order (a copy)."""
+        return dict(self._cached())
+
+    def set(self, endpoint: str, fp: str, *, replace: bool = False, note: str = "") -> bool:
+        """Pin `fp` for `endpoint`; False if it already had a pin and `replace` is not set.
+
+        A first pin appends one line under a file lock, so pinning thousands of devices stays linear
+        and concurrent processes lose nothing. A replaced pin rewrites the file without the old
+        line: a pins file that still lists the old fingerprint would read as two answers."""
         pins = self._cached()
         endpoint = _canonical(endpoint)
-        if endpoint in pins and not replace:
-            return
         pin = Pin(fp, " ".join(note.split()))  # one line: a note never breaks the file
+        if endpoint in pins:
+            if not replace:
+                return False
+            self._rewrite(lambda current: current.update({endpoint: pin}))
+            return True
         try:
-            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a") as fh, exclusive_lock(fh):
+            with self._locked(os.O_WRONLY | os.O_APPEND, "a") as fh:
                 fh.write(pin.line(endpoint))
         except OSError as exc:
-            # refusing is safe: nothing has been sent to the device yet
-            raise UsageError(f"{self.path}: cannot write the pinned certificates: {exc.strerror or exc}",
-                             hint="check the path (--known-hosts, AVCTL_HOME) and the disk") from None
+            raise _write_error(self.path, exc) from None
         pins[endpoint] = pin
         # our own line is in the cache: not a change to read the whole file again for (10,000 first
         # pins would read it 10,000 times)
         self._pins_stamp = self._stamp()
+        return True
 
     def remove(self, endpoint: str) -> bool:
-        """Forget a pin (rewrites the file without that endpoint's lines)."""
+        """Forget a pin (rewrites the file without that endpoint's lines); False if there was none."""
         if not self.path.exists():
             return False
-        with os.fdopen(open_private(self.path, os.O_RDWR), "r+") as fh, exclusive_lock(fh):
-            pins = self._read()
-            found = pins.pop(_canonical(endpoint), None) is not None
-            tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as out:
-                out.write("".join(pin.line(k) for k, pin in sorted(pins.items())))
-            os.replace(tmp, self.path)
+        key = _canonical(endpoint)
+        return self._rewrite(lambda current: current.pop(key, None)) is not None
+
+    @contextlib.contextmanager
+    def _locked(self, flags: int, mode: str) -> Iterator[IO[str]]:
+        """The pins file, open and locked. A rewrite replaces the file: a process that waited for the
+        lock of the file it replaced opens the new one again, or its line would go to a file that
+        no longer has a name."""
+        for _attempt in range(_LOCK_ATTEMPTS):
+            with os.fdopen(open_private(self.path, flags), mode) as fh, exclusive_lock(fh):
+                if os.fstat(fh.fileno()).st_ino == os.stat(self.path).st_ino:
+                    yield fh
+                    return
+        raise OSError(errno.EBUSY, f"replaced {_LOCK_ATTEMPTS} times while avctl waited to write it")
+
+    def _rewrite(self, change: Callable[[dict[str, Pin]], _T]) -> _T:
+        """Apply `change` to the pins as the file holds them now (under its lock) and write them back,
+        one line each, through a temporary file (a crash leaves the old file or the new one)."""
+        try:
+            with self._locked(os.O_RDWR, "r+"):
+                pins = self._read()
+                result = change(pins)
+                tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+                with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as out:
+                    out.write("".join(pin.line(k) for k, pin in pins.items()))
+                os.replace(tmp, self.path)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
         self._pins, self._pins_stamp = pins, self._stamp()
-        return found
+        return result
+
+
+def _write_error(path: Path, exc: OSError) -> UsageError:
+    # refusing is safe: nothing has been sent to the device yet
+    return UsageError(f"{path}: cannot write the pinned certificates: {exc.strerror or exc}",
+                      hint="check the path (--known-hosts, AVCTL_HOME) and the disk")
 
 
 def certificate_oddities(der: bytes, host: str, *, now: dt.datetime | None = None) -> list[str]:
@@ -359,11 +400,18 @@ class TLSPolicy:
         """Pin a certificate met for the first time; say once (and note in the pin) what was odd."""
         fp = fingerprint(der)
         odd = "; ".join(certificate_oddities(der, host))
-        self.known_hosts.set(endpoint, fp, note=f"first use: {odd}" if odd else "")
+        if not self.known_hosts.set(endpoint, fp, note=f"first use: {odd}" if odd else ""):
+            # another process pinned it a moment ago: that pin is the one to check against
+            return self.known_hosts.get(endpoint) or fp
+        # said once per device: this process checks this pin from now on, and the next run finds it.
+        # Flushed: it comes before the results on a shared stream (2>&1), never inside them
         if odd:
-            print(f"avctl: warning: pinned the certificate of {endpoint} on first use although it is "
-                  f"odd: {odd} ({fp}); if that is not expected, remove the pin with "
-                  f"'avctl trust {endpoint} --remove' and check the device", file=sys.stderr)
+            print(f"avctl: warning: pinned NEW fingerprint {fp} for {endpoint} on first use although "
+                  f"the certificate is odd: {odd}; if that is not expected, remove the pin with "
+                  f"'avctl trust remove {endpoint}' and check the device", file=sys.stderr, flush=True)
+        else:
+            print(f"avctl: pinned NEW fingerprint {fp} for {endpoint} (first use; "
+                  f"'avctl trust list' shows the pins)", file=sys.stderr, flush=True)
         return fp
 
     def pinned_fingerprint(self, host: str, port: int) -> str | None:

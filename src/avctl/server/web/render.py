@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from avctl.durations import human_duration
 from avctl.server.model import Principal
 from avctl.version import __version__
 
@@ -45,26 +46,12 @@ def when(ts: float | None) -> Markup:
                                                            moment.strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
-def duration(seconds: float | None) -> str:
-    """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
 def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
     return [(label, path) for label, path, perm in NAV if principal is not None and principal.can(perm)]
 
 
 TEMPLATES.env.filters["when"] = when
-TEMPLATES.env.filters["duration"] = duration
+TEMPLATES.env.filters["duration"] = human_duration
 
 
 def render(request: Request, template: str, principal: Principal | None, context: Mapping[str, Any] | None = None,

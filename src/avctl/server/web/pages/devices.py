@@ -19,13 +19,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from avctl.durations import human_duration
 from avctl.errors import UsageError
 from avctl.server import service
 from avctl.server.context import ServerContext
 from avctl.server.model import DEVICE_STATES, DeviceView, Principal
 from avctl.server.service.views import MAX_SELECTION, ViewInfo, list_views
 from avctl.server.web.deps import Ctx, Reader
-from avctl.server.web.render import duration, is_htmx, render
+from avctl.server.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,7 +72,7 @@ def reading_text(column: Column, readings: Mapping[str, Any]) -> str:
         return column.yes if value else column.no
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if column.kind == "duration" and numeric:
-        return duration(float(value))
+        return human_duration(float(value))
     if column.kind == "days" and numeric:
         return f"{value:.0f} d"
     return str(value)
