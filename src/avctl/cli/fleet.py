@@ -581,7 +581,7 @@ def inventory_list(inventory_path: str, as_json: bool, **kwargs: Any) -> None:
 def inventory_import(fmt: str, source: str, inventory_path: str, family: str | None, site: str | None,
                      room: str | None, tags: tuple[str, ...], user: str | None, password_ref: str | None,
                      prefix: str | None) -> None:
-    """Import the seeds' script formats: ip-pass (IP,Password lines) or ip-list (one IP per line).
+    """Import device lists from room scripts: ip-pass (IP,Password lines) or ip-list (one IP per line).
 
     ip-pass passwords go to the encrypted secrets store (secret:DEVICE); the inventory holds only
     references.
