@@ -33,6 +33,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.completion import complete_action, complete_family
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
@@ -97,7 +98,8 @@ def selection_options(fn: F) -> F:
         ("room", "Room glob (repeatable)."),
         ("tag", "Tag glob (repeatable)."),
     ]):
-        fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text)(fn)
+        fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text,
+                          shell_complete=complete_family if key == "family" else None)(fn)
     fn = click.option("--select", "-s", "select", multiple=True, metavar="EXPR",
                       help="Selection such as 'site=hq,tag=lobby', 'family=videoos|polyuc', 'hq-*', "
                            "'tag!=broken'. Repeatable.")(fn)
@@ -501,7 +503,7 @@ def fleet_group() -> None:
 
 
 @fleet_group.command("run")
-@click.argument("action")
+@click.argument("action", shell_complete=complete_action)
 @click.argument("params", nargs=-1)
 @inventory_option
 @selection_options
