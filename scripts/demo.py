@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-AVCTL = str(ROOT / ".venv" / "bin" / "avctl")
+#: the avctl of the Python running the demo (.venv's, from ./scripts/demo)
+AVCTL = str(Path(sys.executable).parent / "avctl")
 #: everything the demo makes (inventory, state home, logs); tests point it elsewhere
 OUT = Path(os.environ.get("AVCTL_DEMO_OUT") or ROOT / "demo-out").resolve()
 HOME = OUT / "home"
