@@ -90,6 +90,14 @@ def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, r
                                                                  story.wrong_password if variety else 0)))
         if fleet.warning:
             click.echo(f"avctl: {fleet.warning}", err=True)
+        # a stop asked for while the workers start is honoured once they are up (and then stopped)
+        stop = {"now": False}
+
+        def on_signal(*_: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         t0 = time.monotonic()
         fleet.start()
         try:
@@ -106,13 +114,6 @@ def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, r
             click.echo(f"try: avctl fleet status -i {inv_path}", err=True)
             click.echo("Ctrl-C to stop", err=True)
             sys.stdout.flush()
-            stop = {"now": False}
-
-            def on_signal(*_: object) -> None:
-                stop["now"] = True
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
             while not stop["now"] and all(p.is_alive() for p, _c in fleet._procs):
                 time.sleep(0.2)
         finally:
