@@ -86,7 +86,7 @@ def installed(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
            "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
            "PIP_CONFIG_FILE": os.devnull, "AVCTL_HOME": str(work / "state"), "LANG": "C.UTF-8"}
     block = readme_block("python3 -m venv")
-    done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block + "\nwhich avctl"], cwd=clone, env=env,
+    done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block + "\ncommand -v avctl"], cwd=clone, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     return {**env, "PATH": f"{home}/.venvs/avctl/bin:{env['PATH']}", "OUT": done.stdout, "VENV": f"{home}/.venvs/avctl"}
@@ -95,7 +95,7 @@ def installed(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 def test_the_install_block_gives_avctl_on_the_path_with_its_version(installed: dict[str, str]) -> None:
     version = metadata.version("avctl")
     assert f"avctl, version {version}" in installed["OUT"]
-    assert installed["OUT"].strip().endswith(f"{installed['VENV']}/bin/avctl")  # `which avctl`: the new one
+    assert installed["OUT"].strip().endswith(f"{installed['VENV']}/bin/avctl")  # `command -v avctl`: the new one
     # installed, not run from the checkout: the specs came along as package data
     where = subprocess.run([f"{installed['VENV']}/bin/python", "-c", "import avctl; print(avctl.__file__)"],
                            capture_output=True, text=True, check=True, env=installed).stdout
