@@ -322,9 +322,11 @@ def try_commands() -> list[str]:
     devices = yaml.safe_load(INVENTORY.read_text())["devices"]
     codec = next(d for d in devices.values() if d["family"] == "videoos")
     inv, pw = shown(INVENTORY), shown(INVENTORY.with_name(INVENTORY.stem + ".password"))
+    avctl_dir = Path(AVCTL).parent
+    bin_dir = f"$PWD/{shown(avctl_dir)}" if avctl_dir.is_relative_to(ROOT) else shlex.quote(str(avctl_dir))
     return [
         f"cd {shlex.quote(str(ROOT))}",
-        f'export PATH="$PWD/.venv/bin:$PATH" AVCTL_HOME={shlex.quote(shown(HOME))}',
+        f'export PATH="{bin_dir}:$PATH" AVCTL_HOME={shlex.quote(shown(HOME))}',
         f"avctl fleet status -i {inv}",
         f"avctl firmware report -i {inv}",
         f"avctl fleet mute -i {inv} --site site-1 --family 'videoos|polyuc'",
