@@ -323,7 +323,7 @@ def try_commands() -> list[str]:
     codec = next(d for d in devices.values() if d["family"] == "videoos")
     inv, pw = shown(INVENTORY), shown(INVENTORY.with_name(INVENTORY.stem + ".password"))
     avctl_dir = Path(AVCTL).parent
-    bin_dir = f"$PWD/{shown(avctl_dir)}" if avctl_dir.is_relative_to(ROOT) else shlex.quote(str(avctl_dir))
+    bin_dir = f"$PWD/{shown(avctl_dir)}" if avctl_dir.is_relative_to(ROOT) else str(avctl_dir)
     return [
         f"cd {shlex.quote(str(ROOT))}",
         f'export PATH="{bin_dir}:$PATH" AVCTL_HOME={shlex.quote(shown(HOME))}',
