@@ -37,23 +37,29 @@ def _read_until(proc: subprocess.Popen[str], mark: str, within: float) -> str:
     raise AssertionError(f"the demo did not reach {mark!r}; its output:\n{''.join(lines)}")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Popen[str], str]:
-    out = tmp_path_factory.mktemp("demo") / "demo-out"
+def test_the_demo_runs_to_the_end_tells_its_story_and_keeps_the_fleet(tmp_path: Path) -> None:
+    """One run (the demo takes a minute or two): every check below reads its output."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--keep"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "AVCTL_DEMO_OUT": str(out)})
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "AVCTL_DEMO_OUT": str(tmp_path / "demo-out")})
     try:
-        text = _read_until(proc, READY, within=900)
-    except BaseException:
-        proc.kill()
-        raise
-    yield proc, text
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(30)
+        demo = (proc, _read_until(proc, READY, within=900))
+        check_single_devices_json_once_and_a_change_is_acknowledged(demo)
+        check_status_finds_what_makes_the_fleet_varied(demo)
+        check_skips_are_rare_and_explained(demo)
+        check_config_and_the_server_tell_the_same_story(demo)
+        check_keep_prints_commands_that_work_and_ctrl_c_stops_the_fleet(demo)
+    finally:
+        if proc.poll() is None:  # SIGTERM, as Ctrl-C: the demo stops its emulators (a kill would orphan them)
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
 
 
-def test_single_devices_json_once_and_a_change_is_acknowledged(demo: tuple[subprocess.Popen[str], str]) -> None:
+def check_single_devices_json_once_and_a_change_is_acknowledged(demo: tuple[subprocess.Popen[str], str]) -> None:
     _proc, text = demo
     assert text.count('"serialNumber"') == 1  # one system's details, not the same JSON three times
     change = text.split("audio_volume_set volume=35", 1)[1]
@@ -63,7 +69,7 @@ def test_single_devices_json_once_and_a_change_is_acknowledged(demo: tuple[subpr
     assert "never retried" in text and "login as 'admin' failed" in text
 
 
-def test_status_finds_what_makes_the_fleet_varied(demo: tuple[subprocess.Popen[str], str]) -> None:
+def check_status_finds_what_makes_the_fleet_varied(demo: tuple[subprocess.Popen[str], str]) -> None:
     _proc, text = demo
     status = text.split("$ avctl fleet status", 1)[1].split("\n# ", 1)[0]
     table = {m.group(1): m.group(0) for m in re.finditer(r"^((?:videoos|polyuc|solstice)-\d+)\s.*$", status, re.M)}
@@ -85,7 +91,7 @@ def test_status_finds_what_makes_the_fleet_varied(demo: tuple[subprocess.Popen[s
     assert "outdated" in report and "compliant" in report
 
 
-def test_skips_are_rare_and_explained(demo: tuple[subprocess.Popen[str], str]) -> None:
+def check_skips_are_rare_and_explained(demo: tuple[subprocess.Popen[str], str]) -> None:
     _proc, text = demo
     skipped = re.findall(r"^(\S+)\s+\S+\s+skipped\s+(.*?)\s*$", text, re.M)
     assert [device for device, _detail in skipped] == ["videoos-00001"]  # only the room in a meeting
@@ -95,7 +101,7 @@ def test_skips_are_rare_and_explained(demo: tuple[subprocess.Popen[str], str]) -
     assert re.search(r"-> muted on 6 of 8 device\(s\)", text)  # a sentence after each fleet change
 
 
-def test_config_and_the_server_tell_the_same_story(demo: tuple[subprocess.Popen[str], str]) -> None:
+def check_config_and_the_server_tell_the_same_story(demo: tuple[subprocess.Popen[str], str]) -> None:
     _proc, text = demo
     assert "applied and verified" in text and "0 change(s) on 0 device(s)" in text
     served = text.split("/api/v1/devices\n", 1)[1].split("$ curl -X POST", 1)[0]
@@ -104,7 +110,7 @@ def test_config_and_the_server_tell_the_same_story(demo: tuple[subprocess.Popen[
     assert "demo finished" in text
 
 
-def test_keep_prints_commands_that_work_and_ctrl_c_stops_the_fleet(
+def check_keep_prints_commands_that_work_and_ctrl_c_stops_the_fleet(
         demo: tuple[subprocess.Popen[str], str]) -> None:
     proc, text = demo
     block = text.split("try these in another terminal:\n", 1)[1].split(READY, 1)[0]
