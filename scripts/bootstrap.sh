@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Creates .venv from the lock file (what CI and a fresh machine get) and installs avctl into it.
+# Creates .venv from a lock file (what CI and a fresh machine get) and installs avctl into it.
+#   bootstrap.sh [dev]    avctl and its developer tools (requirements.lock): ./scripts/test, CI
+#   bootstrap.sh runtime  avctl's own dependencies only (requirements-runtime.lock): ./scripts/demo
+# A dev install covers the runtime; a runtime .venv gets the dev tools added when asked for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || [ requirements.lock -nt .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-  touch .venv/.installed
+KIND=${1:-dev}
+case "$KIND" in
+  dev) LOCK=requirements.lock ;;
+  runtime) LOCK=requirements-runtime.lock ;;
+  *) echo "usage: scripts/bootstrap.sh [dev|runtime]" >&2; exit 2 ;;
+esac
+fresh() {  # the stamp of a finished install of $1, newer than everything it was made from
+  [ -f ".venv/.installed-$1" ] && [ ! "$LOCK" -nt ".venv/.installed-$1" ] \
+    && [ ! pyproject.toml -nt ".venv/.installed-$1" ] && [ -x .venv/bin/python ]
+}
+if fresh "$KIND" || { [ "$KIND" = runtime ] && LOCK=requirements.lock fresh dev; }; then
+  exit 0
 fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r "$LOCK"
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+touch ".venv/.installed-$KIND"

@@ -1,68 +1,57 @@
-"""requirements.lock pins exactly what avctl and its dev tools need: nothing missing, nothing unused.
+"""The lock files pin exactly what avctl needs: nothing missing, nothing unused.
 
-The closure is computed from the installed distributions' own requirements (markers evaluated for
-this interpreter), starting from avctl with its ``dev`` extra. ``setuptools`` is pinned too: the
-editable install is built without build isolation (scripts/bootstrap.sh).
+requirements.lock is the closure of avctl with its ``dev`` extra (what ./scripts/test installs),
+requirements-runtime.lock the closure of avctl alone (what ./scripts/demo installs), with the same
+versions. Closures are computed from the installed distributions' own requirements (markers
+evaluated for this interpreter) by scripts/lock.py, which writes both files. ``setuptools`` is pinned
+in both: the editable install is built without build isolation (scripts/bootstrap.sh).
 """
 
 from __future__ import annotations
 
-import re
+import importlib.util
+import sys
 from importlib import metadata
 from pathlib import Path
-
-from packaging.requirements import Requirement
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_ONLY = {"setuptools"}
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _lock_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("avctl_scripts_lock", ROOT / "scripts" / "lock.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _closure() -> dict[str, str]:
-    """Every distribution avctl[dev] needs here -> the one that first pulled it in."""
-    needed: dict[str, str] = {}
-    todo: list[tuple[str, frozenset[str]]] = [("avctl", frozenset({"dev"}))]
-    while todo:
-        name, extras = todo.pop()
-        dist = metadata.distribution(name)
-        for text in dist.requires or []:
-            req = Requirement(text)
-            envs = [{"extra": e} for e in extras] or [{"extra": ""}]
-            if req.marker is not None and not any(req.marker.evaluate(env) for env in envs):
-                continue
-            key = _norm(req.name)
-            if key not in needed:
-                needed[key] = name
-                todo.append((req.name, frozenset(req.extras)))
-    return needed
-
-
-def _locked() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[_norm(name)] = version
-    return pins
+LOCK = _lock_module()
 
 
 def test_lock_pins_every_needed_distribution_and_nothing_else() -> None:
-    needed, locked = _closure(), _locked()
+    needed, locked = LOCK.closure(frozenset({"dev"})), LOCK.pins(LOCK.FULL)
     assert sorted(set(needed) - set(locked)) == []
-    assert sorted(set(locked) - set(needed) - BUILD_ONLY) == []
+    assert sorted(set(locked) - set(needed) - LOCK.BUILD_ONLY) == []
+
+
+def test_runtime_lock_is_avctl_alone_with_the_same_versions() -> None:
+    runtime, full = LOCK.pins(LOCK.RUNTIME), LOCK.pins(LOCK.FULL)
+    assert sorted(runtime) == sorted(set(LOCK.closure()) | LOCK.BUILD_ONLY)
+    assert {name: full.get(name) for name in runtime} == runtime
+    # the point of the split: no developer tool in what the demo installs
+    assert not {"mypy", "ruff", "pytest", "playwright", "import-linter"} & set(runtime)
 
 
 def test_lazy_importer_stays_because_keyring_needs_it() -> None:
     """Issue 9 asked to drop it as unused; it is not: keyring -> importlib_metadata (Python < 3.12)
     -> lazy-importer (< 3.15), imported when importlib_metadata is."""
-    needed = _closure()
+    needed = LOCK.closure()
     assert needed.get("lazy-importer") == "importlib_metadata"
-    assert _norm(needed["importlib-metadata"]) == "keyring"
+    assert LOCK.norm(needed["importlib-metadata"]) == "keyring"
 
 
 def test_installed_versions_are_the_pinned_ones() -> None:
-    for name, version in _locked().items():
+    for name, version in LOCK.pins(LOCK.FULL).items():
         assert metadata.version(name) == version, name

@@ -7,11 +7,12 @@ from rich.console import Console
 from rich.table import Table
 
 from avctl.cli.common import emit_json, handle_errors
+from avctl.cli.completion import complete_action, complete_family
 from avctl.families import builtin_spec, family_names
 
 
 @click.command("actions")
-@click.argument("family", required=False)
+@click.argument("family", required=False, shell_complete=complete_family)
 @click.option("--search", "-s", help="Only actions whose id, label or path contains TEXT.", metavar="TEXT")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
@@ -63,8 +64,8 @@ def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
 
 
 @click.command("describe")
-@click.argument("family")
-@click.argument("action")
+@click.argument("family", shell_complete=complete_family)
+@click.argument("action", shell_complete=complete_action)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def describe_cmd(family: str, action: str, as_json: bool) -> None:

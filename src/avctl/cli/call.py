@@ -22,6 +22,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.completion import complete_action, complete_family
 from avctl.cli.durations import REQUEST_SECONDS
 from avctl.cli.sizes import BYTES
 from avctl.device import Device
@@ -32,9 +33,10 @@ from avctl.retry import RetryPolicy
 
 @click.command("call", context_settings={"ignore_unknown_options": False})
 @click.argument("host")
-@click.argument("action")
+@click.argument("action", shell_complete=complete_action)
 @click.argument("params", nargs=-1)
-@click.option("--family", "-f", required=True, help="Device family, e.g. videoos ('avctl actions' lists them).")
+@click.option("--family", "-f", required=True, shell_complete=complete_family,
+              help="Device family, e.g. videoos ('avctl actions' lists them).")
 @credential_options
 @tls_options
 @click.option("--scheme", type=click.Choice(["https", "http"]), help="Override the spec's scheme.")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import difflib
+import inspect
+import math
+import shlex
 import signal
 import sys
+import types
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 import click
-import yaml
 
 from avctl.cli.common import emit_json, handle_errors
 from avctl.emulator.core import Faults, check_listen_address
@@ -69,7 +75,8 @@ def _emulate_command(family: str) -> click.Command:
     @click.option("--reboot-seconds", type=float, default=2.0, show_default=True,
                   help="How long a reboot keeps a device unreachable.")
     @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-                  help="Family-specific emulator setting, e.g. --set firmware=4.5.0 (VideoOS).")
+                  help="Family-specific emulator setting, e.g. --set firmware=4.5.0 (see --list-settings).")
+    @click.option("--list-settings", is_flag=True, help="List the settings --set takes (type, default) and exit.")
     @click.option("--profile", "profile_name", metavar="FILE|NAME",
                   help="Answer reads as the device of this profile did (a file from 'avctl capture', or a "
                        "shipped profile: " + ", ".join(shipped_profiles()) + ").")
@@ -78,17 +85,16 @@ def _emulate_command(family: str) -> click.Command:
     def command(count: int, host: str, allow_remote: bool, port: int, distinct_addresses: bool,
                 password: str | None, latency: float, error_rate: float, drop_rate: float,
                 session_ttl: float | None, reboot_seconds: float, settings: tuple[str, ...],
-                profile_name: str | None, as_json: bool) -> None:
+                profile_name: str | None, as_json: bool, list_settings: bool) -> None:
+        if list_settings:
+            _print_settings(family, as_json)
+            return
         warning = check_listen_address(host, allow_remote)
         if warning:
             click.echo(f"avctl: {warning}", err=True)
         faults = Faults(latency=latency / 1000, error_rate=error_rate, drop_rate=drop_rate,
                         reboot_seconds=reboot_seconds, session_ttl=session_ttl)
-        bad = [s for s in settings if "=" not in s]
-        if bad:
-            raise UsageError(f"--set {bad[0]!r}: expected KEY=VALUE")
-        # values typed the YAML way: 5 -> int, true -> bool, anything else stays text
-        extra: dict[str, Any] = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in settings)}
+        extra = parse_settings(family, settings)
         profile = load_profile(profile_name) if profile_name else None
         if profile is not None and profile.family != family:
             raise UsageError(f"--profile {profile_name}: a profile of a {profile.family} device, not {family}",
@@ -123,8 +129,8 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
         try:
             dev = cls(f"{family}-{i + 1}", addr, dev_port, password=password or secrets.token_urlsafe(9),
                       **settings)
-        except (TypeError, ValueError) as exc:  # an unknown setting, or a value of the wrong type
-            raise UsageError(f"--set: {exc}", hint="see the family's emulator settings in docs") from None
+        except (TypeError, ValueError) as exc:  # a value parse_settings let through that the emulator refuses
+            raise UsageError(f"--set: {exc}", hint=f"avctl emulate {family} --list-settings") from None
         dev.faults = dataclasses.replace(faults)
         if profile is not None:
             attach(dev, profile)
@@ -149,6 +155,125 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.close()
+
+
+#: constructor arguments that are not --set settings: the device's identity, its own options, objects
+_NOT_SETTINGS = frozenset({"self", "name", "host", "port", "password", "spec"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `--set` field of a family's emulator, read from its class's (and base classes') __init__."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+    @property
+    def type_label(self) -> str:
+        return " | ".join(_label(t) for t in _alternatives(self.annotation))
+
+
+def emulator_settings(family: str) -> dict[str, Setting]:
+    """name -> Setting for every keyword the family's emulator takes, its own first, then its bases'."""
+    from avctl.emulator.core import emulator_class
+
+    out: dict[str, Setting] = {}
+    for klass in emulator_class(family).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        hints = typing.get_type_hints(init)
+        for pname, param in inspect.signature(init).parameters.items():
+            if pname in _NOT_SETTINGS or pname in out or param.kind not in (
+                    param.KEYWORD_ONLY, param.POSITIONAL_OR_KEYWORD):
+                continue
+            out[pname] = Setting(pname, hints.get(pname, str), param.default)
+    return out
+
+
+def parse_settings(family: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """`--set KEY=VALUE` words -> keyword arguments of the family's emulator, each checked and typed."""
+    known = emulator_settings(family) if items else {}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE", hint=f"avctl emulate {family} --list-settings")
+        setting = known.get(key)
+        if setting is None:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            raise UsageError(f"--set {key}: the {family} emulator has no setting {key!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f"; known: {', '.join(sorted(known))}",
+                             hint=f"avctl emulate {family} --list-settings shows each with its type and default")
+        try:
+            out[key] = _coerce(setting.annotation, text)
+        except ValueError:
+            raise UsageError(f"--set {key}={text}: {key} takes a value of type {setting.type_label}, not {text!r}",
+                             hint=f"e.g. --set {shlex.quote(f'{key}={_example(setting)}')}") from None
+    return out
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return list(typing.get_args(annotation))
+    return [annotation]
+
+
+def _label(annotation: Any) -> str:
+    if annotation is type(None):
+        return "none"
+    if typing.get_origin(annotation) is tuple:
+        return "comma-separated list"
+    return {bool: "true/false", int: "integer", float: "number", str: "text"}.get(annotation, str(annotation))
+
+
+def _coerce(annotation: Any, text: str) -> Any:
+    """`text` as the first of the annotation's types that takes it (ValueError if none does)."""
+    word = text.strip()
+    for kind in _alternatives(annotation):
+        if kind is type(None) and word.lower() in ("", "none", "null"):
+            return None
+        if kind is bool and word.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return word.lower() in ("true", "yes", "on")
+        if kind is int and word.lstrip("+-").isdigit():
+            return int(word)
+        if kind is float:
+            with contextlib.suppress(ValueError):
+                if math.isfinite(number := float(word)):
+                    return number
+        if typing.get_origin(kind) is tuple and word:
+            return tuple(part.strip() for part in word.split(",") if part.strip())
+        if kind is str:
+            return text  # as typed: 4.10 stays "4.10", not the number 4.1
+    raise ValueError(text)
+
+
+def _example(setting: Setting) -> str:
+    if setting.default not in (None, inspect.Parameter.empty):
+        value = setting.default
+        return ",".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(value, bool) \
+            else str(value)
+    return {bool: "true", int: "5", float: "1.5"}.get(_alternatives(setting.annotation)[0], "VALUE")
+
+
+def _print_settings(family: str, as_json: bool) -> None:
+    settings = emulator_settings(family)
+    if as_json:
+        emit_json([{"name": s.name, "type": s.type_label,
+                    "default": None if s.default is inspect.Parameter.empty else s.default}
+                   for s in settings.values()])
+        return
+    width = max(len(name) for name in settings)
+    types_width = max(len(s.type_label) for s in settings.values())
+    for s in settings.values():
+        default = "(required)" if s.default is inspect.Parameter.empty else repr(s.default)
+        click.echo(f"{s.name:<{width}}  {s.type_label:<{types_width}}  default {default}")
+    first = next(iter(settings.values()))
+    click.echo(f"set with --set KEY=VALUE, e.g. avctl emulate {family} --set "
+               f"{shlex.quote(f'{first.name}={_example(first)}')}", err=True)
 
 
 def _add_fleet_command() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from avctl.cli.common import handle_errors
-from avctl.emulator.fleet import EmulatedFleet
+from avctl.emulator.fleet import IN_CALL, OFFLINE, OLD_FIRMWARE, WRONG_PASSWORD, EmulatedFleet, Variety
 from avctl.errors import UsageError
 from avctl.families import family_names
 
@@ -48,10 +48,27 @@ def _family_counts(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address every device listens on.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a --host beyond loopback (the network can reach the devices; passwords are printed).")
+@click.option("--mixed", is_flag=True,
+              help="Several models per family, and each family's second device on firmware older than the "
+                   "baseline the inventory gets.")
+@click.option("--in-call", type=click.IntRange(0), default=0, metavar="N",
+              help="Start the video systems of the first N rooms in a call.")
+@click.option("--offline", type=click.IntRange(0), default=0, metavar="N",
+              help="N devices are listed but answer nothing (every connection is closed).")
+@click.option("--wrong-password", type=click.IntRange(0), default=0, metavar="N",
+              help="N devices have a password other than the inventory's (their login is refused).")
+@click.option("--variety", is_flag=True,
+              help="One of everything: --mixed --in-call 1 --offline 1 --wrong-password 1 (what the demo runs).")
 def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, reboot_seconds: float,
                           workers: int, sites: int, inventory: str, known_hosts: str | None,
-                          spec_overrides: Sequence[str], host: str, allow_remote: bool, **counts: int) -> None:
-    """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C."""
+                          spec_overrides: Sequence[str], host: str, allow_remote: bool, mixed: bool, in_call: int,
+                          offline: int, wrong_password: int, variety: bool, **counts: int) -> None:
+    """Start an emulated fleet of all families and write a matching inventory; serve until Ctrl-C.
+
+    \b
+    A fleet that looks like a real one (models, firmware, a call, an offline device, a wrong password):
+      avctl emulate fleet --videoos 4 --polyuc 4 --solstice 4 --variety -o fleet.yaml
+    """
     @handle_errors
     def run() -> None:
         overrides = {}
@@ -60,13 +77,27 @@ def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, r
             if not sep:
                 raise UsageError(f"--spec expects FAMILY=FILE, got {pair!r}")
             overrides[fam] = path
+        story = Variety.story()
         fleet = EmulatedFleet(counts,
                               latency_ms=latency, workers=workers, sites=sites, spec_paths=overrides,
                               faults={"error_rate": error_rate, "drop_rate": drop_rate,
                                       "reboot_seconds": reboot_seconds},
-                              host=host, allow_remote=allow_remote)
+                              host=host, allow_remote=allow_remote,
+                              variety=Variety(mixed=mixed or variety,
+                                              in_call=max(in_call, story.in_call if variety else 0),
+                                              offline=max(offline, story.offline if variety else 0),
+                                              wrong_password=max(wrong_password,
+                                                                 story.wrong_password if variety else 0)))
         if fleet.warning:
             click.echo(f"avctl: {fleet.warning}", err=True)
+        # a stop asked for while the workers start is honoured once they are up (and then stopped)
+        stop = {"now": False}
+
+        def on_signal(*_: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         t0 = time.monotonic()
         fleet.start()
         try:
@@ -76,16 +107,13 @@ def emulate_fleet_command(latency: float, error_rate: float, drop_rate: float, r
                        f"started in {time.monotonic() - t0:.1f} s")
             pw_path = inv_path.with_name(inv_path.stem + ".password")
             click.echo(f"inventory: {inv_path}  (password in {pw_path})")
+            for trait in (OLD_FIRMWARE, IN_CALL, OFFLINE, WRONG_PASSWORD):
+                names = [d.name for d in fleet.with_trait(trait)]
+                if names:
+                    click.echo(f"{trait}: {', '.join(names)}")
             click.echo(f"try: avctl fleet status -i {inv_path}", err=True)
             click.echo("Ctrl-C to stop", err=True)
             sys.stdout.flush()
-            stop = {"now": False}
-
-            def on_signal(*_: object) -> None:
-                stop["now"] = True
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
             while not stop["now"] and all(p.is_alive() for p, _c in fleet._procs):
                 time.sleep(0.2)
         finally:

@@ -36,6 +36,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
+from avctl.cli.completion import complete_action, complete_family
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION, Duration
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
@@ -103,7 +104,8 @@ def selection_options(fn: F) -> F:
         ("room", "Room glob (repeatable)."),
         ("tag", "Tag glob (repeatable)."),
     ]):
-        fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text)(fn)
+        fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text,
+                          shell_complete=complete_family if key == "family" else None)(fn)
     fn = click.option("--select", "-s", "select", multiple=True, metavar="EXPR",
                       help="Selection such as 'site=hq,tag=lobby', 'family=videoos|polyuc', 'hq-*', "
                            "'tag!=broken'. Repeatable.")(fn)
@@ -575,7 +577,7 @@ def fleet_group() -> None:
 
 
 @fleet_group.command("run")
-@click.argument("action")
+@click.argument("action", shell_complete=complete_action)
 @click.argument("params", nargs=-1)
 @inventory_option
 @selection_options
@@ -709,7 +711,7 @@ def _inventory_problems(path: str, overrides: dict[str, str]) -> tuple[Inventory
 def inventory_import(fmt: str, source: str, inventory_path: str, family: str | None, site: str | None,
                      room: str | None, tags: tuple[str, ...], user: str | None, password_ref: str | None,
                      prefix: str | None) -> None:
-    """Import the seeds' script formats: ip-pass (IP,Password lines) or ip-list (one IP per line).
+    """Import device lists from room scripts: ip-pass (IP,Password lines) or ip-list (one IP per line).
 
     ip-pass passwords go to the encrypted secrets store (secret:DEVICE); the inventory holds only
     references.

@@ -45,6 +45,9 @@ COMMANDS = {
                          "Watch the fleet: polling, history, alerts and the REST API."),
     "audit": LazyCommand("avctl.cli.fleet:audit_cmd",
                          "Show the audit log of state-changing calls (newest first), filtered."),
+    "completion": LazyCommand("avctl.cli.completion:completion_cmd",
+                              "Print the shell completion script for bash, zsh or fish (commands, options, "
+                              "families, actions)."),
     "users": LazyCommand("avctl.cli.users:users_group", "Server users: add (the first admin), list, set, remove."),
     "tokens": LazyCommand("avctl.cli.users:tokens_group", "Server API tokens: create (shown once), list, revoke."),
 }

@@ -10,6 +10,10 @@ devices on 127.0.0.1), then writes
 - the devices' certificate pins into the known-devices file, so the first sweep does not need a
   trust-on-first-use handshake per device,
 
+and, when asked (:class:`Variety`), gives the fleet what a real one has: several models, one device
+per family on firmware older than the inventory's baseline, rooms in a call, devices that are
+offline and devices whose password is not the inventory's.
+
 ``avctl emulate fleet`` (``avctl.cli.emulate_fleet``) is the command line around it; tests and the
 benchmark use the class directly.
 """
@@ -25,7 +29,7 @@ import signal
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,38 @@ from avctl.families import family_names
 from avctl.safeyaml import write_yaml
 
 FLEET_REQUEST_LOG = 50
+
+#: models a mixed fleet cycles through per family, spelled as the devices report them
+MODELS = {"videoos": ("StudioX30", "G7500", "StudioX50"), "polyuc": ("VVX 450", "Trio 8800"),
+          "solstice": ("Solstice Pod",)}
+#: per family: (the firmware a mixed fleet runs, the baseline the inventory asks for, an older one)
+FIRMWARE = {"videoos": ("4.6.2", "4.6.2", "4.5.0"), "polyuc": ("6.4.3.5156", "6.4.3", "6.3.1.8427"),
+            "solstice": ("5.5.3.14", "5.5.3", "5.4.1.10")}
+#: whom a room's codec is in a call with
+CALL_ADDRESS = "weekly-sync@example.com"
+
+# the traits a device can have (FleetDevice.traits)
+IN_CALL, OFFLINE, WRONG_PASSWORD, OLD_FIRMWARE = "in a call", "offline", "wrong password", "older firmware"
+_FIRST_TO_GET = {OFFLINE: ("polyuc", "solstice", "videoos"), WRONG_PASSWORD: ("videoos", "solstice", "polyuc")}
+
+
+@dataclass(frozen=True)
+class Variety:
+    """What makes an emulated fleet look like a real one (all off by default: a uniform fleet)."""
+
+    #: several models per family, and one device per family (its second) on older firmware
+    mixed: bool = False
+    #: this many rooms' video systems are in a call (families without calls are left alone)
+    in_call: int = 0
+    #: this many devices are listed but answer nothing (every connection is closed)
+    offline: int = 0
+    #: this many devices have a password that is not the inventory's (a login is refused)
+    wrong_password: int = 0
+
+    @classmethod
+    def story(cls) -> Variety:
+        """One of everything: what `avctl emulate fleet --variety` and the demo start."""
+        return cls(mixed=True, in_call=1, offline=1, wrong_password=1)
 
 
 @dataclass(frozen=True)
@@ -50,27 +86,66 @@ class FleetDevice:
     room: str
     #: other sockets of the device by scheme (Solstice's v1 API on http)
     ports: tuple[tuple[str, int], ...] = ()
+    #: what sets the device apart (IN_CALL, OFFLINE, WRONG_PASSWORD, OLD_FIRMWARE)
+    traits: tuple[str, ...] = ()
 
 
-def _plan(counts: Mapping[str, int], sites: int) -> list[tuple[str, str, str, str]]:
-    """(family, name, site, room) for every device; device i of each family shares room i."""
+@dataclass(frozen=True)
+class _Planned:
+    family: str
+    name: str
+    site: str
+    room: str
+    #: emulator settings (model, firmware)
+    settings: dict[str, Any] = field(default_factory=dict)
+    traits: tuple[str, ...] = ()
+
+
+def _plan(counts: Mapping[str, int], sites: int, variety: Variety = Variety()) -> list[_Planned]:
+    """Every device; device i of each family shares room i."""
     out = []
     for family in sorted(counts):
         for i in range(counts.get(family, 0)):
-            room = f"room-{i + 1:05d}"
-            site = f"site-{i % max(sites, 1) + 1}"
-            out.append((family, f"{family}-{i + 1:05d}", site, room))
-    return out
+            settings: dict[str, Any] = {}
+            traits: list[str] = []
+            if variety.mixed and family in MODELS:
+                models, (current, _baseline, older) = MODELS[family], FIRMWARE[family]
+                settings = {"model": models[i % len(models)], "firmware": older if i == 1 else current}
+                if i == 1:
+                    traits.append(OLD_FIRMWARE)
+            out.append(_Planned(family, f"{family}-{i + 1:05d}", f"site-{i % max(sites, 1) + 1}",
+                                f"room-{i + 1:05d}", settings, tuple(traits)))
+    return _with_faults(out, variety)
 
 
-def _worker(conn: Connection, devices: list[tuple[str, str]], password: str, faults: dict[str, Any],
+def _with_faults(plan: list[_Planned], variety: Variety) -> list[_Planned]:
+    """Mark rooms in a call (the first codecs), then offline devices and wrong passwords: taken from
+    the end of the list, families in turn (phones go offline first, codecs get the wrong password
+    first), each fault on a different device."""
+    traits = {p.name: list(p.traits) for p in plan}
+    taken = set()
+    for p in [p for p in plan if p.family == "videoos"][:variety.in_call]:
+        traits[p.name].append(IN_CALL)
+        taken.add(p.name)
+    for trait, count in ((OFFLINE, variety.offline), (WRONG_PASSWORD, variety.wrong_password)):
+        first = _FIRST_TO_GET[trait]
+        order = [*first, *sorted({p.family for p in plan} - set(first))]
+        queues = [[p for p in reversed(plan) if p.family == family and p.name not in taken] for family in order]
+        rounds = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+        for p in rounds[:count]:
+            traits[p.name].append(trait)
+            taken.add(p.name)
+    return [_Planned(p.family, p.name, p.site, p.room, p.settings, tuple(traits[p.name])) for p in plan]
+
+
+def _worker(conn: Connection, devices: list[_Planned], password: str, faults: dict[str, Any],
             spec_paths: dict[str, str], host: str) -> None:
     """Process entry point: host `devices` [(family, name)], report their ports, serve until told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     asyncio.run(_serve(conn, devices, password, faults, spec_paths, host))
 
 
-async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str, faults: dict[str, Any],
+async def _serve(conn: Connection, devices: list[_Planned], password: str, faults: dict[str, Any],
                  spec_paths: dict[str, str], host: str) -> None:
     from avctl.emulator.core import EmulatorServer, Faults, emulator_class
     from avctl.spec import load_spec
@@ -82,13 +157,19 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
     await server.start()
     report = []
     try:
-        for family, name in devices:
+        for planned in devices:
+            family, name = planned.family, planned.name
             cls = emulator_class(family)
-            kwargs: dict[str, Any] = {"password": password}
+            # a wrong password: the device's own differs from the one the inventory hands out
+            kwargs: dict[str, Any] = {
+                **planned.settings,
+                "password": password + "-changed" if WRONG_PASSWORD in planned.traits else password}
             if family in specs:
                 kwargs["spec"] = specs[family]
             dev = cls(name, host, 0, **kwargs)
-            dev.faults = Faults(**faults)
+            dev.faults = Faults(**faults, down=OFFLINE in planned.traits)
+            if IN_CALL in planned.traits:
+                _join_call(dev)
             await server.add(dev)
             der = ssl.PEM_cert_to_DER_cert(dev.cert_pem.decode())
             extra = tuple(sorted((getattr(dev, "extra_ports", None) or {}).items()))
@@ -107,15 +188,22 @@ async def _serve(conn: Connection, devices: list[tuple[str, str]], password: str
     await server.close()
 
 
+def _join_call(dev: Any) -> None:
+    """Put an emulated video system in a call, as dialling it would (its state, not a request)."""
+    state = dev.state
+    state.calls.dial(state.now_ms(), CALL_ADDRESS)
+
+
 class EmulatedFleet:
     """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
 
     def __init__(self, counts: Mapping[str, int], *, latency_ms: float = 0.0, workers: int = 0,
                  password: str | None = None, sites: int = 4, spec_paths: Mapping[str, str] | None = None,
                  host: str = "127.0.0.1", faults: Mapping[str, Any] | None = None,
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, variety: Variety = Variety()) -> None:
         """``faults``: further `avctl.emulator.core.Faults` fields for every device (error_rate, ...).
-        A ``host`` beyond loopback needs ``allow_remote`` (see `check_listen_address`)."""
+        A ``host`` beyond loopback needs ``allow_remote`` (see `check_listen_address`). ``variety``:
+        models, firmware, calls, offline devices and wrong passwords (see :class:`Variety`)."""
         self.warning = check_listen_address(host, allow_remote)
         unknown = sorted(set(counts) - set(family_names()) - set(spec_paths or {}))
         if unknown:
@@ -130,15 +218,16 @@ class EmulatedFleet:
         self.sites = sites
         self.spec_paths = {k: str(Path(v).resolve()) for k, v in (spec_paths or {}).items()}
         self.host = host
+        self.variety = variety
         self.devices: list[FleetDevice] = []
         self._procs: list[tuple[Any, Connection]] = []
 
     def start(self, timeout: float = 120.0) -> list[FleetDevice]:
-        plan = _plan(self.counts, self.sites)
-        where = {name: (site, room) for _fam, name, site, room in plan}
-        shares: list[list[tuple[str, str]]] = [[] for _ in range(self.workers)]
-        for i, (family, name, _site, _room) in enumerate(plan):
-            shares[i % self.workers].append((family, name))
+        plan = _plan(self.counts, self.sites, self.variety)
+        where = {p.name: p for p in plan}
+        shares: list[list[_Planned]] = [[] for _ in range(self.workers)]
+        for i, planned in enumerate(plan):
+            shares[i % self.workers].append(planned)
         ctx = mp.get_context("spawn")  # a clean interpreter: no inherited loops, threads or sockets
         for share in shares:
             if not share:
@@ -163,13 +252,13 @@ class EmulatedFleet:
                 if status != "ok":
                     raise UsageError(f"emulator worker failed: {payload}")
                 for name, family, host, port, scheme, fp, extra in payload:
-                    site, room = where[name]
-                    self.devices.append(FleetDevice(name, family, host, port, scheme, fp, site, room,
-                                                    tuple(extra)))
+                    p = where[name]
+                    self.devices.append(FleetDevice(name, family, host, port, scheme, fp, p.site, p.room,
+                                                    tuple(extra), p.traits))
         except BaseException:
             self.stop()
             raise
-        order = {name: i for i, (_f, name, _s, _r) in enumerate(plan)}
+        order = {p.name: i for i, p in enumerate(plan)}
         self.devices.sort(key=lambda d: order[d.name])
         return self.devices
 
@@ -192,6 +281,9 @@ class EmulatedFleet:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def with_trait(self, trait: str) -> list[FleetDevice]:
+        return [d for d in self.devices if trait in d.traits]
+
     @property
     def pids(self) -> list[int]:
         return [p.pid for p, _c in self._procs if p.pid is not None]
@@ -208,6 +300,8 @@ class EmulatedFleet:
             fh.write(self.password + "\n")
         doc: dict[str, Any] = {
             "defaults": {"password": f"file:{pw_file.name}"},
+            **({"firmware": {f: {"*": FIRMWARE[f][1]} for f in self.counts if f in FIRMWARE}}
+               if self.variety.mixed else {}),
             "sites": {f"site-{i + 1}": {"tags": [f"region-{i % 2 + 1}"]} for i in range(max(self.sites, 1))},
             "devices": {
                 d.name: {"family": d.family, "address": f"{d.host}:{d.port}", "site": d.site, "room": d.room,
