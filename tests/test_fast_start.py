@@ -116,3 +116,5 @@ def test_emulating_an_unknown_family_names_the_known_ones() -> None:
     result = CliRunner().invoke(cli, ["emulate", "nope"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "no family 'nope' to emulate; known:" in result.output and "videoos" in result.output
+    close = CliRunner().invoke(cli, ["emulate", "videos"])
+    assert close.exit_code == 2 and "no family 'videos' to emulate; did you mean 'videoos'?" in close.output

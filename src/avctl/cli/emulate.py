@@ -36,8 +36,10 @@ class _FamilyCommands(click.Group):
         if command is None and cmd_name in family_names():
             command = _emulate_command(cmd_name)
         if command is None and not ctx.resilient_parsing:
-            raise click.UsageError(f"no family {cmd_name!r} to emulate; known: "
-                                   f"{', '.join(self.list_commands(ctx))}", ctx)
+            known = self.list_commands(ctx)
+            close = difflib.get_close_matches(cmd_name, known, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            raise click.UsageError(f"no family {cmd_name!r} to emulate; {guess}known: {', '.join(known)}", ctx)
         return command
 
 

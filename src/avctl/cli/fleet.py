@@ -71,6 +71,7 @@ from avctl.fleet.verbs import ActionTask, MacroTask, StatusTask, Task
 from avctl.redact import install_log_redaction, shown
 from avctl.schedule.link import SITES_ENV, note_job, scheduled_run
 from avctl.spec import Spec
+from avctl.timestamps import iso_time, table_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory.yaml"
@@ -802,12 +803,6 @@ def jobs_group() -> None:
     """Fleet jobs recorded in the job store: list, show, resume, rerun, prune."""
 
 
-def _when(ts: float | None) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
-
-
 @jobs_group.command("list")
 @store_option
 @click.option("--limit", "-n", type=int, default=20, show_default=True)
@@ -820,17 +815,20 @@ def jobs_list(store_path: str | None, limit: int, as_json: bool) -> None:
         rows = []
         for j in jobs:
             c = store.counts(j.id)
-            rows.append({"id": j.id, "created": _when(j.created), "user": j.user, "task": j.action,
+            rows.append({"id": j.id, "created": j.created, "user": j.user, "task": j.action,
                          "selection": j.selection, "state": j.effective_state, "devices": len(j.devices),
                          **c, "pending": len(j.devices) - sum(c.values())})
     if as_json:
-        emit_json(rows)
+        emit_json([{**r, "created": iso_time(r["created"] if isinstance(r["created"], (int, float)) else None)}
+                   for r in rows])
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("id", "created", "user", "task", "selection", "state", "devices", "ok", "failed", "unreachable",
                 "skipped", "pending"):
         table.add_column(col)
     for r in rows:
+        created = r["created"]
+        r = {**r, "created": table_time(created if isinstance(created, (int, float)) else None)}
         table.add_row(*(cell(str(r[k])) for k in ("id", "created", "user", "task", "selection", "state", "devices",
                                               "ok", "failed", "unreachable", "skipped", "pending")))
     wide_console().print(table)
@@ -853,14 +851,14 @@ def jobs_show(job_id: int, store_path: str | None, as_json: bool, as_csv: bool) 
     counts = {**counts, "total": sum(counts.values())}
     if as_json:
         click.echo(to_json(outcomes, counts, job=job.id, task=job.action, state=job.effective_state,
-                           user=job.user, created=_when(job.created), selection=job.selection,
+                           user=job.user, created=iso_time(job.created), selection=job.selection,
                            params=redact(job.params), pending=pending))
         return
     if as_csv:
         click.echo(to_csv(outcomes), nl=False)
         return
     click.echo(shown(f"job {job.id}: {job.action} {json.dumps(redact(job.params))} on '{job.selection}' "
-                     f"by {job.user} at {_when(job.created)}; {job.effective_state}"))
+                     f"by {job.user} at {table_time(job.created)}; {job.effective_state}"))
     render_table(outcomes, counts, title=f"job {job.id}")
     if pending:
         click.echo(f"{len(pending)} device(s) without an outcome: resume with 'avctl jobs resume {job.id}'")
@@ -1058,9 +1056,8 @@ def audit_cmd(store_path: str | None, device: str | None, action: str | None, us
     for col in ("time", "user", "device", "action", "params", "outcome", "job", "detail"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        d = e.as_dict()
         detail = f"[{e.error_kind}] {e.message}" if e.error_kind else (e.message or "")
-        table.add_row(*(cell(x) for x in (d["time"], e.user, e.device, e.action,
+        table.add_row(*(cell(x) for x in (table_time(e.ts), e.user, e.device, e.action,
                                              json.dumps(e.params, separators=(",", ":")), e.outcome,
                                              str(e.job_id or ""), detail)))
     wide_console().print(table)
