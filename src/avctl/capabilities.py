@@ -304,6 +304,8 @@ def _transform_accepts(value: Any, how: str) -> bool:
         if isinstance(value, Mapping) and not any(str(k).lower() in _UNITS for k in value):
             return False
         return not isinstance(value, bool) and _seconds(value) is not None
+    if how == "version":
+        return isinstance(value, str) and bool(value.strip())
     return True
 
 
@@ -339,6 +341,9 @@ def transform(value: Any, how: str | None) -> Any:
             return None
     if how == "seconds":
         return _seconds(value)
+    if how == "version":
+        # "7.2.2.1094 28-Feb-22 15:29" (a Trio's Firmware/Application: version, then build date)
+        return str(value).split()[0] if str(value).strip() else None
     return value
 
 
