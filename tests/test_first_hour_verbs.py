@@ -134,4 +134,6 @@ def test_an_unknown_family_in_the_inventory_is_named(tmp_path: Path, avctl_home:
     inv = tmp_path / "inv.yaml"
     inv.write_text("devices:\n  a: {address: 10.0.0.1, family: videos, password: env:X}\n")
     result = avctl("fleet", "status", "-i", str(inv), code=2)
-    assert "unknown device family 'videos' (did you mean videoos?)" in result.stderr
+    # the inventory names where it is written (file:line) and the close family
+    assert "inv.yaml:2: devices.a: unknown family 'videos'" in result.stderr
+    assert "did you mean 'videoos'?" in result.stderr
