@@ -31,7 +31,9 @@ JsonPath = tuple[str, ...]
 #: a read whose handler failed, as opposed to any JSON value
 _FAILED = object()
 #: members that are clock readings (they change by themselves, see `_changed`)
-_CLOCK = re.compile(r"time|date|uptime|elapsed|duration|stamp|since|seconds|clock", re.IGNORECASE)
+#: ("systemTime", "UpTime", "DurationInSeconds"; not settings such as "timeZone" or "timeOffset")
+_CLOCK = re.compile(r"uptime|elapsed|duration|stamp|since|seconds|clock|(time|date)$|^(days|hours|minutes)$",
+                    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
