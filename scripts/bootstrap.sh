@@ -20,6 +20,13 @@ if fresh "$KIND" || { [ "$KIND" = runtime ] && LOCK=requirements.lock fresh dev;
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -r "$LOCK"
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+# pip's output goes to a log (shown in full if it fails): a first run says one line, not hundreds
+echo "setting up .venv from $LOCK (first run only, about a minute; pip's log: .venv/pip.log)" >&2
+if ! { .venv/bin/python -m pip install --disable-pip-version-check -r "$LOCK" \
+       && .venv/bin/python -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e .; } \
+     > .venv/pip.log 2>&1; then
+  cat .venv/pip.log >&2
+  echo "scripts/bootstrap.sh: installing from $LOCK failed (pip's output above, also in .venv/pip.log)" >&2
+  exit 1
+fi
 touch ".venv/.installed-$KIND"

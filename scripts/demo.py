@@ -44,6 +44,12 @@ def shown(path: Path) -> str:
     return os.path.relpath(path, ROOT) if path.is_relative_to(ROOT) else str(path)
 
 
+def absolute(path: Path) -> str:
+    """A path for a shell line run in the checkout, absolute as AVCTL_HOME must be: ``$PWD/...``
+    inside the checkout (short to read), else the path itself."""
+    return f"$PWD/{shown(path)}" if path.is_relative_to(ROOT) else str(path)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -291,8 +297,8 @@ def server_demo() -> None:
         print(f"$ curl -H 'Authorization: Bearer ...' {base}/api/v1/devices")
         for d in page["items"]:
             r = d["readings"]
-            print(f"  {d['name']:<15} {d['family']:<9} {d['state']:<8} {r.get('model', '')!s:<14} "
-                  f"firmware {r.get('firmware', '')}")
+            firmware = f"firmware {r['firmware']}" if r.get("firmware") else ""
+            print(f"  {d['name']:<15} {d['family']:<9} {d['state']:<11} {r.get('model', '')!s:<14} {firmware}".rstrip())
         states: dict[str, int] = {}
         for d in page["items"]:
             states[d["state"]] = states.get(d["state"], 0) + 1
@@ -322,11 +328,9 @@ def try_commands() -> list[str]:
     devices = yaml.safe_load(INVENTORY.read_text())["devices"]
     codec = next(d for d in devices.values() if d["family"] == "videoos")
     inv, pw = shown(INVENTORY), shown(INVENTORY.with_name(INVENTORY.stem + ".password"))
-    avctl_dir = Path(AVCTL).parent
-    bin_dir = f"$PWD/{shown(avctl_dir)}" if avctl_dir.is_relative_to(ROOT) else str(avctl_dir)
     return [
         f"cd {shlex.quote(str(ROOT))}",
-        f'export PATH="{bin_dir}:$PATH" AVCTL_HOME={shlex.quote(shown(HOME))}',
+        f'export PATH="{absolute(Path(AVCTL).parent)}:$PATH" AVCTL_HOME="{absolute(HOME)}"',
         f"avctl fleet status -i {inv}",
         f"avctl firmware report -i {inv}",
         f"avctl fleet mute -i {inv} --site site-1 --family 'videoos|polyuc'",

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,11 +138,26 @@ def check_keep_prints_commands_that_work_and_ctrl_c_stops_the_fleet(
         socket.create_connection((host, int(port)), timeout=10).close()
 
 
-def test_without_keep_the_closing_words_name_no_command_that_needs_the_fleet() -> None:
+def _demo_module() -> object:
     spec = importlib.util.spec_from_file_location("avctl_demo_script", ROOT / "scripts" / "demo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_without_keep_the_closing_words_name_no_command_that_needs_the_fleet() -> None:
+    module: Any = _demo_module()
     words = "\n".join(module.closing(keep=False))
     assert "./scripts/demo --keep" in words
     assert "avctl " not in words and "-i " not in words
+
+
+def test_the_paths_to_paste_are_absolute_when_the_demo_runs_in_the_checkout() -> None:
+    """In the checkout (./scripts/demo writes demo-out/ there) the --keep lines stay short but must
+    give an absolute AVCTL_HOME: avctl refuses a relative one (a first-hour finding)."""
+    module: Any = _demo_module()
+    line = f'cd {ROOT} && export AVCTL_HOME="{module.absolute(ROOT / "demo-out" / "home")}" && echo "$AVCTL_HOME"'
+    assert "$PWD/demo-out/home" in line
+    echoed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout.strip()
+    assert echoed == str(ROOT / "demo-out" / "home")

@@ -49,6 +49,8 @@ def test_uptime_is_seconds_in_data_and_words_in_the_table(emulators: EmulatorThr
     by_device = {r["device"]: r for r in rows}
     assert CODEC_UP <= float(by_device["codec-1"]["uptime"]) < CODEC_UP + 600
     table = avctl("fleet", "status", "-i", str(fleet.inventory)).stdout
+    # piped: one line per row, no trailing blanks (rich pads every row to the widest), title on the left
+    assert table.splitlines()[0].startswith("job ") and all(line == line.rstrip() for line in table.splitlines())
     codec_row = next(line for line in table.splitlines() if line.startswith("codec-1"))
     phone_row = next(line for line in table.splitlines() if line.startswith("phone-1"))
     assert "3 d 4 h" in codec_row and "2 d 5 h" in phone_row

@@ -165,7 +165,7 @@ class _PasswordAuth(Auth):
         self.failed = AuthenticationError(
             f"the device rejected user {self.user!r} (HTTP {response.status}, {self.scheme_label} auth)",
             reason=str(response.status),
-            hint="check the password; avctl does not retry a rejected login (devices lock accounts out)",
+            hint="check the password; avctl does not retry a rejected login, as devices lock accounts out",
         )
         return self.failed
 

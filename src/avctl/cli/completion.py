@@ -1,5 +1,6 @@
-"""Shell completion: `avctl completion bash|zsh|fish` prints the script, and the family and action
-arguments complete from the specs (click's completion protocol, `_AVCTL_COMPLETE=..._complete`).
+"""Shell completion: `avctl completion bash|zsh|fish` prints the script, the family and action
+arguments complete from the specs, and selection options (--name, --site, --room, --tag) from the
+inventory (click's completion protocol, `_AVCTL_COMPLETE=..._complete`).
 
 The completers live here, apart from the commands that use them, and import only the family
 registry: completing a word must not pull in aiohttp or the fleet store.
@@ -8,6 +9,8 @@ registry: completing a word must not pull in aiohttp or the fleet store.
 from __future__ import annotations
 
 import fnmatch
+import os
+from collections.abc import Callable
 
 import click
 from click.shell_completion import CompletionItem, get_completion_class
@@ -35,6 +38,24 @@ def complete_action(ctx: click.Context, param: click.Parameter, incomplete: str)
             if action.id.startswith(incomplete):
                 items.setdefault(action.id, action.label)
     return [CompletionItem(name, help=label) for name, label in sorted(items.items())]
+
+
+def complete_inventory(key: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    """A completer of the values of ``key`` (name, site, room, tag) in the command's inventory (``-i``,
+    ``$AVCTL_INVENTORY``, else ``inventory.yaml``): ``--site h<Tab>`` offers the sites there are."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        from avctl.fleet.inventory import load_inventory  # only when a value is completed
+
+        path = ctx.params.get("inventory_path") or os.environ.get("AVCTL_INVENTORY") or "inventory.yaml"
+        try:
+            devices = load_inventory(path).devices
+        except Exception:  # a completion never prints an error: it offers nothing
+            return []
+        values = {v for d in devices for v in ((d.tags if key == "tag" else [getattr(d, key)]) or []) if v}
+        return [CompletionItem(v) for v in sorted(values) if v.lower().startswith(incomplete.lower())]
+
+    return complete
 
 
 def _alternatives(patterns: list[str]) -> list[str]:

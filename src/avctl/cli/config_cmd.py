@@ -360,7 +360,8 @@ def config_drift(**kwargs: Any) -> None:
     elif not kwargs["quiet"]:
         _print_plan(rows, report)
         if counts:
-            table = Table(title="drifted devices per key", box=None, pad_edge=False, header_style="bold")
+            table = Table(title="drifted devices per key", title_justify="left", box=None, pad_edge=False,
+                          header_style="bold")
             table.add_column("key")
             table.add_column("devices", justify="right")
             for key, n in counts.items():

@@ -58,7 +58,7 @@ def firmware_group() -> None:
 
 def _read_status(setup: JobSetup, kwargs: dict[str, Any], *, label: str, quiet: bool) -> JobReport:
     """Record and run a status job on ``setup.devices``: the firmware report's data."""
-    return record_and_run(StatusTask(), setup, kwargs, announce="reading model and firmware of", label=label,
+    return record_and_run(StatusTask(), setup, kwargs, announce="reading model and firmware", label=label,
                           bar_enabled=False if quiet else None)
 
 
@@ -104,7 +104,8 @@ def _count_line(c: Mapping[str, int]) -> str:
 
 def _table(rows: Sequence[FirmwareRow], report: JobReport) -> None:
     console = wide_console()
-    table = Table(title=f"firmware (job {report.job_id})", box=None, pad_edge=False, header_style="bold")
+    table = Table(title=f"firmware (job {report.job_id})", title_justify="left", box=None, pad_edge=False,
+                  header_style="bold")
     for col in ("device", "family", "site", "model", "firmware", "baseline", "compliance", "detail", "update"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -115,7 +116,7 @@ def _table(rows: Sequence[FirmwareRow], report: JobReport) -> None:
     console.print(table)
     doc = counts(rows)
     for title, key, first in (("per model", "models", ("family", "model")), ("per site", "sites", ("site",))):
-        part = Table(title=title, box=None, pad_edge=False, header_style="bold")
+        part = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
         for col in (*first, "compliant", "outdated", "unknown", "total"):
             part.add_column(col)
         for line in doc[key]:

@@ -36,7 +36,7 @@ from avctl.cli.common import (
     tls_policy,
     warn_unused_ports,
 )
-from avctl.cli.completion import complete_action, complete_family
+from avctl.cli.completion import complete_action, complete_family, complete_inventory
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION, Duration
 from avctl.cli.output import ProgressBar, cell, data_console, render_table
 from avctl.cli.sizes import BYTES
@@ -106,7 +106,7 @@ def selection_options(fn: F) -> F:
         ("tag", "Tag glob (repeatable)."),
     ]):
         fn = click.option(f"--{key}", f"sel_{key}", multiple=True, metavar="GLOB", help=help_text,
-                          shell_complete=complete_family if key == "family" else None)(fn)
+                          shell_complete=complete_family if key == "family" else complete_inventory(key))(fn)
     fn = click.option("--select", "-s", "select", multiple=True, metavar="EXPR",
                       help="Selection such as 'site=hq,tag=lobby', 'family=videoos|polyuc', 'hq-*', "
                            "'tag!=broken'. Repeatable.")(fn)
@@ -361,7 +361,7 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
                             fleet_password_ref(kwargs["password_env"], kwargs["password_file"]))
     if not devices:
         raise UsageError(f"the selection {selection} matches no device in {inv.path}",
-                         hint="see 'avctl inventory list'")
+                         hint="; ".join([*selection.near_misses(inv.devices), "see 'avctl inventory list'"]))
     ports, schemes = endpoint_maps(kwargs["port_map"], kwargs["scheme_map"])
     options = RunOptions(concurrency=kwargs["concurrency"], per_site=kwargs["per_site"],
                          timeout=kwargs["timeout"], device_timeout=kwargs["device_timeout"],
@@ -390,10 +390,13 @@ def with_password(devices: list[DeviceEntry], ref: str | None) -> list[DeviceEnt
     return [dataclasses.replace(d, password=ref) if d.password is None else d for d in devices]
 
 
-def check_passwords(resolver: CredentialResolver, devices: Sequence[DeviceEntry]) -> None:
+def check_passwords(resolver: CredentialResolver, devices: Sequence[DeviceEntry], *, required: bool = True) -> None:
     """Every password reference of the devices that will be contacted, resolved before a job
-    starts: one error listing all that cannot be (nothing is sent to any device)."""
-    check_references(resolver, [(d.name, d.password) for d in devices if d.password is not None and not d.disabled])
+    starts: one error listing all that cannot be, and (``required``) the devices that have none
+    at all (every family logs in with one); nothing is sent to any device."""
+    enabled = [d for d in devices if not d.disabled]
+    check_references(resolver, [(d.name, d.password) for d in enabled if d.password is not None],
+                     unset=[d.name for d in enabled if d.password is None] if required else ())
 
 
 def scheduled_sites(devices: list[DeviceEntry]) -> list[DeviceEntry]:
@@ -448,20 +451,20 @@ def _window_notes(devices: Sequence[DeviceEntry], options: RunOptions) -> None:
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
     setup = job_setup(kwargs)
     if kwargs.get("dry_run"):
-        dry_run(task, setup, kwargs)
+        dry_run(task, setup.devices, FleetRunner(specs=setup.specs, resolver=setup.resolver, options=setup.options),
+                kwargs)
         return
     run_job(task, setup, kwargs)
 
 
-def dry_run(task: Task, setup: JobSetup, kwargs: dict[str, Any]) -> None:
+def dry_run(task: Task, devices: Sequence[DeviceEntry], runner: FleetRunner, kwargs: dict[str, Any]) -> None:
     """What the job would do: the task (secret parameters masked), each device it would reach, each
     it would skip and why. The task is validated per family; nothing is sent, no job recorded."""
-    runner = FleetRunner(specs=setup.specs, resolver=setup.resolver, options=setup.options)
-    counts = runner.plan(task, setup.devices)
+    counts = runner.plan(task, devices)
     params = redact({k: (MASK if k in runner.secret_params and v else v) for k, v in task.params.items()})
     run, skip = [], []
-    for d in setup.devices:
-        planned = planned_outcome(task, d, setup.specs)
+    for d in devices:
+        planned = planned_outcome(task, d, runner.specs)
         if planned is None:
             run.append({"device": d.name, "family": d.family, "site": d.site, "address": str(d.address),
                         "disruptive": bool(counts[d.family]["disruptive"])})
@@ -667,6 +670,11 @@ def inventory_check(inventory_path: str, spec_overrides: tuple[str, ...]) -> Non
     sites = {d.site for d in inv.devices if d.site}
     click.echo(f"{inventory_path}: ok: {len(inv)} device(s), {len(sites)} site(s), every password reference "
                "resolves (no device was contacted)", err=True)
+    unset = [d.name for d in inv.devices if d.password is None and not d.disabled]
+    if unset:
+        click.echo(f"  note: {len(unset)} device(s) have no password in the inventory ({shown(', '.join(unset[:5]))}"
+                   f"{' ...' if len(unset) > 5 else ''}): give --password-env VAR or --password-file FILE when "
+                   "running commands on them", err=True)
 
 
 def _inventory_problems(path: str, overrides: dict[str, str]) -> tuple[Inventory | None, list[AvctlError]]:
@@ -689,7 +697,8 @@ def _inventory_problems(path: str, overrides: dict[str, str]) -> tuple[Inventory
         # one problem per line after the heading (avctl.config.desired.problem_text)
         problems += [UsageError(line.strip()) for line in exc.message.splitlines()[1:]]
     try:
-        check_passwords(CredentialResolver(base_dir=inv.base_dir), inv.devices)
+        # a device without a password is no mistake of the file: the run gives one (--password-env)
+        check_passwords(CredentialResolver(base_dir=inv.base_dir), inv.devices, required=False)
     except CredentialProblems as exc:
         problems += exc.problems
     return inv, problems
@@ -881,6 +890,7 @@ def job_run_options(fn: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="Print results as JSON."),
         click.option("--csv", "as_csv", is_flag=True, help="Print results as CSV."),
         click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors; the exit code tells."),
+        dry_run_option,
     ]):
         fn = opt(fn)
     return fn
@@ -928,6 +938,9 @@ def jobs_resume(job_id: int, params: tuple[str, ...], retry_in_doubt: bool, **kw
         options = dataclasses.replace(_changed_options(plan, kwargs), retry_in_doubt=retry_in_doubt)
         bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
         runner = _job_runner(plan, kwargs, options, store, audit, bar)
+        if kwargs["dry_run"]:
+            dry_run(plan.task, plan.devices, runner, kwargs)
+            return
         if plan.job.effective_state == "running":
             click.echo(f"avctl: note: job {job_id} is also being run by pid {plan.job.pid} on {plan.job.host}; "
                        "this process takes only the devices no live process has claimed", err=True)
@@ -984,6 +997,9 @@ def jobs_rerun(job_id: int, params: tuple[str, ...], failed: bool, **kwargs: Any
             raise UsageError(f"no failed device of job {job_id} is in {plan.inventory.path}")
         bar = ProgressBar(len(plan.devices), plan.task.name, enabled=None if not quiet else False)
         runner = _job_runner(plan, kwargs, _changed_options(plan, kwargs), store, audit, bar)
+        if kwargs["dry_run"]:
+            dry_run(plan.task, plan.devices, runner, kwargs)
+            return
         _confirm(runner, plan.task, plan.devices, kwargs["yes"])
         job = create_job(store, plan.task, selection=f"rerun of job {job_id} (failed)", devices=plan.devices,
                          inventory=plan.inventory, options=runner.options, spec_overrides=plan.spec_overrides,

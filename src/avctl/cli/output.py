@@ -7,10 +7,11 @@ masked and control characters neutralised. The data itself (JSON, CSV, cell text
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -25,11 +26,36 @@ from avctl.redact import printable, shown
 STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}
 
 
+class _TrimmedLines(io.TextIOBase):
+    """Writes lines without their trailing blanks: a piped table is padded to its full width, which
+    leaves every short row ending in spaces (noise in logs, diffs and ``grep``)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._out.write(line.rstrip(" ") + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._out.write(self._partial)
+            self._partial = ""
+        self._out.flush()
+
+
 def data_console() -> Console:
     """A console for tables of device data: no emoji codes (``:AB:`` in a fingerprint stays text),
-    no markup in data, one line per row when piped (rich would wrap at 80 columns)."""
+    no markup in data; piped, one line per row (200 columns, whatever ``$COLUMNS`` says: rich
+    would wrap at 80 and fold device names) and no trailing blanks."""
     console = Console(emoji=False, highlight=False)
-    return console if console.is_terminal else Console(emoji=False, highlight=False, width=200)
+    if console.is_terminal:
+        return console
+    return Console(emoji=False, highlight=False, width=200,
+                   file=cast(IO[str], _TrimmedLines(sys.stdout)))
 
 
 def cell(value: Any) -> Text:
@@ -41,7 +67,7 @@ def render_table(outcomes: Sequence[Outcome], counts: dict[str, int], *, title: 
                  console: Console | None = None) -> None:
     if console is None:
         console = data_console()
-    table = Table(title=printable(title), box=None, pad_edge=False, header_style="bold")
+    table = Table(title=printable(title), title_justify="left", box=None, pad_edge=False, header_style="bold")
     status_mode = is_status(outcomes)
     # the table keeps to the common fields; --json and --csv carry everything each family reports
     extra = [c for c in status_columns(outcomes) if c in STATUS_FIELDS] if status_mode else []

@@ -139,7 +139,7 @@ class VideoOSSession(SessionAuth):
         hint = (
             "wait for the lockout to expire before trying again"
             if error_cls is AccountLockedError
-            else "check the password; avctl does not retry a rejected login (devices lock accounts out)"
+            else "check the password; avctl does not retry a rejected login, as devices lock accounts out"
         )
         raise error_cls(message, reason=reason, hint=hint)
 

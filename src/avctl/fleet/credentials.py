@@ -34,7 +34,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -405,14 +405,27 @@ class CredentialProblems(UsageError):
 _NAMED = 5
 
 
-def check_references(resolver: CredentialResolver, uses: Iterable[tuple[str, str]]) -> None:
+def _named(devices: Sequence[str]) -> str:
+    more = len(devices) - _NAMED
+    return ", ".join(devices[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_references(resolver: CredentialResolver, uses: Iterable[tuple[str, str]], *,
+                     unset: Sequence[str] = ()) -> None:
     """Resolve every reference of ``uses`` ((device name, reference) pairs) now, each once, and
-    raise one `CredentialProblems` listing every reference that fails with its devices."""
+    raise one `CredentialProblems` listing every reference that fails with its devices, and the
+    devices of ``unset`` (no password at all) as one more problem."""
     by_ref: dict[str, list[str]] = {}
     for device, ref in uses:
         by_ref.setdefault(ref, []).append(device)
     problems: list[UsageError] = []
     failed = 0
+    if unset:
+        problems.append(UsageError(
+            f"no password for {_named(unset)}",
+            hint="give --password-env VAR or --password-file FILE, or a password: reference in the inventory "
+                 "(under defaults:, a site or the device; docs/fleet.md)"))
+        failed += len(unset)
     for ref, devices in by_ref.items():
         try:
             resolver.resolve(ref)
@@ -421,9 +434,7 @@ def check_references(resolver: CredentialResolver, uses: Iterable[tuple[str, str
                 shown_ref = CredentialRef.parse(ref).describe()
             except UsageError:  # pragma: no cover - the inventory parsed it already
                 shown_ref = MASK
-            more = len(devices) - _NAMED
-            names = ", ".join(devices[:_NAMED]) + (f" and {more} more" if more > 0 else "")
-            problems.append(UsageError(f"password {shown_ref} of {names}: {exc.message}", hint=exc.hint))
+            problems.append(UsageError(f"password {shown_ref} of {_named(devices)}: {exc.message}", hint=exc.hint))
             failed += len(devices)
     if problems:
         raise CredentialProblems(problems, failed)

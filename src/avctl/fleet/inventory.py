@@ -532,6 +532,10 @@ def _read_text(p: Path) -> str:
     try:
         with p.open("rb") as fh:
             raw = fh.read(MAX_DOCUMENT_CHARS + 1)
+    except FileNotFoundError:
+        raise InventoryError("cannot read inventory: no such file", file=str(p), hint=(
+            "give the inventory with -i FILE or set AVCTL_INVENTORY (docs/fleet.md shows the format; "
+            "'avctl inventory import' makes one from a CSV, 'avctl emulate fleet -o FILE' one to try)")) from None
     except OSError as e:
         raise InventoryError(f"cannot read inventory: {e.strerror}", file=str(p)) from None
     if len(raw) > MAX_DOCUMENT_CHARS:
@@ -786,13 +790,14 @@ def _glob(value: str | None, pattern: str) -> bool:
     return value is not None and fnmatchcase(value.lower(), pattern.lower())
 
 
+def _key_values(dev: DeviceEntry, key: str) -> Iterable[str | None]:
+    if key in ("tag", "group"):
+        return dev.tags if key == "tag" else dev.groups
+    return [{"name": dev.name, "family": dev.family, "site": dev.site, "room": dev.room, "host": dev.host}[key]]
+
+
 def _term_hits(dev: DeviceEntry, term: Term) -> bool:
-    if term.key in ("tag", "group"):
-        values: Iterable[str | None] = dev.tags if term.key == "tag" else dev.groups
-    else:
-        values = [{"name": dev.name, "family": dev.family, "site": dev.site, "room": dev.room,
-                   "host": dev.host}[term.key]]
-    return any(_glob(v, p) for v in values for p in term.patterns)
+    return any(_glob(v, p) for v in _key_values(dev, term.key) for p in term.patterns)
 
 
 @dataclass(frozen=True)
@@ -850,6 +855,26 @@ class Selection:
             else:
                 positive.setdefault(t.key, []).append(t)
         return all(any(_term_hits(dev, t) for t in ts) for ts in positive.values())
+
+    def near_misses(self, devices: Iterable[DeviceEntry]) -> list[str]:
+        """Why a selection matched nothing, for a hint: each value no device has, with the close
+        values devices do have (``family=vidoeos`` -> ``no device has family 'vidoeos' (did you
+        mean 'videoos'?)``)."""
+        devices = list(devices)
+        said: list[str] = []
+        for t in self.terms:
+            if t.negate:
+                continue
+            known = sorted({v for d in devices for v in _key_values(d, t.key) if v})
+            for pattern in t.patterns:
+                if any(_glob(v, pattern) for v in known):
+                    continue
+                # 0.5: two-letter site codes one key apart (hg for hq) still count as close
+                close = difflib.get_close_matches(pattern.lower(), [v.lower() for v in known], n=3, cutoff=0.5)
+                names = [next(v for v in known if v.lower() == c) for c in close]
+                said.append(f"no device has {t.key} {pattern!r}"
+                            + (f" (did you mean {' or '.join(repr(n) for n in names)}?)" if names else ""))
+        return said
 
     def __str__(self) -> str:
         return ",".join(str(t) for t in self.terms) or "all"

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from avctl.capabilities import unknown_task_hint
 from avctl.device import CallEvent, Device
 from avctl.durations import MAX_DEADLINE, MAX_REQUEST_TIMEOUT, check_seconds, describe_duration
 from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, TransportError, UsageError
-from avctl.families import builtin_spec
+from avctl.families import builtin_spec, family_names
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Selection
@@ -244,6 +244,18 @@ class FleetRunner:
 
     # -- planning (before any I/O) ------------------------------------------------------------
 
+    def _families_with(self, task: Task, *, exclude: Collection[str]) -> list[str]:
+        """The registered families outside ``exclude`` that have the task's verb or action."""
+        found = []
+        for family in family_names():
+            if family in exclude:
+                continue
+            with contextlib.suppress(AvctlError):  # a family whose spec does not load has nothing
+                spec = self.specs(family)
+                if task.name == "status" or task.name in (spec.macros if task.mode == "verb" else spec.actions):
+                    found.append(family)
+        return found
+
     def plan(self, task: Task, devices: Sequence[DeviceEntry]) -> dict[str, dict[str, int]]:
         """Validate the task for every family in the selection and count what it will hit.
 
@@ -270,8 +282,11 @@ class FleetRunner:
                     specs.append(self.specs(family))
                 except AvctlError as exc:  # an unknown family: say so (with its close names) first
                     unknown.append(exc.message)
+            elsewhere = self._families_with(task, exclude=counts)
             raise UsageError(f"no selected device can run {task.name!r}", hint="; ".join(
-                [*unknown, unknown_task_hint(task.name, specs, verb=task.mode == "verb")]))
+                [*unknown, f"{task.name!r} is for {' and '.join(elsewhere)}, not {' or '.join(counts)}: "
+                 f"select with --family '{'|'.join(elsewhere)}'" if elsewhere else unknown_task_hint(task.name, specs,
+                                                                             verb=task.mode == "verb")]))
         if self.options.in_window:
             check_windows(devices)
         if self.options.rings:

@@ -9,12 +9,12 @@ Pure functions: the dispatcher sends what these return.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
 from avctl.redact import printable
 from avctl.server.alerts.engine import AlertInfo
+from avctl.timestamps import iso_time
 
 MAX_TEXT = 1000
 MAX_TITLE = 150
@@ -28,10 +28,6 @@ def clean(text: Any, limit: int = MAX_TEXT) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else None
-
-
 def title(alert: AlertInfo, event: str) -> str:
     what = "RESOLVED" if event == "resolved" else alert.severity.upper()
     return clean(f"[{what}] {alert.rule} on {alert.device}", MAX_TITLE)
@@ -39,9 +35,9 @@ def title(alert: AlertInfo, event: str) -> str:
 
 def _facts(alert: AlertInfo, event: str) -> list[tuple[str, str]]:
     facts = [("Event", event), ("Severity", alert.severity), ("Device", alert.device),
-             ("Site", alert.site or "-"), ("Rule", alert.rule), ("Opened", iso(alert.opened) or "-")]
+             ("Site", alert.site or "-"), ("Rule", alert.rule), ("Opened", iso_time(alert.opened) or "-")]
     if alert.resolved is not None:
-        facts.append(("Resolved", iso(alert.resolved) or "-"))
+        facts.append(("Resolved", iso_time(alert.resolved) or "-"))
     if alert.value is not None:
         facts.append(("Value", str(alert.value)))
     facts.append(("Alert", f"#{alert.id}"))
@@ -55,8 +51,8 @@ def generic(alert: AlertInfo, event: str) -> dict[str, Any]:
         "alert": {
             "id": alert.id, "rule": alert.rule, "device": alert.device, "site": alert.site,
             "severity": alert.severity, "state": alert.state, "message": clean(alert.message),
-            "opened": alert.opened, "opened_iso": iso(alert.opened),
-            "resolved": alert.resolved, "resolved_iso": iso(alert.resolved),
+            "opened": alert.opened, "opened_iso": iso_time(alert.opened),
+            "resolved": alert.resolved, "resolved_iso": iso_time(alert.resolved),
             "value": clean(alert.value, 200) if isinstance(alert.value, str) else alert.value,
             "acked_by": alert.acked_by,
         },

@@ -149,9 +149,12 @@ def job_task(name: str, mode: str, params: Mapping[str, Any]) -> Task:
 def selected_devices(ctx: ServerContext, principal: Principal, selection: str) -> tuple[Selection, list[DeviceEntry]]:
     """The selection read among the principal's devices; UsageError when it matches none."""
     chosen = Selection.parse(selection or None)
-    devices = [d for d in in_scope(ctx, principal) if chosen.matches(d)]
+    visible = in_scope(ctx, principal)
+    devices = [d for d in visible if chosen.matches(d)]
     if not devices:
-        raise UsageError(f"the selection {chosen} matches no device", hint="GET /api/v1/devices?select=... lists them")
+        # close values only from the devices this principal may see: a hint never reveals others
+        raise UsageError(f"the selection {chosen} matches no device",
+                         hint="; ".join([*chosen.near_misses(visible), "GET /api/v1/devices?select=... lists them"]))
     return chosen, devices
 
 
