@@ -156,7 +156,7 @@ class _PasswordAuth(Auth):
         if self.credentials.password is None:
             raise UsageError(
                 f"no password for {self.scheme_label} auth",
-                hint="give --password-env VAR, --password-file FILE, or answer the prompt",
+                hint="give --password-env VAR or --password-file FILE, or set AVCTL_PASSWORD (a terminal is asked)",
             )
         return self.credentials.password
 

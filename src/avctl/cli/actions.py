@@ -8,6 +8,7 @@ from rich.table import Table
 
 from avctl.cli.common import emit_json, handle_errors
 from avctl.cli.completion import complete_action, complete_family
+from avctl.cli.console import data_console
 from avctl.families import builtin_spec, family_names
 
 
@@ -59,7 +60,9 @@ def actions_cmd(family: str | None, search: str | None, as_json: bool) -> None:
     for fam, a in rows:
         kind = a.kind + (" !" if a.disruptive else "")
         table.add_row(fam, f"{a.id}\n[dim]{a.label}[/dim]", kind, f"{a.method} {a.path}", a.signature())
-    Console(width=max(Console().width, 120)).print(table)
+    terminal = Console()
+    # piped: one line per row, no trailing blanks (data_console); a terminal: at least 120 columns
+    (Console(width=max(terminal.width, 120)) if terminal.is_terminal else data_console()).print(table)
     click.echo(f"{len(rows)} action(s); '!' marks disruptive actions (they ask for confirmation)", err=True)
 
 

@@ -37,8 +37,9 @@ from avctl.cli.common import (
     warn_unused_ports,
 )
 from avctl.cli.completion import complete_action, complete_family, complete_inventory
+from avctl.cli.console import data_console
 from avctl.cli.durations import DEADLINE_SECONDS, GRACE_SECONDS, REQUEST_SECONDS, WAIT_DURATION, Duration
-from avctl.cli.output import ProgressBar, cell, data_console, render_table
+from avctl.cli.output import ProgressBar, cell, render_table
 from avctl.cli.sizes import BYTES
 from avctl.db.factory import open_audit, open_journal, open_store
 from avctl.durations import describe_duration

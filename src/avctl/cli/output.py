@@ -7,11 +7,10 @@ masked and control characters neutralised. The data itself (JSON, CSV, cell text
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -19,43 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from avctl.capabilities import STATUS_FIELDS
+from avctl.cli.console import data_console
 from avctl.fleet.output import detail_text, is_status, reading_text, status_columns, summary_line
 from avctl.fleet.store import Outcome
 from avctl.redact import printable, shown
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "unreachable": "yellow", "skipped": "dim"}
-
-
-class _TrimmedLines(io.TextIOBase):
-    """Writes lines without their trailing blanks: a piped table is padded to its full width, which
-    leaves every short row ending in spaces (noise in logs, diffs and ``grep``)."""
-
-    def __init__(self, out: IO[str]) -> None:
-        self._out = out
-        self._partial = ""
-
-    def write(self, text: str) -> int:
-        *lines, self._partial = (self._partial + text).split("\n")
-        for line in lines:
-            self._out.write(line.rstrip(" ") + "\n")
-        return len(text)
-
-    def flush(self) -> None:
-        if self._partial:
-            self._out.write(self._partial)
-            self._partial = ""
-        self._out.flush()
-
-
-def data_console() -> Console:
-    """A console for tables of device data: no emoji codes (``:AB:`` in a fingerprint stays text),
-    no markup in data; piped, one line per row (200 columns, whatever ``$COLUMNS`` says: rich
-    would wrap at 80 and fold device names) and no trailing blanks."""
-    console = Console(emoji=False, highlight=False)
-    if console.is_terminal:
-        return console
-    return Console(emoji=False, highlight=False, width=200,
-                   file=cast(IO[str], _TrimmedLines(sys.stdout)))
 
 
 def cell(value: Any) -> Text:

@@ -54,6 +54,7 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
     @handle_errors
     def run() -> None:
         from avctl.errors import UsageError
+        from avctl.server.access.users import list_users
         from avctl.server.config import ServerConfig, check_public_url, load_config, parse_duration
         from avctl.server.runtime import ServerRuntime
 
@@ -80,6 +81,9 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
 
         def ready(line: str) -> None:
             click.echo(line, err=True)
+            if line.startswith("avctl serve: API at ") and not list_users(runtime.db):
+                click.echo("avctl serve: no users yet, so nobody can sign in: add the first admin with "
+                           "'avctl users add NAME --role admin' (the server need not restart)", err=True)
 
         asyncio.run(runtime.run(ready=ready))
 

@@ -8,6 +8,7 @@ written ``postgresql://...``: the driver (psycopg 3) is filled in.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from avctl.fleet.paths import avctl_home
 from avctl.paths import ensure_private_dir, make_private_file
+
+log = logging.getLogger(__name__)
 
 
 def database_url(url_or_path: str | None) -> str:
@@ -115,8 +118,13 @@ def upgrade(engine: Engine) -> None:
     the schema current. Both engines run DDL in transactions, so a failed migration leaves nothing.
     """
     with engine.connect() as conn:
-        if current_revision(conn) == HEAD:
+        before = current_revision(conn)
+        if before == HEAD:
             return  # the common case, without taking a write lock
+    # Alembic's own INFO lines (its plugins as it is imported, each step) are noise to a user
+    # starting a server: one line of ours says what happened
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 
@@ -130,3 +138,4 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
+    log.info("database: schema %s", f"upgraded from {before} to {HEAD}" if before else f"created ({HEAD})")

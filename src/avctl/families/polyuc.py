@@ -153,7 +153,7 @@ class UcAuth(Auth):
         if self.credentials.password is None:
             raise UsageError(
                 "no password for the Poly UC phone",
-                hint="give --password-env VAR, --password-file FILE, or answer the prompt",
+                hint="give --password-env VAR or --password-file FILE, or set AVCTL_PASSWORD (a terminal is asked)",
             )
         if not self.asked and self.over_http(request):
             # plain HTTP: no credentials before the phone asks for them

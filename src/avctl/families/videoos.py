@@ -79,7 +79,7 @@ class VideoOSSession(SessionAuth):
         if self.credentials.password is None:
             raise UsageError(
                 "no password for the VideoOS login",
-                hint="give --password-env VAR, --password-file FILE, or answer the prompt",
+                hint="give --password-env VAR or --password-file FILE, or set AVCTL_PASSWORD (a terminal is asked)",
             )
         body = json.dumps({"user": self.credentials.user or "admin", "password": self.credentials.password})
         return Request(
