@@ -99,3 +99,28 @@ def test_settings_reach_a_running_device(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.parametrize("family", ["videoos", "solstice"])
+def test_the_try_line_of_an_emulator_works_as_printed(family: str, tmp_path: Path) -> None:
+    """`avctl emulate FAMILY` ends with a command to try on its device (issue 15's walkthrough: a new
+    user had addresses and passwords but no next step); run as printed, it reads the device."""
+    env = {**os.environ, "AVCTL_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "emulate", family],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while not line.startswith("try, in another terminal: "):
+            line = proc.stderr.readline()
+            assert line, "the emulator stopped before its try line"
+        command = line.removeprefix("try, in another terminal: ").split("   (", 1)[0]
+        assert "avctl emulate fleet -o fleet.yaml" in line
+        bin_dir = str(Path(sys.executable).parent)
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
+                              env={**env, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)  # the device's answer, as JSON
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -149,6 +149,10 @@ async def _serve(family: str, count: int, host: str, port: int, distinct: bool, 
                           if k not in ("name", "family", "scheme", "address", "user", "password") and v != "")
             )
         click.echo(f"{count} emulated {family} device(s) running; Ctrl-C to stop", err=True)
+        first = infos[0]
+        click.echo(f"try, in another terminal: AVCTL_PASSWORD={shlex.quote(str(first['password']))} avctl call -f "
+                   f"{family} {first['address']} {example_read(family)}   (a fleet with an inventory to try "
+                   "'avctl fleet status' on: avctl emulate fleet -o fleet.yaml)", err=True)
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -285,3 +289,14 @@ def _add_fleet_command() -> None:
 
 
 _add_fleet_command()
+
+
+def example_read(family: str) -> str:
+    """A read the family's spec has that needs no parameter, for the "try" line: the system's
+    identity when the spec has such a read (``system_get``, ``device_info``, ``info_get``)."""
+    from avctl.families import builtin_spec
+
+    reads = [a.id for a in builtin_spec(family).actions.values()
+             if a.kind == "query" and not any(p.required for p in a.settable_params)]
+    identity = [r for r in ("system_get", "device_info", "info_get") if r in reads]
+    return (identity or reads or ["ACTION"])[0]
