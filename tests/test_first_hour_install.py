@@ -5,7 +5,8 @@ pointing at a temporary directory (so `~/.venvs/avctl` is a fresh one) and the c
 copy of the checkout. pip gets the locked runtime dependencies from a wheelhouse packed from this
 test environment's own installed distributions (`--no-index`): the same versions, no registry
 round trips, so the test is quick and works offline. Then the installed `avctl --version` answers
-and bash completion, loaded as the README says, completes a family and an action name.
+and bash completion, loaded as the README says, completes a family and an action name. The pipx
+line runs the same way (pipx is a dev dependency), into a temporary HOME.
 """
 
 from __future__ import annotations
@@ -136,3 +137,36 @@ def test_completion_scripts_for_zsh_and_fish_and_a_wrong_shell(installed: dict[s
         assert done.returncode == 0 and mark in done.stdout, done.stdout[:300]
     wrong = subprocess.run(["avctl", "completion", "tcsh"], capture_output=True, text=True, env=installed)
     assert wrong.returncode == 2 and "bash" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_pipx_line_installs_avctl_in_its_own_environment(wheelhouse: Path,
+                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The README's `pipx install .`, run in a copy of the checkout with HOME in a temporary
+    directory (pipx's environments and its ~/.local/bin land there). Offline, as the venv block:
+    pip finds the locked versions in the wheelhouse, and pipx keeps the pip of Python's ensurepip
+    for its shared environment instead of upgrading it from the registry."""
+    pipx = Path(sys.executable).parent / "pipx"
+    assert pipx.exists(), "pipx is a dev dependency (requirements.lock): run ./scripts/test to install it"
+    work = tmp_path_factory.mktemp("pipx")
+    clone = work / "avctl"
+    shutil.copytree(ROOT, clone, ignore=SKIP_COPY)
+    home = work / "home"
+    home.mkdir()
+    line = readme_block("pipx install").splitlines()[0].split("#")[0].strip()
+    assert line == "pipx install ."
+    env = {"HOME": str(home), "PATH": f"{pipx.parent}:{os.environ['PATH']}", "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_CONFIG_FILE": os.devnull,
+           "PIPX_DISABLE_SHARED_LIBS_AUTO_UPGRADE": "1", "LANG": "C.UTF-8", "AVCTL_HOME": str(work / "state")}
+    for name in ("PIPX_HOME", "PIPX_BIN_DIR", "PIPX_MAN_DIR", "PIPX_DEFAULT_PYTHON", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    done = subprocess.run(["bash", "-c", f"set -euo pipefail\n{line}"], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    avctl = home / ".local" / "bin" / "avctl"
+    version = subprocess.run([str(avctl), "--version"], capture_output=True, text=True, env=env, timeout=60)
+    assert version.returncode == 0 and f"avctl, version {metadata.version('avctl')}" in version.stdout
+    # its own environment, not the checkout's .venv: the specs came along as package data
+    described = subprocess.run([str(avctl), "describe", "polyuc", "callctrl_dial"], capture_output=True, text=True,
+                               env=env, timeout=60)
+    assert described.returncode == 0 and "Dest" in described.stdout, described.stderr
+    assert str(avctl.resolve()).startswith(str(home)), avctl.resolve()
