@@ -871,7 +871,8 @@ class Selection:
                     continue
                 # 0.5: two-letter site codes one key apart (hg for hq) still count as close
                 close = difflib.get_close_matches(pattern.lower(), [v.lower() for v in known], n=3, cutoff=0.5)
-                names = [next(v for v in known if v.lower() == c) for c in close]
+                # in name order: two requests for names equally close get the same words
+                names = sorted(next(v for v in known if v.lower() == c) for c in close)
                 said.append(f"no device has {t.key} {pattern!r}"
                             + (f" (did you mean {' or '.join(repr(n) for n in names)}?)" if names else ""))
         return said
