@@ -152,8 +152,6 @@ def firmware_report(fail_on_outdated: bool, **kwargs: Any) -> None:
         click.echo(_csv(rows), nl=False)
     elif not kwargs["quiet"]:
         _table(rows, report)
-    else:
-        click.echo(_count_line(counts(rows)["total"]), err=True)
     _store_problem(report)
     ctx = click.get_current_context()
     if report.failed:
