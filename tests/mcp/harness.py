@@ -103,9 +103,9 @@ def http(url: str, token: str | None) -> Streams:
     @contextlib.asynccontextmanager
     async def streams() -> AsyncIterator[Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx2.AsyncClient(headers=headers, timeout=CALL_TIMEOUT, trust_env=False) as client:
-            async with streamable_http_client(url, http_client=client) as pair:
-                yield pair[0], pair[1]
+        async with (httpx2.AsyncClient(headers=headers, timeout=CALL_TIMEOUT, trust_env=False) as client,
+                    streamable_http_client(url, http_client=client) as pair):
+            yield pair[0], pair[1]
 
     return streams
 
