@@ -89,8 +89,6 @@ def mcp_cmd(inventory: str, db: str | None, allow_actions: bool, allow_disruptiv
     @handle_errors
     def run() -> None:
         from avctl.errors import UsageError
-        from avctl.mcp.run import Listen, serve
-        from avctl.mcp.settings import McpSettings
         from avctl.redact import install_log_redaction
         from avctl.server.config import split_listen
 
@@ -98,17 +96,22 @@ def mcp_cmd(inventory: str, db: str | None, allow_actions: bool, allow_disruptiv
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         install_log_redaction()
+        # the command line is checked before the server's modules are imported: a mistake is told at once
         if (cert is None) != (key is None):
             raise UsageError("--cert and --key go together", hint="give both for HTTPS")
         if listen is None and (token_env or token_file or cert):
             raise UsageError("--token-env, --token-file, --cert and --key are for --listen (HTTP)",
                              hint="over stdio the assistant starts avctl mcp itself: no token is needed")
+        ttl = _ttl(confirm_ttl)
+        address = split_listen(listen) if listen is not None else None
+        token = _token(token_env, token_file)
+
+        from avctl.mcp.run import Listen, serve
+        from avctl.mcp.settings import McpSettings
+
         settings = McpSettings(allow_actions=allow_actions or allow_disruptive, allow_disruptive=allow_disruptive,
-                               confirm_ttl=_ttl(confirm_ttl), max_changes=max_changes)
-        where = None
-        if listen is not None:
-            host, port = split_listen(listen)
-            where = Listen(host, port, token=_token(token_env, token_file), cert=cert, key=key)
+                               confirm_ttl=ttl, max_changes=max_changes)
+        where = None if address is None else Listen(address[0], address[1], token=token, cert=cert, key=key)
 
         def ready(line: str) -> None:
             click.echo(line, err=True)
