@@ -15,13 +15,14 @@ import contextlib
 import difflib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from avctl.capabilities import READING_UNITS
 from avctl.errors import AvctlError
 from avctl.fleet.jobs import spec_provider
 from avctl.fleet.results import Outcome
+from avctl.fleet.verbs import make_task
 from avctl.mcp.guard import ConfirmStore, Plan, RateLimit, Refused
 from avctl.mcp.schemas import MAX_LIMIT, Catalogue, describe
 from avctl.mcp.settings import McpSettings
@@ -123,11 +124,11 @@ class Tools:
         return spec.action(action_id)
 
     @staticmethod
-    def _secrets(action: Action, params: Mapping[str, Any]) -> None:
+    def _secret_values(names: Iterable[str], params: Mapping[str, Any]) -> None:
         """Secret parameter values are masked everywhere from now on (results, errors, logs)."""
-        for p in action.params:
-            value = params.get(p.name)
-            if p.secret and isinstance(value, str):
+        for name in names:
+            value = params.get(name)
+            if isinstance(value, str):
                 REDACTOR.add(value)
 
     def _shown_params(self, params: Mapping[str, Any], secret: frozenset[str] | set[str]) -> dict[str, Any]:
@@ -224,7 +225,7 @@ class Tools:
         params = dict(args.get("params") or {})
         entry = await asyncio.to_thread(service.find_device, self.ctx, who, args["device"])
         action = self._action(self.spec_of(entry.family), args["action"])
-        self._secrets(action, params)
+        self._secret_values((p.name for p in action.params if p.secret), params)
         validate(action, params)  # the parameter and what is wrong, before anything else
         shown = action.public_values(params)
         if action.kind != "query":
@@ -262,11 +263,11 @@ class Tools:
     async def _preview(self, who: Principal, args: dict[str, Any]) -> tuple[JobPreview, dict[str, Any]]:
         name, mode = self._task(args)
         params = dict(args.get("params") or {})
-        families = {d.family for d in self.ctx.inventory()}
-        for family in families:
+        task = make_task(name, params, mode=mode)
+        for family in {d.family for d in self.ctx.inventory()}:  # before validation quotes a value
             spec = self.spec_of(family)
-            if mode == "action" and spec.has_action(name):
-                self._secrets(spec.action(name), params)
+            if task.skip_reason(spec) is None:
+                self._secret_values(task.secret_names(spec), params)
         preview = await asyncio.to_thread(preview_job, self.ctx, who, name=name, mode=mode, params=params,
                                           selection=args.get("selection", ""))
         changes = any(preview.task.changes_state(self.spec_of(f)) for f in {d.entry.family for d in preview.run})
