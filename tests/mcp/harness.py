@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -97,13 +98,14 @@ def stdio(fleet: Fleet, *args: str, errlog: Path) -> Streams:
     return streams
 
 
-def http(url: str, token: str | None) -> Streams:
+def http(url: str, token: str | None, *, cafile: str | None = None) -> Streams:
     import httpx2
 
     @contextlib.asynccontextmanager
     async def streams() -> AsyncIterator[Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with (httpx2.AsyncClient(headers=headers, timeout=CALL_TIMEOUT, trust_env=False) as client,
+        verify = ssl.create_default_context(cafile=cafile) if cafile else True
+        async with (httpx2.AsyncClient(headers=headers, timeout=CALL_TIMEOUT, trust_env=False, verify=verify) as client,
                     streamable_http_client(url, http_client=client) as pair):
             yield pair[0], pair[1]
 

@@ -3,13 +3,16 @@ or a server API token acting as its user, role and sites)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 
+from avctl.server.tls import self_signed_tls
 from tests.mcp.harness import Fleet, McpClient, http, mcp_command
 from tests.ports import free_port
 from tests.server.harness import run_cli, wait_for
@@ -35,15 +38,14 @@ def _user(fleet: Fleet, name: str, role: str, *extra: str) -> str:
     return token.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def served(fleet: Fleet) -> Iterator[Served]:
-    viewer = _user(fleet, "vera", "viewer")
-    helpdesk = _user(fleet, "hank", "helpdesk", "--sites", "hq")
+@contextlib.contextmanager
+def listening(fleet: Fleet, *args: str) -> Iterator[str]:
+    """`avctl mcp --listen 127.0.0.1:PORT ARGS` until the block ends; its /mcp URL's host:port."""
     port = free_port()
-    log = fleet.home / "mcp-http.log"
+    log = fleet.home / f"mcp-http-{port}.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [*mcp_command(fleet, "--allow-disruptive", "--listen", f"127.0.0.1:{port}", "--token-env", "MCP_OP")],
+            [*mcp_command(fleet, "--listen", f"127.0.0.1:{port}", "--token-env", "MCP_OP", *args)],
             env={**fleet.env(), "MCP_OP": OPERATOR_TOKEN, "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
             stdout=err, stderr=subprocess.STDOUT)
 
@@ -54,10 +56,18 @@ def served(fleet: Fleet) -> Iterator[Served]:
 
     try:
         wait_for(ready, within=90, what="avctl mcp --listen")
-        yield Served(f"http://127.0.0.1:{port}/mcp", viewer, helpdesk)
+        yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def served(fleet: Fleet) -> Iterator[Served]:
+    viewer = _user(fleet, "vera", "viewer")
+    helpdesk = _user(fleet, "hank", "helpdesk", "--sites", "hq")
+    with listening(fleet, "--allow-disruptive") as where:
+        yield Served(f"http://{where}/mcp", viewer, helpdesk)
 
 
 def test_no_token_or_a_bad_one_is_refused_with_401(served: Served) -> None:
@@ -122,3 +132,17 @@ def test_listen_refuses_a_non_loopback_address_without_tls(fleet: Fleet) -> None
     assert proc.returncode == 2
     assert "plain HTTP beyond loopback would send bearer tokens in clear" in proc.stderr
     assert "--cert and --key" in proc.stderr
+
+
+def test_https_with_the_operators_certificate(fleet: Fleet, tmp_path: Path) -> None:
+    tls = self_signed_tls("127.0.0.1", tmp_path / "tls")
+    with listening(fleet, "--cert", str(tls.certfile), "--key", str(tls.keyfile)) as where:
+        plain = requests.Session()
+        plain.trust_env = False
+        with pytest.raises(requests.ConnectionError):  # no plain HTTP beside it
+            plain.post(f"http://{where}/mcp", json=INITIALIZE, timeout=30)
+        with McpClient(http(f"https://{where}/mcp", OPERATOR_TOKEN, cafile=str(tls.certfile)),
+                       name="pytest-tls") as agent:
+            assert agent.ok("find_devices", selection="family=polyuc")["total"] == 1
+            assert "read-only" in agent.error("call_action", device="codec-1", action="audio_volume_set",
+                                              params={"volume": 3})
