@@ -71,7 +71,7 @@ def emulated_fleet(tmp: Path) -> Iterator[Fleet]:
             "defaults: {password: 'env:FLEET_PW'}\n"
             "devices:\n"
             f"  codec-1: {{family: videoos, address: '127.0.0.1:{codec1.port}', site: hq, room: r-101, "
-            "tags: [boardroom]}\n"
+            "tags: [boardroom], config: {videoos: {device.local.devicename: '${room}-codec'}}}\n"
             f"  codec-2: {{family: videoos, address: '127.0.0.1:{codec2.port}', site: branch, room: r-201}}\n"
             f"  phone-1: {{family: polyuc, address: '127.0.0.1:{phone.port}', site: hq, room: r-101}}\n"
             f"  pod-1: {{family: solstice, address: '127.0.0.1:{pod.port}', site: branch, room: r-202, "

@@ -16,6 +16,7 @@ from avctl.families import builtin_spec
 from avctl.families.registry import family_names
 from avctl.spec.params import param_schema
 from tests.mcp.harness import PASSWORD, Fleet, McpClient, stdio, text
+from tests.server.harness import wait_for
 
 TOOLS = {"find_devices", "device_status", "describe_action", "call_action", "fleet_plan", "fleet_run",
          "job_status", "audit_search", "config_drift"}
@@ -235,3 +236,18 @@ def test_errors_are_tool_errors_and_the_session_goes_on(agent: McpClient) -> Non
     assert "give exactly one of action" in refused(agent, "fleet_plan", action="audio_volume_get", verb="status")
     assert "no job 99999" in refused(agent, "job_status", job_id=99999)
     assert ok(agent, "find_devices")["total"] == 4
+
+
+def test_config_drift_checks_and_reports(agent: McpClient) -> None:
+    assert ok(agent, "config_drift")["job_id"] is None  # no check yet
+    started = ok(agent, "config_drift", check=True)["started_job"]
+
+    def finished() -> dict | None:
+        report = ok(agent, "config_drift")
+        return report if report["job_id"] == started else None
+
+    report = wait_for(finished, within=60, what="the drift check")
+    assert report["checked"] == 1 and report["drifted"] == 1
+    row = report["rows"][0]
+    assert (row["device"], row["key"], row["desired"]) == ("codec-1", "device.local.devicename", "r-101-codec")
+    assert ok(agent, "config_drift", device="codec-2")["rows"] == []
