@@ -251,3 +251,25 @@ def test_config_drift_checks_and_reports(agent: McpClient) -> None:
     row = report["rows"][0]
     assert (row["device"], row["key"], row["desired"]) == ("codec-1", "device.local.devicename", "r-101-codec")
     assert ok(agent, "config_drift", device="codec-2")["rows"] == []
+
+
+def test_the_state_a_server_polled_into_the_database_is_what_find_devices_shows(agent: McpClient,
+                                                                                  fleet: Fleet) -> None:
+    """`avctl mcp` has no poller: it reads the device state a server on the same database wrote."""
+    from avctl.db import open_database
+    from avctl.fleet.inventory import load_inventory
+    from avctl.server.model import Observation
+    from avctl.server.state import StateStore
+
+    db = open_database(str(fleet.db))
+    try:
+        store = StateStore(db, clock=lambda: 2_000_000_000.0)
+        inventory = load_inventory(fleet.inventory)
+        store.sync_inventory(inventory.devices)
+        pod = inventory.get("pod-1")
+        store.apply([(pod, Observation("pod-1", 2_000_000_000.0, "offline", error="connection refused"))])
+    finally:
+        db.close()
+    got = ok(agent, "find_devices", state="offline")
+    assert [(d["name"], d["error"]) for d in got["devices"]] == [("pod-1", "connection refused")]
+    assert ok(agent, "device_status", device="pod-1")["polled"]["state"] == "offline"

@@ -131,7 +131,9 @@ class Tools:
             if isinstance(value, str):
                 REDACTOR.add(value)
 
-    def _shown_params(self, params: Mapping[str, Any], secret: frozenset[str] | set[str]) -> dict[str, Any]:
+    @staticmethod
+    def _shown_params(params: Mapping[str, Any], secret: Iterable[str]) -> dict[str, Any]:
+        secret = set(secret)
         return {k: (MASK if k in secret and v not in (None, "") else v) for k, v in params.items()}
 
     async def _wait(self, job_id: int, within: float) -> str:
@@ -227,7 +229,7 @@ class Tools:
         action = self._action(self.spec_of(entry.family), args["action"])
         self._secret_values((p.name for p in action.params if p.secret), params)
         validate(action, params)  # the parameter and what is wrong, before anything else
-        shown = action.public_values(params)
+        shown = self._shown_params(params, (p.name for p in action.params if p.secret))
         if action.kind != "query":
             self._may_change(f"{action.id} on {entry.name}", disruptive=action.disruptive)
             if not who.can("act_disruptive" if action.disruptive else "act"):
