@@ -1,10 +1,13 @@
-"""Confirmation tokens and the rate limit on an injected clock: expiry, binding, single use, windows."""
+"""Confirmation tokens and the rate limit on an injected clock (expiry, binding, single use, windows);
+the names the audit log gives MCP clients."""
 
 from __future__ import annotations
 
 import pytest
 
 from avctl.mcp.guard import ConfirmStore, Plan, RateLimit, Refused
+from avctl.mcp.identity import client_name, operator, through
+from avctl.server.model import Principal
 
 
 class Clock:
@@ -77,3 +80,20 @@ def test_the_rate_limit_counts_changes_per_identity_per_minute() -> None:
         limit.take("mcp:a")
     clock.now += 50
     limit.take("mcp:a")  # the first change left the window
+
+
+@pytest.mark.parametrize(("raw", "name"), [
+    ("claude-code", "claude-code"), ("Claude Desktop 1.2", "Claude-Desktop-1.2"),
+    ("raw\u202eclient\x1b[2J", "raw-client-2J"), ("../../etc", "etc"), ("", "unknown"), (None, "unknown"),
+    ("x" * 100, "x" * 40), ("\u00e9\u00e9\u00e9", "unknown"),
+])
+def test_the_client_name_is_safe_for_the_audit_log(raw: object, name: str) -> None:
+    assert client_name(raw) == name
+
+
+def test_the_audit_log_names_the_client_and_the_user() -> None:
+    assert operator("claude-code").audit_name == "mcp:claude-code"
+    alice = Principal(user_id=3, user="alice", role="helpdesk", sites=frozenset({"hq"}), via="token")
+    assert through(alice, "vscode").audit_name == "mcp:alice/vscode"
+    assert through(alice, "vscode").sites == frozenset({"hq"}) and through(alice, "vscode").role == "helpdesk"
+    assert alice.audit_name == "token:alice"

@@ -273,3 +273,9 @@ def test_the_state_a_server_polled_into_the_database_is_what_find_devices_shows(
     got = ok(agent, "find_devices", state="offline")
     assert [(d["name"], d["error"]) for d in got["devices"]] == [("pod-1", "connection refused")]
     assert ok(agent, "device_status", device="pod-1")["polled"]["state"] == "offline"
+
+
+def test_a_device_refusing_a_call_is_a_tool_error_naming_the_job(agent: McpClient) -> None:
+    line = refused(agent, "call_action", device="codec-1", action="calendar_meetings_get_one",
+                   params={"meeting_id": "no-such-meeting"})
+    assert line.startswith("calendar_meetings_get_one on codec-1: failed") and "(job " in line

@@ -245,6 +245,10 @@ class Tools:
                 self.confirm.redeem(token, plan)
             self.rate.take(who.audit_name)
         result = await service.run_action(self.ctx, who, entry.name, action.id, params)
+        if result.outcome is not None and result.outcome.status != "ok":
+            o = result.outcome
+            raise ToolError(f"{action.id} on {entry.name}: {o.status}" + (f" [{o.reason}]" if o.reason else "")
+                            + (f": {o.message}" if o.message else "") + f" (job {result.job_id})")
         return {"device": entry.name, "action": action.id, "params": shown, "job_id": result.job_id,
                 "outcome": None if result.outcome is None else _outcome(result.outcome),
                 **({} if result.outcome else {"note": "not finished yet: follow it with job_status"})}
