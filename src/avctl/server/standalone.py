@@ -1,8 +1,9 @@
-"""A `ServerContext` without the poller and the web app: the service functions for another front end.
+"""The service context for any front end, and one without the poller and the web app.
 
-``avctl serve`` wires the context to its poll process, state store, alert engine and API
-(``avctl.server.runtime``). A front end that only needs the service functions (the agent
-interface, ``avctl mcp``) builds this one instead: jobs run in the calling process with the CLI's
+`service_context` is what every front end's service functions run on (the journal, the audit log,
+where downloads go); ``avctl serve`` (``avctl.server.runtime``) adds its state store, alert rules
+and change feed to it. `standalone_context` is for a front end that only needs the service
+functions (the agent interface, ``avctl mcp``): jobs run in the calling process with the CLI's
 runner and journal, device state is read from the database (``state=None``), so when a server
 polls the same database, what it polled last is what the front end sees.
 """
@@ -13,13 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from avctl.db import Database
 from avctl.db.journal import SqlAuditLog, SqlJobStore, open_journal_database
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import Inventory
+from avctl.fleet.store import JobStore
 from avctl.paths import avctl_home
 from avctl.server.context import ServerContext
+from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.metrics import ServerMetrics
 from avctl.server.watch import InventoryWatcher
@@ -38,6 +42,22 @@ class Standalone:
         self.ctx.db.close()
 
 
+def service_context(db: Database, inventory: Callable[[], Inventory], executor: Executor, *,
+                    jobs: JobStore, progress: JobProgress, device_tls: TLSPolicy, clock: Callable[[], float],
+                    rules: Callable[[], list[dict[str, Any]]] = list, metrics: ServerMetrics | None = None,
+                    **parts: Any) -> ServerContext:
+    """The context the service functions run on, for any front end: the journal and the audit log in
+    `db`, downloads of jobs under ``$AVCTL_HOME/downloads``. ``avctl serve`` adds its state store,
+    rules and change feed in `parts`."""
+
+    def audit() -> SqlAuditLog:
+        return SqlAuditLog(db)
+
+    return ServerContext(db=db, inventory=inventory, executor=executor, jobs=jobs, audit=audit,
+                         rules=rules, metrics=metrics or ServerMetrics(), progress=progress, clock=clock,
+                         device_tls=device_tls, downloads=avctl_home() / "downloads", **parts)
+
+
 def standalone_context(inventory: str | Path, db: str | None, *,
                        clock: Callable[[], float] = time.time) -> Standalone:
     """Open the database (migrated) and load the inventory: one clear error for either before
@@ -50,20 +70,16 @@ def standalone_context(inventory: str | Path, db: str | None, *,
     except BaseException:
         database.close()
         raise
-    jobs = SqlJobStore(database)
     progress = JobProgress()
     device_tls = TLSPolicy.pinned()
-
-    def audit() -> SqlAuditLog:
-        return SqlAuditLog(database)
 
     def current() -> Inventory:
         assert watcher.inventory is not None
         return watcher.inventory
 
-    executor = LocalJobExecutor(store=jobs, audit=audit, progress=progress, tls=device_tls,
-                                resolver=CredentialResolver(base_dir=path.parent))
-    ctx = ServerContext(db=database, inventory=current, executor=executor, jobs=jobs, audit=audit,
-                        rules=list, metrics=ServerMetrics(), progress=progress, clock=clock,
-                        device_tls=device_tls, downloads=avctl_home() / "downloads")
+    jobs = SqlJobStore(database)
+    executor = LocalJobExecutor(store=jobs, audit=lambda: SqlAuditLog(database), progress=progress,
+                                tls=device_tls, resolver=CredentialResolver(base_dir=path.parent))
+    ctx = service_context(database, current, executor, jobs=jobs, progress=progress, device_tls=device_tls,
+                          clock=clock)
     return Standalone(ctx, watcher, executor)
