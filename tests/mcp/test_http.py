@@ -4,6 +4,7 @@ or a server API token acting as its user, role and sites)."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,24 +39,38 @@ def _user(fleet: Fleet, name: str, role: str, *extra: str) -> str:
     return token.stdout.strip()
 
 
-@contextlib.contextmanager
-def listening(fleet: Fleet, *args: str) -> Iterator[str]:
-    """`avctl mcp --listen 127.0.0.1:PORT ARGS` until the block ends; its /mcp URL's host:port."""
-    port = free_port()
+def _start(fleet: Fleet, port: int, args: tuple[str, ...]) -> tuple[subprocess.Popen[bytes], Path]:
     log = fleet.home / f"mcp-http-{port}.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [*mcp_command(fleet, "--listen", f"127.0.0.1:{port}", "--token-env", "MCP_OP", *args)],
             env={**fleet.env(), "MCP_OP": OPERATOR_TOKEN, "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
             stdout=err, stderr=subprocess.STDOUT)
+    return proc, log
 
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"avctl mcp exited: {log.read_text()[-2000:]}")
-        return "avctl mcp: ready" in log.read_text()
 
+@contextlib.contextmanager
+def listening(fleet: Fleet, *args: str) -> Iterator[str]:
+    """`avctl mcp --listen 127.0.0.1:PORT ARGS` until the block ends; its host:port. A free port can be
+    taken by another program before the server binds it (a loaded machine): then another is tried."""
+    for _attempt in range(5):
+        port = free_port()
+        proc, log = _start(fleet, port, args)
+
+        def ready(proc: subprocess.Popen[bytes] = proc, log: Path = log) -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"avctl mcp exited: {log.read_text()[-3000:]}")
+            return "avctl mcp: ready" in log.read_text()
+
+        try:
+            wait_for(ready, within=90, what="avctl mcp --listen")
+            break
+        except RuntimeError:
+            if "address already in use" not in log.read_text().lower():
+                raise
+    else:
+        raise RuntimeError("no free port for avctl mcp after 5 tries")
     try:
-        wait_for(ready, within=90, what="avctl mcp --listen")
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -146,3 +161,14 @@ def test_https_with_the_operators_certificate(fleet: Fleet, tmp_path: Path) -> N
             assert agent.ok("find_devices", selection="family=polyuc")["total"] == 1
             assert "read-only" in agent.error("call_action", device="codec-1", action="audio_volume_set",
                                               params={"volume": 3})
+
+
+def test_a_port_in_use_is_one_clear_error(fleet: Fleet) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(mcp_command(fleet, "--listen", f"127.0.0.1:{port}"), capture_output=True, text=True,
+                              timeout=120, env={**fleet.env(), "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert f"avctl: error: cannot listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
