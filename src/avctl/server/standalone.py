@@ -11,13 +11,14 @@ polls the same database, what it polled last is what the front end sees.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from avctl.db import Database
 from avctl.db.journal import SqlAuditLog, SqlJobStore, open_journal_database
+from avctl.db.retention import Retention
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import Inventory
 from avctl.fleet.store import JobStore
@@ -25,7 +26,9 @@ from avctl.paths import avctl_home
 from avctl.server.context import ServerContext
 from avctl.server.executor import Executor
 from avctl.server.jobs import JobProgress, LocalJobExecutor
+from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
+from avctl.server.state import StateStore
 from avctl.server.watch import InventoryWatcher
 from avctl.transport.tls import TLSPolicy
 
@@ -45,17 +48,21 @@ class Standalone:
 def service_context(db: Database, inventory: Callable[[], Inventory], executor: Executor, *,
                     jobs: JobStore, progress: JobProgress, device_tls: TLSPolicy, clock: Callable[[], float],
                     rules: Callable[[], list[dict[str, Any]]] = list, metrics: ServerMetrics | None = None,
-                    **parts: Any) -> ServerContext:
+                    retention: Retention | None = None, changes: ChangeFeed | None = None,
+                    rules_file: Path | None = None, reload_rules: Callable[[], Awaitable[None]] | None = None,
+                    state: StateStore | None = None) -> ServerContext:
     """The context the service functions run on, for any front end: the journal and the audit log in
     `db`, downloads of jobs under ``$AVCTL_HOME/downloads``. ``avctl serve`` adds its state store,
-    rules and change feed in `parts`."""
+    rules, retention and change feed."""
 
     def audit() -> SqlAuditLog:
         return SqlAuditLog(db)
 
-    return ServerContext(db=db, inventory=inventory, executor=executor, jobs=jobs, audit=audit,
-                         rules=rules, metrics=metrics or ServerMetrics(), progress=progress, clock=clock,
-                         device_tls=device_tls, downloads=avctl_home() / "downloads", **parts)
+    return ServerContext(db=db, inventory=inventory, executor=executor, jobs=jobs, audit=audit, rules=rules,
+                         metrics=metrics or ServerMetrics(), progress=progress, clock=clock, device_tls=device_tls,
+                         downloads=avctl_home() / "downloads", retention=retention or Retention(),
+                         changes=changes or ChangeFeed(), rules_file=rules_file, reload_rules=reload_rules,
+                         state=state)
 
 
 def standalone_context(inventory: str | Path, db: str | None, *,
