@@ -1,12 +1,15 @@
 """Confirmation tokens and the rate limit on an injected clock (expiry, binding, single use, windows);
-the names the audit log gives MCP clients."""
+the names the audit log gives MCP clients; results cut to a size."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from avctl.mcp.guard import ConfirmStore, Plan, RateLimit, Refused
 from avctl.mcp.identity import client_name, operator, through
+from avctl.mcp.tools import MAX_RESULT_CHARS, capped
 from avctl.server.model import Principal
 
 
@@ -97,3 +100,13 @@ def test_the_audit_log_names_the_client_and_the_user() -> None:
     assert through(alice, "vscode").audit_name == "mcp:alice/vscode"
     assert through(alice, "vscode").sites == frozenset({"hq"}) and through(alice, "vscode").role == "helpdesk"
     assert alice.audit_name == "token:alice"
+
+
+def test_a_result_too_long_for_an_agent_is_cut_and_says_so() -> None:
+    small = {"job_id": 1, "outcomes": [{"device": "a", "data": "x" * 100}]}
+    assert capped(small) is small
+    big = {"job_id": 1, "outcomes": [{"device": f"d{i}", "data": "\u202e" + "x" * 1000} for i in range(200)]}
+    cut = capped(big)
+    assert len(json.dumps(cut)) < MAX_RESULT_CHARS and cut["job_id"] == 1
+    assert cut["outcomes"].endswith("... (cut)") and "outcomes was cut" in cut["cut"]
+    assert "\u202e" not in cut["outcomes"]  # ASCII-only: device text stays escaped

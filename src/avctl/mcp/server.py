@@ -163,5 +163,5 @@ def instructions_for(mode: str, devices: int) -> str:
             f"This server is {mode}. Start with find_devices; describe_action explains an action and its "
             "parameters; fleet_plan shows what a fleet action would do before fleet_run. Changes are audited "
             "under this client's name; a disruptive call or a fleet run returns a plan and a one-time "
-            "confirmation token first.")
+            "confirmation token first: show the user that plan and confirm only what they agreed to.")
 
