@@ -51,6 +51,8 @@ COMMANDS = {
                               "families, actions)."),
     "users": LazyCommand("avctl.cli.users:users_group", "Server users: add (the first admin), list, set, remove."),
     "tokens": LazyCommand("avctl.cli.users:tokens_group", "Server API tokens: create (shown once), list, revoke."),
+    "mcp": LazyCommand("avctl.cli.mcp_cmd:mcp_cmd",
+                       "Let an AI assistant work with the fleet: a Model Context Protocol (MCP) server."),
 }
 
 

@@ -81,8 +81,10 @@ class Principal:
     role: Role
     #: sites the user is limited to; empty: every site
     sites: frozenset[str] = frozenset()
-    #: "session" | "token" | "local" (the server's own work, e.g. schedules)
+    #: "session" | "token" | "local" (the server's own work, e.g. schedules) | "mcp" (the agent interface)
     via: str = "session"
+    #: the program acting for the user, as it names itself (the agent interface's MCP client)
+    client: str = ""
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS[self.role]
@@ -93,5 +95,7 @@ class Principal:
 
     @property
     def audit_name(self) -> str:
-        """How the audit log names this user: ``web:alice``, ``token:alice``."""
+        """How the audit log names this user: ``web:alice``, ``token:alice``, ``mcp:alice/claude-code``."""
+        if self.via == "mcp":
+            return f"mcp:{self.user}" + (f"/{self.client}" if self.client else "")
         return f"{'token' if self.via == 'token' else 'web' if self.via == 'session' else self.via}:{self.user}"

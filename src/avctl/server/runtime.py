@@ -35,14 +35,12 @@ from avctl.db.retention import Retention, rollup_and_prune
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Inventory
-from avctl.paths import avctl_home
 from avctl.schedule.store import ScheduleStore
 from avctl.server.access import sessions
 from avctl.server.access.settings import AccessSettings
 from avctl.server.alerts import AlertEngine, Dispatcher, RuleSet, load_rules
 from avctl.server.api.app import create_app
 from avctl.server.config import ServerConfig
-from avctl.server.context import ServerContext
 from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
@@ -55,6 +53,7 @@ from avctl.server.poll.process import ChildConfig, PollProcess
 from avctl.server.schedules import ScheduleLoop, schedule_clock
 from avctl.server.service import fleet_views
 from avctl.server.service.config import drift_readings
+from avctl.server.standalone import service_context
 from avctl.server.state import StateStore, StateWriter
 from avctl.server.tls import ServerTLS, check_plain_http, self_signed_tls, user_tls
 from avctl.server.watch import InventoryWatcher
@@ -158,13 +157,11 @@ class ServerRuntime:
                                 tls=self.device_tls, resolver=self.resolver)
         self.executor = LocalExecutor(PollProcess(poller, sink=self._observed, on_lag=self.metrics.observe_lag), jobs)
         self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
-        self.ctx = ServerContext(db=self.db, inventory=self._inventory, executor=self.executor,
-                                 jobs=self.jobs, audit=self._audit, rules=self._rules,
-                                 metrics=self.metrics, progress=self.progress, clock=self.clock,
-                                 retention=self.retention, changes=self.changes, device_tls=self.device_tls,
-                                 downloads=avctl_home() / "downloads",
-                                 rules_file=Path(cfg.rules) if cfg.rules else None,
-                                 reload_rules=self.reload_rules if cfg.rules else None, state=self.state)
+        self.ctx = service_context(self.db, self._inventory, self.executor, jobs=self.jobs, progress=self.progress,
+                                   device_tls=self.device_tls, clock=self.clock, rules=self._rules,
+                                   metrics=self.metrics, retention=self.retention, changes=self.changes,
+                                   rules_file=Path(cfg.rules) if cfg.rules else None,
+                                   reload_rules=self.reload_rules if cfg.rules else None, state=self.state)
         self.ctx.after_drift = self._after_drift
         self.app = create_app(self.ctx)
         mount_web(self.app)
