@@ -5,12 +5,13 @@ user yet, that nobody can sign in and how to add the first admin. A real server 
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.videoos import EmulatedVideoOS
 
-from .harness import ServerProcess, add_admin, write_inventory
+from .harness import ServerProcess, add_admin, run_cli, write_inventory
 
 PASSWORD = "first-run-pw-8Hq"
 
@@ -39,3 +40,19 @@ def test_a_first_start_says_what_it_made_and_that_no_one_can_sign_in_yet(emulato
         assert "database: schema" not in log and "no users yet" not in log
     finally:
         server.stop()
+
+
+def test_a_taken_port_is_one_error_line(tmp_path: Path) -> None:
+    """uvicorn exits when it cannot bind: avctl says where and what to do, exit 2, no traceback."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text("devices:\n  codec-1: {family: videoos, address: '127.0.0.1:1', password: env:NOPE}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(home, "serve", "-i", str(inventory), "--listen", f"127.0.0.1:{port}")
+    assert done.returncode == 2, done.stderr
+    assert f"avctl: error: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "choose another with --listen" in done.stderr and "Traceback" not in done.stderr

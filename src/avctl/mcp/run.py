@@ -28,6 +28,7 @@ from avctl.mcp.server import McpApp, instructions_for
 from avctl.mcp.settings import McpSettings
 from avctl.mcp.tools import Tools
 from avctl.server.access import tokens
+from avctl.server.listening import serve_until_stopped
 from avctl.server.standalone import Standalone, standalone_context
 from avctl.server.tls import ServerTLS, is_loopback, user_tls
 
@@ -129,14 +130,6 @@ async def serve(inventory: str, db: str | None, settings: McpSettings, listen: L
         stand.close()
 
 
-async def _uvicorn(server: uvicorn.Server, listen: Listen) -> None:
-    try:
-        await server.serve()
-    except SystemExit:  # uvicorn's way to say it could not start (the port is taken, no such address)
-        raise UsageError(f"cannot listen on {listen.host}:{listen.port} (uvicorn's error above says why)",
-                         hint="is the port taken? choose another with --listen") from None
-
-
 async def _serve_http(app: McpApp, stand: Standalone, listen: Listen, tls: ServerTLS | None,
                       settings: McpSettings, devices: int, ready: Callable[[str], None]) -> None:
     web = app.server().streamable_http_app(streamable_http_path=HTTP_PATH, host=listen.host)
@@ -147,7 +140,7 @@ async def _serve_http(app: McpApp, stand: Standalone, listen: Listen, tls: Serve
                             log_level="warning", access_log=False, lifespan="on", server_header=False,
                             proxy_headers=False, **options)
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(_uvicorn(server, listen), name="avctl-mcp-http")
+    serving = asyncio.create_task(serve_until_stopped(server, f"{listen.host}:{listen.port}"), name="avctl-mcp-http")
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
     if serving.done():

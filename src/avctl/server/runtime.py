@@ -45,6 +45,7 @@ from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
+from avctl.server.listening import serve_until_stopped
 from avctl.server.live import ChangeFeed
 from avctl.server.metrics import ServerMetrics
 from avctl.server.model import DRIFT_READING, DeviceView, Observation
@@ -305,7 +306,7 @@ class ServerRuntime:
         scheme = "https" if tls else "http"
         url = f"{scheme}://{self.config.listen}"
         try:
-            serving = asyncio.create_task(server.serve(), name="avctl-api")
+            serving = asyncio.create_task(serve_until_stopped(server, str(self.config.listen)), name="avctl-api")
             while not server.started and not serving.done():
                 await asyncio.sleep(0.05)
             if serving.done():
