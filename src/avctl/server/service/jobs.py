@@ -154,7 +154,8 @@ def selected_devices(ctx: ServerContext, principal: Principal, selection: str) -
     if not devices:
         # close values only from the devices this principal may see: a hint never reveals others
         raise UsageError(f"the selection {chosen} matches no device",
-                         hint="; ".join([*chosen.near_misses(visible), "GET /api/v1/devices?select=... lists them"]))
+                         hint="; ".join([*chosen.near_misses(visible), "the device list shows what a selection matches "
+                                         "(API: GET /api/v1/devices?select=...; agents: find_devices)"]))
     return chosen, devices
 
 
