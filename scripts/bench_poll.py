@@ -2,18 +2,29 @@
 """CPU time per poll, per family, of the server's poll engine; and the cost of writing state.
 
 Emulators run in their own processes (``EmulatedFleet``), so the figures are the poller's own CPU
-time (``time.process_time`` of this process): the first round (logins, TLS handshakes) apart from
-the steady rounds that follow (sessions and connections kept). The clock is injected: rounds run
-back to back, each as one step of the engine.
+time (``time.process_time`` of the measuring process): the first round (logins, TLS handshakes)
+apart from the steady rounds that follow (sessions and connections kept), and its memory per
+polled device. The clock is injected: rounds run back to back, each as one step of the engine.
 
-    .venv/bin/python scripts/bench_poll.py --devices 50 --rounds 5
+Variants run side by side, each in a fresh process (memory figures are per process), and are
+compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
+the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
+``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
+``every`` (every reading on every poll: no slow tier).
+
+    .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import gc
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,8 +55,10 @@ class Clock:
         return self.t
 
 
-async def bench_family(family: str, devices: int, rounds: int, latency_ms: float) -> dict[str, float]:
+async def bench_family(family: str, devices: int, rounds: int, latency_ms: float,
+                       variant: set[str]) -> dict[str, float]:
     from avctl.emulator.fleet import EmulatedFleet
+    from avctl.transport.http import HttpTransport
 
     with tempfile.TemporaryDirectory() as tmp, EmulatedFleet({family: devices}, latency_ms=latency_ms) as fleet:
         inv_path = fleet.write_inventory(Path(tmp) / "inventory.yaml", known_hosts=Path(tmp) / "known_devices")
@@ -57,9 +70,15 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
             seen.append(observation)
 
         clock = Clock()
-        engine = PollEngine(sink=sink, tls=TLSPolicy.pinned(KnownHosts(Path(tmp) / "known_devices")),
-                            resolver=CredentialResolver(base_dir=Path(tmp)),
-                            settings=PollSettings(interval=60, jitter=0.0, concurrency=200), clock=clock)
+        tls = TLSPolicy.pinned(KnownHosts(Path(tmp) / "known_devices"))
+        settings = PollSettings(interval=60, jitter=0.0, concurrency=200,
+                                slow_interval=60 if "every" in variant else 600)
+        transport = HttpTransport(tls, keepalive=settings.keepalive()) if "aiohttp" in variant else None
+        engine = PollEngine(sink=sink, tls=tls, resolver=CredentialResolver(base_dir=Path(tmp)),
+                            settings=settings, clock=clock, transport=transport)
+        if "freeze" in variant:
+            gc.collect()
+            gc.freeze()
         rss0 = rss_kb()
         try:
             engine.set_targets(entries)
@@ -71,6 +90,8 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
                 clock.t += 60
                 await engine.step()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            if "trim" in variant:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
             rss = rss_kb() - rss0
         finally:
             await engine.close()
@@ -108,6 +129,39 @@ def bench_state(devices: int) -> dict[str, float]:
         return {"devices": devices, **out}
 
 
+def run_variant(variant: set[str], families: list[str], devices: int, rounds: int,
+                latency_ms: float) -> dict[str, dict[str, float]]:
+    """In this process: every family under one variant."""
+    out = {}
+    for family in families:
+        main = bench_family(family, devices, rounds, latency_ms, variant)
+        if "uvloop" in variant:
+            import uvloop
+
+            out[family] = uvloop.run(main)
+        else:
+            out[family] = asyncio.run(main)
+    return out
+
+
+def compare(variants: list[str], results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """One table per family: each figure under each variant, and its ratio to the first variant."""
+    base = variants[0]
+    for family in results[base]:
+        first_figures = results[base][family]
+        print(f"\n{family}: {first_figures['devices']} devices, {first_figures['rounds']} steady rounds")
+        print(f"{'figure':32}" + "".join(f"{v:>22}" for v in variants))
+        for key, first in results[base][family].items():
+            if key in ("devices", "rounds"):
+                continue
+            cells = []
+            for v in variants:
+                value = results[v][family][key]
+                ratio = f" ({value / first:.2f}x)" if v != base and first else ""
+                cells.append(f"{value:>22}" if not ratio else f"{str(value) + ratio:>22}")
+            print(f"{key:32}" + "".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=50, help="devices per family")
@@ -115,13 +169,34 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--families", default="videoos,polyuc,solstice")
     parser.add_argument("--state-devices", type=int, default=10_000, help="observations per state batch (0: skip)")
+    parser.add_argument("--variants", default="lean", help="comma-separated, compared with the first (see above)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one variant, in this process
     args = parser.parse_args()
-    report: dict[str, object] = {}
-    for family in args.families.split(","):
-        report[family] = asyncio.run(bench_family(family, args.devices, args.rounds, args.latency_ms))
+    families = args.families.split(",")
+    if args.child is not None:
+        print(json.dumps(run_variant(set(args.child.split("+")), families, args.devices, args.rounds,
+                                     args.latency_ms)))
+        return
+    variants = args.variants.split(",")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for variant in variants:
+        env = dict(os.environ)
+        if "arena2" in variant.split("+"):
+            env["MALLOC_ARENA_MAX"] = "2"
+        child = subprocess.run([sys.executable, __file__, "--child", variant, "--devices", str(args.devices),
+                                "--rounds", str(args.rounds), "--latency-ms", str(args.latency_ms),
+                                "--families", args.families], env=env, check=True, capture_output=True, text=True)
+        results[variant] = json.loads(child.stdout.strip().splitlines()[-1])
+    report: dict[str, object] = dict(results)
     if args.state_devices:
         report["state_store"] = bench_state(args.state_devices)
-    print(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    compare(variants, results)
+    if args.state_devices:
+        print("\nstate store:", json.dumps(report["state_store"]))
 
 
 if __name__ == "__main__":

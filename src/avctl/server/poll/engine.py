@@ -1,6 +1,6 @@
 """The poll engine: one coordinator per enabled device, run on a schedule, under concurrency caps.
 
-One `HttpTransport` serves every device, so keep-alive connections and TLS sessions persist between
+One transport (`LeanTransport`) serves every device, so keep-alive connections persist between
 polls; each coordinator keeps its `Device` (its login) between polls. Polls are taken from a heap
 ordered by due time: a wake costs O(log n), whatever the fleet size. The per-site slot is taken
 before the global one, so a busy site never holds global slots while it waits.
@@ -28,10 +28,10 @@ from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.server.executor import ObservationSink
 from avctl.server.model import Observation
-from avctl.server.poll.coordinator import Coordinator, one_line, secret_digest
+from avctl.server.poll.coordinator import Coordinator, PollTransport, one_line, secret_digest
 from avctl.server.poll.schedule import PollSettings
 from avctl.spec import Spec
-from avctl.transport.http import HttpTransport
+from avctl.transport.lean import LeanTransport
 from avctl.transport.tls import TLSPolicy
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class PollEngine:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        transport: HttpTransport | None = None,
+        transport: PollTransport | None = None,
         on_lag: Callable[[str, float], None] | None = None,
     ) -> None:
         """``on_lag(family, seconds)`` is told, per poll, how late it started: the moment it got its
@@ -105,7 +105,7 @@ class PollEngine:
         lean_tls_buffers()  # thousands of kept connections
         #: the one transport of every device (its pool and the certificates it saw); an idle
         #: connection outlives the longest regular interval, so a poll reuses the last one's
-        self.transport = transport or HttpTransport(tls, keepalive=self.settings.keepalive())
+        self.transport: PollTransport = transport or LeanTransport(tls, keepalive=self.settings.keepalive())
         self.coordinators: dict[str, Coordinator] = {}
         self._heap: list[_Due] = []
         self._seq = itertools.count()
