@@ -142,6 +142,11 @@ class LeanTransport:
             self._drop(conn)
         return Response(status, response_headers, body, None, time.monotonic() - started, request)
 
+    @property
+    def connections(self) -> int:
+        """Connections open now (kept idle or carrying a request)."""
+        return len(self._open)
+
     def peer_certificate(self, host: str, port: int) -> bytes | None:
         """The certificate (DER) the endpoint presented on its last connection; None: none seen."""
         return self.peer_certificates.get((host, port))
@@ -173,22 +178,6 @@ class LeanTransport:
         if conn is not None:
             self._open.discard(conn)
             conn.close()
-
-    def sweep(self) -> int:
-        """Close the connections idle for longer than `keepalive`; returns how many."""
-        now = time.monotonic()
-        closed = 0
-        for key, idle in list(self._idle.items()):
-            kept = [c for c in idle if now - c.idle_since < self._keepalive]
-            for conn in idle:
-                if conn not in kept:
-                    self._drop(conn)
-                    closed += 1
-            if kept:
-                self._idle[key] = kept
-            else:
-                del self._idle[key]
-        return closed
 
     async def _connect(self, ep: Endpoint, timeout: float) -> _Conn:
         loop = asyncio.get_running_loop()
@@ -281,12 +270,12 @@ class LeanTransport:
         reader = _Reader(conn.sock)
         status, version, response_headers = await reader.head()
         fields = {k.lower(): v for k, v in response_headers}
-        cap = request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES
         keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
+        body = _Body(ep, request, status, fields.get("content-encoding", ""))
         if request.method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
-            raw = b""
+            pass
         elif "chunked" in fields.get("transfer-encoding", "").lower():
-            raw = await reader.chunked(lambda n: _check_cap(n, cap, request, status))
+            await reader.chunked(body.feed)
         elif "content-length" in fields:
             try:
                 length = int(fields["content-length"])
@@ -294,17 +283,15 @@ class LeanTransport:
                 raise TransportError(f"{ep}: the answer's Content-Length is not a number") from None
             if length < 0:
                 raise TransportError(f"{ep}: the answer's Content-Length is negative")
-            encoded = fields.get("content-encoding", "").lower() not in ("", "identity")
-            if not encoded:
-                _check_cap(length, cap, request, status)
-            raw = await reader.exactly(length, lambda n: _check_cap(n, cap, request, status))
+            if body.inflater is None:
+                body.check(length)  # refused before reading it
+            await reader.exactly(length, body.feed)
         else:
             keep = False
-            raw = await reader.until_close(lambda n: _check_cap(n, cap, request, status))
+            await reader.until_close(body.feed)
         if reader.extra:
             keep = False  # bytes past the answer: something we did not ask for
-        body = _decoded(raw, fields.get("content-encoding", ""), cap, request, status, ep)
-        return status, response_headers, body, keep
+        return status, response_headers, body.value(), keep
 
 
 def _literal(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -317,31 +304,51 @@ def _literal(host: str, port: int) -> list[tuple[Any, ...]] | None:
     return [(family, socket.SOCK_STREAM, 0, "", (host, port))]
 
 
-def _check_cap(size: int, cap: int, request: Request, status: int) -> None:
-    if size > cap:
-        raise too_large(request, status, cap, download=False)
+class _Body:
+    """An answer's body as it arrives: inflated as it is read (gzip, deflate), refused past the cap
+    (counted after inflating: a small bomb must not become gigabytes)."""
 
+    def __init__(self, ep: Endpoint, request: Request, status: int, encoding: str) -> None:
+        self._ep, self._request, self._status = ep, request, status
+        self._cap = request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES
+        self._encoding = encoding.strip().lower()
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.inflater: Any = None
+        if self._encoding in ("gzip", "x-gzip"):
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._encoding == "deflate":
+            self.inflater = zlib.decompressobj(zlib.MAX_WBITS)
+        elif self._encoding not in ("", "identity"):
+            raise TransportError(f"{ep}: the answer is encoded as {self._encoding[:40]!r}, which avctl does not read")
 
-def _decoded(raw: bytes, encoding: str, cap: int, request: Request, status: int, ep: Endpoint) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return raw
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise TransportError(f"{ep}: the answer is encoded as {encoding[:40]!r}, which avctl does not read")
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    try:
-        inflater = zlib.decompressobj(wbits)
-        body = inflater.decompress(raw, cap + 1)  # never more than the cap, whatever the ratio
-    except zlib.error:
-        if encoding != "deflate":
-            raise TransportError(f"{ep}: the answer's {encoding} body is damaged") from None
-        try:  # raw deflate, as some servers send it
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = inflater.decompress(raw, cap + 1)
+    def check(self, size: int) -> None:
+        if size > self._cap:
+            raise too_large(self._request, self._status, self._cap, download=False)
+
+    def feed(self, data: bytes) -> None:
+        if self.inflater is not None:
+            data = self._inflate(data)
+        self._size += len(data)
+        self.check(self._size)
+        self._parts.append(data)
+
+    def _inflate(self, data: bytes) -> bytes:
+        room = self._cap + 1 - self._size  # never more than the cap, whatever the ratio
+        try:
+            out: bytes = self.inflater.decompress(data, room)
         except zlib.error:
-            raise TransportError(f"{ep}: the answer's deflate body is damaged") from None
-    _check_cap(len(body), cap, request, status)
-    return body
+            if self._encoding != "deflate" or self._size or self._parts:
+                raise TransportError(f"{self._ep}: the answer's {self._encoding} body is damaged") from None
+            self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+            self._encoding = "raw deflate"
+            return self._inflate(data)
+        if self.inflater.unconsumed_tail:
+            self.check(self._cap + 1)  # more than the cap inflates from this piece
+        return out
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
 
 
 def _head(ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> bytes:
@@ -466,19 +473,27 @@ class _Reader:
             headers.append((name, value.strip()))
         return int(parts[1]), parts[0], tuple(headers)
 
-    async def exactly(self, length: int, check: Callable[[int], None]) -> bytes:
-        while len(self._buf) < length:
-            check(len(self._buf))
+    async def exactly(self, length: int, feed: Callable[[bytes], None]) -> None:
+        left = length
+        while True:
+            if self._buf:
+                piece = bytes(self._buf[:left])
+                del self._buf[:left]
+                left -= len(piece)
+                feed(piece)
+            if not left:
+                self.extra = bytes(self._buf)
+                return
             if not await self._more():
-                raise _Dropped(f"closed after {len(self._buf)} of {length} bytes")
-        body = bytes(self._buf[:length])
-        self.extra = bytes(self._buf[length:])
-        return body
+                raise _Dropped(f"closed after {length - left} of {length} bytes")
 
-    async def until_close(self, check: Callable[[int], None]) -> bytes:
-        while await self._more():
-            check(len(self._buf))
-        return bytes(self._buf)
+    async def until_close(self, feed: Callable[[bytes], None]) -> None:
+        while True:
+            if self._buf:
+                feed(bytes(self._buf))
+                self._buf.clear()
+            if not await self._more():
+                return
 
     async def _line(self) -> bytes:
         while True:
@@ -492,8 +507,7 @@ class _Reader:
             if not await self._more():
                 raise _Dropped("closed inside a chunked answer")
 
-    async def chunked(self, check: Callable[[int], None]) -> bytes:
-        body = bytearray()
+    async def chunked(self, feed: Callable[[bytes], None]) -> None:
         while True:
             size_text = (await self._line()).split(b";", 1)[0].strip()
             try:
@@ -504,13 +518,10 @@ class _Reader:
                 while await self._line():  # trailers, up to the empty line
                     pass
                 self.extra = bytes(self._buf)
-                return bytes(body)
-            check(len(body) + size)
-            while len(self._buf) < size + 2:
-                if not await self._more():
-                    raise _Dropped("closed inside a chunk")
-            body += self._buf[:size]
-            del self._buf[: size + 2]
+                return
+            await self.exactly(size, feed)
+            if await self._line():
+                raise TransportError("a chunk longer than its size in the answer")
 
 
 __all__ = ["LeanTransport"]

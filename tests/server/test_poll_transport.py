@@ -1,0 +1,174 @@
+"""The poller's `LeanTransport` over real HTTP(S) on loopback: against the emulators (kept connections,
+a device that goes down, a changed certificate) and against the hostile device (caps, bombs, header
+injection), with the same outcomes as the CLI's aiohttp transport."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avctl.auth import Credentials
+from avctl.device import Device
+from avctl.emulator.core import EmulatorThread
+from avctl.emulator.hostile import HostileDevice
+from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.errors import CertificateChanged, ConnectError, ConnectionDropped, ResponseTooLarge, ValidationError
+from avctl.request import Request
+from avctl.retry import RetryPolicy
+from avctl.transport.http import Endpoint
+from avctl.transport.lean import LeanTransport
+from avctl.transport.tls import KnownHosts, TLSPolicy, endpoint_key
+
+PASSWORD = "lean-pw-Q4z"
+MIB = 1 << 20
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileDevice]:
+    with HostileDevice() as dev:
+        yield dev
+
+
+def codec_device(emu: EmulatedVideoOS, transport: LeanTransport) -> Device:
+    return Device("videoos", f"127.0.0.1:{emu.port}", credentials=Credentials("admin", PASSWORD),
+                  transport=transport, retry=RetryPolicy())
+
+
+async def test_requests_share_one_kept_connection_and_note_the_certificate(emulators: EmulatorThread,
+                                                                           tmp_path: Path) -> None:
+    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
+    assert isinstance(emu, EmulatedVideoOS)
+    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
+    try:
+        dev = codec_device(emu, transport)
+        for _ in range(4):
+            assert (await dev.call("system_get")).data["model"]
+            assert (await dev.call("audio_volume_get")).status == 200
+        assert transport.connections == 1  # login and eight queries, one TCP and TLS connection
+        assert transport.peer_certificate("127.0.0.1", emu.port)
+        await dev.close()  # logs out and lets go of the device's idle connection
+        assert transport.connections == 0
+        assert any(r.method == "DELETE" and r.path == "/rest/session" for r in emu.requests)
+    finally:
+        await transport.close()
+
+
+async def test_a_device_taken_down_fails_each_request_and_is_reached_again_when_back(
+        emulators: EmulatorThread, tmp_path: Path) -> None:
+    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
+    assert isinstance(emu, EmulatedVideoOS)
+    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
+    try:
+        dev = codec_device(emu, transport)
+        await dev.call("system_get")  # a kept connection now exists
+        emu.faults.down = True
+        for _ in range(3):  # the kept connection and new ones alike
+            with pytest.raises((ConnectionDropped, ConnectError)):
+                await dev.call("system_get")
+        assert transport.connections == 0  # a failed connection is never kept
+        emu.faults.down = False
+        assert (await dev.call("system_get")).status == 200
+    finally:
+        await transport.close()
+
+
+async def test_a_connection_the_device_closed_while_idle_is_not_reused(emulators: EmulatorThread,
+                                                                       tmp_path: Path) -> None:
+    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
+    assert isinstance(emu, EmulatedVideoOS)
+    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
+    try:
+        dev = codec_device(emu, transport)
+        await dev.call("system_get")
+        emulators.run(emulators.server.restart_listener(emu))  # drops its open connections, as a reboot
+        assert (await dev.call("system_get")).status == 200  # a new connection, no error
+        assert transport.connections == 1
+    finally:
+        await transport.close()
+
+
+async def test_a_certificate_other_than_the_pinned_one_is_refused(emulators: EmulatorThread,
+                                                                  tmp_path: Path) -> None:
+    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
+    assert isinstance(emu, EmulatedVideoOS)
+    known = KnownHosts(tmp_path / "known_devices")
+    known.set(endpoint_key("127.0.0.1", emu.port), "SHA256:" + ":".join(["AB"] * 32))
+    transport = LeanTransport(TLSPolicy.pinned(known))
+    try:
+        with pytest.raises(CertificateChanged) as caught:
+            await transport.send(Endpoint("https", "127.0.0.1", emu.port), Request("GET", "/rest/system"),
+                                 timeout=5)
+        assert "AB:AB" in caught.value.message
+        assert transport.connections == 0
+    finally:
+        await transport.close()
+    assert list(emu.requests) == []  # nothing was sent over it
+
+
+def hostile_device(hostile: HostileDevice, transport: LeanTransport, **kwargs: int) -> Device:
+    return Device("videoos", hostile.address("https"), credentials=Credentials(None, PASSWORD),
+                  transport=transport, ports={"https": hostile.ports["https"]}, retry=RetryPolicy(), **kwargs)
+
+
+async def test_a_huge_answer_stops_at_the_cap(hostile: HostileDevice, tls: TLSPolicy) -> None:
+    hostile.hostility.body_bytes = 64 * MIB
+    transport = LeanTransport(tls)
+    try:
+        with pytest.raises(ResponseTooLarge) as caught:
+            await hostile_device(hostile, transport, max_response_bytes=MIB).call("audio_get")
+        assert caught.value.cap == MIB and "--max-response" in (caught.value.hint or "")
+        assert transport.connections == 0  # the rest is never read: not reusable
+    finally:
+        await transport.close()
+
+
+async def test_an_endless_chunked_answer_stops_at_the_cap(hostile: HostileDevice, tls: TLSPolicy) -> None:
+    hostile.hostility.endless = True
+    transport = LeanTransport(tls)
+    try:
+        with pytest.raises(ResponseTooLarge):
+            await hostile_device(hostile, transport, max_response_bytes=MIB).call("audio_get")
+    finally:
+        await transport.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_bomb_is_capped_after_inflating(hostile: HostileDevice, tls: TLSPolicy,
+                                                           encoding: str) -> None:
+    hostile.hostility.gzip_bomb = 1 << 30
+    hostile.hostility.encoding = encoding
+    transport = LeanTransport(tls)
+    try:
+        with pytest.raises(ResponseTooLarge):
+            await hostile_device(hostile, transport, max_response_bytes=2 * MIB).call("audio_get")
+    finally:
+        await transport.close()
+
+
+async def test_answers_of_every_framing_are_read_whole(hostile: HostileDevice, tls: TLSPolicy) -> None:
+    transport = LeanTransport(tls)
+    try:
+        dev = hostile_device(hostile, transport)
+        assert (await dev.call("audio_get")).data == {"ok": True}  # after a login
+        hostile.hostility.body_bytes = 300_000  # with a Content-Length, longer than one read
+        result = await transport.send(dev.endpoint, Request("GET", "/rest/audio"), timeout=5)
+        assert len(result.body) == 300_000
+        hostile.hostility.body_bytes = 0
+        hostile.hostility.gzip_bomb = 200_000  # chunked and gzipped, inflating under the cap
+        result = await transport.send(dev.endpoint, Request("GET", "/rest/audio"), timeout=5)
+        assert len(result.body) == 200_000
+    finally:
+        await transport.close()
+
+
+async def test_a_header_that_would_split_the_request_is_refused(hostile: HostileDevice) -> None:
+    transport = LeanTransport(TLSPolicy.insecure())
+    try:
+        with pytest.raises(ValidationError, match="line break"):
+            await transport.send(Endpoint("http", hostile.host, hostile.ports["http"]),
+                                 Request("GET", "/x", headers=(("X-Note", "a\r\nX-Injected: 1"),)), timeout=5)
+    finally:
+        await transport.close()
+    assert list(hostile.requests) == []
