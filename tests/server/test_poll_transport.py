@@ -4,7 +4,9 @@ injection), with the same outcomes as the CLI's aiohttp transport."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,14 @@ MIB = 1 << 20
 def hostile() -> Iterator[HostileDevice]:
     with HostileDevice() as dev:
         yield dev
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Until `condition` holds, letting the event loop run (a generous deadline: a loaded machine)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true"
+        await asyncio.sleep(0.01)
 
 
 def codec_device(emu: EmulatedVideoOS, transport: LeanTransport) -> Device:
@@ -83,6 +93,7 @@ async def test_a_connection_the_device_closed_while_idle_is_not_reused(emulators
         dev = codec_device(emu, transport)
         await dev.call("system_get")
         emulators.run(emulators.server.restart_listener(emu))  # drops its open connections, as a reboot
+        await until(lambda: transport.connections == 0)  # seen as closed while idle, before any request
         assert (await dev.call("system_get")).status == 200  # a new connection, no error
         assert transport.connections == 1
     finally:

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import ipaddress
 import os
-import select
 import socket
 import ssl
 import time
@@ -54,31 +52,64 @@ _NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _Conn:
-    """One kept connection: its socket (TLS or not), what was read past the last answer, and when
-    it was last used."""
+    """One connection: its socket (TLS or not) and the event loop's watch on it.
 
-    __slots__ = ("der", "idle_since", "sock")
+    The socket stays registered for reading for its whole life (no registration per request): while
+    a request waits for its answer, readiness wakes it; while the connection is idle, readiness can
+    only mean the device closed it (or sent something unasked), and it is closed at once.
+    """
 
-    def __init__(self, sock: socket.socket, der: bytes | None) -> None:
+    __slots__ = ("_loop", "busy", "closed", "fd", "idle_since", "sock", "waiter")
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
-        self.der = der
+        self.fd = sock.fileno()
+        self._loop = loop
         self.idle_since = 0.0
+        self.busy = True
+        self.closed = False
+        self.waiter: asyncio.Future[None] | None = None
+        loop.add_reader(self.fd, self._readable)
 
-    def usable(self, now: float, keepalive: float) -> bool:
-        """Idle for less than `keepalive`, and nothing to read: a device that closed it (or sent
-        anything unasked) makes it readable, and such a connection is not reused."""
-        if now - self.idle_since >= keepalive:
-            return False
+    def _readable(self) -> None:
+        if self.waiter is not None:
+            _wake(self.waiter)
+        elif not self.busy and not self._only_tls_records():
+            self.close()
+
+    def _only_tls_records(self) -> bool:
+        """Whether what an idle connection got was TLS's own (a TLS 1.3 session ticket after the
+        first answer): then it stays; an end, an error or unasked data close it."""
         try:
-            poller = select.poll()  # select() refuses descriptors past 1023: a fleet has thousands
-            poller.register(self.sock, select.POLLIN | select.POLLPRI)
-            return not poller.poll(0)
-        except (OSError, ValueError):
+            self.sock.recv(1)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return True
+        except OSError:
             return False
+        return False
+
+    async def readable(self) -> None:
+        """Until the socket has something to read (or its end)."""
+        self.waiter = self._loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    async def writable(self) -> None:
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_writer(self.fd, _wake, future)
+        try:
+            await future
+        finally:
+            self._loop.remove_writer(self.fd)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        if not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self.fd)
+            with contextlib.suppress(OSError):
+                self.sock.close()
 
 
 class _Dropped(Exception):
@@ -137,6 +168,7 @@ class LeanTransport:
         assert conn is not None
         if keep:
             conn.idle_since = time.monotonic()
+            conn.busy = False
             self._idle.setdefault((ep.scheme, ep.host, ep.port), []).append(conn)
         else:
             self._drop(conn)
@@ -145,7 +177,7 @@ class LeanTransport:
     @property
     def connections(self) -> int:
         """Connections open now (kept idle or carrying a request)."""
-        return len(self._open)
+        return sum(1 for conn in self._open if not conn.closed)
 
     def peer_certificate(self, host: str, port: int) -> bytes | None:
         """The certificate (DER) the endpoint presented on its last connection; None: none seen."""
@@ -169,7 +201,8 @@ class LeanTransport:
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if conn.usable(now, self._keepalive):
+            if not conn.closed and now - conn.idle_since < self._keepalive:
+                conn.busy = True
                 return conn
             self._drop(conn)
         return None
@@ -207,10 +240,9 @@ class LeanTransport:
             reason = os.strerror(code) if code else (str(last) if last else "no address")
             raise ConnectError(f"{ep}: cannot connect: {reason}")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if ep.scheme != "https":
-            conn = _Conn(sock, None)
-        else:
-            conn = await self._handshake(sock, ep, tls_arg)
+        if ep.scheme == "https":
+            sock = await self._handshake(sock, ep, tls_arg, loop)
+        conn = _Conn(sock, loop)
         self._open.add(conn)
         return conn
 
@@ -226,7 +258,8 @@ class LeanTransport:
             self._unverified = context
         return self._unverified, False
 
-    async def _handshake(self, raw: socket.socket, ep: Endpoint, tls_arg: Any) -> _Conn:
+    async def _handshake(self, raw: socket.socket, ep: Endpoint, tls_arg: Any,
+                         loop: asyncio.AbstractEventLoop) -> ssl.SSLSocket:
         context, by_name = self._context(tls_arg)
         try:
             sock = context.wrap_socket(raw, server_hostname=ep.host if by_name else None,
@@ -235,7 +268,7 @@ class LeanTransport:
             raw.close()
             raise TLSError(f"{ep}: TLS failed: {exc}") from None
         try:
-            await _io(sock, sock.do_handshake)
+            await _handshaken(sock, loop)
         except ssl.SSLCertVerificationError as exc:
             sock.close()
             raise TLSError(f"{ep}: certificate not trusted: {exc.verify_message or exc.reason}",
@@ -260,14 +293,14 @@ class LeanTransport:
                 raise CertificateChanged(str(ep), pinned, fingerprint(der or b""), str(self.tls.known_hosts.path))
         if der:
             self.peer_certificates[(ep.host, ep.port)] = der
-        return _Conn(sock, der)
+        return sock
 
     # -- one request --------------------------------------------------------------------------------
 
     async def _exchange(self, conn: _Conn, ep: Endpoint, request: Request,
                         headers: list[tuple[str, str]]) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool]:
-        await _send_all(conn.sock, _head(ep, request, headers) + (request.body or b""))
-        reader = _Reader(conn.sock)
+        await _send_all(conn, _head(ep, request, headers) + (request.body or b""))
+        reader = _Reader(conn)
         status, version, response_headers = await reader.head()
         fields = {k.lower(): v for k, v in response_headers}
         keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
@@ -372,49 +405,40 @@ def _head(ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> byt
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
-async def _wait(sock: socket.socket, *, write: bool) -> None:
-    loop = asyncio.get_running_loop()
-    fd = sock.fileno()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    if write:
-        loop.add_writer(fd, ready)
-    else:
-        loop.add_reader(fd, ready)
-    try:
-        await future
-    finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
+def _wake(future: asyncio.Future[None]) -> None:
+    # level-triggered: the loop may call again before the waiting task has run
+    if not future.done():
+        future.set_result(None)
 
 
-async def _io(sock: socket.socket, call: Callable[[], Any]) -> Any:
-    """Run a non-blocking socket call until it neither wants to read nor to write."""
+async def _handshaken(sock: ssl.SSLSocket, loop: asyncio.AbstractEventLoop) -> None:
+    """The TLS handshake of a non-blocking socket, waiting for it to be readable or writable."""
     while True:
         try:
-            return call()
-        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
-            await _wait(sock, write=False)
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            write = False
         except ssl.SSLWantWriteError:
-            await _wait(sock, write=True)
+            write = True
+        future: asyncio.Future[None] = loop.create_future()
+        (loop.add_writer if write else loop.add_reader)(sock.fileno(), _wake, future)
+        try:
+            await future
+        finally:
+            (loop.remove_writer if write else loop.remove_reader)(sock.fileno())
 
 
-async def _send_all(sock: socket.socket, data: bytes) -> None:
+async def _send_all(conn: _Conn, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
-            sent = sock.send(view)
+            sent = conn.sock.send(view)
         except ssl.SSLWantReadError:
-            await _wait(sock, write=False)
+            await conn.readable()
             continue
         except (ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-            await _wait(sock, write=True)
+            await conn.writable()
             continue
         view = view[sent:]
 
@@ -422,8 +446,9 @@ async def _send_all(sock: socket.socket, data: bytes) -> None:
 class _Reader:
     """Reads one answer from a socket: the head, then the body in one of HTTP/1.1's three framings."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+    def __init__(self, conn: _Conn) -> None:
+        self._conn = conn
+        self._sock = conn.sock
         self._buf = bytearray()
         #: bytes read past the end of the answer
         self.extra = b""
@@ -434,24 +459,22 @@ class _Reader:
             try:
                 data = self._sock.recv(READ_SIZE)
             except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
-                await _wait(self._sock, write=False)
+                await self._conn.readable()
                 continue
             except ssl.SSLWantWriteError:
-                await _wait(self._sock, write=True)
+                await self._conn.writable()
                 continue
             except ssl.SSLZeroReturnError:
                 return False
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    await _wait(self._sock, write=False)
-                    continue
-                raise
             if not data:
                 return False
             self._buf += data
             return True
 
     async def head(self) -> tuple[int, str, tuple[tuple[str, str], ...]]:
+        pending = getattr(self._sock, "pending", None)
+        if not (pending is not None and pending()):
+            await self._conn.readable()  # an answer cannot be there the moment its request left
         while True:
             end = self._buf.find(b"\r\n\r\n")
             if end >= 0:
