@@ -80,7 +80,23 @@ class Tiers:
     carried: frozenset[str]
 
 
+#: per spec object: its tiers (a fleet has thousands of devices and a few specs)
+_TIERS: dict[int, tuple[Spec, Tiers]] = {}
+
+
 def tiers(spec: Spec) -> Tiers:
+    """The spec's tiers, made once per spec (the entry keeps the spec alive, so its id stays its own)."""
+    known = _TIERS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    made = _tiers(spec)
+    if len(_TIERS) >= 64:  # specs made on the fly (tests, plugins): never a growing cache
+        _TIERS.clear()
+    _TIERS[id(spec)] = (spec, made)
+    return made
+
+
+def _tiers(spec: Spec) -> Tiers:
     plan = status_plan(spec)
     slow = {action for action, feedbacks in plan.items() if all(fb.poll == "slow" for fb in feedbacks)}
     if not slow or len(slow) == len(plan):
