@@ -100,6 +100,29 @@ async def test_a_connection_the_device_closed_while_idle_is_not_reused(emulators
         await transport.close()
 
 
+async def test_a_connection_idle_past_the_keepalive_is_closed(emulators: EmulatorThread, tmp_path: Path) -> None:
+    first = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
+    second = emulators.add(EmulatedVideoOS("codec-2", password=PASSWORD))
+    assert isinstance(first, EmulatedVideoOS) and isinstance(second, EmulatedVideoOS)
+    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=0.5)
+    try:
+        await codec_device(first, transport).call("system_get")  # a device no longer polled after this
+        other = codec_device(second, transport)
+        await other.call("system_get")
+        assert transport.connections == 2
+
+        async def poll_the_other() -> bool:
+            await other.call("system_get")
+            return transport.connections == 1
+
+        deadline = time.monotonic() + 30
+        while not await poll_the_other():  # each request looks over the idle ones now and then
+            assert time.monotonic() < deadline, "the idle connection was never closed"
+            await asyncio.sleep(0.05)
+    finally:
+        await transport.close()
+
+
 async def test_a_certificate_other_than_the_pinned_one_is_refused(emulators: EmulatorThread,
                                                                   tmp_path: Path) -> None:
     emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))

@@ -45,6 +45,8 @@ from avctl.transport.tls import TLSPolicy, fingerprint
 
 #: the longest status line and headers of an answer (a hostile device could send headers forever)
 MAX_HEAD_BYTES = 64 * 1024
+#: interim (1xx) answers read before an answer, at most
+MAX_INTERIM = 8
 #: bytes asked of the socket per read: device answers are small, a large one takes more reads
 READ_SIZE = 16 * 1024
 _USER_AGENT = "avctl"
@@ -133,6 +135,8 @@ class LeanTransport:
         #: the DER certificate each HTTPS (host, port) presented last
         self.peer_certificates: dict[tuple[str, int], bytes] = {}
         self._unverified: ssl.SSLContext | None = None
+        #: when idle connections were last looked over for expiry
+        self._swept = time.monotonic()
 
     # -- the interface ----------------------------------------------------------------------------
 
@@ -166,6 +170,8 @@ class LeanTransport:
             self._drop(conn)
             raise
         assert conn is not None
+        if started - self._swept > self._keepalive / 2:
+            self._sweep(started)
         if keep:
             conn.idle_since = time.monotonic()
             conn.busy = False
@@ -206,6 +212,20 @@ class LeanTransport:
                 return conn
             self._drop(conn)
         return None
+
+    def _sweep(self, now: float) -> None:
+        """Close the connections idle for longer than the keep-alive (a device no longer polled, the
+        second endpoint of a Solstice pod after its device went): every half keep-alive, at most."""
+        self._swept = now
+        for key, idle in list(self._idle.items()):
+            kept = [c for c in idle if not c.closed and now - c.idle_since < self._keepalive]
+            for conn in idle:
+                if conn not in kept:
+                    self._drop(conn)
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
 
     def _drop(self, conn: _Conn | None) -> None:
         if conn is not None:
@@ -302,10 +322,18 @@ class LeanTransport:
         await _send_all(conn, _head(ep, request, headers) + (request.body or b""))
         reader = _Reader(conn)
         status, version, response_headers = await reader.head()
+        for _ in range(MAX_INTERIM):  # interim answers (100 Continue): the real one follows
+            if not 100 <= status < 200 or status == 101:
+                break
+            status, version, response_headers = await reader.head()
+        else:
+            raise TransportError(f"{ep}: more than {MAX_INTERIM} interim answers and no answer")
         fields = {k.lower(): v for k, v in response_headers}
         keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
         body = _Body(ep, request, status, fields.get("content-encoding", ""))
-        if request.method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
+        if status == 101:
+            keep = False  # never asked for: the connection now speaks something else
+        elif request.method == "HEAD" or status in _NO_BODY_STATUS:
             pass
         elif "chunked" in fields.get("transfer-encoding", "").lower():
             await reader.chunked(body.feed)
@@ -473,7 +501,7 @@ class _Reader:
 
     async def head(self) -> tuple[int, str, tuple[tuple[str, str], ...]]:
         pending = getattr(self._sock, "pending", None)
-        if not (pending is not None and pending()):
+        if not self._buf and not (pending is not None and pending()):
             await self._conn.readable()  # an answer cannot be there the moment its request left
         while True:
             end = self._buf.find(b"\r\n\r\n")
