@@ -206,3 +206,18 @@ async def test_a_header_that_would_split_the_request_is_refused(hostile: Hostile
     finally:
         await transport.close()
     assert list(hostile.requests) == []
+
+
+async def test_a_space_or_line_break_in_the_path_is_encoded_not_sent(hostile: HostileDevice) -> None:
+    transport = LeanTransport(TLSPolicy.insecure())
+    endpoint = Endpoint("http", hostile.host, hostile.ports["http"])
+    try:
+        assert (await transport.send(endpoint, Request("GET", "/x y"), timeout=5)).status == 200
+        # one request line, whose path (decoded) holds a line break: the device's router finds no such page
+        answer = await transport.send(endpoint, Request("GET", "/x\r\nX-Injected: 1"), timeout=5)
+        assert answer.status == 404
+        assert (await transport.send(endpoint, Request("GET", "/after"), timeout=5)).status == 200
+    finally:
+        await transport.close()
+    assert [r.path_qs for r in hostile.requests] == ["/x%20y", "/after"]
+    assert all("X-Injected" not in r.headers for r in hostile.requests)

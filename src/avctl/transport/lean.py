@@ -27,6 +27,7 @@ import time
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from avctl.errors import (
     CertificateChanged,
@@ -50,6 +51,7 @@ MAX_INTERIM = 8
 #: bytes asked of the socket per read: device answers are small, a large one takes more reads
 READ_SIZE = 16 * 1024
 _USER_AGENT = "avctl"
+_TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -416,7 +418,10 @@ def _head(ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> byt
     names = {k.lower() for k, _ in headers}
     default_port = 443 if ep.scheme == "https" else 80
     host = f"[{ep.host}]" if ":" in ep.host else ep.host
-    lines = [f"{request.method} {request.target or '/'} HTTP/1.1"]
+    # what a URL library would do: anything outside printable ASCII percent-encoded (a space or a line
+    # break in the request line would split it); what is already encoded stays
+    target = quote(request.target or "/", safe=_TARGET_SAFE)
+    lines = [f"{request.method} {target} HTTP/1.1"]
     if "host" not in names:
         lines.append(f"Host: {host}" if ep.port == default_port else f"Host: {host}:{ep.port}")
     if "accept" not in names:
