@@ -13,12 +13,18 @@ the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC
 ``every`` (every reading on every poll: no slow tier).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
+    .venv/bin/python scripts/bench_poll.py --devices 2000 --live 60 --latency-ms 50 --variants aiohttp,lean
+
+``--live SECONDS`` runs the engine as the server does instead (mixed families, ``--devices`` in all,
+the real clock, the first sweep spread at `start_rate`) and measures that long after the first sweep.
+``uvloop`` is not a dependency of avctl: install it to measure that variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import gc
 import json
@@ -107,6 +113,53 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
                 "rss_kb_per_device": round(rss / devices, 1)}
 
 
+async def bench_live(devices: int, window: float, latency_ms: float, variant: set[str]) -> dict[str, float]:
+    """The engine as the server runs it: mixed families, the real clock, the first sweep spread at
+    `start_rate`, answers arriving one by one; CPU over `window` seconds after the first sweep."""
+    from avctl.emulator.fleet import EmulatedFleet
+    from avctl.transport.http import HttpTransport
+
+    third = devices // 3
+    with tempfile.TemporaryDirectory() as tmp, EmulatedFleet(
+            {"videoos": third, "polyuc": third, "solstice": devices - 2 * third}, latency_ms=latency_ms) as fleet:
+        inv_path = fleet.write_inventory(Path(tmp) / "inventory.yaml", known_hosts=Path(tmp) / "known_devices")
+        polls = 0
+
+        async def sink(_observation: Observation) -> None:
+            nonlocal polls
+            polls += 1
+
+        tls = TLSPolicy.pinned(KnownHosts(Path(tmp) / "known_devices"))
+        settings = PollSettings(interval=60, slow_interval=60 if "every" in variant else 600)
+        transport = HttpTransport(tls, keepalive=settings.keepalive()) if "aiohttp" in variant else None
+        engine = PollEngine(sink=sink, tls=tls, resolver=CredentialResolver(base_dir=Path(tmp)), settings=settings,
+                            transport=transport, on_lag=lambda _family, _seconds: None)
+        rss0 = rss_kb()
+        engine.set_targets(list(load_inventory(inv_path).devices))
+        runner = asyncio.create_task(engine.run())
+        try:
+            await asyncio.sleep(devices / settings.start_rate + 10)  # the first sweep
+            if "freeze" in variant:
+                gc.collect()
+                gc.freeze()
+            polls0, cpu0, times0 = polls, time.process_time(), os.times()
+            await asyncio.sleep(window)
+            cpu, times, done = time.process_time() - cpu0, os.times(), polls - polls0
+            if "trim" in variant:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            rss = rss_kb() - rss0
+        finally:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            await engine.close()
+        return {"devices": devices, "rounds": 0, "polls": done,
+                "cpu_pct_of_a_core": round(cpu / window * 100, 1),
+                "cpu_ms_per_poll": round(cpu / max(done, 1) * 1000, 2),
+                "sys_ms_per_poll": round((times.system - times0.system) / max(done, 1) * 1000, 2),
+                "rss_kb_per_device": round(rss / devices, 1)}
+
+
 def bench_state(devices: int) -> dict[str, float]:
     """One batch of `devices` observations through `StateStore.apply` into a SQLite file."""
     from avctl.db.engine import open_database
@@ -131,9 +184,11 @@ def bench_state(devices: int) -> dict[str, float]:
         return {"devices": devices, **out}
 
 
-def run_variant(variant: set[str], family: str, devices: int, rounds: int, latency_ms: float) -> dict[str, float]:
-    """In this process: one family under one variant."""
-    main = bench_family(family, devices, rounds, latency_ms, variant)
+def run_variant(variant: set[str], family: str, devices: int, rounds: int, latency_ms: float,
+                live: float) -> dict[str, float]:
+    """In this process: one family (or the live mixed fleet) under one variant."""
+    main = (bench_live(devices, live, latency_ms, variant) if live
+            else bench_family(family, devices, rounds, latency_ms, variant))
     if "uvloop" in variant:
         import uvloop
 
@@ -168,12 +223,15 @@ def main() -> None:
     parser.add_argument("--state-devices", type=int, default=10_000, help="observations per state batch (0: skip)")
     parser.add_argument("--variants", default="lean", help="comma-separated, compared with the first (see above)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                        help="run the engine as the server does (mixed families, --devices in all, the real "
+                        "clock) and measure this long after the first sweep")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one variant, in this process
     args = parser.parse_args()
-    families = args.families.split(",")
+    families = ["mixed"] if args.live else args.families.split(",")
     if args.child is not None:  # one family, one variant: memory is per process
         print(json.dumps(run_variant(set(args.child.split("+")), families[0], args.devices, args.rounds,
-                                     args.latency_ms)))
+                                     args.latency_ms, args.live)))
         return
     variants = args.variants.split(",")
     results: dict[str, dict[str, dict[str, float]]] = {v: {} for v in variants}
@@ -184,7 +242,8 @@ def main() -> None:
                 env["MALLOC_ARENA_MAX"] = "2"
             child = subprocess.run([sys.executable, __file__, "--child", variant, "--devices", str(args.devices),
                                     "--rounds", str(args.rounds), "--latency-ms", str(args.latency_ms),
-                                    "--families", family], env=env, check=True, capture_output=True, text=True)
+                                    "--families", family, "--live", str(args.live)],
+                                   env=env, check=True, capture_output=True, text=True)
             results[variant][family] = json.loads(child.stdout.strip().splitlines()[-1])
     report: dict[str, object] = dict(results)
     if args.state_devices:
