@@ -106,7 +106,7 @@ class PollEngine:
         self._rng = rng or random.Random()
         self._on_lag = on_lag
         self._own_transport = transport is None
-        lean_tls_buffers()  # thousands of kept connections
+        lean_tls_buffers()  # first-use pin fetches, and an HttpTransport given instead of the lean one
         #: the one transport of every device (its pool and the certificates it saw); an idle
         #: connection outlives the longest regular interval, so a poll reuses the last one's
         self.transport: PollTransport = transport or LeanTransport(tls, keepalive=self.settings.keepalive())
