@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,17 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def hostile() -> Iterator[HostileDevice]:
-    with HostileDevice() as dev:
-        yield dev
+async def lean(tmp_path: Path) -> AsyncIterator[LeanTransport]:
+    """The poller's transport, pinning into a fresh known-devices file, keeping idle connections 60 s."""
+    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
+    yield transport
+    await transport.close()
+
+
+def codec(emulators: EmulatorThread, name: str = "codec-1") -> EmulatedVideoOS:
+    emu = emulators.add(EmulatedVideoOS(name, password=PASSWORD))
+    assert isinstance(emu, EmulatedVideoOS)
+    return emu
 
 
 async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
@@ -47,63 +55,47 @@ def codec_device(emu: EmulatedVideoOS, transport: LeanTransport) -> Device:
 
 
 async def test_requests_share_one_kept_connection_and_note_the_certificate(emulators: EmulatorThread,
-                                                                           tmp_path: Path) -> None:
-    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
-    assert isinstance(emu, EmulatedVideoOS)
-    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
-    try:
-        dev = codec_device(emu, transport)
-        for _ in range(4):
-            assert (await dev.call("system_get")).data["model"]
-            assert (await dev.call("audio_volume_get")).status == 200
-        assert transport.connections == 1  # login and eight queries, one TCP and TLS connection
-        assert transport.peer_certificate("127.0.0.1", emu.port)
-        await dev.close()  # logs out and lets go of the device's idle connection
-        assert transport.connections == 0
-        assert any(r.method == "DELETE" and r.path == "/rest/session" for r in emu.requests)
-    finally:
-        await transport.close()
+                                                                           lean: LeanTransport) -> None:
+    emu = codec(emulators)
+    dev = codec_device(emu, lean)
+    for _ in range(4):
+        assert (await dev.call("system_get")).data["model"]
+        assert (await dev.call("audio_volume_get")).status == 200
+    assert lean.connections == 1  # login and eight queries, one TCP and TLS connection
+    assert lean.peer_certificate("127.0.0.1", emu.port)
+    await dev.close()  # logs out and lets go of the device's idle connection
+    assert lean.connections == 0
+    assert any(r.method == "DELETE" and r.path == "/rest/session" for r in emu.requests)
 
 
 async def test_a_device_taken_down_fails_each_request_and_is_reached_again_when_back(
-        emulators: EmulatorThread, tmp_path: Path) -> None:
-    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
-    assert isinstance(emu, EmulatedVideoOS)
-    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
-    try:
-        dev = codec_device(emu, transport)
-        await dev.call("system_get")  # a kept connection now exists
-        emu.faults.down = True
-        for _ in range(3):  # the kept connection and new ones alike
-            with pytest.raises((ConnectionDropped, ConnectError)):
-                await dev.call("system_get")
-        assert transport.connections == 0  # a failed connection is never kept
-        emu.faults.down = False
-        assert (await dev.call("system_get")).status == 200
-    finally:
-        await transport.close()
+        emulators: EmulatorThread, lean: LeanTransport) -> None:
+    emu = codec(emulators)
+    dev = codec_device(emu, lean)
+    await dev.call("system_get")  # a kept connection now exists
+    emu.faults.down = True
+    for _ in range(3):  # the kept connection and new ones alike
+        with pytest.raises((ConnectionDropped, ConnectError)):
+            await dev.call("system_get")
+    assert lean.connections == 0  # a failed connection is never kept
+    emu.faults.down = False
+    assert (await dev.call("system_get")).status == 200
 
 
 async def test_a_connection_the_device_closed_while_idle_is_not_reused(emulators: EmulatorThread,
-                                                                       tmp_path: Path) -> None:
-    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
-    assert isinstance(emu, EmulatedVideoOS)
-    transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=60)
-    try:
-        dev = codec_device(emu, transport)
-        await dev.call("system_get")
-        emulators.run(emulators.server.restart_listener(emu))  # drops its open connections, as a reboot
-        await until(lambda: transport.connections == 0)  # seen as closed while idle, before any request
-        assert (await dev.call("system_get")).status == 200  # a new connection, no error
-        assert transport.connections == 1
-    finally:
-        await transport.close()
+                                                                       lean: LeanTransport) -> None:
+    emu = codec(emulators)
+    dev = codec_device(emu, lean)
+    await dev.call("system_get")
+    assert emulators.server is not None
+    emulators.run(emulators.server.restart_listener(emu))  # drops its open connections, as a reboot
+    await until(lambda: lean.connections == 0)  # seen as closed while idle, before any request
+    assert (await dev.call("system_get")).status == 200  # a new connection, no error
+    assert lean.connections == 1
 
 
 async def test_a_connection_idle_past_the_keepalive_is_closed(emulators: EmulatorThread, tmp_path: Path) -> None:
-    first = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
-    second = emulators.add(EmulatedVideoOS("codec-2", password=PASSWORD))
-    assert isinstance(first, EmulatedVideoOS) and isinstance(second, EmulatedVideoOS)
+    first, second = codec(emulators), codec(emulators, "codec-2")
     transport = LeanTransport(TLSPolicy.pinned(KnownHosts(tmp_path / "known_devices")), keepalive=0.5)
     try:
         await codec_device(first, transport).call("system_get")  # a device no longer polled after this
@@ -125,8 +117,7 @@ async def test_a_connection_idle_past_the_keepalive_is_closed(emulators: Emulato
 
 async def test_a_certificate_other_than_the_pinned_one_is_refused(emulators: EmulatorThread,
                                                                   tmp_path: Path) -> None:
-    emu = emulators.add(EmulatedVideoOS("codec-1", password=PASSWORD))
-    assert isinstance(emu, EmulatedVideoOS)
+    emu = codec(emulators)
     known = KnownHosts(tmp_path / "known_devices")
     known.set(endpoint_key("127.0.0.1", emu.port), "SHA256:" + ":".join(["AB"] * 32))
     transport = LeanTransport(TLSPolicy.pinned(known))
