@@ -86,8 +86,8 @@ class _Conn:
         first answer): then it stays; an end, an error or unasked data close it."""
         try:
             self.sock.recv(1)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return True
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+            return True  # nothing for us after all
         except OSError:
             return False
         return False
