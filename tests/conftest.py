@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from avctl.emulator.core import EmulatedDevice, EmulatorThread
+from avctl.emulator.hostile import HostileDevice
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.store import JobStore
 from avctl.redact import REDACTOR
@@ -45,6 +46,13 @@ def emulators() -> Iterator[EmulatorThread]:
     """An emulator server running in its own thread; add devices with `.add()` / `.spawn()`."""
     with EmulatorThread() as thread:
         yield thread
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileDevice]:
+    """A device that misbehaves as told (`hostile.hostility`), over HTTP and HTTPS on loopback."""
+    with HostileDevice() as dev:
+        yield dev
 
 
 @pytest.fixture

@@ -45,12 +45,6 @@ MIB = 1 << 20
 
 
 @pytest.fixture
-def hostile() -> Iterator[HostileDevice]:
-    with HostileDevice() as dev:
-        yield dev
-
-
-@pytest.fixture
 def pw(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTILE_PW", PASSWORD)
 

@@ -40,7 +40,7 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
                                                             poll_env: str) -> None:
     codec, phone, pod = three(emulators)
     sink, clock = Sink(), Clock()
-    engine = engine_for(tmp_path, sink, clock, health_every=3)
+    engine = engine_for(tmp_path, sink, clock, slow_interval=180)
     try:
         engine.set_targets([entry_for(d) for d in (codec, phone, pod)])
         assert await tick(engine, clock) == 3
@@ -57,25 +57,65 @@ async def test_every_family_reports_its_readings_and_health(emulators: EmulatorT
         assert sink.last("phone-1").readings["sip_registered"] is True
         assert sink.last("codec-1").readings["sip_registered"] is False  # no SIP account set up yet
         assert "sip_registered" not in sink.last("pod-1").readings  # Solstice has no SIP
-        # the slow readings (SIP, peripherals) are read every 3rd poll: the two polls between report
-        # the last values and send two queries less to a codec, one less to a phone and a pod
+        pod_firmware = sink.last("pod-1").readings["firmware"]
+        # the slow readings (`poll: slow` in the spec: peripherals, a pod's model and firmware...) are
+        # read every 180 s here: the two polls between report the last values and send one query less
+        # to a codec, two less to a pod; a phone reads its uptime with them, so it asks everything.
+        # SIP registration is read every poll
         phone.phone.lines[0].registered = False
         codec.state.config["comm.nics.sipnic.sipusername"]["value"] = "room@sip.example.com"
         codec.state.detached = {"CAMERA"}  # someone unplugs the camera
+        pod.state.firmware = "9.9.9"  # and updates the pod
         for _ in range(2):
             sent = {d.name: d.requests.total for d in (codec, phone, pod)}
             clock.t += 60
             assert await engine.step() == 3
             assert {d.name: d.requests.total - sent[d.name] for d in (codec, phone, pod)} == {
-                "codec-1": 5, "phone-1": 3, "pod-1": 2}
-            assert sink.last("phone-1").readings["sip_registered"] is True
-            assert sink.last("codec-1").readings["peripherals"] == 3
-            assert sink.last("codec-1").readings["firmware"]  # the rest is read every poll
+                "codec-1": 6, "phone-1": 4, "pod-1": 1}
+            assert sink.last("phone-1").readings["sip_registered"] is False
+            assert sink.last("codec-1").readings["sip_registered"] is True
+            assert sink.last("codec-1").readings["peripherals"] == 3  # the last value read, not a change
+            assert sink.last("pod-1").readings["firmware"] == pod_firmware
+            assert sink.last("codec-1").readings["firmware"]  # read with the uptime, every poll
         clock.t += 60
         await engine.step()
-        assert sink.last("phone-1").readings["sip_registered"] is False
-        assert sink.last("codec-1").readings["sip_registered"] is True
         assert sink.last("codec-1").readings["peripherals"] == 2
+        assert sink.last("pod-1").readings["firmware"] == "9.9.9"
+        # a reboot (the uptime went back) reads the slow readings in the same poll
+        codec.state.detached = set()
+        clock.t += 60
+        await engine.step()
+        assert sink.last("codec-1").readings["peripherals"] == 2
+        codec.state.booted_at = time.time()
+        sent_codec = codec.requests.total
+        clock.t += 60
+        await engine.step()
+        assert sink.last("codec-1").readings["peripherals"] == 3
+        assert codec.requests.total - sent_codec == 7
+    finally:
+        await engine.close()
+
+
+async def test_a_relogin_reads_the_slow_readings_in_the_same_poll(emulators: EmulatorThread, tmp_path: Path,
+                                                                  poll_env: str) -> None:
+    codec = emulators.add(EmulatedVideoOS("codec-1", password=POLL_PASSWORD))
+    assert isinstance(codec, EmulatedVideoOS)
+    sink, clock = Sink(), Clock()
+    engine = engine_for(tmp_path, sink, clock)  # slow readings every 10 minutes
+    try:
+        engine.set_targets([entry_for(codec)])
+        await tick(engine, clock)
+        await tick(engine, clock)
+        assert sink.last("codec-1").readings["peripherals"] == 3
+        codec.state.detached = {"CAMERA"}
+        codec.faults.expire_at_request = codec.requests.total + 1  # the session expires before the next poll
+        await tick(engine, clock)
+        assert logins(codec) == 2
+        assert sink.last("codec-1").readings["peripherals"] == 2
+        sent = codec.requests.total
+        await tick(engine, clock)
+        assert codec.requests.total - sent == 6  # back to the every-poll queries
+        assert sink.states("codec-1") == ["online"] * 4
     finally:
         await engine.close()
 
@@ -85,7 +125,8 @@ async def test_no_login_per_poll_and_one_relogin_when_the_session_expires(
     codec = emulators.add(EmulatedVideoOS("codec-1", password=POLL_PASSWORD))
     pod = emulators.add(EmulatedSolstice("pod-1", password=POLL_PASSWORD))
     sink, clock = Sink(), Clock()
-    engine = engine_for(tmp_path, sink, clock, interval=30)
+    # every reading on every poll: a pod's every-poll query (v1 statistics) needs no session
+    engine = engine_for(tmp_path, sink, clock, interval=30, slow_interval=30)
     try:
         engine.set_targets([entry_for(codec), entry_for(pod)])
         for _ in range(5):

@@ -21,6 +21,7 @@ from avctl.spec.diskcache import default_cache
 from avctl.spec.model import (
     ACCESS_MODES,
     APPLIES,
+    FEEDBACK_POLL,
     PARAM_TYPES,
     VARIABLE_TYPES,
     WIRES,
@@ -300,7 +301,7 @@ class _Reader:
 _BROKEN = object()
 _ACTION_KEYS = {"id", "label", "kind", "method", "path", "params", "path_params", "query_schema", "body_schema",
                 "body", "response", "success", "safety", "description", "command", "query_command", "notes"}
-_ACTION_KEYS |= {"type", "fields", "values", "from", "transform", "steps", "settable_via"}  # feedbacks, macros
+_ACTION_KEYS |= {"type", "fields", "values", "from", "transform", "steps", "settable_via", "poll"}  # feedbacks, macros
 _STRUCT_KEYS = {"id", "label", "kind", "method", "path", "params", "path_params", "query_schema", "body_schema",
                 "body", "response", "success", "safety", "command", "query_command"}
 _TOP_KEYS = {"protocols", "addressing", "auth", "port", "ports", "max_body_bytes", "serial_requests",
@@ -980,6 +981,10 @@ def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) 
         action = src.get("action")
         if action and action not in actions:
             r.problem(line, f"feedback {raw['id']}: unknown action {action!r}")
+        poll = raw.get("poll", "every")
+        if poll not in FEEDBACK_POLL:
+            r.problem(line, f"feedback {raw['id']}: poll must be one of {', '.join(FEEDBACK_POLL)}, not {poll!r}")
+            poll = "every"
         out.append(
             Feedback(
                 id=str(raw["id"]),
@@ -987,6 +992,7 @@ def _feedbacks(r: _Reader, block: _Block | None, actions: Mapping[str, Action]) 
                 action=action,
                 pointer=str(src.get("pointer", "")),
                 transform=raw.get("transform"),
+                poll=poll,
             )
         )
     return tuple(out)

@@ -160,6 +160,9 @@ class Feedback:
     action: str | None = None
     pointer: str = ""
     transform: str | None = None
+    #: how often the server's poller reads it: "every" poll, or "slow" (a reading that changes only
+    #: with maintenance: model, firmware, serial, peripherals; read every few minutes)
+    poll: str = "every"
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ class Macro:
 VARIABLE_TYPES = (*SCALAR_TYPES, "enum", "object", "array", "any")
 ACCESS_MODES: tuple[Access, ...] = ("RW", "RO", "WO")
 APPLIES: tuple[Applies, ...] = ("live", "restart", "reboot")
+#: how often the server's poller reads a Feedback (`Feedback.poll`)
+FEEDBACK_POLL = ("every", "slow")
 WIRES: tuple[Wire, ...] = ("json", "string")
 
 

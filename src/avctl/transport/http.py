@@ -101,7 +101,7 @@ class HttpTransport:
         started = time.monotonic()
         ssl_arg: ssl.SSLContext | aiohttp.Fingerprint | bool = False
         headers = list(request.headers)
-        _check_headers(request, headers)
+        check_headers(request, headers)
         try:
             if scheme == "https":
                 known = self.tls.known_ssl_for(ep.host, ep.port)
@@ -206,7 +206,7 @@ def fingerprint_from_digest(digest: bytes) -> str:
     return "SHA256:" + ":".join(hexed[i : i + 2] for i in range(0, len(hexed), 2))
 
 
-def _check_headers(request: Request, headers: list[tuple[str, str]]) -> None:
+def check_headers(request: Request, headers: list[tuple[str, str]]) -> None:
     """A line break or NUL in a header would split the request: refuse before anything is sent."""
     for name, value in headers:
         if any(c in value for c in "\r\n\0"):

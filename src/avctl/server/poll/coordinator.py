@@ -14,21 +14,21 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from avctl.auth import Credentials
 from avctl.capabilities import read_status
 from avctl.device import Device
-from avctl.errors import AuthenticationError, AvctlError, TLSError
+from avctl.errors import AuthenticationError, AvctlError, DeviceError, TLSError
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.results import classify
 from avctl.redact import shown
 from avctl.retry import RetryPolicy
 from avctl.server.model import Observation
-from avctl.server.poll.health import SLOW_READINGS, CertificateExpiry, readings_of, without_slow_queries
+from avctl.server.poll.health import CertificateExpiry, readings_of, tiers
 from avctl.server.poll.schedule import PollSettings
 from avctl.spec import Spec
-from avctl.transport.http import HttpTransport
+from avctl.transport.http import Transport
 
 #: the longest error text an observation carries
 MAX_ERROR_CHARS = 300
@@ -45,11 +45,17 @@ def secret_digest(secret: str | None) -> str | None:
     return None if secret is None else hashlib.sha256(secret.encode()).hexdigest()
 
 
+class PollTransport(Transport, Protocol):
+    """What polling needs of a transport: requests, and the certificate each endpoint presented."""
+
+    def peer_certificate(self, host: str, port: int) -> bytes | None: ...
+
+
 class Coordinator:
     """Polls one device. Not thread-safe; one poll at a time (the engine sees to it)."""
 
     def __init__(self, entry: DeviceEntry, spec: Spec, credentials: Credentials, *,
-                 transport: HttpTransport, settings: PollSettings, clock: Callable[[], float],
+                 transport: PollTransport, settings: PollSettings, clock: Callable[[], float],
                  sleep: Callable[[float], Awaitable[None]]) -> None:
         self.entry = entry
         self.spec = spec
@@ -60,11 +66,15 @@ class Coordinator:
         self._sleep = sleep
         self._device: Device | None = None
         self._cert = CertificateExpiry()
-        #: the spec without its slow queries (None: it has none), and what they read last
-        self._fast_spec = without_slow_queries(spec) if settings.health_every > 1 else None
+        #: the spec's queries by how often they run (`Feedback.poll`); none slow when every poll would
+        #: read the slow ones anyway
+        self._tiers = tiers(spec) if settings.slow_interval > settings.interval_for(entry.family) else None
+        #: what the slow queries read last, reported by the polls between
         self._slow: dict[str, Any] = {}
-        #: polls until the slow queries run again (0: on the next poll)
-        self._slow_in = 0
+        #: when the slow queries run again (the engine's clock; None: on the next poll)
+        self._slow_at: float | None = None
+        #: the uptime the last poll read (a lower one is a reboot: everything is read again)
+        self._uptime: float | None = None
         #: when the next poll is due (the engine's clock); None: not scheduled (auth_failed)
         self.due: float | None = None
         #: when the last poll started (a replacement coordinator keeps the family's floor from it)
@@ -114,27 +124,61 @@ class Coordinator:
         if self._device is None:
             self._device = self._make_device()
         dev = self._device
+        queries = 0
 
         async def query(action_id: str) -> Any:
+            nonlocal queries
+            queries += 1
             return (await dev.call(action_id)).data
 
-        if self._fast_spec is not None and self._slow_in > 0:
-            readings = {**self._slow, **readings_of(await read_status(self._fast_spec, query))}
-            self._slow_in -= 1
-        else:
+        now, sent = self._clock(), dev.sent
+        fast = self._tiers.fast if self._tiers is not None else None
+        if fast is None or self._slow_at is None or now >= self._slow_at:
             readings = readings_of(await read_status(self.spec, query))
-            self._slow = {k: v for k, v in readings.items() if k in SLOW_READINGS}
-            self._slow_in = self.settings.health_every - 1
+            self._slow_read(readings, now)
+        else:
+            readings = readings_of(await read_status(fast, query))
+            # more requests than queries: it logged in again (a session that expired, a device
+            # that restarted and forgot it); or its uptime went back: it rebooted. Either way a slow
+            # reading may have changed meanwhile
+            if dev.sent - sent > queries or self._rebooted(readings):
+                readings.update(await self._read_slow(query))
+                self._slow_read(readings, now)
+            else:
+                readings = {**self._slow, **readings}
+        uptime = readings.get("uptime")
+        self._uptime = float(uptime) if isinstance(uptime, int | float) and not isinstance(uptime, bool) else None
         if dev.endpoint.scheme == "https":
             der = self._transport.peer_certificate(dev.endpoint.host, dev.endpoint.port)
             readings.update(self._cert.readings(der, self._clock()))
         return readings
 
+    def _rebooted(self, readings: dict[str, Any]) -> bool:
+        uptime = readings.get("uptime")
+        return (self._uptime is not None and isinstance(uptime, int | float) and not isinstance(uptime, bool)
+                and uptime < self._uptime)
+
+    async def _read_slow(self, query: Callable[[str], Awaitable[Any]]) -> dict[str, Any]:
+        """The slow queries' readings; {} when the device refuses them (as a full read leaves them out)."""
+        assert self._tiers is not None and self._tiers.slow is not None
+        try:
+            return readings_of(await read_status(self._tiers.slow, query))
+        except DeviceError as exc:
+            if exc.transient:
+                raise
+            return {}
+
+    def _slow_read(self, readings: dict[str, Any], now: float) -> None:
+        """Every reading was read now: keep the slow ones for the polls until the next slow read."""
+        if self._tiers is not None:
+            self._slow = {k: readings[k] for k in self._tiers.carried if k in readings}
+            self._slow_at = now + self.settings.slow_interval
+
     def _observation(self, state: Any, started: float, t0: float, *, readings: dict[str, Any] | None = None,
                      error: str | None = None) -> Observation:
         self.failures = self.failures + 1 if state == "offline" else 0
         if state != "online":
-            self._slow_in = 0  # back after a failure: it may have rebooted, read everything
+            self._slow_at = None  # back after a failure: it may have rebooted, read everything
         return Observation(self.entry.name, started, state, readings or {},
                            error=None if error is None else one_line(error),
                            poll_seconds=round(time.monotonic() - t0, 4))

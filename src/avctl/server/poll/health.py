@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from avctl.capabilities import Status, status_plan
@@ -27,11 +27,8 @@ _REGISTERED = frozenset({"registered", "up"})
 _ATTACHED = frozenset({"CONNECTED", "PAIRED"})
 #: readings derived here and not kept in their raw form
 _RAW = frozenset({"peripheral_list"})
-#: Feedbacks that change rarely (SIP registration, attached peripherals, serial number, MAC): a query
-#: that reads nothing else runs only every `PollSettings.health_every`-th poll of a device
-SLOW_FEEDBACKS = frozenset({"sip_status", "peripheral_list", "serial", "mac"})
-#: the readings those give (raw and derived): carried over from the last poll that read them
-SLOW_READINGS = SLOW_FEEDBACKS | {"sip_registered", "peripherals"}
+#: the readings derived from a Feedback (besides the Feedback's own, unless raw)
+_DERIVED = {"sip_status": ("sip_registered",), "peripheral_list": ("peripherals",)}
 
 
 #: a text reading longer than this is cut (a hostile device could send megabytes of "firmware"
@@ -66,14 +63,53 @@ def readings_of(status: Status) -> dict[str, Any]:
     return out
 
 
-def without_slow_queries(spec: Spec) -> Spec | None:
-    """The spec without the status queries that read only slow Feedbacks; None if that leaves out
-    nothing (or everything: a poll must ask the device something)."""
+@dataclass(frozen=True)
+class Tiers:
+    """A spec's status queries split by how often a poll sends them (`Feedback.poll`).
+
+    A query runs on every poll if any of its Feedbacks is read every poll (its slow Feedbacks are then
+    read with it, for free); a query whose Feedbacks are all ``poll: slow`` runs only on slow polls.
+    """
+
+    #: the spec with only the every-poll queries (None: every query is; or none is, and a poll must
+    #: ask the device something, so everything is read every poll)
+    fast: Spec | None
+    #: the spec with only the slow queries (None when `fast` is)
+    slow: Spec | None
+    #: the readings only the slow queries give: carried over from the last slow poll between them
+    carried: frozenset[str]
+
+
+#: per spec object: its tiers (a fleet has thousands of devices and a few specs)
+_TIERS: dict[int, tuple[Spec, Tiers]] = {}
+
+
+def tiers(spec: Spec) -> Tiers:
+    """The spec's tiers, made once per spec (the entry keeps the spec alive, so its id stays its own)."""
+    known = _TIERS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    made = _tiers(spec)
+    if len(_TIERS) >= 64:  # specs made on the fly (tests, plugins): never a growing cache
+        _TIERS.clear()
+    _TIERS[id(spec)] = (spec, made)
+    return made
+
+
+def _tiers(spec: Spec) -> Tiers:
     plan = status_plan(spec)
-    slow = {action for action, feedbacks in plan.items() if all(fb.id in SLOW_FEEDBACKS for fb in feedbacks)}
+    slow = {action for action, feedbacks in plan.items() if all(fb.poll == "slow" for fb in feedbacks)}
     if not slow or len(slow) == len(plan):
-        return None
-    return replace(spec, feedbacks=tuple(fb for fb in spec.feedbacks if fb.action not in slow))
+        return Tiers(None, None, frozenset())
+    carried: set[str] = set()
+    for fb in spec.feedbacks:
+        if fb.action in slow:
+            carried.update(_DERIVED.get(fb.id, ()))
+            if fb.id not in _RAW:
+                carried.add(fb.id)
+    return Tiers(fast=replace(spec, feedbacks=tuple(fb for fb in spec.feedbacks if fb.action not in slow)),
+                 slow=replace(spec, feedbacks=tuple(fb for fb in spec.feedbacks if fb.action in slow)),
+                 carried=frozenset(carried))
 
 
 class CertificateExpiry:

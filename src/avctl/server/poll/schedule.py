@@ -38,10 +38,12 @@ class PollSettings:
     poll_timeout: float = 30.0
     #: the deadline of one request
     request_timeout: float = 10.0
-    #: the slow-changing health readings (SIP registration, peripherals, serial, MAC) are read on
-    #: every Nth poll of a device (and on the first after it was not online); the polls between
-    #: report their last values. 1: every poll
-    health_every: int = 5
+    #: seconds between two reads of a device's slow readings (Feedbacks marked ``poll: slow``: model,
+    #: firmware, serial, peripherals...), at the first poll whose start is at least this long after
+    #: the last read; read as well on its first poll, after it was not online, after a (re-)login and
+    #: when its uptime went backwards (a reboot). The polls between report their last values.
+    #: At most `interval`: every poll
+    slow_interval: float = 600.0
     #: new devices' first polls start at about this many a second at most: a large fleet's first
     #: sweep (a login and a TLS handshake each) is spread over up to one interval rather than
     #: `jitter` x interval, so it neither saturates the server nor leaves a burst that repeats every
@@ -49,7 +51,7 @@ class PollSettings:
     start_rate: float = 25.0
 
     def __post_init__(self) -> None:
-        for name in ("interval", "poll_timeout", "request_timeout", "backoff_max"):
+        for name in ("interval", "poll_timeout", "request_timeout", "backoff_max", "slow_interval"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise UsageError(f"poll {name} must be a positive number of seconds, got {value!r}")
@@ -57,8 +59,6 @@ class PollSettings:
             raise UsageError(f"poll jitter must be from 0 to below 1, got {self.jitter!r}")
         if not (math.isfinite(self.start_rate) and self.start_rate > 0):
             raise UsageError(f"poll start_rate must be a positive number per second, got {self.start_rate!r}")
-        if not (isinstance(self.health_every, int) and self.health_every >= 1):
-            raise UsageError(f"poll health_every must be 1 or more polls, got {self.health_every!r}")
         if self.concurrency < 1 or self.per_site < 0:
             raise UsageError("poll concurrency must be at least 1 and per_site 0 (no limit) or more")
         for family, floor in self.family_min_interval.items():
