@@ -146,12 +146,12 @@ def test_listen_refuses_a_non_loopback_address_without_tls(fleet: Fleet) -> None
                           timeout=120, env={**fleet.env(), "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "plain HTTP beyond loopback would send bearer tokens in clear" in proc.stderr
-    assert "--cert and --key" in proc.stderr
+    assert "--tls-cert and --tls-key" in proc.stderr
 
 
 def test_https_with_the_operators_certificate(fleet: Fleet, tmp_path: Path) -> None:
     tls = self_signed_tls("127.0.0.1", tmp_path / "tls")
-    with listening(fleet, "--cert", str(tls.certfile), "--key", str(tls.keyfile)) as where:
+    with listening(fleet, "--tls-cert", str(tls.certfile), "--tls-key", str(tls.keyfile)) as where:
         plain = requests.Session()
         plain.trust_env = False
         with pytest.raises(requests.ConnectionError):  # no plain HTTP beside it

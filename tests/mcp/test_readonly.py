@@ -131,7 +131,7 @@ def _cli(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
     (("--token-env", "MCP_TOKEN"), "are for --listen (HTTP)"),
     (("--listen", "127.0.0.1:8800", "--token-env", "MCP_UNSET"), "--token-env MCP_UNSET: the variable is not set"),
     (("--listen", "127.0.0.1:8800", "--token-env", "MCP_SHORT"), "shorter than 16 characters"),
-    (("--listen", "127.0.0.1:8800", "--cert", "c.pem"), "--cert and --key go together"),
+    (("--listen", "127.0.0.1:8800", "--tls-cert", "c.pem"), "--tls-cert and --tls-key go together"),
     (("--confirm-ttl", "soon"), "--confirm-ttl"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(fleet: Fleet, args: tuple[str, ...], message: str) -> None:

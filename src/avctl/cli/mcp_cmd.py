@@ -64,8 +64,9 @@ def _ttl(text: str) -> float:
               help="Serve streamable HTTP at http(s)://HOST:PORT/mcp instead of stdio.")
 @click.option("--token-env", metavar="VAR", help="HTTP: also accept the bearer token in this environment variable.")
 @click.option("--token-file", type=click.Path(dir_okay=False), help="HTTP: also accept the bearer token in this file.")
-@click.option("--cert", type=click.Path(dir_okay=False), help="HTTP: serve HTTPS with this certificate (PEM).")
-@click.option("--key", type=click.Path(dir_okay=False), help="HTTP: its private key (PEM).")
+@click.option("--tls-cert", "cert", type=click.Path(dir_okay=False),
+              help="HTTP: serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", "key", type=click.Path(dir_okay=False), help="HTTP: its private key (PEM).")
 @click.option("--debug", is_flag=True, help="Log each request and full errors to stderr.")
 def mcp_cmd(inventory: str, db: str | None, allow_actions: bool, allow_disruptive: bool, confirm_ttl: str,
             max_changes: int, listen: str | None, token_env: str | None, token_file: str | None,
@@ -98,9 +99,9 @@ def mcp_cmd(inventory: str, db: str | None, allow_actions: bool, allow_disruptiv
         install_log_redaction()
         # the command line is checked before the server's modules are imported: a mistake is told at once
         if (cert is None) != (key is None):
-            raise UsageError("--cert and --key go together", hint="give both for HTTPS")
+            raise UsageError("--tls-cert and --tls-key go together", hint="give both for HTTPS")
         if listen is None and (token_env or token_file or cert):
-            raise UsageError("--token-env, --token-file, --cert and --key are for --listen (HTTP)",
+            raise UsageError("--token-env, --token-file, --tls-cert and --tls-key are for --listen (HTTP)",
                              hint="over stdio the assistant starts avctl mcp itself: no token is needed")
         ttl = _ttl(confirm_ttl)
         address = split_listen(listen) if listen is not None else None

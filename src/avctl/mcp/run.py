@@ -57,7 +57,7 @@ class Listen:
             return user_tls(self.cert, self.key)
         if not is_loopback(self.host):
             raise UsageError(f"--listen {self.host}: plain HTTP beyond loopback would send bearer tokens in clear",
-                             hint="give --cert and --key (PEM) to serve HTTPS, or listen on 127.0.0.1")
+                             hint="give --tls-cert and --tls-key (PEM) to serve HTTPS, or listen on 127.0.0.1")
         return None
 
 
