@@ -76,7 +76,7 @@ def test_a_verb_of_other_families_says_which(emulators: EmulatorThread, tmp_path
     # the built-in specs (the test spec of SPEC_OPT has no verbs)
     r = run("fleet", "volume", "volume=30", "-i", str(inv), "--family", "polyuc", code=2, env={"FH_PW": PW})
     assert "no selected device can run 'volume'" in r.stderr
-    assert "'volume' is for videoos, not polyuc: select with --family 'videoos'" in r.stderr
+    assert "'volume' is for videoos, not polyuc: select family=videoos" in r.stderr
     r = run("fleet", "run", "audio_get", "-i", str(inv), "--family", "polyuc", code=2, env={"FH_PW": PW})
     assert "'audio_get' is for videoos, not polyuc" in r.stderr
     assert requests(devs) == 0

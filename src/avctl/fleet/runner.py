@@ -283,10 +283,11 @@ class FleetRunner:
                 except AvctlError as exc:  # an unknown family: say so (with its close names) first
                     unknown.append(exc.message)
             elsewhere = self._families_with(task, exclude=counts)
-            raise UsageError(f"no selected device can run {task.name!r}", hint="; ".join(
-                [*unknown, f"{task.name!r} is for {' and '.join(elsewhere)}, not {' or '.join(counts)}: "
-                 f"select with --family '{'|'.join(elsewhere)}'" if elsewhere else unknown_task_hint(task.name, specs,
-                                                                             verb=task.mode == "verb")]))
+            # the selection syntax, not an option name: the API and agents plan through here too
+            where = (f"{task.name!r} is for {' and '.join(elsewhere)}, not {' or '.join(counts)}: "
+                     f"select family={'|'.join(elsewhere)}" if elsewhere
+                     else unknown_task_hint(task.name, specs, verb=task.mode == "verb"))
+            raise UsageError(f"no selected device can run {task.name!r}", hint="; ".join([*unknown, where]))
         if self.options.in_window:
             check_windows(devices)
         if self.options.rings:
