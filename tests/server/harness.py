@@ -133,8 +133,10 @@ class ServerProcess:
     or plain HTTP on loopback with `http` (the browser tests)."""
 
     def __init__(self, home: Path, args: Sequence[str], *, env: dict[str, str] | None = None,
-                 http: bool = False) -> None:
+                 http: bool = False, session: bool = False) -> None:
         self.home = home
+        #: in a process group of its own (`setsid`): a test may signal the whole group
+        self.new_session = session
         self.port = free_port()
         self.http = http
         self.args = [*args, "--listen", f"127.0.0.1:{self.port}", *(["--http"] if http else [])]
@@ -161,7 +163,8 @@ class ServerProcess:
         for _attempt in range(5):
             with open(self.log, "ab") as out:
                 self.proc = subprocess.Popen([sys.executable, "-m", "avctl.cli.main", "serve", *self.args],
-                                             env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                                             env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=self.new_session)
             try:
                 wait_for(self._ready, within=within,
                          what=f"the server on port {self.port} (log: {self.log_text()[-2000:]})")

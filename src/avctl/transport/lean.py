@@ -5,8 +5,10 @@ pure-Python TLS state machine over memory buffers (asyncio's SSLProtocol), its r
 protocol, a stream and a response object per connection and request. At 10,000 devices polled
 every minute that was most of a core and most of a gigabyte. Here TLS runs on the socket itself
 (`ssl.SSLSocket`, non-blocking: OpenSSL reads and writes the kernel socket in C) and the event loop
-only says when the socket is ready; an answer is parsed by a few `bytes` calls. Kept-alive
-connections are checked for a close by the device before they are reused.
+only says when the socket is ready; HTTP/1.1 itself (the request's framing, the answer's head and its
+body in each framing) is h11's, a sans-IO parser fed what the socket gives, with one state machine
+per kept connection. Kept-alive connections are checked for a close by the device before they are
+reused.
 
 It speaks what a poll needs: one request at a time per connection, ``Content-Length``, chunked
 and close-delimited bodies, gzip/deflate, no redirects, no downloads (``stream_to``), the same
@@ -26,8 +28,10 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
+
+import h11
 
 from avctl.errors import (
     CertificateChanged,
@@ -52,7 +56,6 @@ MAX_INTERIM = 8
 READ_SIZE = 16 * 1024
 _USER_AGENT = "avctl"
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
-_NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _Conn:
@@ -63,7 +66,7 @@ class _Conn:
     only mean the device closed it (or sent something unasked), and it is closed at once.
     """
 
-    __slots__ = ("_loop", "busy", "closed", "fd", "idle_since", "sock", "waiter")
+    __slots__ = ("_loop", "busy", "closed", "fd", "http", "idle_since", "sock", "waiter")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
@@ -73,6 +76,8 @@ class _Conn:
         self.busy = True
         self.closed = False
         self.waiter: asyncio.Future[None] | None = None
+        #: HTTP/1.1's state on this connection, one request and answer after the other
+        self.http = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
         loop.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
@@ -114,6 +119,11 @@ class _Conn:
             self._loop.remove_reader(self.fd)
             with contextlib.suppress(OSError):
                 self.sock.close()
+
+
+class _Head(NamedTuple):
+    status: int
+    headers: tuple[tuple[str, str], ...]
 
 
 class _Dropped(Exception):
@@ -321,40 +331,19 @@ class LeanTransport:
 
     async def _exchange(self, conn: _Conn, ep: Endpoint, request: Request,
                         headers: list[tuple[str, str]]) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool]:
-        await _send_all(conn, _head(ep, request, headers) + (request.body or b""))
-        reader = _Reader(conn)
-        status, version, response_headers = await reader.head()
-        for _ in range(MAX_INTERIM):  # interim answers (100 Continue): the real one follows
-            if not 100 <= status < 200 or status == 101:
-                break
-            status, version, response_headers = await reader.head()
-        else:
-            raise TransportError(f"{ep}: more than {MAX_INTERIM} interim answers and no answer")
-        fields = {k.lower(): v for k, v in response_headers}
-        keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
-        body = _Body(ep, request, status, fields.get("content-encoding", ""))
-        if status == 101:
-            keep = False  # never asked for: the connection now speaks something else
-        elif request.method == "HEAD" or status in _NO_BODY_STATUS:
-            pass
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
-            await reader.chunked(body.feed)
-        elif "content-length" in fields:
-            try:
-                length = int(fields["content-length"])
-            except ValueError:
-                raise TransportError(f"{ep}: the answer's Content-Length is not a number") from None
-            if length < 0:
-                raise TransportError(f"{ep}: the answer's Content-Length is negative")
-            if body.inflater is None:
-                body.check(length)  # refused before reading it
-            await reader.exactly(length, body.feed)
-        else:
-            keep = False
-            await reader.until_close(body.feed)
-        if reader.extra:
-            keep = False  # bytes past the answer: something we did not ask for
-        return status, response_headers, body.value(), keep
+        http = conn.http
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()  # a kept connection: its previous exchange is over
+        await _send_all(conn, _request_bytes(http, ep, request, headers))
+        reader = _Reader(conn, ep, request.method)
+        head = await reader.head()
+        fields = {k.lower(): v for k, v in head.headers}
+        body = _Body(ep, request, head.status, fields.get("content-encoding", ""))
+        if body.inflater is None and reader.length is not None:
+            body.check(reader.length)  # refused before reading it
+        await reader.body(body.feed)
+        keep = http.our_state is h11.DONE and http.their_state is h11.DONE and not http.trailing_data[0]
+        return head.status, head.headers, body.value(), keep
 
 
 def _literal(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -414,28 +403,37 @@ class _Body:
         return b"".join(self._parts)
 
 
-def _head(ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> bytes:
+def _request_bytes(http: h11.Connection, ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> bytes:
+    """The request as h11 writes it (it refuses what would break the framing: a line break in a
+    header, a space in the target), with the headers a URL library would add."""
     names = {k.lower() for k, _ in headers}
     default_port = 443 if ep.scheme == "https" else 80
     host = f"[{ep.host}]" if ":" in ep.host else ep.host
     # what a URL library would do: anything outside printable ASCII percent-encoded (a space or a line
     # break in the request line would split it); what is already encoded stays
     target = quote(request.target or "/", safe=_TARGET_SAFE)
-    lines = [f"{request.method} {target} HTTP/1.1"]
+    lines: list[tuple[str, str]] = []
     if "host" not in names:
-        lines.append(f"Host: {host}" if ep.port == default_port else f"Host: {host}:{ep.port}")
+        lines.append(("Host", host if ep.port == default_port else f"{host}:{ep.port}"))
     if "accept" not in names:
-        lines.append("Accept: */*")
+        lines.append(("Accept", "*/*"))
     if "accept-encoding" not in names:
-        lines.append("Accept-Encoding: gzip, deflate")
+        lines.append(("Accept-Encoding", "gzip, deflate"))
     if "user-agent" not in names:
-        lines.append(f"User-Agent: {_USER_AGENT}")
+        lines.append(("User-Agent", _USER_AGENT))
     if request.body is not None and "content-length" not in names:
-        lines.append(f"Content-Length: {len(request.body)}")
+        lines.append(("Content-Length", str(len(request.body))))
     elif request.body is None and request.method in ("POST", "PUT", "PATCH") and "content-length" not in names:
-        lines.append("Content-Length: 0")
-    lines.extend(f"{k}: {v}" for k, v in headers)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        lines.append(("Content-Length", "0"))
+    lines.extend(headers)
+    encoded = [(k.encode("latin-1", "replace"), v.encode("latin-1", "replace")) for k, v in lines]
+    try:
+        out = http.send(h11.Request(method=request.method, target=target, headers=encoded)) or b""
+        if request.body:
+            out += http.send(h11.Data(data=request.body)) or b""
+        return out + (http.send(h11.EndOfMessage()) or b"")
+    except h11.LocalProtocolError as exc:
+        raise UsageError(f"{ep}: cannot send {request.method} {target[:60]}: {exc}") from None
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -477,17 +475,69 @@ async def _send_all(conn: _Conn, data: bytes) -> None:
 
 
 class _Reader:
-    """Reads one answer from a socket: the head, then the body in one of HTTP/1.1's three framings."""
+    """Reads one answer from a socket through its connection's h11 state machine, which parses the
+    head and the framing (Content-Length, chunked, until the close) and refuses what is malformed."""
 
-    def __init__(self, conn: _Conn) -> None:
+    def __init__(self, conn: _Conn, ep: Endpoint, method: str) -> None:
         self._conn = conn
+        self._method = method
         self._sock = conn.sock
-        self._buf = bytearray()
-        #: bytes read past the end of the answer
-        self.extra = b""
+        self._http = conn.http
+        self._ep = ep
+        #: bytes of the answer received, whether its head was read, its body's bytes and announced length
+        self._received = 0
+        self._in_body = False
+        self._body_bytes = 0
+        self._chunked = False
+        self.length: int | None = None
 
-    async def _more(self) -> bool:
-        """Read what the socket has; False at its end."""
+    async def head(self) -> _Head:
+        """The answer's head, after its interim answers (100 Continue), at most `MAX_INTERIM` of them."""
+        pending = getattr(self._sock, "pending", None)
+        if not (pending is not None and pending()):
+            await self._conn.readable()  # an answer cannot be there the moment its request left
+        for _ in range(MAX_INTERIM + 1):
+            event = await self._next()
+            if isinstance(event, h11.Response):
+                return self._answer(event)
+            if not isinstance(event, h11.InformationalResponse):
+                raise _Dropped("closed before an answer")
+        raise TransportError(f"{self._ep}: more than {MAX_INTERIM} interim answers and no answer")
+
+    def _answer(self, event: h11.Response) -> _Head:
+        self._in_body = True
+        fields = {k: v for k, v in event.headers}  # h11 gives the names in lower case
+        self._chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
+        has_body = self._method != "HEAD" and event.status_code not in (204, 304)
+        if has_body and not self._chunked and b"content-length" in fields:
+            self.length = int(fields[b"content-length"])  # h11 checked it is a number
+        headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers.raw_items())
+        return _Head(event.status_code, headers)
+
+    async def body(self, feed: Callable[[bytes], None]) -> None:
+        while True:
+            event = await self._next()
+            if isinstance(event, h11.Data):
+                self._body_bytes += len(event.data)
+                feed(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            else:
+                raise _Dropped(self._where())
+
+    async def _next(self) -> object:
+        """h11's next event, reading from the socket while it needs more."""
+        while True:
+            try:
+                event = self._http.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._refused(exc) from None
+            if event is not h11.NEED_DATA:
+                return event
+            self._http.receive_data(await self._recv())
+
+    async def _recv(self) -> bytes:
+        """What the socket has; b"" at its end."""
         while True:
             try:
                 data = self._sock.recv(READ_SIZE)
@@ -498,86 +548,29 @@ class _Reader:
                 await self._conn.writable()
                 continue
             except ssl.SSLZeroReturnError:
-                return False
-            if not data:
-                return False
-            self._buf += data
-            return True
+                return b""
+            self._received += len(data)
+            return data
 
-    async def head(self) -> tuple[int, str, tuple[tuple[str, str], ...]]:
-        pending = getattr(self._sock, "pending", None)
-        if not self._buf and not (pending is not None and pending()):
-            await self._conn.readable()  # an answer cannot be there the moment its request left
-        while True:
-            end = self._buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(self._buf) > MAX_HEAD_BYTES:
-                raise TransportError(f"the answer's headers are longer than {MAX_HEAD_BYTES} bytes")
-            if not await self._more():
-                raise _Dropped("closed before an answer" if not self._buf else "closed inside the answer's headers")
-        lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
-        del self._buf[: end + 4]
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
-            raise TransportError(f"not an HTTP answer: {lines[0][:60]!r}")
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise TransportError(f"a malformed header line in the answer: {line[:60]!r}")
-            headers.append((name, value.strip()))
-        return int(parts[1]), parts[0], tuple(headers)
+    def _where(self) -> str:
+        """Where in the answer its connection ended."""
+        if not self._in_body:
+            return "closed before an answer" if not self._received else "closed inside the answer's headers"
+        if self._chunked:
+            return "closed inside a chunked answer"
+        if self.length is not None:
+            return f"closed after {self._body_bytes} of {self.length} bytes"
+        return "closed inside the answer"
 
-    async def exactly(self, length: int, feed: Callable[[bytes], None]) -> None:
-        left = length
-        while True:
-            if self._buf:
-                piece = bytes(self._buf[:left])
-                del self._buf[:left]
-                left -= len(piece)
-                feed(piece)
-            if not left:
-                self.extra = bytes(self._buf)
-                return
-            if not await self._more():
-                raise _Dropped(f"closed after {length - left} of {length} bytes")
-
-    async def until_close(self, feed: Callable[[bytes], None]) -> None:
-        while True:
-            if self._buf:
-                feed(bytes(self._buf))
-                self._buf.clear()
-            if not await self._more():
-                return
-
-    async def _line(self) -> bytes:
-        while True:
-            end = self._buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self._buf[:end])
-                del self._buf[: end + 2]
-                return line
-            if len(self._buf) > MAX_HEAD_BYTES:
-                raise TransportError("a chunk size line is too long")
-            if not await self._more():
-                raise _Dropped("closed inside a chunked answer")
-
-    async def chunked(self, feed: Callable[[bytes], None]) -> None:
-        while True:
-            size_text = (await self._line()).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise TransportError("a malformed chunk size in the answer") from None
-            if size == 0:
-                while await self._line():  # trailers, up to the empty line
-                    pass
-                self.extra = bytes(self._buf)
-                return
-            await self.exactly(size, feed)
-            if await self._line():
-                raise TransportError("a chunk longer than its size in the answer")
+    def _refused(self, exc: h11.RemoteProtocolError) -> Exception:
+        """h11's refusal as avctl's error: a connection that ended early is dropped, anything else
+        is an answer avctl does not read."""
+        if self._http.trailing_data[1]:  # the device closed the connection
+            return _Dropped(self._where())
+        if exc.error_status_hint == 431:
+            what = "a chunk's size line" if self._in_body else "the answer's headers"
+            return TransportError(f"{self._ep}: {what} longer than {MAX_HEAD_BYTES} bytes")
+        return TransportError(f"{self._ep}: not a valid HTTP answer: {str(exc)[:80]}")
 
 
 __all__ = ["LeanTransport"]

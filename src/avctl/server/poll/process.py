@@ -60,6 +60,8 @@ TRIM_SECONDS = 60.0
 #: the poller's CPU priority below the server's (nice): when the host is busy, a page or an API
 #: answer goes first and a poll starts a little later (the poll lag metric shows how much)
 POLLER_NICE = 5
+#: the signals a terminal, `timeout` or systemd send to the whole process group: the poller ignores them
+_GROUP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,13 @@ class PollProcess:
         up_read, up_write = context.Pipe(duplex=False)
         process = context.Process(target=child_main, args=(self.config, down_read, up_write),
                                   name="avctl-poller", daemon=True)
-        process.start()
+        # the child is born with the group signals blocked (they wait, they do not kill it) until it
+        # ignores them: a Ctrl-C or SIGTERM to the process group while it starts must not end it
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         down_read.close()
         up_write.close()
         try:
@@ -240,7 +248,7 @@ class PollProcess:
         if time.monotonic() - self._spawned_at > STABLE_SECONDS:
             self._failures = 0
         why = f"ended (exit code {dead.exitcode})"
-        while not self._stopping:
+        while not self._stopping:  # a child that died as the server was told to stop is not started again
             delay = self.restart_delays[min(self._failures, len(self.restart_delays) - 1)]
             self._failures += 1
             log.error("avctl serve: the poller process %s; starting it again in %.0f s", why, delay)
@@ -290,10 +298,13 @@ class PollProcess:
 
 def child_main(config: ChildConfig, inbox: Connection, outbox: Connection) -> None:
     """The poller process: polls until told to stop or until the server's end of the pipe closes."""
-    # Ctrl-C in a terminal reaches the whole process group: the server decides when polling stops
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(AttributeError):  # no SIGHUP on Windows
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C in a terminal, `timeout` and systemd's KillMode=control-group signal the whole process
+    # group: the server decides when polling stops (it says so through the pipe; a server that is gone
+    # closes the pipe, which ends this process too)
+    for number in (*_GROUP_SIGNALS, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)  # blocked by the server while it started this
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     with contextlib.suppress(AttributeError, OSError):  # no nice() on Windows
         os.nice(POLLER_NICE)
