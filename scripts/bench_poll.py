@@ -10,7 +10,8 @@ Variants run side by side, each in a fresh process (memory figures are per proce
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
-``every`` (every reading on every poll: no slow tier).
+``every`` (every reading on every poll: no slow tier), ``prof`` (a cProfile of the measured window, with a
+CPU clock, written to the temporary directory: its figures include the profiler's own cost).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
     .venv/bin/python scripts/bench_poll.py --devices 2000 --live 60 --latency-ms 50 --variants aiohttp,lean
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import ctypes
 import gc
 import json
@@ -91,11 +93,13 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
             cpu0, wall0 = time.process_time(), time.perf_counter()
             await engine.step()
             first_cpu, first_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            profiler = _profiler(variant)
             cpu0, wall0, times0 = time.process_time(), time.perf_counter(), os.times()
             for _ in range(rounds):
                 clock.t += 60
                 await engine.step()
             cpu, wall, times = time.process_time() - cpu0, time.perf_counter() - wall0, os.times()
+            _profiled(profiler, f"{family}-{'+'.join(sorted(variant))}")
             if "trim" in variant:
                 ctypes.CDLL("libc.so.6").malloc_trim(0)
             rss = rss_kb() - rss0
@@ -142,9 +146,11 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
             if "freeze" in variant:
                 gc.collect()
                 gc.freeze()
+            profiler = _profiler(variant)
             polls0, cpu0, times0 = polls, time.process_time(), os.times()
             await asyncio.sleep(window)
             cpu, times, done = time.process_time() - cpu0, os.times(), polls - polls0
+            _profiled(profiler, f"live-{'+'.join(sorted(variant))}")
             if "trim" in variant:
                 ctypes.CDLL("libc.so.6").malloc_trim(0)
             rss = rss_kb() - rss0
@@ -158,6 +164,23 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                 "cpu_ms_per_poll": round(cpu / max(done, 1) * 1000, 2),
                 "sys_ms_per_poll": round((times.system - times0.system) / max(done, 1) * 1000, 2),
                 "rss_kb_per_device": round(rss / devices, 1)}
+
+
+def _profiler(variant: set[str]) -> cProfile.Profile | None:
+    """``prof``: a CPU-clock profile of the measured window (its figures then include the profiler's cost)."""
+    if "prof" not in variant:
+        return None
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    return profiler
+
+
+def _profiled(profiler: cProfile.Profile | None, label: str) -> None:
+    if profiler is not None:
+        profiler.disable()
+        path = Path(tempfile.gettempdir()) / f"bench_poll-{label}.prof"
+        profiler.dump_stats(path)
+        print(f"profile: {path}", file=sys.stderr)
 
 
 def bench_state(devices: int) -> dict[str, float]:

@@ -5,9 +5,9 @@ pure-Python TLS state machine over memory buffers (asyncio's SSLProtocol), its r
 protocol, a stream and a response object per connection and request. At 10,000 devices polled
 every minute that was most of a core and most of a gigabyte. Here TLS runs on the socket itself
 (`ssl.SSLSocket`, non-blocking: OpenSSL reads and writes the kernel socket in C) and the event loop
-only says when the socket is ready; HTTP/1.1 itself (the request's framing, the answer's head and its
-body in each framing) is h11's, a sans-IO parser fed what the socket gives, with one state machine
-per kept connection. Kept-alive connections are checked for a close by the device before they are
+only says when the socket is ready; the answers are parsed by llhttp (Node.js's HTTP parser, in C,
+through httptools: the answer's head and its body in each framing), fed what the socket gives, one
+parser per kept connection. Kept-alive connections are checked for a close by the device before they are
 reused.
 
 It speaks what a poll needs: one request at a time per connection, ``Content-Length``, chunked
@@ -23,15 +23,16 @@ import contextlib
 import hashlib
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote
 
-import h11
+import httptools
 
 from avctl.errors import (
     CertificateChanged,
@@ -56,6 +57,10 @@ MAX_INTERIM = 8
 READ_SIZE = 16 * 1024
 _USER_AGENT = "avctl"
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
+#: an HTTP token (a method, a header's name), and what a header's value must not hold
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BLANKS = " \t"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class _Conn:
@@ -66,7 +71,7 @@ class _Conn:
     only mean the device closed it (or sent something unasked), and it is closed at once.
     """
 
-    __slots__ = ("_loop", "busy", "closed", "fd", "http", "idle_since", "sock", "waiter")
+    __slots__ = ("_loop", "answer", "busy", "closed", "fd", "idle_since", "sock", "waiter")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
@@ -76,8 +81,9 @@ class _Conn:
         self.busy = True
         self.closed = False
         self.waiter: asyncio.Future[None] | None = None
-        #: HTTP/1.1's state on this connection, one request and answer after the other
-        self.http = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        #: the parser of this connection's answers, one after the other (a parser per answer instead
+        #: measured ~15 KB more per device: the allocator keeps what each answer frees)
+        self.answer = _Answer()
         loop.add_reader(self.fd, self._readable)
 
     def _readable(self) -> None:
@@ -119,11 +125,6 @@ class _Conn:
             self._loop.remove_reader(self.fd)
             with contextlib.suppress(OSError):
                 self.sock.close()
-
-
-class _Head(NamedTuple):
-    status: int
-    headers: tuple[tuple[str, str], ...]
 
 
 class _Dropped(Exception):
@@ -331,19 +332,14 @@ class LeanTransport:
 
     async def _exchange(self, conn: _Conn, ep: Endpoint, request: Request,
                         headers: list[tuple[str, str]]) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool]:
-        http = conn.http
-        if http.our_state is h11.DONE and http.their_state is h11.DONE:
-            http.start_next_cycle()  # a kept connection: its previous exchange is over
-        await _send_all(conn, _request_bytes(http, ep, request, headers))
-        reader = _Reader(conn, ep, request.method)
-        head = await reader.head()
-        fields = {k.lower(): v for k, v in head.headers}
-        body = _Body(ep, request, head.status, fields.get("content-encoding", ""))
-        if body.inflater is None and reader.length is not None:
-            body.check(reader.length)  # refused before reading it
-        await reader.body(body.feed)
-        keep = http.our_state is h11.DONE and http.their_state is h11.DONE and not http.trailing_data[0]
-        return head.status, head.headers, body.value(), keep
+        await _send_all(conn, _request_bytes(ep, request, headers))
+
+        def body_for(status: int, fields: dict[str, str]) -> _Body:
+            return _Body(ep, request, status, fields.get("content-encoding", ""))
+
+        answer = await _Reader(conn, ep, request, body_for).read()
+        assert answer.body is not None
+        return answer.status, tuple(answer.headers), answer.body.value(), answer.keep
 
 
 def _literal(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -403,37 +399,40 @@ class _Body:
         return b"".join(self._parts)
 
 
-def _request_bytes(http: h11.Connection, ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> bytes:
-    """The request as h11 writes it (it refuses what would break the framing: a line break in a
-    header, a space in the target), with the headers a URL library would add."""
+def _request_bytes(ep: Endpoint, request: Request, headers: list[tuple[str, str]]) -> bytes:
+    """The request's bytes, with the headers a URL library would add. Refused before anything is
+    sent: what would break the framing (a method or header name that is not a token, a control
+    character in a header value; a line break or NUL is `check_headers`' refusal, with its hint)."""
     names = {k.lower() for k, _ in headers}
     default_port = 443 if ep.scheme == "https" else 80
     host = f"[{ep.host}]" if ":" in ep.host else ep.host
     # what a URL library would do: anything outside printable ASCII percent-encoded (a space or a line
     # break in the request line would split it); what is already encoded stays
     target = quote(request.target or "/", safe=_TARGET_SAFE)
-    lines: list[tuple[str, str]] = []
+    if not _TOKEN.fullmatch(request.method):
+        raise UsageError(f"{ep}: cannot send the method {request.method[:20]!r}: not an HTTP token")
+    lines = [f"{request.method} {target} HTTP/1.1"]
     if "host" not in names:
-        lines.append(("Host", host if ep.port == default_port else f"{host}:{ep.port}"))
+        lines.append(f"Host: {host}" if ep.port == default_port else f"Host: {host}:{ep.port}")
     if "accept" not in names:
-        lines.append(("Accept", "*/*"))
+        lines.append("Accept: */*")
     if "accept-encoding" not in names:
-        lines.append(("Accept-Encoding", "gzip, deflate"))
+        lines.append("Accept-Encoding: gzip, deflate")
     if "user-agent" not in names:
-        lines.append(("User-Agent", _USER_AGENT))
-    if request.body is not None and "content-length" not in names:
-        lines.append(("Content-Length", str(len(request.body))))
-    elif request.body is None and request.method in ("POST", "PUT", "PATCH") and "content-length" not in names:
-        lines.append(("Content-Length", "0"))
-    lines.extend(headers)
-    encoded = [(k.encode("latin-1", "replace"), v.encode("latin-1", "replace")) for k, v in lines]
-    try:
-        out = http.send(h11.Request(method=request.method, target=target, headers=encoded)) or b""
-        if request.body:
-            out += http.send(h11.Data(data=request.body)) or b""
-        return out + (http.send(h11.EndOfMessage()) or b"")
-    except h11.LocalProtocolError as exc:
-        raise UsageError(f"{ep}: cannot send {request.method} {target[:60]}: {exc}") from None
+        lines.append(f"User-Agent: {_USER_AGENT}")
+    if "content-length" not in names:
+        if request.body is not None:
+            lines.append(f"Content-Length: {len(request.body)}")
+        elif request.method in ("POST", "PUT", "PATCH"):
+            lines.append("Content-Length: 0")
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+            raise UsageError(f"{ep}: cannot send {request.method} {target[:60]}: the {name[:40]!r} header "
+                             "is not a valid HTTP header (a name that is not a token, or a control character)")
+        lines.append(f"{name}: {value.strip(_BLANKS)}")
+    lines.append("\r\n")
+    data = "\r\n".join(lines).encode("latin-1", "replace")
+    return data + request.body if request.body else data
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -474,103 +473,181 @@ async def _send_all(conn: _Conn, data: bytes) -> None:
         view = view[sent:]
 
 
-class _Reader:
-    """Reads one answer from a socket through its connection's h11 state machine, which parses the
-    head and the framing (Content-Length, chunked, until the close) and refuses what is malformed."""
+class _Stop(Exception):
+    """Raised inside the parser's callbacks: the answer is whole, parse no further."""
 
-    def __init__(self, conn: _Conn, ep: Endpoint, method: str) -> None:
-        self._conn = conn
-        self._method = method
-        self._sock = conn.sock
-        self._http = conn.http
-        self._ep = ep
-        #: bytes of the answer received, whether its head was read, its body's bytes and announced length
-        self._received = 0
-        self._in_body = False
-        self._body_bytes = 0
-        self._chunked = False
+
+class _Unread(Exception):
+    """Raised inside the parser's callbacks: an answer avctl does not read (a `TransportError`)."""
+
+
+class _Answer:
+    """The parser's callbacks on one connection: what the answer being read has come to.
+
+    llhttp (through httptools) parses; this keeps the head, feeds the body to `_Body` and says when
+    the answer is whole and whether the connection can carry another request. One per connection,
+    like its parser (a connection is kept only after an answer that ended cleanly: nothing is
+    carried over); `start` readies it for the next answer.
+    """
+
+    __slots__ = ("_body_for", "_head_done", "_method", "body", "chunked", "complete", "headers", "interim",
+                 "keep", "length", "parser", "status")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self._body_for: Callable[[int, dict[str, str]], _Body] | None = None
+        self._method = "GET"
+        self.body: _Body | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.status = 0
+        self.interim = 0
         self.length: int | None = None
+        self.chunked = False
+        self.complete = self.keep = self._head_done = False
 
-    async def head(self) -> _Head:
-        """The answer's head, after its interim answers (100 Continue), at most `MAX_INTERIM` of them."""
+    def start(self, method: str, body_for: Callable[[int, dict[str, str]], _Body]) -> None:
+        self._method, self._body_for = method, body_for
+        self.body = None
+        self.headers = []
+        self.status = self.interim = 0
+        self.length = None
+        self.chunked = self.complete = self.keep = self._head_done = False
+
+    @property
+    def head_done(self) -> bool:
+        return self._head_done
+
+    # -- httptools' callbacks -------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _Stop  # unasked bytes after the answer: the connection is not reused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._head_done:  # after the head: a chunked answer's trailers, not kept
+            self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue): the answer comes after it
+            self.interim += 1
+            if self.interim > MAX_INTERIM:
+                raise _Unread(f"more than {MAX_INTERIM} interim answers and no answer")
+            self.headers = []
+            return
+        self.status, self._head_done = status, True
+        fields = {k.lower(): v for k, v in self.headers}
+        coding = fields.get("transfer-encoding")
+        if coding is not None:
+            if coding.rsplit(",", 1)[-1].strip().lower() != "chunked":
+                raise _Unread(f"the answer's Transfer-Encoding {coding[:40]!r} is not one avctl reads")
+            self.chunked = True
+        elif "content-length" in fields:
+            self.length = int(fields["content-length"])  # llhttp checked it is one number
+        assert self._body_for is not None
+        self.body = self._body_for(status, fields)
+        if self.body.inflater is None and self.length is not None:
+            self.body.check(self.length)  # refused before reading it
+        if self._method == "HEAD":  # no body follows, whatever the head says
+            self.complete = True
+            raise _Stop
+
+    def on_body(self, data: bytes) -> None:
+        if self.body is not None:
+            self.body.feed(data)
+
+    def on_message_complete(self) -> None:
+        if self._head_done:
+            self.complete = True
+            self.keep = self.parser.should_keep_alive()
+
+    # -- the end of the connection ---------------------------------------------------------------------
+
+    def ended(self) -> bool:
+        """The connection ended: whether that ends the answer (its body runs until the close)."""
+        if self._head_done and not self.complete and not self.chunked and self.length is None:
+            self.complete = True  # keep stays False
+        return self.complete
+
+
+class _Reader:
+    """Reads one answer from a socket through its connection's parser (llhttp, through httptools),
+    which parses the head and the framing (Content-Length, chunked, until the close) and refuses
+    what is malformed; the head's size and the bytes read in all are capped here."""
+
+    def __init__(self, conn: _Conn, ep: Endpoint, request: Request,
+                 body_for: Callable[[int, dict[str, str]], _Body]) -> None:
+        self._conn = conn
+        self._sock = conn.sock
+        self._ep = ep
+        self._request = request
+        self._answer = conn.answer
+        self._answer.start(request.method, body_for)
+        #: bytes of the answer received; at most this many (a body's cap, twice for chunks' framing)
+        self._received = 0
+        self._most = 2 * (request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES) + MAX_HEAD_BYTES
+
+    async def read(self) -> _Answer:
+        """The whole answer, after its interim answers (100 Continue), at most `MAX_INTERIM` of them."""
+        answer = self._answer
         pending = getattr(self._sock, "pending", None)
         if not (pending is not None and pending()):
             await self._conn.readable()  # an answer cannot be there the moment its request left
-        for _ in range(MAX_INTERIM + 1):
-            event = await self._next()
-            if isinstance(event, h11.Response):
-                return self._answer(event)
-            if not isinstance(event, h11.InformationalResponse):
-                raise _Dropped("closed before an answer")
-        raise TransportError(f"{self._ep}: more than {MAX_INTERIM} interim answers and no answer")
-
-    def _answer(self, event: h11.Response) -> _Head:
-        self._in_body = True
-        fields = {k: v for k, v in event.headers}  # h11 gives the names in lower case
-        self._chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
-        has_body = self._method != "HEAD" and event.status_code not in (204, 304)
-        if has_body and not self._chunked and b"content-length" in fields:
-            self.length = int(fields[b"content-length"])  # h11 checked it is a number
-        headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers.raw_items())
-        return _Head(event.status_code, headers)
-
-    async def body(self, feed: Callable[[bytes], None]) -> None:
-        while True:
-            event = await self._next()
-            if isinstance(event, h11.Data):
-                self._body_bytes += len(event.data)
-                feed(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                return
-            else:
+        while not answer.complete:
+            data = await self._recv()
+            if not data:
+                if answer.ended():
+                    break
                 raise _Dropped(self._where())
-
-    async def _next(self) -> object:
-        """h11's next event, reading from the socket while it needs more."""
-        while True:
+            self._received += len(data)
+            if self._received > self._most or (self._received > MAX_HEAD_BYTES and not answer.head_done):
+                raise self._too_much()
             try:
-                event = self._http.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise self._refused(exc) from None
-            if event is not h11.NEED_DATA:
-                return event
-            self._http.receive_data(await self._recv())
+                answer.parser.feed_data(data)
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__
+                if isinstance(cause, _Stop):
+                    answer.keep = False
+                    break
+                if isinstance(cause, _Unread):
+                    raise TransportError(f"{self._ep}: {cause}") from None
+                raise cause if isinstance(cause, Exception) else exc from None
+            except httptools.HttpParserUpgrade:
+                raise TransportError(f"{self._ep}: the device switched protocols (101), which avctl did not ask "
+                                     "for") from None
+            except httptools.HttpParserError as exc:
+                if answer.complete:  # bytes after the answer: it stands, the connection does not
+                    answer.keep = False
+                    break
+                raise TransportError(f"{self._ep}: not a valid HTTP answer: {str(exc)[:80]}") from None
+        return answer
 
     async def _recv(self) -> bytes:
         """What the socket has; b"" at its end."""
         while True:
             try:
-                data = self._sock.recv(READ_SIZE)
+                return self._sock.recv(READ_SIZE)
             except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
                 await self._conn.readable()
-                continue
             except ssl.SSLWantWriteError:
                 await self._conn.writable()
-                continue
             except ssl.SSLZeroReturnError:
                 return b""
-            self._received += len(data)
-            return data
+
+    def _too_much(self) -> Exception:
+        if not self._answer.head_done:
+            return TransportError(f"{self._ep}: the answer's headers are longer than {MAX_HEAD_BYTES} bytes")
+        cap = self._request.max_bytes or DEFAULT_MAX_RESPONSE_BYTES
+        return too_large(self._request, self._answer.status, cap, download=False)
 
     def _where(self) -> str:
         """Where in the answer its connection ended."""
-        if not self._in_body:
+        answer = self._answer
+        if not answer.head_done:
             return "closed before an answer" if not self._received else "closed inside the answer's headers"
-        if self._chunked:
+        if answer.chunked:
             return "closed inside a chunked answer"
-        if self.length is not None:
-            return f"closed after {self._body_bytes} of {self.length} bytes"
-        return "closed inside the answer"
-
-    def _refused(self, exc: h11.RemoteProtocolError) -> Exception:
-        """h11's refusal as avctl's error: a connection that ended early is dropped, anything else
-        is an answer avctl does not read."""
-        if self._http.trailing_data[1]:  # the device closed the connection
-            return _Dropped(self._where())
-        if exc.error_status_hint == 431:
-            what = "a chunk's size line" if self._in_body else "the answer's headers"
-            return TransportError(f"{self._ep}: {what} longer than {MAX_HEAD_BYTES} bytes")
-        return TransportError(f"{self._ep}: not a valid HTTP answer: {str(exc)[:80]}")
+        return f"closed before the end of its {answer.length} bytes"
 
 
 __all__ = ["LeanTransport"]
