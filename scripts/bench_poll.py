@@ -10,7 +10,8 @@ Variants run side by side, each in a fresh process (memory figures are per proce
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
-``every`` (every reading on every poll: no slow tier), ``prof`` (a cProfile of the measured window, with a
+``every`` (every reading on every poll: no slow tier), ``plainloop`` (asyncio's own event loop instead of the
+poller's, `avctl.server.poll.loop`), ``prof`` (a cProfile of the measured window, with a
 CPU clock, written to the temporary directory: its figures include the profiler's own cost).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
@@ -31,6 +32,7 @@ import ctypes
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +119,8 @@ async def bench_family(family: str, devices: int, rounds: int, latency_ms: float
                 "rss_kb_per_device": round(rss / devices, 1)}
 
 
-async def bench_live(devices: int, window: float, latency_ms: float, variant: set[str]) -> dict[str, float]:
+async def bench_live(devices: int, window: float, latency_ms: float, variant: set[str],
+                     interval: float) -> dict[str, float]:
     """The engine as the server runs it: mixed families, the real clock, the first sweep spread at
     `start_rate`, answers arriving one by one; CPU over `window` seconds after the first sweep."""
     from avctl.emulator.fleet import EmulatedFleet
@@ -134,7 +137,7 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
             polls += 1
 
         tls = TLSPolicy.pinned(KnownHosts(Path(tmp) / "known_devices"))
-        settings = PollSettings(interval=60, slow_interval=60 if "every" in variant else 600)
+        settings = PollSettings(interval=interval, slow_interval=interval if "every" in variant else 600)
         transport = HttpTransport(tls, keepalive=settings.keepalive()) if "aiohttp" in variant else None
         engine = PollEngine(sink=sink, tls=tls, resolver=CredentialResolver(base_dir=Path(tmp)), settings=settings,
                             transport=transport, on_lag=lambda _family, _seconds: None)
@@ -208,15 +211,20 @@ def bench_state(devices: int) -> dict[str, float]:
 
 
 def run_variant(variant: set[str], family: str, devices: int, rounds: int, latency_ms: float,
-                live: float) -> dict[str, float]:
+                live: float, interval: float) -> dict[str, float]:
     """In this process: one family (or the live mixed fleet) under one variant."""
-    main = (bench_live(devices, live, latency_ms, variant) if live
+    main = (bench_live(devices, live, latency_ms, variant, interval) if live
             else bench_family(family, devices, rounds, latency_ms, variant))
     if "uvloop" in variant:
         import uvloop
 
         return uvloop.run(main)
-    return asyncio.run(main)
+    if "plainloop" in variant:
+        return asyncio.run(main)
+    from avctl.server.poll.loop import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the poller process's loop
+        return runner.run(main)
 
 
 def compare(variants: list[str], results: dict[str, dict[str, dict[str, float]]]) -> None:
@@ -249,25 +257,36 @@ def main() -> None:
     parser.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
                         help="run the engine as the server does (mixed families, --devices in all, the real "
                         "clock) and measure this long after the first sweep")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the variants in turn this many times; figures are the medians")
+    parser.add_argument("--interval", type=float, default=60.0,
+                        help="with --live: the poll interval (12 s at 2,000 devices: the request rate of 10,000 "
+                        "at 60 s)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one variant, in this process
     args = parser.parse_args()
     families = ["mixed"] if args.live else args.families.split(",")
     if args.child is not None:  # one family, one variant: memory is per process
         print(json.dumps(run_variant(set(args.child.split("+")), families[0], args.devices, args.rounds,
-                                     args.latency_ms, args.live)))
+                                     args.latency_ms, args.live, args.interval)))
         return
     variants = args.variants.split(",")
     results: dict[str, dict[str, dict[str, float]]] = {v: {} for v in variants}
     for family in families:
-        for variant in variants:  # side by side: each family's variants one after the other
-            env = dict(os.environ)
-            if "arena2" in variant.split("+"):
-                env["MALLOC_ARENA_MAX"] = "2"
-            child = subprocess.run([sys.executable, __file__, "--child", variant, "--devices", str(args.devices),
-                                    "--rounds", str(args.rounds), "--latency-ms", str(args.latency_ms),
-                                    "--families", family, "--live", str(args.live)],
-                                   env=env, check=True, capture_output=True, text=True)
-            results[variant][family] = json.loads(child.stdout.strip().splitlines()[-1])
+        runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        for _ in range(args.repeat):  # side by side: each family's variants in turn, `--repeat` times
+            for variant in variants:
+                env = dict(os.environ)
+                if "arena2" in variant.split("+"):
+                    env["MALLOC_ARENA_MAX"] = "2"
+                child = subprocess.run([sys.executable, __file__, "--child", variant, "--devices", str(args.devices),
+                                        "--rounds", str(args.rounds), "--latency-ms", str(args.latency_ms),
+                                        "--families", family, "--live", str(args.live),
+                                        "--interval", str(args.interval)],
+                                       env=env, check=True, capture_output=True, text=True)
+                runs[variant].append(json.loads(child.stdout.strip().splitlines()[-1]))
+        for variant in variants:  # the median of each figure over the repeats
+            results[variant][family] = {key: statistics.median(run[key] for run in runs[variant])
+                                        for key in runs[variant][0]}
     report: dict[str, object] = dict(results)
     if args.state_devices:
         report["state_store"] = bench_state(args.state_devices)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -37,7 +37,7 @@ class Request:
 
     def with_secret(self, what: str) -> Request:
         """This request with `what` (a secret it now carries) recorded, for the cleartext check."""
-        return replace(self, carries_secret=self.carries_secret or what)
+        return self if self.carries_secret else self.updated(carries_secret=what)
     #: caps on the decompressed answer, in memory and streamed to `stream_to` (None: the spec
     #: model's defaults); `Device` sets them on every request it sends
     max_bytes: int | None = None
@@ -49,7 +49,17 @@ class Request:
         names = {k.lower().replace("_", "-") for k in headers}
         kept = tuple((k, v) for k, v in self.headers if k.lower() not in names)
         added = tuple((k.replace("_", "-"), v) for k, v in headers.items())
-        return replace(self, headers=kept + added)
+        return self.updated(headers=kept + added)
+
+    def updated(self, **changes: Any) -> Request:
+        """A copy with `changes` to its fields: `dataclasses.replace` without its per-field work (it
+        runs several times for every request a poll sends). No __post_init__ to skip: none exists."""
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"Request has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(Request)
+        vars(new).update(vars(self), **changes)
+        return new
 
     def with_query(self, **params: str) -> Request:
         return replace(self, query=self.query + tuple(params.items()))
@@ -64,6 +74,9 @@ class Request:
     def target(self) -> str:
         return self.path + ("?" + urlencode(self.query) if self.query else "")
 
+
+
+_FIELDS = frozenset(f.name for f in fields(Request))
 
 @dataclass(frozen=True)
 class Response:

@@ -5,13 +5,21 @@ a connection is kept only when its answer ended cleanly and said it could be."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from avctl.errors import ConnectionDropped, ResponseTooLarge, TransportError, UsageError, ValidationError
+from avctl.errors import (
+    ConnectionDropped,
+    DeviceTimeout,
+    ResponseTooLarge,
+    TransportError,
+    UsageError,
+    ValidationError,
+)
 from avctl.request import Request
 from avctl.transport.http import Endpoint
 from avctl.transport.lean import MAX_HEAD_BYTES, LeanTransport
@@ -22,11 +30,13 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 class ScriptedDevice:
     """Answers the n-th request (over all connections) with ``replies[n]``; ``close_after`` closes the
-    connection after that reply. Counts connections and keeps the request heads it read."""
+    connection after that reply; a request for a path in ``held`` is answered once its event is set
+    (never, if it is not). Counts connections and keeps the request heads it read."""
 
     def __init__(self) -> None:
         self.replies: list[bytes] = []
         self.close_after: set[int] = set()
+        self.held: dict[str, threading.Event] = {}
         self.heads: list[bytes] = []
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -59,6 +69,9 @@ class ScriptedDevice:
                 head, _, pending = pending.partition(b"\r\n\r\n")
                 index = len(self.heads)
                 self.heads.append(head)
+                held = self.held.get(head.split(b" ")[1].decode())
+                if held is not None and not held.wait(60):
+                    return
                 reply = self.replies[index] if index < len(self.replies) else OK
                 try:
                     conn.sendall(reply)
@@ -222,3 +235,32 @@ async def test_the_request_carries_what_a_url_library_would_add(lean: LeanTransp
     assert dict(f.split(": ", 1) for f in fields) == {
         "Host": f"127.0.0.1:{device.port}", "Accept": "*/*", "Accept-Encoding": "gzip, deflate",
         "User-Agent": "avctl", "Content-Length": "2", "X-Note": "padded"}
+
+
+async def test_a_device_that_never_answers_times_out_and_only_that_request(
+        lean: LeanTransport, device: ScriptedDevice) -> None:
+    device.held = {"/silent": threading.Event(), "/slow": threading.Event()}
+    endpoint = Endpoint("http", "127.0.0.1", device.port)
+    slow = asyncio.create_task(lean.send(endpoint, Request("GET", "/slow"), timeout=60))
+    with pytest.raises(DeviceTimeout, match=r"no answer within 0\.3 s"):
+        await lean.send(endpoint, Request("GET", "/silent"), timeout=0.3)
+    device.held["/slow"].set()  # answered only after the other request timed out: it waited on
+    assert (await slow).body == b"ok"
+    assert (await get(lean, device))[2] == b"ok"
+    device.held["/silent"].set()
+
+
+async def test_a_cancel_from_outside_stays_a_cancel(lean: LeanTransport, device: ScriptedDevice) -> None:
+    device.held = {"/silent": threading.Event()}
+    endpoint = Endpoint("http", "127.0.0.1", device.port)
+    request = asyncio.create_task(lean.send(endpoint, Request("GET", "/silent"), timeout=60))
+    while not device.heads:
+        await asyncio.sleep(0.01)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    with pytest.raises(TimeoutError):  # the caller's own deadline, shorter than the request's
+        async with asyncio.timeout(0.3):
+            await lean.send(endpoint, Request("GET", "/silent"), timeout=60)
+    assert lean.connections == 0
+    device.held["/silent"].set()
