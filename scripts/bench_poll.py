@@ -10,8 +10,7 @@ Variants run side by side, each in a fresh process (memory figures are per proce
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
-``every`` (every reading on every poll: no slow tier), ``plainloop`` (asyncio's own event loop instead of the
-poller's, `avctl.server.poll.loop`), ``prof`` (a cProfile of the measured window, with a
+``every`` (every reading on every poll: no slow tier), ``prof`` (a cProfile of the measured window, with a
 CPU clock, written to the temporary directory: its figures include the profiler's own cost).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
@@ -219,12 +218,7 @@ def run_variant(variant: set[str], family: str, devices: int, rounds: int, laten
         import uvloop
 
         return uvloop.run(main)
-    if "plainloop" in variant:
-        return asyncio.run(main)
-    from avctl.server.poll.loop import new_event_loop
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the poller process's loop
-        return runner.run(main)
+    return asyncio.run(main)
 
 
 def compare(variants: list[str], results: dict[str, dict[str, dict[str, float]]]) -> None:
