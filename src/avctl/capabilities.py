@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from avctl.errors import BadAnswer, DeviceError, UsageError, ValidationError
@@ -113,6 +114,22 @@ def check_status(spec: Spec) -> dict[str, list[Feedback]]:
     return plan
 
 
+#: `check_status` per spec, kept with the spec itself (its id alone could be reused by another)
+_PLANS: dict[int, tuple[Spec, Mapping[str, Sequence[Feedback]]]] = {}
+
+
+def _checked_plan(spec: Spec) -> Mapping[str, Sequence[Feedback]]:
+    """`check_status` once per spec: the server reads the status of every device every minute."""
+    known = _PLANS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    plan = MappingProxyType({action: tuple(feedbacks) for action, feedbacks in check_status(spec).items()})
+    if len(_PLANS) >= 64:  # specs made on the fly (tests, plugins): never a growing cache
+        _PLANS.clear()
+    _PLANS[id(spec)] = (spec, plan)
+    return plan
+
+
 async def read_status(spec: Spec, query: Query) -> Status:
     """Every Feedback of `spec`, read through `query`.
 
@@ -120,7 +137,7 @@ async def read_status(spec: Spec, query: Query) -> Status:
     reachable: that reading is unavailable. A transient failure (5xx, busy) even after the
     device's retries means the device is in trouble and is raised; so is an error for every query.
     """
-    plan = check_status(spec)
+    plan = _checked_plan(spec)
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     reachable = False

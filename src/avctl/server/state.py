@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from avctl.db.engine import Database
 from avctl.db.models import DeviceState, Event, Reading
@@ -88,6 +88,13 @@ class CurrentRow:
                 "last_ok": self.last_ok, "error": self.error, "readings": _dump(self.readings),
                 "poll_seconds": self.poll_seconds, "consecutive_failures": self.consecutive_failures,
                 "removed": self.removed}
+
+
+_STATE = DeviceState.metadata.tables[DeviceState.__tablename__]
+_EVENTS = Event.metadata.tables[Event.__tablename__]
+_READINGS = Reading.metadata.tables[Reading.__tablename__]
+#: one device's row rewritten, found by its name (bound as "key": "device" is one of the values)
+_UPDATE_STATE = update(_STATE).where(_STATE.c.device == bindparam("key"))
 
 
 def _facts(entry: DeviceEntry) -> dict[str, Any]:
@@ -178,15 +185,17 @@ class StateStore:
                 changed[entry.name] = new
                 order.append((entry, entry.name))
             with self.db.session() as s:
+                # SQLAlchemy Core statements on the tables, executemany: the ORM's bulk paths cost
+                # about as much again per row, and the store needs none of what they add
                 if fresh:
-                    s.execute(insert(DeviceState), [changed[n].values() for n in fresh])
-                rest = [row.values() for name, row in changed.items() if name not in fresh]
+                    s.execute(insert(_STATE), [changed[n].values() for n in fresh])
+                rest = [{"key": name, **row.values()} for name, row in changed.items() if name not in fresh]
                 if rest:
-                    s.execute(update(DeviceState), rest)
+                    s.execute(_UPDATE_STATE, rest)
                 if events:
-                    s.execute(insert(Event), events)
+                    s.execute(insert(_EVENTS), events)
                 if readings:
-                    s.execute(insert(Reading), readings)
+                    s.execute(insert(_READINGS), readings)
             self._rows = MappingProxyType({**rows, **changed})
             return [self._view(entry, changed[name]) for entry, name in order]
 

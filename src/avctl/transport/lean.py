@@ -59,6 +59,8 @@ DEADLINE_GRAIN = 0.25
 READ_SIZE = 16 * 1024
 _USER_AGENT = "avctl"
 _TARGET_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
+#: a target with nothing for `quote` to encode
+_PLAIN_TARGET = re.compile(r"[A-Za-z0-9/?#\[\]@!$&'()*+,;=:%._~-]*")
 #: an HTTP token (a method, a header's name), and what a header's value must not hold
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BLANKS = " \t"
@@ -467,7 +469,9 @@ def _request_bytes(ep: Endpoint, request: Request, headers: list[tuple[str, str]
     host = f"[{ep.host}]" if ":" in ep.host else ep.host
     # what a URL library would do: anything outside printable ASCII percent-encoded (a space or a line
     # break in the request line would split it); what is already encoded stays
-    target = quote(request.target or "/", safe=_TARGET_SAFE)
+    target = request.target or "/"
+    if not _PLAIN_TARGET.fullmatch(target):  # as it is when it has nothing to encode (most do)
+        target = quote(target, safe=_TARGET_SAFE)
     if not _TOKEN.fullmatch(request.method):
         raise UsageError(f"{ep}: cannot send the method {request.method[:20]!r}: not an HTTP token")
     lines = [f"{request.method} {target} HTTP/1.1"]
