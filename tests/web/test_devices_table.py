@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -190,9 +190,11 @@ def test_multi_select_links_to_a_job_on_exactly_those_devices(browser: Browser, 
     page.get_by_label(f"Select {second}").check()
     page.get_by_label(f"Select {first}").check()
     expect(run).to_have_text("Run a job on 2 devices")
-    # the table refreshes itself live: wait for the link as the page script leaves it after a swap
-    expect(run).to_have_attribute("href", re.compile(r"[?&]select=name%3D"))
-    select = parse_qs(urlsplit(run.get_attribute("href") or "").query)["select"]
+    # the table refreshes itself live (a swap rewrites the link): wait for exactly this link rather
+    # than reading it once, which could fall between a swap and the page script's update
+    href = "/jobs/new?select=" + quote(f"name={first},name={second}", safe="")
+    expect(run).to_have_attribute("href", href)
+    select = parse_qs(urlsplit(href).query)["select"]
     assert select == [f"name={first},name={second}"]
     # the selection syntax ORs repeated name= terms: exactly these two devices of the inventory
     chosen = Selection.parse(select[0])

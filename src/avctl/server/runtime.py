@@ -43,6 +43,7 @@ from avctl.server.api.app import create_app
 from avctl.server.config import ServerConfig
 from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
+from avctl.server.heap import limit_arenas, trim_every
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
 from avctl.server.listening import serve_until_stopped
@@ -273,6 +274,7 @@ class ServerRuntime:
 
     async def run(self, *, ready: Callable[[str], None] | None = None) -> None:
         """Serve until SIGTERM/SIGINT; then stop jobs (resumable), polling, and close the database."""
+        limit_arenas()  # before the first worker thread (asyncio.to_thread) allocates
         tls = self._server_tls()
         self._build()
         inventory = self.watcher.load_first()
@@ -295,7 +297,7 @@ class ServerRuntime:
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("avctl-state-writer", self.writer.run()), ("avctl-inventory-watch", self.watcher.run()),
             ("avctl-notify", self.dispatcher.run()), ("avctl-alert-sweep", self._sweep_alerts()),
-            ("avctl-retention", self._retention()),
+            ("avctl-retention", self._retention()), ("avctl-heap-trim", trim_every()),
             ("avctl-jobs-watch", JobsWatch(self.db, self.progress, self.changes, self.executor.running).run()))]
         if self.config.drift_every is not None:
             tasks.append(asyncio.create_task(DriftSchedule(self.ctx, self.config.drift_every).run(),

@@ -400,7 +400,9 @@ class LeanTransport:
 
         answer = await _Reader(conn, ep, request, body_for).read()
         assert answer.body is not None
-        return answer.status, tuple(answer.headers), answer.body.value(), answer.keep
+        got = answer.status, tuple(answer.headers), answer.body.value(), answer.keep
+        answer.start("GET", None)  # a kept connection waits for its next request holding no answer
+        return got
 
 
 def _literal(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -568,7 +570,7 @@ class _Answer:
         self.chunked = False
         self.complete = self.keep = self._head_done = False
 
-    def start(self, method: str, body_for: Callable[[int, dict[str, str]], _Body]) -> None:
+    def start(self, method: str, body_for: Callable[[int, dict[str, str]], _Body] | None) -> None:
         self._method, self._body_for = method, body_for
         self.body = None
         self.headers = []

@@ -38,6 +38,7 @@ from avctl.errors import AvctlError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.server.executor import ObservationSink
+from avctl.server.heap import trim_every
 from avctl.server.model import Observation
 from avctl.server.poll.engine import PollEngine, PollRunner, Rejected
 from avctl.server.poll.schedule import PollSettings
@@ -55,8 +56,6 @@ FLUSH_SECONDS = 0.05
 RESTART_DELAYS = (1.0, 5.0, 30.0, 120.0)
 #: a child that ran this long before dying had not been dying in a loop: delays start over
 STABLE_SECONDS = 600.0
-#: seconds between two returns of the poller's free heap memory to the system (`malloc_trim`)
-TRIM_SECONDS = 60.0
 #: the poller's CPU priority below the server's (nice): when the host is busy, a page or an API
 #: answer goes first and a poll starts a little later (the poll lag metric shows how much)
 POLLER_NICE = 5
@@ -311,21 +310,6 @@ def child_main(config: ChildConfig, inbox: Connection, outbox: Connection) -> No
     asyncio.run(_Child(config, inbox, outbox).run())
 
 
-async def _trim_every(seconds: float) -> None:
-    """Give the heap's free pages back to the system now and then. Polls allocate answers, requests and
-    TLS records and free them: glibc keeps the freed pages, and the poller's size (~7 KB a device, of
-    ~45) stays at its peak; `malloc_trim` returns them (a few ms at 10,000 devices). Elsewhere: no-op."""
-    try:
-        import ctypes
-
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
-    while True:
-        await asyncio.sleep(seconds)
-        trim(0)
-
-
 class _Child:
     def __init__(self, config: ChildConfig, inbox: Connection, outbox: Connection) -> None:
         self.config = config
@@ -346,7 +330,7 @@ class _Child:
         threading.Thread(target=self._read, args=(loop, stopped), name="avctl-poller-inbox", daemon=True).start()
         _send(self.outbox, ("ready",))
         await runner.start()
-        trimmer = asyncio.create_task(_trim_every(TRIM_SECONDS), name="avctl-poller-trim")
+        trimmer = asyncio.create_task(trim_every(), name="avctl-poller-trim")
         try:
             await stopped.wait()
         finally:
