@@ -10,7 +10,8 @@ Variants run side by side, each in a fresh process (memory figures are per proce
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
-``every`` (every reading on every poll: no slow tier), ``prof`` (a cProfile of the measured window, with a
+``every`` (every reading on every poll: no slow tier), ``gc`` (with ``--live``: the objects alive after
+start-up frozen and the server's collector thresholds), ``prof`` (a cProfile of the measured window, with a
 CPU clock, written to the temporary directory: its figures include the profiler's own cost).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
@@ -42,6 +43,7 @@ from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, load_inventory, parse_address
 from avctl.server.model import Observation
 from avctl.server.poll import PollEngine, PollSettings
+from avctl.server.runtime import GC_THRESHOLD as POLLER_GC_THRESHOLD
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 
@@ -142,6 +144,11 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                             transport=transport, on_lag=lambda _family, _seconds: None)
         rss0 = rss_kb()
         engine.set_targets(list(load_inventory(inv_path).devices))
+        if "gc" in variant:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*POLLER_GC_THRESHOLD)
+        collecting = _GcClock()
         runner = asyncio.create_task(engine.run())
         try:
             await asyncio.sleep(devices / settings.start_rate + 10)  # the first sweep
@@ -149,9 +156,10 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                 gc.collect()
                 gc.freeze()
             profiler = _profiler(variant)
-            polls0, cpu0, times0 = polls, time.process_time(), os.times()
+            polls0, cpu0, times0, gc0 = polls, time.process_time(), os.times(), collecting.seconds
             await asyncio.sleep(window)
             cpu, times, done = time.process_time() - cpu0, os.times(), polls - polls0
+            gc_seconds = collecting.seconds - gc0
             _profiled(profiler, f"live-{'+'.join(sorted(variant))}")
             if "trim" in variant:
                 ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -165,7 +173,23 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                 "cpu_pct_of_a_core": round(cpu / window * 100, 1),
                 "cpu_ms_per_poll": round(cpu / max(done, 1) * 1000, 2),
                 "sys_ms_per_poll": round((times.system - times0.system) / max(done, 1) * 1000, 2),
+                "gc_ms_per_poll": round(gc_seconds / max(done, 1) * 1000, 3),
                 "rss_kb_per_device": round(rss / devices, 1)}
+
+
+class _GcClock:
+    """The time the garbage collector takes, summed (wall clock: a collection does not wait)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
 
 
 def _profiler(variant: set[str]) -> cProfile.Profile | None:

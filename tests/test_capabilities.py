@@ -107,7 +107,7 @@ async def test_a_reading_that_does_not_fit_its_status_field_is_unavailable(
         emulators: EmulatorThread, tls: TLSPolicy, tmp_path: Path) -> None:
     # a spec that declares `volume` as a boolean: it fits its own declaration, but Status.volume is
     # an integer, so it is unavailable with the reason rather than a bool in an int field
-    spec = spec_variant(tmp_path, '- id: volume\n  type: integer\n  from: {action: audio_volume_get, pointer: ""}',
+    spec = spec_variant(tmp_path, '- id: volume\n  type: integer\n  from: {action: audio_get, pointer: /volume}',
                         '- id: volume\n  type: boolean\n  from: {action: audio_muted_get, pointer: ""}')
     emu = emulators.add(EmulatedVideoOS("room-t", password=PASSWORD))
     async with client(emu, tls, spec) as dev:

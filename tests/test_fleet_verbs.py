@@ -74,15 +74,16 @@ async def test_status_keeps_what_it_read_and_fails_only_when_nothing_answers() -
         calls.append(action_id)
         if action_id == "system_get":
             return {"model": "G7500", "softwareVersion": "4.6.2", "uptime": 12.5}
-        if action_id == "audio_muted_get":
-            return True
+        if action_id == "audio_get":
+            return {"muted": True}  # no volume in this answer: it is merely absent
         raise DeviceError(f"{action_id}: 404", status=404)
 
     out = (await read_status(spec, call)).as_dict()
     assert out["reachable"] is True and out["model"] == "G7500" and out["firmware"] == "4.6.2"
     assert out["mic_muted"] is True and out["volume"] is None
-    assert "volume" in out["unavailable"] and "in_call" in out["unavailable"]
-    assert calls.count("system_get") == 1  # several feedbacks, one call
+    assert "volume" not in out["unavailable"]
+    assert "in_call" in out["unavailable"] and "video_muted" in out["unavailable"]
+    assert calls.count("system_get") == 1 and calls.count("audio_get") == 1  # several feedbacks, one call
 
     async def broken(action_id: str) -> Any:
         raise DeviceError("nope", status=403)

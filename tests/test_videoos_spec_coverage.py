@@ -256,8 +256,9 @@ def test_feedbacks_and_macros_point_at_real_actions() -> None:
         assert by_id[feedback_id].action == "system_get" and by_id[feedback_id].pointer == f"/{key}"
         assert key in system
     assert (by_id["in_call"].action, by_id["in_call"].transform) == ("conferences_get", "nonempty")
-    assert (by_id["mic_muted"].action, by_id["mic_muted"].pointer) == ("audio_muted_get", "")
-    assert (by_id["volume"].action, by_id["volume"].pointer) == ("audio_volume_get", "")
+    # one read for both: GET /rest/audio answers {muteLocked, muted, numOfMicsConnected, volume}
+    assert (by_id["mic_muted"].action, by_id["mic_muted"].pointer) == ("audio_get", "/muted")
+    assert (by_id["volume"].action, by_id["volume"].pointer) == ("audio_get", "/volume")
     steps = {m.id: [(s.action, dict(s.params)) for s in m.steps] for m in SPEC.macros.values()}
     assert steps == {
         "reboot": [("system_reboot", {})],
