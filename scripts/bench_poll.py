@@ -10,9 +10,10 @@ Variants run side by side, each in a fresh process (memory figures are per proce
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
-``every`` (every reading on every poll: no slow tier), ``gc`` (with ``--live``: the objects alive after
-start-up frozen and the server's collector thresholds), ``prof`` (a cProfile of the measured window, with a
-CPU clock, written to the temporary directory: its figures include the profiler's own cost).
+``every`` (every reading on every poll: no slow tier), ``nogc`` (with ``--live``: CPython's collector
+thresholds, nothing frozen, instead of the poller's `avctl.server.heap.settle`), ``prof`` (a cProfile
+of the measured window, with a CPU clock, written to the temporary directory: its figures include
+the profiler's own cost).
 
     .venv/bin/python scripts/bench_poll.py --devices 300 --rounds 5 --variants aiohttp,lean,lean+uvloop
     .venv/bin/python scripts/bench_poll.py --devices 2000 --live 60 --latency-ms 50 --variants aiohttp,lean
@@ -41,9 +42,9 @@ from pathlib import Path
 
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, load_inventory, parse_address
+from avctl.server.heap import settle
 from avctl.server.model import Observation
 from avctl.server.poll import PollEngine, PollSettings
-from avctl.server.runtime import GC_THRESHOLD as POLLER_GC_THRESHOLD
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 
@@ -144,10 +145,8 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                             transport=transport, on_lag=lambda _family, _seconds: None)
         rss0 = rss_kb()
         engine.set_targets(list(load_inventory(inv_path).devices))
-        if "gc" in variant:
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*POLLER_GC_THRESHOLD)
+        if "nogc" not in variant:  # as the poller process does
+            settle()
         collecting = _GcClock()
         runner = asyncio.create_task(engine.run())
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -43,7 +42,7 @@ from avctl.server.api.app import create_app
 from avctl.server.config import ServerConfig
 from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
-from avctl.server.heap import limit_arenas, trim_every
+from avctl.server.heap import limit_arenas, settle, trim_every
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
 from avctl.server.listening import serve_until_stopped
@@ -71,11 +70,6 @@ RETENTION_SECONDS = 3600.0
 #: on SIGTERM, how long open requests may take to finish: an event stream or a kept-alive connection
 #: whose response never completes would otherwise hold the process (and the jobs' clean stop) forever
 GRACEFUL_SECONDS = 3
-#: the collector's thresholds in the server's process: a page over 10,000 devices makes ~60,000
-#: objects, and with CPython's default (700, 10, 10) the collector ran ~85 times per overview and went
-#: over the whole heap every few pages: an overview's summary took 262 ms at the median, 133 ms with
-#: these (40 summaries each, 10,000 devices, scripts/bench_dashboard.py measures the pages)
-GC_THRESHOLD = (50_000, 20, 20)
 
 
 class LocalExecutor:
@@ -282,11 +276,7 @@ class ServerRuntime:
         latest = await asyncio.to_thread(drift_readings, self.ctx)
         if latest is not None:
             await asyncio.to_thread(self.state.set_derived, DRIFT_READING, latest)
-        # what exists now (modules, routes, the inventory) lives as long as the process: the
-        # collector need not go over it again and again
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLD)
+        settle()  # what exists now (modules, routes, the inventory) lives as long as the process
         server = self._uvicorn(tls)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop

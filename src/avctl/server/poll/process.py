@@ -38,7 +38,7 @@ from avctl.errors import AvctlError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
 from avctl.server.executor import ObservationSink
-from avctl.server.heap import trim_every
+from avctl.server.heap import settle, trim_every
 from avctl.server.model import Observation
 from avctl.server.poll.engine import PollEngine, PollRunner, Rejected
 from avctl.server.poll.schedule import PollSettings
@@ -330,6 +330,7 @@ class _Child:
         threading.Thread(target=self._read, args=(loop, stopped), name="avctl-poller-inbox", daemon=True).start()
         _send(self.outbox, ("ready",))
         await runner.start()
+        settle()  # the engine, its devices and their coordinators live as long as the process
         trimmer = asyncio.create_task(trim_every(), name="avctl-poller-trim")
         try:
             await stopped.wait()
