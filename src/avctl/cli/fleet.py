@@ -157,6 +157,17 @@ def run_options(fn: F) -> F:
         click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar="AVCTL_DB",
                      help="Job database: a file or a URL (postgresql://...) [default: $AVCTL_HOME/avctl.db]."),
         *guard_options,
+        click.option("--engine", type=click.Choice(["local", "temporal"]), envvar="AVCTL_ENGINE", default="local",
+                     show_default=True,
+                     help="Where devices are run: in this process, or on Temporal by each site's "
+                          "'avctl worker --site NAME' (docs/temporal.md)."),
+        click.option("--temporal", "temporal_address", envvar="AVCTL_TEMPORAL", default="127.0.0.1:7233",
+                     show_default=True, metavar="HOST:PORT", help="With --engine temporal: the Temporal service."),
+        click.option("--namespace", "temporal_namespace", envvar="AVCTL_TEMPORAL_NAMESPACE", default="default",
+                     show_default=True, help="With --engine temporal: the Temporal namespace."),
+        click.option("--site-deadline", type=DEADLINE_SECONDS, default=None,
+                     help="With --engine temporal: devices of a site whose worker takes none of them within this "
+                          "many seconds end skipped (default: they wait)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -345,15 +356,22 @@ class JobSetup:
     specs: Callable[[str], Spec]
     tls: Any
     resolver: CredentialResolver
+    #: "local" (this process) or "temporal" (site workers)
+    engine: str = "local"
 
     def runner(self, store: Any, audit: Any, bar: ProgressBar) -> FleetRunner:
         return FleetRunner(store=store, audit=audit, specs=self.specs, tls=self.tls, resolver=self.resolver,
                            options=self.options, processors=[BarProgress(bar)])
 
 
-def job_setup(kwargs: dict[str, Any]) -> JobSetup:
-    """The selection, inventory and run options of a fleet command (run_options + selection_options)."""
+def job_setup(kwargs: dict[str, Any], *, temporal: bool = False) -> JobSetup:
+    """The selection, inventory and run options of a fleet command (run_options + selection_options).
+    ``temporal``: the command runs on the Temporal engine when asked to (others refuse it)."""
     _install_log_redaction()
+    engine = kwargs.get("engine") or "local"
+    if engine == "temporal" and not temporal:
+        raise UsageError("this command does not run on the Temporal engine yet",
+                         hint="run it with --engine local (fleet run, fleet status, verbs and firmware report do)")
     output_format(kwargs["as_json"], kwargs["as_csv"])
     selection = _selection(kwargs)
     overrides = _overrides(kwargs["spec_overrides"])
@@ -381,7 +399,9 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     resolver = CredentialResolver(base_dir=inv.base_dir)
     check_passwords(resolver, devices)
-    return JobSetup(selection, inv, devices, options, overrides, specs, tls, resolver)
+    if engine == "temporal" and overrides:
+        raise UsageError("--spec is not sent to site workers yet", hint="run this job with --engine local")
+    return JobSetup(selection, inv, devices, options, overrides, specs, tls, resolver, engine)
 
 
 def with_password(devices: list[DeviceEntry], ref: str | None) -> list[DeviceEntry]:
@@ -450,7 +470,7 @@ def _window_notes(devices: Sequence[DeviceEntry], options: RunOptions) -> None:
 
 
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
-    setup = job_setup(kwargs)
+    setup = job_setup(kwargs, temporal=True)
     if kwargs.get("dry_run"):
         dry_run(task, setup.devices, FleetRunner(specs=setup.specs, resolver=setup.resolver, options=setup.options),
                 kwargs)
@@ -518,12 +538,34 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
             click.echo(f"job {job.id}: {announce or task.name} on {len(devices)} device(s)", err=True)
         try:
             with bar:
+                if setup.engine == "temporal":
+                    return asyncio.run(_on_temporal(store, audit, job, runner, task, setup, kwargs, bar))
                 return asyncio.run(execute(store, job, runner, task, devices))
         except KeyboardInterrupt:
             done = sum(store.counts(job.id).values())
             click.echo(f"avctl: interrupted; {done} outcome(s) kept; continue with 'avctl jobs resume {job.id}'",
                        err=True)
             sys.exit(130)
+
+
+async def _on_temporal(store: Any, audit: Any, job: Any, runner: FleetRunner, task: Task, setup: JobSetup,
+                       kwargs: dict[str, Any], bar: ProgressBar) -> JobReport:
+    """The job on Temporal: each site's worker runs its devices; outcomes land here as they come."""
+    from avctl.fleet.store import default_db_path
+    from avctl.temporal.engine import TemporalTarget, run_job
+    from avctl.temporal.model import Limits
+
+    location = kwargs["store_path"] or str(default_db_path())
+    target = TemporalTarget(kwargs["temporal_address"], kwargs["temporal_namespace"])
+    limits = Limits(site_deadline=kwargs.get("site_deadline"))
+    quiet = kwargs["quiet"]
+
+    def started(workflow: str) -> None:
+        if not quiet:
+            click.echo(f"job {job.id}: workflow {workflow} on {target.address}", err=True)
+
+    return await run_job(target, store, audit, location, job, task, setup.devices, runner.options, limits=limits,
+                         on_outcome=lambda _job, outcome: bar.update(outcome), on_started=started)
 
 
 def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:

@@ -44,6 +44,8 @@ COMMANDS = {
                         "Fleet jobs recorded in the job store: list, show, resume, rerun, prune."),
     "serve": LazyCommand("avctl.cli.serve:serve_cmd",
                          "Watch the fleet: polling, history, alerts and the REST API."),
+    "worker": LazyCommand("avctl.cli.worker:worker_cmd",
+                          "Run a site worker for the Temporal engine (fleet jobs with --engine temporal)."),
     "audit": LazyCommand("avctl.cli.fleet:audit_cmd",
                          "Show the audit log of state-changing calls (newest first), filtered."),
     "completion": LazyCommand("avctl.cli.completion:completion_cmd",

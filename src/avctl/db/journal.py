@@ -353,11 +353,11 @@ class SqlAuditLog(_OnDatabase):
     def record(self, *, device: str, action: str, params: Mapping[str, Any] | None = None,
                outcome: str = "ok", error: BaseException | None = None, message: str | None = None,
                address: str | None = None, family: str | None = None, job_id: int | None = None,
-               user: str | None = None, ts: float | None = None) -> int:
+               user: str | None = None, ts: float | None = None, error_kind: str | None = None) -> int:
         """Append one call (its own committed transaction). Returns the row id."""
         values = audit_values(device=device, action=action, params=params, outcome=outcome, error=error,
                               message=message, address=address, family=family, job_id=job_id,
-                              user=user or self._user, ts=ts)
+                              user=user or self._user, ts=ts, error_kind=error_kind)
         with db_errors(self.db, "write"), self.db.engine.begin() as conn:
             return int(conn.execute(insert(AUDIT).values(**values).returning(AUDIT.c.id)).scalar_one())
 

@@ -105,7 +105,7 @@ class AuditSink(Protocol):
     def record(self, *, device: str, action: str, params: Mapping[str, Any] | None = None,
                outcome: str = "ok", error: BaseException | None = None, message: str | None = None,
                address: str | None = None, family: str | None = None, job_id: int | None = None,
-               user: str | None = None, ts: float | None = None) -> int: ...
+               user: str | None = None, ts: float | None = None, error_kind: str | None = None) -> int: ...
     def query(self, *, device: str | None = None, action: str | None = None, user: str | None = None,
               outcome: str | None = None, job_id: int | None = None, since: float | None = None,
               until: float | None = None, limit: int | None = 100) -> list[AuditEntry]: ...
@@ -142,11 +142,11 @@ class AuditLog:
     def record(self, *, device: str, action: str, params: Mapping[str, Any] | None = None,
                outcome: str = "ok", error: BaseException | None = None, message: str | None = None,
                address: str | None = None, family: str | None = None, job_id: int | None = None,
-               user: str | None = None, ts: float | None = None) -> int:
+               user: str | None = None, ts: float | None = None, error_kind: str | None = None) -> int:
         """Append one call. ``outcome``: ok | failed | unreachable. Returns the row id."""
         row = tuple(audit_values(device=device, action=action, params=params, outcome=outcome, error=error,
                                  message=message, address=address, family=family, job_id=job_id,
-                                 user=user or self._user, ts=ts).values())
+                                 user=user or self._user, ts=ts, error_kind=error_kind).values())
         with self._lock, store_errors(self.path, "write"):
             cur = self._conn.execute(
                 "INSERT INTO audit (ts, user, device, address, family, action, params, outcome, error_kind,"
@@ -194,10 +194,11 @@ class AuditLog:
 
 def audit_values(*, device: str, action: str, params: Mapping[str, Any] | None, outcome: str,
                  error: BaseException | None, message: str | None, address: str | None, family: str | None,
-                 job_id: int | None, user: str, ts: float | None) -> dict[str, Any]:
-    """One audit row's columns, in table order: the error's kind and text taken from it, and
-    parameters and message redacted (every audit log writes exactly this)."""
-    kind = getattr(error, "kind", None) if error is not None else None
+                 job_id: int | None, user: str, ts: float | None, error_kind: str | None = None) -> dict[str, Any]:
+    """One audit row's columns, in table order: the error's kind and text taken from it (or given:
+    a row written for a site worker), and parameters and message redacted (every audit log writes
+    exactly this)."""
+    kind = error_kind or (getattr(error, "kind", None) if error is not None else None)
     if error is not None and message is None:
         message = str(error)
     if error is not None and kind is None:

@@ -30,7 +30,7 @@ from avctl.device import CallEvent
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.results import Outcome, classify
-from avctl.fleet.store import JobStore, OutcomeExists
+from avctl.fleet.store import OutcomeExists, RunStore
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class BaseProcessor:
 class StoreRecorder(BaseProcessor):
     """Commits each device's outcome the moment it is known (its own transaction)."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.store = store
 
     def device_finished(self, job: JobInfo, outcome: Outcome) -> None:

@@ -58,7 +58,7 @@ from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.fleet.processors import AuditRecorder, JobInfo, Processor, StoreRecorder
 from avctl.fleet.results import Outcome, classify
-from avctl.fleet.store import JobStore, StoreError
+from avctl.fleet.store import RunStore, StoreError
 from avctl.fleet.verbs import Task, probe_action
 from avctl.fleet.windows import zone
 from avctl.retry import RetryPolicy
@@ -196,7 +196,7 @@ class FleetRunner:
     def __init__(
         self,
         *,
-        store: JobStore | None = None,
+        store: RunStore | None = None,
         audit: AuditSink | None = None,
         specs: SpecProvider | None = None,
         tls: TLSPolicy | None = None,

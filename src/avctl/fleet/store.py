@@ -141,6 +141,16 @@ def check_writable(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute("ROLLBACK")
 
 
+class RunStore(Protocol):
+    """What the fleet runner needs of a store while it runs: claims, in-doubt marks, outcomes (a job
+    store, or a site worker's own journal)."""
+
+    def record_outcome(self, job_id: int, outcome: Outcome) -> None: ...
+    def claim_device(self, job_id: int, device: str) -> bool: ...
+    def mark_sent(self, job_id: int, device: str) -> None: ...
+    def in_doubt(self, job_id: int) -> list[str]: ...
+
+
 class JobStore(Protocol):
     def create_job(self, *, action: str, selection: str, params: dict[str, Any], devices: Sequence[str],
                    user: str, inventory: str | None = None, options: dict[str, Any] | None = None) -> Job: ...

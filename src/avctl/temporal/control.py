@@ -1,0 +1,85 @@
+"""The control plane's activities: write a batch's results and close the job, in its own store.
+
+Run by whatever holds the job store: the CLI that started the job (while it waits), the server
+(``avctl serve --engine temporal``) or ``avctl worker --control``, all on the store's control
+queue (``control_queue``). Temporal may run an activity twice (a worker that died after writing,
+before reporting), so every write is idempotent by job, device and sequence:
+
+- a device that already has an outcome is left alone (the first outcome is kept);
+- its audit rows are written from the first one the log does not hold yet (rows are numbered per
+  device in call order), then its outcome: a retry after dying between the two writes the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+
+from temporalio import activity
+
+from avctl.fleet.audit import AuditSink
+from avctl.fleet.results import Outcome
+from avctl.fleet.store import JobState, JobStore, OutcomeExists
+from avctl.temporal.journal import outcome_of
+from avctl.temporal.model import FINISH_JOB, RECORD_BATCH, JobRef, RecordInput
+
+log = logging.getLogger(__name__)
+
+#: told of each outcome written (the server's live job progress, the CLI's progress bar)
+OutcomeListener = Callable[[int, Outcome], None]
+#: told when a job is closed: job id, state
+FinishListener = Callable[[int, str], None]
+
+
+def control_queue(store_location: str) -> str:
+    """The control task queue of a store: the same for every process that opens the same store,
+    different for another one (a job's records never land in a store that lacks the job)."""
+    digest = hashlib.sha256(store_location.encode()).hexdigest()[:16]
+    return f"avctl.control.{digest}"
+
+
+class ControlActivities:
+    def __init__(self, store: JobStore, audit: AuditSink, *, on_outcome: OutcomeListener | None = None,
+                 on_finish: FinishListener | None = None) -> None:
+        self.store = store
+        self.audit = audit
+        self.on_outcome = on_outcome
+        self.on_finish = on_finish
+
+    @activity.defn(name=RECORD_BATCH)
+    async def record_batch(self, rec: RecordInput) -> int:
+        """Write the batch's new outcomes and audit rows; returns how many outcomes were new."""
+        job = rec.job
+        have = {o.device for o in self.store.outcomes(job.job_id)}
+        new = 0
+        for result in rec.batch.results:
+            outcome = outcome_of(result.outcome)
+            if outcome.device in have:
+                continue
+            written = len(self.audit.query(device=outcome.device, job_id=job.job_id, limit=None))
+            for row in result.audit[written:]:
+                self.audit.record(device=outcome.device, action=row.action, params=row.params, outcome=row.outcome,
+                                  message=row.message, address=row.address, family=row.family,
+                                  job_id=job.job_id, user=job.user, ts=row.ts, error_kind=row.error_kind)
+            try:
+                self.store.record_outcome(job.job_id, outcome)
+            except OutcomeExists:
+                continue
+            new += 1
+            if self.on_outcome is not None:
+                with contextlib.suppress(Exception):
+                    self.on_outcome(job.job_id, outcome)
+        return new
+
+    @activity.defn(name=FINISH_JOB)
+    async def finish_job(self, job: JobRef) -> str:
+        """Finished when every device has an outcome; interrupted otherwise (``jobs resume``)."""
+        pending = self.store.pending_devices(job.job_id)
+        state: JobState = "finished" if not pending else "interrupted"
+        self.store.set_state(job.job_id, state)
+        if self.on_finish is not None:
+            with contextlib.suppress(Exception):
+                self.on_finish(job.job_id, state)
+        return state

@@ -1,0 +1,191 @@
+"""The Temporal engine: connect, build a job's workflow input, run it, run workers.
+
+``--engine temporal`` (CLI), ``avctl serve --engine temporal`` and ``avctl worker`` all come
+through here. The control plane resolves the selection and records the job as ``--engine local``
+does; then ``run_job`` starts the job's workflow and serves the store's control queue until the
+workflow ends, so outcomes are written as each batch of each site finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from avctl.errors import AvctlError, UsageError
+from avctl.fleet.audit import AuditSink
+from avctl.fleet.inventory import DeviceEntry
+from avctl.fleet.results import JobReport
+from avctl.fleet.runner import RunOptions
+from avctl.fleet.store import Job, JobStore
+from avctl.fleet.verbs import Task
+from avctl.temporal.control import ControlActivities, FinishListener, OutcomeListener, control_queue
+from avctl.temporal.model import (
+    DeviceData,
+    JobInput,
+    JobRef,
+    JobSummary,
+    Limits,
+    SiteDevices,
+    TaskData,
+    site_queue,
+)
+from avctl.temporal.site import SiteActivities
+from avctl.temporal.workflows import FleetJobWorkflow, SiteJobWorkflow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
+#: the site of devices the inventory gives none: served by ``avctl worker --site default``
+NO_SITE = "default"
+#: what may be in a run option that crosses to a site (everything else is the control plane's)
+_LOCAL_ONLY = ("in_window", "rings", "gate", "soak")
+
+
+class EngineError(AvctlError):
+    """Temporal cannot be reached or refused the job."""
+
+    kind = "engine"
+
+
+@dataclass(frozen=True)
+class TemporalTarget:
+    address: str = DEFAULT_ADDRESS
+    namespace: str = DEFAULT_NAMESPACE
+
+
+def store_identity(location: str) -> str:
+    """The store's location without a password (a URL's), for naming its control queue."""
+    if "://" not in location:
+        return str(Path(location).expanduser().resolve())
+    parts = urlsplit(location)
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+async def connect(target: TemporalTarget) -> Client:
+    try:
+        return await Client.connect(target.address, namespace=target.namespace)
+    except (RuntimeError, RPCError) as exc:
+        raise EngineError(f"cannot reach Temporal at {target.address}: {exc}",
+                          hint="start it (temporal server start-dev, or your deployment) or give "
+                               "--temporal HOST:PORT") from None
+
+
+def check_engine_options(options: RunOptions) -> None:
+    """What the Temporal engine does not run yet, refused before a job is recorded."""
+    used = [name for name in _LOCAL_ONLY if options.as_dict().get(name) not in (False, (), None, 0.0)]
+    if used:
+        raise UsageError(f"--engine temporal does not run {', '.join('--' + n.replace('_', '-') for n in used)} yet",
+                         hint="run this job with --engine local")
+
+
+def device_data(devices: Sequence[DeviceEntry]) -> list[DeviceData]:
+    """The devices as a site gets them. A plain-text password would travel through Temporal's
+    history to the site: refused, naming the devices (use a reference the site resolves)."""
+    plain = [d.name for d in devices if d.password_ref is not None and d.password_ref.is_plaintext]
+    if plain:
+        named = ", ".join(plain[:5]) + (f" and {len(plain) - 5} more" if len(plain) > 5 else "")
+        raise UsageError(f"--engine temporal: device(s) {named} have a plain-text password in the inventory, "
+                         "which would travel to the site worker",
+                         hint="give a reference the site worker resolves: env:NAME, file:PATH, secret:NAME")
+    return [DeviceData(name=d.name, family=d.family, host=d.address.host, port=d.address.port,
+                       address_scheme=d.address.scheme, site=d.site, room=d.room, user=d.user,
+                       password=d.password, scheme=d.scheme, disabled=d.disabled, ports=dict(d.ports),
+                       schemes=dict(d.schemes), allow_cleartext=d.allow_cleartext, timezone=d.timezone)
+            for d in devices]
+
+
+def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, queue: str,
+              limits: Limits) -> JobInput:
+    check_engine_options(options)
+    by_site: dict[str, list[DeviceData]] = {}
+    for d in device_data(devices):
+        by_site.setdefault(d.site or NO_SITE, []).append(d)
+    run = {k: v for k, v in options.as_dict().items() if k not in _LOCAL_ONLY}
+    run["ports"], run["schemes"] = dict(options.ports), dict(options.schemes)
+    return JobInput(job=JobRef(job.id, queue, job.user, job.created),
+                    task=TaskData(task.name, task.mode, dict(task.params)),
+                    options=run, sites=[SiteDevices(site, ds) for site, ds in by_site.items()], limits=limits)
+
+
+def workflow_id(queue: str, job_id: int) -> str:
+    return f"{queue}.job-{job_id}"
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    # the workflows import only avctl.temporal.model (dataclasses): passed through, not re-imported
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("avctl"))
+
+
+def control_worker(client: Client, queue: str, store: JobStore, audit: AuditSink, *,
+                   on_outcome: OutcomeListener | None = None, on_finish: FinishListener | None = None) -> Worker:
+    """The worker of a store's control queue: the job workflows and the activities that write the store."""
+    control = ControlActivities(store, audit, on_outcome=on_outcome, on_finish=on_finish)
+    return Worker(client, task_queue=queue, workflows=[FleetJobWorkflow, SiteJobWorkflow],
+                  activities=[control.record_batch, control.finish_job], workflow_runner=workflow_runner())
+
+
+def site_worker(client: Client, activities: SiteActivities, *, max_batches: int = 4) -> Worker:
+    """A site's worker: only the device activities, on the site's queue (``site.NAME``)."""
+    return Worker(client, task_queue=site_queue(activities.site), activities=[activities.run_devices],
+                  max_concurrent_activities=max_batches)
+
+
+async def start_job(client: Client, job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions,
+                    *, queue: str, limits: Limits) -> WorkflowHandle[Any, JobSummary]:
+    inp = job_input(job, task, devices, options, queue=queue, limits=limits)
+    try:
+        return await client.start_workflow(FleetJobWorkflow.run, inp, id=workflow_id(queue, job.id),
+                                           task_queue=queue)
+    except RPCError as exc:
+        raise EngineError(f"Temporal refused job {job.id}: {exc}") from None
+
+
+async def run_job(target: TemporalTarget, store: JobStore, audit: AuditSink, store_location: str, job: Job,
+                  task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, limits: Limits | None = None,
+                  on_outcome: OutcomeListener | None = None,
+                  on_started: Callable[[str], None] | None = None) -> JobReport:
+    """Run a recorded job on Temporal and wait for it; the report from the store."""
+    queue = control_queue(store_identity(store_location))
+    client = await connect(target)
+    async with control_worker(client, queue, store, audit, on_outcome=on_outcome):
+        handle = await start_job(client, job, task, devices, options, queue=queue, limits=limits or Limits())
+        if on_started is not None:
+            on_started(handle.id)
+        try:
+            await handle.result()
+        except WorkflowFailureError as exc:
+            raise EngineError(f"job {job.id}: its workflow {handle.id} failed: {exc.cause or exc}") from None
+    return JobReport.of(job.id, task.name, store.outcomes(job.id))
+
+
+async def serve(workers: Sequence[Worker]) -> None:
+    """Run workers until SIGINT or SIGTERM; then let the activities in hand finish (graceful)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait([*runs, waiting], return_when=asyncio.FIRST_COMPLETED)
+    for w in workers:
+        await w.shutdown()
+    for task in runs:
+        if task.done() and task.exception() is not None:
+            raise EngineError(f"a worker stopped: {task.exception()}")
+    waiting.cancel()

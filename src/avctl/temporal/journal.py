@@ -1,0 +1,110 @@
+"""The site worker's own journal: what it sent and finished, on its own disk, before Temporal knows.
+
+A worker can die (kill -9, power) between sending a state-changing request and telling Temporal
+the device is done. The activity is then run again, and the journal is what keeps that retry from
+calling a device twice: before a device's first state-changing request its ``sent`` row is
+committed, and each finished device's outcome and audit rows are committed the moment they are
+known. The retry runs only devices with neither; a device *sent* but not finished is verified
+instead (``avctl.temporal.verify``). Heartbeat details carry the finished results too, for a
+retry that lands on another host of the site.
+
+One SQLite file per worker home (WAL: a commit survives the process dying), keyed by the site
+workflow's id, which names one job at one site.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from avctl.fleet.results import Outcome
+from avctl.fleet.store import OutcomeExists, connect, store_errors
+from avctl.temporal.model import AuditData, DeviceResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sent (run TEXT NOT NULL, device TEXT NOT NULL, ts REAL NOT NULL,
+                                 PRIMARY KEY (run, device));
+CREATE TABLE IF NOT EXISTS done (run TEXT NOT NULL, device TEXT NOT NULL, outcome TEXT NOT NULL, ts REAL NOT NULL,
+                                 PRIMARY KEY (run, device));
+CREATE TABLE IF NOT EXISTS calls (run TEXT NOT NULL, device TEXT NOT NULL, seq INTEGER NOT NULL, row TEXT NOT NULL,
+                                  PRIMARY KEY (run, device, seq));
+"""
+
+
+def outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as it crosses Temporal (every field; data made JSON-safe)."""
+    out = dataclasses.asdict(outcome)
+    out["data"] = json.loads(json.dumps(outcome.data, default=str))
+    return out
+
+
+def outcome_of(data: Mapping[str, Any]) -> Outcome:
+    known = Outcome.__dataclass_fields__
+    return Outcome(**{k: v for k, v in data.items() if k in known})
+
+
+class SiteJournal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+        with self._lock, store_errors(path, "set up"):
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def mark_sent(self, run: str, device: str) -> None:
+        with self._lock, store_errors(self.path, "write"):
+            self._conn.execute("INSERT OR IGNORE INTO sent (run, device, ts) VALUES (?, ?, ?)",
+                               (run, device, time.time()))
+
+    def add_call(self, run: str, device: str, row: AuditData) -> None:
+        with self._lock, store_errors(self.path, "write"):
+            (seq,) = self._conn.execute("SELECT COUNT(*) FROM calls WHERE run = ? AND device = ?",
+                                        (run, device)).fetchone()
+            self._conn.execute("INSERT INTO calls (run, device, seq, row) VALUES (?, ?, ?, ?)",
+                               (run, device, seq, json.dumps(dataclasses.asdict(row), default=str)))
+
+    def finish(self, run: str, outcome: Outcome) -> None:
+        """The device's one outcome; OutcomeExists if it has one (the first is kept)."""
+        with self._lock, store_errors(self.path, "write"):
+            cur = self._conn.execute("INSERT OR IGNORE INTO done (run, device, outcome, ts) VALUES (?, ?, ?, ?)",
+                                     (run, outcome.device, json.dumps(outcome_dict(outcome)), time.time()))
+            if cur.rowcount == 0:
+                raise OutcomeExists(f"{outcome.device} already has an outcome")
+
+    def in_doubt(self, run: str) -> list[str]:
+        """Devices a state-changing request may have reached, without an outcome."""
+        with self._lock, store_errors(self.path, "read"):
+            rows = self._conn.execute(
+                "SELECT device FROM sent WHERE run = ? AND device NOT IN (SELECT device FROM done WHERE run = ?)",
+                (run, run)).fetchall()
+        return [r[0] for r in rows]
+
+    def results(self, run: str, devices: Sequence[str]) -> dict[str, DeviceResult]:
+        """The finished devices among ``devices``, with their audit rows in call order."""
+        wanted = set(devices)
+        with self._lock, store_errors(self.path, "read"):
+            done = self._conn.execute("SELECT device, outcome FROM done WHERE run = ?", (run,)).fetchall()
+            calls = self._conn.execute("SELECT device, row FROM calls WHERE run = ? ORDER BY device, seq",
+                                       (run,)).fetchall()
+        rows: dict[str, list[AuditData]] = {}
+        for device, row in calls:
+            if device in wanted:
+                rows.setdefault(device, []).append(AuditData(**json.loads(row)))
+        return {device: DeviceResult(outcome=json.loads(outcome), audit=rows.get(device, []))
+                for device, outcome in done if device in wanted}
+
+    def prune(self, before: float) -> None:
+        """Forget runs finished before ``before`` (Temporal has their results by then)."""
+        with self._lock, store_errors(self.path, "write"):
+            old = [r[0] for r in self._conn.execute("SELECT run FROM done GROUP BY run HAVING MAX(ts) < ?", (before,))]
+            for run in old:
+                for table in ("sent", "done", "calls"):
+                    self._conn.execute(f"DELETE FROM {table} WHERE run = ?", (run,))

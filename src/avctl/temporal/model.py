@@ -1,0 +1,168 @@
+"""What crosses Temporal: workflow and activity inputs and results, as plain dataclasses.
+
+Temporal stores every one of these in its history, so they carry only what a site needs to run
+its devices and what the control plane needs to record them: device names, addresses and
+password *references* (``env:SITE_PW``, ``secret:room-12``), never a password; outcome and audit
+rows already redacted by the runner. The workflow sandbox imports this module, so it imports
+nothing of avctl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: the task queue of a site's workers
+SITE_QUEUE_PREFIX = "site."
+#: activity and workflow names (the workflows name activities by string: no avctl import in the sandbox)
+RUN_DEVICES = "avctl.run_devices"
+RECORD_BATCH = "avctl.record_batch"
+FINISH_JOB = "avctl.finish_job"
+FLEET_JOB = "avctl.fleet_job"
+SITE_JOB = "avctl.site_job"
+#: errors an activity raises that no retry can mend (a rejected login, a bad task, a missing secret)
+NON_RETRYABLE = ["AuthenticationError", "UsageError", "ValidationError", "CredentialProblems", "SiteMismatch"]
+#: the skip reason of devices whose site's worker did not take them before the site deadline
+SITE_UNREACHABLE = "site_unreachable"
+
+
+def site_queue(site: str) -> str:
+    return SITE_QUEUE_PREFIX + site
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A fleet task (``avctl.fleet.verbs.make_task``): action or verb name, parameters, mode."""
+
+    name: str
+    mode: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """One inventory device as a site needs it (``avctl.fleet.inventory.DeviceEntry``)."""
+
+    name: str
+    family: str
+    host: str
+    port: int | None = None
+    address_scheme: str | None = None
+    site: str | None = None
+    room: str | None = None
+    user: str | None = None
+    #: a reference resolved at the site; plain-text passwords are refused before the job starts
+    password: str | None = None
+    scheme: str | None = None
+    disabled: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+    schemes: dict[str, str] = field(default_factory=dict)
+    allow_cleartext: bool = False
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Which job of which control plane: the store's job id and where its records go."""
+
+    job_id: int
+    #: the task queue of the control plane that owns the job's store
+    control_queue: str
+    #: who started it, as the audit log names them (``web:alice``, the OS user)
+    user: str
+    #: when the job started (seconds since the epoch): a reboot is verified against it
+    started: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How the workflow hands out work: batch sizes, deadlines, heartbeats (seconds)."""
+
+    batch_size: int = 25
+    #: batches of one site running at once (each batch runs its devices concurrently)
+    parallel_batches: int = 4
+    #: how long a site's devices wait for a worker of that site; None: as long as it takes
+    site_deadline: float | None = None
+    #: a batch that sends no heartbeat for this long is taken to have died and is run again
+    heartbeat: float = 30.0
+    #: the longest one batch may run, retries included
+    batch_timeout: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class SiteDevices:
+    site: str
+    devices: list[DeviceData]
+
+
+@dataclass(frozen=True)
+class JobInput:
+    job: JobRef
+    task: TaskData
+    #: ``avctl.fleet.runner.RunOptions.as_dict()``
+    options: dict[str, Any]
+    sites: list[SiteDevices]
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class SiteInput:
+    job: JobRef
+    task: TaskData
+    options: dict[str, Any]
+    site: str
+    devices: list[DeviceData]
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    job: JobRef
+    task: TaskData
+    options: dict[str, Any]
+    site: str
+    devices: list[DeviceData]
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """One state-changing call, as the audit log records it (parameters already masked)."""
+
+    action: str
+    params: dict[str, Any]
+    outcome: str
+    error_kind: str | None = None
+    message: str | None = None
+    address: str | None = None
+    family: str | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    """A device's one outcome (``avctl.fleet.results.Outcome`` fields) and its audit rows in order."""
+
+    outcome: dict[str, Any]
+    audit: list[AuditData] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    site: str
+    results: list[DeviceResult]
+    #: the site worker that ran it, and how many times Temporal started the batch
+    worker: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class RecordInput:
+    job: JobRef
+    batch: BatchResult
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job_id: int
+    counts: dict[str, int]
+    sites: dict[str, dict[str, int]]

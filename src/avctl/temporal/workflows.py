@@ -1,0 +1,166 @@
+"""The workflows of a fleet job: one ``FleetJob``, one ``SiteJob`` child per site.
+
+Both run on the control plane's task queue (the control plane is always reachable; sites may
+not be): only the device work runs at a site, as ``avctl.run_devices`` activities on the site's
+queue. A site whose worker is down keeps its devices waiting (Temporal keeps the activity
+scheduled), or, with a site deadline, ends them *skipped* (``site_unreachable``) while the other
+sites finish. Every batch's results are recorded by a control activity before the batch counts as
+done, so the store sees a job's progress batch by batch.
+
+Workflow code must be deterministic: no I/O, no clock but ``workflow.now()``, no avctl imports
+(activities are named by string).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+
+from avctl.temporal.model import (
+    FINISH_JOB,
+    FLEET_JOB,
+    NON_RETRYABLE,
+    RECORD_BATCH,
+    RUN_DEVICES,
+    SITE_JOB,
+    SITE_UNREACHABLE,
+    AuditData,
+    BatchInput,
+    BatchResult,
+    DeviceData,
+    DeviceResult,
+    JobInput,
+    JobSummary,
+    RecordInput,
+    SiteInput,
+    site_queue,
+)
+
+#: recording in the control plane's own store: retried until it works (a full disk is fixed by a person)
+_RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60))
+
+
+def _count(results: list[DeviceResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        status = str(r.outcome.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _results_of(details: Any) -> list[DeviceResult]:
+    """Heartbeat details (a list of DeviceResult, as the converter gives them back: dicts)."""
+    out: list[DeviceResult] = []
+    for item in (details or []):
+        if isinstance(item, DeviceResult):
+            out.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("outcome"), dict):
+            out.append(DeviceResult(outcome=item["outcome"],
+                                    audit=[AuditData(**a) for a in item.get("audit") or [] if isinstance(a, dict)]))
+    return out
+
+
+def _ended(devices: list[DeviceData], known: list[DeviceResult], status: str, reason: str,
+           message: str) -> list[DeviceResult]:
+    """Every device without a known result ends with this one (a batch that cannot run any more)."""
+    done = {str(r.outcome.get("device")) for r in known}
+    return [*known, *(DeviceResult(outcome={"device": d.name, "family": d.family, "status": status,
+                                            "reason": reason, "message": message, "attempts": 0,
+                                            "requests": None})
+                      for d in devices if d.name not in done)]
+
+
+@workflow.defn(name=SITE_JOB)
+class SiteJobWorkflow:
+    def __init__(self) -> None:
+        self._done = 0
+        self._counts: dict[str, int] = {}
+
+    @workflow.query
+    def progress(self) -> dict[str, int]:
+        return {"done": self._done, **self._counts}
+
+    @workflow.run
+    async def run(self, job: SiteInput) -> dict[str, int]:
+        limits = job.limits
+        size = max(1, limits.batch_size)
+        batches = [job.devices[i:i + size] for i in range(0, len(job.devices), size)]
+        gate = asyncio.Semaphore(max(1, limits.parallel_batches))
+
+        async def one(n: int, devices: list[DeviceData]) -> None:
+            async with gate:
+                batch = await self._run_batch(job, n, devices)
+                await workflow.execute_activity(
+                    RECORD_BATCH, RecordInput(job.job, batch), task_queue=job.job.control_queue,
+                    start_to_close_timeout=timedelta(minutes=5), retry_policy=_RECORD_RETRY)
+                self._done += len(batch.results)
+                for status, n_status in _count(batch.results).items():
+                    self._counts[status] = self._counts.get(status, 0) + n_status
+
+        await asyncio.gather(*(one(n, b) for n, b in enumerate(batches)))
+        return dict(self._counts)
+
+    async def _run_batch(self, job: SiteInput, n: int, devices: list[DeviceData]) -> BatchResult:
+        limits = job.limits
+        try:
+            result: BatchResult = await workflow.execute_activity(
+                RUN_DEVICES, BatchInput(job.job, job.task, job.options, job.site, devices),
+                task_queue=site_queue(job.site), result_type=BatchResult, activity_id=f"batch-{n}",
+                schedule_to_start_timeout=(timedelta(seconds=limits.site_deadline)
+                                           if limits.site_deadline is not None else None),
+                start_to_close_timeout=timedelta(seconds=limits.batch_timeout),
+                heartbeat_timeout=timedelta(seconds=limits.heartbeat),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                         maximum_interval=timedelta(seconds=30),
+                                         non_retryable_error_types=NON_RETRYABLE))
+            return result
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+                known = _results_of(cause.last_heartbeat_details)
+                return BatchResult(job.site, _ended(
+                    devices, known, "skipped", SITE_UNREACHABLE,
+                    f"not run: no worker of site {job.site} took the devices within the site deadline "
+                    f"of {limits.site_deadline:g} s; run them again when it is back (avctl jobs rerun)"))
+            if isinstance(cause, TimeoutError):
+                known = _results_of(cause.last_heartbeat_details)
+                which = cause.type.name.lower() if cause.type else "timeout"
+                return BatchResult(job.site, _ended(devices, known, "failed", "engine",
+                                                    f"the site's batch timed out ({which})"))
+            kind = cause.type if isinstance(cause, ApplicationError) and cause.type else "engine"
+            text = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            return BatchResult(job.site, _ended(devices, [], "failed", str(kind).lower(), text))
+
+
+@workflow.defn(name=FLEET_JOB)
+class FleetJobWorkflow:
+    def __init__(self) -> None:
+        self._sites: dict[str, dict[str, int]] = {}
+
+    @workflow.query
+    def progress(self) -> dict[str, dict[str, int]]:
+        return dict(self._sites)
+
+    @workflow.run
+    async def run(self, job: JobInput) -> JobSummary:
+        me = workflow.info()
+
+        async def site(part: Any) -> None:
+            counts = await workflow.execute_child_workflow(
+                SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.devices, job.limits),
+                id=f"{me.workflow_id}.site.{part.site}", task_queue=me.task_queue)
+            self._sites[part.site] = counts
+
+        await asyncio.gather(*(site(part) for part in job.sites))
+        await workflow.execute_activity(FINISH_JOB, job.job, task_queue=job.job.control_queue,
+                                        start_to_close_timeout=timedelta(minutes=5), retry_policy=_RECORD_RETRY)
+        total: dict[str, int] = {}
+        for counts in self._sites.values():
+            for status, n in counts.items():
+                total[status] = total.get(status, 0) + n
+        return JobSummary(job.job.job_id, total, dict(self._sites))
