@@ -168,6 +168,11 @@ def run_options(fn: F) -> F:
         click.option("--site-deadline", type=DEADLINE_SECONDS, default=None,
                      help="With --engine temporal: devices of a site whose worker takes none of them within this "
                           "many seconds end skipped (default: they wait)."),
+        click.option("--batch-size", type=click.IntRange(1, 10000), default=25, show_default=True,
+                     help="With --engine temporal: devices per batch a site worker takes."),
+        click.option("--heartbeat", type=DEADLINE_SECONDS, default=30.0, show_default=True,
+                     help="With --engine temporal: a batch silent this many seconds is taken to have died (its "
+                          "worker with it) and is given to another worker of the site."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -399,8 +404,13 @@ def job_setup(kwargs: dict[str, Any], *, temporal: bool = False) -> JobSetup:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     resolver = CredentialResolver(base_dir=inv.base_dir)
     check_passwords(resolver, devices)
-    if engine == "temporal" and overrides:
-        raise UsageError("--spec is not sent to site workers yet", hint="run this job with --engine local")
+    if engine == "temporal":
+        if overrides:
+            raise UsageError("--spec is not sent to site workers yet", hint="run this job with --engine local")
+        from avctl.temporal.engine import check_engine_options, device_data
+
+        check_engine_options(options)  # before anything is recorded or sent
+        device_data(devices)
     return JobSetup(selection, inv, devices, options, overrides, specs, tls, resolver, engine)
 
 
@@ -530,6 +540,10 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
         _idle_by_default(runner, task, counts, kwargs)
         if not kwargs["quiet"]:
             _window_notes(devices, runner.options)
+        if setup.engine == "temporal":  # unreachable: said before a job is recorded
+            from avctl.temporal.engine import check_reachable
+
+            asyncio.run(check_reachable(_temporal_target(kwargs)))
         job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
                          options=runner.options, spec_overrides=setup.overrides,
                          secret_params=runner.secret_params)
@@ -548,16 +562,23 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
             sys.exit(130)
 
 
+def _temporal_target(kwargs: dict[str, Any]) -> Any:
+    from avctl.temporal.engine import TemporalTarget
+
+    return TemporalTarget(kwargs["temporal_address"], kwargs["temporal_namespace"])
+
+
 async def _on_temporal(store: Any, audit: Any, job: Any, runner: FleetRunner, task: Task, setup: JobSetup,
                        kwargs: dict[str, Any], bar: ProgressBar) -> JobReport:
     """The job on Temporal: each site's worker runs its devices; outcomes land here as they come."""
     from avctl.fleet.store import default_db_path
-    from avctl.temporal.engine import TemporalTarget, run_job
+    from avctl.temporal.engine import run_job
     from avctl.temporal.model import Limits
 
     location = kwargs["store_path"] or str(default_db_path())
-    target = TemporalTarget(kwargs["temporal_address"], kwargs["temporal_namespace"])
-    limits = Limits(site_deadline=kwargs.get("site_deadline"))
+    target = _temporal_target(kwargs)
+    limits = Limits(site_deadline=kwargs.get("site_deadline"), batch_size=kwargs["batch_size"],
+                    heartbeat=kwargs["heartbeat"])
     quiet = kwargs["quiet"]
 
     def started(workflow: str) -> None:

@@ -85,6 +85,15 @@ async def connect(target: TemporalTarget) -> Client:
                                "--temporal HOST:PORT") from None
 
 
+async def check_reachable(target: TemporalTarget) -> None:
+    """EngineError unless Temporal answers (a health check of its frontend)."""
+    client = await connect(target)
+    try:
+        await client.service_client.check_health()
+    except (RuntimeError, RPCError) as exc:
+        raise EngineError(f"Temporal at {target.address} does not answer: {exc}") from None
+
+
 def check_engine_options(options: RunOptions) -> None:
     """What the Temporal engine does not run yet, refused before a job is recorded."""
     used = [name for name in _LOCAL_ONLY if options.as_dict().get(name) not in (False, (), None, 0.0)]

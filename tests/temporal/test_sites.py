@@ -1,0 +1,180 @@
+"""The Temporal engine end to end: a Temporal dev server, three sites of emulated devices, one
+``avctl worker --site`` process per site, jobs started from the CLI with ``--engine temporal``.
+
+What each test shows is what issue 17 asks: one outcome per device over all sites; a worker killed
+(-9) mid-batch and started again calls no device twice for a state-changing action and loses none;
+a site without a worker keeps its devices waiting (or ends them skipped after a deadline) while the
+other sites finish; a wrong password costs exactly one login in the whole workflow; no password
+crosses Temporal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from avctl.emulator.core import EmulatorThread
+from avctl.emulator.polyuc import EmulatedPolyUC
+from avctl.emulator.solstice import EmulatedSolstice
+from avctl.emulator.videoos import EmulatedVideoOS
+from tests.server.harness import wait_for
+from tests.temporal.conftest import PASSWORD, Sites, outcomes_of, requests_to
+
+LOGIN = "/rest/session"  # VideoOS's login
+VOLUME = "/rest/audio/volume"
+
+
+def _temporal(sites: Sites, *more: str) -> list[str]:
+    return ["--inventory", str(sites.inventory), "--engine", "temporal", "--temporal", sites.server.address,
+            "--json", *more]
+
+
+def _three_sites(sites: Sites, emulators: EmulatorThread, per_family: int = 1) -> list[str]:
+    made = []
+    for short in ("berlin", "tokyo", "austin"):
+        devices = []
+        for n in range(per_family):
+            devices += [emulators.add(EmulatedVideoOS(f"cx-{short}-{n}", password=PASSWORD)),
+                        emulators.add(EmulatedPolyUC(f"ph-{short}-{n}", password=PASSWORD)),
+                        emulators.add(EmulatedSolstice(f"pod-{short}-{n}", password=PASSWORD, v1_http_port="off"))]
+        made.append(sites.add(short, devices))
+    sites.write_inventory()
+    return made
+
+
+def test_a_job_over_three_sites_ends_with_one_outcome_per_device_and_no_password_crosses_temporal(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    _three_sites(sites, emulators)
+    sites.start_workers()
+    run = sites.cli(avctl_home, "fleet", "status", *_temporal(sites))
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    outcomes = outcomes_of(doc)
+    every = [d.name for devices in sites.devices.values() for d in devices]
+    assert sorted(outcomes) == sorted(every) and len(doc["devices"]) == len(every) == 9
+    assert {o["status"] for o in outcomes.values()} == {"ok"}, outcomes
+    assert all(o["data"]["reachable"] for o in outcomes.values())
+    # the job is in the CLI's store like a local one: finished, every device recorded once
+    shown = json.loads(sites.cli(avctl_home, "jobs", "show", str(doc["job"]), "--json").stdout)
+    assert shown["state"] == "finished" and shown["pending"] == [] and len(shown["devices"]) == 9
+    # each site's devices were run by that site's worker only (its own journal, its own pins)
+    for site, worker in sites.workers.items():
+        pins = (worker.home / "known_devices").read_text()
+        assert all(f"{d.host}:{d.port}" in pins or str(d.port) in pins for d in sites.devices[site])
+        others = [d for s, ds in sites.devices.items() if s != site for d in ds]
+        assert not any(f":{d.port} " in pins or f":{d.port}\t" in pins for d in others)
+    # the workflow history (what Temporal stores) holds password references, never the password
+    history = sites.server.cli("workflow", "show", "--workflow-id", doc["workflow"] if "workflow" in doc
+                               else _workflow_of(run.stderr), "--output", "json")
+    assert history.returncode == 0, history.stderr
+    payloads = _payloads(json.loads(history.stdout))
+    assert any("file:fleet.password" in p for p in payloads)
+    assert not any(PASSWORD in p for p in [history.stdout, *payloads])
+
+
+def _payloads(node: object) -> list[str]:
+    """Every payload of a workflow history, decoded (Temporal's JSON shows them base64-encoded)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
+            found.append(base64.b64decode(node["data"]).decode(errors="replace"))
+        for value in node.values():
+            found += _payloads(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _payloads(value)
+    return found
+
+
+def _workflow_of(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if ": workflow " in line:
+            return line.split(": workflow ", 1)[1].split()[0]
+    raise AssertionError(f"no workflow named in: {stderr}")
+
+
+def test_a_worker_killed_mid_batch_calls_no_device_twice_and_loses_none(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    wrong = emulators.add(EmulatedVideoOS("cx-wrong-pw", password="not-the-fleet-password"))
+    held = [emulators.add(EmulatedVideoOS(f"cx-held-{n}", password=PASSWORD)) for n in range(2)]
+    rest = [emulators.add(EmulatedVideoOS(f"cx-rest-{n}", password=PASSWORD)) for n in range(3)]
+    site = sites.add("berlin", [wrong, *held, *rest])
+    sites.write_inventory()
+    for dev in held:  # they take the request, and act on it only when released
+        dev.faults.paused = True
+    worker = sites.worker(site).start()
+    # two devices at once: the wrong password first, then the two held ones keep both slots
+    job = sites.job(avctl_home, "fleet", "volume", "volume=30", *_temporal(sites, "--concurrency", "2",
+                                                                             "--heartbeat", "2", "--yes"))
+    wait_for(lambda: all(requests_to(d, "PUT", VOLUME) + requests_to(d, "POST", VOLUME) == 1 for d in held),
+             within=60, what="the held devices to receive the volume request")
+    worker.kill9()
+    for dev in held:
+        dev.faults.paused = False  # the device acts on the request its client no longer waits for
+    worker.start()
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 1, err  # the wrong password fails its device
+    outcomes = outcomes_of(json.loads(out))
+    every = [wrong, *held, *rest]
+    assert sorted(outcomes) == sorted(d.name for d in every)
+    for dev in every:  # not one device got the state-changing request twice
+        assert requests_to(dev, "PUT", VOLUME) + requests_to(dev, "POST", VOLUME) == (0 if dev is wrong else 1)
+    assert outcomes[wrong.name]["status"] == "failed" and outcomes[wrong.name]["reason"] == "auth"
+    assert requests_to(wrong, "POST", LOGIN) == 1  # one login attempt in the whole workflow, retry included
+    for dev in held:  # sent before the worker died: verified by reading, not sent again
+        assert outcomes[dev.name]["status"] == "ok", outcomes[dev.name]
+        assert outcomes[dev.name]["reason"] == "verified"
+        assert outcomes[dev.name]["data"] == {"verified": {"volume": 30}}
+    for dev in rest:
+        assert outcomes[dev.name]["status"] == "ok" and outcomes[dev.name]["reason"] is None
+    assert "attempt 2" in worker.text()
+
+
+def test_a_site_without_a_worker_waits_or_ends_skipped_after_its_deadline(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    berlin, tokyo, austin = _three_sites(sites, emulators)
+    sites.start_workers(berlin, tokyo)
+    # with a deadline: austin's devices end skipped, the others finish
+    run = sites.cli(avctl_home, "fleet", "status", *_temporal(sites, "--site-deadline", "3"))
+    outcomes = outcomes_of(json.loads(run.stdout))
+    for site, devices in sites.devices.items():
+        for d in devices:
+            o = outcomes[d.name]
+            if site == austin:
+                assert (o["status"], o["reason"]) == ("skipped", "site_unreachable"), o
+                assert d.requests.total == 0
+            else:
+                assert o["status"] == "ok", o
+    # without one: the job waits for austin while the others are recorded; a worker arriving finishes it
+    job = sites.job(avctl_home, "fleet", "status", *_temporal(sites))
+
+    def recorded() -> bool:
+        listed = json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout)
+        latest = max(listed, key=lambda j: j["id"])
+        return bool(latest["id"] > json.loads(run.stdout)["job"] and latest["ok"] == 6 and latest["pending"] == 3)
+
+    wait_for(recorded, within=60, what="berlin and tokyo recorded, austin pending")
+    assert job.poll() is None  # still waiting for austin
+    sites.start_workers(austin)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert {o["status"] for o in outcomes_of(json.loads(out)).values()} == {"ok"}
+
+
+def test_plain_text_passwords_and_unsupported_options_are_refused_before_a_job_is_recorded(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    dev = emulators.add(EmulatedVideoOS("cx-plain", password=PASSWORD))
+    sites.add("berlin", [dev])
+    sites.write_inventory(passwords={"cx-plain": PASSWORD})
+    plain = sites.cli(avctl_home, "fleet", "status", *_temporal(sites))
+    assert plain.returncode == 2
+    assert "plain-text password" in plain.stderr and "cx-plain" in plain.stderr
+    assert PASSWORD not in plain.stderr + plain.stdout
+    sites.write_inventory()
+    rings = sites.cli(avctl_home, "fleet", "reboot", *_temporal(sites, "--rings", "all", "--yes"))
+    assert rings.returncode == 2 and "--rings" in rings.stderr
+    config = sites.cli(avctl_home, "config", "plan", "--inventory", str(sites.inventory), "--engine", "temporal")
+    assert config.returncode == 2 and "Temporal engine" in config.stderr, config.stderr
+    assert dev.requests.total == 0
+    assert json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout) == []  # nothing recorded
