@@ -37,11 +37,19 @@ from avctl.cli.common import handle_errors
               help="Lower or raise a family's minimum poll interval (Solstice: 10s).")
 @click.option("--drift-every", metavar="DURATION",
               help="Check configuration drift (the inventory's config: blocks) this often [default: never].")
+@click.option("--engine", type=click.Choice(["local", "temporal"]), envvar="AVCTL_ENGINE",
+              help="Where fleet jobs run: here, or on Temporal by each site's 'avctl worker --site NAME' "
+                   "[default: local].")
+@click.option("--temporal", "temporal_address", envvar="AVCTL_TEMPORAL", metavar="HOST:PORT",
+              help="With --engine temporal: the Temporal service [default: 127.0.0.1:7233].")
+@click.option("--namespace", "temporal_namespace", envvar="AVCTL_TEMPORAL_NAMESPACE",
+              help="With --engine temporal: the Temporal namespace [default: default].")
 def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, listen: str | None,
               tls_cert: str | None, tls_key: str | None, http: bool | None, insecure_http: bool | None,
               public_url: str | None, rules: str | None, interval: str | None, concurrency: int | None,
               per_site: int | None, backoff: str | None, min_intervals: tuple[str, ...],
-              drift_every: str | None) -> None:
+              drift_every: str | None, engine: str | None, temporal_address: str | None,
+              temporal_namespace: str | None) -> None:
     """Watch the fleet: polling, history, alerts and the REST API.
 
     Polls every device of the inventory, keeps its state and history in the database, raises the
@@ -68,7 +76,8 @@ def serve_cmd(inventory: str | None, config_file: str | None, db: str | None, li
                    "interval": parse_duration(interval, "--interval") if interval else None,
                    "concurrency": concurrency, "per_site": per_site,
                    "backoff": parse_duration(backoff, "--backoff") if backoff else None,
-                   "drift_every": parse_duration(drift_every, "--drift-every") if drift_every else None}
+                   "drift_every": parse_duration(drift_every, "--drift-every") if drift_every else None,
+                   "engine": engine, "temporal_address": temporal_address, "temporal_namespace": temporal_namespace}
         minimums: dict[str, float] = {}
         for pair in min_intervals:
             family, sep, text = pair.partition("=")

@@ -73,6 +73,10 @@ class ServerConfig:
     drift_every: float | None = None
     #: run the schedules of the database (`avctl.server.schedules`)
     schedules: bool = True
+    #: where fleet jobs run: "local" (this process) or "temporal" (site workers, docs/temporal.md)
+    engine: str = "local"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
 
     @property
     def host(self) -> str:
@@ -90,6 +94,7 @@ class ServerConfig:
 
 
 _TOP = {f.name for f in fields(ServerConfig)} - {"poll", "retention"}
+ENGINES = ("local", "temporal")
 _POLL = {f.name for f in fields(PollConfig)}
 
 
@@ -174,7 +179,7 @@ class _Reader:
 
     def config(self, node: yaml.Node) -> ServerConfig:
         keys = {"inventory", "db", "listen", "tls", "http", "insecure_http", "public_url", "rules", "poll",
-                "retention", "config_drift", "schedules"}
+                "retention", "config_drift", "schedules", "engine", "temporal"}
         top = self.mapping(node, "the server config", keys)
         out: dict[str, Any] = {}
         for key in ("inventory", "rules"):
@@ -217,6 +222,16 @@ class _Reader:
         if "retention" in top:
             ret = self.mapping(top["retention"], "retention", {"raw", "events"})
             out["retention"] = RetentionConfig(**{k: self.duration(v, f"retention.{k}") for k, v in ret.items()})
+        if "engine" in top:
+            engine = self.text(top["engine"], "engine")
+            if engine not in ENGINES:
+                raise self.err(top["engine"], f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+            out["engine"] = engine
+        if "temporal" in top:
+            temporal = self.mapping(top["temporal"], "temporal", {"address", "namespace"})
+            for key in ("address", "namespace"):
+                if key in temporal:
+                    out[f"temporal_{key}"] = self.text(temporal[key], f"temporal.{key}")
         if "config_drift" in top:
             drift = self.mapping(top["config_drift"], "config_drift", {"every"})
             if "every" in drift:

@@ -1,10 +1,10 @@
 """Where device work runs: the executor interface between the service and the devices.
 
 The API, the rules and the store never reach a device themselves: polling and jobs go through an
-`Executor`. `LocalExecutor` (``avctl.server.runtime``) runs jobs in the server's own process with
-the existing runner, and polling in a child process (``avctl.server.poll.process``); a later
-engine runs them on site workers (sites behind firewalls, workers connecting out) without any
-change above this interface.
+`Executor`. `LocalExecutor` (``avctl.server.runtime``) polls in a child process
+(``avctl.server.poll.process``) and runs jobs in the server's own process with the existing runner
+(`LocalJobExecutor`) or, with ``--engine temporal``, on site workers (`TemporalJobExecutor`: sites
+behind firewalls, workers connecting out), without any change above this interface.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class Executor(Protocol):
 
     def forget_pins(self, endpoints: Sequence[tuple[str, int]]) -> None:
         """The pins of these (host, port) endpoints were replaced: check the new ones from now on."""
+
+    def check(self, devices: Sequence[DeviceEntry], options: RunOptions) -> None:
+        """Refuse (UsageError) a job this executor cannot run, before it is recorded."""
 
     def submit_job(self, job: JobSubmission) -> None:
         """Start running a recorded job in the background; outcomes go to the job store."""

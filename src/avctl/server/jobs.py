@@ -24,7 +24,7 @@ from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.jobs import execute, spec_provider
 from avctl.fleet.processors import AuditRecorder, BaseProcessor, JobInfo
 from avctl.fleet.results import Outcome, summarize
-from avctl.fleet.runner import FleetRunner
+from avctl.fleet.runner import FleetRunner, RunOptions
 from avctl.fleet.store import JobStore, StoreError
 from avctl.server.executor import JobSubmission
 from avctl.server.live import ChangeFeed
@@ -108,6 +108,9 @@ class LocalJobExecutor:
         self.resolver = resolver or CredentialResolver()
         self._sleep = sleep
         self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def check(self, devices: Sequence[DeviceEntry], options: RunOptions) -> None:
+        """Every job the runner plans can run here."""
 
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         """Polling is the poll engine's (``avctl.server.poll``); this executor only runs jobs."""

@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -61,6 +61,10 @@ from avctl.server.watch import InventoryWatcher
 from avctl.server.web import mount_web
 from avctl.transport.tls import TLSPolicy
 
+if TYPE_CHECKING:  # temporalio is imported only when the server runs jobs on Temporal
+    from avctl.fleet.runner import RunOptions
+    from avctl.server.temporal_jobs import TemporalJobExecutor
+
 log = logging.getLogger("avctl.server")
 
 #: every device is checked against the rules this often, so "offline for 5m" fires on time even
@@ -75,9 +79,12 @@ GRACEFUL_SECONDS = 3
 class LocalExecutor:
     """Jobs in this process, polling in its child process: the executor of a single-host server."""
 
-    def __init__(self, poll: PollProcess, jobs: LocalJobExecutor) -> None:
+    def __init__(self, poll: PollProcess, jobs: LocalJobExecutor | TemporalJobExecutor) -> None:
         self.poll = poll
         self.jobs = jobs
+
+    def check(self, devices: Sequence[DeviceEntry], options: RunOptions) -> None:
+        self.jobs.check(devices, options)
 
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         self.poll.set_poll_targets(devices)
@@ -149,8 +156,7 @@ class ServerRuntime:
         poller = ChildConfig(settings=settings, base_dir=self.inventory_path.parent,
                              known_hosts=self.device_tls.known_hosts.path,
                              log_level=logging.getLogger().getEffectiveLevel())
-        jobs = LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
-                                tls=self.device_tls, resolver=self.resolver)
+        jobs = self._job_executor()
         self.executor = LocalExecutor(PollProcess(poller, sink=self._observed, on_lag=self.metrics.observe_lag), jobs)
         self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
         self.ctx = service_context(self.db, self._inventory, self.executor, jobs=self.jobs, progress=self.progress,
@@ -162,6 +168,19 @@ class ServerRuntime:
         self.app = create_app(self.ctx)
         mount_web(self.app)
         self.app.state.access = self.access_settings()
+
+    def _job_executor(self) -> LocalJobExecutor | TemporalJobExecutor:
+        cfg = self.config
+        if cfg.engine != "temporal":
+            return LocalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
+                                    tls=self.device_tls, resolver=self.resolver)
+        from avctl.fleet.store import default_db_path
+        from avctl.server.temporal_jobs import TemporalJobExecutor
+        from avctl.temporal.engine import TemporalTarget
+
+        return TemporalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
+                                   target=TemporalTarget(cfg.temporal_address, cfg.temporal_namespace),
+                                   store_location=cfg.db or str(default_db_path()))
 
     def _audit(self) -> SqlAuditLog:
         return SqlAuditLog(self.db)

@@ -36,7 +36,7 @@ class TaskData:
 
     name: str
     mode: str
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ def _prepare(ctx: ServerContext, principal: Principal, task: Task, devices: Sequ
     if any(c["disruptive"] and c["run"] for c in counts.values()) and not principal.can("act_disruptive"):
         raise Forbidden(f"{task.name} is disruptive; your role ({principal.role}) may run non-disruptive "
                         "actions only")
+    ctx.executor.check(devices, options)  # what the engine cannot run is refused before it is recorded
     ctx.jobs.check_writable()  # what cannot be recorded is not done
     audit = ctx.audit()
     try:
@@ -238,6 +239,7 @@ def _prepare_resume(ctx: ServerContext, principal: Principal, found: Job, params
     counts = runner.plan(task, devices)
     if any(c["disruptive"] and c["run"] for c in counts.values()) and not principal.can("act_disruptive"):
         raise Forbidden(f"{task.name} is disruptive; your role ({principal.role}) may not resume it")
+    ctx.executor.check(devices, options)
     ctx.jobs.check_writable()
     for gone in (n for n in pending if n not in by_name):
         ctx.jobs.record_outcome(found.id, Outcome(gone, "failed", reason="inventory",
