@@ -102,8 +102,12 @@ class Sites:
         self.devices[site] = list(devices)
         return site
 
-    def write_inventory(self, passwords: dict[str, str] | None = None) -> Path:
-        lines = ["defaults: {password: 'file:fleet.password'}", "devices:"]
+    def write_inventory(self, passwords: dict[str, str] | None = None, timezones: dict[str, str] | None = None) -> Path:
+        lines = ["defaults: {password: 'file:fleet.password'}"]
+        if timezones:
+            lines.append("sites:")
+            lines += [f"  {site}: {{timezone: {tz}}}" for site, tz in timezones.items()]
+        lines.append("devices:")
         for site, devices in self.devices.items():
             for dev in devices:
                 ports = {k: v for k, v in getattr(dev, "extra_ports", {}).items() if v}

@@ -53,6 +53,41 @@ def _store(path: str | None) -> closing[ScheduleStore]:
     return closing(open_schedule_store(path))
 
 
+def temporal_options(fn: Any) -> Any:
+    """Where the Temporal Schedules of ``--engine temporal`` schedules are (env: AVCTL_TEMPORAL)."""
+    fn = click.option("--namespace", "temporal_namespace", envvar="AVCTL_TEMPORAL_NAMESPACE", default="default",
+                      show_default=True, help="Temporal namespace (schedules with --engine temporal).")(fn)
+    return click.option("--temporal", "temporal_address", envvar="AVCTL_TEMPORAL", default="127.0.0.1:7233",
+                        show_default=True, metavar="HOST:PORT",
+                        help="The Temporal service (schedules with --engine temporal).")(fn)
+
+
+def _on_temporal(schedule: Schedule, store_path: str | None, address: str, namespace: str, what: str,
+                 **extra: Any) -> Any:
+    """Do ``what`` (create, describe, pause, unpause, trigger, delete, backfill) on the schedule's
+    Temporal Schedules, one per zone."""
+    import asyncio
+
+    from avctl.fleet.store import default_db_path
+    from avctl.temporal import engine, schedules
+    from avctl.temporal.control import control_queue
+
+    queue = control_queue(engine.store_identity(store_path or str(default_db_path())))
+    zones = schedule_zones(schedule)
+
+    async def act() -> Any:
+        client = await engine.connect(engine.TemporalTarget(address, namespace))
+        if what == "create":
+            return await schedules.create(client, schedule, zones, queue, overlap=extra["overlap"])
+        if what == "describe":
+            return await schedules.describe(client, schedule, zones, queue)
+        if what == "backfill":
+            return await schedules.backfill(client, schedule, zones, queue, extra["start"], extra["end"])
+        return await schedules.each(client, schedule, zones, queue, what)
+
+    return asyncio.run(act())
+
+
 @click.group("schedule")
 def schedule_group() -> None:
     """Run fleet, config and firmware commands on a cron expression in each site's time zone."""
@@ -194,9 +229,17 @@ def _disruptive(group: str, sub: str, params: dict[str, Any]) -> bool:
               help="A run missed (the scheduler was not running) still starts this late; older ones are recorded "
                    "missed.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before scheduling disruptive work.")
+@click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
+              help="Who fires it: run-due / the server (local), or Temporal Schedules, one per time zone "
+                   "(docs/temporal.md).")
+@click.option("--overlap", type=click.Choice(["skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other",
+                                              "allow_all"]), default="skip", show_default=True,
+              help="With --engine temporal: what a due time does while the previous run still runs.")
+@temporal_options
 @store_option
 @handle_errors
 def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None, grace: str, yes: bool,
+                 engine: str, overlap: str, temporal_address: str, temporal_namespace: str,
                  store_path: str | None) -> None:
     """Run COMMAND (a fleet, config or firmware job, after '--') on a cron expression.
 
@@ -225,8 +268,17 @@ def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None,
     with _store(store_path) as store:
         schedule = store.add(name=name, cron=expr, timezone=zone_name, grace=grace_seconds, argv=checked.argv,
                              cwd=str(cwd), inventory=checked.inventory, selection=checked.selection,
-                             disruptive=checked.disruptive, user=os_user(), now=time.time())
+                             disruptive=checked.disruptive, user=os_user(), now=time.time(), engine=engine)
+        if engine == "temporal":
+            try:
+                made = _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "create",
+                                    overlap=overlap)
+            except BaseException:
+                store.remove(name)  # nothing half-made: no row Temporal does not fire
+                raise
     click.echo(f"schedule {name} added: avctl {shown(' '.join(argv))}")
+    if engine == "temporal":
+        click.echo(f"  fired by Temporal at {temporal_address}: {', '.join(made)}")
     for zone_name, when in _next(schedule, time.time()).items():
         click.echo(f"  next run in {zone_name}: {local_text(when, zone_name)}")
 
@@ -274,16 +326,25 @@ def _run_line(run: Run) -> str:
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Runs shown.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@temporal_options
 @store_option
 @handle_errors
-def schedule_show(name: str, limit: int, as_json: bool, store_path: str | None) -> None:
-    """The schedule's definition and its runs (newest first) with their jobs and outcome counts."""
+def schedule_show(name: str, limit: int, as_json: bool, temporal_address: str, temporal_namespace: str,
+                  store_path: str | None) -> None:
+    """The schedule's definition and its runs (newest first) with their jobs and outcome counts; for
+    --engine temporal, each zone's Temporal Schedule with its next times."""
     with _store(store_path) as store:
         schedule = store.get(name)
         runs = store.runs(schedule.id, limit=limit)
     counts = _job_counts(store_path, [r.job_id for r in runs if r.job_id is not None])
+    zones = (_on_temporal(schedule, store_path, temporal_address, temporal_namespace, "describe")
+             if schedule.engine == "temporal" else [])
     if as_json:
         emit_json({**with_iso_times(schedule.to_json()),
+                   **({"temporal": [{"zone": z.zone, "id": z.schedule_id, "paused": z.paused,
+                                     "next": [t.isoformat() for t in z.next_times],
+                                     "recent": [t.isoformat() for t in z.recent]} for z in zones]}
+                      if schedule.engine == "temporal" else {}),
                    "runs": [{**with_iso_times(r.to_json(output=True)), "counts": counts.get(r.job_id or -1)}
                             for r in runs]})
         return
@@ -292,6 +353,9 @@ def schedule_show(name: str, limit: int, as_json: bool, store_path: str | None) 
                f"grace {schedule.grace:g}s{', disruptive' if schedule.disruptive else ''}")
     click.echo(f"  command: avctl {shown(' '.join(schedule.argv))}")
     click.echo(f"  in: {shown(schedule.cwd)}")
+    for z in zones:
+        upcoming = ", ".join(local_text(t.timestamp(), z.zone) for t in z.next_times[:3])
+        click.echo(f"  Temporal {shown(z.schedule_id)}{' (paused)' if z.paused else ''}: next {upcoming}")
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("run", "due (local)", "zone", "trigger", "state", "job", "counts", "detail"):
         table.add_column(col)
@@ -311,33 +375,43 @@ def _job_counts(store_path: str | None, job_ids: list[int]) -> dict[int, dict[st
 
 @schedule_group.command("pause")
 @click.argument("name")
+@temporal_options
 @store_option
 @handle_errors
-def schedule_pause(name: str, store_path: str | None) -> None:
+def schedule_pause(name: str, temporal_address: str, temporal_namespace: str, store_path: str | None) -> None:
     """Stop starting runs (a run in progress goes on)."""
     with _store(store_path) as store:
-        store.set_paused(name, True, now=time.time())
+        schedule = store.set_paused(name, True, now=time.time())
+        if schedule.engine == "temporal":
+            _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "pause")
     click.echo(f"schedule {name} paused")
 
 
 @schedule_group.command("resume")
 @click.argument("name")
+@temporal_options
 @store_option
 @handle_errors
-def schedule_resume(name: str, store_path: str | None) -> None:
+def schedule_resume(name: str, temporal_address: str, temporal_namespace: str, store_path: str | None) -> None:
     """Start runs again from now on (what fell due while paused is not run)."""
     with _store(store_path) as store:
-        store.set_paused(name, False, now=time.time())
+        schedule = store.set_paused(name, False, now=time.time())
+        if schedule.engine == "temporal":
+            _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "unpause")
     click.echo(f"schedule {name} resumed")
 
 
 @schedule_group.command("remove")
 @click.argument("name")
+@temporal_options
 @store_option
 @handle_errors
-def schedule_remove(name: str, store_path: str | None) -> None:
+def schedule_remove(name: str, temporal_address: str, temporal_namespace: str, store_path: str | None) -> None:
     """Remove the schedule and its run history (its jobs stay in the job journal)."""
     with _store(store_path) as store:
+        schedule = store.get(name)
+        if schedule.engine == "temporal":  # Temporal's first: a row left behind can be removed again
+            _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "delete")
         store.remove(name)
     click.echo(f"schedule {name} removed")
 
@@ -345,13 +419,47 @@ def schedule_remove(name: str, store_path: str | None) -> None:
 @schedule_group.command("run-now")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@temporal_options
 @store_option
 @handle_errors
-def schedule_run_now(name: str, as_json: bool, store_path: str | None) -> None:
-    """Run the schedule's command now (once per time zone), wait for it and record it as a run."""
+def schedule_run_now(name: str, as_json: bool, temporal_address: str, temporal_namespace: str,
+                     store_path: str | None) -> None:
+    """Run the schedule's command now (once per time zone), wait for it and record it as a run; a
+    Temporal schedule is triggered on Temporal (its runs are recorded as they happen)."""
     with _store(store_path) as store:
-        launches, skipped = run_now(store, store.get(name), time.time())
+        schedule = store.get(name)
+        if schedule.engine == "temporal":
+            _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "trigger")
+            click.echo(f"schedule {name} triggered on Temporal: see 'avctl schedule show {name}'")
+            return
+        launches, skipped = run_now(store, schedule, time.time())
         _finish(store, store_path, launches, skipped, as_json=as_json)
+
+
+@schedule_group.command("backfill")
+@click.argument("name")
+@click.option("--from", "start", required=True, metavar="WHEN", help="ISO time (UTC if no zone) or 30m/2h/1d ago.")
+@click.option("--to", "end", default=None, metavar="WHEN", help="ISO time or a duration ago [default: now].")
+@temporal_options
+@store_option
+@handle_errors
+def schedule_backfill(name: str, start: str, end: str | None, temporal_address: str, temporal_namespace: str,
+                      store_path: str | None) -> None:
+    """Run now every due time of a Temporal schedule that fell in [--from, --to), in each zone
+    (e.g. after a pause or an outage); each is recorded as a run for its due time."""
+    from avctl.fleet.audit import parse_when
+
+    begin, finish = parse_when(start), parse_when(end) if end else time.time()
+    if finish <= begin:
+        raise UsageError("--to is not after --from")
+    with _store(store_path) as store:
+        schedule = store.get(name)
+    if schedule.engine != "temporal":
+        raise UsageError(f"schedule {name} is run locally: backfill is for --engine temporal schedules",
+                         hint=f"run it now with 'avctl schedule run-now {name}'")
+    _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "backfill",
+                 start=datetime.fromtimestamp(begin, UTC), end=datetime.fromtimestamp(finish, UTC))
+    click.echo(f"schedule {name}: due times from {iso_time(begin)} to {iso_time(finish)} run now on Temporal")
 
 
 def _parse_now(text: str | None) -> float:

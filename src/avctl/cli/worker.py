@@ -91,15 +91,17 @@ async def _control(target: object, store_path: str | None) -> None:
 
     from avctl.db.factory import open_journal
     from avctl.fleet.store import default_db_path
+    from avctl.schedule.store import open_schedule_store
     from avctl.temporal import engine
     from avctl.temporal.control import control_queue
 
     assert isinstance(target, engine.TemporalTarget)
     location = store_path or str(default_db_path())
     store, audit = open_journal(store_path)
-    with closing(store), closing(audit):
+    with closing(store), closing(audit), closing(open_schedule_store(store_path)) as schedules:
         client = await engine.connect(target)
         queue = control_queue(engine.store_identity(location))
         click.echo(f"avctl worker: control queue {queue} for {engine.store_identity(location)} on {target.address}",
                    err=True)
-        await engine.serve([engine.control_worker(client, queue, store, audit)])
+        await engine.serve([engine.control_worker(client, queue, store, audit),
+                            engine.schedule_worker(client, queue, store, audit, schedules, store_path)])

@@ -382,6 +382,8 @@ class Schedule(Base):
     #: due instants after this one are evaluated (its creation, then each resume: no back-fill)
     evaluated_from: Mapped[float] = mapped_column(Float)
     user: Mapped[str] = mapped_column(Text)
+    #: who fires it: "local" (run-due, the server's loop) or "temporal" (Temporal Schedules)
+    engine: Mapped[str] = mapped_column(String(16), server_default="local")
 
 
 class ScheduleRun(Base):

@@ -97,7 +97,7 @@ def due_runs(store: ScheduleStore, now: float, *,
     launches: list[Launch] = []
     skipped: list[Run] = []
     for schedule in store.schedules():
-        if schedule.paused:
+        if schedule.paused or schedule.engine != "local":  # Temporal fires its own
             continue
         try:
             for name, sites in zones(schedule).items():
@@ -215,7 +215,7 @@ def next_wake(store: ScheduleStore, now: float, *, zones: Callable[[Schedule], Z
     """The soonest instant an active schedule falls due after ``now`` (None: no active schedule)."""
     soonest: float | None = None
     for schedule in store.schedules():
-        if schedule.paused:
+        if schedule.paused or schedule.engine != "local":
             continue
         for name in zones(schedule):
             when = next_due(schedule.cron, zone(name), max(now, schedule.evaluated_from))

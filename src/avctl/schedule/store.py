@@ -56,12 +56,14 @@ class Schedule:
     created: float
     evaluated_from: float
     user: str
+    #: "local" (run-due, the server's loop) or "temporal" (Temporal Schedules fire it)
+    engine: str = "local"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "cron": self.cron, "timezone": self.timezone, "grace": self.grace,
                 "command": list(self.argv), "cwd": self.cwd, "inventory": self.inventory,
                 "selection": list(self.selection), "disruptive": self.disruptive, "paused": self.paused,
-                "created": self.created, "user": self.user}
+                "created": self.created, "user": self.user, "engine": self.engine}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _schedule(row: Any) -> Schedule:
                     argv=tuple(json.loads(row.argv)), cwd=row.cwd, inventory=row.inventory,
                     selection=tuple(json.loads(row.selection)), disruptive=bool(row.disruptive),
                     paused=bool(row.paused), created=row.created, evaluated_from=row.evaluated_from,
-                    user=row.user)
+                    user=row.user, engine=row.engine)
 
 
 def _run(row: Any) -> Run:
@@ -145,7 +147,8 @@ class ScheduleStore(_OnDatabase):
     # --- definitions -----------------------------------------------------------------------------
 
     def add(self, *, name: str, cron: str, timezone: str, grace: float, argv: Sequence[str], cwd: str,
-            inventory: str | None, selection: Sequence[str], disruptive: bool, user: str, now: float) -> Schedule:
+            inventory: str | None, selection: Sequence[str], disruptive: bool, user: str, now: float,
+            engine: str = "local") -> Schedule:
         with self._write() as conn:
             if conn.execute(select(SCHEDULES.c.id).where(SCHEDULES.c.name == name)).first() is not None:
                 raise UsageError(f"a schedule named {name!r} exists already",
@@ -153,7 +156,7 @@ class ScheduleStore(_OnDatabase):
             conn.execute(insert(SCHEDULES).values(
                 name=name, cron=cron, timezone=timezone, grace=grace, argv=json.dumps(list(argv)), cwd=cwd,
                 inventory=inventory, selection=json.dumps(list(selection)), disruptive=int(disruptive), paused=0,
-                created=now, evaluated_from=now, user=user))
+                created=now, evaluated_from=now, user=user, engine=engine))
         return self.get(name)
 
     def get(self, name: str) -> Schedule:
@@ -193,6 +196,13 @@ class ScheduleStore(_OnDatabase):
             rows = conn.execute(select(RUNS).where(RUNS.c.schedule_id == schedule_id)
                                 .order_by(RUNS.c.due.desc(), RUNS.c.id.desc()).limit(limit))
             return [_run(r) for r in rows]
+
+    def run_at(self, schedule_id: int, zone: str, due: float) -> Run | None:
+        """The run of one due instant in one zone, if recorded."""
+        c = RUNS.c
+        with self._read() as conn:
+            row = conn.execute(select(RUNS).where(c.schedule_id == schedule_id, c.zone == zone, c.due == due)).first()
+        return None if row is None else _run(row)
 
     def get_run(self, run_id: int) -> Run | None:
         with self._read() as conn:

@@ -180,7 +180,8 @@ class ServerRuntime:
 
         return TemporalJobExecutor(store=self.jobs, audit=self._audit, progress=self.progress,
                                    target=TemporalTarget(cfg.temporal_address, cfg.temporal_namespace),
-                                   store_location=cfg.db or str(default_db_path()))
+                                   store_location=cfg.db or str(default_db_path()),
+                                   schedules=ScheduleStore(self.db), store_arg=cfg.db)
 
     def _audit(self) -> SqlAuditLog:
         return SqlAuditLog(self.db)

@@ -26,6 +26,7 @@ from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.results import Outcome
 from avctl.fleet.runner import RunOptions
 from avctl.fleet.store import JobStore, StoreError
+from avctl.schedule.store import ScheduleStore
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, done_event, outcome_event
 from avctl.temporal import engine
@@ -37,8 +38,12 @@ log = logging.getLogger(__name__)
 
 class TemporalJobExecutor:
     def __init__(self, *, store: JobStore, audit: Callable[[], AuditSink], progress: JobProgress,
-                 target: engine.TemporalTarget, store_location: str, limits: Limits | None = None) -> None:
+                 target: engine.TemporalTarget, store_location: str, limits: Limits | None = None,
+                 schedules: ScheduleStore | None = None, store_arg: str | None = None) -> None:
         self.store = store
+        #: the schedules of the same database: Temporal Schedules' runs are run and recorded here
+        self.schedules = schedules
+        self.store_arg = store_arg
         self.audit = audit
         self.progress = progress
         self.target = target
@@ -46,7 +51,7 @@ class TemporalJobExecutor:
         self.limits = limits or Limits()
         self._client: Client | None = None
         self._audit: AuditSink | None = None
-        self._worker: Worker | None = None
+        self._workers: list[Worker] = []
         self._serving: asyncio.Task[None] | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -74,9 +79,13 @@ class TemporalJobExecutor:
     async def start(self) -> None:
         self._client = await engine.connect(self.target)
         self._audit = self.audit()
-        self._worker = engine.control_worker(self._client, self.queue, self.store, self._audit,
-                                             on_outcome=self._outcome, on_finish=self._finished)
-        self._serving = asyncio.get_running_loop().create_task(self._worker.run(), name="avctl-temporal-control")
+        self._workers = [engine.control_worker(self._client, self.queue, self.store, self._audit,
+                                               on_outcome=self._outcome, on_finish=self._finished)]
+        if self.schedules is not None:
+            self._workers.append(engine.schedule_worker(self._client, self.queue, self.store, self._audit,
+                                                        self.schedules, self.store_arg))
+        self._serving = asyncio.get_running_loop().create_task(engine.serve_workers(self._workers),
+                                                               name="avctl-temporal-control")
         log.info("avctl serve: jobs run on Temporal at %s (control queue %s)", self.target.address, self.queue)
 
     async def stop(self) -> None:
@@ -84,9 +93,9 @@ class TemporalJobExecutor:
         for t in list(self._tasks.values()):
             t.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        if self._worker is not None:
+        for worker in self._workers:
             with contextlib.suppress(Exception):
-                await self._worker.shutdown()
+                await worker.shutdown()
         if self._serving is not None:
             with contextlib.suppress(BaseException):
                 await self._serving

@@ -12,18 +12,24 @@ before reporting), so every write is idempotent by job, device and sequence:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from avctl.errors import AvctlError
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.results import Outcome
 from avctl.fleet.store import JobState, JobStore, OutcomeExists
+from avctl.schedule.runner import Launch, child_command, ended, open_log
+from avctl.schedule.store import ScheduleStore
 from avctl.temporal.journal import outcome_of
-from avctl.temporal.model import FINISH_JOB, RECORD_BATCH, JobRef, RecordInput
+from avctl.temporal.model import FINISH_JOB, RECORD_BATCH, RUN_SCHEDULED, JobRef, RecordInput, ScheduledRunInput
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +48,15 @@ def control_queue(store_location: str) -> str:
 
 class ControlActivities:
     def __init__(self, store: JobStore, audit: AuditSink, *, on_outcome: OutcomeListener | None = None,
-                 on_finish: FinishListener | None = None) -> None:
+                 on_finish: FinishListener | None = None, schedules: ScheduleStore | None = None,
+                 store_arg: str | None = None) -> None:
         self.store = store
         self.audit = audit
         self.on_outcome = on_outcome
         self.on_finish = on_finish
+        #: the schedules of the same database, and how a scheduled command names it (AVCTL_DB)
+        self.schedules = schedules
+        self.store_arg = store_arg
 
     @activity.defn(name=RECORD_BATCH)
     async def record_batch(self, rec: RecordInput) -> int:
@@ -83,3 +93,50 @@ class ControlActivities:
             with contextlib.suppress(Exception):
                 self.on_finish(job.job_id, state)
         return state
+
+    @activity.defn(name=RUN_SCHEDULED)
+    async def run_scheduled(self, run: ScheduledRunInput) -> str:
+        """Record the due run and run its command, as the local scheduler does; its state.
+
+        Run again by Temporal (this worker died), the run recorded first is followed to its end,
+        never started twice (a run is unique by schedule, zone and due time)."""
+        if self.schedules is None:
+            raise ApplicationError("this control worker has no schedule store", type="UsageError",
+                                   non_retryable=True)
+        try:
+            schedule = self.schedules.get(run.schedule)
+        except AvctlError as exc:  # removed meanwhile
+            raise ApplicationError(str(exc), type="UsageError", non_retryable=True) from None
+        claimed = self.schedules.claim(schedule, run.zone, run.due, trigger="temporal", sites=run.sites,
+                                       now=time.time())
+        if claimed is None:
+            return await self._follow(schedule.id, run)
+        if claimed.state != "running":
+            return claimed.state  # the previous run is still going: recorded skipped
+        launch = Launch(schedule, claimed)
+        argv, env = child_command(launch, self.store_arg)
+        try:
+            with open_log(claimed.id) as out:
+                proc = await asyncio.create_subprocess_exec(*argv, cwd=schedule.cwd, env=env,
+                                                            stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                                                            stderr=asyncio.subprocess.STDOUT)
+        except OSError as exc:
+            return ended(self.schedules, claimed.id, None, error=exc.strerror or str(exc))
+        self.schedules.started(claimed.id, proc.pid)
+        while True:
+            try:
+                code = await asyncio.wait_for(proc.wait(), 10)
+                break
+            except TimeoutError:
+                activity.heartbeat()
+        return ended(self.schedules, claimed.id, code)
+
+    async def _follow(self, schedule_id: int, run: ScheduledRunInput) -> str:
+        assert self.schedules is not None
+        while True:
+            self.schedules.close_stale(now=time.time())
+            found = self.schedules.run_at(schedule_id, run.zone, run.due)
+            if found is None or found.state != "running":
+                return found.state if found is not None else "missing"
+            activity.heartbeat()
+            await asyncio.sleep(5)

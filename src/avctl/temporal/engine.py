@@ -30,6 +30,7 @@ from avctl.fleet.results import JobReport
 from avctl.fleet.runner import RunOptions
 from avctl.fleet.store import Job, JobStore
 from avctl.fleet.verbs import Task
+from avctl.schedule.store import ScheduleStore
 from avctl.temporal.control import ControlActivities, FinishListener, OutcomeListener, control_queue
 from avctl.temporal.model import (
     DeviceData,
@@ -42,7 +43,7 @@ from avctl.temporal.model import (
     site_queue,
 )
 from avctl.temporal.site import SiteActivities
-from avctl.temporal.workflows import FleetJobWorkflow, SiteJobWorkflow
+from avctl.temporal.workflows import FleetJobWorkflow, ScheduledRunWorkflow, SiteJobWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,17 @@ def control_worker(client: Client, queue: str, store: JobStore, audit: AuditSink
                   activities=[control.record_batch, control.finish_job], workflow_runner=workflow_runner())
 
 
+def schedule_worker(client: Client, queue: str, store: JobStore, audit: AuditSink, schedules: ScheduleStore,
+                    store_arg: str | None) -> Worker:
+    """The worker of a store's scheduled runs (long-lived control planes only): each due time of a
+    Temporal Schedule runs its command here, recorded in ``schedules``."""
+    from avctl.temporal.schedules import schedule_queue
+
+    control = ControlActivities(store, audit, schedules=schedules, store_arg=store_arg)
+    return Worker(client, task_queue=schedule_queue(queue), workflows=[ScheduledRunWorkflow],
+                  activities=[control.run_scheduled], workflow_runner=workflow_runner())
+
+
 def site_worker(client: Client, activities: SiteActivities, *, max_batches: int = 4) -> Worker:
     """A site's worker: only the device activities, on the site's queue (``site.NAME``)."""
     return Worker(client, task_queue=site_queue(activities.site), activities=[activities.run_devices],
@@ -180,6 +192,11 @@ async def run_job(target: TemporalTarget, store: JobStore, audit: AuditSink, sto
         except WorkflowFailureError as exc:
             raise EngineError(f"job {job.id}: its workflow {handle.id} failed: {exc.cause or exc}") from None
     return JobReport.of(job.id, task.name, store.outcomes(job.id))
+
+
+async def serve_workers(workers: Sequence[Worker]) -> None:
+    """Run workers until cancelled or one of them stops."""
+    await asyncio.gather(*(w.run() for w in workers))
 
 
 async def serve(workers: Sequence[Worker]) -> None:

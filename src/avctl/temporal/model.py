@@ -20,6 +20,8 @@ RECORD_BATCH = "avctl.record_batch"
 FINISH_JOB = "avctl.finish_job"
 FLEET_JOB = "avctl.fleet_job"
 SITE_JOB = "avctl.site_job"
+SCHEDULED_RUN = "avctl.scheduled_run"
+RUN_SCHEDULED = "avctl.run_scheduled"
 #: errors an activity raises that no retry can mend (a rejected login, a bad task, a missing secret)
 NON_RETRYABLE = ["AuthenticationError", "UsageError", "ValidationError", "CredentialProblems", "SiteMismatch"]
 #: the skip reason of devices whose site's worker did not take them before the site deadline
@@ -166,3 +168,23 @@ class JobSummary:
     job_id: int
     counts: dict[str, int]
     sites: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """What a Temporal Schedule starts at each due time: one avctl schedule in one time zone."""
+
+    schedule: str
+    zone: str
+    #: the sites of the zone (None: the schedule's selection spans one zone only)
+    sites: list[str | None] | None
+    control_queue: str
+
+
+@dataclass(frozen=True)
+class ScheduledRunInput:
+    schedule: str
+    zone: str
+    sites: list[str | None] | None
+    #: the due instant (seconds since the epoch) Temporal fired for
+    due: float

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 from avctl.temporal.model import (
@@ -27,6 +27,8 @@ from avctl.temporal.model import (
     NON_RETRYABLE,
     RECORD_BATCH,
     RUN_DEVICES,
+    RUN_SCHEDULED,
+    SCHEDULED_RUN,
     SITE_JOB,
     SITE_UNREACHABLE,
     AuditData,
@@ -37,6 +39,8 @@ from avctl.temporal.model import (
     JobInput,
     JobSummary,
     RecordInput,
+    ScheduledRun,
+    ScheduledRunInput,
     SiteInput,
     site_queue,
 )
@@ -164,3 +168,24 @@ class FleetJobWorkflow:
             for status, n in counts.items():
                 total[status] = total.get(status, 0) + n
         return JobSummary(job.job.job_id, total, dict(self._sites))
+
+
+#: the due time Temporal gives every workflow a schedule starts (backfills included)
+_SCHEDULED_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+
+@workflow.defn(name=SCHEDULED_RUN)
+class ScheduledRunWorkflow:
+    """One due time of one avctl schedule in one zone: the control plane runs its command (recorded
+    as a run of the schedule, like the local scheduler's), with the zone's sites."""
+
+    @workflow.run
+    async def run(self, run: ScheduledRun) -> str:
+        due = workflow.info().typed_search_attributes.get(_SCHEDULED_TIME) or workflow.now()
+        state: str = await workflow.execute_activity(
+            RUN_SCHEDULED, ScheduledRunInput(run.schedule, run.zone, run.sites, due.timestamp()),
+            task_queue=run.control_queue, start_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=timedelta(minutes=2), retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5),
+                non_retryable_error_types=NON_RETRYABLE))
+        return state
