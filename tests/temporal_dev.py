@@ -45,6 +45,20 @@ class TemporalDevServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 60.0) -> TemporalDevServer:
+        # a free port may be taken by another program before the server binds it (a loaded machine
+        # runs benchmarks with thousands of sockets): then it says so and exits, and other ports are tried
+        for _attempt in range(5):
+            try:
+                return self._start(within)
+            except TemporalUnavailable:
+                if "address already in use" not in self.log.read_text(errors="replace"):
+                    raise
+                self.port = free_port()
+                self.address = f"127.0.0.1:{self.port}"
+        raise TemporalUnavailable(f"no free ports for the Temporal dev server after 5 tries: "
+                                  f"{self.log.read_text(errors='replace')[-2000:]}")
+
+    def _start(self, within: float) -> TemporalDevServer:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [str(self.binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1",

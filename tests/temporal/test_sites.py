@@ -162,7 +162,7 @@ def test_a_site_without_a_worker_waits_or_ends_skipped_after_its_deadline(
     assert {o["status"] for o in outcomes_of(json.loads(out)).values()} == {"ok"}
 
 
-def test_plain_text_passwords_and_unsupported_options_are_refused_before_a_job_is_recorded(
+def test_plain_text_passwords_and_unsupported_commands_are_refused_before_a_job_is_recorded(
         sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
     dev = emulators.add(EmulatedVideoOS("cx-plain", password=PASSWORD))
     sites.add("berlin", [dev])
@@ -172,9 +172,70 @@ def test_plain_text_passwords_and_unsupported_options_are_refused_before_a_job_i
     assert "plain-text password" in plain.stderr and "cx-plain" in plain.stderr
     assert PASSWORD not in plain.stderr + plain.stdout
     sites.write_inventory()
-    rings = sites.cli(avctl_home, "fleet", "reboot", *_temporal(sites, "--rings", "all", "--yes"))
-    assert rings.returncode == 2 and "--rings" in rings.stderr
     config = sites.cli(avctl_home, "config", "plan", "--inventory", str(sites.inventory), "--engine", "temporal")
     assert config.returncode == 2 and "Temporal engine" in config.stderr, config.stderr
     assert dev.requests.total == 0
     assert json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout) == []  # nothing recorded
+
+
+def test_rings_run_in_the_workflow_and_a_failed_gate_sends_nothing_to_later_rings(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    canary = [emulators.add(EmulatedVideoOS("cx-canary-ok", password=PASSWORD)),
+              emulators.add(EmulatedVideoOS("cx-canary-bad", password="not-the-fleet-password"))]
+    later = [emulators.add(EmulatedVideoOS(f"cx-later-{n}", password=PASSWORD)) for n in range(2)]
+    first = sites.add("berlin", canary)
+    sites.add("tokyo", later)
+    sites.write_inventory()
+    sites.start_workers()
+    run = sites.cli(avctl_home, "fleet", "volume", "volume=25",
+                    *_temporal(sites, "--rings", f"canary=site:{first},rest", "--gate", "100%", "--soak", "1s",
+                               "--yes"))
+    outcomes = outcomes_of(json.loads(run.stdout))
+    assert outcomes["cx-canary-ok"]["status"] == "ok"
+    assert outcomes["cx-canary-bad"]["reason"] == "auth"
+    for dev in later:  # the gate failed: skipped, not one request sent
+        assert (outcomes[dev.name]["status"], outcomes[dev.name]["reason"]) == ("skipped", "gate"), outcomes
+        assert "ring canary: 1 of 2 device(s) ok (50%), below the 100% gate" in outcomes[dev.name]["message"]
+        assert dev.requests.total == 0
+    history = sites.server.cli("workflow", "show", "--workflow-id", _workflow_of(run.stderr), "--output", "json")
+    events = [e.get("eventType") for e in json.loads(history.stdout)["events"]]
+    assert "EVENT_TYPE_TIMER_STARTED" in events  # the soak is a durable timer
+
+
+def test_a_site_waits_for_its_maintenance_window_on_a_durable_timer(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    open_dev = emulators.add(EmulatedVideoOS("cx-open", password=PASSWORD))
+    closed_dev = emulators.add(EmulatedVideoOS("cx-closed", password=PASSWORD))
+    open_site, closed_site = sites.add("open", [open_dev]), sites.add("closed", [closed_dev])
+    now = dt.datetime.now(ZoneInfo("UTC"))
+    later = (now + dt.timedelta(hours=6)).strftime("%H:00")
+    until = (now + dt.timedelta(hours=7)).strftime("%H:00")
+    inventory = sites.write_inventory(timezones={open_site: "UTC", closed_site: "UTC"})
+    text = inventory.read_text().replace(
+        f"  {open_site}: {{timezone: UTC}}", f"  {open_site}: {{timezone: UTC, window: 'Mon-Sun 00:00-23:59'}}")
+    text = text.replace(f"  {closed_site}: {{timezone: UTC}}",
+                        f"  {closed_site}: {{timezone: UTC, window: 'Mon-Sun {later}-{until}'}}")
+    inventory.write_text(text)
+    sites.start_workers()
+    job = sites.job(avctl_home, "fleet", "status", *_temporal(sites, "--in-window"))
+    wait_for(lambda: open_dev.requests.total > 0, within=60, what="the open site's device")
+
+    def waiting_child() -> list[dict[str, object]]:
+        listed = sites.server.cli("workflow", "list", "--query", "WorkflowId STARTS_WITH 'avctl.control.'",
+                                  "--output", "json")
+        ids = [w.get("execution", {}).get("workflowId", "") for w in json.loads(listed.stdout or "[]")]
+        child = next((i for i in ids if i.endswith(f".site.{closed_site}")), None)
+        if child is None:
+            return []
+        shown = json.loads(sites.server.cli("workflow", "show", "--workflow-id", child, "--output", "json").stdout)
+        return [e for e in shown["events"] if e.get("eventType") == "EVENT_TYPE_TIMER_STARTED"]
+
+    timers = wait_for(waiting_child, within=60, what="the closed site's window timer")
+    seconds = float(str(timers[0]["timerStartedEventAttributes"]["startToFireTimeout"]).rstrip("s"))  # type: ignore[index]
+    assert 5 * 3600 < seconds <= 6 * 3600 + 60  # until its window opens, hours from now
+    assert closed_dev.requests.total == 0 and job.poll() is None  # nothing sent; the job waits
+    job.kill()
+    job.wait(30)

@@ -55,6 +55,7 @@ from avctl.errors import AuthenticationError, AvctlError, DeviceTimeout, Transpo
 from avctl.families import builtin_spec, family_names
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.credentials import CredentialResolver
+from avctl.fleet.gates import gate_message
 from avctl.fleet.inventory import DeviceEntry, Selection
 from avctl.fleet.processors import AuditRecorder, JobInfo, Processor, StoreRecorder
 from avctl.fleet.results import Outcome, classify
@@ -160,13 +161,7 @@ def gate_failure(ring: str, outcomes: Sequence[Outcome], gate: float) -> str | N
     None. Devices skipped without running (in a call, excluded) do not count; a ring where none ran
     cannot be judged, so it does not pass."""
     ran = [o for o in outcomes if o.status != "skipped"]
-    ok = sum(o.status == "ok" for o in ran)
-    if not ran:
-        return f"ring {ring}: no device ran, so the {gate:.0%} gate cannot be judged"
-    rate = ok / len(ran)
-    if rate + 1e-9 < gate:
-        return f"ring {ring}: {ok} of {len(ran)} device(s) ok ({rate:.0%}), below the {gate:.0%} gate"
-    return None
+    return gate_message(ring, sum(o.status == "ok" for o in ran), len(ran), gate)
 
 
 def planned_outcome(task: Task, entry: DeviceEntry, specs: SpecProvider) -> Outcome | None:

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -26,10 +27,21 @@ from avctl.errors import AvctlError
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.results import Outcome
 from avctl.fleet.store import JobState, JobStore, OutcomeExists
+from avctl.fleet.windows import WindowError, parse_window, zone
 from avctl.schedule.runner import Launch, child_command, ended, open_log
 from avctl.schedule.store import ScheduleStore
 from avctl.temporal.journal import outcome_of
-from avctl.temporal.model import FINISH_JOB, RECORD_BATCH, RUN_SCHEDULED, JobRef, RecordInput, ScheduledRunInput
+from avctl.temporal.model import (
+    FINISH_JOB,
+    RECORD_BATCH,
+    RUN_SCHEDULED,
+    WINDOW_TIMES,
+    JobRef,
+    RecordInput,
+    ScheduledRunInput,
+    WindowQuery,
+    WindowTimes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +94,17 @@ class ControlActivities:
                 with contextlib.suppress(Exception):
                     self.on_outcome(job.job_id, outcome)
         return new
+
+    @activity.defn(name=WINDOW_TIMES)
+    async def window_times(self, query: WindowQuery) -> WindowTimes:
+        """The site's window open at ``now`` or the next one (time zones are the control plane's
+        business: the workflow only sleeps until the instant)."""
+        try:
+            tz = zone(query.window.timezone)
+            opens, closes = parse_window(query.window.window).next_open(datetime.fromtimestamp(query.now, UTC), tz)
+        except (WindowError, AvctlError) as exc:
+            raise ApplicationError(str(exc), type="UsageError", non_retryable=True) from None
+        return WindowTimes(opens.timestamp(), closes.timestamp(), f"{closes.astimezone(tz):%Y-%m-%d %H:%M %Z}")
 
     @activity.defn(name=FINISH_JOB)
     async def finish_job(self, job: JobRef) -> str:

@@ -27,7 +27,7 @@ from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import DeviceEntry
 from avctl.fleet.results import JobReport
-from avctl.fleet.runner import RunOptions
+from avctl.fleet.runner import RunOptions, ring_of
 from avctl.fleet.store import Job, JobStore
 from avctl.fleet.verbs import Task
 from avctl.schedule.store import ScheduleStore
@@ -38,8 +38,11 @@ from avctl.temporal.model import (
     JobRef,
     JobSummary,
     Limits,
+    Ring,
+    Rollout,
     SiteDevices,
     TaskData,
+    WindowData,
     site_queue,
 )
 from avctl.temporal.site import SiteActivities
@@ -51,8 +54,8 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 #: the site of devices the inventory gives none: served by ``avctl worker --site default``
 NO_SITE = "default"
-#: what may be in a run option that crosses to a site (everything else is the control plane's)
-_LOCAL_ONLY = ("in_window", "rings", "gate", "soak")
+#: run options the workflow itself carries out (durable timers); the sites get the rest
+_WORKFLOW_ONLY = ("in_window", "rings", "gate", "soak")
 
 
 class EngineError(AvctlError):
@@ -96,11 +99,8 @@ async def check_reachable(target: TemporalTarget) -> None:
 
 
 def check_engine_options(options: RunOptions) -> None:
-    """What the Temporal engine does not run yet, refused before a job is recorded."""
-    used = [name for name in _LOCAL_ONLY if options.as_dict().get(name) not in (False, (), None, 0.0)]
-    if used:
-        raise UsageError(f"--engine temporal does not run {', '.join('--' + n.replace('_', '-') for n in used)} yet",
-                         hint="run this job with --engine local")
+    """What the Temporal engine cannot run, refused before a job is recorded: nothing now (rings,
+    gates, soak and windows run in the workflow, the rest at the sites); kept as the one place to say so."""
 
 
 def device_data(devices: Sequence[DeviceEntry]) -> list[DeviceData]:
@@ -119,17 +119,33 @@ def device_data(devices: Sequence[DeviceEntry]) -> list[DeviceData]:
             for d in devices]
 
 
+def _by_site(devices: Sequence[DeviceData]) -> list[SiteDevices]:
+    by_site: dict[str, list[DeviceData]] = {}
+    for d in devices:
+        by_site.setdefault(d.site or NO_SITE, []).append(d)
+    return [SiteDevices(site, ds) for site, ds in by_site.items()]
+
+
 def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, queue: str,
               limits: Limits) -> JobInput:
+    """The workflow's input: the selection resolved here, by ring and site; the rings, gate, soak and
+    windows for the workflow; the rest of the options for the sites."""
     check_engine_options(options)
-    by_site: dict[str, list[DeviceData]] = {}
-    for d in device_data(devices):
-        by_site.setdefault(d.site or NO_SITE, []).append(d)
-    run = {k: v for k, v in options.as_dict().items() if k not in _LOCAL_ONLY}
+    data = {d.name: d for d in device_data(devices)}
+    if options.rings:
+        rings = [Ring(name, _by_site([data[d.name] for d in members]))
+                 for name, members in ring_of(devices, options.rings).items()]
+        ringed = {d.name for ring in rings for part in ring.sites for d in part.devices}
+        outside = [data[d.name] for d in devices if d.name not in ringed]
+    else:
+        rings, outside = [Ring("", _by_site(list(data.values())))], []
+    windows = ({d.site or NO_SITE: WindowData(d.timezone, str(d.window)) for d in devices
+                if d.window is not None and d.timezone is not None} if options.in_window else {})
+    run = {k: v for k, v in options.as_dict().items() if k not in _WORKFLOW_ONLY}
     run["ports"], run["schemes"] = dict(options.ports), dict(options.schemes)
     return JobInput(job=JobRef(job.id, queue, job.user, job.created),
-                    task=TaskData(task.name, task.mode, dict(task.params)),
-                    options=run, sites=[SiteDevices(site, ds) for site, ds in by_site.items()], limits=limits)
+                    task=TaskData(task.name, task.mode, dict(task.params)), options=run,
+                    rollout=Rollout(rings, options.gate, options.soak, outside), limits=limits, windows=windows)
 
 
 def workflow_id(queue: str, job_id: int) -> str:
@@ -146,7 +162,8 @@ def control_worker(client: Client, queue: str, store: JobStore, audit: AuditSink
     """The worker of a store's control queue: the job workflows and the activities that write the store."""
     control = ControlActivities(store, audit, on_outcome=on_outcome, on_finish=on_finish)
     return Worker(client, task_queue=queue, workflows=[FleetJobWorkflow, SiteJobWorkflow],
-                  activities=[control.record_batch, control.finish_job], workflow_runner=workflow_runner())
+                  activities=[control.record_batch, control.finish_job, control.window_times],
+                  workflow_runner=workflow_runner())
 
 
 def schedule_worker(client: Client, queue: str, store: JobStore, audit: AuditSink, schedules: ScheduleStore,

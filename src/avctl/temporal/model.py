@@ -22,6 +22,7 @@ FLEET_JOB = "avctl.fleet_job"
 SITE_JOB = "avctl.site_job"
 SCHEDULED_RUN = "avctl.scheduled_run"
 RUN_SCHEDULED = "avctl.run_scheduled"
+WINDOW_TIMES = "avctl.window_times"
 #: errors an activity raises that no retry can mend (a rejected login, a bad task, a missing secret)
 NON_RETRYABLE = ["AuthenticationError", "UsageError", "ValidationError", "CredentialProblems", "SiteMismatch"]
 #: the skip reason of devices whose site's worker did not take them before the site deadline
@@ -98,13 +99,42 @@ class SiteDevices:
 
 
 @dataclass(frozen=True)
+class WindowData:
+    """A site's maintenance window (``Mon-Fri 01:00-04:00``) in its IANA zone."""
+
+    timezone: str
+    window: str
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One rollout ring: its devices by site (a job without rings has one ring, named "")."""
+
+    name: str
+    sites: list[SiteDevices]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Rings in order, the gate each must pass (share of ok among those that ran) and the soak time
+    after each (seconds, a durable timer); devices in no ring end skipped (``no_ring``)."""
+
+    rings: list[Ring]
+    gate: float | None = None
+    soak: float = 0.0
+    outside: list[DeviceData] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class JobInput:
     job: JobRef
     task: TaskData
-    #: ``avctl.fleet.runner.RunOptions.as_dict()``
+    #: ``avctl.fleet.runner.RunOptions.as_dict()`` without what the workflow itself does
     options: dict[str, Any]
-    sites: list[SiteDevices]
+    rollout: Rollout
     limits: Limits = field(default_factory=Limits)
+    #: with ``--in-window``: each site's window; its devices start only while it is open
+    windows: dict[str, WindowData] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,24 @@ class SiteInput:
     site: str
     devices: list[DeviceData]
     limits: Limits = field(default_factory=Limits)
+    window: WindowData | None = None
+
+
+@dataclass(frozen=True)
+class WindowQuery:
+    window: WindowData
+    #: seconds since the epoch
+    now: float
+
+
+@dataclass(frozen=True)
+class WindowTimes:
+    """The window open at ``now`` or the next one: when it opens and closes (seconds since the epoch)."""
+
+    opens: float
+    closes: float
+    #: when it closes, in the site's local time (for the skip message)
+    closes_local: str = ""
 
 
 @dataclass(frozen=True)

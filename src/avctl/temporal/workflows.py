@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
+from avctl.fleet.gates import gate_message
 from avctl.temporal.model import (
     FINISH_JOB,
     FLEET_JOB,
@@ -31,6 +32,7 @@ from avctl.temporal.model import (
     SCHEDULED_RUN,
     SITE_JOB,
     SITE_UNREACHABLE,
+    WINDOW_TIMES,
     AuditData,
     BatchInput,
     BatchResult,
@@ -39,12 +41,18 @@ from avctl.temporal.model import (
     JobInput,
     JobSummary,
     RecordInput,
+    Ring,
     ScheduledRun,
     ScheduledRunInput,
+    SiteDevices,
     SiteInput,
+    WindowQuery,
+    WindowTimes,
     site_queue,
 )
 
+#: the skip reason of devices a maintenance window closed on (as the local runner's, resumable)
+WINDOW_CLOSED = "window_closed"
 #: recording in the control plane's own store: retried until it works (a full disk is fixed by a person)
 _RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60))
 
@@ -95,19 +103,38 @@ class SiteJobWorkflow:
         size = max(1, limits.batch_size)
         batches = [job.devices[i:i + size] for i in range(0, len(job.devices), size)]
         gate = asyncio.Semaphore(max(1, limits.parallel_batches))
+        window = await self._window_opens(job)
 
         async def one(n: int, devices: list[DeviceData]) -> None:
             async with gate:
-                batch = await self._run_batch(job, n, devices)
-                await workflow.execute_activity(
-                    RECORD_BATCH, RecordInput(job.job, batch), task_queue=job.job.control_queue,
-                    start_to_close_timeout=timedelta(minutes=5), retry_policy=_RECORD_RETRY)
-                self._done += len(batch.results)
-                for status, n_status in _count(batch.results).items():
-                    self._counts[status] = self._counts.get(status, 0) + n_status
+                if window is not None and workflow.now().timestamp() >= window.closes:
+                    batch = BatchResult(job.site, _ended(devices, [], "skipped", WINDOW_CLOSED, _closed(job, window)))
+                else:
+                    batch = await self._run_batch(job, n, devices)
+                await self._record(job, batch)
 
         await asyncio.gather(*(one(n, b) for n, b in enumerate(batches)))
         return dict(self._counts)
+
+    async def _record(self, job: SiteInput, batch: BatchResult) -> None:
+        await workflow.execute_activity(
+            RECORD_BATCH, RecordInput(job.job, batch), task_queue=job.job.control_queue,
+            start_to_close_timeout=timedelta(minutes=5), retry_policy=_RECORD_RETRY)
+        self._done += len(batch.results)
+        for status, n_status in _count(batch.results).items():
+            self._counts[status] = self._counts.get(status, 0) + n_status
+
+    async def _window_opens(self, job: SiteInput) -> WindowTimes | None:
+        """With a window: wait (a durable timer) until it opens; when it closes, or None."""
+        if job.window is None:
+            return None
+        times: WindowTimes = await workflow.execute_activity(
+            WINDOW_TIMES, WindowQuery(job.window, workflow.now().timestamp()), task_queue=job.job.control_queue,
+            result_type=WindowTimes, start_to_close_timeout=timedelta(minutes=1), retry_policy=_RECORD_RETRY)
+        wait = times.opens - workflow.now().timestamp()
+        if wait > 0:
+            await workflow.sleep(timedelta(seconds=wait))
+        return times
 
     async def _run_batch(self, job: SiteInput, n: int, devices: list[DeviceData]) -> BatchResult:
         limits = job.limits
@@ -141,10 +168,20 @@ class SiteJobWorkflow:
             return BatchResult(job.site, _ended(devices, [], "failed", str(kind).lower(), text))
 
 
+def _closed(job: SiteInput, window: WindowTimes) -> str:
+    return (f"not started: the maintenance window of site {job.site} closed at {window.closes_local}; "
+            "resume the job in the next window")
+
+
 @workflow.defn(name=FLEET_JOB)
 class FleetJobWorkflow:
+    """Ring by ring (one ring when there are none): every site of the ring at once, each a child
+    workflow; then the soak time (a durable timer) and the gate; a failed gate ends every later
+    device skipped, unsent."""
+
     def __init__(self) -> None:
         self._sites: dict[str, dict[str, int]] = {}
+        self._stopped: str | None = None
 
     @workflow.query
     def progress(self) -> dict[str, dict[str, int]]:
@@ -152,22 +189,57 @@ class FleetJobWorkflow:
 
     @workflow.run
     async def run(self, job: JobInput) -> JobSummary:
-        me = workflow.info()
-
-        async def site(part: Any) -> None:
-            counts = await workflow.execute_child_workflow(
-                SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.devices, job.limits),
-                id=f"{me.workflow_id}.site.{part.site}", task_queue=me.task_queue)
-            self._sites[part.site] = counts
-
-        await asyncio.gather(*(site(part) for part in job.sites))
+        rollout = job.rollout
+        if rollout.outside:
+            names = ", ".join(r.name for r in rollout.rings)
+            await self._skip(job, rollout.outside, "no_ring", f"in none of the rings {names}")
+        for n, ring in enumerate(rollout.rings):
+            members = [d for part in ring.sites for d in part.devices]
+            if self._stopped is not None:
+                await self._skip(job, members, "gate", f"not run: {self._stopped}")
+                continue
+            counts = await self._run_ring(job, ring)
+            if n == len(rollout.rings) - 1 or not members:
+                continue
+            if rollout.soak:
+                await workflow.sleep(timedelta(seconds=rollout.soak))
+            if rollout.gate is not None:
+                ran = sum(v for k, v in counts.items() if k != "skipped")
+                self._stopped = gate_message(ring.name, counts.get("ok", 0), ran, rollout.gate)
         await workflow.execute_activity(FINISH_JOB, job.job, task_queue=job.job.control_queue,
                                         start_to_close_timeout=timedelta(minutes=5), retry_policy=_RECORD_RETRY)
         total: dict[str, int] = {}
         for counts in self._sites.values():
-            for status, n in counts.items():
-                total[status] = total.get(status, 0) + n
+            for status, n_status in counts.items():
+                total[status] = total.get(status, 0) + n_status
         return JobSummary(job.job.job_id, total, dict(self._sites))
+
+    async def _run_ring(self, job: JobInput, ring: Ring) -> dict[str, int]:
+        me = workflow.info()
+        prefix = f"{me.workflow_id}.ring.{ring.name}" if ring.name else me.workflow_id
+        ring_counts: dict[str, int] = {}
+
+        async def site(part: SiteDevices) -> None:
+            counts = await workflow.execute_child_workflow(
+                SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.devices, job.limits,
+                                               job.windows.get(part.site)),
+                id=f"{prefix}.site.{part.site}", task_queue=me.task_queue)
+            key = f"{ring.name}/{part.site}" if ring.name else part.site
+            self._sites[key] = counts
+            for status, n in counts.items():
+                ring_counts[status] = ring_counts.get(status, 0) + n
+
+        await asyncio.gather(*(site(part) for part in ring.sites))
+        return ring_counts
+
+    async def _skip(self, job: JobInput, devices: list[DeviceData], reason: str, message: str) -> None:
+        if not devices:
+            return
+        results = _ended(devices, [], "skipped", reason, message)
+        await workflow.execute_activity(RECORD_BATCH, RecordInput(job.job, BatchResult("", results)),
+                                        task_queue=job.job.control_queue, start_to_close_timeout=timedelta(minutes=5),
+                                        retry_policy=_RECORD_RETRY)
+        self._sites[f"({reason})"] = _count(results)
 
 
 #: the due time Temporal gives every workflow a schedule starts (backfills included)
