@@ -546,7 +546,7 @@ def record_and_run(task: Task, setup: JobSetup, kwargs: dict[str, Any], *, annou
             asyncio.run(check_reachable(_temporal_target(kwargs)))
         job = create_job(store, task, selection=str(setup.selection), devices=devices, inventory=setup.inventory,
                          options=runner.options, spec_overrides=setup.overrides,
-                         secret_params=runner.secret_params)
+                         secret_params=runner.secret_params, engine=setup.engine)
         note_job(kwargs["store_path"], job.id)
         if not kwargs["quiet"]:
             click.echo(f"job {job.id}: {announce or task.name} on {len(devices)} device(s)", err=True)

@@ -62,9 +62,10 @@ def options_from(stored: Mapping[str, Any]) -> RunOptions:
 
 def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence[DeviceEntry],
                inventory: Inventory, options: RunOptions, spec_overrides: Mapping[str, str] | None = None,
-               secret_params: Iterable[str] = (), user: str | None = None) -> Job:
+               secret_params: Iterable[str] = (), user: str | None = None, engine: str = "local") -> Job:
     """Record a job. ``secret_params`` (spec-marked secrets, see FleetRunner.plan) are stored masked.
-    ``user``: who started it (the server's ``web:alice``); the OS user by default."""
+    ``user``: who started it (the server's ``web:alice``); the OS user by default. ``engine``:
+    "temporal" for a job whose devices run on site workers (its state is its workflow's)."""
     hidden = set(secret_params)
     params = {k: (MASK if k in hidden and v not in (None, "") else v) for k, v in task.params.items()}
     return store.create_job(
@@ -72,7 +73,8 @@ def create_job(store: JobStore, task: Task, *, selection: str, devices: Sequence
         devices=[d.name for d in devices], user=user or os_user(),
         inventory=str(inventory.path.resolve()) if inventory.path else None,
         options={"mode": task.mode, "run": options.as_dict(),
-                 "specs": {k: str(Path(v).resolve()) for k, v in (spec_overrides or {}).items()}})
+                 "specs": {k: str(Path(v).resolve()) for k, v in (spec_overrides or {}).items()},
+                 **({"engine": engine} if engine != "local" else {})})
 
 
 async def execute(store: JobStore, job: Job, runner: FleetRunner, task: Task,
@@ -124,6 +126,10 @@ class ResumePlan:
 def plan_resume(store: JobStore, job_id: int, *, params: Mapping[str, str] | None = None,
                 inventory_path: str | None = None) -> ResumePlan:
     job = store.get_job(job_id)
+    if job.options.get("engine") == "temporal" and job.state == "running":
+        raise UsageError(f"job {job_id} runs on Temporal: its workflow goes on and its outcomes are recorded "
+                         "while a control worker runs",
+                         hint="start one: avctl worker --control (or avctl serve --engine temporal) on this store")
     window_closed = [o.device for o in store.outcomes(job_id)
                      if o.status == "skipped" and o.reason == WINDOW_CLOSED]
     # a job still running elsewhere is not refused: devices are claimed one by one in the store, so

@@ -55,8 +55,9 @@ class Job:
 
     @property
     def effective_state(self) -> str:
-        """'running' only if the process that runs it is still alive on this host; else 'interrupted'."""
-        if self.state != "running":
+        """'running' only if the process that runs it is still alive on this host; else 'interrupted'.
+        A job on Temporal runs as long as its workflow does, whoever started it: its state as stored."""
+        if self.state != "running" or self.options.get("engine") == "temporal":
             return self.state
         if self.host == socket.gethostname() and self.pid and not _pid_alive(self.pid):
             return "interrupted"

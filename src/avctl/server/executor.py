@@ -36,6 +36,9 @@ class JobSubmission:
 
 
 class Executor(Protocol):
+    #: where jobs run: "local" or "temporal" (recorded with each job)
+    engine: str
+
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         """The devices to poll from now on (after an inventory reload: the new list)."""
 

@@ -98,6 +98,8 @@ class LocalJobExecutor:
     are how devices are reached and their passwords found, as for ``avctl fleet``.
     """
 
+    engine = "local"
+
     def __init__(self, *, store: JobStore, audit: Callable[[], AuditSink], progress: JobProgress,
                  tls: TLSPolicy | None = None, resolver: CredentialResolver | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:

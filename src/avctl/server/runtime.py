@@ -82,6 +82,7 @@ class LocalExecutor:
     def __init__(self, poll: PollProcess, jobs: LocalJobExecutor | TemporalJobExecutor) -> None:
         self.poll = poll
         self.jobs = jobs
+        self.engine = jobs.engine
 
     def check(self, devices: Sequence[DeviceEntry], options: RunOptions) -> None:
         self.jobs.check(devices, options)

@@ -29,7 +29,7 @@ from avctl.fleet.store import JobStore, StoreError
 from avctl.schedule.store import ScheduleStore
 from avctl.server.executor import JobSubmission
 from avctl.server.jobs import JobProgress, done_event, outcome_event
-from avctl.temporal import engine
+from avctl.temporal import engine as temporal
 from avctl.temporal.control import control_queue
 from avctl.temporal.model import Limits
 
@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 
 class TemporalJobExecutor:
+    engine = "temporal"
+
     def __init__(self, *, store: JobStore, audit: Callable[[], AuditSink], progress: JobProgress,
-                 target: engine.TemporalTarget, store_location: str, limits: Limits | None = None,
+                 target: temporal.TemporalTarget, store_location: str, limits: Limits | None = None,
                  schedules: ScheduleStore | None = None, store_arg: str | None = None) -> None:
         self.store = store
         #: the schedules of the same database: Temporal Schedules' runs are run and recorded here
@@ -47,7 +49,7 @@ class TemporalJobExecutor:
         self.audit = audit
         self.progress = progress
         self.target = target
-        self.queue = control_queue(engine.store_identity(store_location))
+        self.queue = control_queue(temporal.store_identity(store_location))
         self.limits = limits or Limits()
         self._client: Client | None = None
         self._audit: AuditSink | None = None
@@ -56,9 +58,9 @@ class TemporalJobExecutor:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     def check(self, devices: Sequence[DeviceEntry], options: RunOptions) -> None:
-        """What the engine refuses (a plain-text password, rings), before a job is recorded."""
-        engine.check_engine_options(options)
-        engine.device_data(devices)
+        """What the engine refuses (a plain-text password in the inventory), before a job is recorded."""
+        temporal.check_engine_options(options)
+        temporal.device_data(devices)
 
     def set_poll_targets(self, devices: Sequence[DeviceEntry]) -> None:
         """Polling stays the poll engine's."""
@@ -68,7 +70,7 @@ class TemporalJobExecutor:
 
     def submit_job(self, job: JobSubmission) -> None:
         if self._client is None:
-            raise engine.EngineError("the Temporal engine is not connected")
+            raise temporal.EngineError("the Temporal engine is not connected")
         task = asyncio.get_running_loop().create_task(self._start(job), name=f"avctl-temporal-job-{job.job_id}")
         self._tasks[job.job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job.job_id, None))
@@ -77,14 +79,14 @@ class TemporalJobExecutor:
         return sorted(self._tasks)
 
     async def start(self) -> None:
-        self._client = await engine.connect(self.target)
+        self._client = await temporal.connect(self.target)
         self._audit = self.audit()
-        self._workers = [engine.control_worker(self._client, self.queue, self.store, self._audit,
+        self._workers = [temporal.control_worker(self._client, self.queue, self.store, self._audit,
                                                on_outcome=self._outcome, on_finish=self._finished)]
         if self.schedules is not None:
-            self._workers.append(engine.schedule_worker(self._client, self.queue, self.store, self._audit,
+            self._workers.append(temporal.schedule_worker(self._client, self.queue, self.store, self._audit,
                                                         self.schedules, self.store_arg))
-        self._serving = asyncio.get_running_loop().create_task(engine.serve_workers(self._workers),
+        self._serving = asyncio.get_running_loop().create_task(temporal.serve_workers(self._workers),
                                                                name="avctl-temporal-control")
         log.info("avctl serve: jobs run on Temporal at %s (control queue %s)", self.target.address, self.queue)
 
@@ -107,7 +109,7 @@ class TemporalJobExecutor:
         assert self._client is not None
         try:
             job = await asyncio.to_thread(self.store.get_job, sub.job_id)
-            handle = await engine.start_job(self._client, job, sub.task, sub.devices, sub.options, queue=self.queue,
+            handle = await temporal.start_job(self._client, job, sub.task, sub.devices, sub.options, queue=self.queue,
                                             limits=self.limits)
             log.info("avctl serve: job %s: workflow %s", sub.job_id, handle.id)
             await handle.result()

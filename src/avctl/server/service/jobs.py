@@ -91,7 +91,7 @@ def _prepare(ctx: ServerContext, principal: Principal, task: Task, devices: Sequ
         audit.close()
     job = create_job(ctx.jobs, task, selection=selection, devices=devices, inventory=ctx.inventory(),
                      options=options, spec_overrides=ctx.spec_overrides, secret_params=runner.secret_params,
-                     user=principal.audit_name)
+                     user=principal.audit_name, engine=ctx.executor.engine)
     return JobSubmission(job_id=job.id, task=task, devices=list(devices), options=options,
                          user=principal.audit_name, spec_overrides=dict(ctx.spec_overrides))
 

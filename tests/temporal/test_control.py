@@ -1,0 +1,88 @@
+"""The control plane's recording activities, called as Temporal calls them, on every kind of store
+(the CLI's SQLite file, SQLite and PostgreSQL through SQLAlchemy): a batch delivered twice, or once
+more after dying half-way, leaves exactly one outcome and one audit row per call, in call order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from avctl.fleet.results import Outcome
+from avctl.temporal.control import ControlActivities
+from avctl.temporal.journal import SiteJournal, outcome_dict
+from avctl.temporal.model import AuditData, BatchResult, DeviceResult, JobRef, RecordInput
+from tests.conftest import Journal
+
+
+def _batch() -> BatchResult:
+    calls = [AuditData("audio_volume_set", {"volume": 30}, "ok", address="127.0.0.1:1", family="videoos", ts=1.0),
+             AuditData("audio_muted_set", {"muted": True}, "failed", error_kind="device", message="refused",
+                       address="127.0.0.1:1", family="videoos", ts=2.0)]
+    return BatchResult("berlin", [
+        DeviceResult(outcome_dict(Outcome("cx-1", "ok", family="videoos", requests=3)), calls),
+        DeviceResult(outcome_dict(Outcome("cx-2", "failed", family="videoos", reason="auth", message="refused")), []),
+    ])
+
+
+def test_a_batch_recorded_twice_is_recorded_once(journal: Journal, tmp_path: Path) -> None:
+    db = tmp_path / "control.db"
+    with journal.store(db) as store, journal.audit(db) as audit:
+        job = store.create_job(action="volume", selection="all", params={"volume": "30"}, devices=["cx-1", "cx-2"],
+                               user="tester")
+        ref = JobRef(job.id, "avctl.control.test", "web:alice", time.time())
+        control = ControlActivities(store, audit)
+        seen: list[str] = []
+        control.on_outcome = lambda _job, o: seen.append(o.device)
+        assert asyncio.run(control.record_batch(RecordInput(ref, _batch()))) == 2
+        assert asyncio.run(control.record_batch(RecordInput(ref, _batch()))) == 0  # Temporal ran it again
+        assert sorted(o.device for o in store.outcomes(job.id)) == ["cx-1", "cx-2"] and sorted(seen) == ["cx-1", "cx-2"]
+        rows = audit.query(job_id=job.id, limit=None)
+        assert sorted((r.device, r.action, r.outcome, r.error_kind, r.user) for r in rows) == [
+            ("cx-1", "audio_muted_set", "failed", "device", "web:alice"),
+            ("cx-1", "audio_volume_set", "ok", None, "web:alice")]
+        assert asyncio.run(control.finish_job(ref)) == "finished"
+        assert store.get_job(job.id).state == "finished"
+
+
+def test_a_batch_cut_off_after_some_audit_rows_is_completed_without_duplicates(journal: Journal,
+                                                                                 tmp_path: Path) -> None:
+    db = tmp_path / "control.db"
+    with journal.store(db) as store, journal.audit(db) as audit:
+        job = store.create_job(action="volume", selection="all", params={}, devices=["cx-1", "cx-2"], user="t")
+        ref = JobRef(job.id, "avctl.control.test", "web:alice", time.time())
+        first = _batch().results[0].audit[0]  # the worker died after writing the first call's row
+        audit.record(device="cx-1", action=first.action, params=first.params, outcome=first.outcome,
+                     job_id=job.id, user="web:alice", ts=first.ts)
+        assert asyncio.run(ControlActivities(store, audit).record_batch(RecordInput(ref, _batch()))) == 2
+        rows = audit.query(device="cx-1", job_id=job.id, limit=None)
+        assert sorted(r.action for r in rows) == ["audio_muted_set", "audio_volume_set"]
+        assert asyncio.run(ControlActivities(store, audit).finish_job(ref)) == "finished"
+
+
+def test_a_job_with_devices_left_ends_interrupted(journal: Journal, tmp_path: Path) -> None:
+    db = tmp_path / "control.db"
+    with journal.store(db) as store, journal.audit(db) as audit:
+        job = store.create_job(action="status", selection="all", params={}, devices=["cx-1", "cx-2", "cx-3"],
+                               user="t")
+        ref = JobRef(job.id, "q", "t", time.time())
+        asyncio.run(ControlActivities(store, audit).record_batch(RecordInput(ref, _batch())))
+        assert asyncio.run(ControlActivities(store, audit).finish_job(ref)) == "interrupted"
+        assert store.pending_devices(job.id) == ["cx-3"]
+
+
+def test_the_site_journal_keeps_sent_marks_outcomes_and_calls_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "worker.db"
+    journal = SiteJournal(path)
+    journal.mark_sent("run-1", "cx-1")
+    journal.mark_sent("run-1", "cx-2")
+    journal.add_call("run-1", "cx-1", AuditData("audio_volume_set", {"volume": 30}, "ok"))
+    journal.finish("run-1", Outcome("cx-1", "ok", family="videoos"))
+    journal.close()
+    again = SiteJournal(path)  # a worker started again reads what the one that died wrote
+    assert again.in_doubt("run-1") == ["cx-2"]
+    done = again.results("run-1", ["cx-1", "cx-2"])
+    assert list(done) == ["cx-1"] and [c.action for c in done["cx-1"].audit] == ["audio_volume_set"]
+    assert again.in_doubt("run-2") == [] and again.results("run-2", ["cx-1"]) == {}
+    again.prune(time.time() + 1)
+    assert again.results("run-1", ["cx-1"]) == {} and again.in_doubt("run-1") == []
