@@ -86,3 +86,32 @@ def test_the_site_journal_keeps_sent_marks_outcomes_and_calls_across_processes(t
     assert again.in_doubt("run-2") == [] and again.results("run-2", ["cx-1"]) == {}
     again.prune(time.time() + 1)
     assert again.results("run-1", ["cx-1"]) == {} and again.in_doubt("run-1") == []
+
+
+def test_large_payloads_are_compressed_and_a_bomb_is_refused() -> None:
+    import zlib
+
+    import pytest
+    from temporalio.api.common.v1 import Payload
+    from temporalio.converter import DataConverter
+
+    from avctl.temporal.codec import ENCODING, MAX_INFLATED, ZlibCodec, data_converter
+    from avctl.temporal.model import DeviceData
+
+    devices = [DeviceData(f"room-{n:05d}-codec", "videoos", "127.0.0.1", 40000 + n, site=f"site-{n % 10}",
+                          room=f"room-{n:05d}", password="secret:room-codecs") for n in range(10000)]
+    (plain,) = DataConverter.default.payload_converter.to_payloads([devices])
+    codec = ZlibCodec()
+    (packed,) = asyncio.run(codec.encode([plain]))
+    assert packed.metadata["encoding"] == ENCODING
+    # over Temporal's 2 MB limit as JSON, tenfold less compressed
+    assert len(plain.SerializeToString()) > 2 * 1024 * 1024 > 10 * len(packed.data)
+    (back,) = asyncio.run(codec.decode([packed]))
+    assert back == plain
+    small = Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')
+    assert asyncio.run(codec.encode([small])) == [small]
+    bomb = Payload(metadata={"encoding": ENCODING}, data=zlib.compress(b"\0" * (MAX_INFLATED + 1)))
+    with pytest.raises(ValueError, match="inflates past"):
+        asyncio.run(codec.decode([bomb]))
+    assert data_converter().payload_codec is not None
+

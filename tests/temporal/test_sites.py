@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from pathlib import Path
+
+from temporalio.api.common.v1 import Payload
 
 from avctl.emulator.core import EmulatorThread
 from avctl.emulator.polyuc import EmulatedPolyUC
 from avctl.emulator.solstice import EmulatedSolstice
 from avctl.emulator.videoos import EmulatedVideoOS
+from avctl.temporal.codec import ENCODING
 from tests.server.harness import wait_for
 from tests.temporal.conftest import PASSWORD, Sites, outcomes_of, requests_to
 
@@ -78,7 +82,12 @@ def _payloads(node: object) -> list[str]:
     found: list[str] = []
     if isinstance(node, dict):
         if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
-            found.append(base64.b64decode(node["data"]).decode(errors="replace"))
+            data = base64.b64decode(node["data"])
+            if base64.b64decode(node["metadata"].get("encoding", "")) == ENCODING:  # avctl's zlib codec
+                inner = Payload()
+                inner.ParseFromString(zlib.decompress(data))
+                data = inner.data
+            found.append(data.decode(errors="replace"))
         for value in node.values():
             found += _payloads(value)
     elif isinstance(node, list):

@@ -31,6 +31,7 @@ from avctl.fleet.runner import RunOptions, ring_of
 from avctl.fleet.store import Job, JobStore
 from avctl.fleet.verbs import Task
 from avctl.schedule.store import ScheduleStore
+from avctl.temporal.codec import data_converter
 from avctl.temporal.control import ControlActivities, FinishListener, OutcomeListener, control_queue
 from avctl.temporal.model import (
     DeviceData,
@@ -82,7 +83,7 @@ def store_identity(location: str) -> str:
 
 async def connect(target: TemporalTarget) -> Client:
     try:
-        return await Client.connect(target.address, namespace=target.namespace)
+        return await Client.connect(target.address, namespace=target.namespace, data_converter=data_converter())
     except (RuntimeError, RPCError) as exc:
         raise EngineError(f"cannot reach Temporal at {target.address}: {exc}",
                           hint="start it (temporal server start-dev, or your deployment) or give "
