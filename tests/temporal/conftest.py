@@ -36,8 +36,9 @@ def temporal_server() -> Iterator[TemporalDevServer]:
 class SiteWorker:
     """``avctl worker --site NAME`` in its own process, with a home of its own (the site's machine)."""
 
-    def __init__(self, root: Path, site: str, address: str, base_dir: Path) -> None:
+    def __init__(self, root: Path, site: str, address: str, base_dir: Path, extra: Sequence[str] = ()) -> None:
         self.site = site
+        self.extra = list(extra)
         self.home = root / f"worker-{site}"
         self.home.mkdir(parents=True, exist_ok=True)
         self.address = address
@@ -52,7 +53,7 @@ class SiteWorker:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "avctl.cli.main", "worker", "--site", self.site, "--temporal", self.address,
-                 "--base-dir", str(self.base_dir)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                 "--base-dir", str(self.base_dir), *self.extra], env=env, stdout=out, stderr=subprocess.STDOUT)
         wait_for(self._ready, within=60, what=f"the worker of site {self.site}")
         return self
 
@@ -160,3 +161,74 @@ def requests_to(dev: EmulatedDevice, method: str, fragment: str) -> int:
 
 def outcomes_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {o["device"]: o for o in doc["devices"]}
+
+
+class LinkProxy:
+    """A site's WAN link to Temporal: a TCP relay on loopback that the test can cut and restore."""
+
+    def __init__(self, target: str) -> None:
+        import asyncio
+        import threading
+
+        from tests.ports import free_port
+
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.up = True
+        self.loop = asyncio.new_event_loop()
+        self._writers: set[Any] = set()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+
+    async def _listen(self) -> None:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+    async def _client(self, reader: Any, writer: Any) -> None:
+        import asyncio
+        import contextlib
+
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: Any, dst: Any) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        """Every connection through the link dropped, new ones refused (closed at once)."""
+        def drop() -> None:
+            self.up = False
+            for w in list(self._writers):
+                w.transport.abort()
+            self._writers.clear()
+
+        self.loop.call_soon_threadsafe(drop)
+
+    def restore(self) -> None:
+        def up() -> None:
+            self.up = True
+
+        self.loop.call_soon_threadsafe(up)
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)

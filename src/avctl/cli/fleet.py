@@ -572,7 +572,7 @@ async def _on_temporal(store: Any, audit: Any, job: Any, runner: FleetRunner, ta
                        kwargs: dict[str, Any], bar: ProgressBar) -> JobReport:
     """The job on Temporal: each site's worker runs its devices; outcomes land here as they come."""
     from avctl.fleet.store import default_db_path
-    from avctl.temporal.engine import run_job
+    from avctl.temporal.engine import run_job, schedule_ref
     from avctl.temporal.model import Limits
 
     location = kwargs["store_path"] or str(default_db_path())
@@ -586,7 +586,8 @@ async def _on_temporal(store: Any, audit: Any, job: Any, runner: FleetRunner, ta
             click.echo(f"job {job.id}: workflow {workflow} on {target.address}", err=True)
 
     return await run_job(target, store, audit, location, job, task, setup.devices, runner.options, limits=limits,
-                         on_outcome=lambda _job, outcome: bar.update(outcome), on_started=started)
+                         on_outcome=lambda _job, outcome: bar.update(outcome), on_started=started,
+                         schedule=schedule_ref(kwargs["store_path"], scheduled_run()))
 
 
 def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:

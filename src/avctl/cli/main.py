@@ -6,6 +6,9 @@ that command runs: `avctl --help` lists the table below and imports none of them
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from avctl.cli.lazy import LazyCommand, LazyGroup
@@ -71,7 +74,27 @@ def main() -> None:
     from avctl.transport import cas
 
     cas.CLI_OWNS_PROCESS = True  # this process's HTTPS goes only through avctl's transport
-    cli(prog_name="avctl")
+    try:
+        cli(prog_name="avctl")
+    except SystemExit as done:
+        _leave_after_temporal(done)
+        raise
+
+
+def _leave_after_temporal(done: SystemExit) -> None:
+    """A command that talked to Temporal ends without the interpreter's teardown: the Temporal
+    SDK's Rust threads can outlive the event loop and abort the process while Python finalizes
+    (temporalio/sdk-python#300), turning a finished command into exit code -6. Everything is
+    written and closed by now; output is flushed first."""
+    engine = sys.modules.get("avctl.temporal.engine")
+    if engine is None or not getattr(engine, "CONNECTED", False):
+        return
+    code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    if done.code is not None and not isinstance(done.code, int):
+        print(done.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -235,11 +235,14 @@ def _disruptive(group: str, sub: str, params: dict[str, Any]) -> bool:
 @click.option("--overlap", type=click.Choice(["skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other",
                                               "allow_all"]), default="skip", show_default=True,
               help="With --engine temporal: what a due time does while the previous run still runs.")
+@click.option("--site-critical", is_flag=True,
+              help="With --engine temporal: each site's worker also runs it on its own while it cannot reach "
+                   "Temporal (a WAN outage), and reports it afterwards.")
 @temporal_options
 @store_option
 @handle_errors
 def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None, grace: str, yes: bool,
-                 engine: str, overlap: str, temporal_address: str, temporal_namespace: str,
+                 engine: str, overlap: str, site_critical: bool, temporal_address: str, temporal_namespace: str,
                  store_path: str | None) -> None:
     """Run COMMAND (a fleet, config or firmware job, after '--') on a cron expression.
 
@@ -248,6 +251,8 @@ def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None,
     """
     if not _NAME.fullmatch(name):
         raise UsageError(f"{name!r} is not a schedule name", hint="letters, digits, '.', '_' and '-' (64 at most)")
+    if site_critical and engine != "temporal":
+        raise UsageError("--site-critical is for schedules on Temporal", hint="add --engine temporal")
     expr = check_cron(cron)
     zone_name = tz or host_zone()
     check_zone(zone_name)
@@ -268,7 +273,8 @@ def schedule_add(name: str, command: tuple[str, ...], cron: str, tz: str | None,
     with _store(store_path) as store:
         schedule = store.add(name=name, cron=expr, timezone=zone_name, grace=grace_seconds, argv=checked.argv,
                              cwd=str(cwd), inventory=checked.inventory, selection=checked.selection,
-                             disruptive=checked.disruptive, user=os_user(), now=time.time(), engine=engine)
+                             disruptive=checked.disruptive, user=os_user(), now=time.time(), engine=engine,
+                             site_critical=site_critical)
         if engine == "temporal":
             try:
                 made = _on_temporal(schedule, store_path, temporal_address, temporal_namespace, "create",

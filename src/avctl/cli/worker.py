@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import click
@@ -33,11 +34,20 @@ def temporal_options(fn: click.decorators.FC) -> click.decorators.FC:
               help="Where file: password references are resolved [default: the current directory].")
 @click.option("--max-batches", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="Batches of devices this worker runs at once.")
+@click.option("--fallback-after", default="5m", show_default=True, metavar="DURATION",
+              help="Run site-critical schedules here once Temporal has been unreachable this long (a WAN "
+                   "outage); reported when it answers again. 'off': never.")
+@click.option("--fallback-every", default="15s", hidden=True, metavar="DURATION",
+              help="How often Temporal is looked at (tests).")
+@click.option("--clock-offset", type=float, default=0.0, hidden=True,
+              help="Seconds added to the clock the site's own schedule runs read (tests: a due time without "
+                   "waiting for it).")
 @temporal_options
 @tls_options
 def worker_cmd(site: str | None, control: bool, store_path: str | None, journal: str | None, base_dir: str,
-               max_batches: int, temporal_address: str, namespace: str, known_hosts: str | None,
-               ca_bundle: str | None, insecure: bool) -> None:
+               max_batches: int, fallback_after: str, fallback_every: str, clock_offset: float,
+               temporal_address: str, namespace: str, known_hosts: str | None, ca_bundle: str | None,
+               insecure: bool) -> None:
     """Run a site worker for the Temporal engine (fleet jobs with --engine temporal).
 
     It connects out to Temporal and takes its site's batches of devices: nothing connects in.
@@ -50,6 +60,7 @@ def worker_cmd(site: str | None, control: bool, store_path: str | None, journal:
 
     @handle_errors
     def run() -> None:
+        from avctl.durations import parse_duration
         from avctl.errors import UsageError
         from avctl.paths import avctl_home
         from avctl.temporal import engine
@@ -71,11 +82,19 @@ def worker_cmd(site: str | None, control: bool, store_path: str | None, journal:
         activities = SiteActivities(site, SiteJournal(path), resolver=CredentialResolver(base_dir=Path(base_dir)),
                                     tls=tls)
 
+        after = None if fallback_after == "off" else parse_duration(fallback_after, what="--fallback-after")
+        every = parse_duration(fallback_every, what="--fallback-every")
+
         async def main() -> None:
+            from avctl.temporal.fallback import SiteFallback
+
             client = await engine.connect(target)
             click.echo(f"avctl worker: site {site}: task queue site.{site} on {target.address} "
                        f"(namespace {target.namespace}); journal {path}", err=True)
-            await engine.serve([engine.site_worker(client, activities, max_batches=max_batches)])
+            fallback = None if after is None else SiteFallback(
+                activities, client, after=after, every=every, clock=lambda: time.time() + clock_offset)
+            await engine.serve([engine.site_worker(client, activities, max_batches=max_batches)],
+                               also=[fallback.run()] if fallback is not None else [])
 
         asyncio.run(main())
 

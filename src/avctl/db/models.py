@@ -384,6 +384,8 @@ class Schedule(Base):
     user: Mapped[str] = mapped_column(Text)
     #: who fires it: "local" (run-due, the server's loop) or "temporal" (Temporal Schedules)
     engine: Mapped[str] = mapped_column(String(16), server_default="local")
+    #: a Temporal schedule its site workers run themselves during a WAN outage (docs/temporal.md)
+    site_critical: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ScheduleRun(Base):

@@ -58,12 +58,15 @@ class Schedule:
     user: str
     #: "local" (run-due, the server's loop) or "temporal" (Temporal Schedules fire it)
     engine: str = "local"
+    #: Temporal only: its sites' workers run it themselves while they cannot reach Temporal
+    site_critical: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "cron": self.cron, "timezone": self.timezone, "grace": self.grace,
                 "command": list(self.argv), "cwd": self.cwd, "inventory": self.inventory,
                 "selection": list(self.selection), "disruptive": self.disruptive, "paused": self.paused,
-                "created": self.created, "user": self.user, "engine": self.engine}
+                "created": self.created, "user": self.user, "engine": self.engine,
+                "site_critical": self.site_critical}
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def _schedule(row: Any) -> Schedule:
                     argv=tuple(json.loads(row.argv)), cwd=row.cwd, inventory=row.inventory,
                     selection=tuple(json.loads(row.selection)), disruptive=bool(row.disruptive),
                     paused=bool(row.paused), created=row.created, evaluated_from=row.evaluated_from,
-                    user=row.user, engine=row.engine)
+                    user=row.user, engine=row.engine, site_critical=bool(row.site_critical))
 
 
 def _run(row: Any) -> Run:
@@ -148,7 +151,7 @@ class ScheduleStore(_OnDatabase):
 
     def add(self, *, name: str, cron: str, timezone: str, grace: float, argv: Sequence[str], cwd: str,
             inventory: str | None, selection: Sequence[str], disruptive: bool, user: str, now: float,
-            engine: str = "local") -> Schedule:
+            engine: str = "local", site_critical: bool = False) -> Schedule:
         with self._write() as conn:
             if conn.execute(select(SCHEDULES.c.id).where(SCHEDULES.c.name == name)).first() is not None:
                 raise UsageError(f"a schedule named {name!r} exists already",
@@ -156,7 +159,7 @@ class ScheduleStore(_OnDatabase):
             conn.execute(insert(SCHEDULES).values(
                 name=name, cron=cron, timezone=timezone, grace=grace, argv=json.dumps(list(argv)), cwd=cwd,
                 inventory=inventory, selection=json.dumps(list(selection)), disruptive=int(disruptive), paused=0,
-                created=now, evaluated_from=now, user=user, engine=engine))
+                created=now, evaluated_from=now, user=user, engine=engine, site_critical=int(site_critical)))
         return self.get(name)
 
     def get(self, name: str) -> Schedule:
@@ -165,6 +168,11 @@ class ScheduleStore(_OnDatabase):
         if row is None:
             raise UsageError(f"no schedule named {name!r}", hint="'avctl schedule list' shows them")
         return _schedule(row)
+
+    def by_id(self, schedule_id: int) -> Schedule | None:
+        with self._read() as conn:
+            row = conn.execute(select(SCHEDULES).where(SCHEDULES.c.id == schedule_id)).first()
+        return None if row is None else _schedule(row)
 
     def schedules(self) -> list[Schedule]:
         with self._read() as conn:

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -34,8 +34,11 @@ from avctl.temporal.journal import outcome_of
 from avctl.temporal.model import (
     FINISH_JOB,
     RECORD_BATCH,
+    RECORD_FALLBACK,
     RUN_SCHEDULED,
     WINDOW_TIMES,
+    DeviceResult,
+    FallbackReport,
     JobRef,
     RecordInput,
     ScheduledRunInput,
@@ -73,26 +76,28 @@ class ControlActivities:
     @activity.defn(name=RECORD_BATCH)
     async def record_batch(self, rec: RecordInput) -> int:
         """Write the batch's new outcomes and audit rows; returns how many outcomes were new."""
-        job = rec.job
-        have = {o.device for o in self.store.outcomes(job.job_id)}
+        return self._write(rec.job.job_id, rec.job.user, rec.batch.results)
+
+    def _write(self, job_id: int, user: str, results: Sequence[DeviceResult]) -> int:
+        have = {o.device for o in self.store.outcomes(job_id)}
         new = 0
-        for result in rec.batch.results:
+        for result in results:
             outcome = outcome_of(result.outcome)
             if outcome.device in have:
                 continue
-            written = len(self.audit.query(device=outcome.device, job_id=job.job_id, limit=None))
+            written = len(self.audit.query(device=outcome.device, job_id=job_id, limit=None))
             for row in result.audit[written:]:
                 self.audit.record(device=outcome.device, action=row.action, params=row.params, outcome=row.outcome,
                                   message=row.message, address=row.address, family=row.family,
-                                  job_id=job.job_id, user=job.user, ts=row.ts, error_kind=row.error_kind)
+                                  job_id=job_id, user=user, ts=row.ts, error_kind=row.error_kind)
             try:
-                self.store.record_outcome(job.job_id, outcome)
+                self.store.record_outcome(job_id, outcome)
             except OutcomeExists:
                 continue
             new += 1
             if self.on_outcome is not None:
                 with contextlib.suppress(Exception):
-                    self.on_outcome(job.job_id, outcome)
+                    self.on_outcome(job_id, outcome)
         return new
 
     @activity.defn(name=WINDOW_TIMES)
@@ -163,3 +168,40 @@ class ControlActivities:
                 return found.state if found is not None else "missing"
             activity.heartbeat()
             await asyncio.sleep(5)
+
+    @activity.defn(name=RECORD_FALLBACK)
+    async def record_fallback(self, report: FallbackReport) -> str:
+        """A site's own run of a site-critical schedule: the schedule's run for that due time and a
+        job with its outcomes; or nothing new if the control plane ran that due time itself (its
+        job got the site's outcomes from the site's journal, the devices were not called twice)."""
+        if self.schedules is None:
+            raise ApplicationError("this control worker has no schedule store", type="UsageError",
+                                   non_retryable=True)
+        try:
+            schedule = self.schedules.get(report.schedule)
+        except AvctlError as exc:
+            raise ApplicationError(str(exc), type="UsageError", non_retryable=True) from None
+        now = time.time()
+        run = self.schedules.claim(schedule, report.zone, report.due, trigger="fallback", sites=[report.site],
+                                   now=now)
+        if run is None:
+            found = self.schedules.run_at(schedule.id, report.zone, report.due)
+            if found is None or found.trigger != "fallback" or found.job_id is not None:
+                return "ran by the control plane"
+            run = found  # an earlier attempt of this activity claimed it and died before the job
+        devices = [str(r.outcome.get("device")) for r in report.results]
+        task = report.task
+        job = self.store.create_job(action=task.name, selection=f"site {report.site}: its own run during a WAN outage",
+                                    params=dict(task.params), devices=devices, user=f"site:{report.site}",
+                                    options={"mode": task.mode, "engine": "temporal",
+                                             "fallback": {"site": report.site, "schedule": report.schedule,
+                                                          "due": report.due}})
+        self.schedules.set_job(run.id, job.id)
+        self._write(job.id, f"site:{report.site}", report.results)
+        self.store.set_state(job.id, "finished")
+        failed = sum(1 for r in report.results if r.outcome.get("status") in ("failed", "unreachable"))
+        state = "ok" if not failed else "failed"
+        self.schedules.finish(run.id, state=state, exit_code=None, output=None, now=time.time(),
+                              reason=f"run by site {report.site} itself while it could not reach Temporal"
+                                     + (f"; {failed} device(s) failed" if failed else ""))
+        return state

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,14 @@ from avctl.temporal.model import (
     Limits,
     Ring,
     Rollout,
+    ScheduleRef,
     SiteDevices,
     TaskData,
     WindowData,
     site_queue,
 )
 from avctl.temporal.site import SiteActivities
-from avctl.temporal.workflows import FleetJobWorkflow, ScheduledRunWorkflow, SiteJobWorkflow
+from avctl.temporal.workflows import FallbackReportWorkflow, FleetJobWorkflow, ScheduledRunWorkflow, SiteJobWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,13 @@ def store_identity(location: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
+#: a client was made in this process (the CLI then ends it without interpreter teardown: avctl.cli.main)
+CONNECTED = False
+
+
 async def connect(target: TemporalTarget) -> Client:
+    global CONNECTED
+    CONNECTED = True
     try:
         return await Client.connect(target.address, namespace=target.namespace, data_converter=data_converter())
     except (RuntimeError, RPCError) as exc:
@@ -128,7 +135,7 @@ def _by_site(devices: Sequence[DeviceData]) -> list[SiteDevices]:
 
 
 def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, queue: str,
-              limits: Limits) -> JobInput:
+              limits: Limits, schedule: ScheduleRef | None = None) -> JobInput:
     """The workflow's input: the selection resolved here, by ring and site; the rings, gate, soak and
     windows for the workflow; the rest of the options for the sites."""
     check_engine_options(options)
@@ -146,7 +153,8 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
     run["ports"], run["schemes"] = dict(options.ports), dict(options.schemes)
     return JobInput(job=JobRef(job.id, queue, job.user, job.created),
                     task=TaskData(task.name, task.mode, dict(task.params)), options=run,
-                    rollout=Rollout(rings, options.gate, options.soak, outside), limits=limits, windows=windows)
+                    rollout=Rollout(rings, options.gate, options.soak, outside), limits=limits, windows=windows,
+                    schedule=schedule)
 
 
 def workflow_id(queue: str, job_id: int) -> str:
@@ -174,8 +182,8 @@ def schedule_worker(client: Client, queue: str, store: JobStore, audit: AuditSin
     from avctl.temporal.schedules import schedule_queue
 
     control = ControlActivities(store, audit, schedules=schedules, store_arg=store_arg)
-    return Worker(client, task_queue=schedule_queue(queue), workflows=[ScheduledRunWorkflow],
-                  activities=[control.run_scheduled], workflow_runner=workflow_runner())
+    return Worker(client, task_queue=schedule_queue(queue), workflows=[ScheduledRunWorkflow, FallbackReportWorkflow],
+                  activities=[control.run_scheduled, control.record_fallback], workflow_runner=workflow_runner())
 
 
 def site_worker(client: Client, activities: SiteActivities, *, max_batches: int = 4) -> Worker:
@@ -185,8 +193,9 @@ def site_worker(client: Client, activities: SiteActivities, *, max_batches: int 
 
 
 async def start_job(client: Client, job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions,
-                    *, queue: str, limits: Limits) -> WorkflowHandle[Any, JobSummary]:
-    inp = job_input(job, task, devices, options, queue=queue, limits=limits)
+                    *, queue: str, limits: Limits, schedule: ScheduleRef | None = None
+                    ) -> WorkflowHandle[Any, JobSummary]:
+    inp = job_input(job, task, devices, options, queue=queue, limits=limits, schedule=schedule)
     try:
         return await client.start_workflow(FleetJobWorkflow.run, inp, id=workflow_id(queue, job.id),
                                            task_queue=queue)
@@ -197,12 +206,14 @@ async def start_job(client: Client, job: Job, task: Task, devices: Sequence[Devi
 async def run_job(target: TemporalTarget, store: JobStore, audit: AuditSink, store_location: str, job: Job,
                   task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, limits: Limits | None = None,
                   on_outcome: OutcomeListener | None = None,
-                  on_started: Callable[[str], None] | None = None) -> JobReport:
-    """Run a recorded job on Temporal and wait for it; the report from the store."""
+                  on_started: Callable[[str], None] | None = None, schedule: ScheduleRef | None = None) -> JobReport:
+    """Run a recorded job on Temporal and wait for it; the report from the store. ``schedule``: the
+    schedule run it was started for (a site-critical one is kept by the sites for a WAN outage)."""
     queue = control_queue(store_identity(store_location))
     client = await connect(target)
     async with control_worker(client, queue, store, audit, on_outcome=on_outcome):
-        handle = await start_job(client, job, task, devices, options, queue=queue, limits=limits or Limits())
+        handle = await start_job(client, job, task, devices, options, queue=queue, limits=limits or Limits(),
+                                 schedule=schedule)
         if on_started is not None:
             on_started(handle.id)
         try:
@@ -217,19 +228,37 @@ async def serve_workers(workers: Sequence[Worker]) -> None:
     await asyncio.gather(*(w.run() for w in workers))
 
 
-async def serve(workers: Sequence[Worker]) -> None:
-    """Run workers until SIGINT or SIGTERM; then let the activities in hand finish (graceful)."""
+async def serve(workers: Sequence[Worker], *, also: Sequence[Coroutine[Any, Any, None]] = ()) -> None:
+    """Run workers (and ``also``: a site's fallback loop) until SIGINT or SIGTERM; then let the
+    activities in hand finish (graceful)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     runs = [asyncio.create_task(w.run()) for w in workers]
+    extra = [asyncio.create_task(c) for c in also]
     waiting = asyncio.create_task(stop.wait())
-    await asyncio.wait([*runs, waiting], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([*runs, *extra, waiting], return_when=asyncio.FIRST_COMPLETED)
+    for task in extra:
+        task.cancel()
     for w in workers:
         await w.shutdown()
     for task in runs:
         if task.done() and task.exception() is not None:
             raise EngineError(f"a worker stopped: {task.exception()}")
     waiting.cancel()
+
+
+def schedule_ref(store_arg: str | None, run_id: int | None) -> ScheduleRef | None:
+    """The Temporal schedule run a command runs for (``AVCTL_SCHEDULE_RUN``), or None."""
+    if run_id is None:
+        return None
+    from avctl.schedule.store import open_schedule_store
+
+    with contextlib.closing(open_schedule_store(store_arg)) as schedules:
+        run = schedules.get_run(run_id)
+        schedule = schedules.by_id(run.schedule_id) if run is not None else None
+    if run is None or schedule is None or schedule.engine != "temporal":
+        return None
+    return ScheduleRef(schedule.name, run.zone, schedule.cron, run.due, schedule.site_critical)

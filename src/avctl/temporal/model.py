@@ -23,6 +23,8 @@ SITE_JOB = "avctl.site_job"
 SCHEDULED_RUN = "avctl.scheduled_run"
 RUN_SCHEDULED = "avctl.run_scheduled"
 WINDOW_TIMES = "avctl.window_times"
+FALLBACK_REPORT = "avctl.fallback_report"
+RECORD_FALLBACK = "avctl.record_fallback"
 #: errors an activity raises that no retry can mend (a rejected login, a bad task, a missing secret)
 NON_RETRYABLE = ["AuthenticationError", "UsageError", "ValidationError", "CredentialProblems", "SiteMismatch"]
 #: the skip reason of devices whose site's worker did not take them before the site deadline
@@ -126,6 +128,19 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class ScheduleRef:
+    """The schedule run a job was started for (its command ran with ``AVCTL_SCHEDULE_RUN``)."""
+
+    name: str
+    zone: str
+    cron: str
+    #: the due instant (seconds since the epoch)
+    due: float
+    #: its sites' workers run it themselves while they cannot reach Temporal
+    site_critical: bool = False
+
+
+@dataclass(frozen=True)
 class JobInput:
     job: JobRef
     task: TaskData
@@ -135,6 +150,7 @@ class JobInput:
     limits: Limits = field(default_factory=Limits)
     #: with ``--in-window``: each site's window; its devices start only while it is open
     windows: dict[str, WindowData] = field(default_factory=dict)
+    schedule: ScheduleRef | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,7 @@ class SiteInput:
     devices: list[DeviceData]
     limits: Limits = field(default_factory=Limits)
     window: WindowData | None = None
+    schedule: ScheduleRef | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,7 @@ class BatchInput:
     options: dict[str, Any]
     site: str
     devices: list[DeviceData]
+    schedule: ScheduleRef | None = None
 
 
 @dataclass(frozen=True)
@@ -236,3 +254,17 @@ class ScheduledRunInput:
     sites: list[str | None] | None
     #: the due instant (seconds since the epoch) Temporal fired for
     due: float
+
+
+@dataclass(frozen=True)
+class FallbackReport:
+    """What a site ran on its own for a site-critical schedule while it could not reach Temporal."""
+
+    site: str
+    schedule: str
+    zone: str
+    due: float
+    task: TaskData
+    results: list[DeviceResult]
+    #: the schedule queue of the control plane whose schedule it is
+    queue: str

@@ -57,7 +57,7 @@ def entry_of(d: DeviceData) -> DeviceEntry:
                        allow_cleartext=d.allow_cleartext, timezone=d.timezone)
 
 
-class _JournalStore:
+class JournalStore:
     """The runner's store at a site: claims are Temporal's (one activity runs a batch), in-doubt
     marks and outcomes go to the journal of the batch's run."""
 
@@ -77,7 +77,7 @@ class _JournalStore:
         return self.journal.in_doubt(self.run)
 
 
-class _JournalAudit:
+class JournalAudit:
     """The runner's audit log at a site: rows kept in the journal until the control plane records them."""
 
     def __init__(self, journal: SiteJournal, run: str) -> None:
@@ -153,6 +153,8 @@ class SiteActivities:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         run = info.workflow_id or info.activity_id  # one job at one site
         names = [d.name for d in batch.devices]
+        if batch.schedule is not None:
+            self._scheduled(batch, run, names)
         for item in info.heartbeat_details:  # from an attempt on another host of this site
             outcome = item.get("outcome") if isinstance(item, dict) else None
             if isinstance(outcome, dict) and outcome.get("device") in names:
@@ -175,10 +177,23 @@ class SiteActivities:
         return BatchResult(self.site, [results[n] for n in names if n in results], worker=self.identity,
                            attempt=info.attempt)
 
+    def _scheduled(self, batch: BatchInput, run: str, names: list[str]) -> None:
+        """A scheduled job: a site-critical schedule's plan is kept for a WAN outage; a due time this
+        site already ran on its own (during the outage) is reported from that run, not run again."""
+        ref = batch.schedule
+        assert ref is not None
+        if ref.site_critical:
+            self.journal.save_plan(ref, batch.job.control_queue, batch.task, dict(batch.options), batch.devices)
+        done_here = self.journal.fallback_run(ref.name, ref.zone, ref.due)
+        if done_here is not None:
+            log.info("avctl: site %s: schedule %s due %s ran here during the outage: its outcomes are reported",
+                     self.site, ref.name, ref.due)
+            self.journal.adopt(done_here, run, names)
+
     async def _run(self, batch: BatchInput, task: Task, options: RunOptions, todo: Sequence[DeviceEntry], run: str,
                    heart: _Heartbeat) -> None:
-        store = _JournalStore(self.journal, run)
-        runner = FleetRunner(store=store, audit=_JournalAudit(self.journal, run), specs=self.specs, tls=self.tls,
+        store = JournalStore(self.journal, run)
+        runner = FleetRunner(store=store, audit=JournalAudit(self.journal, run), specs=self.specs, tls=self.tls,
                              resolver=self.resolver, options=options, processors=[heart])
         await runner.run(task, todo, job_id=batch.job.job_id)
         if runner.store_error is not None:  # the site's own disk: the batch cannot be trusted to resume

@@ -23,10 +23,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 from avctl.fleet.gates import gate_message
 from avctl.temporal.model import (
+    FALLBACK_REPORT,
     FINISH_JOB,
     FLEET_JOB,
     NON_RETRYABLE,
     RECORD_BATCH,
+    RECORD_FALLBACK,
     RUN_DEVICES,
     RUN_SCHEDULED,
     SCHEDULED_RUN,
@@ -38,6 +40,7 @@ from avctl.temporal.model import (
     BatchResult,
     DeviceData,
     DeviceResult,
+    FallbackReport,
     JobInput,
     JobSummary,
     RecordInput,
@@ -140,7 +143,7 @@ class SiteJobWorkflow:
         limits = job.limits
         try:
             result: BatchResult = await workflow.execute_activity(
-                RUN_DEVICES, BatchInput(job.job, job.task, job.options, job.site, devices),
+                RUN_DEVICES, BatchInput(job.job, job.task, job.options, job.site, devices, job.schedule),
                 task_queue=site_queue(job.site), result_type=BatchResult, activity_id=f"batch-{n}",
                 schedule_to_start_timeout=(timedelta(seconds=limits.site_deadline)
                                            if limits.site_deadline is not None else None),
@@ -222,7 +225,7 @@ class FleetJobWorkflow:
         async def site(part: SiteDevices) -> None:
             counts = await workflow.execute_child_workflow(
                 SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.devices, job.limits,
-                                               job.windows.get(part.site)),
+                                               job.windows.get(part.site), job.schedule),
                 id=f"{prefix}.site.{part.site}", task_queue=me.task_queue)
             key = f"{ring.name}/{part.site}" if ring.name else part.site
             self._sites[key] = counts
@@ -260,4 +263,19 @@ class ScheduledRunWorkflow:
             heartbeat_timeout=timedelta(minutes=2), retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5),
                 non_retryable_error_types=NON_RETRYABLE))
+        return state
+
+
+@workflow.defn(name=FALLBACK_REPORT)
+class FallbackReportWorkflow:
+    """A site's own run of a site-critical schedule during a WAN outage, reported when the link is
+    back: recorded as the schedule's run for that due time (unless the control plane ran it: then
+    its job got the site's outcomes through its own batch), with a job holding the outcomes."""
+
+    @workflow.run
+    async def run(self, report: FallbackReport) -> str:
+        state: str = await workflow.execute_activity(
+            RECORD_FALLBACK, report, task_queue=report.queue, start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
+                                     non_retryable_error_types=NON_RETRYABLE))
         return state

@@ -2,6 +2,8 @@
 
 ``local``: the CLI's ``schedule run-due`` and the server's schedule loop fire it, as before;
 ``temporal``: Temporal Schedules do (one per time zone), and the local schedulers leave it alone.
+``site_critical``: a Temporal schedule its sites' workers also run on their own while they cannot
+reach Temporal (a WAN outage), reported afterwards.
 
 Revision ID: 0006
 Revises: 0005
@@ -22,8 +24,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("schedules") as batch:
         batch.add_column(sa.Column("engine", sa.String(length=16), nullable=False, server_default="local"))
+        batch.add_column(sa.Column("site_critical", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("schedules") as batch:
+        batch.drop_column("site_critical")
         batch.drop_column("engine")
