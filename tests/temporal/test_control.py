@@ -115,3 +115,28 @@ def test_large_payloads_are_compressed_and_a_bomb_is_refused() -> None:
         asyncio.run(codec.decode([bomb]))
     assert data_converter().payload_codec is not None
 
+
+
+def test_a_due_time_the_site_ran_itself_is_reported_not_run_again(tmp_path: Path) -> None:
+    from avctl.temporal.model import DeviceData, ScheduleRef, TaskData
+
+    journal = SiteJournal(tmp_path / "worker.db")
+    ref = ScheduleRef("nightly", "UTC", "0 3 * * *", 1000.0, site_critical=True)
+    devices = [DeviceData("cx-1", "videoos", "127.0.0.1", 1), DeviceData("cx-2", "videoos", "127.0.0.1", 2)]
+    journal.save_plan(ref, "avctl.control.x", TaskData("volume", "verb", {"volume": "20"}), {}, devices[:1])
+    journal.save_plan(ref, "avctl.control.x", TaskData("volume", "verb", {"volume": "20"}), {}, devices[1:])
+    (plan,) = journal.plans()
+    assert [d.name for d in plan.devices] == ["cx-1", "cx-2"] and plan.last_due == 1000.0  # merged by name
+    run = journal.start_fallback(plan, 4600.0)
+    assert run is not None and journal.start_fallback(plan, 4600.0) is None  # once per due time
+    assert journal.plans()[0].last_due == 4600.0
+    journal.add_call(run, "cx-1", AuditData("audio_volume_set", {"volume": 20}, "ok"))
+    journal.finish(run, Outcome("cx-1", "ok", family="videoos"))
+    # the control plane's own batch for that due time, after the outage: cx-1 is known, cx-2 still to run
+    assert journal.fallback_run("nightly", "UTC", 4600.0) == run
+    journal.adopt(run, "job-7.site.remote", ["cx-1", "cx-2"])
+    adopted = journal.results("job-7.site.remote", ["cx-1", "cx-2"])
+    assert list(adopted) == ["cx-1"] and [c.action for c in adopted["cx-1"].audit] == ["audio_volume_set"]
+    (pending,) = journal.unreported()
+    journal.mark_reported(pending)
+    assert journal.unreported() == []
