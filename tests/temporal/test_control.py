@@ -140,3 +140,42 @@ def test_a_due_time_the_site_ran_itself_is_reported_not_run_again(tmp_path: Path
     (pending,) = journal.unreported()
     journal.mark_reported(pending)
     assert journal.unreported() == []
+
+
+def test_temporal_beyond_loopback_needs_tls_or_plain_grpc_asked_for_by_name(tmp_path: Path) -> None:
+    import pytest
+    from temporalio.service import TLSConfig
+
+    from avctl.errors import UsageError
+    from avctl.temporal.engine import tls_config
+
+    assert tls_config("127.0.0.1:7233", {}) is False and tls_config("localhost:7233", {}) is False
+    assert tls_config("[::1]:7233", {}) is False
+    with pytest.raises(UsageError, match="plain gRPC"):
+        tls_config("temporal.example.net:7233", {})
+    assert tls_config("temporal.example.net:7233", {"AVCTL_TEMPORAL_PLAINTEXT": "1"}) is False
+    assert tls_config("temporal.example.net:7233", {"AVCTL_TEMPORAL_TLS": "1"}) == TLSConfig()
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    for f in (ca, cert, key):
+        f.write_bytes(f"-----BEGIN {f.stem}-----\n".encode())
+    mtls = tls_config("temporal.example.net:7233", {"AVCTL_TEMPORAL_CA": str(ca), "AVCTL_TEMPORAL_CERT": str(cert),
+                                                    "AVCTL_TEMPORAL_KEY": str(key)})
+    assert isinstance(mtls, TLSConfig) and mtls.server_root_ca_cert == ca.read_bytes()
+    assert mtls.client_cert == cert.read_bytes() and mtls.client_private_key == key.read_bytes()
+    with pytest.raises(UsageError, match="go together"):
+        tls_config("temporal.example.net:7233", {"AVCTL_TEMPORAL_CERT": str(cert)})
+    with pytest.raises(UsageError, match="cannot read"):
+        tls_config("temporal.example.net:7233", {"AVCTL_TEMPORAL_CA": str(tmp_path / "missing.pem")})
+
+
+def test_a_worker_refuses_plain_grpc_beyond_loopback_before_connecting(avctl_home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVCTL_TEMPORAL")}
+    done = subprocess.run([sys.executable, "-m", "avctl.cli.main", "worker", "--site", "berlin", "--temporal",
+                           "temporal.example.net:7233"], env={**env, "AVCTL_HOME": str(avctl_home)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "plain gRPC" in done.stderr and "AVCTL_TEMPORAL_CA" in done.stderr
+    assert "Traceback" not in done.stderr

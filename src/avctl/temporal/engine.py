@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -86,11 +88,56 @@ def store_identity(location: str) -> str:
 CONNECTED = False
 
 
+#: TLS to Temporal (production): a CA file (PEM) turns it on; a client certificate and key add mTLS
+TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV = "AVCTL_TEMPORAL_CA", "AVCTL_TEMPORAL_CERT", "AVCTL_TEMPORAL_KEY"
+#: "1": TLS with the system's CAs; PLAINTEXT_ENV "1": plain gRPC to a non-loopback address, by name
+TLS_ENV, PLAINTEXT_ENV = "AVCTL_TEMPORAL_TLS", "AVCTL_TEMPORAL_PLAINTEXT"
+
+
+def tls_config(address: str, environ: Mapping[str, str] | None = None) -> TLSConfig | bool:
+    """How to reach Temporal: TLS from the environment, plain gRPC on loopback; plain gRPC to another
+    host only when asked for by name (device addresses, outcomes and audit rows cross that link)."""
+    env = os.environ if environ is None else environ
+
+    def read(name: str) -> bytes | None:
+        path = env.get(name)
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{name}={path}: cannot read it: {exc.strerror or exc}") from None
+
+    ca, cert, key = read(TLS_CA_ENV), read(TLS_CERT_ENV), read(TLS_KEY_ENV)
+    if (cert is None) != (key is None):
+        raise UsageError(f"{TLS_CERT_ENV} and {TLS_KEY_ENV} go together (mTLS)", hint="give both, or neither")
+    if ca is not None or cert is not None or env.get(TLS_ENV) == "1":
+        return TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key)
+    host = address.rpartition(":")[0].strip("[]") or address
+    if _loopback(host) or env.get(PLAINTEXT_ENV) == "1":
+        return False
+    raise UsageError(f"Temporal at {address} would be reached over plain gRPC (device addresses, outcomes and "
+                     "audit rows would cross the network in clear)",
+                     hint=f"set {TLS_CA_ENV}=ca.pem (and {TLS_CERT_ENV}/{TLS_KEY_ENV} for mTLS) or {TLS_ENV}=1; "
+                          f"{PLAINTEXT_ENV}=1 accepts plain gRPC")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def connect(target: TemporalTarget) -> Client:
     global CONNECTED
+    tls = tls_config(target.address)
     CONNECTED = True
     try:
-        return await Client.connect(target.address, namespace=target.namespace, data_converter=data_converter())
+        return await Client.connect(target.address, namespace=target.namespace, data_converter=data_converter(),
+                                    tls=tls)
     except (RuntimeError, RPCError) as exc:
         raise EngineError(f"cannot reach Temporal at {target.address}: {exc}",
                           hint="start it (temporal server start-dev, or your deployment) or give "
