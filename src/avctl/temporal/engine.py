@@ -16,6 +16,7 @@ import os
 import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -84,6 +85,9 @@ def store_identity(location: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
+#: a stopped worker (SIGTERM) lets the batches in hand finish this long before they are cancelled (and
+#: given to another worker of the site, which skips what the journal says finished)
+GRACEFUL = timedelta(seconds=60)
 #: a client was made in this process (the CLI then ends it without interpreter teardown: avctl.cli.main)
 CONNECTED = False
 
@@ -236,7 +240,7 @@ def schedule_worker(client: Client, queue: str, store: JobStore, audit: AuditSin
 def site_worker(client: Client, activities: SiteActivities, *, max_batches: int = 4) -> Worker:
     """A site's worker: only the device activities, on the site's queue (``site.NAME``)."""
     return Worker(client, task_queue=site_queue(activities.site), activities=[activities.run_devices],
-                  max_concurrent_activities=max_batches)
+                  max_concurrent_activities=max_batches, graceful_shutdown_timeout=GRACEFUL)
 
 
 async def start_job(client: Client, job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions,

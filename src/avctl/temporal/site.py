@@ -119,7 +119,8 @@ class _Heartbeat(BaseProcessor):
         self.beat()
 
     def beat(self) -> None:
-        activity.heartbeat(*self.finished) if self.finished else activity.heartbeat()
+        # the whole list each time (a batch is small): the last heartbeat Temporal kept is complete
+        activity.heartbeat(*self.finished)
 
     async def keep_beating(self) -> None:
         while True:
