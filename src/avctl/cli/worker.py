@@ -85,6 +85,8 @@ def worker_cmd(site: str | None, control: bool, store_path: str | None, journal:
         after = None if fallback_after == "off" else parse_duration(fallback_after, what="--fallback-after")
         every = parse_duration(fallback_every, what="--fallback-every")
 
+        _warm_up()
+
         async def main() -> None:
             from avctl.temporal.fallback import SiteFallback
 
@@ -99,6 +101,18 @@ def worker_cmd(site: str | None, control: bool, store_path: str | None, journal:
         asyncio.run(main())
 
     run()
+
+
+def _warm_up() -> None:
+    """The family specs parsed before the first batch arrives (a second or two otherwise spent in it)."""
+    import contextlib
+
+    from avctl.errors import AvctlError
+    from avctl.families import builtin_spec, family_names
+
+    for family in family_names():
+        with contextlib.suppress(AvctlError):
+            builtin_spec(family)
 
 
 def _file_safe(name: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -48,6 +49,7 @@ from avctl.temporal.model import (
     SiteDevices,
     TaskData,
     WindowData,
+    pack,
     site_queue,
 )
 from avctl.temporal.site import SiteActivities
@@ -135,13 +137,27 @@ def _loopback(host: str) -> bool:
         return False
 
 
+_RUNTIME: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The SDK's runtime with its Rust core's log lines sent to Python's logging (stderr): by
+    default they go to stdout, in front of a command's ``--json`` report."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        forward = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+        _RUNTIME = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+            filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forward)))
+    return _RUNTIME
+
+
 async def connect(target: TemporalTarget) -> Client:
     global CONNECTED
     tls = tls_config(target.address)
     CONNECTED = True
     try:
         return await Client.connect(target.address, namespace=target.namespace, data_converter=data_converter(),
-                                    tls=tls)
+                                    tls=tls, runtime=runtime())
     except (RuntimeError, RPCError) as exc:
         raise EngineError(f"cannot reach Temporal at {target.address}: {exc}",
                           hint="start it (temporal server start-dev, or your deployment) or give "
@@ -178,11 +194,15 @@ def device_data(devices: Sequence[DeviceEntry]) -> list[DeviceData]:
             for d in devices]
 
 
-def _by_site(devices: Sequence[DeviceData]) -> list[SiteDevices]:
+def _by_site(devices: Sequence[DeviceData], size: int) -> list[SiteDevices]:
+    """The devices by site, each site's in packed batches of ``size`` (made here, once: the
+    workflows only pass them on)."""
     by_site: dict[str, list[DeviceData]] = {}
     for d in devices:
         by_site.setdefault(d.site or NO_SITE, []).append(d)
-    return [SiteDevices(site, ds) for site, ds in by_site.items()]
+    size = max(1, size)
+    return [SiteDevices(site, [pack(ds[i:i + size]) for i in range(0, len(ds), size)], len(ds))
+            for site, ds in by_site.items()]
 
 
 def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, queue: str,
@@ -191,20 +211,21 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
     windows for the workflow; the rest of the options for the sites."""
     check_engine_options(options)
     data = {d.name: d for d in device_data(devices)}
+    size = limits.batch_size
     if options.rings:
-        rings = [Ring(name, _by_site([data[d.name] for d in members]))
-                 for name, members in ring_of(devices, options.rings).items()]
-        ringed = {d.name for ring in rings for part in ring.sites for d in part.devices}
+        by_ring = ring_of(devices, options.rings)
+        rings = [Ring(name, _by_site([data[d.name] for d in ring], size)) for name, ring in by_ring.items()]
+        ringed = {d.name for ring in by_ring.values() for d in ring}
         outside = [data[d.name] for d in devices if d.name not in ringed]
     else:
-        rings, outside = [Ring("", _by_site(list(data.values())))], []
+        rings, outside = [Ring("", _by_site(list(data.values()), size))], []
     windows = ({d.site or NO_SITE: WindowData(d.timezone, str(d.window)) for d in devices
                 if d.window is not None and d.timezone is not None} if options.in_window else {})
     run = {k: v for k, v in options.as_dict().items() if k not in _WORKFLOW_ONLY}
     run["ports"], run["schemes"] = dict(options.ports), dict(options.schemes)
     return JobInput(job=JobRef(job.id, queue, job.user, job.created),
                     task=TaskData(task.name, task.mode, dict(task.params)), options=run,
-                    rollout=Rollout(rings, options.gate, options.soak, outside), limits=limits, windows=windows,
+                    rollout=Rollout(rings, options.gate, options.soak, pack(outside)), limits=limits, windows=windows,
                     schedule=schedule)
 
 

@@ -42,7 +42,15 @@ from avctl.fleet.runner import FleetRunner, RunOptions, SpecProvider
 from avctl.fleet.store import OutcomeExists
 from avctl.fleet.verbs import Task, make_task
 from avctl.temporal.journal import SiteJournal, outcome_dict, outcome_of
-from avctl.temporal.model import RUN_DEVICES, AuditData, BatchInput, BatchResult, DeviceData, DeviceResult
+from avctl.temporal.model import (
+    RUN_DEVICES,
+    AuditData,
+    BatchInput,
+    BatchResult,
+    DeviceData,
+    DeviceResult,
+    unpack,
+)
 from avctl.temporal.verify import verify_in_doubt
 from avctl.transport.address import Address
 from avctl.transport.tls import TLSPolicy
@@ -153,16 +161,17 @@ class SiteActivities:
         except AvctlError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         run = info.workflow_id or info.activity_id  # one job at one site
-        names = [d.name for d in batch.devices]
+        devices = unpack(batch.devices)
+        names = [d.name for d in devices]
         if batch.schedule is not None:
-            self._scheduled(batch, run, names)
+            self._scheduled(batch, devices, run, names)
         for item in info.heartbeat_details:  # from an attempt on another host of this site
             outcome = item.get("outcome") if isinstance(item, dict) else None
             if isinstance(outcome, dict) and outcome.get("device") in names:
                 with contextlib.suppress(OutcomeExists):
                     self.journal.finish(run, outcome_of(outcome))
         known = self.journal.results(run, names)
-        todo = [entry_of(d) for d in batch.devices if d.name not in known]
+        todo = [entry_of(d) for d in devices if d.name not in known]
         if info.attempt > 1:
             log.info("avctl: site %s: batch %s attempt %d: %d device(s) finished before, %d to run",
                      self.site, info.activity_id, info.attempt, len(known), len(todo))
@@ -178,13 +187,13 @@ class SiteActivities:
         return BatchResult(self.site, [results[n] for n in names if n in results], worker=self.identity,
                            attempt=info.attempt)
 
-    def _scheduled(self, batch: BatchInput, run: str, names: list[str]) -> None:
+    def _scheduled(self, batch: BatchInput, devices: list[DeviceData], run: str, names: list[str]) -> None:
         """A scheduled job: a site-critical schedule's plan is kept for a WAN outage; a due time this
         site already ran on its own (during the outage) is reported from that run, not run again."""
         ref = batch.schedule
         assert ref is not None
         if ref.site_critical:
-            self.journal.save_plan(ref, batch.job.control_queue, batch.task, dict(batch.options), batch.devices)
+            self.journal.save_plan(ref, batch.job.control_queue, batch.task, dict(batch.options), devices)
         done_here = self.journal.fallback_run(ref.name, ref.zone, ref.due)
         if done_here is not None:
             log.info("avctl: site %s: schedule %s due %s ran here during the outage: its outcomes are reported",

@@ -38,7 +38,6 @@ from avctl.temporal.model import (
     AuditData,
     BatchInput,
     BatchResult,
-    DeviceData,
     DeviceResult,
     FallbackReport,
     JobInput,
@@ -51,6 +50,7 @@ from avctl.temporal.model import (
     SiteInput,
     WindowQuery,
     WindowTimes,
+    members,
     site_queue,
 )
 
@@ -80,14 +80,14 @@ def _results_of(details: Any) -> list[DeviceResult]:
     return out
 
 
-def _ended(devices: list[DeviceData], known: list[DeviceResult], status: str, reason: str,
-           message: str) -> list[DeviceResult]:
-    """Every device without a known result ends with this one (a batch that cannot run any more)."""
+def _ended(packed: str, known: list[DeviceResult], status: str, reason: str, message: str) -> list[DeviceResult]:
+    """Every device of a packed batch without a known result ends with this one (a batch that
+    cannot run any more)."""
     done = {str(r.outcome.get("device")) for r in known}
-    return [*known, *(DeviceResult(outcome={"device": d.name, "family": d.family, "status": status,
+    return [*known, *(DeviceResult(outcome={"device": name, "family": family, "status": status,
                                             "reason": reason, "message": message, "attempts": 0,
                                             "requests": None})
-                      for d in devices if d.name not in done)]
+                      for name, family in members(packed) if name not in done)]
 
 
 @workflow.defn(name=SITE_JOB)
@@ -102,13 +102,10 @@ class SiteJobWorkflow:
 
     @workflow.run
     async def run(self, job: SiteInput) -> dict[str, int]:
-        limits = job.limits
-        size = max(1, limits.batch_size)
-        batches = [job.devices[i:i + size] for i in range(0, len(job.devices), size)]
-        gate = asyncio.Semaphore(max(1, limits.parallel_batches))
+        gate = asyncio.Semaphore(max(1, job.limits.parallel_batches))
         window = await self._window_opens(job)
 
-        async def one(n: int, devices: list[DeviceData]) -> None:
+        async def one(n: int, devices: str) -> None:
             async with gate:
                 if window is not None and workflow.now().timestamp() >= window.closes:
                     batch = BatchResult(job.site, _ended(devices, [], "skipped", WINDOW_CLOSED, _closed(job, window)))
@@ -116,7 +113,7 @@ class SiteJobWorkflow:
                     batch = await self._run_batch(job, n, devices)
                 await self._record(job, batch)
 
-        await asyncio.gather(*(one(n, b) for n, b in enumerate(batches)))
+        await asyncio.gather(*(one(n, b) for n, b in enumerate(job.batches)))
         return dict(self._counts)
 
     async def _record(self, job: SiteInput, batch: BatchResult) -> None:
@@ -139,7 +136,7 @@ class SiteJobWorkflow:
             await workflow.sleep(timedelta(seconds=wait))
         return times
 
-    async def _run_batch(self, job: SiteInput, n: int, devices: list[DeviceData]) -> BatchResult:
+    async def _run_batch(self, job: SiteInput, n: int, devices: str) -> BatchResult:
         limits = job.limits
         try:
             result: BatchResult = await workflow.execute_activity(
@@ -193,16 +190,17 @@ class FleetJobWorkflow:
     @workflow.run
     async def run(self, job: JobInput) -> JobSummary:
         rollout = job.rollout
-        if rollout.outside:
+        if members(rollout.outside):
             names = ", ".join(r.name for r in rollout.rings)
             await self._skip(job, rollout.outside, "no_ring", f"in none of the rings {names}")
         for n, ring in enumerate(rollout.rings):
-            members = [d for part in ring.sites for d in part.devices]
             if self._stopped is not None:
-                await self._skip(job, members, "gate", f"not run: {self._stopped}")
+                for part in ring.sites:
+                    for packed in part.batches:
+                        await self._skip(job, packed, "gate", f"not run: {self._stopped}")
                 continue
             counts = await self._run_ring(job, ring)
-            if n == len(rollout.rings) - 1 or not members:
+            if n == len(rollout.rings) - 1 or not any(part.count for part in ring.sites):
                 continue
             if rollout.soak:
                 await workflow.sleep(timedelta(seconds=rollout.soak))
@@ -224,7 +222,7 @@ class FleetJobWorkflow:
 
         async def site(part: SiteDevices) -> None:
             counts = await workflow.execute_child_workflow(
-                SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.devices, job.limits,
+                SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.batches, job.limits,
                                                job.windows.get(part.site), job.schedule),
                 id=f"{prefix}.site.{part.site}", task_queue=me.task_queue)
             key = f"{ring.name}/{part.site}" if ring.name else part.site
@@ -235,14 +233,16 @@ class FleetJobWorkflow:
         await asyncio.gather(*(site(part) for part in ring.sites))
         return ring_counts
 
-    async def _skip(self, job: JobInput, devices: list[DeviceData], reason: str, message: str) -> None:
-        if not devices:
-            return
+    async def _skip(self, job: JobInput, devices: str, reason: str, message: str) -> None:
         results = _ended(devices, [], "skipped", reason, message)
+        if not results:
+            return
         await workflow.execute_activity(RECORD_BATCH, RecordInput(job.job, BatchResult("", results)),
                                         task_queue=job.job.control_queue, start_to_close_timeout=timedelta(minutes=5),
                                         retry_policy=_RECORD_RETRY)
-        self._sites[f"({reason})"] = _count(results)
+        for status, n in _count(results).items():
+            skipped = self._sites.setdefault(f"({reason})", {})
+            skipped[status] = skipped.get(status, 0) + n
 
 
 #: the due time Temporal gives every workflow a schedule starts (backfills included)
