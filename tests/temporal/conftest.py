@@ -36,9 +36,11 @@ def temporal_server() -> Iterator[TemporalDevServer]:
 class SiteWorker:
     """``avctl worker --site NAME`` in its own process, with a home of its own (the site's machine)."""
 
-    def __init__(self, root: Path, site: str, address: str, base_dir: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(self, root: Path, site: str, address: str, base_dir: Path, extra: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.site = site
         self.extra = list(extra)
+        self.env = dict(env or {})
         self.home = root / f"worker-{site}"
         self.home.mkdir(parents=True, exist_ok=True)
         self.address = address
@@ -49,7 +51,7 @@ class SiteWorker:
 
     def start(self) -> SiteWorker:
         self.starts += 1
-        env = {**os.environ, "AVCTL_HOME": str(self.home)}
+        env = {**os.environ, "AVCTL_HOME": str(self.home), **self.env}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "avctl.cli.main", "worker", "--site", self.site, "--temporal", self.address,

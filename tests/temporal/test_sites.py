@@ -248,3 +248,27 @@ def test_a_site_waits_for_its_maintenance_window_on_a_durable_timer(
     assert closed_dev.requests.total == 0 and job.poll() is None  # nothing sent; the job waits
     job.kill()
     job.wait(30)
+
+
+def test_passwords_are_resolved_at_the_site_and_never_on_the_control_plane(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path, tmp_path: Path) -> None:
+    from tests.temporal.conftest import SiteWorker
+
+    dev = emulators.add(EmulatedVideoOS("cx-env", password=PASSWORD))
+    site = sites.add("berlin", [dev])
+    sites.write_inventory(passwords={"cx-env": "env:BERLIN_CODEC_PW"})  # set at the site only
+    worker = SiteWorker(tmp_path, site, sites.server.address, tmp_path, env={"BERLIN_CODEC_PW": PASSWORD})
+    sites.workers[site] = worker.start()
+    run = sites.cli(avctl_home, "fleet", "status", *_temporal(sites))
+    assert run.returncode == 0, run.stderr
+    assert outcomes_of(json.loads(run.stdout))["cx-env"]["status"] == "ok"
+    # the same with --engine local on this machine cannot: the reference does not resolve here
+    local = sites.cli(avctl_home, "fleet", "status", "--inventory", str(sites.inventory), "--json")
+    assert local.returncode == 2 and "BERLIN_CODEC_PW" in local.stderr
+    # a device with no reference at all is refused before a job is recorded
+    sites.write_inventory(passwords={})
+    sites.inventory.write_text(sites.inventory.read_text().replace("defaults: {password: 'file:fleet.password'}\n",
+                                                                   ""))
+    unset = sites.cli(avctl_home, "fleet", "status", *_temporal(sites))
+    assert unset.returncode == 2 and "no password reference" in unset.stderr
+    assert len(json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout)) == 1

@@ -403,14 +403,16 @@ def job_setup(kwargs: dict[str, Any], *, temporal: bool = False) -> JobSetup:
     if ports:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     resolver = CredentialResolver(base_dir=inv.base_dir)
-    check_passwords(resolver, devices)
     if engine == "temporal":
         if overrides:
             raise UsageError("--spec is not sent to site workers yet", hint="run this job with --engine local")
-        from avctl.temporal.engine import check_engine_options, device_data
+        from avctl.temporal.engine import device_data
 
-        check_engine_options(options)  # before anything is recorded or sent
+        # references are resolved at each site (its secrets, not this machine's): here only that
+        # there is one, and no plain-text password, before anything is recorded or sent
         device_data(devices)
+    else:
+        check_passwords(resolver, devices)
     return JobSetup(selection, inv, devices, options, overrides, specs, tls, resolver, engine)
 
 

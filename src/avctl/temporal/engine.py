@@ -173,15 +173,15 @@ async def check_reachable(target: TemporalTarget) -> None:
         raise EngineError(f"Temporal at {target.address} does not answer: {exc}") from None
 
 
-def check_engine_options(options: RunOptions) -> None:
-    """What the Temporal engine cannot run, refused before a job is recorded: nothing now (rings,
-    gates, soak and windows run in the workflow, the rest at the sites); kept as the one place to say so."""
-
-
 def device_data(devices: Sequence[DeviceEntry]) -> list[DeviceData]:
     """The devices as a site gets them. A plain-text password would travel through Temporal's
     history to the site: refused, naming the devices (use a reference the site resolves)."""
     plain = [d.name for d in devices if d.password_ref is not None and d.password_ref.is_plaintext]
+    unset = [d.name for d in devices if d.password is None and not d.disabled]
+    if unset:
+        named = ", ".join(unset[:5]) + (f" and {len(unset) - 5} more" if len(unset) > 5 else "")
+        raise UsageError(f"device(s) {named} have no password reference in the inventory",
+                         hint="give password: env:NAME, file:PATH or secret:NAME (resolved at the site)")
     if plain:
         named = ", ".join(plain[:5]) + (f" and {len(plain) - 5} more" if len(plain) > 5 else "")
         raise UsageError(f"--engine temporal: device(s) {named} have a plain-text password in the inventory, "
@@ -209,7 +209,6 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
               limits: Limits, schedule: ScheduleRef | None = None) -> JobInput:
     """The workflow's input: the selection resolved here, by ring and site; the rings, gate, soak and
     windows for the workflow; the rest of the options for the sites."""
-    check_engine_options(options)
     data = {d.name: d for d in device_data(devices)}
     size = limits.batch_size
     if options.rings:
