@@ -105,8 +105,9 @@ class Sites:
         self.devices[site] = list(devices)
         return site
 
-    def write_inventory(self, passwords: dict[str, str] | None = None, timezones: dict[str, str] | None = None) -> Path:
-        lines = ["defaults: {password: 'file:fleet.password'}"]
+    def write_inventory(self, passwords: dict[str, str] | None = None, timezones: dict[str, str] | None = None,
+                        top: str = "") -> Path:
+        lines = ["defaults: {password: 'file:fleet.password'}", *([top.rstrip("\n")] if top else [])]
         if timezones:
             lines.append("sites:")
             lines += [f"  {site}: {{timezone: {tz}}}" for site, tz in timezones.items()]

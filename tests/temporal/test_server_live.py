@@ -1,6 +1,6 @@
-"""``avctl serve --engine temporal``: a job started through the API runs on the site workers and the
-server shows it live (its event stream and job status as each site's batch is recorded), then
-finished, with one audit row per device naming the user who started it."""
+"""``avctl serve --engine temporal`` (on SQLite and on PostgreSQL): a job started through the API
+runs on the site workers and the server shows it live (its event stream and job status as each
+site's batch is recorded), then finished, with one audit row per device naming its user."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ VOLUME = "/rest/audio/volume"
 
 
 def test_the_server_runs_a_job_on_temporal_and_shows_it_live(sites: Sites, emulators: EmulatorThread,
-                                                           tmp_path: Path) -> None:
+                                                           tmp_path: Path, any_db_url: str) -> None:
     berlin_devs = [emulators.add(EmulatedVideoOS(f"cx-berlin-{n}", password=PASSWORD)) for n in range(2)]
     tokyo_devs = [emulators.add(EmulatedVideoOS(f"cx-tokyo-{n}", password=PASSWORD)) for n in range(2)]
     berlin, tokyo = sites.add("berlin", berlin_devs), sites.add("tokyo", tokyo_devs)
     inventory = sites.write_inventory()
     held = tokyo_devs[0]
     held.faults.paused = True  # tokyo's batch cannot end until the test lets it
-    home, db = tmp_path / "server-home", f"sqlite:///{tmp_path / 'server.db'}"
+    home, db = tmp_path / "server-home", any_db_url  # the control plane on SQLite and on PostgreSQL
     token = add_admin(home, db)
     server = ServerProcess(home, ["-i", str(inventory), "--db", db, "--interval", "1h", "--engine", "temporal",
                                   "--temporal", sites.server.address])

@@ -272,3 +272,29 @@ def test_passwords_are_resolved_at_the_site_and_never_on_the_control_plane(
     unset = sites.cli(avctl_home, "fleet", "status", *_temporal(sites))
     assert unset.returncode == 2 and "no password reference" in unset.stderr
     assert len(json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout)) == 1
+
+
+def test_a_firmware_rollout_runs_on_the_sites_and_sends_each_update_once(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    from avctl.emulator.solstice import EmulatedSolstice as Pod
+
+    outdated = emulators.add(Pod("pod-old", password=PASSWORD, firmware="5.5.3.14", update_to="5.5.4.2",
+                                 v1_http_port="off"))
+    current = emulators.add(Pod("pod-new", password=PASSWORD, firmware="5.5.4.2", update_to="5.5.5.1",
+                                v1_http_port="off"))
+    phone = emulators.add(EmulatedPolyUC("phone-old", password=PASSWORD, model="VVX 450", firmware="6.4.3.5156",
+                                         provisioned_firmware="7.2.2.1094"))
+    for dev in (outdated, current, phone):
+        dev.faults.reboot_seconds = 0.2
+    sites.add("berlin", [outdated, phone])
+    sites.add("tokyo", [current])
+    sites.write_inventory(top='firmware: {solstice: {"*": "5.5.4"}, polyuc: {"VVX*": "7.2.2"}}')
+    sites.start_workers()
+    done = sites.cli(avctl_home, "firmware", "update", *_temporal(sites, "--yes"))
+    assert done.returncode == 0, done.stderr
+    outcomes = outcomes_of(json.loads(done.stdout))
+    assert json.loads(done.stdout)["task"] == "firmware_update"
+    assert {name: o["status"] for name, o in outcomes.items()} == {"pod-old": "ok", "phone-old": "ok"}
+    assert requests_to(outdated, "GET", "/api/version/update") == 1
+    assert requests_to(phone, "POST", "/api/v1/mgmt/updateConfiguration") == 1
+    assert requests_to(current, "GET", "/api/version/update") == 0
