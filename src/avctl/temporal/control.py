@@ -76,13 +76,24 @@ class ControlActivities:
     @activity.defn(name=RECORD_BATCH)
     async def record_batch(self, rec: RecordInput) -> int:
         """Write the batch's new outcomes and audit rows; returns how many outcomes were new."""
-        return self._write(rec.job.job_id, rec.job.user, rec.batch.results)
+        # the database off the event loop (the server's API shares it); listeners on it
+        new = await asyncio.to_thread(self._write, rec.job.job_id, rec.job.user, rec.batch.results)
+        self._told(rec.job.job_id, new)
+        return len(new)
 
-    def _write(self, job_id: int, user: str, results: Sequence[DeviceResult]) -> int:
+    def _told(self, job_id: int, outcomes: Sequence[Outcome]) -> None:
+        if self.on_outcome is None:
+            return
+        for outcome in outcomes:
+            with contextlib.suppress(Exception):
+                self.on_outcome(job_id, outcome)
+
+    def _write(self, job_id: int, user: str, results: Sequence[DeviceResult]) -> list[Outcome]:
+        """The outcomes written now (not those recorded before)."""
         # a device's audit rows are written before its outcome: one with an outcome has them all,
         # and the outcome's primary key refuses a second one (never a read of the whole job: a
         # batch at a time, that was quadratic in the job's size)
-        new = 0
+        new: list[Outcome] = []
         for result in results:
             outcome = outcome_of(result.outcome)
             written = len(self.audit.query(device=outcome.device, job_id=job_id, limit=None))
@@ -94,10 +105,7 @@ class ControlActivities:
                 self.store.record_outcome(job_id, outcome)
             except OutcomeExists:
                 continue
-            new += 1
-            if self.on_outcome is not None:
-                with contextlib.suppress(Exception):
-                    self.on_outcome(job_id, outcome)
+            new.append(outcome)
         return new
 
     @activity.defn(name=WINDOW_TIMES)
@@ -114,12 +122,15 @@ class ControlActivities:
     @activity.defn(name=FINISH_JOB)
     async def finish_job(self, job: JobRef) -> str:
         """Finished when every device has an outcome; interrupted otherwise (``jobs resume``)."""
-        pending = self.store.pending_devices(job.job_id)
-        state: JobState = "finished" if not pending else "interrupted"
-        self.store.set_state(job.job_id, state)
+        state: JobState = await asyncio.to_thread(self._close, job.job_id)
         if self.on_finish is not None:
             with contextlib.suppress(Exception):
                 self.on_finish(job.job_id, state)
+        return state
+
+    def _close(self, job_id: int) -> JobState:
+        state: JobState = "interrupted" if self.store.pending_devices(job_id) else "finished"
+        self.store.set_state(job_id, state)
         return state
 
     @activity.defn(name=RUN_SCHEDULED)
@@ -197,7 +208,7 @@ class ControlActivities:
                                              "fallback": {"site": report.site, "schedule": report.schedule,
                                                           "due": report.due}})
         self.schedules.set_job(run.id, job.id)
-        self._write(job.id, f"site:{report.site}", report.results)
+        self._told(job.id, await asyncio.to_thread(self._write, job.id, f"site:{report.site}", report.results))
         self.store.set_state(job.id, "finished")
         failed = sum(1 for r in report.results if r.outcome.get("status") in ("failed", "unreachable"))
         state = "ok" if not failed else "failed"
