@@ -17,8 +17,10 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
                    "tls: {cert: c.pem, key: k.pem}\ninsecure_http: false\nrules: rules.yaml\n"
                    "public_url: https://av.example.net/\n"
                    "poll: {interval: 2m, concurrency: 50, per_site: 5, timeout: 8s, backoff: 5m}\n"
-                   "retention: {raw: 3d, events: 30d}\n")
+                   "retention: {raw: 3d, events: 30d}\n"
+                   "engine: temporal\ntemporal: {address: 'temporal.example.net:7233', namespace: avctl}\n")
     c = load_config(cfg)
+    assert (c.engine, c.temporal_address, c.temporal_namespace) == ("temporal", "temporal.example.net:7233", "avctl")
     assert c.inventory == str(cfg.parent / "fleet.yaml") and c.db == str(cfg.parent / "state.db")
     assert (c.host, c.port) == ("0.0.0.0", 9443)
     assert c.tls_cert == str(cfg.parent / "c.pem") and c.rules == str(cfg.parent / "rules.yaml")
@@ -40,6 +42,8 @@ def test_every_key_is_read_and_paths_are_relative_to_the_file(tmp_path: Path) ->
     ("tls: {cert: a.pem}\n", 1, "both cert and key"),
     ("insecure_http: yes please\n", 1, "true or false"),
     ("public_url: https://av.example.net/dashboard\n", 1, "not an origin"),
+    ("listen: 127.0.0.1:8443\nengine: celery\n", 2, "engine 'celery' is not one of local, temporal"),
+    ("temporal: {host: x}\n", 1, "unknown key 'host' in temporal"),
 ])
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, needle: str) -> None:
     cfg = tmp_path / "server.yaml"
