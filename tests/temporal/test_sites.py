@@ -171,7 +171,7 @@ def test_a_site_without_a_worker_waits_or_ends_skipped_after_its_deadline(
     assert {o["status"] for o in outcomes_of(json.loads(out)).values()} == {"ok"}
 
 
-def test_plain_text_passwords_and_unsupported_commands_are_refused_before_a_job_is_recorded(
+def test_plain_text_passwords_are_refused_before_a_job_is_recorded(
         sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
     dev = emulators.add(EmulatedVideoOS("cx-plain", password=PASSWORD))
     sites.add("berlin", [dev])
@@ -181,8 +181,6 @@ def test_plain_text_passwords_and_unsupported_commands_are_refused_before_a_job_
     assert "plain-text password" in plain.stderr and "cx-plain" in plain.stderr
     assert PASSWORD not in plain.stderr + plain.stdout
     sites.write_inventory()
-    config = sites.cli(avctl_home, "config", "plan", "--inventory", str(sites.inventory), "--engine", "temporal")
-    assert config.returncode == 2 and "Temporal engine" in config.stderr, config.stderr
     assert dev.requests.total == 0
     assert json.loads(sites.cli(avctl_home, "jobs", "list", "--json").stdout) == []  # nothing recorded
 
@@ -298,3 +296,56 @@ def test_a_firmware_rollout_runs_on_the_sites_and_sends_each_update_once(
     assert requests_to(outdated, "GET", "/api/version/update") == 1
     assert requests_to(phone, "POST", "/api/v1/mgmt/updateConfiguration") == 1
     assert requests_to(current, "GET", "/api/version/update") == 0
+
+
+CONFIG = """\
+defaults:
+  config:
+    videoos:
+      system.network.wireless.bt.enabled: false
+      device.local.devicename: "${room}-codec"
+"""
+
+
+def test_configuration_backup_apply_and_plan_run_on_the_sites_and_snapshots_land_here(
+        sites: Sites, emulators: EmulatorThread, avctl_home: Path) -> None:
+    codecs = [emulators.add(EmulatedVideoOS(f"cx-cfg-{n}", password=PASSWORD)) for n in range(2)]
+    secret = "Vos-Adm1n-Secret-4471"
+    for dev in codecs:
+        dev.state.config["device.local.adminpassword"]["value"] = secret
+    site = sites.add("berlin", codecs)
+    sites.write_inventory(top=CONFIG.replace("defaults:\n", "defaults:\n  password: 'file:fleet.password'\n"))
+    text = sites.inventory.read_text().replace("defaults: {password: 'file:fleet.password'}\n", "", 1)
+    sites.inventory.write_text(text.replace(f"site: {site}", f"site: {site}, room: r1"))
+    sites.start_workers()
+    applied = sites.cli(avctl_home, "config", "apply", *_temporal(sites, "--yes"))
+    assert applied.returncode == 0, applied.stderr
+    doc = json.loads(applied.stdout[applied.stdout.index("{"):])
+    assert doc["summary"]["ok"] == 2, doc
+    for dev in codecs:
+        assert dev.state.config["device.local.devicename"]["value"] == "r1-codec"
+        assert dev.state.config["system.network.wireless.bt.enabled"]["value"] == "False"
+    # the pre-apply read of each codec is a snapshot in this store, named by the apply job
+    history = json.loads(sites.cli(avctl_home, "config", "history", "cx-cfg-0", "--json").stdout)
+    assert history[0]["reason"] == "pre-apply" and history[0]["job"] is not None
+    assert "device.local.adminpassword" in history[0]["secrets"]
+    plan = sites.cli(avctl_home, "config", "plan", *_temporal(sites))
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout[plan.stdout.index("{"):])["changes"] == []
+    backup = sites.cli(avctl_home, "config", "backup", *_temporal(sites))
+    assert backup.returncode == 0, backup.stderr
+    snaps = {d["device"]: d["data"] for d in json.loads(backup.stdout[backup.stdout.index("{"):])["devices"]}
+    assert all(isinstance(s["snapshot"], int) and s["snapshot"] > 0 for s in snaps.values())
+    # the device's secret is in no output and nowhere in Temporal's history
+    assert all(secret not in out for out in (applied.stdout, plan.stdout, backup.stdout))
+    listed = sites.server.cli("workflow", "list", "--output", "json", "--limit", "1000")
+    ids = {w["execution"]["workflowId"] for w in json.loads(listed.stdout or "[]")}
+    jobs = {_workflow_of(run.stderr) for run in (applied, plan, backup)}
+    mine = [i for i in ids if any(i.startswith(j) for j in jobs)]  # the jobs and their site workflows
+    assert len(mine) == 6, mine
+    payloads = []
+    for workflow in mine:
+        shown = sites.server.cli("workflow", "show", "--workflow-id", workflow, "--output", "json")
+        payloads += _payloads(json.loads(shown.stdout))
+    assert any("device.local.adminpassword" in p for p in payloads)  # the read did travel, masked
+    assert not any(secret in p for p in payloads)

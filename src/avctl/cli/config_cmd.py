@@ -85,9 +85,36 @@ class _Session:
             bar = ProgressBar(devices, self.label, enabled=False if quiet else None)
             return self.setup.runner(self.store, self.audit, bar)
 
-        return ConfigJobs(self.store, self.snapshots, runner, self.setup.inventory,
+        jobs = ConfigJobs(self.store, self.snapshots, runner, self.setup.inventory,
                           selection=str(self.setup.selection),
                           on_job=lambda job_id: note_job(self.kwargs["store_path"], job_id))
+        if self.setup.engine == "temporal":
+            jobs.engine, jobs.execute = "temporal", self._on_temporal
+        return jobs
+
+    async def _on_temporal(self, store: Any, job: Any, runner: Any, task: Any, devices: Any, *,
+                           decided: Any = ()) -> JobReport:
+        """A configuration job on the sites' workers (docs/temporal.md); its reads land here as snapshots."""
+        import contextlib
+
+        from avctl.fleet.store import OutcomeExists, default_db_path
+        from avctl.temporal.engine import TemporalTarget, check_reachable, run_job
+        from avctl.temporal.model import Limits
+
+        kwargs = self.kwargs
+        target = TemporalTarget(kwargs["temporal_address"], kwargs["temporal_namespace"])
+        await check_reachable(target)
+        for outcome in decided:  # known without a device (nothing desired for it)
+            with contextlib.suppress(OutcomeExists):
+                store.record_outcome(job.id, outcome)
+        def started(workflow: str) -> None:
+            if not kwargs["quiet"]:
+                click.echo(f"job {job.id}: workflow {workflow} on {target.address}", err=True)
+
+        return await run_job(target, store, self.audit, kwargs["store_path"] or str(default_db_path()), job, task,
+                             devices, runner.options, snapshots=self.snapshots, on_started=started,
+                             limits=Limits(site_deadline=kwargs.get("site_deadline"), batch_size=kwargs["batch_size"],
+                                           heartbeat=kwargs["heartbeat"]))
 
     def close(self) -> None:
         self._stack.close()

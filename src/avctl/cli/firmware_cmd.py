@@ -142,7 +142,7 @@ def firmware_report(fail_on_outdated: bool, **kwargs: Any) -> None:
       1  a device was unreachable or its status read failed, or a record was not stored
       3  with --fail-on-outdated: a device is outdated (and nothing above happened)
     """
-    setup = job_setup(kwargs, temporal=True)
+    setup = job_setup(kwargs)
     machine = kwargs["as_json"] or kwargs["as_csv"]
     report = _read_status(setup, kwargs, label="firmware report", quiet=kwargs["quiet"] or machine)
     rows = _assess(setup, report)
@@ -195,7 +195,7 @@ def firmware_update(dry_run: bool, **kwargs: Any) -> None:
     --if-idle apply to it. Devices left out are listed with the reason (compliant, unknown, or no
     update action in their family's API, as for VideoOS).
     """
-    setup = job_setup(kwargs, temporal=True)
+    setup = job_setup(kwargs)
     machine = kwargs["as_json"] or kwargs["as_csv"]
     report = _read_status(_read_options(setup), kwargs, label="firmware status", quiet=kwargs["quiet"] or machine)
     rows = _assess(setup, report)

@@ -369,14 +369,10 @@ class JobSetup:
                            options=self.options, processors=[BarProgress(bar)])
 
 
-def job_setup(kwargs: dict[str, Any], *, temporal: bool = False) -> JobSetup:
-    """The selection, inventory and run options of a fleet command (run_options + selection_options).
-    ``temporal``: the command runs on the Temporal engine when asked to (others refuse it)."""
+def job_setup(kwargs: dict[str, Any]) -> JobSetup:
+    """The selection, inventory and run options of a fleet command (run_options + selection_options)."""
     _install_log_redaction()
     engine = kwargs.get("engine") or "local"
-    if engine == "temporal" and not temporal:
-        raise UsageError("this command does not run on the Temporal engine yet",
-                         hint="run it with --engine local (fleet run, fleet status, verbs and firmware report do)")
     output_format(kwargs["as_json"], kwargs["as_csv"])
     selection = _selection(kwargs)
     overrides = _overrides(kwargs["spec_overrides"])
@@ -482,7 +478,7 @@ def _window_notes(devices: Sequence[DeviceEntry], options: RunOptions) -> None:
 
 
 def _run_task(task: Task, kwargs: dict[str, Any]) -> None:
-    setup = job_setup(kwargs, temporal=True)
+    setup = job_setup(kwargs)
     if kwargs.get("dry_run"):
         dry_run(task, setup.devices, FleetRunner(specs=setup.specs, resolver=setup.resolver, options=setup.options),
                 kwargs)

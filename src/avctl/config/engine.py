@@ -7,7 +7,7 @@ applied keys); `drift_rows` and `key_counts` turn plan/drift outcomes into a rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,11 @@ class ConfigJobs:
     user: str | None = None
     #: told each job's id as soon as it is recorded (a scheduled command links its run to it)
     on_job: Callable[[int], None] | None = None
+    #: runs a recorded job (``avctl.fleet.jobs.execute``: in this process; the Temporal engine
+    #: gives its own, with the same arguments)
+    execute: Callable[..., Awaitable[JobReport]] = execute
+    #: recorded with each job ("temporal": its state is its workflow's)
+    engine: str = "local"
 
     async def _run(self, task: _ConfigTask, devices: Sequence[DeviceEntry],
                    decided: Sequence[Outcome] = ()) -> JobReport:
@@ -44,11 +49,11 @@ class ConfigJobs:
         by_name = {d.name: d for d in self.inventory.devices}
         all_devices = [*devices, *(by_name[o.device] for o in decided)]
         job = create_job(self.store, task, selection=self.selection, devices=all_devices,
-                         inventory=self.inventory, options=runner.options, user=self.user)
+                         inventory=self.inventory, options=runner.options, user=self.user, engine=self.engine)
         task.job_id = job.id
         if self.on_job is not None:
             self.on_job(job.id)
-        return await execute(self.store, job, runner, task, devices, decided=decided)
+        return await self.execute(self.store, job, runner, task, devices, decided=decided)
 
     async def backup(self, devices: Sequence[DeviceEntry]) -> JobReport:
         return await self._run(BackupTask(self.snapshots), devices)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from avctl.config.model import SnapshotStore
 from avctl.errors import AvctlError
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.results import Outcome
@@ -30,6 +31,7 @@ from avctl.fleet.store import JobState, JobStore, OutcomeExists
 from avctl.fleet.windows import WindowError, parse_window, zone
 from avctl.schedule.runner import Launch, child_command, ended, open_log
 from avctl.schedule.store import ScheduleStore
+from avctl.temporal.config_jobs import land_snapshot
 from avctl.temporal.journal import outcome_of
 from avctl.temporal.model import (
     FINISH_JOB,
@@ -64,7 +66,7 @@ def control_queue(store_location: str) -> str:
 class ControlActivities:
     def __init__(self, store: JobStore, audit: AuditSink, *, on_outcome: OutcomeListener | None = None,
                  on_finish: FinishListener | None = None, schedules: ScheduleStore | None = None,
-                 store_arg: str | None = None) -> None:
+                 store_arg: str | None = None, snapshots: SnapshotStore | None = None) -> None:
         self.store = store
         self.audit = audit
         self.on_outcome = on_outcome
@@ -72,6 +74,8 @@ class ControlActivities:
         #: the schedules of the same database, and how a scheduled command names it (AVCTL_DB)
         self.schedules = schedules
         self.store_arg = store_arg
+        #: where configuration jobs' reads land (a carried snapshot becomes a stored one)
+        self.snapshots = snapshots
 
     @activity.defn(name=RECORD_BATCH)
     async def record_batch(self, rec: RecordInput) -> int:
@@ -95,7 +99,7 @@ class ControlActivities:
         # batch at a time, that was quadratic in the job's size)
         new: list[Outcome] = []
         for result in results:
-            outcome = outcome_of(result.outcome)
+            outcome = land_snapshot(outcome_of(result.outcome), self.snapshots, job_id)
             written = len(self.audit.query(device=outcome.device, job_id=job_id, limit=None))
             for row in result.audit[written:]:
                 self.audit.record(device=outcome.device, action=row.action, params=row.params, outcome=row.outcome,

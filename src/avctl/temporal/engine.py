@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -27,6 +28,7 @@ from temporalio.service import RPCError, TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from avctl.config.model import SnapshotStore
 from avctl.errors import AvctlError, UsageError
 from avctl.fleet.audit import AuditSink
 from avctl.fleet.inventory import DeviceEntry
@@ -36,6 +38,7 @@ from avctl.fleet.store import Job, JobStore
 from avctl.fleet.verbs import Task
 from avctl.schedule.store import ScheduleStore
 from avctl.temporal.codec import data_converter
+from avctl.temporal.config_jobs import wire
 from avctl.temporal.control import ControlActivities, FinishListener, OutcomeListener, control_queue
 from avctl.temporal.model import (
     DeviceData,
@@ -47,7 +50,6 @@ from avctl.temporal.model import (
     Rollout,
     ScheduleRef,
     SiteDevices,
-    TaskData,
     WindowData,
     pack,
     site_queue,
@@ -209,7 +211,9 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
               limits: Limits, schedule: ScheduleRef | None = None) -> JobInput:
     """The workflow's input: the selection resolved here, by ring and site; the rings, gate, soak and
     windows for the workflow; the rest of the options for the sites."""
-    data = {d.name: d for d in device_data(devices)}
+    task_data, parts = wire(task)
+    data = {d.name: dataclasses.replace(d, config=parts[d.name]) if d.name in parts else d
+            for d in device_data(devices)}
     size = limits.batch_size
     if options.rings:
         by_ring = ring_of(devices, options.rings)
@@ -223,7 +227,7 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
     run = {k: v for k, v in options.as_dict().items() if k not in _WORKFLOW_ONLY}
     run["ports"], run["schemes"] = dict(options.ports), dict(options.schemes)
     return JobInput(job=JobRef(job.id, queue, job.user, job.created),
-                    task=TaskData(task.name, task.mode, dict(task.params)), options=run,
+                    task=task_data, options=run,
                     rollout=Rollout(rings, options.gate, options.soak, pack(outside)), limits=limits, windows=windows,
                     schedule=schedule)
 
@@ -238,9 +242,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def control_worker(client: Client, queue: str, store: JobStore, audit: AuditSink, *,
-                   on_outcome: OutcomeListener | None = None, on_finish: FinishListener | None = None) -> Worker:
-    """The worker of a store's control queue: the job workflows and the activities that write the store."""
-    control = ControlActivities(store, audit, on_outcome=on_outcome, on_finish=on_finish)
+                   on_outcome: OutcomeListener | None = None, on_finish: FinishListener | None = None,
+                   snapshots: SnapshotStore | None = None) -> Worker:
+    """The worker of a store's control queue: the job workflows and the activities that write the
+    store (and the snapshot store, for configuration jobs)."""
+    control = ControlActivities(store, audit, on_outcome=on_outcome, on_finish=on_finish, snapshots=snapshots)
     return Worker(client, task_queue=queue, workflows=[FleetJobWorkflow, SiteJobWorkflow],
                   activities=[control.record_batch, control.finish_job, control.window_times],
                   workflow_runner=workflow_runner())
@@ -277,12 +283,13 @@ async def start_job(client: Client, job: Job, task: Task, devices: Sequence[Devi
 async def run_job(target: TemporalTarget, store: JobStore, audit: AuditSink, store_location: str, job: Job,
                   task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, limits: Limits | None = None,
                   on_outcome: OutcomeListener | None = None,
-                  on_started: Callable[[str], None] | None = None, schedule: ScheduleRef | None = None) -> JobReport:
+                  on_started: Callable[[str], None] | None = None, schedule: ScheduleRef | None = None,
+                  snapshots: SnapshotStore | None = None) -> JobReport:
     """Run a recorded job on Temporal and wait for it; the report from the store. ``schedule``: the
     schedule run it was started for (a site-critical one is kept by the sites for a WAN outage)."""
     queue = control_queue(store_identity(store_location))
     client = await connect(target)
-    async with control_worker(client, queue, store, audit, on_outcome=on_outcome):
+    async with control_worker(client, queue, store, audit, on_outcome=on_outcome, snapshots=snapshots):
         handle = await start_job(client, job, task, devices, options, queue=queue, limits=limits or Limits(),
                                  schedule=schedule)
         if on_started is not None:

@@ -66,6 +66,8 @@ class DeviceData:
     schemes: dict[str, str] = field(default_factory=dict)
     allow_cleartext: bool = False
     timezone: str | None = None
+    #: a configuration job's part for this device: its desired keys (and the confirmed ones)
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from temporalio import activity
@@ -41,6 +41,7 @@ from avctl.fleet.results import Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions, SpecProvider
 from avctl.fleet.store import OutcomeExists
 from avctl.fleet.verbs import Task, make_task
+from avctl.temporal.config_jobs import CarriedSnapshots, site_task
 from avctl.temporal.journal import SiteJournal, outcome_dict, outcome_of
 from avctl.temporal.model import (
     RUN_DEVICES,
@@ -67,13 +68,14 @@ def entry_of(d: DeviceData) -> DeviceEntry:
 
 class JournalStore:
     """The runner's store at a site: claims are Temporal's (one activity runs a batch), in-doubt
-    marks and outcomes go to the journal of the batch's run."""
+    marks and outcomes go to the journal of the batch's run (``attach``: what rides along with an
+    outcome, a configuration job's read)."""
 
-    def __init__(self, journal: SiteJournal, run: str) -> None:
-        self.journal, self.run = journal, run
+    def __init__(self, journal: SiteJournal, run: str, attach: Callable[[Outcome], Outcome] | None = None) -> None:
+        self.journal, self.run, self.attach = journal, run, attach
 
     def record_outcome(self, job_id: int, outcome: Outcome) -> None:
-        self.journal.finish(self.run, outcome)
+        self.journal.finish(self.run, self.attach(outcome) if self.attach is not None else outcome)
 
     def claim_device(self, job_id: int, device: str) -> bool:
         return True
@@ -155,13 +157,15 @@ class SiteActivities:
         if batch.site != self.site:
             raise ApplicationError(f"a batch of site {batch.site} reached the worker of site {self.site}",
                                    type="SiteMismatch", non_retryable=True)
+        devices = unpack(batch.devices)
+        carried = CarriedSnapshots() if batch.task.mode == "config" else None
         try:
-            task = make_task(batch.task.name, batch.task.params, mode=batch.task.mode)
+            task = (site_task(batch.task, devices, carried, batch.job.job_id) if carried is not None
+                    else make_task(batch.task.name, batch.task.params, mode=batch.task.mode))
             options = options_from(batch.options)
         except AvctlError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         run = info.workflow_id or info.activity_id  # one job at one site
-        devices = unpack(batch.devices)
         names = [d.name for d in devices]
         if batch.schedule is not None:
             self._scheduled(batch, devices, run, names)
@@ -178,7 +182,7 @@ class SiteActivities:
         heart = _Heartbeat(list(known.values()), every=max(0.5, _heartbeat_every(info)))
         beating = asyncio.create_task(heart.keep_beating())
         try:
-            await self._run(batch, task, options, todo, run, heart)
+            await self._run(batch, task, options, todo, run, heart, carried.attach if carried is not None else None)
         finally:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,8 +205,8 @@ class SiteActivities:
             self.journal.adopt(done_here, run, names)
 
     async def _run(self, batch: BatchInput, task: Task, options: RunOptions, todo: Sequence[DeviceEntry], run: str,
-                   heart: _Heartbeat) -> None:
-        store = JournalStore(self.journal, run)
+                   heart: _Heartbeat, attach: Callable[[Outcome], Outcome] | None) -> None:
+        store = JournalStore(self.journal, run, attach)
         runner = FleetRunner(store=store, audit=JournalAudit(self.journal, run), specs=self.specs, tls=self.tls,
                              resolver=self.resolver, options=options, processors=[heart])
         await runner.run(task, todo, job_id=batch.job.job_id)
