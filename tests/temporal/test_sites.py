@@ -349,3 +349,21 @@ def test_configuration_backup_apply_and_plan_run_on_the_sites_and_snapshots_land
         payloads += _payloads(json.loads(shown.stdout))
     assert any("device.local.adminpassword" in p for p in payloads)  # the read did travel, masked
     assert not any(secret in p for p in payloads)
+
+
+def test_a_spec_given_with_spec_is_the_one_the_sites_use(sites: Sites, emulators: EmulatorThread, avctl_home: Path,
+                                                         tmp_path: Path) -> None:
+    codec = emulators.add(EmulatedVideoOS("cx-spec", password=PASSWORD))
+    sites.add("berlin", [codec])
+    sites.write_inventory()
+    sites.start_workers()
+    # this site's spec: its "mute" also turns the volume down to 7
+    text = (Path(__file__).resolve().parents[2] / "src" / "avctl" / "specs" / "videoos.md").read_text()
+    mute = "    - {action: audio_muted_set, params: {muted: true}}\n"
+    assert text.count(mute) == 1
+    own = tmp_path / "videoos-site.md"
+    own.write_text(text.replace(mute, mute + "    - {action: audio_volume_set, params: {volume: 7}}\n"))
+    run = sites.cli(avctl_home, "fleet", "mute", *_temporal(sites, "--spec", f"videoos={own}", "--yes"))
+    assert run.returncode == 0, run.stderr
+    assert outcomes_of(json.loads(run.stdout))["cx-spec"]["status"] == "ok"
+    assert requests_to(codec, "POST", VOLUME) == 1 and codec.state.volume == 7

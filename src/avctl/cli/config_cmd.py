@@ -113,6 +113,7 @@ class _Session:
 
         return await run_job(target, store, self.audit, kwargs["store_path"] or str(default_db_path()), job, task,
                              devices, runner.options, snapshots=self.snapshots, on_started=started,
+                             spec_overrides=self.setup.overrides,
                              limits=Limits(site_deadline=kwargs.get("site_deadline"), batch_size=kwargs["batch_size"],
                                            heartbeat=kwargs["heartbeat"]))
 

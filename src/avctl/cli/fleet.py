@@ -400,8 +400,6 @@ def job_setup(kwargs: dict[str, Any]) -> JobSetup:
         warn_unused_ports(_known_specs(specs, devices), ports, schemes)
     resolver = CredentialResolver(base_dir=inv.base_dir)
     if engine == "temporal":
-        if overrides:
-            raise UsageError("--spec is not sent to site workers yet", hint="run this job with --engine local")
         from avctl.temporal.engine import device_data
 
         # references are resolved at each site (its secrets, not this machine's): here only that
@@ -585,7 +583,7 @@ async def _on_temporal(store: Any, audit: Any, job: Any, runner: FleetRunner, ta
 
     return await run_job(target, store, audit, location, job, task, setup.devices, runner.options, limits=limits,
                          on_outcome=lambda _job, outcome: bar.update(outcome), on_started=started,
-                         schedule=schedule_ref(kwargs["store_path"], scheduled_run()))
+                         schedule=schedule_ref(kwargs["store_path"], scheduled_run()), spec_overrides=setup.overrides)
 
 
 def _known_specs(specs: Callable[[str], Spec], devices: Sequence[DeviceEntry]) -> list[Spec]:

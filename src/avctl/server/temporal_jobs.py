@@ -109,7 +109,7 @@ class TemporalJobExecutor:
         try:
             job = await asyncio.to_thread(self.store.get_job, sub.job_id)
             handle = await temporal.start_job(self._client, job, sub.task, sub.devices, sub.options, queue=self.queue,
-                                            limits=self.limits)
+                                              limits=self.limits, spec_overrides=sub.spec_overrides)
             log.info("avctl serve: job %s: workflow %s", sub.job_id, handle.id)
             await handle.result()
         except asyncio.CancelledError:

@@ -207,8 +207,20 @@ def _by_site(devices: Sequence[DeviceData], size: int) -> list[SiteDevices]:
             for site, ds in by_site.items()]
 
 
+def spec_texts(overrides: Mapping[str, str]) -> dict[str, str]:
+    """``--spec FAMILY=FILE`` as the sites get it: each file's text (read here, loaded there)."""
+    out = {}
+    for family, path in overrides.items():
+        try:
+            out[family] = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--spec {family}={path}: cannot read it: {exc}") from None
+    return out
+
+
 def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, queue: str,
-              limits: Limits, schedule: ScheduleRef | None = None) -> JobInput:
+              limits: Limits, schedule: ScheduleRef | None = None,
+              spec_overrides: Mapping[str, str] | None = None) -> JobInput:
     """The workflow's input: the selection resolved here, by ring and site; the rings, gate, soak and
     windows for the workflow; the rest of the options for the sites."""
     task_data, parts = wire(task)
@@ -229,7 +241,7 @@ def job_input(job: Job, task: Task, devices: Sequence[DeviceEntry], options: Run
     return JobInput(job=JobRef(job.id, queue, job.user, job.created),
                     task=task_data, options=run,
                     rollout=Rollout(rings, options.gate, options.soak, pack(outside)), limits=limits, windows=windows,
-                    schedule=schedule)
+                    schedule=schedule, specs=spec_texts(spec_overrides or {}))
 
 
 def workflow_id(queue: str, job_id: int) -> str:
@@ -270,9 +282,10 @@ def site_worker(client: Client, activities: SiteActivities, *, max_batches: int 
 
 
 async def start_job(client: Client, job: Job, task: Task, devices: Sequence[DeviceEntry], options: RunOptions,
-                    *, queue: str, limits: Limits, schedule: ScheduleRef | None = None
-                    ) -> WorkflowHandle[Any, JobSummary]:
-    inp = job_input(job, task, devices, options, queue=queue, limits=limits, schedule=schedule)
+                    *, queue: str, limits: Limits, schedule: ScheduleRef | None = None,
+                    spec_overrides: Mapping[str, str] | None = None) -> WorkflowHandle[Any, JobSummary]:
+    inp = job_input(job, task, devices, options, queue=queue, limits=limits, schedule=schedule,
+                    spec_overrides=spec_overrides)
     try:
         return await client.start_workflow(FleetJobWorkflow.run, inp, id=workflow_id(queue, job.id),
                                            task_queue=queue)
@@ -284,14 +297,14 @@ async def run_job(target: TemporalTarget, store: JobStore, audit: AuditSink, sto
                   task: Task, devices: Sequence[DeviceEntry], options: RunOptions, *, limits: Limits | None = None,
                   on_outcome: OutcomeListener | None = None,
                   on_started: Callable[[str], None] | None = None, schedule: ScheduleRef | None = None,
-                  snapshots: SnapshotStore | None = None) -> JobReport:
+                  snapshots: SnapshotStore | None = None, spec_overrides: Mapping[str, str] | None = None) -> JobReport:
     """Run a recorded job on Temporal and wait for it; the report from the store. ``schedule``: the
     schedule run it was started for (a site-critical one is kept by the sites for a WAN outage)."""
     queue = control_queue(store_identity(store_location))
     client = await connect(target)
     async with control_worker(client, queue, store, audit, on_outcome=on_outcome, snapshots=snapshots):
         handle = await start_job(client, job, task, devices, options, queue=queue, limits=limits or Limits(),
-                                 schedule=schedule)
+                                 schedule=schedule, spec_overrides=spec_overrides)
         if on_started is not None:
             on_started(handle.id)
         try:

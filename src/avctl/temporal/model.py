@@ -183,6 +183,8 @@ class JobInput:
     #: with ``--in-window``: each site's window; its devices start only while it is open
     windows: dict[str, WindowData] = field(default_factory=dict)
     schedule: ScheduleRef | None = None
+    #: ``--spec FAMILY=FILE``: family -> the spec's text (the sites load it instead of their built-in one)
+    specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ class SiteInput:
     limits: Limits = field(default_factory=Limits)
     window: WindowData | None = None
     schedule: ScheduleRef | None = None
+    specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,7 @@ class BatchInput:
     #: packed (`pack`): decoded by the site's activity
     devices: str
     schedule: ScheduleRef | None = None
+    specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -35,12 +36,14 @@ from avctl.errors import AvctlError
 from avctl.fleet.audit import AuditEntry
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
-from avctl.fleet.jobs import options_from
+from avctl.fleet.jobs import options_from, spec_provider
+from avctl.fleet.paths import avctl_home
 from avctl.fleet.processors import BaseProcessor, JobInfo
 from avctl.fleet.results import Outcome
 from avctl.fleet.runner import FleetRunner, RunOptions, SpecProvider
 from avctl.fleet.store import OutcomeExists
 from avctl.fleet.verbs import Task, make_task
+from avctl.paths import ensure_private_dir
 from avctl.temporal.config_jobs import CarriedSnapshots, site_task
 from avctl.temporal.journal import SiteJournal, outcome_dict, outcome_of
 from avctl.temporal.model import (
@@ -204,10 +207,28 @@ class SiteActivities:
                      self.site, ref.name, ref.due)
             self.journal.adopt(done_here, run, names)
 
+    def specs_for(self, texts: Mapping[str, str]) -> SpecProvider | None:
+        """The job's ``--spec`` overrides (their texts, written once into this worker's home under a
+        name made of their digest) over the built-in specs; or this worker's own provider."""
+        if not texts:
+            return self.specs
+        folder = ensure_private_dir(avctl_home() / "worker-specs")
+        paths = {}
+        for family, text in texts.items():
+            path = folder / f"{hashlib.sha256(text.encode()).hexdigest()}.md"
+            if not path.exists():
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
+            paths[family] = str(path)
+        provider: SpecProvider = spec_provider(paths)
+        return provider
+
     async def _run(self, batch: BatchInput, task: Task, options: RunOptions, todo: Sequence[DeviceEntry], run: str,
                    heart: _Heartbeat, attach: Callable[[Outcome], Outcome] | None) -> None:
         store = JournalStore(self.journal, run, attach)
-        runner = FleetRunner(store=store, audit=JournalAudit(self.journal, run), specs=self.specs, tls=self.tls,
+        specs = self.specs_for(batch.specs)
+        runner = FleetRunner(store=store, audit=JournalAudit(self.journal, run), specs=specs, tls=self.tls,
                              resolver=self.resolver, options=options, processors=[heart])
         await runner.run(task, todo, job_id=batch.job.job_id)
         if runner.store_error is not None:  # the site's own disk: the batch cannot be trusted to resume
@@ -215,7 +236,7 @@ class SiteActivities:
                                    f"{runner.store_error}", type="JournalError")
         if runner.in_doubt:
             doubtful = [e for e in todo if e.name in set(runner.in_doubt)]
-            for outcome in await verify_in_doubt(task, doubtful, batch.job.started, specs=self.specs, tls=self.tls,
+            for outcome in await verify_in_doubt(task, doubtful, batch.job.started, specs=specs, tls=self.tls,
                                                  resolver=self.resolver, options=options):
                 with contextlib.suppress(OutcomeExists):
                     store.record_outcome(batch.job.job_id, outcome)

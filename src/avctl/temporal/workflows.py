@@ -140,7 +140,7 @@ class SiteJobWorkflow:
         limits = job.limits
         try:
             result: BatchResult = await workflow.execute_activity(
-                RUN_DEVICES, BatchInput(job.job, job.task, job.options, job.site, devices, job.schedule),
+                RUN_DEVICES, BatchInput(job.job, job.task, job.options, job.site, devices, job.schedule, job.specs),
                 task_queue=site_queue(job.site), result_type=BatchResult, activity_id=f"batch-{n}",
                 schedule_to_start_timeout=(timedelta(seconds=limits.site_deadline)
                                            if limits.site_deadline is not None else None),
@@ -223,7 +223,7 @@ class FleetJobWorkflow:
         async def site(part: SiteDevices) -> None:
             counts = await workflow.execute_child_workflow(
                 SiteJobWorkflow.run, SiteInput(job.job, job.task, job.options, part.site, part.batches, job.limits,
-                                               job.windows.get(part.site), job.schedule),
+                                               job.windows.get(part.site), job.schedule, job.specs),
                 id=f"{prefix}.site.{part.site}", task_queue=me.task_queue)
             key = f"{ring.name}/{part.site}" if ring.name else part.site
             self._sites[key] = counts

@@ -92,7 +92,7 @@ def _record(ctx: ServerContext, user: str) -> JobSubmission:
     options = run_options(ctx, None)
     ctx.jobs.check_writable()  # what cannot be recorded is not done
     job = create_job(ctx.jobs, task, selection="all", devices=devices, inventory=ctx.inventory(), options=options,
-                     spec_overrides=ctx.spec_overrides, user=user)
+                     spec_overrides=ctx.spec_overrides, user=user, engine=ctx.executor.engine)
     return JobSubmission(job_id=job.id, task=task, devices=devices, options=options, user=user,
                          spec_overrides=dict(ctx.spec_overrides))
 
