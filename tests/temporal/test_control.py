@@ -5,6 +5,7 @@ more after dying half-way, leaves exactly one outcome and one audit row per call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -84,7 +85,14 @@ def test_the_site_journal_keeps_sent_marks_outcomes_and_calls_across_processes(t
     done = again.results("run-1", ["cx-1", "cx-2"])
     assert list(done) == ["cx-1"] and [c.action for c in done["cx-1"].audit] == ["audio_volume_set"]
     assert again.in_doubt("run-2") == [] and again.results("run-2", ["cx-1"]) == {}
-    again.prune(time.time() + 1)
+    again.prune(time.time() - 3600)  # finished a moment ago: kept
+    assert list(again.results("run-1", ["cx-1"])) == ["cx-1"]
+
+    async def one_pass() -> None:  # what a worker does at start (then daily): finished before "now + 1 s" go
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(again.keep_pruned(keep=-1.0), 0.5)
+
+    asyncio.run(one_pass())
     assert again.results("run-1", ["cx-1"]) == {} and again.in_doubt("run-1") == []
 
 

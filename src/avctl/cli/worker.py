@@ -96,7 +96,8 @@ def worker_cmd(site: str | None, control: bool, store_path: str | None, journal:
             fallback = None if after is None else SiteFallback(
                 activities, client, after=after, every=every, clock=lambda: time.time() + clock_offset)
             await engine.serve([engine.site_worker(client, activities, max_batches=max_batches)],
-                               also=[fallback.run()] if fallback is not None else [])
+                               also=[activities.journal.keep_pruned(),
+                                     *([fallback.run()] if fallback is not None else [])])
 
         asyncio.run(main())
 

@@ -14,6 +14,7 @@ workflow's id, which names one job at one site.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -27,6 +28,9 @@ from typing import Any
 from avctl.fleet.results import Outcome
 from avctl.fleet.store import OutcomeExists, connect, store_errors
 from avctl.temporal.model import AuditData, DeviceData, DeviceResult, ScheduleRef, TaskData
+
+#: how long a finished run stays in the journal (a retry or a late batch of it comes well before)
+KEEP_SECONDS = 30 * 86400.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sent (run TEXT NOT NULL, device TEXT NOT NULL, ts REAL NOT NULL,
@@ -130,6 +134,13 @@ class SiteJournal:
                 rows.setdefault(device, []).append(AuditData(**json.loads(row)))
         return {device: DeviceResult(outcome=json.loads(outcome), audit=rows.get(device, []))
                 for device, outcome in done if device in wanted}
+
+    async def keep_pruned(self, keep: float = KEEP_SECONDS, every: float = 86400.0) -> None:
+        """Forget finished runs older than ``keep`` now and once every ``every`` seconds (a worker
+        runs for months: its journal must not grow with every job it ever ran)."""
+        while True:
+            self.prune(time.time() - keep)
+            await asyncio.sleep(every)
 
     def prune(self, before: float) -> None:
         """Forget runs finished before ``before`` (Temporal has their results by then)."""
