@@ -69,6 +69,8 @@ async def test_observations_and_lag_come_back_and_targets_change(emulators: Emul
                     "both codecs online")
         assert sink.last("codec-1").readings["model"] == one.state.model
         assert lags and all(family == "videoos" and s >= 0 for family, s in lags)
+        # it polls (HTTPS, pins, logins) without ever loading aiohttp: ~11 MB of its memory
+        assert "/aiohttp/" not in Path(f"/proc/{poller.pid}/maps").read_text()
         # the pin was taken on first use by the child, in the file the server reads too
         assert (tmp_path / "known_devices").read_text().count("127.0.0.1:") == 2
 

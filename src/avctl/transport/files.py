@@ -16,11 +16,14 @@ import unicodedata
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avctl.errors import DeviceError, ResponseTooLarge, UsageError
 from avctl.request import Request
 from avctl.spec.model import DEFAULT_MAX_DOWNLOAD_BYTES
-from avctl.transport.client_lib import aiohttp
+
+if TYPE_CHECKING:  # the responses come from `HttpTransport`, which imports it
+    import aiohttp
 
 CHUNK = 1 << 16
 NAME_MAX = 255  # bytes, as most file systems count

@@ -13,7 +13,7 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlencode
 
 from avctl.errors import (
@@ -28,9 +28,11 @@ from avctl.errors import (
 )
 from avctl.request import Request, Response
 from avctl.spec.model import DEFAULT_MAX_RESPONSE_BYTES
-from avctl.transport.client_lib import aiohttp
 from avctl.transport.files import capped_chunks, label, save_download
 from avctl.transport.tls import TLSPolicy, fingerprint
+
+if TYPE_CHECKING:  # imported where used: the poller's process (LeanTransport) never loads aiohttp (~26 MB)
+    import aiohttp
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class HttpTransport:
         self.peer_certificates: dict[tuple[str, int], bytes] = {}
 
     def _client(self) -> aiohttp.ClientSession:
+        from avctl.transport.client_lib import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, limit_per_host=0, enable_cleanup_closed=True, ttl_dns_cache=None,
@@ -96,6 +100,8 @@ class HttpTransport:
         return self._session
 
     async def send(self, endpoint: Endpoint, request: Request, *, timeout: float) -> Response:
+        from avctl.transport.client_lib import aiohttp
+
         scheme = request.scheme or endpoint.scheme
         ep = Endpoint(scheme, endpoint.host, request.port or endpoint.port)
         started = time.monotonic()

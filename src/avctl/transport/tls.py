@@ -344,6 +344,9 @@ class TLSPolicy:
     _context: ssl.SSLContext | None = None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _fingerprints: dict[str, aiohttp.Fingerprint] = field(default_factory=dict)
+    #: the pins' SHA-256 digests by endpoint, for `LeanTransport` (which never imports aiohttp: ~26 MB
+    #: of the poller process's memory)
+    _digests: dict[str, bytes] = field(default_factory=dict)
     _warned: bool = False
 
     @classmethod
@@ -364,17 +367,41 @@ class TLSPolicy:
 
     async def ssl_for(self, host: str, port: int) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
         """What to hand aiohttp for one endpoint; pins on first use (before any credential is sent)."""
-        if self.mode == "insecure":
-            if not self._warned:
-                self._warned = True
-                print("avctl: warning: certificate checks are OFF (--insecure)", file=sys.stderr)
-            return False
-        if self.mode == "ca":
-            if self._context is None:
-                self._context = ssl.create_default_context(cafile=self.cafile)
-            return self._context
+        if self.mode != "pin":
+            return self._unpinned()
         endpoint = endpoint_key(host, port)
         cached = self._fingerprints.get(endpoint)
+        if cached is not None:
+            return cached
+        digest = await self.pin_digest(host, port)
+        # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
+        # Fingerprint per request would mean a new TLS handshake per request
+        from avctl.transport.client_lib import aiohttp
+
+        self._fingerprints[endpoint] = aiohttp.Fingerprint(digest)
+        return self._fingerprints[endpoint]
+
+    def known_ssl_for(self, host: str, port: int) -> aiohttp.Fingerprint | None:
+        """What `ssl_for` would answer for a pinned endpoint it answered before, without awaiting
+        (every poll request asks; an await here cost a task per request); None: ask `ssl_for`."""
+        return self._fingerprints.get(endpoint_key(host, port)) if self.mode == "pin" else None
+
+    async def check_for(self, host: str, port: int) -> ssl.SSLContext | bytes | None:
+        """How `LeanTransport` checks one endpoint's certificate: the CA bundle's context, the SHA-256
+        digest of its pin (pinned on first use), or None (``--insecure``)."""
+        if self.mode != "pin":
+            unpinned = self._unpinned()
+            return unpinned if isinstance(unpinned, ssl.SSLContext) else None
+        return self.known_check_for(host, port) or await self.pin_digest(host, port)
+
+    def known_check_for(self, host: str, port: int) -> bytes | None:
+        """The pin digest `check_for` found before, without awaiting; None: ask `check_for`."""
+        return self._digests.get(endpoint_key(host, port)) if self.mode == "pin" else None
+
+    async def pin_digest(self, host: str, port: int) -> bytes:
+        """The SHA-256 digest the endpoint's certificate must have; pins it on first use."""
+        endpoint = endpoint_key(host, port)
+        cached = self._digests.get(endpoint)
         if cached is not None:
             return cached
         fp = self.known_hosts.get(endpoint)
@@ -384,17 +411,19 @@ class TLSPolicy:
                 fp = self.known_hosts.get(endpoint)
                 if fp is None:
                     fp = self._pin_first_use(endpoint, host, await fetch_certificate(host, port))
-        # one object per endpoint: aiohttp keys its connection pool on it (identity), so a new
-        # Fingerprint per request would mean a new TLS handshake per request
-        from avctl.transport.client_lib import aiohttp
+        self._digests[endpoint] = digest = _digest(fp)
+        return digest
 
-        self._fingerprints[endpoint] = aiohttp.Fingerprint(_digest(fp))
-        return self._fingerprints[endpoint]
-
-    def known_ssl_for(self, host: str, port: int) -> aiohttp.Fingerprint | None:
-        """What `ssl_for` would answer for a pinned endpoint it answered before, without awaiting
-        (every poll request asks; an await here cost a task per request); None: ask `ssl_for`."""
-        return self._fingerprints.get(endpoint_key(host, port)) if self.mode == "pin" else None
+    def _unpinned(self) -> ssl.SSLContext | bool:
+        """The ``ca`` mode's context, or False for ``insecure`` (said once per policy)."""
+        if self.mode == "insecure":
+            if not self._warned:
+                self._warned = True
+                print("avctl: warning: certificate checks are OFF (--insecure)", file=sys.stderr)
+            return False
+        if self._context is None:
+            self._context = ssl.create_default_context(cafile=self.cafile)
+        return self._context
 
     def _pin_first_use(self, endpoint: str, host: str, der: bytes) -> str:
         """Pin a certificate met for the first time; say once (and note in the pin) what was odd."""
@@ -421,6 +450,7 @@ class TLSPolicy:
         """Forget what this policy holds for the endpoint: its pin is read again from the file (another
         process replaced it), and the next connection checks that one."""
         self._fingerprints.pop(endpoint_key(host, port), None)
+        self._digests.pop(endpoint_key(host, port), None)
         self.known_hosts.reload()
 
     def replace_pin(self, host: str, port: int, fp: str, *, note: str = "") -> str | None:
@@ -431,4 +461,5 @@ class TLSPolicy:
         old = self.known_hosts.get(endpoint)
         self.known_hosts.set(endpoint, fp, replace=True, note=note)
         self._fingerprints.pop(endpoint, None)
+        self._digests.pop(endpoint, None)
         return old
