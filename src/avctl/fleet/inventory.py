@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 
@@ -105,6 +105,10 @@ class InventoryProblems(InventoryError):
 
 # --- the model ----------------------------------------------------------------------------------
 
+#: the empty mapping every entry without ``data``/``ports``/``schemes``/firmware baselines shares
+#: (read-only: one object for 10,000 entries, in the server's process and in its poller's)
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+
 
 @dataclass(frozen=True)
 class DeviceEntry:
@@ -121,11 +125,11 @@ class DeviceEntry:
     password: str | None = None
     scheme: str | None = None
     disabled: bool = False
-    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    data: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
     #: per-scheme ports for actions on another scheme than the address's (e.g. {"http": 8080})
-    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    ports: Mapping[str, int] = field(default_factory=lambda: NOTHING)
     #: per-scheme scheme overrides (e.g. {"https": "http"}: Solstice v1 on plain HTTP)
-    schemes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    schemes: Mapping[str, str] = field(default_factory=lambda: NOTHING)
     #: the user's opt-in to secrets over plain HTTP for this device
     allow_cleartext: bool = False
     #: where the device is defined, "file:line", for messages
@@ -139,7 +143,7 @@ class DeviceEntry:
     window: Window | None = None
     #: the firmware baseline of its family: model (or model glob, ``*``) -> version, nearest level
     #: winning per model (site over ``defaults`` over the top-level ``firmware:``)
-    firmware: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    firmware: Mapping[str, str] = field(default_factory=lambda: NOTHING)
 
     @property
     def host(self) -> str:
@@ -201,6 +205,9 @@ class Inventory:
 # --- loading ------------------------------------------------------------------------------------
 
 
+_H = TypeVar("_H", frozenset[str], tuple[str, ...])
+
+
 class _Ctx:
     """Loader state: the file name for messages and a constructor for scalar values; for ``config:``
     blocks, the known families, the folder template paths are relative to and the templates read."""
@@ -218,6 +225,22 @@ class _Ctx:
         self.templates = templates if templates is not None else {}
         #: every problem found so far: the load goes on after one and reports them all at the end
         self.problems = problems if problems is not None else []
+        #: values many entries have alike (tags, groups, firmware baselines), one object each
+        self._shared: dict[Any, Any] = {}
+
+    def shared(self, value: _H) -> _H:
+        """`value`, or the equal one an earlier entry of this load holds (immutable: safe to share)."""
+        return self._shared.setdefault(value, value)  # type: ignore[no-any-return]
+
+    def shared_mapping(self, values: Mapping[str, str]) -> Mapping[str, str]:
+        """A read-only copy of `values`, shared with the earlier entries that have the same."""
+        if not values:
+            return NOTHING
+        key = ("mapping", tuple(sorted(values.items())))
+        found = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = MappingProxyType(dict(values))
+        return found
 
     def for_file(self, file: str) -> _Ctx:
         """The state for another file of the same load (a template): its own name in messages."""
@@ -671,7 +694,7 @@ def _merged(levels: Sequence[Mapping[str, Any]], key: str) -> Mapping[str, Any]:
     out: dict[str, Any] = {}
     for lv in reversed(levels):
         out.update(lv.get(key, {}))
-    return MappingProxyType(out)
+    return MappingProxyType(out) if out else NOTHING
 
 
 def _merged_firmware(levels: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
@@ -698,14 +721,15 @@ def _device(ctx: _Ctx, name: str, knode: yaml.Node, levels: list[dict[str, Any]]
                       hint="add timezone: (an IANA name such as Europe/Berlin) beside window:")
     return DeviceEntry(
         name=name, family=family, address=Address(addr.host, addr.port or _pick(levels, "port"), scheme),
-        site=own["site"], room=_pick(levels, "room"), tags=frozenset(t for lv in levels for t in lv.get("tags", ())),
-        groups=tuple(own["groups"]), user=_pick(levels, "user"), password=pw.text if pw else None,
+        site=own["site"], room=_pick(levels, "room"),
+        tags=ctx.shared(frozenset(t for lv in levels for t in lv.get("tags", ()))),
+        groups=ctx.shared(tuple(own["groups"])), user=_pick(levels, "user"), password=pw.text if pw else None,
         scheme=scheme, disabled=bool(_pick(levels, "disabled")), data=_merged(levels, "data"),
         ports=_merged(levels, "ports"), schemes=_merged(levels, "schemes"),
         allow_cleartext=bool(_pick(levels, "allow_cleartext")), source=ctx.where(knode),
         config=tuple(block for lv in reversed(levels) for block in lv.get("config", ())),
         timezone=_pick(levels, "timezone"), window=_pick(levels, "window"),
-        firmware=MappingProxyType(_merged_firmware(levels).get(family, {})))
+        firmware=ctx.shared_mapping(_merged_firmware(levels).get(family, {})))
 
 
 def _default_port(family: str, scheme: str | None) -> int:
