@@ -21,6 +21,7 @@ from avctl.emulator.videoos import EmulatedVideoOS
 from avctl.errors import UsageError
 from avctl.server.model import Observation
 from avctl.server.poll import PollRunner, PollSettings
+from avctl.server.poll.coordinator import Coordinator
 from avctl.server.poll.engine import TLS_READ_BUFFER
 
 from .conftest import POLL_PASSWORD
@@ -387,6 +388,37 @@ async def test_a_device_removed_during_its_poll_is_logged_out_after_it(
         await engine.step()
         assert [r.method for r in codec.requests if r.path == "/rest/session"] == ["POST", "DELETE"]
         assert len(sink.by["codec-1"]) == 1  # a removed device reports nothing more
+    finally:
+        await engine.close()
+
+
+async def test_devices_removed_together_are_logged_out_side_by_side(
+        emulators: EmulatorThread, tmp_path: Path, poll_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    codecs = [emulators.add(EmulatedVideoOS(f"codec-{i}", password=POLL_PASSWORD)) for i in (1, 2, 3)]
+    sink, clock = Sink(), Clock()
+    engine = engine_for(tmp_path, sink, clock)
+    closing, most = 0, 0
+    close = Coordinator.close
+
+    async def counted(coordinator: Coordinator) -> None:
+        nonlocal closing, most
+        closing += 1
+        most = max(most, closing)
+        try:
+            await close(coordinator)
+        finally:
+            closing -= 1
+
+    monkeypatch.setattr(Coordinator, "close", counted)
+    try:
+        engine.set_targets([entry_for(c) for c in codecs])
+        assert await tick(engine, clock) == 3
+        engine.set_targets([])
+        await engine.step()  # housekeeping logs the three out
+        # all three at once: one after the other, each waits for the answer to the one before
+        # (10,000 of them took minutes, longer than the server lets its poller take to stop)
+        assert most == 3
+        assert all([r.method for r in c.requests if r.path == "/rest/session"] == ["POST", "DELETE"] for c in codecs)
     finally:
         await engine.close()
 

@@ -338,8 +338,16 @@ class PollEngine:
         # one still polling is closed after its poll: closing it now could see its next query log in again
         retired = [c for c in self._retired if not c.polling]
         self._retired = [c for c in self._retired if c.polling]
-        for coordinator in retired:
-            await coordinator.close()
+        if retired:
+            # side by side, as many at once as polls may run: one after the other, 10,000 logouts at
+            # 50 ms each took minutes, longer than the server gives its poller to stop
+            slots = asyncio.Semaphore(self.settings.concurrency)
+
+            async def close(coordinator: Coordinator) -> None:
+                async with slots:
+                    await coordinator.close()
+
+            await asyncio.gather(*(close(c) for c in retired))
 
     async def _cancel_polls(self) -> None:
         tasks = list(self._tasks)

@@ -318,6 +318,7 @@ class _Child:
         self.batch = _Batch()
         self.flush_scheduled = False
         self.reported_rejected: set[str] = set()
+        self.settled = False
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -330,7 +331,6 @@ class _Child:
         threading.Thread(target=self._read, args=(loop, stopped), name="avctl-poller-inbox", daemon=True).start()
         _send(self.outbox, ("ready",))
         await runner.start()
-        settle()  # the engine, its devices and their coordinators live as long as the process
         trimmer = asyncio.create_task(trim_every(), name="avctl-poller-trim")
         try:
             await stopped.wait()
@@ -354,6 +354,11 @@ class _Child:
     def _handle(self, message: tuple[Any, ...]) -> None:
         if message[0] == "targets":
             self.engine.set_targets(message[1], rejected=message[2])
+            if not self.settled:
+                # the engine, its devices and their coordinators live as long as the process: out of
+                # the collector's reach once they exist (the targets come after the start)
+                self.settled = True
+                settle()
         elif message[0] == "forget_pins":
             for host, port in message[1]:
                 self.tls.forget(host, port)
