@@ -57,6 +57,8 @@ def test_a_signal_to_the_process_group_stops_the_server_and_its_poller_cleanly(
                  what="the codec polled")
         pollers = wait_for(lambda: [p for p in children(server.proc.pid) if alive(p)], within=30,
                            what="the poller process")
+        # the poller and nothing else: no resource tracker beside it (12 MB for nothing)
+        assert len(pollers) == 1, [Path(f"/proc/{p}/cmdline").read_bytes() for p in pollers]
         server.session.close()
         os.killpg(server.proc.pid, number)  # the server leads its own group: every process in it
         assert server.proc.wait(60) == 0

@@ -20,10 +20,10 @@ import contextlib
 import copyreg
 import io
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -131,7 +131,7 @@ class PollProcess:
         self._targets: list[DeviceEntry] | None = None
         #: rejected logins, kept from the child's reports so that a restarted child does not retry them
         self._rejected: Rejected = {}
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._to_child: Connection | None = None
         self._send_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -179,27 +179,36 @@ class PollProcess:
     # the child
 
     async def _spawn(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        down_read, down_write = context.Pipe(duplex=False)
-        up_read, up_write = context.Pipe(duplex=False)
-        process = context.Process(target=child_main, args=(self.config, down_read, up_write),
-                                  name="avctl-poller", daemon=True)
+        # a plain child process over two pipes, not multiprocessing's spawn: that also starts a
+        # resource tracker process (12 MB) for semaphores and shared memory the poller never uses
+        child_in, down = os.pipe()
+        up, child_out = os.pipe()
         # the child is born with the group signals blocked (they wait, they do not kill it) until it
         # ignores them: a Ctrl-C or SIGTERM to the process group while it starts must not end it
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
         try:
-            process.start()
+            process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(child_in), str(child_out)], pass_fds=(child_in, child_out),
+                stdin=subprocess.DEVNULL, env=_child_environment())
+        except BaseException:
+            for fd in (down, up):
+                os.close(fd)
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        down_read.close()
-        up_write.close()
+            os.close(child_in)
+            os.close(child_out)
+        down_write, up_read = Connection(down, readable=False), Connection(up, writable=False)
         try:
+            _send(down_write, ("config", self.config))
             await asyncio.wait_for(asyncio.to_thread(_receive, up_read), START_SECONDS)  # its "ready"
         except (EOFError, OSError, TimeoutError) as exc:
             process.kill()
-            process.join()
+            process.wait()
+            down_write.close()
+            up_read.close()
             reason = ("it did not answer in time" if isinstance(exc, TimeoutError)
-                      else f"it ended with exit code {process.exitcode}")
+                      else f"it ended with exit code {process.returncode}")
             raise AvctlError(f"avctl serve: the poller process did not start: {reason}",
                              hint="see the lines it wrote above") from None
         self._process, self._to_child, self.pid = process, down_write, process.pid
@@ -222,8 +231,7 @@ class PollProcess:
         except OSError:
             pass  # it died: the supervisor starts another, which is told the targets
 
-    def _read(self, conn: Connection, loop: asyncio.AbstractEventLoop,
-              process: multiprocessing.process.BaseProcess) -> None:
+    def _read(self, conn: Connection, loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
         """A thread: the child's messages into the loop's inbox until the child closes its end."""
         try:
             while True:
@@ -236,17 +244,17 @@ class PollProcess:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server has ended
                 loop.call_soon_threadsafe(self._child_ended, process)
 
-    def _child_ended(self, process: multiprocessing.process.BaseProcess) -> None:
+    def _child_ended(self, process: subprocess.Popen[bytes]) -> None:
         if self._stopping or process is not self._process:
             return
         self._to_child = None
         self._supervisor = asyncio.create_task(self._restart(process), name="avctl-poll-restart")
 
-    async def _restart(self, dead: multiprocessing.process.BaseProcess) -> None:
-        await asyncio.to_thread(dead.join)
+    async def _restart(self, dead: subprocess.Popen[bytes]) -> None:
+        await asyncio.to_thread(dead.wait)
         if time.monotonic() - self._spawned_at > STABLE_SECONDS:
             self._failures = 0
-        why = f"ended (exit code {dead.exitcode})"
+        why = f"ended (exit code {dead.returncode})"
         while not self._stopping:  # a child that died as the server was told to stop is not started again
             delay = self.restart_delays[min(self._failures, len(self.restart_delays) - 1)]
             self._failures += 1
@@ -268,11 +276,12 @@ class PollProcess:
             with contextlib.suppress(OSError), self._send_lock:
                 _send(conn, ("stop",))
             conn.close()
-        await asyncio.to_thread(process.join, STOP_SECONDS)
-        if process.is_alive():
+        try:
+            await asyncio.to_thread(process.wait, STOP_SECONDS)
+        except subprocess.TimeoutExpired:
             log.error("avctl serve: the poller process did not stop within %.0f s; killing it", STOP_SECONDS)
             process.kill()
-            await asyncio.to_thread(process.join)
+            await asyncio.to_thread(process.wait)
 
     async def _consume(self) -> None:
         while (message := await self._inbox.get()) is not None:
@@ -293,6 +302,33 @@ class PollProcess:
 
 
 # -- the child's side ---------------------------------------------------------------------------------
+
+
+#: what the child runs: its two pipes' descriptors follow on its command line
+_CHILD = ("import sys; from avctl.server.poll.process import child_entry; "
+          "child_entry(int(sys.argv[1]), int(sys.argv[2]))")
+
+
+def _child_environment() -> dict[str, str]:
+    """The server's environment (the child resolves ``env:`` secret references in it), with this
+    avctl first on the module path: the child runs the same code as the server that started it."""
+    import avctl
+
+    here = str(Path(avctl.__file__).resolve().parent.parent)
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not rest else os.pathsep.join((here, rest))}
+
+
+def child_entry(inbox_fd: int, outbox_fd: int) -> None:
+    """The child's start: its pipes from the server, then its configuration, the first message."""
+    inbox, outbox = Connection(inbox_fd, writable=False), Connection(outbox_fd, readable=False)
+    try:
+        message = _receive(inbox)
+    except (EOFError, OSError):
+        return  # the server went away before it said anything
+    if message[0] != "config" or not isinstance(message[1], ChildConfig):
+        raise SystemExit("avctl poller: the server's first message was not its configuration")
+    child_main(message[1], inbox, outbox)
 
 
 def child_main(config: ChildConfig, inbox: Connection, outbox: Connection) -> None:
