@@ -6,9 +6,9 @@ protocol, a stream and a response object per connection and request. At 10,000 d
 every minute that was most of a core and most of a gigabyte. Here TLS runs on the socket itself
 (`ssl.SSLSocket`, non-blocking: OpenSSL reads and writes the kernel socket in C) and the event loop
 only says when the socket is ready; the answers are parsed by llhttp (Node.js's HTTP parser, in C,
-through httptools: the answer's head and its body in each framing), fed what the socket gives, one
-parser per kept connection. Kept-alive connections are checked for a close by the device before they are
-reused.
+through httptools: the answer's head and its body in each framing), fed what the socket gives, by a
+parser lent to the request (as many as requests in flight, not one per kept connection).
+Kept-alive connections are checked for a close by the device before they are reused.
 
 It speaks what a poll needs: one request at a time per connection, ``Content-Length``, chunked
 and close-delimited bodies, gzip/deflate, no redirects, no downloads (``stream_to``), the same
