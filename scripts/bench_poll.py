@@ -150,7 +150,8 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
         collecting = _GcClock()
         runner = asyncio.create_task(engine.run())
         try:
-            await asyncio.sleep(devices / settings.start_rate + 10)  # the first sweep
+            # the first sweep: spread over at most one interval (`PollSettings.first_delay`)
+            await asyncio.sleep(min(interval, devices / settings.start_rate) + 10)
             if "freeze" in variant:
                 gc.collect()
                 gc.freeze()
