@@ -105,3 +105,11 @@ def open_private(path: Path, flags: int) -> int:
     with contextlib.suppress(OSError):  # not our file: leave its mode alone
         os.fchmod(fd, FILE_MODE)
     return fd
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment for a Python child that runs this avctl: the same variables (a
+    child resolves ``env:`` secret references in them), with this avctl first on the module path."""
+    here = str(Path(__file__).resolve().parent.parent)  # the folder that holds this avctl package
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not rest else os.pathsep.join((here, rest))}

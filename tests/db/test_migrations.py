@@ -3,6 +3,7 @@ CLI's store created (keeping its rows), leave it usable by the CLI, and are safe
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from sqlalchemy import inspect, text
 
 from avctl.db import open_database
 from avctl.db.engine import HEAD, MIGRATIONS
+from avctl.db.journal import open_journal_database
 from avctl.db.models import Base
 from avctl.fleet.audit import AuditLog
-from avctl.fleet.store import Outcome, SqliteJobStore
+from avctl.fleet.store import Outcome, SqliteJobStore, StoreError
 
 from ..pg import PostgresServer
 
@@ -162,3 +164,57 @@ def test_the_known_head_is_the_newest_migration() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+APART = """import json, sys
+from avctl.db.journal import open_journal_database
+from avctl.db.engine import current_revision
+db = open_journal_database(sys.argv[1], migrate_apart=True)
+with db.engine.connect() as conn:
+    revision = current_revision(conn)
+db.close()
+print(json.dumps({"revision": revision, "alembic": sorted(m for m in sys.modules if m.startswith("alembic"))}))
+"""
+
+
+def test_a_server_migrates_in_a_child_and_never_loads_alembic(any_db_url: str) -> None:
+    """The server's `migrate_apart`: the schema ends exactly at the models', twice (the second time
+    with nothing to do), and the opening process never imported Alembic (~11 MB it would keep)."""
+    for _round in range(2):
+        done = subprocess.run([sys.executable, "-c", APART, any_db_url], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"revision": HEAD, "alembic": []}
+        assert schema_differences(any_db_url) == []
+
+
+def test_a_migration_that_fails_in_the_child_is_one_store_error(tmp_path: Path) -> None:
+    """A schema the migrations cannot build (a view where a table goes) and a revision no migration
+    knows: each is one StoreError naming the database, nothing half-migrated, no traceback."""
+    refusals = []
+    for apart in (True, False):
+        clash = tmp_path / f"clash-{apart}.db"
+        conn = sqlite3.connect(clash)
+        conn.execute("CREATE VIEW alerts AS SELECT 1 AS id")
+        conn.close()
+        with pytest.raises(StoreError) as refused:
+            open_journal_database(str(clash), migrate_apart=apart)
+        refusals.append((refused.value.message.replace(str(clash), "DB"), refused.value.hint))
+        conn = sqlite3.connect(clash)
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []
+        conn.close()
+    # the same words and hint as a migration in the process itself
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0].startswith("cannot open DB: ") and "Traceback" not in refusals[0][0]
+
+    unknown = tmp_path / "unknown.db"
+    conn = sqlite3.connect(unknown)
+    conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError) as refused:
+        open_journal_database(str(unknown), migrate_apart=True)
+    message = refused.value.message
+    assert message.startswith(f"cannot migrate sqlite:///{unknown}: the migration process failed: ")
+    assert "9999" in message and "Traceback" not in message

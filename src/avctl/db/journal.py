@@ -20,6 +20,8 @@ import os
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from avctl.db import models as m
-from avctl.db.engine import Database, database_url, open_database
+from avctl.db.engine import HEAD, Database, current_revision, database_url, open_database
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditEntry, audit_values
 from avctl.fleet.credentials import redact
@@ -47,6 +49,7 @@ from avctl.fleet.store import (
     check_writable,
     store_errors,
 )
+from avctl.paths import child_environment
 
 SERVER_HINT = ("check that the database server runs, is reachable and accepts this user with write access, "
                "or use another database (--store or AVCTL_DB)")
@@ -94,12 +97,56 @@ def _errors(shown: str, path: Path | None, doing: str) -> Iterator[None]:
                          hint=STORE_HINT if path is not None else SERVER_HINT) from None
 
 
-def open_journal_database(url_or_path: str | None) -> Database:
-    """`open_database` (with migrations) whose failures are `StoreError`s, for the journal's users."""
+def open_journal_database(url_or_path: str | None, *, migrate_apart: bool = False) -> Database:
+    """`open_database` (with migrations) whose failures are `StoreError`s, for the journal's users.
+
+    ``migrate_apart=True`` (a long-running server): a schema that needs migrating is migrated by a
+    short-lived child process running this same code, so Alembic and the migration scripts (~11 MB
+    of a process's memory, used once) are never loaded into the server. Its failure is the same
+    `StoreError`, with the same hint, as a migration in this process would give."""
     url = make_url(database_url(url_or_path))
     path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
     with _errors(url.render_as_string(hide_password=True), path, "open"):
-        return open_database(url_or_path)
+        db = open_database(url_or_path, migrate=not migrate_apart)
+    if migrate_apart:
+        try:
+            with _errors(describe(db), path, "open"), db.engine.connect() as conn:
+                current = current_revision(conn)
+            if current != HEAD:
+                _migrate_in_child(db)
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+#: what the migrating child runs: the database URL (its password too) comes on its standard input,
+#: never on a command line that `ps` shows
+_MIGRATE = "from avctl.db.journal import migrate_entry; migrate_entry()"
+
+
+def _migrate_in_child(db: Database) -> None:
+    done = subprocess.run([sys.executable, "-c", _MIGRATE], input=db.engine.url.render_as_string(hide_password=False),
+                          capture_output=True, text=True, env=child_environment(), check=False)
+    if done.returncode == 0:
+        return
+    try:
+        refused = json.loads(done.stdout)
+        message, hint = str(refused["message"]), refused.get("hint")
+    except (ValueError, TypeError, KeyError):
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        message, hint = redact(f"cannot migrate {describe(db)}: the migration process failed: {last}"), None
+    raise StoreError(message, hint=hint if isinstance(hint, str) else None)
+
+
+def migrate_entry() -> None:
+    """The migrating child (see `open_journal_database`): migrates the database named on standard
+    input; a `StoreError` goes back to the parent as JSON on standard output, exit status 1."""
+    try:
+        open_journal_database(sys.stdin.read()).close()
+    except StoreError as exc:
+        print(json.dumps({"message": exc.message, "hint": exc.hint}))
+        raise SystemExit(1) from None
 
 
 def check_database_writable(db: Database, conn: Connection) -> None:

@@ -130,7 +130,7 @@ class ServerRuntime:
         self.family_min_interval = dict(family_min_interval or {})
         # a database that cannot be opened (refused, no such file, no rights) is one clear line, its
         # password hidden, before anything else starts
-        self.db = open_journal_database(config.db)
+        self.db = open_journal_database(config.db, migrate_apart=True)
         # the CLI's journal, on the same database: jobs from both show up in one place
         self.jobs = SqlJobStore(self.db)
         self._poll_seconds: dict[str, float | None] = {}

@@ -37,6 +37,7 @@ from typing import Any
 from avctl.errors import AvctlError
 from avctl.fleet.credentials import CredentialResolver
 from avctl.fleet.inventory import DeviceEntry
+from avctl.paths import child_environment
 from avctl.server.executor import ObservationSink
 from avctl.server.heap import settle, trim_every
 from avctl.server.model import Observation
@@ -189,7 +190,7 @@ class PollProcess:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, str(child_in), str(child_out)], pass_fds=(child_in, child_out),
-                stdin=subprocess.DEVNULL, env=_child_environment())
+                stdin=subprocess.DEVNULL, env=child_environment())
         except BaseException:
             for fd in (down, up):
                 os.close(fd)
@@ -307,16 +308,6 @@ class PollProcess:
 #: what the child runs: its two pipes' descriptors follow on its command line
 _CHILD = ("import sys; from avctl.server.poll.process import child_entry; "
           "child_entry(int(sys.argv[1]), int(sys.argv[2]))")
-
-
-def _child_environment() -> dict[str, str]:
-    """The server's environment (the child resolves ``env:`` secret references in it), with this
-    avctl first on the module path: the child runs the same code as the server that started it."""
-    import avctl
-
-    here = str(Path(avctl.__file__).resolve().parent.parent)
-    rest = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": here if not rest else os.pathsep.join((here, rest))}
 
 
 def child_entry(inbox_fd: int, outbox_fd: int) -> None:
