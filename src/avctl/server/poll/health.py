@@ -19,6 +19,7 @@ from typing import Any
 
 from avctl.capabilities import Status, status_plan
 from avctl.redact import printable
+from avctl.server.poll.validity import not_after
 from avctl.spec import Spec
 
 #: sip_status values that mean registered (compared case-insensitively)
@@ -123,17 +124,10 @@ class CertificateExpiry:
         if der is None:
             return {}
         if der != self._der:
-            self._der, self._not_after = der, _not_after(der)
+            self._der, self._not_after = der, not_after(der)  # None: no expiry we could report
         if self._not_after is None:
             return {}
         left = (self._not_after.timestamp() - now) / 86400.0
         return {"cert_days_left": round(left, 2), "cert_expires": self._not_after.date().isoformat()}
 
 
-def _not_after(der: bytes) -> dt.datetime | None:
-    from cryptography import x509
-
-    try:
-        return x509.load_der_x509_certificate(der).not_valid_after_utc
-    except ValueError:  # a certificate we cannot parse has no expiry we could report
-        return None
