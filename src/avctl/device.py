@@ -20,6 +20,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from avctl.auth import Auth, Credentials, make_auth
@@ -134,9 +135,9 @@ class Device:
         self.endpoint = Endpoint(scheme, h, port or p or self.spec.transport.port_for(scheme))
         self.name = name or str(self.endpoint)
         #: per-scheme port overrides for actions that name their own scheme (Solstice v1 on http)
-        self.ports = dict(ports or {})
+        self.ports: Mapping[str, int] = dict(ports) if ports else _NO_OVERRIDES
         #: per-scheme scheme overrides, e.g. {"http": "https"} for a legacy API moved behind TLS
-        self.schemes = dict(schemes or {})
+        self.schemes: Mapping[str, str] = dict(schemes) if schemes else _NO_OVERRIDES
         #: the user's opt-in, by name, to secrets (passwords, tokens, cookies) over plain HTTP
         self.allow_cleartext = allow_cleartext
         creds = credentials or Credentials()
@@ -419,6 +420,8 @@ class Device:
 
 #: the retry jitter's random numbers (no device needs a sequence of its own)
 _JITTER = random.Random()
+#: the empty port and scheme overrides, one for every device without any (a poller keeps 10,000)
+_NO_OVERRIDES: Mapping[Any, Any] = MappingProxyType({})
 #: requests of calls without parameters, shared by the devices that build them alike (`Device._ready`)
 _PREPARED: dict[tuple[Any, ...], tuple[Spec, tuple[Action, Request]]] = {}
 _MAX_PREPARED = 4096

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -224,3 +225,28 @@ def test_a_hostile_reading_is_kept_printable_and_capped() -> None:
     assert readings["model"] == "Studio X30" and readings["uptime"] == 12.0
     assert len(readings["firmware"]) == MAX_READING_CHARS and "\x1b" not in readings["firmware"]
     assert readings["firmware"].startswith("\\x1b]0;pwned\\x07")
+
+
+def test_unchanged_readings_keep_the_previous_polls_objects(poll_db: Database) -> None:
+    """What a poll repeats is kept as the previous poll's objects (the new ones are freed at once):
+    the same dict when nothing changed, the same values otherwise; a value that changed type (1 to
+    True, 40 to 40.0) is a change."""
+    store = StateStore(poll_db)
+    a = entry("a")
+    store.sync_inventory([a])
+
+    def poll(ts: float, **readings: object) -> dict[str, object]:
+        # fresh objects, as unpickled from the poller's message: equal, never identical
+        fresh = {"".join(k): (json.loads(json.dumps(v)) if isinstance(v, str) else v) for k, v in readings.items()}
+        store.apply([(a, Observation("a", ts, "online", fresh))])
+        return store.current()["a"].readings
+
+    first = poll(10.0, firmware="8.1.0.1", model="G7500", muted=1)
+    assert poll(70.0, firmware="8.1.0.1", model="G7500", muted=1) is first
+    third = poll(130.0, firmware="8.1.0.1", model="G7500", muted=True, uptime=5.0)
+    assert third is not first and third == {"firmware": "8.1.0.1", "model": "G7500", "muted": True, "uptime": 5.0}
+    assert third["firmware"] is first["firmware"] and third["model"] is first["model"]
+    assert type(third["muted"]) is bool
+    assert all(name is sys.intern(name) for name in third)
+    fourth = poll(190.0, firmware="8.1.0.1", model="G7500", muted=True, uptime=5)
+    assert type(fourth["uptime"]) is int and fourth["muted"] is third["muted"]

@@ -138,4 +138,9 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
+    log_migrated(before)
+
+
+def log_migrated(before: str | None) -> None:
+    """The one line a user starting a server sees about the schema when it changed."""
     log.info("database: schema %s", f"upgraded from {before} to {HEAD}" if before else f"created ({HEAD})")

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from avctl.db import models as m
-from avctl.db.engine import HEAD, Database, current_revision, database_url, open_database
+from avctl.db.engine import HEAD, Database, current_revision, database_url, log_migrated, open_database
 from avctl.errors import UsageError
 from avctl.fleet.audit import AuditEntry, audit_values
 from avctl.fleet.credentials import redact
@@ -114,6 +114,7 @@ def open_journal_database(url_or_path: str | None, *, migrate_apart: bool = Fals
                 current = current_revision(conn)
             if current != HEAD:
                 _migrate_in_child(db)
+                log_migrated(current)
         except BaseException:
             db.close()
             raise

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -90,6 +91,23 @@ class CurrentRow:
                 "removed": self.removed}
 
 
+def _kept_readings(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A poll's readings as the store keeps them until the next poll: the previous poll's dict when
+    nothing changed, else a dict whose unchanged values are the previous poll's objects and whose
+    names are interned. The poll's own objects (unpickled from the poller's message) are then freed
+    at once instead of living a poll interval among the objects of other batches (the server's
+    small-object heap held 17 MB free in its pools at 5,000 devices). Types are compared too:
+    ``1 == True`` and ``40 == 40.0``, but a reading that changed type changed."""
+    if new == old and all(type(v) is type(old[k]) for k, v in new.items()):
+        return old
+    kept: dict[str, Any] = {}
+    for name, value in new.items():
+        before = old.get(name, _ABSENT)
+        kept[sys.intern(name)] = before if type(before) is type(value) and before == value else value
+    return kept
+
+
+_ABSENT = object()
 _STATE = DeviceState.metadata.tables[DeviceState.__tablename__]
 _EVENTS = Event.metadata.tables[Event.__tablename__]
 _READINGS = Reading.metadata.tables[Reading.__tablename__]
@@ -211,7 +229,7 @@ class StateStore:
                            "old": _dump(old.state), "new": _dump(obs.state), "message": error})
         if obs.state == "online":
             new.last_ok, new.consecutive_failures = obs.ts, 0
-            current = {**obs.readings, **(derived or {})}
+            current = _kept_readings(old.readings, {**obs.readings, **(derived or {})})
             for metric, value in current.items():
                 if _numeric(value):
                     readings.append({"device": entry.name, "metric": metric[:64], "ts": obs.ts,

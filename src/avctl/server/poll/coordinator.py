@@ -32,6 +32,9 @@ from avctl.transport.http import Transport
 
 #: the longest error text an observation carries
 MAX_ERROR_CHARS = 300
+#: one request per query, shared by every device: the next poll is the retry (a device's own retry
+#: policy would multiply the load of a struggling device)
+ONE_TRY = RetryPolicy()
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -89,13 +92,11 @@ class Coordinator:
         return secret_digest(self._credentials.password)
 
     def _make_device(self) -> Device:
-        # one request per query: the next poll is the retry (a device's own retry policy would
-        # multiply the load of a struggling device)
         return Device(self.spec, self.entry.host, port=self.entry.port, scheme=self.entry.scheme,
                       credentials=self._credentials, transport=self._transport,
                       timeout=min(self.settings.request_timeout, self.settings.poll_timeout),
-                      name=self.entry.name, ports=dict(self.entry.ports), schemes=dict(self.entry.schemes),
-                      allow_cleartext=self.entry.allow_cleartext, retry=RetryPolicy(), sleep=self._sleep)
+                      name=self.entry.name, ports=self.entry.ports, schemes=self.entry.schemes,
+                      allow_cleartext=self.entry.allow_cleartext, retry=ONE_TRY, sleep=self._sleep)
 
     async def poll(self) -> Observation:
         """One poll. Never raises (except cancellation): every failure is an observation."""
