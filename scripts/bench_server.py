@@ -324,6 +324,12 @@ rules:
             proc.kill()
         sampler.stop()
         log.close()
+    if args.samples:
+        with open(args.samples, "w", encoding="utf-8") as out:
+            out.write("seconds,cpu_s_all,rss_kb_all,cpu_s_api,rss_kb_api,pss_kb_all\n")
+            for t, *rest in sampler.samples:
+                shown = (f"{v:.2f}" if isinstance(v, float) else str(v) for v in rest)
+                out.write(",".join([f"{t - started:.1f}", *shown]) + "\n")
     peak_kb = max((s[2] for s in sampler.samples), default=0)
     peak_main_kb = max((s[4] for s in sampler.samples), default=0)
     peak_pss_kb = max((s[5] for s in sampler.samples), default=0)
@@ -478,6 +484,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="API requests of each kind, spread over the run")
     parser.add_argument("--concurrency", type=int, default=200, help="fleet status -c (the server's default)")
     parser.add_argument("--skip-cli", action="store_true", help="the server phase only")
+    parser.add_argument("--samples", type=Path, help="write the server's samples (time from its start, CPU, RSS, PSS) "
+                        "to this CSV file")
     args = parser.parse_args()
     load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="avctl-bench-") as tmp_s, fleet_up(args, Path(tmp_s)) as (fleet, home, inv):

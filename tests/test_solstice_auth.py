@@ -368,3 +368,50 @@ def test_v1_socket_falls_back_to_a_free_port_when_the_real_one_is_taken() -> Non
         taken = busy.getsockname()[1]
         assert _v1_port("127.0.0.1", None, taken) == 0
     assert _v1_port("127.0.0.1", "8080", 80) == 8080  # `avctl emulate --set v1_http_port=8080`
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _pyjwt_claims(token: str) -> dict[str, Any] | None:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
+    except (jwt.PyJWTError, RecursionError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
+EXP17 = _b64(b'{"exp": 17}')
+DEEP = _b64(b'{"a":' * 50_000 + b"1" + b"}" * 50_000)
+DEEP_SHORT = _b64(b'{"a":' + b"[" * 1100 + b"]" * 1100 + b"}")
+
+
+@pytest.mark.parametrize("token", [
+    jwt.encode({"exp": 1893456000, "sub": "admin"}, "k" * 32, algorithm="HS256"),
+    jwt.encode({"exp": 1893456000.5, "name": "pod \u00e9\u4e2d"}, "k" * 64, algorithm="HS512"),
+    jwt.encode({}, "k" * 32, algorithm="HS256"),
+    f"{HEADER}.{EXP17}.",                                   # no signature
+    f"{HEADER}.{_b64(b'[1, 2]')}.sig",                      # claims not an object
+    f"{_b64(b'[]')}.{EXP17}.sig",                           # header not an object
+    f"{HEADER}.{_b64(b'{1: 17')}.sig",                      # not JSON
+    f"{HEADER}.{_b64(bytes([0xff, 0xfe, 0x7b]))}.sig",      # not UTF-8
+    f"{HEADER}.%%%%.sig",                                   # not base64
+    f"{HEADER}.{EXP17}",                                    # two segments
+    f"{HEADER}.{EXP17}.a.b",                                # five
+    "", "...", "no-dots-at-all",
+    f"{HEADER}.{DEEP}.sig",                                 # nested past the recursion limit (and too long)
+    f"{HEADER}.{DEEP_SHORT}.sig",                           # nested past the limit, short enough
+])
+def test_unverified_claims_agree_with_pyjwt(token: str) -> None:
+    """The family reads a token's claims without PyJWT (which would load cryptography into the
+    poller); on valid and malformed tokens it reads what PyJWT's unverified decode reads."""
+    from avctl.families.solstice import MAX_TOKEN_CHARS, unverified_claims
+
+    expected = _pyjwt_claims(token) if len(token) <= MAX_TOKEN_CHARS else None
+    assert unverified_claims(token) == expected
+    if expected is not None and isinstance(expected.get("exp"), int):
+        assert token_expiry(token) == float(expected["exp"])

@@ -106,11 +106,14 @@ def test_damaged_certificates_give_none_never_an_exception() -> None:
 
 
 def test_the_poller_reports_expiry_without_loading_cryptography() -> None:
-    """A poll's certificate readings leave the 7.6 MB `cryptography` extension unloaded (the whole
-    reason this reader exists; the old code loaded it on the first HTTPS poll)."""
+    """A poll's certificate readings and the three families leave the 7.6 MB `cryptography`
+    extension unloaded (the reason this reader exists; the old code loaded it on the first HTTPS
+    poll, and PyJWT, which the Solstice family used for its token's expiry, at the start)."""
     der = certificate(NOW - dt.timedelta(days=10), NOW + dt.timedelta(days=20))
     code = ("import sys; from avctl.server.poll.process import child_entry; "
             "from avctl.server.poll.health import CertificateExpiry; "
+            "from avctl.families import builtin_spec; "
+            "[builtin_spec(f) for f in ('videoos', 'polyuc', 'solstice')]; "  # what the engine loads
             "print(CertificateExpiry().readings(bytes.fromhex(sys.argv[1]), float(sys.argv[2]))); "
             "print(sorted(m for m in sys.modules if m.startswith('cryptography')))")
     done = subprocess.run([sys.executable, "-c", code, der.hex(), str(NOW.timestamp())], capture_output=True,
