@@ -9,6 +9,8 @@ polled device. The clock is injected: rounds run back to back, each as one step 
 Variants run side by side, each in a fresh process (memory figures are per process), and are
 compared with the first: a variant is ``+``-joined words, ``aiohttp`` (the CLI's transport instead of
 the poller's `LeanTransport`), ``uvloop`` (its event loop), ``arena2`` (``MALLOC_ARENA_MAX=2``),
+``mmap16`` (``MALLOC_MMAP_THRESHOLD_=16384``: OpenSSL's 17 KB record buffers mapped and unmapped
+per use instead of taken from the heap),
 ``freeze`` (``gc.freeze()`` after start-up), ``trim`` (``malloc_trim`` before measuring memory),
 ``every`` (every reading on every poll: no slow tier), ``nogc`` (with ``--live``: CPython's collector
 thresholds, nothing frozen, instead of the poller's `avctl.server.heap.settle`), ``prof`` (a cProfile
@@ -296,6 +298,8 @@ def main() -> None:
                 env = dict(os.environ)
                 if "arena2" in variant.split("+"):
                     env["MALLOC_ARENA_MAX"] = "2"
+                if "mmap16" in variant.split("+"):
+                    env["MALLOC_MMAP_THRESHOLD_"] = "16384"
                 child = subprocess.run([sys.executable, __file__, "--child", variant, "--devices", str(args.devices),
                                         "--rounds", str(args.rounds), "--latency-ms", str(args.latency_ms),
                                         "--families", family, "--live", str(args.live),

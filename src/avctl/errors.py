@@ -28,6 +28,18 @@ class AvctlError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # as it is, without calling __init__ again: subclasses take other arguments than `args`
+        # (InventoryProblems takes its problems); the server's child processes send errors back
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[AvctlError], args: tuple[Any, ...], state: dict[str, Any]) -> AvctlError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 # --- before any I/O -------------------------------------------------------------------------
 

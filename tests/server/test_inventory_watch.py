@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
-from avctl.fleet.inventory import Inventory
+import pytest
+
+from avctl.fleet.inventory import Inventory, load_inventory
+from avctl.server.inventory_load import load_inventory_apart
 from avctl.server.watch import InventoryWatcher
 
 ONE = """devices:
@@ -14,19 +18,23 @@ ONE = """devices:
 TWO = ONE + "  room-2: {family: polyuc, address: 127.0.0.1:9444}\n"
 
 
-def _watch(path: Path) -> tuple[InventoryWatcher, list[list[str]]]:
+Loader = Callable[[Path], Inventory]
+
+
+def _watch(path: Path, loader: Loader = load_inventory) -> tuple[InventoryWatcher, list[list[str]]]:
     seen: list[list[str]] = []
 
     def on_inventory(inv: Inventory) -> None:
         seen.append([d.name for d in inv.devices])
 
-    return InventoryWatcher(path, on_inventory), seen
+    return InventoryWatcher(path, on_inventory, loader=loader), seen
 
 
-def test_a_change_reloads_and_a_broken_edit_keeps_the_devices(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loader", [load_inventory, load_inventory_apart])  # the server's: in a child
+def test_a_change_reloads_and_a_broken_edit_keeps_the_devices(tmp_path: Path, loader: Loader) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text(ONE)
-    watcher, seen = _watch(path)
+    watcher, seen = _watch(path, loader)
     watcher.load_first()
     assert watcher.check() is False  # unchanged
     path.write_text(TWO)

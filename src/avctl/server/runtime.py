@@ -43,6 +43,7 @@ from avctl.server.config import ServerConfig
 from avctl.server.drift import DriftSchedule
 from avctl.server.executor import JobSubmission
 from avctl.server.heap import limit_arenas, settle, trim_every
+from avctl.server.inventory_load import load_inventory_apart
 from avctl.server.jobs import JobProgress, LocalJobExecutor
 from avctl.server.jobs_watch import JobsWatch
 from avctl.server.listening import serve_until_stopped
@@ -159,7 +160,7 @@ class ServerRuntime:
                              log_level=logging.getLogger().getEffectiveLevel())
         jobs = self._job_executor()
         self.executor = LocalExecutor(PollProcess(poller, sink=self._observed, on_lag=self.metrics.observe_lag), jobs)
-        self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory)
+        self.watcher = InventoryWatcher(self.inventory_path, self._on_inventory, loader=load_inventory_apart)
         self.ctx = service_context(self.db, self._inventory, self.executor, jobs=self.jobs, progress=self.progress,
                                    device_tls=self.device_tls, clock=self.clock, rules=self._rules,
                                    metrics=self.metrics, retention=self.retention, changes=self.changes,

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copyreg
-import io
 import logging
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -31,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from avctl.errors import AvctlError
@@ -43,6 +39,7 @@ from avctl.server.heap import settle, trim_every
 from avctl.server.model import Observation
 from avctl.server.poll.engine import PollEngine, PollRunner, Rejected
 from avctl.server.poll.schedule import PollSettings
+from avctl.server.wire import decode, encode
 from avctl.transport.tls import KnownHosts, TLSPolicy
 
 log = logging.getLogger("avctl.server")
@@ -84,30 +81,14 @@ class _Batch:
 
 
 # -- messages between the processes ------------------------------------------------------------------
-# pickle, over pipes between this process and its own child: never bytes from anyone else. Inventory
-# entries hold read-only mappings, which pickle does not know: they travel as dicts and come back
-# read-only.
-
-
-
-def read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
-    return MappingProxyType(mapping)
-
-
-_TABLE = copyreg.dispatch_table.copy()
-_TABLE[MappingProxyType] = lambda m: (read_only, (dict(m),))
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _TABLE
-    pickler.dump(message)
-    conn.send_bytes(buffer.getbuffer())
+    conn.send_bytes(encode(message))
 
 
 def _receive(conn: Connection) -> tuple[Any, ...]:
-    message = pickle.loads(conn.recv_bytes())
+    message = decode(conn.recv_bytes())
     assert isinstance(message, tuple)
     return message
 
