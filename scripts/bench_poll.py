@@ -166,6 +166,9 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
             if "trim" in variant:
                 ctypes.CDLL("libc.so.6").malloc_trim(0)
             rss = rss_kb() - rss0
+            trim0 = time.perf_counter()  # one return of free memory at this size (the server's `trim_every`)
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            trim_ms = (time.perf_counter() - trim0) * 1000
         finally:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,7 +179,7 @@ async def bench_live(devices: int, window: float, latency_ms: float, variant: se
                 "cpu_ms_per_poll": round(cpu / max(done, 1) * 1000, 2),
                 "sys_ms_per_poll": round((times.system - times0.system) / max(done, 1) * 1000, 2),
                 "gc_ms_per_poll": round(gc_seconds / max(done, 1) * 1000, 3),
-                "rss_kb_per_device": round(rss / devices, 1)}
+                "rss_kb_per_device": round(rss / devices, 1), "trim_ms": round(trim_ms, 2)}
 
 
 class _GcClock:
