@@ -111,3 +111,57 @@ def test_grafana_dashboard_uses_only_exported_metrics() -> None:
     assert {"avctl_device_up", "avctl_poll_duration_seconds_bucket", "avctl_alerts_open"} <= used
     titles = {p["title"] for p in doc["panels"]}
     assert {"Fleet up", "Devices down", "Poll duration p50 / p99", "Open alerts"} <= titles
+
+
+def _client_written(m: ServerMetrics, views: list[DeviceView]) -> str:
+    """The per-device families as prometheus-client itself writes them (`GaugeMetricFamily` and
+    `generate_latest`): what the server wrote before it wrote them line by line."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    from avctl.server.metrics import numeric
+
+    class Devices:
+        def collect(self) -> Any:
+            up = GaugeMetricFamily("avctl_device_up", "1 if the device answered its last poll, else 0",
+                                   labels=("device", "site", "family", "room"))
+            reading = GaugeMetricFamily("avctl_reading", "Numeric readings of devices (booleans as 1/0)",
+                                        labels=("device", "site", "family", "room", "reading"))
+            for v in sorted(views, key=lambda v: v.name):
+                if v.state == "disabled":
+                    continue
+                labels = [v.name, v.site or "", v.family, v.room or ""]
+                up.add_metric(labels, 1.0 if v.state == "online" else 0.0)
+                for key, value in sorted(v.readings.items()):
+                    if (sample := numeric(value)) is not None:
+                        reading.add_metric([*labels, str(key)], sample)
+            yield up
+            yield reading
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Devices())  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
+
+
+def test_the_device_families_are_byte_for_byte_what_the_client_writes() -> None:
+    """The server writes the per-device families itself (the client's sample objects cost 0.78 s
+    and 41 MB per scrape at 10,000 devices); the text is exactly the client's, hostile label values,
+    odd numbers and 1,203 devices (more than two streamed pieces) included."""
+    from avctl.server.metrics import CHUNK_DEVICES
+
+    evil = 'room"} 1\navctl_device_up{device="forged"} 1\n\\\u00e9\u4e2d'
+    views = [view(evil, site='si"te\n', room=None, readings={'vol"ume\n': 7, "big": 1e21, "small": 1.5e-7,
+                                                            "neg": -0.0, "int": 12345678901234567890})]
+    views += [view(f"room-{i:04d}", site=None if i % 7 == 0 else f"s{i % 3}", family=("videoos", "polyuc")[i % 2],
+                   state=("online", "offline", "disabled", "unknown")[i % 4],
+                   readings={"volume": i % 101, "muted": i % 2 == 0, "uptime": i * 1.25, "firmware": "8.1",
+                             "cert_days_left": float("inf") if i == 5 else 30.5})
+              for i in range(2 * CHUNK_DEVICES + 202)]
+    m = ServerMetrics()
+    m.seed(views)
+    chunks = list(m.exposition_chunks(EVERYONE, alerts_open={"critical": 1}, jobs_running=2))
+    assert len(chunks) >= 4
+    text = b"".join(chunks).decode()
+    devices = text[text.index("# HELP avctl_device_up"):]
+    assert devices == _client_written(m, views)
+    assert samples(text)[("avctl_alerts_open", (("severity", "critical"),))] == 1.0
