@@ -114,3 +114,11 @@ def test_avctl_errors_survive_pickle_whole(error: AvctlError) -> None:
     assert type(back) is type(error) and str(back) == str(error) and back.args == error.args
     assert vars(back).keys() == vars(error).keys()
     assert all(str(getattr(back, k)) == str(getattr(error, k)) for k in vars(error))
+
+
+def test_a_loading_process_that_writes_something_else_is_one_inventory_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory_load, "_CHILD", "print('a plugin said hello')")
+    with pytest.raises(InventoryError) as failed:
+        load_inventory_apart(fleet_file(tmp_path / "fleet.yaml", 3))
+    assert "its loading process failed: exit status 0" in str(failed.value)

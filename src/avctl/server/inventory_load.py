@@ -29,7 +29,10 @@ def load_inventory_apart(path: Path) -> Inventory:
     done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, check=False,
                           stdin=subprocess.DEVNULL, env=child_environment())
     if done.returncode == 0:
-        kind, value = decode(done.stdout)
+        try:
+            kind, value = decode(done.stdout)
+        except Exception:  # not one message of ours (something else wrote to its output): said below
+            kind, value = "", None
         if kind == "inventory" and isinstance(value, Inventory):
             return value
         if kind == "error" and isinstance(value, AvctlError):
